@@ -1,0 +1,144 @@
+"""The market data every part of rulebook reads: a dense (time x symbol) panel.
+
+Arrays are shaped (T, N): row t is the bar that *opened* at ``times[t]`` and closed at
+``times[t] + timeframe``. A bar that does not exist (before a listing, a gap, a halt) is
+NaN in every price column and in volume. Nothing here knows about rules, modes or
+exchanges.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TIMEFRAME_MS = {
+    "1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+    "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000,
+    "1d": 86_400_000,
+}
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+def timeframe_ms(timeframe: str) -> int:
+    try:
+        return TIMEFRAME_MS[timeframe]
+    except KeyError:
+        raise ValueError(
+            f"unknown timeframe {timeframe!r}; expected one of {', '.join(TIMEFRAME_MS)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    """Static facts about one product (ccxt unified symbol, e.g. ``BTC/USDC``)."""
+
+    symbol: str
+    theme: str = "other"
+    price_increment: float = 0.01
+    size_increment: float = 1e-8
+    min_notional: float = 1.0
+    beta: float = 1.0
+    volatility: float = 0.0  # annualised, as generated; 0 when unknown
+
+    @property
+    def base(self) -> str:
+        return self.symbol.split("/")[0]
+
+    @property
+    def quote(self) -> str:
+        return self.symbol.split("/")[1] if "/" in self.symbol else ""
+
+
+@dataclass
+class MarketData:
+    """OHLCV panel for N symbols over T regular bars.
+
+    ``times`` are epoch milliseconds (UTC) of bar opens, strictly increasing with a fixed
+    step of ``timeframe``. ``volume`` is in base units. ``spread_bps`` is the typical
+    quoted bid/ask spread over the bar (NaN where unknown: consumers use their default).
+    """
+
+    timeframe: str
+    times: np.ndarray  # (T,) int64 epoch ms
+    symbols: tuple[str, ...]
+    open: np.ndarray  # (T, N) float64
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    spread_bps: np.ndarray
+    info: tuple[SymbolInfo, ...]
+    source: str = "unknown"
+    # Optional ground truth from the sample generator (regime index per bar); never read
+    # by the engine's decisions, only by tests and reports.
+    true_regime: np.ndarray | None = None
+    true_regime_labels: tuple[str, ...] = ()
+    _hash: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        t, n = len(self.times), len(self.symbols)
+        for name in ("open", "high", "low", "close", "volume", "spread_bps"):
+            arr = getattr(self, name)
+            if arr.shape != (t, n):
+                raise ValueError(f"MarketData.{name} has shape {arr.shape}, expected {(t, n)}")
+        if len(self.info) != n:
+            raise ValueError("MarketData.info must have one SymbolInfo per symbol")
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.times)
+
+    @property
+    def n_symbols(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def themes(self) -> np.ndarray:
+        return np.array([i.theme for i in self.info], dtype=object)
+
+    @property
+    def available(self) -> np.ndarray:
+        """(T, N) bool: a bar exists (tradable) at t."""
+        return ~np.isnan(self.close)
+
+    def index_of(self, symbol: str) -> int:
+        return self.symbols.index(symbol)
+
+    def data_hash(self) -> str:
+        """sha256 over times, symbols and every column: identifies the exact data."""
+        if self._hash is None:
+            h = hashlib.sha256()
+            h.update(self.timeframe.encode())
+            h.update(np.ascontiguousarray(self.times, dtype=np.int64).tobytes())
+            h.update("\n".join(self.symbols).encode())
+            for name in ("open", "high", "low", "close", "volume", "spread_bps"):
+                h.update(np.ascontiguousarray(getattr(self, name), dtype=np.float64).tobytes())
+            self._hash = h.hexdigest()
+        return self._hash
+
+    def select(self, symbols: list[str] | None = None, start: int = 0, stop: int | None = None) -> "MarketData":
+        """A sub-panel by symbol list and bar range (row indices)."""
+        cols = list(range(self.n_symbols)) if symbols is None else [self.index_of(s) for s in symbols]
+        rows = slice(start, stop)
+        return MarketData(
+            timeframe=self.timeframe,
+            times=self.times[rows].copy(),
+            symbols=tuple(self.symbols[c] for c in cols),
+            open=self.open[rows][:, cols].copy(),
+            high=self.high[rows][:, cols].copy(),
+            low=self.low[rows][:, cols].copy(),
+            close=self.close[rows][:, cols].copy(),
+            volume=self.volume[rows][:, cols].copy(),
+            spread_bps=self.spread_bps[rows][:, cols].copy(),
+            info=tuple(self.info[c] for c in cols),
+            source=self.source,
+            true_regime=None if self.true_regime is None else self.true_regime[rows].copy(),
+            true_regime_labels=self.true_regime_labels,
+        )
+
+
+def iso_utc(ms: int) -> str:
+    """Epoch ms -> ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return np.datetime_as_string(np.datetime64(int(ms), "ms"), unit="s") + "Z"
