@@ -98,7 +98,9 @@ def _first_rule(g: RuleGroup, t: int, verdicts: dict, mask: np.ndarray) -> list[
     for r in g.rules:
         v = verdicts.get(r.id)
         if v is None:
-            v = next(s.mask[t] for s in g.series if s.rule is r)
+            v = next((s.mask[t] for s in g.series if s.rule is r), None)
+            if v is None:  # a per-cycle rule outside its regimes: it did not decide
+                continue
         for i in np.flatnonzero(mask & np.broadcast_to(v, (n,))):
             if not out[i]:
                 out[i] = r.id
@@ -121,7 +123,12 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
     # risk halts (portfolio level): they fire, then hold for their cooldown
     active, block, flatten = [], False, False
     for h, fn in p.halts:
-        if bool(fn(env, t)):
+        until = halt_state.until.get(h.rule.id, -1)
+        if until == t and h.action == "flatten":
+            # the cooldown is over: re-arm by measuring drawdown from here, otherwise a
+            # drawdown halt would hold forever once the account is flat
+            pf.peak_equity = pf.equity
+        elif until < t and bool(fn(env, t)):
             halt_state.until[h.rule.id] = t + h.cooldown_bars
         if halt_state.until.get(h.rule.id, -1) > t:
             active.append(h.rule.id)
