@@ -30,7 +30,11 @@ def to_plain(cfg: DictConfig) -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
     except Exception as exc:  # a missing value (???) or a bad interpolation
-        raise UserError(f"config: {exc}".split("\n")[0]) from None
+        key = getattr(exc, "full_key", "") or ""
+        msg = str(exc).split("\n")[0]
+        if type(exc).__name__ == "MissingMandatoryValue":
+            raise UserError(f"config key {key} has no value (???); set it on the command line, e.g. {key}=...") from None
+        raise UserError(f"config key {key}: {msg}") from None
 
 
 def dispatch(cfg: dict, out_dir: Path, overrides: list[str]) -> Any:

@@ -77,8 +77,8 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None) -> BacktestRes
             break  # nothing after the last bar to fill at
         d = decide(p, t, pf, Quotes(c, spread[t], zeros, vol_usd[t]), halts, caps)
         trace.record(d)
+        pf.exiting |= d.exit_intent
         if d.has_orders:
-            pf.exiting |= d.sell_qty > 0
             pending = d
         if progress is not None and k % 512 == 0:
             progress(k, stop - start)

@@ -44,6 +44,7 @@ class Decision:
     candidates: np.ndarray  # (N,) entry candidates before risk
     clipped: dict[str, np.ndarray]  # cap id -> (N,) bool, weight reduced by that cap
     blocked: dict[str, np.ndarray]  # guard id -> (N,) bool, an order it stopped
+    exit_intent: np.ndarray  # (N,) an exit was decided (kept until flat, even if guards held it)
 
     @property
     def has_orders(self) -> bool:
@@ -189,7 +190,7 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
         buy = np.where(ok, buy, 0.0)
         sell = np.where(ok, sell, 0.0)
     return Decision(t, p.regime_labels[p.regime_idx[t]], sell, buy, entry_rule, exit_rule, active,
-                    verdicts, cand, clipped, blocked)
+                    verdicts, cand, clipped, blocked, exiting)
 
 
 def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand: np.ndarray,

@@ -35,8 +35,12 @@ def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
         if not path or path == "???":
             raise UserError(f"data.path is not set; data={source} needs the folder of the files (data.path=DIR)")
         symbols = data_cfg.get("symbols")
-        return load_files(source, project_path(path), data_cfg.get("timeframe", "1h"),
-                          list(symbols) if symbols else None)
+        market = load_files(source, project_path(path), data_cfg.get("timeframe", "1h"),
+                            list(symbols) if symbols else None)
+        default = float(data_cfg.get("default_spread_bps", 5.0))
+        missing = np.isnan(market.spread_bps) & ~np.isnan(market.close)
+        market.spread_bps = np.where(missing, default, market.spread_bps)
+        return market
     raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade")
 
 
