@@ -162,9 +162,10 @@ def _frame_to_bars(df: pd.DataFrame, symbol: str, file: str, header_lines: int =
             f"expected {','.join(COLUMNS)}", file=file, column=missing[0])
     if len(df) == 0:
         raise DataError(f"{file}: no data rows, expected at least one bar", file=file)
+    # Dates first: a blank or shifted line shows up as a bad date, the first column read.
+    times = _dates(df["date"], file, header_lines)
     cols = {c: _numeric(df[c], file, c, header_lines) for c in _NUMERIC}
-    return Bars(symbol=symbol, file=file, times=_dates(df["date"], file, header_lines),
-                header_lines=header_lines, **cols)
+    return Bars(symbol=symbol, file=file, times=times, header_lines=header_lines, **cols)
 
 
 # ---- one reader per file format: Path -> Bars ----

@@ -74,6 +74,7 @@ _CATALOG: tuple[tuple[str, str, float, int, float, float, float], ...] = (
     ("BTC", "L1", 42_000.0, 1, 1.00, 0.20, 0.0),
     ("ETH", "L1", 2_300.0, 1, 1.15, 0.30, 0.0),
     ("USDT", "stablecoin", 1.0, 2, 0.0, 0.0, 0.0),
+    ("USDC", "stablecoin", 1.0, 2, 0.0, 0.0, 0.0),  # skipped when it is the quote
     ("SOL", "L1", 100.0, 2, 1.50, 0.55, 0.0),
     ("XRP", "payments", 0.62, 2, 1.10, 0.50, 0.0),
     ("DOGE", "meme", 0.09, 2, 1.60, 0.70, 0.0),
@@ -113,7 +114,6 @@ _CATALOG: tuple[tuple[str, str, float, int, float, float, float], ...] = (
     ("ICP", "AI", 12.0, 3, 1.45, 0.70, 0.0),
     ("CRV", "DeFi", 0.60, 3, 1.50, 0.80, 0.0),
     ("COMP", "DeFi", 55.0, 4, 1.35, 0.65, 0.0),
-    ("USDC", "stablecoin", 1.0, 2, 0.0, 0.0, 0.0),  # only used when quote != USDC
 )
 
 KNOWN_THEMES: dict[str, str] = {row[0]: row[1] for row in _CATALOG}
