@@ -248,7 +248,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
 # ---- inferring per-symbol facts real files do not carry ----
 
 def infer_price_increment(prices: np.ndarray) -> float:
-    """The coarsest power-of-ten tick all prices sit on, at most 1e-4 of the lowest price.
+    """The coarsest power-of-ten tick all prices sit on, capped at 10^(floor(log10(lowest price)) - 3)
+    (so a tick is at most 0.1% of any price).
 
     Files do not carry the exchange's tick; this is a stand-in good enough to round
     simulated orders. Live trading uses the exchange's market info instead.
@@ -258,13 +259,15 @@ def infer_price_increment(prices: np.ndarray) -> float:
         return 0.01
     if p.size > 5000:
         p = p[np.linspace(0, p.size - 1, 5000).astype(np.int64)]
-    cap = 10.0 ** (np.floor(np.log10(p.min())) - 4)
+    cap = 10.0 ** (np.floor(np.log10(p.min())) - 3)
     for k in range(-6, 13):
         inc = 10.0 ** -k
         if inc > cap:
             continue
         q = p / inc
-        if np.all(np.abs(q - np.round(q)) <= 1e-6 * np.maximum(1.0, np.abs(q)) ** 0.5):
+        if q.max() > 1e9:  # beyond ~9 significant digits float noise passes for a tick
+            break
+        if np.all(np.abs(q - np.round(q)) <= 1e-6):
             return float(inc)
     return float(cap)
 

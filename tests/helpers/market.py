@@ -36,9 +36,8 @@ def good_rows(n: int = 6, t0: int = T0_MS, timeframe: str = "1h", price: float =
     close = price
     for i in range(n):
         o = close
-        close = round(o * (1.01 if i % 2 == 0 else 0.995), 4)
-        rows.append([t0 + i * step, o, round(max(o, close) * 1.002, 4), round(min(o, close) * 0.997, 4),
-                     close, 10.0 + i])
+        close = o * (1.01 if i % 2 == 0 else 0.995)
+        rows.append([t0 + i * step, o, max(o, close) * 1.002, min(o, close) * 0.997, close, 10.0 + i])
     return rows
 
 
