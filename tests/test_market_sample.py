@@ -197,3 +197,12 @@ def test_known_theme():
     assert known_theme("btc") == "L1"
     assert known_theme("USDT") == "stablecoin"
     assert known_theme("NXT") == "other"
+
+
+def test_from_mapping_accepts_a_hydra_dictconfig():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"data": {"sample": {"seed": 3, "n_symbols": 31, "start": "2024-02-01"}}})
+    spec = SampleSpec.from_mapping(cfg.data.sample)
+    assert (spec.seed, spec.n_symbols, spec.start) == (3, 31, "2024-02-01")
+    assert spec.start_ms == 1_706_745_600_000
