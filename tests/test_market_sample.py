@@ -130,7 +130,7 @@ def test_a_symbol_lists_part_way_and_a_few_single_symbol_gaps_exist():
     listed = np.arange(md.n_bars)[:, None] >= first[None, :]
     holes = listed & ~avail
     assert 3 <= holes.sum() <= 60
-    assert holes.sum(axis=1).max() == 1 or np.all(holes.sum(axis=1) <= 2)
+    assert holes.sum(axis=1).max() <= 2  # never a market-wide outage
     assert avail.any(axis=1).all()
 
 

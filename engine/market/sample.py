@@ -19,7 +19,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import logging
 import math
 import re
 from collections.abc import Mapping
@@ -31,14 +30,12 @@ from scipy.signal import lfilter
 
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
 
-log = logging.getLogger(__name__)
-
 # Bump whenever the generator's output changes for an unchanged spec: it is part of the
 # cache key, so stale caches are never read back.
 GENERATOR_VERSION = 1
 
 REGIMES = ("bull", "bear", "chop", "high_vol")
-_BULL, _BEAR, _CHOP, _HIGH_VOL = range(4)
+_HIGH_VOL = REGIMES.index("high_vol")
 
 # Market factor per regime, per day (log returns). Drifts roughly cancel over a year so
 # prices stay in realistic ranges; high_vol is short and violent.
