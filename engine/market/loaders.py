@@ -162,14 +162,18 @@ def _frame_to_bars(df: pd.DataFrame, symbol: str, file: str, header_lines: int =
             f"expected {','.join(COLUMNS)}", file=file, column=missing[0])
     if len(df) == 0:
         raise DataError(f"{file}: no data rows, expected at least one bar", file=file)
+    # Dates first: a blank or shifted line shows up as a bad date, the first column read.
+    times = _dates(df["date"], file, header_lines)
     cols = {c: _numeric(df[c], file, c, header_lines) for c in _NUMERIC}
-    return Bars(symbol=symbol, file=file, times=_dates(df["date"], file, header_lines),
-                header_lines=header_lines, **cols)
+    return Bars(symbol=symbol, file=file, times=times, header_lines=header_lines, **cols)
 
 
 # ---- one reader per file format: Path -> Bars ----
 
 def read_csv_file(path: Path, symbol: str) -> Bars:
+    fast = _read_clean_csv(path)
+    if fast is not None:
+        return _frame_to_bars(fast, symbol, path.name, header_lines=1)
     try:
         # Everything as text, blank lines kept: row numbers then match the file's lines and
         # the bad cell can be quoted exactly as written.
@@ -183,6 +187,25 @@ def read_csv_file(path: Path, symbol: str) -> Bars:
     filled = (df != "").any(axis=1).to_numpy()
     last = int(np.flatnonzero(filled)[-1]) + 1 if filled.any() else 0
     return _frame_to_bars(df.iloc[:last], symbol, path.name, header_lines=1)
+
+
+def _read_clean_csv(path: Path) -> pd.DataFrame | None:
+    """The common case, 5x faster: the C parser reads numbers directly. Returns None when
+    anything looks off (text in a number column, empty cells, blank lines) so the exact text
+    reader can name the cell."""
+    try:
+        df = pd.read_csv(path, dtype={"date": str}, skip_blank_lines=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        return None
+    df = df.rename(columns=lambda c: str(c).strip().lower())
+    if len(df) == 0 or any(c not in df.columns for c in COLUMNS) or df["date"].isna().any():
+        return None
+    for c in _NUMERIC:
+        if not pd.api.types.is_float_dtype(df[c].dtype) and not pd.api.types.is_integer_dtype(df[c].dtype):
+            return None
+        if df[c].isna().any():
+            return None
+    return df
 
 
 def read_parquet_file(path: Path, symbol: str) -> Bars:
@@ -247,7 +270,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
 # ---- inferring per-symbol facts real files do not carry ----
 
 def infer_price_increment(prices: np.ndarray) -> float:
-    """The coarsest power-of-ten tick all prices sit on, at most 1e-4 of the lowest price.
+    """The coarsest power-of-ten tick all prices sit on, capped at 10^(floor(log10(lowest price)) - 3)
+    (so a tick is at most 0.1% of any price).
 
     Files do not carry the exchange's tick; this is a stand-in good enough to round
     simulated orders. Live trading uses the exchange's market info instead.
@@ -257,13 +281,15 @@ def infer_price_increment(prices: np.ndarray) -> float:
         return 0.01
     if p.size > 5000:
         p = p[np.linspace(0, p.size - 1, 5000).astype(np.int64)]
-    cap = 10.0 ** (np.floor(np.log10(p.min())) - 4)
+    cap = 10.0 ** (np.floor(np.log10(p.min())) - 3)
     for k in range(-6, 13):
         inc = 10.0 ** -k
         if inc > cap:
             continue
         q = p / inc
-        if np.all(np.abs(q - np.round(q)) <= 1e-6 * np.maximum(1.0, np.abs(q)) ** 0.5):
+        if q.max() > 1e9:  # beyond ~9 significant digits float noise passes for a tick
+            break
+        if np.all(np.abs(q - np.round(q)) <= 1e-6):
             return float(inc)
     return float(cap)
 

@@ -19,7 +19,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import logging
 import math
 import re
 from collections.abc import Mapping
@@ -31,14 +30,12 @@ from scipy.signal import lfilter
 
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
 
-log = logging.getLogger(__name__)
-
 # Bump whenever the generator's output changes for an unchanged spec: it is part of the
 # cache key, so stale caches are never read back.
 GENERATOR_VERSION = 1
 
 REGIMES = ("bull", "bear", "chop", "high_vol")
-_BULL, _BEAR, _CHOP, _HIGH_VOL = range(4)
+_HIGH_VOL = REGIMES.index("high_vol")
 
 # Market factor per regime, per day (log returns). Drifts roughly cancel over a year so
 # prices stay in realistic ranges; high_vol is short and violent.
@@ -74,6 +71,7 @@ _CATALOG: tuple[tuple[str, str, float, int, float, float, float], ...] = (
     ("BTC", "L1", 42_000.0, 1, 1.00, 0.20, 0.0),
     ("ETH", "L1", 2_300.0, 1, 1.15, 0.30, 0.0),
     ("USDT", "stablecoin", 1.0, 2, 0.0, 0.0, 0.0),
+    ("USDC", "stablecoin", 1.0, 2, 0.0, 0.0, 0.0),  # skipped when it is the quote
     ("SOL", "L1", 100.0, 2, 1.50, 0.55, 0.0),
     ("XRP", "payments", 0.62, 2, 1.10, 0.50, 0.0),
     ("DOGE", "meme", 0.09, 2, 1.60, 0.70, 0.0),
@@ -113,7 +111,6 @@ _CATALOG: tuple[tuple[str, str, float, int, float, float, float], ...] = (
     ("ICP", "AI", 12.0, 3, 1.45, 0.70, 0.0),
     ("CRV", "DeFi", 0.60, 3, 1.50, 0.80, 0.0),
     ("COMP", "DeFi", 55.0, 4, 1.35, 0.65, 0.0),
-    ("USDC", "stablecoin", 1.0, 2, 0.0, 0.0, 0.0),  # only used when quote != USDC
 )
 
 KNOWN_THEMES: dict[str, str] = {row[0]: row[1] for row in _CATALOG}
