@@ -88,6 +88,8 @@ class ExchangeAdapter:
 
     # -- the retry loop ---------------------------------------------------------------
     def _call(self, op: str, fn: Callable[..., Any], *args, idempotent: bool = True, **kwargs) -> Any:
+        if op != "markets" and self._markets is None:
+            self.markets()  # otherwise ccxt would call load_markets() and its v2 endpoints
         attempt = 0
         while True:
             attempt += 1

@@ -207,6 +207,11 @@ class OrderBook:
             qty = max(product.base_increment, int(remaining * o.partial_fraction / product.base_increment)
                       * product.base_increment)
             o.partial_fraction = None
+            # the rest waits for the next market step (thin book), not for the next request
+            if self.market.speed:
+                o.eligible_ms = time.time() * 1000.0 + self.market.step_ms / self.market.speed
+            else:
+                o.eligible_index = self.market.index + 1
         self._fill(o, min(qty, remaining), price, liq, product)
 
     def _fill(self, o: SimOrder, qty: float, price: float, liq: str, product) -> None:
