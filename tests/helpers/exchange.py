@@ -11,7 +11,7 @@ from engine.exchange.keys import public_key_of, throwaway_credentials
 KEY_ENV, SECRET_ENV = "RB_TEST_CB_KEY", "RB_TEST_CB_SECRET"
 
 
-def test_credentials(seed: int = 1):
+def throwaway_test_credentials(seed: int = 1):
     return throwaway_credentials(seed)
 
 
@@ -34,7 +34,7 @@ def make_config(url: str, public: float = 10.0, private: float = 30.0, margin: f
 def emulator_and_adapter(limits: tuple[float, float] = (10.0, 30.0), client_limits: tuple[float, float] | None = None,
                          verify_keys: bool = True, **config_changes):
     """A running emulator (step mode, seed 7) and an adapter pointed at it with throwaway keys."""
-    creds = test_credentials()
+    creds = throwaway_test_credentials()
     keys = {creds.api_key: public_key_of(creds)} if verify_keys else None
     emu = CoinbaseEmulator(seed=7, products=6, limits={"public": limits[0], "private": limits[1]}, api_keys=keys)
     with emu:
