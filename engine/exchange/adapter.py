@@ -60,7 +60,7 @@ class ExchangeAdapter:
         e = self.config.emulator
         creds = credentials or throwaway_credentials()
         self._emulator = CoinbaseEmulator(seed=e.seed, products=e.products, speed=e.speed,
-                                          quote_currency=e.quote_currency,
+                                          quote_currency=e.quote_currency, starting_quote=e.starting_balance,
                                           enforce_rate_limits=e.enforce_rate_limits,
                                           limits={k: p.limit_per_s for k, p in self.config.rate_limits.pools.items()},
                                           host=e.host, port=e.port)

@@ -124,8 +124,8 @@ class RateBudget:
                 log.warning("rate pool %r at %.0f%% of %g req/%gs (alert threshold %.0f%%)",
                             p.name, 100 * used, p.limit_per_s * p.window_s, p.window_s,
                             100 * self.config.alert_threshold)
-        else:
-            p.alerting = False
+        elif used < 0.75 * self.config.alert_threshold:
+            p.alerting = False  # hysteresis: one alert per burst, not one per request at the edge
 
     # -- learning from the server -----------------------------------------------------
     def pause(self, pool: str, seconds: float, reason: str) -> None:

@@ -44,7 +44,6 @@ class RetryConfig:
 class OrderConfig:
     confirm_after_create: bool = True  # fetch the order after a create to learn status and fills
     recovery_lookback_s: float = 900.0  # how far back to list orders when recovering by client id
-    recovery_attempts: int = 4
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,12 @@ class CoinbaseEmulator:
     def __init__(self, seed: int = 7, products: int = 8, speed: float | None = None, market: SimMarket | None = None,
                  limits: dict[str, float] | None = None, enforce_rate_limits: bool = True,
                  balances: dict[str, float] | None = None, quote_currency: str = "USDC",
-                 api_keys: dict | None = None, send_rate_headers: bool = False,
+                 api_keys: dict | None = None, send_rate_headers: bool = False, starting_quote: float = 100_000.0,
                  host: str = "127.0.0.1", port: int = 0):
         self.market = market or SimMarket.generate(seed=seed, n_products=products, quote=quote_currency, speed=speed)
         quotes = {p.quote for p in self.market.products.values()}
         if balances is None:
-            balances = {q: 100_000.0 for q in quotes}
+            balances = {q: float(starting_quote) for q in quotes}
             for pid, p in self.market.products.items():  # ~10k of each base so sells work too
                 q = self.market.quote(pid)
                 balances[p.base] = round(10_000.0 / q[1], 8) if q else 0.0
