@@ -10,10 +10,9 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from engine.rules.errors import RuleError
 
     types: list[type[BaseException]] = [UserError, RuleError]
-    try:
-        from engine.market.validate import DataError
+    from engine.exchange.errors import CredentialsError, ExchangeConfigError
+    from engine.market.sample import SampleSpecError
+    from engine.market.validate import DataError
 
-        types.append(DataError)
-    except ImportError:  # the data layer may not define it
-        pass
+    types += [DataError, SampleSpecError, ExchangeConfigError, CredentialsError]
     return tuple(types)

@@ -1,0 +1,339 @@
+"""ExchangeAdapter: the one object the live loop talks to (sync ccxt ``coinbase`` underneath).
+
+Every call goes through ``_call``: budgeted by pool, classified on failure, retried with
+exponential backoff and seeded jitter when it is safe. Creating an order is the special
+case: it always carries the caller's deterministic ``client_order_id`` (sent as
+Coinbase's native ``client_order_id``, because ccxt's coinbase replaces a unified
+``clientOrderId`` with its own ``ccxt-<uuid>``); when its fate is unknown (timeout,
+dropped connection, 5xx) the adapter looks the id up and only resends the *same* id.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, Callable
+
+import ccxt
+import numpy as np
+
+from .budget import RateBudget
+from .client import BudgetedCoinbase, build_client
+from .config import ExchangeConfig
+from .errors import AMBIGUOUS, TRANSIENT, ErrorKind, ExchangeCallError, classify
+from .secrets import Credentials, install_log_redaction, load_credentials
+from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState, Quote
+
+log = logging.getLogger("rulebook.exchange")
+
+_REJECTIONS = (ErrorKind.INSUFFICIENT_FUNDS, ErrorKind.INVALID_ORDER, ErrorKind.BAD_REQUEST)
+_STATUS = {"open": "open", "closed": "closed", "canceled": "canceled", "cancelled": "canceled",
+           "expired": "canceled", "rejected": "rejected"}
+
+
+class ExchangeAdapter:
+    def __init__(self, config: ExchangeConfig, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, environ: dict | None = None,
+                 budget: RateBudget | None = None, wall_clock: Callable[[], float] = time.time):
+        self.config = config
+        self.clock = clock
+        self.sleep = sleep
+        self.wall_clock = wall_clock
+        self._rng = random.Random(config.retry.seed)
+        self._emulator = None
+        rest_url = config.rest_url
+        credentials = load_credentials(config.api_key_env, config.api_secret_env, environ)
+        if config.emulator.autostart:
+            rest_url, credentials = self._start_emulator(credentials)
+        self.redactor = install_log_redaction(credentials, config.ccxt_log_level)
+        self.budget = budget or RateBudget(config.rate_limits, clock=clock, sleep=sleep)
+        self.client: BudgetedCoinbase = build_client(rest_url, credentials, self.budget, config.timeout_ms)
+        self._markets: dict[str, MarketInfo] | None = None
+        self._orders: dict[str, OrderState] = {}  # our ledger, by client order id
+        self._quotes: dict[str, Quote] = {}
+        self.retries = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+    def _start_emulator(self, credentials: Credentials | None):
+        from .emulator import CoinbaseEmulator
+        from .keys import throwaway_credentials
+        e = self.config.emulator
+        creds = credentials or throwaway_credentials()
+        self._emulator = CoinbaseEmulator(seed=e.seed, products=e.products, speed=e.speed,
+                                          quote_currency=e.quote_currency, starting_quote=e.starting_balance,
+                                          enforce_rate_limits=e.enforce_rate_limits,
+                                          limits={k: p.limit_per_s for k, p in self.config.rate_limits.pools.items()},
+                                          host=e.host, port=e.port)
+        self._emulator.start()
+        log.info("started local Coinbase emulator at %s", self._emulator.url)
+        return self._emulator.url, creds
+
+    @property
+    def emulator(self):
+        return self._emulator
+
+    def close(self) -> None:
+        if self._emulator is not None:
+            self._emulator.stop()
+            self._emulator = None
+        session = getattr(self.client, "session", None)
+        if session is not None:
+            session.close()
+
+    def __enter__(self) -> "ExchangeAdapter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the retry loop ---------------------------------------------------------------
+    def _call(self, op: str, fn: Callable[..., Any], *args, idempotent: bool = True, **kwargs) -> Any:
+        if op != "markets" and self._markets is None:
+            self.markets()  # otherwise ccxt would call load_markets() and its v2 endpoints
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn(*args, **kwargs)
+            except ccxt.BaseError as e:
+                status = self.client.last.status
+                kind = classify(e, status)
+                if not idempotent or kind not in TRANSIENT or attempt >= self.config.retry.max_attempts:
+                    raise ExchangeCallError(kind, op, str(e)[:500], attempt, status) from e
+                self._backoff(op, attempt, kind)
+
+    def _backoff(self, op: str, attempt: int, kind: ErrorKind) -> None:
+        r = self.config.retry
+        delay = min(r.max_delay_s, r.base_delay_s * 2 ** (attempt - 1))
+        delay *= 1.0 + r.jitter * (2.0 * self._rng.random() - 1.0)
+        self.retries += 1
+        log.info("%s: %s, retry %d in %.3fs", op, kind.value, attempt, delay)
+        self.sleep(delay)
+
+    # -- markets and market data ------------------------------------------------------
+    def markets(self, reload: bool = False) -> dict[str, MarketInfo]:
+        """Spot products with increments, minimums and status flags (also primes ccxt's markets)."""
+        if self._markets is not None and not reload:
+            return self._markets
+        raw = self._call("markets", self.client.fetch_markets)
+        spot = [m for m in raw if m.get("spot")]
+        self.client.set_markets(spot)
+        out = {}
+        for m in spot:
+            info = m["info"]
+            out[m["symbol"]] = MarketInfo(
+                symbol=m["symbol"], exchange_id=m["id"], base=m["base"], quote=m["quote"],
+                price_increment=float(m["precision"]["price"]), size_increment=float(m["precision"]["amount"]),
+                min_size=float(m["limits"]["amount"]["min"] or 0.0), min_notional=float(m["limits"]["cost"]["min"] or 0.0),
+                status=str(info.get("status", "")), trading_disabled=bool(info.get("trading_disabled")),
+                cancel_only=bool(info.get("cancel_only")), limit_only=bool(info.get("limit_only")),
+                post_only=bool(info.get("post_only")))
+        self._markets = dict(sorted(out.items()))
+        return self._markets
+
+    def _market(self, symbol: str) -> MarketInfo:
+        markets = self.markets()
+        if symbol not in markets:
+            raise ExchangeCallError(ErrorKind.BAD_REQUEST, "market", f"unknown symbol {symbol!r}; the exchange lists "
+                                    f"{len(markets)} spot markets (e.g. {', '.join(list(markets)[:3])})")
+        return markets[symbol]
+
+    def best_bid_ask(self, symbols: list[str]) -> dict[str, Quote]:
+        for s in symbols:
+            self._market(s)
+        raw = self._call("best_bid_ask", self.client.fetch_bids_asks, list(symbols))
+        now = self.clock()
+        out = {}
+        for sym, t in raw.items():
+            if t.get("bid") is None or t.get("ask") is None:
+                continue
+            out[sym] = Quote(sym, float(t["bid"]), float(t["ask"]), float(t.get("bidVolume") or 0.0),
+                             float(t.get("askVolume") or 0.0), now, t.get("timestamp"))
+        self._quotes.update(out)
+        return out
+
+    def ohlcv(self, symbol: str, timeframe: str, since_ms: int, limit: int = 300) -> np.ndarray:
+        """(n, 6) float64: open time (ms), open, high, low, close, volume; oldest first."""
+        self._market(symbol)
+        rows = self._call("ohlcv", self.client.fetch_ohlcv, symbol, timeframe, int(since_ms), int(limit))
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
+        return arr[np.argsort(arr[:, 0], kind="stable")] if len(arr) else arr
+
+    # -- account ----------------------------------------------------------------------
+    def balances(self) -> dict[str, Balance]:
+        raw = self._call("balances", self.client.fetch_balance, {"v3": True})
+        skip = {"info", "free", "used", "total", "timestamp", "datetime", "debt"}
+        return {c: Balance(c, float(v.get("free") or 0.0), float(v.get("used") or 0.0))
+                for c, v in sorted(raw.items()) if c not in skip and isinstance(v, dict)}
+
+    def fee_tier(self) -> FeeTier:
+        raw = self._call("fee_tier", self.client.v3PrivateGetBrokerageTransactionSummary, {"product_type": "SPOT"})
+        tier = raw.get("fee_tier") or {}
+        return FeeTier(str(tier.get("pricing_tier", "")), float(tier.get("maker_fee_rate") or 0.0),
+                       float(tier.get("taker_fee_rate") or 0.0), float(raw.get("total_volume") or 0.0))
+
+    # -- orders -----------------------------------------------------------------------
+    def create_order(self, req: OrderRequest) -> OrderState:
+        m = self._market(req.symbol)
+        known = self._orders.get(req.client_order_id)
+        if known is not None and known.status != "unknown":
+            return known  # the same decision twice: nothing to send
+        self._orders[req.client_order_id] = OrderState(req.client_order_id, None, req.symbol, req.side, req.type,
+                                                       "unknown", req.qty, 0.0, None, req.limit_price)
+        submitted_ms = int(self.wall_clock() * 1000)
+        params: dict[str, Any] = {"client_order_id": req.client_order_id}
+        if req.post_only:
+            params["postOnly"] = True
+        price = req.limit_price
+        if req.type == "market" and req.side == "buy" and price is None:
+            # ccxt sends a market buy as quote_size = qty * price: use the freshest ask we have.
+            q = self._quotes.get(req.symbol) or self.best_bid_ask([req.symbol]).get(req.symbol)
+            if q is None:
+                raise ExchangeCallError(ErrorKind.INVALID_ORDER, "create_order", f"no quote for {req.symbol} to size a market buy")
+            price = q.ask
+        attempts = self.config.retry.max_attempts
+        last: ExchangeCallError | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                raw = self.client.create_order(m.symbol, req.type, req.side, req.qty, price, params)
+                state = self._state(raw, req)
+                break
+            except ccxt.BaseError as e:
+                status = self.client.last.status
+                kind = classify(e, status)
+                if status is not None and 200 <= status < 300 and kind not in _REJECTIONS:
+                    kind = ErrorKind.INVALID_ORDER  # an HTTP 200 success:false is a definite refusal
+                last = ExchangeCallError(kind, "create_order", str(e)[:500], attempt, status)
+                if kind in _REJECTIONS:
+                    state = OrderState(req.client_order_id, None, req.symbol, req.side, req.type, "rejected",
+                                       req.qty, 0.0, None, req.limit_price, reject_reason=f"{kind.value}: {str(e)[:200]}")
+                    self._orders[req.client_order_id] = state
+                    return state
+                if kind in AMBIGUOUS:
+                    found = self._recover(req, submitted_ms)
+                    if found is not None:
+                        log.warning("create_order %s: %s; recovered the order by client id", req.client_order_id, kind.value)
+                        self._orders[req.client_order_id] = found
+                        return found
+                elif kind not in TRANSIENT:
+                    raise last from e
+                if attempt < attempts:
+                    self._backoff("create_order", attempt, kind)  # then resend the SAME client id
+        else:
+            found = self._recover(req, submitted_ms)
+            if found is not None:
+                self._orders[req.client_order_id] = found
+                return found
+            raise last  # ledger keeps status "unknown": reconcile() will settle it later
+        if self.config.orders.confirm_after_create and state.exchange_order_id:
+            try:
+                state = self._fetch_by_id(state.exchange_order_id, req)
+            except ExchangeCallError as e:  # the order exists; its details can wait for the next poll
+                log.warning("create_order %s: confirm failed (%s)", req.client_order_id, e)
+        self._orders[req.client_order_id] = state
+        return state
+
+    def _recover(self, req: OrderRequest, submitted_ms: int) -> OrderState | None:
+        since = submitted_ms - int(self.config.orders.recovery_lookback_s * 1000)
+        try:
+            return self._find_by_client_id(req.client_order_id, req.symbol, since)
+        except ExchangeCallError as e:
+            log.warning("create_order %s: lookup failed (%s)", req.client_order_id, e)
+            return None
+
+    def _find_by_client_id(self, cid: str, symbol: str | None, since_ms: int | None) -> OrderState | None:
+        cursor = None
+        for _ in range(50):  # pages of 100: enough for any lookback we allow
+            params = {"cursor": cursor} if cursor else {}
+            page = self._call("list_orders", self.client.fetch_orders, symbol, since_ms, 100, params)
+            for o in page:
+                if o.get("clientOrderId") == cid:
+                    return self._state(o, None)
+            cursor = (page[0].get("info") or {}).get("cursor") if page else None
+            if not cursor:
+                return None
+        return None
+
+    def _fetch_by_id(self, exchange_order_id: str, req: OrderRequest | None) -> OrderState:
+        raw = self._call("fetch_order", self.client.fetch_order, exchange_order_id)
+        return self._state(raw, req)
+
+    def fetch_order_by_client_id(self, client_order_id: str, symbol: str | None = None) -> OrderState | None:
+        known = self._orders.get(client_order_id)
+        if known is not None and known.exchange_order_id:
+            state = self._fetch_by_id(known.exchange_order_id, None)
+        else:
+            since = int(self.wall_clock() * 1000 - self.config.orders.recovery_lookback_s * 1000)
+            state = self._find_by_client_id(client_order_id, symbol or (known.symbol if known else None), since)
+        if state is not None:
+            self._orders[client_order_id] = state
+        return state
+
+    def cancel_order(self, client_order_id: str) -> OrderState:
+        state = self.fetch_order_by_client_id(client_order_id)
+        if state is None:
+            raise ExchangeCallError(ErrorKind.ORDER_NOT_FOUND, "cancel_order", f"no order with client id {client_order_id}")
+        if state.status != "open":
+            return state
+        try:
+            self._call("cancel_order", self.client.cancel_order, state.exchange_order_id, state.symbol)
+        except ExchangeCallError as e:
+            if e.kind not in (ErrorKind.BAD_REQUEST, ErrorKind.ORDER_NOT_FOUND):
+                raise  # a retry that lands after the first cancel succeeded is answered by the fetch below
+        return self.fetch_order_by_client_id(client_order_id) or state
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderState]:
+        if symbol is not None:
+            self._market(symbol)
+        raw = self._call("open_orders", self.client.fetch_open_orders, symbol, None, 100)
+        out = [self._state(o, None) for o in raw]
+        for s in out:
+            self._orders[s.client_order_id] = s
+        return sorted(out, key=lambda s: s.client_order_id)
+
+    def fills(self, since_ms: int, symbol: str | None = None) -> list[Fill]:
+        self.markets()
+        raw = self._call("fills", self.client.fetch_my_trades, symbol, int(since_ms), 250)
+        out = []
+        for t in raw:
+            out.append(Fill(str(t["id"]), str(t["order"]), t["symbol"], t["side"], float(t["amount"]),
+                            float(t["price"]), float((t.get("fee") or {}).get("cost") or 0.0), int(t["timestamp"]),
+                            t.get("takerOrMaker")))
+        return sorted(out, key=lambda f: (f.time_ms, f.trade_id))
+
+    def known_orders(self) -> dict[str, OrderState]:
+        """The adapter's ledger: every order it sent or learnt about, by client order id."""
+        return dict(self._orders)
+
+    def reconcile(self) -> dict[str, OrderState]:
+        """Refresh every order the ledger does not know to be final; returns the ledger."""
+        for cid, s in list(self._orders.items()):
+            if s.status in ("open", "unknown"):
+                found = self.fetch_order_by_client_id(cid, s.symbol)
+                if found is None and s.status == "unknown":
+                    self._orders[cid] = OrderState(cid, None, s.symbol, s.side, s.type, "rejected", s.qty, 0.0,
+                                                   None, s.limit_price, reject_reason="never reached the exchange")
+        return self.known_orders()
+
+    # -- metrics ----------------------------------------------------------------------
+    def rate_metrics(self) -> dict[str, dict]:
+        return {pool: {k: v for k, v in m.__dict__.items()} for pool, m in self.budget.metrics().items()}
+
+    # -- conversion -------------------------------------------------------------------
+    def _state(self, o: dict, req: OrderRequest | None) -> OrderState:
+        info = o.get("info") or {}
+        status = _STATUS.get(str(o.get("status")).lower(), "open" if o.get("id") else "unknown")
+        if info.get("status") == "FAILED":
+            status = "rejected"
+        qty = o.get("amount")
+        if qty is None and req is not None:
+            qty = req.qty
+        cid = o.get("clientOrderId") or (req.client_order_id if req else "")
+        fee = (o.get("fee") or {}).get("cost")
+        return OrderState(
+            client_order_id=cid, exchange_order_id=o.get("id"), symbol=o.get("symbol") or (req.symbol if req else ""),
+            side=o.get("side") or (req.side if req else ""), type=o.get("type") or (req.type if req else ""),
+            status=status, qty=None if qty is None else float(qty), filled=float(o.get("filled") or 0.0),
+            average_price=float(o["average"]) if o.get("average") else None,
+            limit_price=float(o["price"]) if o.get("price") else (req.limit_price if req else None),
+            fee=float(fee or 0.0), created_ms=o.get("timestamp"))

@@ -1,0 +1,257 @@
+"""The emulator's account: balances, orders, fills and the matcher.
+
+Orders match against the simulated bid/ask (no depth): marketable orders fill as taker
+at the touch, resting limit orders fill as maker at their limit once the touch crosses
+them. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
+only market data follows the simulated clock. ``client_order_id`` is idempotent: the
+same id returns the original order and creates nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .market import SimMarket
+
+MAKER_FEE = 0.004
+TAKER_FEE = 0.006
+EPS = 1e-12
+
+
+def iso_ms(ms: float) -> str:
+    t = time.gmtime(ms / 1000.0)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(ms) % 1000:03d}Z"
+
+
+@dataclass
+class SimOrder:
+    order_id: str
+    client_order_id: str
+    product_id: str
+    side: str  # BUY | SELL
+    type: str  # MARKET | LIMIT
+    size: float  # base target
+    limit_price: float | None
+    post_only: bool
+    config: dict  # order_configuration as received
+    created_ms: float
+    status: str = "OPEN"
+    filled: float = 0.0
+    filled_value: float = 0.0
+    fees: float = 0.0
+    hold: float = 0.0  # amount still held (quote for buys, base for sells)
+    hold_ccy: str = ""
+    partial_fraction: float | None = None  # fault: the next match fills only this fraction
+    eligible_index: int | None = None  # fault: no fill before this market step ...
+    eligible_ms: float | None = None  # ... or before this wall time
+
+    def to_api(self) -> dict:
+        avg = self.filled_value / self.filled if self.filled > 0 else 0.0
+        return {
+            "order_id": self.order_id, "client_order_id": self.client_order_id,
+            "product_id": self.product_id, "user_id": "emulator", "side": self.side,
+            "order_configuration": self.config, "status": self.status,
+            "time_in_force": "IMMEDIATE_OR_CANCEL" if self.type == "MARKET" else "GOOD_UNTIL_CANCELLED",
+            "created_time": iso_ms(self.created_ms), "completion_percentage": f"{100 * self.filled / self.size:.2f}",
+            "filled_size": repr(self.filled), "average_filled_price": repr(avg),
+            "number_of_fills": "0", "filled_value": repr(self.filled_value), "total_fees": repr(self.fees),
+            "order_type": self.type, "product_type": "SPOT", "settled": self.status != "OPEN",
+            "outstanding_hold_amount": repr(self.hold), "post_only": self.post_only,
+        }
+
+
+class Rejection(Exception):
+    def __init__(self, code: str, message: str):
+        self.code, self.message = code, message
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass
+class Account:
+    available: dict[str, float] = field(default_factory=dict)
+    hold: dict[str, float] = field(default_factory=dict)
+
+
+class OrderBook:
+    def __init__(self, market: SimMarket, balances: dict[str, float], seed: int = 7):
+        self.market = market
+        self.account = Account(dict(balances), {c: 0.0 for c in balances})
+        self.orders: dict[str, SimOrder] = {}
+        self.by_client: dict[str, str] = {}
+        self.fills: list[dict] = []
+        self.seed = seed
+        self.lock = threading.RLock()
+        self._n = 0
+        self.volume_usd = 0.0
+
+    # -- ids --------------------------------------------------------------------------
+    def _next_id(self, kind: str) -> str:
+        self._n += 1
+        h = hashlib.sha256(f"{self.seed}|{kind}|{self._n}".encode()).hexdigest()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+    # -- orders -----------------------------------------------------------------------
+    def place(self, body: dict, fault: dict | None = None) -> tuple[SimOrder, bool]:
+        """Create (or find, by client_order_id) an order. Returns (order, created)."""
+        with self.lock:
+            cid = str(body.get("client_order_id") or "")
+            if not cid:
+                raise Rejection("INVALID_ARGUMENT", "client_order_id is required")
+            if cid in self.by_client:
+                return self.orders[self.by_client[cid]], False
+            pid = body.get("product_id")
+            product = self.market.products.get(pid)
+            if product is None:
+                raise Rejection("INVALID_PRODUCT_ID", f"unknown product {pid!r}")
+            side = str(body.get("side", "")).upper()
+            if side not in ("BUY", "SELL"):
+                raise Rejection("INVALID_SIDE", f"side {side!r}")
+            conf = body.get("order_configuration") or {}
+            kind, spec = next(iter(conf.items())) if conf else (None, {})
+            if kind not in ("market_market_ioc", "limit_limit_gtc"):
+                raise Rejection("UNSUPPORTED_ORDER_CONFIGURATION", f"{kind!r} is not supported by the emulator")
+            if product.trading_disabled or product.cancel_only or product.status != "online":
+                raise Rejection("ORDER_ENTRY_DISABLED", f"{pid} is not accepting new orders")
+            quote = self.market.quote(pid)
+            if quote is None:
+                raise Rejection("INVALID_NO_LIQUIDITY", f"{pid} has no quote now")
+            bid, ask = quote
+            post_only = bool(spec.get("post_only", False))
+            if kind == "market_market_ioc":
+                if product.limit_only or product.post_only:
+                    raise Rejection("INVALID_ORDER_CONFIG", f"{pid} accepts limit orders only")
+                if "base_size" in spec:
+                    size = float(spec["base_size"])
+                else:
+                    size = float(spec["quote_size"]) / ask
+                    size = int(size / product.base_increment + 1e-9) * product.base_increment
+                limit = None
+                otype = "MARKET"
+            else:
+                size = float(spec["base_size"])
+                limit = float(spec["limit_price"])
+                otype = "LIMIT"
+                crosses = (side == "BUY" and ask <= limit) or (side == "SELL" and bid >= limit)
+                if (post_only or product.post_only) and crosses:
+                    raise Rejection("INVALID_LIMIT_PRICE_POST_ONLY", "post-only order would cross the book")
+            if size < product.base_min_size - EPS:
+                raise Rejection("INVALID_SIZE", f"size {size} below base_min_size {product.base_min_size}")
+            ref = ask if side == "BUY" else bid
+            if size * (limit or ref) < product.quote_min_size - EPS:
+                raise Rejection("INVALID_SIZE", f"notional below quote_min_size {product.quote_min_size}")
+            # Funds: buys hold quote (at the worse of limit and ask, plus taker fee), sells hold base.
+            if side == "BUY":
+                need, ccy = size * max(limit or 0.0, ask) * (1 + TAKER_FEE), product.quote
+            else:
+                need, ccy = size, product.base
+            if self.account.available.get(ccy, 0.0) + EPS < need:
+                raise Rejection("INSUFFICIENT_FUND", "Insufficient balance in source account")
+            self.account.available[ccy] -= need
+            self.account.hold[ccy] = self.account.hold.get(ccy, 0.0) + need
+            order = SimOrder(self._next_id("order"), cid, pid, side, otype, size, limit, post_only,
+                             conf, time.time() * 1000.0, hold=need, hold_ccy=ccy)
+            if fault:
+                if fault.get("kind") == "partial_fill":
+                    order.partial_fraction = float(fault.get("fraction", 0.5))
+                if fault.get("kind") == "delayed_fill":
+                    if "steps" in fault:
+                        order.eligible_index = self.market.index + int(fault["steps"])
+                    else:
+                        order.eligible_ms = time.time() * 1000.0 + 1000.0 * float(fault.get("seconds", 1.0))
+            self.orders[order.order_id] = order
+            self.by_client[cid] = order.order_id
+            self._match(order, taker=True)
+            return order, True
+
+    def cancel(self, order_id: str) -> tuple[bool, str]:
+        with self.lock:
+            o = self.orders.get(order_id)
+            if o is None:
+                return False, "UNKNOWN_CANCEL_ORDER"
+            if o.status != "OPEN":
+                return False, "UNKNOWN_CANCEL_ORDER" if o.status != "CANCELLED" else "DUPLICATE_CANCEL_REQUEST"
+            o.status = "CANCELLED"
+            self._release(o)
+            return True, ""
+
+    # -- matching ---------------------------------------------------------------------
+    def match_all(self) -> None:
+        with self.lock:
+            for o in list(self.orders.values()):
+                if o.status == "OPEN":
+                    self._match(o, taker=o.type == "MARKET")
+
+    def _match(self, o: SimOrder, taker: bool) -> None:
+        if o.eligible_index is not None and self.market.index < o.eligible_index:
+            return
+        if o.eligible_ms is not None and time.time() * 1000.0 < o.eligible_ms:
+            return
+        quote = self.market.quote(o.product_id)
+        if quote is None:
+            return
+        bid, ask = quote
+        product = self.market.products[o.product_id]
+        if o.type == "MARKET":
+            price, liq = (ask if o.side == "BUY" else bid), "TAKER"
+        elif o.side == "BUY" and ask <= o.limit_price:
+            price, liq = (ask, "TAKER") if taker else (o.limit_price, "MAKER")
+        elif o.side == "SELL" and bid >= o.limit_price:
+            price, liq = (bid, "TAKER") if taker else (o.limit_price, "MAKER")
+        else:
+            return
+        remaining = o.size - o.filled
+        qty = remaining
+        if o.partial_fraction is not None:
+            qty = max(product.base_increment, int(remaining * o.partial_fraction / product.base_increment)
+                      * product.base_increment)
+            o.partial_fraction = None
+            # the rest waits for the next market step (thin book), not for the next request
+            if self.market.speed:
+                o.eligible_ms = time.time() * 1000.0 + self.market.step_ms / self.market.speed
+            else:
+                o.eligible_index = self.market.index + 1
+        self._fill(o, min(qty, remaining), price, liq, product)
+
+    def _fill(self, o: SimOrder, qty: float, price: float, liq: str, product) -> None:
+        rate = TAKER_FEE if liq == "TAKER" else MAKER_FEE
+        value = qty * price
+        fee = value * rate
+        acc = self.account
+        if o.side == "BUY":
+            spend = min(value + fee, o.hold)
+            o.hold -= spend
+            acc.hold[product.quote] -= spend
+            acc.available[product.base] = acc.available.get(product.base, 0.0) + qty
+        else:
+            take = min(qty, o.hold)
+            o.hold -= take
+            acc.hold[product.base] -= take
+            acc.available[product.quote] = acc.available.get(product.quote, 0.0) + value - fee
+        o.filled += qty
+        o.filled_value += value
+        o.fees += fee
+        self.volume_usd += value
+        now = time.time() * 1000.0
+        self.fills.append({
+            "entry_id": self._next_id("fill"), "trade_id": self._next_id("trade"), "order_id": o.order_id,
+            "trade_time": iso_ms(now), "trade_type": "FILL", "price": repr(price), "size": repr(qty),
+            "commission": repr(fee), "product_id": o.product_id, "sequence_timestamp": iso_ms(now),
+            "liquidity_indicator": liq, "size_in_quote": False, "user_id": "emulator", "side": o.side,
+            "_ms": now,
+        })
+        if o.size - o.filled <= product.base_increment * 0.5 + EPS:
+            o.status = "FILLED"
+            self._release(o)
+
+    def _release(self, o: SimOrder) -> None:
+        if o.hold > 0:
+            self.account.hold[o.hold_ccy] -= o.hold
+            self.account.available[o.hold_ccy] = self.account.available.get(o.hold_ccy, 0.0) + o.hold
+            o.hold = 0.0
+
+    # -- snapshots for tests ----------------------------------------------------------
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return [o.to_api() for o in self.orders.values()]

@@ -1,0 +1,447 @@
+"""A local Coinbase Advanced Trade server (the endpoints the adapter uses) on 127.0.0.1.
+
+    with CoinbaseEmulator(seed=7) as emu:          # step mode: tests move the market
+        client.urls["api"]["rest"] = emu.url
+        emu.set_quote("BTC-USDC", 99.0, 101.0); emu.advance()
+        emu.faults.add("lost_response", endpoint="create_order")
+
+Private endpoints require a well-formed ES256 JWT (``Authorization: Bearer``); when
+``api_keys`` maps key names to public keys the signature is verified too. Each pool
+(public per client, private per key) is rate-limited over a sliding 1-second window and
+every arrival is recorded, so tests can measure the peak rate the server saw.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from .book import MAKER_FEE, TAKER_FEE, OrderBook, Rejection, iso_ms
+from .faults import FaultPlan
+from .market import SimMarket
+
+GRANULARITY_MS = {"ONE_MINUTE": 60_000, "FIVE_MINUTE": 300_000, "FIFTEEN_MINUTE": 900_000,
+                  "THIRTY_MINUTE": 1_800_000, "ONE_HOUR": 3_600_000, "TWO_HOUR": 7_200_000,
+                  "SIX_HOUR": 21_600_000, "ONE_DAY": 86_400_000}
+
+ROUTES = (  # method, path regex, route name, pool
+    ("GET", r"/api/v3/brokerage/time", "time", "public"),
+    ("GET", r"/api/v3/brokerage/market/products", "products", "public"),
+    ("GET", r"/api/v3/brokerage/products", "products", "private"),
+    ("GET", r"/api/v3/brokerage/market/products/(?P<pid>[^/]+)/candles", "candles", "public"),
+    ("GET", r"/api/v3/brokerage/products/(?P<pid>[^/]+)/candles", "candles", "private"),
+    ("GET", r"/api/v3/brokerage/best_bid_ask", "best_bid_ask", "private"),
+    ("GET", r"/api/v3/brokerage/accounts", "accounts", "private"),
+    ("GET", r"/api/v3/brokerage/transaction_summary", "transaction_summary", "private"),
+    ("POST", r"/api/v3/brokerage/orders", "create_order", "private"),
+    ("POST", r"/api/v3/brokerage/orders/batch_cancel", "cancel_orders", "private"),
+    ("GET", r"/api/v3/brokerage/orders/historical/batch", "list_orders", "private"),
+    ("GET", r"/api/v3/brokerage/orders/historical/fills", "fills", "private"),
+    ("GET", r"/api/v3/brokerage/orders/historical/(?P<oid>[^/]+)", "get_order", "private"),
+)
+_COMPILED = tuple((m, re.compile(p + r"$"), n, pool) for m, p, n, pool in ROUTES)
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, body: dict | str, headers: dict | None = None):
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _b64url(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+class CoinbaseEmulator:
+    def __init__(self, seed: int = 7, products: int = 8, speed: float | None = None, market: SimMarket | None = None,
+                 limits: dict[str, float] | None = None, enforce_rate_limits: bool = True,
+                 balances: dict[str, float] | None = None, quote_currency: str = "USDC",
+                 api_keys: dict | None = None, send_rate_headers: bool = False, starting_quote: float = 100_000.0,
+                 host: str = "127.0.0.1", port: int = 0):
+        self.market = market or SimMarket.generate(seed=seed, n_products=products, quote=quote_currency, speed=speed)
+        quotes = {p.quote for p in self.market.products.values()}
+        if balances is None:
+            balances = {q: float(starting_quote) for q in quotes}
+            for pid, p in self.market.products.items():  # ~10k of each base so sells work too
+                q = self.market.quote(pid)
+                balances[p.base] = round(10_000.0 / q[1], 8) if q else 0.0
+        self.book = OrderBook(self.market, balances, seed)
+        self.faults = FaultPlan()
+        self.limits = dict(limits or {"public": 10.0, "private": 30.0})
+        self.enforce_rate_limits = enforce_rate_limits
+        self.send_rate_headers = send_rate_headers
+        self.api_keys = dict(api_keys or {})
+        self.host, self.port = host, port
+        self._arrivals: dict[str, list[float]] = {"public": [], "private": []}
+        self._windows: dict[str, deque] = {}
+        self.rate_limited: dict[str, int] = {"public": 0, "private": 0}
+        self.requests: list[tuple[float, str, str]] = []  # (time, route, pool)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() or use it as a context manager")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> str:
+        emulator = self
+
+        class Handler(_Handler):
+            emu = emulator
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="coinbase-emulator", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self) -> "CoinbaseEmulator":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- test controls ----------------------------------------------------------------
+    def set_quote(self, product: str, bid: float, ask: float) -> None:
+        self.market.set_quote(product.replace("/", "-"), bid, ask)
+        self.book.match_all()
+
+    def advance(self, steps: int = 1) -> int:
+        i = self.market.advance(steps)
+        self.book.match_all()
+        return i
+
+    def set_product_status(self, product: str, **flags) -> None:
+        p = self.market.products[product.replace("/", "-")]
+        for k, v in flags.items():
+            if not hasattr(p, k):
+                raise ValueError(f"set_product_status: unknown flag {k!r}")
+            setattr(p, k, v)
+
+    def orders(self) -> list[dict]:
+        return self.book.snapshot()
+
+    def balances(self) -> dict[str, tuple[float, float]]:
+        with self.book.lock:
+            a = self.book.account
+            return {c: (a.available.get(c, 0.0), a.hold.get(c, 0.0)) for c in sorted(set(a.available) | set(a.hold))}
+
+    def peak_rate(self, pool: str, window_s: float = 1.0) -> float:
+        """Most requests that arrived in any ``window_s`` interval, per second."""
+        with self._lock:
+            ts = sorted(self._arrivals[pool])
+        best, lo = 0, 0
+        for hi, t in enumerate(ts):
+            while t - ts[lo] >= window_s:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best / window_s
+
+    def request_count(self, pool: str | None = None) -> int:
+        with self._lock:
+            return sum(len(v) for k, v in self._arrivals.items() if pool in (None, k))
+
+    # -- request handling (called from handler threads) -------------------------------
+    def _admit(self, pool: str, who: str) -> dict:
+        """Record an arrival; raise 429 if this pool's window is full."""
+        now = time.monotonic()
+        limit = self.limits.get(pool, 1e9)
+        with self._lock:
+            self._arrivals[pool].append(now)
+            win = self._windows.setdefault(f"{pool}|{who}", deque())
+            while win and now - win[0] >= 1.0:
+                win.popleft()
+            over = self.enforce_rate_limits and len(win) >= limit
+            if not over:
+                win.append(now)
+            remaining = max(0, int(limit - len(win)))
+            reset = (win[0] + 1.0 - now) if win else 0.0
+            if over:
+                self.rate_limited[pool] += 1
+        headers = {}
+        if self.send_rate_headers:
+            headers = {"x-ratelimit-limit": str(int(limit)), "x-ratelimit-remaining": str(remaining),
+                       "x-ratelimit-reset": f"{max(reset, 0.0):.3f}"}
+        if over:
+            raise _HttpError(429, {"error": "RATE_LIMIT_EXCEEDED", "error_details": "Too many requests",
+                                   "message": "Too many requests"},
+                             {"Retry-After": "1", **headers})
+        return headers
+
+    def _authorize(self, method: str, path: str, auth: str | None) -> str:
+        unauthorized = _HttpError(401, {"error": "unauthorized", "message": "invalid or missing JWT"})
+        if not auth or not auth.startswith("Bearer "):
+            raise unauthorized
+        try:
+            head_b64, payload_b64, sig_b64 = auth[7:].split(".")
+            header = json.loads(_b64url(head_b64))
+            payload = json.loads(_b64url(payload_b64))
+        except Exception:
+            raise unauthorized from None
+        if header.get("alg") != "ES256" or not payload.get("sub") or payload.get("exp", 0) < time.time() - 5:
+            raise unauthorized
+        uri = payload.get("uri", "")
+        if not uri.startswith(method + " ") or not uri.endswith(path):
+            raise unauthorized
+        key = self.api_keys.get(payload["sub"]) if self.api_keys else None
+        if self.api_keys:
+            if key is None:
+                raise unauthorized
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import ec
+            from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+            raw = _b64url(sig_b64)
+            sig = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+            try:
+                key.verify(sig, f"{head_b64}.{payload_b64}".encode(), ec.ECDSA(hashes.SHA256()))
+            except Exception:
+                raise unauthorized from None
+        return payload["sub"]
+
+    def dispatch(self, route: str, params: dict, query: dict, body: dict, fault) -> dict:
+        b = self.book
+        b.match_all()
+        if route == "time":
+            now = time.time()
+            return {"iso": iso_ms(now * 1000), "epochSeconds": str(int(now)), "epochMillis": str(int(now * 1000))}
+        if route == "products":
+            if query.get("product_type", ["SPOT"])[0] != "SPOT":
+                return {"products": [], "num_products": 0}
+            prods = [self._product_api(p) for p in self.market.products.values()]
+            return {"products": prods, "num_products": len(prods)}
+        if route == "candles":
+            pid = params["pid"]
+            if pid not in self.market.products:
+                raise _HttpError(404, {"error": "NOT_FOUND", "message": f"product {pid} not found"})
+            gran = GRANULARITY_MS.get(query.get("granularity", [""])[0])
+            if gran is None:
+                raise _HttpError(400, {"error": "INVALID_ARGUMENT", "message": "granularity"})
+            start = int(query["start"][0]) * 1000
+            end = int(query["end"][0]) * 1000
+            if (end - start) // gran > 350:
+                raise _HttpError(400, {"error": "INVALID_ARGUMENT", "message": "number of candles requested should be less than 350"})
+            return {"candles": self.market.candles(pid, gran, start, end)}
+        if route == "best_bid_ask":
+            ids = query.get("product_ids") or list(self.market.products)
+            books = []
+            for pid in ids:
+                if pid not in self.market.products:
+                    continue
+                q = self.market.quote(pid)
+                if q is None:
+                    continue
+                books.append({"product_id": pid, "bids": [{"price": repr(q[0]), "size": "10"}],
+                              "asks": [{"price": repr(q[1]), "size": "10"}], "time": iso_ms(time.time() * 1000)})
+            return {"pricebooks": books}
+        if route == "accounts":
+            with b.lock:
+                accts = []
+                for ccy in sorted(set(b.account.available) | set(b.account.hold)):
+                    accts.append({"uuid": f"acct-{ccy}", "name": f"{ccy} Wallet", "currency": ccy,
+                                  "available_balance": {"value": repr(b.account.available.get(ccy, 0.0)), "currency": ccy},
+                                  "hold": {"value": repr(b.account.hold.get(ccy, 0.0)), "currency": ccy},
+                                  "default": True, "active": True, "ready": True,
+                                  "type": "ACCOUNT_TYPE_FIAT" if ccy in ("USD", "EUR", "GBP") else "ACCOUNT_TYPE_CRYPTO"})
+            return {"accounts": accts, "has_next": False, "cursor": "", "size": len(accts)}
+        if route == "transaction_summary":
+            return {"total_volume": b.volume_usd, "total_fees": 0,
+                    "fee_tier": {"pricing_tier": "Advanced 1", "usd_from": "0", "usd_to": "10000",
+                                 "taker_fee_rate": repr(TAKER_FEE), "maker_fee_rate": repr(MAKER_FEE)},
+                    "margin_rate": None, "goods_and_services_tax": None}
+        if route == "create_order":
+            if fault is not None and fault.kind == "reject":
+                code = fault.params.get("code", "INSUFFICIENT_FUND")
+                return self._rejected(body, code, fault.params.get("message", code.replace("_", " ").lower()))
+            try:
+                order, _ = b.place(body, None if fault is None else {"kind": fault.kind, **fault.params})
+            except Rejection as r:
+                return self._rejected(body, r.code, r.message)
+            api = order.to_api()
+            return {"success": True, "success_response": {k: api[k] for k in
+                    ("order_id", "product_id", "side", "client_order_id")}, "order_configuration": api["order_configuration"]}
+        if route == "cancel_orders":
+            results = []
+            for oid in body.get("order_ids", []):
+                ok, reason = b.cancel(oid)
+                results.append({"success": ok, "failure_reason": reason or "UNKNOWN_CANCEL_FAILURE_REASON", "order_id": oid})
+            return {"results": results}
+        if route == "get_order":
+            o = b.orders.get(params["oid"])
+            if o is None:
+                raise _HttpError(404, {"error": "NOT_FOUND", "error_details": "order with this orderID was not found",
+                                       "message": "order with this orderID was not found"})
+            return {"order": o.to_api()}
+        if route == "list_orders":
+            return self._page(self._filter_orders(query), query, "orders")
+        if route == "fills":
+            return self._page(self._filter_fills(query), query, "fills")
+        raise _HttpError(404, {"error": "NOT_FOUND", "message": route})
+
+    def _rejected(self, body: dict, code: str, message: str) -> dict:
+        preview = {"INSUFFICIENT_FUND": "PREVIEW_INSUFFICIENT_FUND"}.get(code, code)
+        return {"success": False, "failure_reason": "UNKNOWN_FAILURE_REASON", "order_id": "",
+                "error_response": {"error": code, "message": message, "error_details": message,
+                                   "preview_failure_reason": preview},
+                "order_configuration": body.get("order_configuration", {})}
+
+    def _product_api(self, p) -> dict:
+        q = self.market.quote(p.product_id)
+        return {"product_id": p.product_id, "price": repr(q[1] if q else 0.0), "volume_24h": repr(self.market.volume_24h(p.product_id)),
+                "base_increment": repr(p.base_increment), "quote_increment": repr(p.price_increment),
+                "price_increment": repr(p.price_increment), "quote_min_size": repr(p.quote_min_size),
+                "quote_max_size": "10000000", "base_min_size": repr(p.base_min_size), "base_max_size": "1000000000",
+                "base_name": p.base, "quote_name": p.quote, "status": p.status, "cancel_only": p.cancel_only,
+                "limit_only": p.limit_only, "post_only": p.post_only, "trading_disabled": p.trading_disabled,
+                "auction_mode": False, "product_type": "SPOT", "quote_currency_id": p.quote,
+                "base_currency_id": p.base, "is_disabled": False, "alias": "", "alias_to": [],
+                "display_name": p.product_id, "view_only": False, "product_venue": "CBE"}
+
+    def _filter_orders(self, query: dict) -> list[dict]:
+        pids = set(query.get("product_ids", []) + query.get("product_id", []))
+        statuses = set(query.get("order_status", []))
+        start = _parse_iso_ms(query.get("start_date", [None])[0])
+        end = _parse_iso_ms(query.get("end_date", [None])[0])
+        with self.book.lock:
+            orders = sorted(self.book.orders.values(), key=lambda o: (-o.created_ms, o.order_id))
+            return [o.to_api() for o in orders
+                    if (not pids or o.product_id in pids) and (not statuses or o.status in statuses)
+                    and (start is None or o.created_ms >= start) and (end is None or o.created_ms <= end)]
+
+    def _filter_fills(self, query: dict) -> list[dict]:
+        pids = set(query.get("product_ids", []) + query.get("product_id", []))
+        oids = set(query.get("order_ids", []) + query.get("order_id", []))
+        start = _parse_iso_ms(query.get("start_sequence_timestamp", [None])[0])
+        with self.book.lock:
+            fills = list(reversed(self.book.fills))
+        return [{k: v for k, v in f.items() if k != "_ms"} for f in fills
+                if (not pids or f["product_id"] in pids) and (not oids or f["order_id"] in oids)
+                and (start is None or f["_ms"] >= start)]
+
+    @staticmethod
+    def _page(items: list, query: dict, key: str) -> dict:
+        limit = int(query.get("limit", ["100"])[0])
+        offset = int(query.get("cursor", ["0"])[0] or 0)
+        page = items[offset: offset + limit]
+        more = offset + limit < len(items)
+        return {key: page, "has_next": more, "cursor": str(offset + limit) if more else ""}
+
+
+def _parse_iso_ms(s: str | None) -> float | None:
+    if not s:
+        return None
+    import datetime as dt
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    emu: CoinbaseEmulator
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes: without NODELAY every keep-alive
+        # response waits ~40 ms on the client's delayed ACK
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        emu = self.emu
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        extra_headers: dict = {}
+        try:
+            for m, rx, name, pool in _COMPILED:
+                match = rx.match(parts.path)
+                if m == method and match:
+                    break
+            else:
+                raise _HttpError(404, {"error": "NOT_FOUND", "message": f"no route for {method} {parts.path}"})
+            who = "public"
+            if pool == "private":
+                who = emu._authorize(method, parts.path, self.headers.get("Authorization"))
+            with emu._lock:
+                emu.requests.append((time.monotonic(), name, pool))
+            extra_headers = emu._admit(pool, who)
+            fault = emu.faults.take(name)
+            if fault is not None:
+                if fault.kind == "rate_limit":
+                    with emu._lock:
+                        emu.rate_limited[pool] += 1
+                    retry = str(fault.params.get("retry_after", 1))
+                    style = fault.params.get("body", "v3")
+                    body = {"v3": {"error": "RATE_LIMIT_EXCEEDED", "error_details": "Too many requests",
+                                   "message": "Too many requests"},
+                            "v2": {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]},
+                            }.get(style, "Too Many Requests")
+                    raise _HttpError(429, body, {"Retry-After": retry})
+                if fault.kind == "server_error":
+                    status = int(fault.params.get("status", 503))
+                    raise _HttpError(status, {"error": "internal_server_error" if status == 500 else "UNAVAILABLE",
+                                              "message": "injected"})
+                if fault.kind == "drop":
+                    self._drop()
+                    return
+                if fault.kind == "timeout":
+                    time.sleep(float(fault.params.get("delay_s", 1.0)))
+            body = json.loads(raw) if raw else {}
+            query = parse_qs(parts.query)
+            result = emu.dispatch(name, match.groupdict(), query, body, fault)
+            if fault is not None and fault.kind == "lost_response":
+                self._drop()
+                return
+            self._send(200, result, extra_headers)
+        except _HttpError as e:
+            self._send(e.status, e.body, {**extra_headers, **e.headers})
+        except Exception as e:  # a bug in the emulator: answer 500 rather than hang the client
+            self._send(500, {"error": "internal_server_error", "message": repr(e)}, {})
+
+    def _send(self, status: int, body, headers: dict) -> None:
+        is_text = isinstance(body, str)
+        data = (body if is_text else json.dumps(body)).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain" if is_text else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (timeout fault)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

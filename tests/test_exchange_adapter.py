@@ -1,0 +1,103 @@
+"""The adapter driving the real ccxt coinbase client against the local emulator."""
+import numpy as np
+import pytest
+
+from engine.exchange import ErrorKind, ExchangeAdapter, ExchangeCallError, ExchangeConfig, OrderRequest
+from engine.exchange.errors import CredentialsError
+from tests.helpers.exchange import emulator_and_adapter, limit_order, make_config, market_order
+
+
+def test_markets_quotes_candles_balances_fees():
+    with emulator_and_adapter() as (emu, ad):
+        emu.set_product_status("SOL-USDC", limit_only=True)
+        emu.set_product_status("ADA-USDC", cancel_only=True)
+        m = ad.markets()
+        assert m["BTC/USDC"].price_increment == 0.01 and m["BTC/USDC"].exchange_id == "BTC-USDC"
+        assert m["SOL/USDC"].limit_only and m["SOL/USDC"].tradable
+        assert m["ADA/USDC"].cancel_only and not m["ADA/USDC"].tradable
+        emu.set_quote("BTC-USDC", 100.0, 101.0)
+        q = ad.best_bid_ask(["BTC/USDC", "ETH/USDC"])
+        assert (q["BTC/USDC"].bid, q["BTC/USDC"].ask) == (100.0, 101.0)
+        assert q["ETH/USDC"].bid < q["ETH/USDC"].ask and q["ETH/USDC"].observed_at > 0
+        bars = ad.ohlcv("BTC/USDC", "1h", emu.market.now_ms() - 10 * 3_600_000, 10)
+        assert bars.shape[1] == 6 and 9 <= len(bars) <= 10
+        assert np.all(np.diff(bars[:, 0]) == 3_600_000) and np.all(bars[:, 2] >= bars[:, 3])
+        bal = ad.balances()
+        assert bal["USDC"].free == pytest.approx(100_000.0)
+        fee = ad.fee_tier()
+        assert (fee.maker, fee.taker) == (0.004, 0.006)
+
+
+def test_orders_lifecycle_and_client_order_id_is_ours():
+    with emulator_and_adapter() as (emu, ad):
+        emu.set_quote("BTC-USDC", 100.0, 101.0)
+        filled = ad.create_order(market_order(qty=1.0, seq=1))
+        assert filled.status == "closed" and filled.filled == pytest.approx(1.0, rel=1e-6)
+        resting = ad.create_order(limit_order(qty=2.0, price=90.0, seq=2))
+        assert resting.status == "open" and resting.filled == 0.0
+        ids = {o["client_order_id"] for o in emu.orders()}
+        assert ids == {filled.client_order_id, resting.client_order_id}  # not ccxt-<uuid>
+        assert [o.client_order_id for o in ad.open_orders()] == [resting.client_order_id]
+        emu.set_quote("BTC-USDC", 88.0, 89.0)  # the touch crosses the limit: maker fill at 90
+        now = ad.fetch_order_by_client_id(resting.client_order_id)
+        assert now.status == "closed" and now.average_price == pytest.approx(90.0)
+        fills = ad.fills(0)
+        assert len(fills) == 2 and {f.liquidity for f in fills} == {"taker", "maker"}
+        bal = ad.balances()
+        spent = 1.0 * 101.0 * 1.006 + 2.0 * 90.0 * 1.004
+        assert bal["USDC"].total == pytest.approx(100_000.0 - spent, rel=1e-9)
+
+
+def test_same_client_order_id_twice_is_one_order():
+    with emulator_and_adapter() as (emu, ad):
+        req = market_order(qty=0.01, seq=7)
+        a = ad.create_order(req)
+        b = ad.create_order(req)
+        assert a == b and len(emu.orders()) == 1
+
+
+def test_cancel_and_rejections():
+    with emulator_and_adapter() as (emu, ad):
+        emu.set_quote("ETH-USDC", 100.0, 101.0)
+        o = ad.create_order(limit_order("ETH/USDC", qty=1.0, price=50.0, seq=3))
+        c = ad.cancel_order(o.client_order_id)
+        assert c.status == "canceled"
+        assert ad.cancel_order(o.client_order_id).status == "canceled"  # second cancel is harmless
+        broke = ad.create_order(limit_order("ETH/USDC", qty=10_000.0, price=99.0, seq=4))
+        assert broke.status == "rejected" and "insufficient_funds" in broke.reject_reason
+        emu.set_product_status("ETH-USDC", limit_only=True)
+        refused = ad.create_order(market_order("ETH/USDC", side="sell", qty=0.1, seq=5))
+        assert refused.status == "rejected"
+        post = ad.create_order(OrderRequest("rb-post-1", "ETH/USDC", "buy", "limit", 0.1, 102.0, post_only=True))
+        assert post.status == "rejected"
+        assert {o["status"] for o in emu.orders()} == {"CANCELLED"}  # rejections created nothing
+
+
+def test_unknown_symbol_and_missing_credentials():
+    with emulator_and_adapter() as (emu, ad):
+        with pytest.raises(ExchangeCallError, match="unknown symbol 'NOPE/USDC'"):
+            ad.best_bid_ask(["NOPE/USDC"])
+        with pytest.raises(CredentialsError, match="RB_TEST_CB_KEY"):
+            ExchangeAdapter(make_config(emu.url), environ={})
+
+
+def test_bad_signature_is_an_auth_error_without_retries():
+    from engine.exchange.keys import throwaway_credentials
+    with emulator_and_adapter() as (emu, ad):
+        other = throwaway_credentials(99)  # a key the emulator does not know
+        bad = ExchangeAdapter(make_config(emu.url), environ={"RB_TEST_CB_KEY": other.api_key,
+                                                             "RB_TEST_CB_SECRET": other.secret})
+        with pytest.raises(ExchangeCallError) as e:
+            bad.balances()
+        assert e.value.kind is ErrorKind.AUTH and e.value.attempts == 1
+        bad.close()
+
+
+def test_local_sim_config_autostarts_an_emulator():
+    import yaml
+    cfg = ExchangeConfig.from_mapping(yaml.safe_load(open("conf/exchange/local_sim.yaml")))
+    with ExchangeAdapter(cfg) as ad:
+        assert ad.emulator is not None and ad.emulator.url.startswith("http://127.0.0.1:")
+        assert "BTC/USDC" in ad.markets()
+        q = ad.best_bid_ask(["BTC/USDC"])["BTC/USDC"]
+        assert q.bid < q.ask

@@ -1,0 +1,70 @@
+"""500 mixed public and private calls through real ccxt: no pool ever over its rate, no 429.
+
+Limits are scaled 2.5x (public 25/s, private 75/s, Coinbase's 1:3) on both sides so the burst runs in a
+few seconds, and four threads (adapters sharing one budget, as one key would) drive it
+so both pools are pressed; the emulator enforces the limits over any sliding 1-second window and
+records every arrival, so the peak it *saw* is measured, not assumed.
+"""
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from engine.exchange import ExchangeAdapter
+from tests.helpers.exchange import emulator_and_adapter, env_for, throwaway_test_credentials
+
+PUBLIC, PRIVATE = 25.0, 75.0
+
+
+def run_burst(emu, ad, n: int = 500, threads: int = 1) -> dict:
+    """n calls; with threads > 1, extra adapters share ``ad``'s budget (one key, one IP)."""
+    symbols = list(ad.markets())
+    since = emu.market.now_ms() - 5 * 3_600_000
+    adapters = [ad] + [ExchangeAdapter(ad.config, environ=env_for(throwaway_test_credentials()), budget=ad.budget)
+                       for _ in range(threads - 1)]
+    for extra in adapters[1:]:
+        extra.markets()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda k: _calls(adapters[k], symbols, since, range(k, n, threads)), range(threads)))
+    elapsed = time.perf_counter() - t0
+    for extra in adapters[1:]:
+        extra.close()
+    return {"elapsed_s": elapsed, "server_peak": {p: emu.peak_rate(p) for p in ("public", "private")},
+            "client": ad.rate_metrics(), "server_429": dict(emu.rate_limited)}
+
+
+def _calls(ad, symbols, since, indices) -> None:
+    for i in indices:
+        k = i % 5
+        if k == 0:
+            ad.ohlcv(symbols[i % len(symbols)], "1h", since, 5)  # public
+        elif k in (1, 2):
+            ad.best_bid_ask(symbols[:3])  # private
+        elif k == 3:
+            ad.balances()  # private
+        else:
+            ad.open_orders()  # private
+
+
+def test_burst_of_500_never_exceeds_a_pool_and_never_draws_a_429(capsys):
+    with emulator_and_adapter(limits=(PUBLIC, PRIVATE)) as (emu, ad):
+        ad.markets()
+        before = emu.request_count() + 3 * 3  # each extra adapter's markets() costs 3 requests
+        r = run_burst(emu, ad, threads=4)
+        sent = emu.request_count() - before
+    assert sent == 500
+    assert r["server_429"] == {"public": 0, "private": 0}
+    assert r["client"]["public"]["rate_limited"] == 0 and r["client"]["private"]["rate_limited"] == 0
+    assert r["server_peak"]["public"] <= PUBLIC and r["server_peak"]["private"] <= PRIVATE
+    assert r["client"]["public"]["pauses"] > 0 and r["client"]["private"]["pauses"] > 0  # the budget kept it under
+    assert r["client"]["public"]["alerts"] >= 1  # and the 80% alert fired
+    with capsys.disabled():
+        print(f"\n[burst] 500 calls in {r['elapsed_s']:.2f}s; server-measured peak req/s: "
+              f"public {r['server_peak']['public']:.0f}/{PUBLIC:.0f}, private {r['server_peak']['private']:.0f}/{PRIVATE:.0f}; "
+              f"client peak: public {r['client']['public']['peak_rate']:.0f}, private {r['client']['private']['peak_rate']:.0f}")
+
+
+def test_an_unbudgeted_client_does_draw_429s():
+    # Control: with the client's budget set far above the server's limit, the same burst is refused.
+    with emulator_and_adapter(limits=(PUBLIC, PRIVATE), client_limits=(10_000.0, 10_000.0), max_attempts=8) as (emu, ad):
+        run_burst(emu, ad, n=150)
+        assert emu.rate_limited["public"] + emu.rate_limited["private"] > 0
