@@ -56,3 +56,58 @@ def limit_order(symbol: str = "BTC/USDC", side: str = "buy", qty: float = 0.01, 
                 seq: int = 0, run_id: str = "test-run") -> OrderRequest:
     cid = make_client_order_id(run_id, 1_700_000_000_000, symbol, side, seq)
     return OrderRequest(cid, symbol, side, "limit", qty, price)
+
+
+class MockExchangeBuilder:
+    """A real Coinbase emulator on 127.0.0.1 plus a real adapter (ccxt's coinbase class) on it.
+
+    ``MockExchangeBuilder().with_balance("USDC", 10_000).with_standard_products().build()``
+    returns a started :class:`MockExchange`; use it as a context manager to stop it.
+    """
+
+    def __init__(self) -> None:
+        self._balances: dict[str, float] = {}
+        self._products = 6
+        self._seed = 7
+        self._limits = (10.0, 30.0)
+
+    def with_balance(self, currency: str, amount: float) -> "MockExchangeBuilder":
+        self._balances[currency] = float(amount)
+        return self
+
+    def with_standard_products(self, count: int = 6) -> "MockExchangeBuilder":
+        self._products = count
+        return self
+
+    def with_seed(self, seed: int) -> "MockExchangeBuilder":
+        self._seed = seed
+        return self
+
+    def with_rate_limits(self, public: float, private: float) -> "MockExchangeBuilder":
+        self._limits = (public, private)
+        return self
+
+    def build(self) -> "MockExchange":
+        creds = throwaway_test_credentials()
+        emu = CoinbaseEmulator(seed=self._seed, products=self._products,
+                               limits={"public": self._limits[0], "private": self._limits[1]},
+                               balances=dict(self._balances) or None,
+                               api_keys={creds.api_key: public_key_of(creds)})
+        emu.start()
+        adapter = ExchangeAdapter(make_config(emu.url, *self._limits), environ=env_for(creds))
+        return MockExchange(emu, adapter)
+
+
+class MockExchange:
+    def __init__(self, emulator: CoinbaseEmulator, adapter: ExchangeAdapter):
+        self.emulator, self.adapter = emulator, adapter
+
+    def close(self) -> None:
+        self.adapter.close()
+        self.emulator.stop()
+
+    def __enter__(self) -> "MockExchange":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
