@@ -10,9 +10,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from . import deprecations, paths, sanity, schema
+from pathlib import Path
+
+from . import deprecations, paths, rule_params, sanity, schema
 from .problems import ConfigProblem, ConfigReport
 from .secrets import find_secret_values, scrub, secret_values, _walk
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Modes whose own requirements are checked; validate/explain check their mode.target's, if any.
 RUN_MODES = frozenset(schema.RUN_MODES)
@@ -44,7 +48,7 @@ def _scrubbed(p: ConfigProblem, secrets: list[str]) -> ConfigProblem:
 
 
 def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
-           symbol_themes: Mapping[str, str] | None) -> ConfigReport:
+           symbol_themes: Mapping[str, str] | None, rules_root: Path) -> ConfigReport:
     if not isinstance(cfg, dict):
         return ConfigReport(config={}, mode=mode, problems=schema.validate(cfg))
     problems: list[ConfigProblem] = []
@@ -61,6 +65,9 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
         (p for p in schema.validate(migrated) if not any(paths.overlaps(p.path, a) for a in already)),
         key=lambda p: (p.path, p.code),
     )
+    already = [p.path for p in problems]
+    problems += [p for p in rule_params.check_rule_params(migrated, rules_root, already)
+                 if not any(paths.overlaps(p.path, a) for a in already)]
     errors, sanity_warnings = sanity.run_checks(
         migrated, mode=target, env=env, known_bad=[p.path for p in problems],
         symbol_themes=symbol_themes, use_env=live_requirements,
@@ -74,17 +81,20 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
 
 
 def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requirements: bool = True,
-                 symbol_themes: Mapping[str, str] | None = None) -> ConfigReport:
+                 symbol_themes: Mapping[str, str] | None = None, rules_root: str | Path | None = None) -> ConfigReport:
     """Check a composed config (a plain dict, Hydra's `hydra` key removed) for `mode`.
 
     env: the process environment (os.environ); only read, and only for the variables the config
     names. live_requirements=False skips the checks that read the environment (credentials set),
     e.g. to validate a live config on a machine without them. symbol_themes (symbol -> theme, from
     the market data) makes the per-asset vs theme cap check exact; without it an asset cap is only
-    compared with the largest theme cap. Never raises on bad input.
+    compared with the largest theme cap. rules_root: where a relative rules_dir is found (default:
+    the project root, where run.py lives); params overrides are checked against each rule file's
+    params. Never raises on bad input.
     """
+    root = Path(rules_root) if rules_root is not None else PROJECT_ROOT
     try:
-        return _check(cfg, mode, env, live_requirements, symbol_themes)
+        return _check(cfg, mode, env, live_requirements, symbol_themes, root)
     except Exception as exc:  # a bug here must still give the caller a clean, refusing report
         return ConfigReport(config={}, mode=str(mode), problems=[ConfigProblem(
             "internal_error", "", type(exc).__name__, "a clean check",

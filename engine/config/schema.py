@@ -92,7 +92,8 @@ RATE_POOL = _dict({
 
 EXCHANGE = {
     "name": _str(required=True, empty=False),
-    "ccxt_id": _str(required=True, regex=r"^[a-z][a-z0-9_]*$", meta="a ccxt exchange id like 'coinbase'"),
+    # null: no exchange client (a backtest needs only the fees); dry_run/paper/live need one.
+    "ccxt_id": _str(required=True, nullable=True, regex=r"^[a-z][a-z0-9_]*$", meta="a ccxt exchange id like 'coinbase'"),
     "quote": _str(required=True, regex=r"^[A-Z0-9]{2,10}$", meta="a quote currency code like 'USDC'"),
     "api_key_env": ENV_NAME_FIELD,
     "api_secret_env": ENV_NAME_FIELD,
@@ -222,6 +223,9 @@ COMPOSED: dict[str, dict] = {
 # --- the validator --------------------------------------------------------------------------
 
 
+GT_VALUE = errors.ErrorDefinition(0x4A, "gt")  # a custom code beside Cerberus' MIN_VALUE (0x42)
+
+
 class _RulebookValidator(Validator):
     # bool is an int in Python; a config "max_positions: true" is a mistake, not 1.
     types_mapping = {
@@ -236,7 +240,7 @@ class _RulebookValidator(Validator):
         {'type': 'number'}
         """
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not value > constraint:
-            self._error(field, f"must be > {constraint}")
+            self._error(field, GT_VALUE)
 
     def _validate_meta(self, constraint, field, value):
         """A human description of the expected value, used in messages.
@@ -356,6 +360,10 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
         )
     if code == errors.REGEX_MISMATCH.code:
         want = meta or f"a string matching {e.constraint}"
+        if "keysrules" in tuple(e.schema_path):
+            parent = paths.join(prefix, *doc_path[:-1])
+            return ConfigProblem("format", path, f"key {paths.show(value)}", f"keys that are {want}",
+                                 f"key {paths.show(value)} in '{parent}' must be {want}")
         return ConfigProblem("format", path, _found(path, value), want, f"'{path}' must be {want}")
     if code == errors.MIN_LENGTH.code:
         return ConfigProblem("min_length", path, _found(path, value), f"at least {e.constraint} item(s)",
@@ -363,7 +371,7 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
     if code == errors.MAX_LENGTH.code:
         return ConfigProblem("max_length", path, _found(path, value), f"at most {e.constraint} item(s)",
                              f"'{path}' allows at most {e.constraint} item(s)")
-    if e.rule == "gt":
+    if e.rule == "gt" or tuple(e.schema_path)[-1:] == ("gt",):
         return ConfigProblem("min", path, _found(path, value), f"> {e.constraint}",
                              f"'{path}' must be greater than {e.constraint}")
     text = "; ".join(str(i) for i in e.info) if e.info else str(e.rule)
