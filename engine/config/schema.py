@@ -83,38 +83,54 @@ FEE_TIER = _dict({
     "taker_bps": _num(0, 1000, required=True),
 })
 
-RATE_POOL = _dict({
-    "rate_per_s": _num(gt=0),
-    "burst": _num(gt=0),
-    "safety_margin": _num(0, 0.9),
-    "alert_threshold": _num(None, 1, gt=0),
-}, allow_unknown=False)
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+HTTP_URL = _str(nullable=True, regex=r"^https?://\S+$", meta="an http(s) URL or null")
 
 EXCHANGE = {
     "name": _str(required=True, empty=False),
     # null: no exchange client (a backtest needs only the fees); dry_run/paper/live need one.
     "ccxt_id": _str(required=True, nullable=True, regex=r"^[a-z][a-z0-9_]*$", meta="a ccxt exchange id like 'coinbase'"),
-    "quote": _str(required=True, regex=r"^[A-Z0-9]{2,10}$", meta="a quote currency code like 'USDC'"),
+    "quote": _str(regex=r"^[A-Z0-9]{2,10}$", meta="a quote currency code like 'USDC'"),
     "api_key_env": ENV_NAME_FIELD,
     "api_secret_env": ENV_NAME_FIELD,
     "api_passphrase_env": ENV_NAME_FIELD,
-    "sandbox": {"type": "boolean"},
-    "fees": _dict({"tiers": {"type": "list", "minlength": 1, "schema": FEE_TIER, "required": True}}, required=True),
-    # Keys of the exchange layer (adapter + local emulator): URLs, timeouts, rate budgets.
-    "url": _str(nullable=True, regex=r"^https?://\S+$", meta="an http(s) URL or null"),
-    "urls": {"type": "dict", "nullable": True, "keysrules": _str(),
-             "valuesrules": _str(regex=r"^https?://\S+$", meta="an http(s) URL")},
+    # Fees are required by the simulated broker (backtest, paper): see sanity check simulated_broker_needs_fees.
+    "fees": _dict({"tiers": {"type": "list", "minlength": 1, "schema": FEE_TIER, "required": True}}, nullable=True),
+    # --- the exchange layer (engine/exchange): client, rate budgets, retries, order recovery, emulator
+    "rest_url": HTTP_URL,
     "timeout_ms": _int(1, 600_000),
-    "timeout_s": _num(gt=0, max=600),
-    "retries": _dict({
-        "max_attempts": _int(1, 20),
-        "base_delay_s": _num(0, 60),
-        "max_delay_s": _num(0, 600),
-        "jitter": _num(0, 1),
+    "ccxt_log_level": _str(allowed=LOG_LEVELS),
+    "rate_limits": _dict({
+        "pools": {"type": "dict", "keysrules": _str(regex=r"^[a-z][a-z0-9_]*$", meta="a pool name like 'public'"),
+                  "valuesrules": _dict({"limit_per_s": _num(gt=0, required=True), "burst_s": _num(gt=0)})},
+        "safety_margin": _num(0, 0.9),
+        "alert_threshold": _num(None, 1, gt=0),
+        "endpoint_costs": {"type": "dict", "keysrules": _str(), "valuesrules": _num(gt=0)},
+        "learn_from_headers": {"type": "boolean"},
     }),
-    "rate_limits": {"type": "dict", "keysrules": _str(regex=r"^[a-z_]+$", meta="a pool name like 'public'"),
-                    "valuesrules": RATE_POOL},
-    "emulator": {"type": "dict", "nullable": True},  # the emulator's own knobs, validated by it
+    "retry": _dict({
+        "max_attempts": _int(1, 50),
+        "base_delay_s": _num(0, 600),
+        "max_delay_s": _num(0, 3600),
+        "jitter": _num(0, 1),
+        "seed": _int(0),
+    }),
+    "orders": _dict({
+        "confirm_after_create": {"type": "boolean"},
+        "recovery_lookback_s": _num(gt=0),
+        "recovery_attempts": _int(0, 100),
+    }),
+    "emulator": _dict({
+        "autostart": {"type": "boolean"},
+        "host": _str(empty=False),
+        "port": _int(0, 65535),
+        "seed": _int(0),
+        "speed": _num(gt=0),
+        "products": _int(1),
+        "quote_currency": _str(regex=r"^[A-Z0-9]{2,10}$", meta="a currency code like 'USDC'"),
+        "starting_balance": _num(gt=0),
+        "enforce_rate_limits": {"type": "boolean"},
+    }, nullable=True),
 }
 
 DATA = {

@@ -70,3 +70,20 @@ def leaf_paths(node: Any, prefix: str = "") -> list[str]:
             out.append(p)
             out.extend(leaf_paths(v, p))
     return out
+
+
+def exchange_layer_section(local: bool = False) -> dict:
+    """An exchange section with the exchange layer's keys (as in conf/exchange/{coinbase,local_sim}.yaml
+    of the exchange branch): client, rate budgets, retries, order recovery, emulator."""
+    return {
+        "name": "local_sim" if local else "coinbase", "ccxt_id": "coinbase", "rest_url": None,
+        "api_key_env": None if local else "COINBASE_API_KEY", "api_secret_env": None if local else "COINBASE_API_SECRET",
+        "timeout_ms": 5000, "ccxt_log_level": "INFO",
+        "rate_limits": {"pools": {"public": {"limit_per_s": 10, "burst_s": 1.0},
+                                  "private": {"limit_per_s": 30, "burst_s": 1.0}},
+                        "safety_margin": 0.1, "alert_threshold": 0.8, "endpoint_costs": {}, "learn_from_headers": True},
+        "retry": {"max_attempts": 5, "base_delay_s": 0.1, "max_delay_s": 2.0, "jitter": 0.5, "seed": 0},
+        "orders": {"confirm_after_create": True, "recovery_lookback_s": 900, "recovery_attempts": 4},
+        "emulator": {"autostart": local, "host": "127.0.0.1", "port": 0, "seed": 7, "speed": 60.0, "products": 8,
+                     "quote_currency": "USDC", "starting_balance": 100000.0, "enforce_rate_limits": True},
+    }
