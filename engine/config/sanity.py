@@ -1,0 +1,204 @@
+"""Runs the declarative cross-field checks of sanity_checks.yaml over a (schema-valid) config."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.market.data import TIMEFRAME_MS
+
+from . import paths
+from .predicate import Predicate, Skip, compile_predicate
+from .problems import ConfigProblem
+
+CHECKS_FILE = Path(__file__).with_name("sanity_checks.yaml")
+FUNCTIONS = frozenset({"is_set", "env_set", "timeframe_s", "theme_cap", "is_ascending", "pluck",
+                       "len", "min", "max", "abs"})
+_SPEC_KEYS = {"id", "modes", "for_each", "when", "require", "severity", "needs_env", "path", "found",
+              "expected", "message"}
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+class SanityCheckFileError(ValueError):
+    """sanity_checks.yaml itself is malformed (a bug to fix in the file, named with the check id)."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """Text with {expression} placeholders."""
+    parts: tuple  # str | Predicate, alternating
+
+    def render(self, scope) -> str:
+        out = []
+        for p in self.parts:
+            if isinstance(p, str):
+                out.append(p)
+                continue
+            try:
+                out.append(_fmt(p(scope)))
+            except Skip:
+                out.append("?")
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class SanityCheck:
+    id: str
+    require: Predicate
+    path: Template
+    found: Template
+    expected: Template
+    message: Template
+    when: Predicate | None = None
+    for_each: str | None = None
+    modes: frozenset[str] | None = None
+    severity: str = "error"
+    needs_env: bool = False
+    refs: tuple[str, ...] = ()
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return format(round(v, 10), "g")
+    if v is None or v is paths.MISSING:
+        return "null"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _template(text: Any, where: str) -> Template:
+    if not isinstance(text, str):
+        raise SanityCheckFileError(f"{CHECKS_FILE.name}: {where} must be a string, found {text!r}")
+    parts: list = []
+    pos = 0
+    for m in _PLACEHOLDER.finditer(text):
+        parts.append(text[pos:m.start()])
+        parts.append(compile_predicate(m.group(1), FUNCTIONS))
+        pos = m.end()
+    parts.append(text[pos:])
+    return Template(tuple(p for p in parts if p != ""))
+
+
+def _spec(raw: Any, index: int) -> SanityCheck:
+    if not isinstance(raw, dict) or "id" not in raw:
+        raise SanityCheckFileError(f"{CHECKS_FILE.name}: entry {index} must be a mapping with an id")
+    cid = raw["id"]
+    unknown = set(raw) - _SPEC_KEYS
+    if unknown:
+        raise SanityCheckFileError(f"{CHECKS_FILE.name}: check {cid}: unknown key(s) {sorted(unknown)}")
+    for k in ("require", "path", "found", "expected", "message"):
+        if k not in raw:
+            raise SanityCheckFileError(f"{CHECKS_FILE.name}: check {cid}: '{k}' is required")
+    severity = raw.get("severity", "error")
+    if severity not in ("error", "warning"):
+        raise SanityCheckFileError(f"{CHECKS_FILE.name}: check {cid}: severity must be error or warning")
+    try:
+        require = compile_predicate(str(raw["require"]), FUNCTIONS)
+        when = compile_predicate(str(raw["when"]), FUNCTIONS) if "when" in raw else None
+        templates = {k: _template(raw[k], f"check {cid}: {k}") for k in ("path", "found", "expected", "message")}
+    except ValueError as exc:
+        raise SanityCheckFileError(f"{CHECKS_FILE.name}: check {cid}: {exc}") from None
+    for_each = raw.get("for_each")
+    refs = list(require.refs) + (list(when.refs) if when else []) + ([for_each] if for_each else [])
+    return SanityCheck(
+        id=cid, require=require, when=when, for_each=for_each,
+        modes=frozenset(raw["modes"]) if raw.get("modes") else None, severity=severity,
+        needs_env=bool(raw.get("needs_env", False)), refs=tuple(dict.fromkeys(refs)), **templates,
+    )
+
+
+@lru_cache(maxsize=4)
+def load_checks(path: Path = CHECKS_FILE) -> tuple[SanityCheck, ...]:
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, list):
+        raise SanityCheckFileError(f"{path.name}: must be a list of checks")
+    checks = tuple(_spec(r, i) for i, r in enumerate(raw))
+    ids = [c.id for c in checks]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise SanityCheckFileError(f"{path.name}: duplicate check id(s) {dupes}")
+    return checks
+
+
+def _is_set(x: Any) -> bool:
+    return x is not paths.MISSING and x is not None and x != ""
+
+
+def _is_ascending(xs) -> bool:
+    return all(a < b for a, b in zip(xs, xs[1:]))
+
+
+def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, str] | None) -> dict:
+    def theme_cap(symbol):
+        caps = paths.get(cfg, "risk.params.theme_caps")
+        total = paths.get(cfg, "risk.params.max_total_exposure")
+        if not isinstance(caps, dict) or not caps:
+            return _strict_num(total)
+        theme = (symbol_themes or {}).get(symbol)
+        if theme is None:
+            return max(caps.values())  # unknown theme: only flag a cap above every theme's cap
+        if theme in caps:
+            return caps[theme]
+        return caps.get("default", _strict_num(total))
+
+    def env_set(name):
+        return isinstance(name, str) and bool(env.get(name))
+
+    return {
+        "is_set": _is_set, "env_set": env_set, "theme_cap": theme_cap, "is_ascending": _is_ascending,
+        "timeframe_s": lambda tf: TIMEFRAME_MS[tf] / 1000, "pluck": lambda xs, k: [x[k] for x in xs],
+        "len": len, "min": min, "max": max, "abs": abs,
+    }
+
+
+def _strict_num(v):
+    if v is paths.MISSING:
+        raise Skip("missing")
+    return v
+
+
+def run_checks(cfg: dict, *, mode: str, env: Mapping[str, str], known_bad: list[str],
+               symbol_themes: Mapping[str, str] | None = None, use_env: bool = True,
+               checks: tuple[SanityCheck, ...] | None = None) -> tuple[list[ConfigProblem], list[ConfigProblem]]:
+    """Return (errors, warnings). known_bad: paths with schema problems; checks reading them are skipped."""
+    funcs = _functions(cfg, env, symbol_themes)
+    errors: list[ConfigProblem] = []
+    warnings: list[ConfigProblem] = []
+    for check in checks if checks is not None else load_checks():
+        if check.modes is not None and mode not in check.modes:
+            continue
+        if check.needs_env and not use_env:
+            continue
+        if any(paths.overlaps(ref, bad) for ref in check.refs for bad in known_bad):
+            continue
+        if check.for_each:
+            coll = paths.get(cfg, check.for_each)
+            if isinstance(coll, dict):
+                entries = list(coll.items())
+            elif isinstance(coll, list):
+                entries = list(enumerate(coll))
+            else:
+                continue
+        else:
+            entries = [(None, None)]
+        for key, value in entries:
+            scope = {"cfg": cfg, "funcs": funcs, "vars": {} if check.for_each is None else {"key": key, "value": value}}
+            try:
+                if check.when is not None and not check.when(scope):
+                    continue
+                if check.require(scope):
+                    continue
+            except Skip:
+                continue
+            problem = ConfigProblem(
+                code=f"sanity.{check.id}", path=check.path.render(scope), found=check.found.render(scope),
+                expected=check.expected.render(scope), message=check.message.render(scope),
+            )
+            (errors if check.severity == "error" else warnings).append(problem)
+    return errors, warnings

@@ -1,0 +1,410 @@
+"""Cerberus schemas for every config group and for the composed config, and the pass that turns
+Cerberus' error tree into ConfigProblems with full key paths, found/expected and did-you-mean.
+
+Conventions: unknown keys are rejected everywhere except rule `params` (the rule loader checks
+those names against the rule file; here only the known params' types and ranges are checked).
+Cross-field coherence (theme caps vs total, daily vs hourly...) is not here: see sanity_checks.yaml.
+"""
+from __future__ import annotations
+
+import difflib
+import threading
+from typing import Any
+
+from cerberus import TypeDefinition, Validator, errors
+
+from engine.market.data import TIMEFRAME_MS
+
+from . import paths
+from .problems import ConfigProblem
+from .secrets import is_env_name_key, is_secret_key
+
+MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain")
+RUN_MODES = ("backtest", "dry_run", "paper", "live")
+DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade")
+SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
+DATE_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
+
+# --- building blocks (each carries a human 'meta' description used in "expected") ------------
+
+
+def _num(lo: float | None = None, hi: float | None = None, *, gt: float | None = None, **kw) -> dict:
+    d: dict[str, Any] = {"type": "number", **kw}
+    if lo is not None:
+        d["min"] = lo
+    if hi is not None:
+        d["max"] = hi
+    if gt is not None:
+        d["gt"] = gt
+    return d
+
+
+def _int(lo: int | None = None, hi: int | None = None, **kw) -> dict:
+    d: dict[str, Any] = {"type": "integer", **kw}
+    if lo is not None:
+        d["min"] = lo
+    if hi is not None:
+        d["max"] = hi
+    return d
+
+
+def FRACTION(**kw) -> dict:  # a share of equity in [0, 1]
+    return _num(0, 1, **kw)
+
+
+def POS_FRACTION(**kw) -> dict:  # a share of equity in (0, 1]
+    return _num(None, 1, gt=0, **kw)
+
+
+def _str(**kw) -> dict:
+    return {"type": "string", **kw}
+
+
+def _dict(schema: dict, **kw) -> dict:
+    return {"type": "dict", "schema": schema, **kw}
+
+
+ENV_NAME_FIELD = {"type": "string", "nullable": True}  # the value's shape is checked by secrets.py
+SYMBOL = _str(regex=SYMBOL_RE, meta="a ccxt unified symbol like 'BTC/USDC'")
+DATE = _str(regex=DATE_RE, nullable=True, meta="an ISO date like '2024-01-01' (UTC) or null")
+RULE_FILE = _str(required=True, empty=False, regex=r"^[^\s]+\.ya?ml$", meta="a .yaml file under rules_dir")
+
+# --- one schema per config group ---------------------------------------------------------------
+
+MODE = {
+    "name": _str(required=True, allowed=list(MODES)),
+    # mode=validate / explain may say which run mode's requirements to check (e.g. target=live).
+    "target": _str(nullable=True, allowed=list(RUN_MODES)),
+}
+
+FEE_TIER = _dict({
+    "min_volume_usd": _num(0, required=True),
+    "maker_bps": _num(0, 1000, required=True),
+    "taker_bps": _num(0, 1000, required=True),
+})
+
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+HTTP_URL = _str(nullable=True, regex=r"^https?://\S+$", meta="an http(s) URL or null")
+
+EXCHANGE = {
+    "name": _str(required=True, empty=False),
+    # null: no exchange client (a backtest needs only the fees); dry_run/paper/live need one.
+    "ccxt_id": _str(required=True, nullable=True, regex=r"^[a-z][a-z0-9_]*$", meta="a ccxt exchange id like 'coinbase'"),
+    "quote": _str(regex=r"^[A-Z0-9]{2,10}$", meta="a quote currency code like 'USDC'"),
+    "api_key_env": ENV_NAME_FIELD,
+    "api_secret_env": ENV_NAME_FIELD,
+    "api_passphrase_env": ENV_NAME_FIELD,
+    # Fees are required by the simulated broker (backtest, paper): see sanity check simulated_broker_needs_fees.
+    "fees": _dict({"tiers": {"type": "list", "minlength": 1, "schema": FEE_TIER, "required": True}}, nullable=True),
+    # --- the exchange layer (engine/exchange): client, rate budgets, retries, order recovery, emulator
+    "rest_url": HTTP_URL,
+    "timeout_ms": _int(1, 600_000),
+    "ccxt_log_level": _str(allowed=LOG_LEVELS),
+    "rate_limits": _dict({
+        "pools": {"type": "dict", "keysrules": _str(regex=r"^[a-z][a-z0-9_]*$", meta="a pool name like 'public'"),
+                  "valuesrules": _dict({"limit_per_s": _num(gt=0, required=True), "burst_s": _num(gt=0)})},
+        "safety_margin": _num(0, 0.9),
+        "alert_threshold": _num(None, 1, gt=0),
+        "endpoint_costs": {"type": "dict", "keysrules": _str(), "valuesrules": _num(gt=0)},
+        "learn_from_headers": {"type": "boolean"},
+    }),
+    "retry": _dict({
+        "max_attempts": _int(1, 50),
+        "base_delay_s": _num(0, 600),
+        "max_delay_s": _num(0, 3600),
+        "jitter": _num(0, 1),
+        "seed": _int(0),
+    }),
+    "orders": _dict({
+        "confirm_after_create": {"type": "boolean"},
+        "recovery_lookback_s": _num(gt=0),
+        "recovery_attempts": _int(0, 100),
+    }),
+    "emulator": _dict({
+        "autostart": {"type": "boolean"},
+        "host": _str(empty=False),
+        "port": _int(0, 65535),
+        "seed": _int(0),
+        "speed": _num(gt=0),
+        "products": _int(1),
+        "quote_currency": _str(regex=r"^[A-Z0-9]{2,10}$", meta="a currency code like 'USDC'"),
+        "starting_balance": _num(gt=0),
+        "enforce_rate_limits": {"type": "boolean"},
+    }, nullable=True),
+}
+
+DATA = {
+    "source": _str(required=True, allowed=list(DATA_SOURCES)),
+    "timeframe": _str(required=True, allowed=list(TIMEFRAME_MS)),
+    "path": _str(nullable=True, empty=False),
+    "symbols": {"type": "list", "nullable": True, "minlength": 1, "schema": SYMBOL},
+    "cache_dir": _str(nullable=True, empty=False),
+    "sample": _dict({
+        "seed": _int(0, required=True),
+        "n_symbols": _int(1, 5000, required=True),
+        "start": _str(regex=DATE_RE, required=True, meta="an ISO date like '2024-01-01'"),
+        "n_bars": _int(1, 10_000_000, required=True),
+    }, nullable=True),
+}
+
+STRATEGY_PARAMS = {
+    "fast": _int(1),
+    "slow": _int(1),
+    "lookback": _int(1),
+    "entry_return": _num(-1, 100),
+    "exit_return": _num(-1, 100),
+    "rsi_max": _num(0, 100),
+    "weight": POS_FRACTION(),
+    "stop_loss": _num(None, 1, gt=0),
+}
+STRATEGY = {
+    "name": _str(required=True, regex=r"^[a-z][a-z0-9_]*$", meta="a snake_case strategy name"),
+    "file": RULE_FILE,
+    "params": _dict(STRATEGY_PARAMS, allow_unknown=True, required=True),
+}
+
+UNIVERSE_PARAMS = {
+    "min_volume_usd": _num(0),
+    "max_spread_bps": _num(None, 10_000, gt=0),
+    "min_history_bars": _int(0),
+    "top": _int(1),
+}
+UNIVERSE = {"file": RULE_FILE, "params": _dict(UNIVERSE_PARAMS, allow_unknown=True, required=True)}
+
+RISK_PARAMS = {
+    "max_position_weight": POS_FRACTION(),
+    # Above 1 is leverage: the schema allows any positive number so that the sanity check
+    # spot_no_leverage can say why it is refused.
+    "max_total_exposure": _num(gt=0),
+    "max_positions": _int(1),
+    "theme_caps": {"type": "dict", "keysrules": _str(regex=r"^[a-z][a-z0-9_]*$", meta="a theme name like 'meme'"),
+                   "valuesrules": FRACTION()},
+    "asset_caps": {"type": "dict", "keysrules": SYMBOL, "valuesrules": FRACTION()},
+    "hourly_loss_limit": POS_FRACTION(),
+    "daily_loss_limit": POS_FRACTION(),
+    "max_drawdown_halt": POS_FRACTION(),
+    "cooldown_bars": _int(1),
+}
+BURN_IN = {
+    "hours": _int(1, required=True),
+    "max_total_exposure": POS_FRACTION(required=True),
+    "max_order_notional": _num(gt=0, required=True),
+}
+RISK = {
+    "file": RULE_FILE,
+    "params": _dict(RISK_PARAMS, allow_unknown=True, required=True),
+    "burn_in": _dict(BURN_IN, nullable=True),
+}
+
+EXECUTION_PARAMS = {
+    "min_notional": _num(0),
+    "max_spread_bps": _num(None, 10_000, gt=0),
+    "max_slippage_bps": _num(None, 10_000, gt=0),
+    "quote_max_age_s": _num(gt=0),
+}
+EXECUTION = {"file": RULE_FILE, "params": _dict(EXECUTION_PARAMS, allow_unknown=True, required=True)}
+
+BACKTEST = {
+    "initial_cash": _num(gt=0, required=True),
+    "start": DATE,
+    "end": DATE,
+    "slippage": _dict({
+        "model": _str(required=True, allowed=["spread_impact", "none"]),
+        "impact_coef": _num(0, 100),
+        "noise_bps": _num(0, 1000),
+    }),
+}
+
+REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"}}
+
+GROUP_SCHEMAS: dict[str, dict] = {
+    "mode": MODE, "exchange": EXCHANGE, "data": DATA, "strategy": STRATEGY, "universe": UNIVERSE,
+    "risk": RISK, "execution": EXECUTION, "backtest": BACKTEST, "report": REPORT,
+}
+
+COMPOSED: dict[str, dict] = {
+    **{name: _dict(schema, required=True) for name, schema in GROUP_SCHEMAS.items()},
+    "seed": _int(0, 2**32 - 1, required=True),
+    "rules_dir": _str(required=True, empty=False),
+    "explain": _dict({
+        "run_dir": _str(nullable=True),
+        "symbol": {**SYMBOL, "nullable": True},
+        "time": DATE,
+    }),
+    # Tolerated if a caller forgets to drop it: Hydra's own section is Hydra's to check.
+    "hydra": {"type": "dict", "allow_unknown": True},
+}
+
+
+# --- the validator --------------------------------------------------------------------------
+
+
+GT_VALUE = errors.ErrorDefinition(0x4A, "gt")  # a custom code beside Cerberus' MIN_VALUE (0x42)
+
+
+class _RulebookValidator(Validator):
+    # bool is an int in Python; a config "max_positions: true" is a mistake, not 1.
+    types_mapping = {
+        **Validator.types_mapping,
+        "integer": TypeDefinition("integer", (int,), (bool,)),
+    }
+
+    def _validate_gt(self, constraint, field, value):
+        """Exclusive lower bound.
+
+        The rule's arguments are validated against this schema:
+        {'type': 'number'}
+        """
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not value > constraint:
+            self._error(field, GT_VALUE)
+
+    def _validate_meta(self, constraint, field, value):
+        """A human description of the expected value, used in messages.
+
+        The rule's arguments are validated against this schema:
+        {'type': 'string'}
+        """
+
+
+_local = threading.local()  # Cerberus validators are not thread-safe: one per thread and schema
+
+
+def _validator(schema_id: str, schema: dict) -> Validator:
+    cache = getattr(_local, "validators", None)
+    if cache is None:
+        cache = _local.validators = {}
+    v = cache.get(schema_id)
+    if v is None:
+        v = cache[schema_id] = _RulebookValidator(schema, allow_unknown=False)
+    return v
+
+
+_TYPE_WORDS = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "true or false",
+               "dict": "a mapping (key: value)", "list": "a list"}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "integer", float: "number", str: "string", dict: "mapping",
+            list: "list"}.get(type(value), type(value).__name__)
+
+
+def _schema_at(schema: dict, path: tuple) -> dict | None:
+    """The mapping schema (field -> rules) of the dict at document path, or None."""
+    node: dict | None = schema
+    for part in path:
+        if node is None:
+            return None
+        rules = node.get(part) if isinstance(part, str) else None
+        if rules is None:
+            # items of keysrules/valuesrules mappings and lists: look through valuesrules/schema
+            return None
+        sub = rules.get("schema")
+        if rules.get("type") == "list":
+            return None
+        node = sub if isinstance(sub, dict) else None
+    return node
+
+
+def _found(path: str, value: Any) -> str:
+    leaf = path.rsplit(".", 1)[-1]
+    if is_secret_key(leaf) or is_env_name_key(leaf):
+        return "***"
+    return f"{paths.show(value)} ({_type_name(value)})"
+
+
+def _leaves(errs) -> list:
+    out = []
+    for e in errs:
+        if e.is_group_error:
+            out.extend(_leaves(e.child_errors))
+        else:
+            out.append(e)
+    return out
+
+
+def _rules_of(schema: dict, doc_path: tuple, schema_path: tuple) -> dict:
+    """The rule set an error's schema_path points into (for 'meta' descriptions)."""
+    node: Any = schema
+    for part in schema_path[:-1]:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return {}
+    return node if isinstance(node, dict) else {}
+
+
+def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
+    doc_path = tuple(e.document_path)
+    path = paths.join(prefix, *doc_path)
+    rules = _rules_of(schema, doc_path, tuple(e.schema_path))
+    meta = rules.get("meta")
+    value = e.value
+    code = e.code
+    if code == errors.UNKNOWN_FIELD.code:
+        mapping = _schema_at(schema, doc_path[:-1]) or {}
+        known = sorted(k for k in mapping if k != "hydra")
+        key = str(doc_path[-1]) if doc_path else ""
+        return ConfigProblem(
+            "unknown_key", path, _found(path, value),
+            "one of: " + ", ".join(known) if known else "no keys here",
+            f"unknown key '{key}' in '{paths.join(prefix, *doc_path[:-1]) or '<root>'}'",
+            tuple(difflib.get_close_matches(key, known, n=3, cutoff=0.6)),
+        )
+    if code == errors.REQUIRED_FIELD.code:
+        return ConfigProblem("missing_key", path, "nothing", "a value (required)", f"required key '{path}' is missing")
+    if code == errors.NOT_NULLABLE.code:
+        return ConfigProblem("null", path, "null", "a value (null is not allowed)", f"'{path}' must not be null")
+    if code == errors.EMPTY_NOT_ALLOWED.code:
+        return ConfigProblem("empty", path, _found(path, value), "a non-empty value", f"'{path}' must not be empty")
+    if code == errors.BAD_TYPE.code:
+        want = _TYPE_WORDS.get(str(e.constraint), str(e.constraint))
+        return ConfigProblem("type", path, _found(path, value), want, f"'{path}' must be {want}")
+    if code == errors.MIN_VALUE.code:
+        return ConfigProblem("min", path, _found(path, value), f">= {e.constraint}",
+                             f"'{path}' must be at least {e.constraint}")
+    if code == errors.MAX_VALUE.code:
+        return ConfigProblem("max", path, _found(path, value), f"<= {e.constraint}",
+                             f"'{path}' must be at most {e.constraint}")
+    if code == errors.UNALLOWED_VALUE.code:
+        allowed = [str(a) for a in e.constraint]
+        return ConfigProblem(
+            "allowed", path, _found(path, value), "one of: " + ", ".join(allowed),
+            f"'{path}' must be one of {', '.join(allowed)}",
+            tuple(difflib.get_close_matches(str(value), allowed, n=3, cutoff=0.5)),
+        )
+    if code == errors.REGEX_MISMATCH.code:
+        want = meta or f"a string matching {e.constraint}"
+        if "keysrules" in tuple(e.schema_path):
+            parent = paths.join(prefix, *doc_path[:-1])
+            return ConfigProblem("format", path, f"key {paths.show(value)}", f"keys that are {want}",
+                                 f"key {paths.show(value)} in '{parent}' must be {want}")
+        return ConfigProblem("format", path, _found(path, value), want, f"'{path}' must be {want}")
+    if code == errors.MIN_LENGTH.code:
+        return ConfigProblem("min_length", path, _found(path, value), f"at least {e.constraint} item(s)",
+                             f"'{path}' needs at least {e.constraint} item(s)")
+    if code == errors.MAX_LENGTH.code:
+        return ConfigProblem("max_length", path, _found(path, value), f"at most {e.constraint} item(s)",
+                             f"'{path}' allows at most {e.constraint} item(s)")
+    if e.rule == "gt" or tuple(e.schema_path)[-1:] == ("gt",):
+        return ConfigProblem("min", path, _found(path, value), f"> {e.constraint}",
+                             f"'{path}' must be greater than {e.constraint}")
+    text = "; ".join(str(i) for i in e.info) if e.info else str(e.rule)
+    return ConfigProblem(f"schema.{e.rule}", path, _found(path, value), text, f"'{path}': {text}")
+
+
+def validate(doc: Any, schema: dict = COMPOSED, *, prefix: str = "", schema_id: str = "composed") -> list[ConfigProblem]:
+    """Every schema problem of doc (all at once), sorted by path then code."""
+    if not isinstance(doc, dict):
+        return [ConfigProblem("type", prefix, _found(prefix or "config", doc), "a mapping (key: value)",
+                              f"'{prefix or 'the config'}' must be a mapping")]
+    v = _validator(schema_id, schema)
+    if v.validate(doc, normalize=False):
+        return []
+    return [_to_problem(e, schema, prefix) for e in _leaves(v._errors)]
+
+
+def validate_group(group: str, doc: Any) -> list[ConfigProblem]:
+    """Check one group's config (the content of a conf/<group>/<option>.yaml file)."""
+    return validate(doc, GROUP_SCHEMAS[group], prefix=group, schema_id=f"group:{group}")

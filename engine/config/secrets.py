@@ -1,0 +1,201 @@
+"""Secrets live in environment variables only; the config names the variable, never the value.
+
+This module finds literal secrets in a config, redacts configs before they are written anywhere,
+and scrubs known secret values out of text and log records (the ccxt logger included).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .problems import ConfigProblem
+
+REDACTED = "***"
+
+# Words that make a key secret-looking, matched against the key split into words, so that
+# "api_key", "apiKey", "API-SECRET", "db_password" match and "keyboard", "tokenizer" do not.
+_SECRET_WORDS = frozenset(
+    {"key", "apikey", "secret", "password", "passwd", "pwd", "token", "passphrase", "privatekey",
+     "credential", "credentials", "pem"}
+)
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+# Known secret values shorter than this are not scrubbed from text: "***"-ing every "1" would
+# mangle logs and still leak nothing a 3-character secret would not leak anyway.
+MIN_SCRUB_LEN = 4
+
+
+def _words(key: str) -> list[str]:
+    return [w.lower() for w in _WORD_SPLIT.split(key) if w]
+
+
+def is_env_name_key(key: Any) -> bool:
+    """Keys like api_key_env hold the NAME of an environment variable: safe to write."""
+    return isinstance(key, str) and _words(key)[-1:] == ["env"]
+
+
+def is_secret_key(key: Any) -> bool:
+    """True for keys whose value would be a credential (api_key, secret, password, token, ...)."""
+    if not isinstance(key, str) or is_env_name_key(key):
+        return False
+    return any(w in _SECRET_WORDS for w in _words(key))
+
+
+def _holds_literal(value: Any) -> bool:
+    # None and "" mean "not set"; bools are switches, not credentials; "???" is Hydra's missing marker.
+    if value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return value.strip() not in ("", "???")
+    return isinstance(value, (int, float))
+
+
+def looks_like_secret_value(value: Any) -> bool:
+    return isinstance(value, str) and bool(_PEM.search(value))
+
+
+def _walk(node: Any, prefix: str) -> Iterable[tuple[str, Any, Any]]:
+    """Yield (path, key, value) for every entry of nested dicts and lists."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            yield path, k, v
+            yield from _walk(v, path)
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            path = f"{prefix}.{i}" if prefix else str(i)
+            yield path, i, v
+            yield from _walk(v, path)
+
+
+def _redacted_found(value: Any) -> str:
+    size = len(value) if isinstance(value, str) else len(str(value))
+    return f"{REDACTED} (a literal value, {size} chars)"
+
+
+def find_secret_values(cfg: Any) -> list[ConfigProblem]:
+    """Every literal secret in the config, as problems; the values themselves are never repeated."""
+    problems: list[ConfigProblem] = []
+    for path, key, value in _walk(cfg, ""):
+        if is_secret_key(key) and _holds_literal(value) and not isinstance(value, (dict, list)):
+            problems.append(ConfigProblem(
+                code="secret_in_config",
+                path=path,
+                found=_redacted_found(value),
+                expected=f"no secret in config: name an environment variable instead, e.g. {key}_env: MY_{str(key).upper()}",
+                message=f"'{path}' holds a literal secret; secrets come from environment variables only",
+            ))
+        elif is_env_name_key(key) and value is not None and not (isinstance(value, str) and ENV_NAME.match(value)):
+            # An env-name key whose value is not a variable name is most likely a pasted secret.
+            problems.append(ConfigProblem(
+                code="secret_env_not_a_name",
+                path=path,
+                found=_redacted_found(value) if isinstance(value, (str, int, float)) else type(value).__name__,
+                expected="the NAME of an environment variable, e.g. COINBASE_API_KEY (letters, digits, _)",
+                message=f"'{path}' must name an environment variable, not hold its value",
+            ))
+        elif looks_like_secret_value(value):
+            problems.append(ConfigProblem(
+                code="secret_in_config",
+                path=path,
+                found=f"{REDACTED} (a private key)",
+                expected="no private key in config: load it from an environment variable",
+                message=f"'{path}' holds a private key; secrets come from environment variables only",
+            ))
+    return problems
+
+
+def redact(cfg: Any) -> Any:
+    """A copy of cfg safe to write: values under secret-looking keys become "***".
+
+    Env-var NAME keys (api_key_env) are kept: the name is not the secret and helps debugging.
+    """
+    if isinstance(cfg, dict):
+        out = {}
+        for k, v in cfg.items():
+            if is_secret_key(k) and _holds_literal(v):
+                out[k] = REDACTED
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(cfg, list):
+        return [redact(v) for v in cfg]
+    if isinstance(cfg, tuple):
+        return tuple(redact(v) for v in cfg)
+    if looks_like_secret_value(cfg):
+        return REDACTED
+    return cfg
+
+
+def env_names(cfg: Any) -> list[str]:
+    """Names of the environment variables the config points at (values of *_env keys)."""
+    return sorted({v for _, k, v in _walk(cfg, "") if is_env_name_key(k) and isinstance(v, str) and ENV_NAME.match(v)})
+
+
+def secret_values(cfg: Any, env: Mapping[str, str]) -> list[str]:
+    """The secret values to keep out of every output: the variables the config names, plus any
+    variable whose own name looks secret (COINBASE_API_SECRET, GITHUB_TOKEN...)."""
+    names = set(env_names(cfg)) | {n for n in env if is_secret_key(n)}
+    values: set[str] = set()
+    for name in names:
+        value = env.get(name)
+        if not isinstance(value, str) or len(value) < MIN_SCRUB_LEN:
+            continue
+        values.add(value)
+        # Multi-line secrets (PEM keys) also leak line by line, or with escaped newlines.
+        if "\n" in value:
+            values.add(value.replace("\n", "\\n"))
+            values.update(line.strip() for line in value.splitlines() if len(line.strip()) >= 16)
+    # Longest first, so a secret containing another is replaced whole.
+    return sorted(values, key=lambda s: (-len(s), s))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for s in secrets:
+        if s and s in text:
+            text = text.replace(s, REDACTED)
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """A logging filter that replaces known secret values in records (message, args, traceback)."""
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= MIN_SCRUB_LEN]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string is the logger's problem; leave the record as is
+            message = str(record.msg)
+        clean = scrub(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info, self.secrets)
+        return True
+
+
+def install_log_redaction(secrets: Iterable[str], logger_names: Iterable[str] = ("", "ccxt")) -> SecretFilter:
+    """Attach one SecretFilter to every handler of the named loggers (root and ccxt by default).
+
+    Handler filters see records propagated from child loggers (ccxt.base.exchange, ...), which
+    logger filters do not. Call again after logging is reconfigured; returns the filter.
+    """
+    flt = SecretFilter(secrets)
+    for name in logger_names:
+        for handler in logging.getLogger(name).handlers:
+            for old in [f for f in handler.filters if isinstance(f, SecretFilter)]:
+                handler.removeFilter(old)
+            handler.addFilter(flt)
+    return flt

@@ -1,0 +1,87 @@
+"""Every shipped config group, and every sensible combination of them, validates clean."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import yaml
+
+from engine.config import check_config
+from engine.config.sanity import load_checks
+from engine.config.schema import GROUP_SCHEMAS, validate_group
+from tests.helpers.configs import CONF_DIR, LIVE_ENV, composed, edited, live_config, valid_config
+
+GROUP_FILES = sorted(p for g in GROUP_SCHEMAS for p in (CONF_DIR / g).glob("*.yaml"))
+STRATEGIES = sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml"))
+RISKS = sorted(p.stem for p in (CONF_DIR / "risk").glob("*.yaml"))
+DATA = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
+MODES = ("backtest", "dry_run", "paper", "validate", "explain")
+
+
+@pytest.mark.parametrize("path", GROUP_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_each_group_file_matches_its_schema(path):
+    doc = yaml.safe_load(path.read_text())
+    problems = [p for p in validate_group(path.parent.name, doc) if p.found != "'???' (string)"]
+    assert problems == []
+
+
+@pytest.mark.parametrize("strategy,risk,data", list(itertools.product(STRATEGIES, RISKS, DATA)))
+def test_shipped_combinations_validate_in_every_mode(strategy, risk, data):
+    overrides = [f"strategy={strategy}", f"risk={risk}", f"data={data}"]
+    if data != "sample":
+        overrides.append("data.path=/data/ohlcv")
+    base = composed(*overrides)
+    for mode in MODES:
+        # conf/mode/*.yaml only name the mode (checked below), so set it rather than recompose.
+        cfg = edited(base, ("set", "mode", yaml.safe_load((CONF_DIR / "mode" / f"{mode}.yaml").read_text())))
+        report = check_config(cfg, mode=mode, env={})
+        assert report.ok, report.format()
+        assert report.warnings == [], report.format()
+
+
+def test_mode_files_only_name_the_mode():
+    for path in (CONF_DIR / "mode").glob("*.yaml"):
+        assert yaml.safe_load(path.read_text()) == {"name": path.stem}
+
+
+@pytest.mark.parametrize("risk", RISKS)
+def test_live_with_credentials_and_burn_in_validates(risk):
+    cfg = live_config()
+    cfg["risk"] = composed(f"risk={risk}")["risk"] | {"burn_in": cfg["risk"]["burn_in"]}
+    report = check_config(cfg, mode="live", env=LIVE_ENV)
+    assert report.ok, report.format()
+
+
+def test_live_requirements_false_skips_only_the_environment():
+    report = check_config(live_config(), mode="live", env={}, live_requirements=False)
+    assert report.ok, report.format()
+    report = check_config(live_config(), mode="live", env={})
+    assert report.codes() == ["sanity.live_api_key_env_unset", "sanity.live_api_secret_env_unset"]
+
+
+SANITY_EXTRA = [
+    ("exit_return_not_below_entry", "momentum", (("set", "strategy.params.exit_return", 0.1),), "backtest"),
+    ("sample_data_needs_sample_section", None, (("set", "data.sample", None),), "backtest"),
+    ("file_data_needs_path", None, (("set", "data.source", "csv"), ("set", "data.path", None)), "backtest"),
+    ("live_needs_api_secret_env", "live", (("set", "exchange.api_secret_env", None),), "live"),
+    ("live_api_passphrase_env_unset", "live", (("set", "exchange.api_passphrase_env", "CB_PASSPHRASE"),), "live"),
+]
+
+
+@pytest.mark.parametrize("check_id,base,edits,mode", SANITY_EXTRA, ids=[s[0] for s in SANITY_EXTRA])
+def test_more_sanity_checks(check_id, base, edits, mode):
+    cfg = live_config() if base == "live" else composed(f"strategy={base}") if base else valid_config()
+    report = check_config(edited(cfg, *edits), mode=mode, env=LIVE_ENV)
+    assert report.codes() == [f"sanity.{check_id}"], report.format()
+
+
+def test_universe_spread_wider_than_execution_is_a_warning():
+    report = check_config(edited(valid_config(), ("set", "universe.params.max_spread_bps", 80)), mode="backtest", env={})
+    assert report.ok and [w.code for w in report.warnings] == ["sanity.universe_spread_above_execution"]
+
+
+def test_every_sanity_check_has_an_id_and_message():
+    checks = load_checks()
+    assert len(checks) >= 20
+    for c in checks:
+        assert c.id and c.message.parts and c.severity in ("error", "warning")
