@@ -26,22 +26,11 @@ def _hydra_context() -> tuple[Path, list[str]]:
     return Path(hc.runtime.output_dir), list(hc.overrides.task)
 
 
-def to_plain(cfg: DictConfig) -> dict:
-    try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
-    except Exception as exc:  # a missing value (???) or a bad interpolation
-        key = getattr(exc, "full_key", "") or ""
-        msg = str(exc).split("\n")[0]
-        if type(exc).__name__ == "MissingMandatoryValue":
-            raise UserError(f"config key {key} has no value (???); set it on the command line, e.g. {key}=...") from None
-        raise UserError(f"config key {key}: {msg}") from None
-
-
-def dispatch(cfg: dict, out_dir: Path, overrides: list[str]) -> Any:
+def dispatch(cfg: dict, out_dir: Path, overrides: list[str], redacted: dict) -> Any:
+    """Run the checked config's mode; ``redacted`` is what may be written anywhere."""
     mode = (cfg.get("mode") or {}).get("name", "backtest")
     if mode not in MODES:
         raise UserError(f"mode.name is {mode!r}; expected one of {', '.join(MODES)}")
-    redacted = cfg  # replaced by engine.config.redact once config checks land
     if mode == "backtest":
         from engine.modes import backtest
 
@@ -50,10 +39,17 @@ def dispatch(cfg: dict, out_dir: Path, overrides: list[str]) -> Any:
 
 
 def main(cfg: DictConfig) -> Any:
-    errors = user_error_types()
+    from engine.config import ConfigError, redact
+    from engine.config.entry import prepare_run, validate_entry
+
+    errors = user_error_types() + (ConfigError,)
     try:
         out_dir, overrides = _hydra_context()
-        return dispatch(to_plain(cfg), out_dir, overrides)
+        if OmegaConf.select(cfg, "mode.name") == "validate":
+            sys.exit(validate_entry(cfg))
+        # every other mode: the same checks first; renamed keys come back migrated
+        report = prepare_run(cfg, log)
+        return dispatch(report.config, out_dir, overrides, redact(report.config))
     except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         log.debug("user error", exc_info=True)
