@@ -221,7 +221,7 @@ def legend_html(items: Sequence[tuple[str, str, str]]) -> str:
 def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name: str, y_kind: str = "num",
                   labels: Sequence[str] = (), highlight: int | None = None, height: int = 220) -> str:
     """Metric (y) against one swept parameter (x): numeric x on a linear axis, else categories."""
-    fr = Frame(height=height, width=460, left=64)
+    fr = Frame(height=height, width=460, left=64, bottom=40, top=10)
     yv = np.array([np.nan if v is None else float(v) for v in y], dtype=np.float64)
     numeric = all(_is_number(v) for v in x)
     if numeric:
@@ -240,7 +240,7 @@ def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name
         padx = (fr.x1 - fr.x0) * 0.05
         fr.x0, fr.x1 = fr.x0 - padx, fr.x1 + padx
     lo, hi = float(yv[ok].min()), float(yv[ok].max())
-    pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
+    pad = (hi - lo) * 0.12 or abs(hi) * 0.05 or 1.0
     ticks = nice_ticks(lo - pad, hi + pad, 4)
     fr.y0, fr.y1 = float(min(ticks[0], lo - pad)), float(max(ticks[-1], hi + pad))
     plot_w, plot_h = fr.width - fr.left - fr.right, fr.height - fr.top - fr.bottom
@@ -256,7 +256,7 @@ def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name
         if not fr.x0 <= t <= fr.x1:
             continue
         xx = float(fr.px([t])[0])
-        out.append(f'<text class="xlab" x="{xx:.1f}" y="{fr.height - 6}">{escape(label)}</text>')
+        out.append(f'<text class="xlab" x="{xx:.1f}" y="{fr.height - 22}">{escape(label)}</text>')
     px, py = fr.px(xv), fr.py(np.where(ok, yv, 0))
     for i in np.flatnonzero(ok).tolist():
         cls = "pt best" if i == highlight else "pt"
@@ -264,7 +264,7 @@ def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name
         out.append(f'<circle class="{cls}" cx="{px[i]:.1f}" cy="{py[i]:.1f}" r="{6 if i == highlight else 4}">'
                    f"<title>{escape(tip)}</title></circle>")
     out.append(f'<rect class="frame" x="{fr.left}" y="{fr.top}" width="{plot_w}" height="{plot_h}" fill="none"/>')
-    out.append(f'<text class="axis-name" x="{fr.left + plot_w / 2:.0f}" y="{fr.top + 12}">{escape(x_name)}</text>')
+    out.append(f'<text class="axis-name" x="{fr.left + plot_w / 2:.0f}" y="{fr.height - 4}">{escape(x_name)}</text>')
     out.append("</svg>")
     return "".join(out)
 
