@@ -63,14 +63,14 @@ class Frame:
 def downsample_minmax(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """Keep each bucket's min and max (in time order) so peaks and troughs survive.
 
-    Returns at most ``max_points`` real samples of the input (plus the last point).
+    Returns at most ``max_points`` real samples of the input, always including the first and last.
     """
     x = np.asarray(x)
     y = np.asarray(y, dtype=np.float64)
     n = y.size
     if n <= max_points:
         return x, y
-    buckets = max(1, max_points // 2)
+    buckets = max(1, (max_points - 2) // 2)
     size = math.ceil(n / buckets)
     pad = buckets * size - n
     yy = np.concatenate([y, np.full(pad, y[-1])]).reshape(buckets, size)
@@ -78,7 +78,7 @@ def downsample_minmax(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> t
     lo = np.argmin(np.where(finite, yy, np.inf), axis=1)
     hi = np.argmax(np.where(finite, yy, -np.inf), axis=1)
     base = np.arange(buckets) * size
-    idx = np.concatenate([base + np.minimum(lo, hi), base + np.maximum(lo, hi), [n - 1]])
+    idx = np.concatenate([[0], base + np.minimum(lo, hi), base + np.maximum(lo, hi), [n - 1]])
     idx = np.unique(np.clip(idx, 0, n - 1))
     return x[idx], y[idx]
 
