@@ -169,7 +169,7 @@ def line_chart(series: Sequence[Series], *, title: str, y_kind: str = "money", b
     ticks = nice_ticks(lo - (pad if not any(s.area for s in series) else 0), hi + pad)
     fr.y0, fr.y1 = float(min(ticks[0], lo)), float(max(ticks[-1], hi))
     out = [f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {fr.width} {fr.height}" '
-           f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+           f'role="img" aria-label="{escape(title)}">',
            f"<title>{escape(title)}</title>"]
     plot_w, plot_h = fr.width - fr.left - fr.right, fr.height - fr.top - fr.bottom
     for b in bands:
@@ -245,7 +245,7 @@ def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name
     fr.y0, fr.y1 = float(min(ticks[0], lo - pad)), float(max(ticks[-1], hi + pad))
     plot_w, plot_h = fr.width - fr.left - fr.right, fr.height - fr.top - fr.bottom
     out = [f'<svg class="chart scatter" viewBox="0 0 {fr.width} {fr.height}" role="img" '
-           f'aria-label="{escape(y_name)} against {escape(x_name)}" xmlns="http://www.w3.org/2000/svg">']
+           f'aria-label="{escape(y_name)} against {escape(x_name)}">']
     for t in ticks:
         yy = float(fr.py([t])[0])
         out.append(f'<line class="grid" x1="{fr.left}" x2="{fr.left + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}"/>'
