@@ -132,6 +132,22 @@ def fmt_value(v: float, kind: str) -> str:
     return f"{v:g}"
 
 
+def tick_labels(ticks: np.ndarray, kind: str) -> list[str]:
+    """Labels with one number of decimals for the whole axis, chosen from the tick step."""
+    step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else abs(float(ticks[0])) or 1.0
+    scale = 100.0 if kind == "pct" else 1.0
+    decimals = max(0, -math.floor(math.log10(step * scale) + 1e-9)) if step > 0 else 0
+    if step > 0 and abs(round(step * scale, decimals) - step * scale) > step * scale * 1e-6:
+        decimals += 1  # steps like 0.25 need one more digit than their magnitude
+    if kind == "money" and step >= 1:
+        decimals = 0
+    out = []
+    for t in ticks.tolist():
+        v = 0.0 if abs(t) < step * 1e-9 else t
+        out.append(f"{v * scale:,.{decimals}f}%" if kind == "pct" else f"{v:,.{decimals}f}")
+    return out
+
+
 def _path(fr: Frame, x: np.ndarray, y: np.ndarray) -> str:
     px, py = fr.px(x), fr.py(y)
     ok = np.isfinite(py)
@@ -178,10 +194,10 @@ def line_chart(series: Sequence[Series], *, title: str, y_kind: str = "money", b
             continue
         out.append(f'<rect class="band" x="{a:.1f}" y="{fr.top}" width="{z - a:.1f}" height="{plot_h}" '
                    f'fill="{regime_colour(b.label)}"><title>{escape(b.label)}</title></rect>')
-    for t in ticks:
+    for t, label in zip(ticks.tolist(), tick_labels(ticks, y_kind)):
         y = float(fr.py([t])[0])
         out.append(f'<line class="grid" x1="{fr.left}" x2="{fr.left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                   f'<text class="ylab" x="{fr.left - 6}" y="{y + 4:.1f}">{escape(fmt_value(float(t), y_kind))}</text>')
+                   f'<text class="ylab" x="{fr.left - 6}" y="{y + 4:.1f}">{escape(label)}</text>')
     for t, label in time_ticks(int(fr.x0), int(fr.x1)):
         x = float(fr.px([t])[0])
         out.append(f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{fr.top + plot_h}" y2="{fr.top + plot_h + 4}"/>'
@@ -246,10 +262,10 @@ def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name
     plot_w, plot_h = fr.width - fr.left - fr.right, fr.height - fr.top - fr.bottom
     out = [f'<svg class="chart scatter" viewBox="0 0 {fr.width} {fr.height}" role="img" '
            f'aria-label="{escape(y_name)} against {escape(x_name)}">']
-    for t in ticks:
+    for t, label in zip(ticks.tolist(), tick_labels(ticks, y_kind)):
         yy = float(fr.py([t])[0])
         out.append(f'<line class="grid" x1="{fr.left}" x2="{fr.left + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}"/>'
-                   f'<text class="ylab" x="{fr.left - 6}" y="{yy + 4:.1f}">{escape(fmt_value(float(t), y_kind))}</text>')
+                   f'<text class="ylab" x="{fr.left - 6}" y="{yy + 4:.1f}">{escape(label)}</text>')
     xticks = [(float(i), c) for i, c in enumerate(cats)] if not numeric else \
         [(float(t), f"{t:g}") for t in nice_ticks(float(xv.min()), float(xv.max()) if xv.max() > xv.min() else float(xv.min()) + 1, 4)]
     for t, label in xticks:
