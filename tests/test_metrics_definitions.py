@@ -155,3 +155,12 @@ def test_factory_results_are_self_consistent():
     # realised pnl of closed trades + open trade's mark = final equity - initial
     open_pnl = sum(rt["pnl"] for rt in r["round_trips"] if not rt["exit_time"])
     assert m["final_equity"] - 10_000 == pytest.approx(sum(rt["pnl"] for rt in closed) + open_pnl)
+
+
+def test_every_metric_is_documented():
+    from pathlib import Path
+
+    from engine.report.metrics import METRIC_DEFINITIONS
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
+    for key, (_label, _kind, _better, definition) in METRIC_DEFINITIONS.items():
+        assert f"`{key}`" in doc and definition in doc, key

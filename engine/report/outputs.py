@@ -43,7 +43,7 @@ def write_run_outputs(run_dir: Path, results: Mapping[str, Any], timing: Mapping
     options = options or ReportOptions()
     run_dir = Path(run_dir)
     data = prepare_results(results)
-    paths = {"results_json": write_json(run_dir / "results.json", data)}
+    paths = {"results_json": write_json(run_dir / "results.json", data, cleaned=True)}
     if options.html:
         paths["report_html"] = atomic_write_text(run_dir / "report.html",
                                                  render_backtest_report(data, timing, options))
