@@ -147,3 +147,22 @@ def test_one_year_thirty_symbols_stays_under_two_megabytes(tmp_path):
     assert size < 2_000_000, size
     html = paths["report_html"].read_text()
     assert html.count("<tr>") > 600
+
+
+def test_minimal_results_without_trades_benchmark_or_regimes(tmp_path):
+    """A flat run with nothing optional still leaves every file, with '–' for undefined metrics."""
+    import numpy as np
+
+    from engine.report.metrics import compute_metrics
+    from engine.report.timeutil import ms_to_iso
+    times = 1_704_067_200_000 + np.arange(48, dtype=np.int64) * 3_600_000
+    eq = np.full(48, 5_000.0)
+    results = {"metrics": compute_metrics(times, eq, None, [], [], "1h", 5_000.0),
+               "equity": [[t, 5_000.0] for t in ms_to_iso(times)], "run": {"seed": 1}}
+    paths = write_run_outputs(tmp_path, results)
+    html = paths["report_html"].read_text()
+    assert "Buy &amp; hold" not in html.split('id="metrics-table"')[1].split("</table>")[0]
+    assert "no rule statistics recorded" in html and "–" in html
+    assert paths["trades_csv"].read_text().count("\n") == 1  # header only
+    data = json.loads(paths["results_json"].read_text())
+    assert data["metrics"]["sharpe"] is None and data["breakdown"] == {"per_symbol": {}, "per_theme": {}}
