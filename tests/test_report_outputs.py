@@ -166,3 +166,30 @@ def test_minimal_results_without_trades_benchmark_or_regimes(tmp_path):
     assert paths["trades_csv"].read_text().count("\n") == 1  # header only
     data = json.loads(paths["results_json"].read_text())
     assert data["metrics"]["sharpe"] is None and data["breakdown"] == {"per_symbol": {}, "per_theme": {}}
+
+
+def test_value_of_a_named_secret_env_var_is_masked_anywhere(tmp_path, small, monkeypatch):
+    """Even a secret that slipped into a free-text field is masked if the config names its variable."""
+    monkeypatch.setenv("COINBASE_API_KEY", "organizations/abc/apiKeys/LEAKED-123456")
+    r = copy.deepcopy(small)
+    r["run"]["overrides"].append("note=organizations/abc/apiKeys/LEAKED-123456")
+    paths = write_run_outputs(tmp_path, r)
+    for p in (paths["results_json"], paths["report_html"]):
+        assert "LEAKED-123456" not in p.read_text()
+
+
+def test_outputs_are_identical_across_processes(tmp_path):
+    """Same inputs => byte-identical files, whatever the interpreter's hash seed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; from pathlib import Path; from tests.helpers.results import make_results; "
+            "from engine.report.outputs import write_run_outputs; "
+            "write_run_outputs(Path(sys.argv[1]), make_results(n_bars=300, n_trades=10, seed=9), {'elapsed_seconds': 1})")
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / seed)], check=True, env=env, cwd=root, timeout=60)
+    for name in ("results.json", "report.html", "trades.csv", "fills.csv", "equity.csv"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name

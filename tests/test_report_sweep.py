@@ -162,3 +162,17 @@ def test_real_hydra_multirun_leaves_the_sweep_report(tmp_path):
     ok = [r for r in data["runs"] if r["status"] == "ok"]
     assert all((sweep_dir / r["report"]).is_file() for r in ok)
     assert (sweep_dir / "sweep.html").stat().st_size > 0
+
+
+def test_callback_masks_the_secret_a_failed_job_printed(tmp_path, monkeypatch):
+    monkeypatch.setenv("RB_TEST_SECRET", "sk-live-0123456789")
+    root = tmp_path / "s"
+    (root / "0").mkdir(parents=True)
+    (root / "0" / "error.json").write_text(json.dumps({"error": "auth failed for sk-live-0123456789",
+                                                       "overrides": ["seed=1"]}))
+    cfg = OmegaConf.create({"exchange": {"api_key_env": "RB_TEST_SECRET"},
+                            "hydra": {"sweep": {"dir": str(root)}}})
+    SweepReportCallback().on_multirun_end(cfg)
+    for name in ("sweep.json", "sweep.html"):
+        text = (root / name).read_text()
+        assert "sk-live-0123456789" not in text and "auth failed for" in text

@@ -28,9 +28,9 @@ from markupsafe import Markup
 
 from engine.report.charts import scatter_chart
 from engine.report.errors import ReportError
-from engine.report.jsonio import atomic_write_text, write_json
+from engine.report.jsonio import atomic_write_text, dumps
 from engine.report.metrics import HEADLINE, METRIC_DEFINITIONS
-from engine.report.redact import redact_override
+from engine.report.redact import env_secret_values, redact_override, scrub_text
 from engine.report.render import render
 
 log = logging.getLogger(__name__)
@@ -185,12 +185,16 @@ def sweep_context(summary: dict[str, Any]) -> dict[str, Any]:
             else (next(iter(best), CHART_METRICS[0]))}
 
 
-def write_sweep_report(sweep_dir: Path) -> dict[str, Path]:
-    """Write sweep.json and sweep.html at the sweep root; return their paths."""
+def write_sweep_report(sweep_dir: Path, secrets: Sequence[str] = ()) -> dict[str, Path]:
+    """Write sweep.json and sweep.html at the sweep root; return their paths.
+
+    ``secrets``: values to mask wherever they appear (a failed job's error text included).
+    """
     sweep_dir = Path(sweep_dir)
     summary = summarise(sweep_dir)
-    return {"sweep_json": write_json(sweep_dir / "sweep.json", summary),
-            "sweep_html": atomic_write_text(sweep_dir / "sweep.html", render("sweep.html.j2", sweep_context(summary)))}
+    html = render("sweep.html.j2", sweep_context(summary))
+    return {"sweep_json": atomic_write_text(sweep_dir / "sweep.json", scrub_text(dumps(summary), secrets)),
+            "sweep_html": atomic_write_text(sweep_dir / "sweep.html", scrub_text(html, secrets))}
 
 
 try:  # the callback base class lives in Hydra; the rest of this module works without it
@@ -208,7 +212,10 @@ class SweepReportCallback(_HydraCallback):
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            paths = write_sweep_report(sweep_dir)
+            from omegaconf import OmegaConf
+            plain = OmegaConf.to_container(config, resolve=False) if OmegaConf.is_config(config) else {}
+            plain.pop("hydra", None)
+            paths = write_sweep_report(sweep_dir, secrets=env_secret_values(plain))
         except ReportError as exc:
             log.error("sweep report not written: %s", exc)
             return
