@@ -274,6 +274,14 @@ def test_backtest_report_in_chromium(browser, tmp_path):
     assert page.evaluate("document.querySelectorAll('svg.chart').length") == 3
     sort = page.evaluate(SORTED_DESC % ("trades-table", "Return"))
     assert sort == {"state": "descending", "n": len(results["round_trips"]), "sorted": True}
+    tip = page.evaluate("""(() => { const svg = document.getElementById('chart-equity');
+        const r = svg.getBoundingClientRect();
+        svg.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width * 0.6, clientY: r.top + 40,
+                                                        bubbles: true}));
+        const tip = svg.parentElement.querySelector('.tip');
+        return {hidden: tip.hidden, text: tip.textContent}; })()""")
+    assert not tip["hidden"] and "Strategy:" in tip["text"] and "Buy & hold:" in tip["text"] and "UTC" in tip["text"]
+    assert page.console_errors() == []
     shot = page.screenshot(tmp_path / "backtest_report.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 

@@ -193,3 +193,15 @@ def test_outputs_are_identical_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / seed)], check=True, env=env, cwd=root, timeout=60)
     for name in ("results.json", "report.html", "trades.csv", "fills.csv", "equity.csv"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("days, expected", [
+    (365, ["2024-01", "2024-03", "2024-05", "2024-07", "2024-09", "2024-11"]),
+    (90, ["2024-01", "2024-02", "2024-03"]),
+    (20, ["01-04", "01-11", "01-18"]),
+    (2, ["01-01 06:00", "01-01 12:00", "01-01 18:00", "01-02 00:00"]),
+])
+def test_time_axis_ticks(days, expected):
+    from engine.report.charts import time_ticks
+    labels = [label for _t, label in time_ticks(1_704_067_200_000, 1_704_067_200_000 + days * 86_400_000)]
+    assert labels[: len(expected)] == expected and 2 <= len(labels) <= 8

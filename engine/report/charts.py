@@ -5,6 +5,7 @@ year of hourly bars stays a few tens of kilobytes per curve.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from html import escape
@@ -104,9 +105,11 @@ def time_ticks(x0: int, x1: int, max_ticks: int = 8) -> list[tuple[int, str]]:
         for months in (1, 2, 3, 6, 12, 24, 60):
             if span / (months * 30.4 * DAY_MS) <= max_ticks:
                 break
-        first = t0.astype("datetime64[M]") + 1
-        ticks = np.arange(first, t1.astype("datetime64[M]") + 1, months)
-        ticks = ticks[(ticks.astype("datetime64[M]").astype(int) % months) == 0] if months > 1 else ticks
+        month = t0.astype("datetime64[M]")
+        m0 = int(month.astype(np.int64)) + (0 if month.astype("datetime64[ms]") == t0 else 1)
+        m0 = -(-m0 // months) * months  # first month boundary aligned to the step (Jan, Apr, Jul, ...)
+        ticks = np.arange(np.datetime64(m0, "M"), t1.astype("datetime64[M]") + 1, months)
+        ticks = ticks[ticks.astype("datetime64[ms]") <= t1]
         fmt = lambda t: str(t)  # noqa: E731  'YYYY-MM'
         return [(int(t.astype("datetime64[ms]").astype(np.int64)), fmt(t)) for t in ticks]
     for days in (1 / 24, 3 / 24, 6 / 24, 12 / 24, 1, 2, 7, 14, 28):
@@ -212,13 +215,35 @@ def line_chart(series: Sequence[Series], *, title: str, y_kind: str = "money", b
         out.append(f'<path class="line" d="{d}" fill="none" stroke="{s.colour}" stroke-width="{s.width}">'
                    f"<title>{escape(s.name)}</title></path>")
     out.append(f'<rect class="frame" x="{fr.left}" y="{fr.top}" width="{plot_w}" height="{plot_h}" fill="none"/>')
+    out.append(f'<line class="cursor" x1="0" x2="0" y1="{fr.top}" y2="{fr.top + plot_h}" visibility="hidden"/>')
     out.append("</svg>")
     legend = [(s.name, s.colour, "line") for s in series]
     seen: dict[str, None] = {}
     for b in bands:
         seen.setdefault(b.label)
     legend += [(label, regime_colour(label), "band") for label in seen]
-    return "".join(out) + legend_html(legend)
+    hover = escape(json.dumps(hover_data(fr, series, y_kind), separators=(",", ":"), allow_nan=False))
+    return (f'<div class="chart-wrap" data-hover="{hover}">' + "".join(out)
+            + '<div class="tip" hidden></div></div>' + legend_html(legend))
+
+
+def hover_data(fr: Frame, series: Sequence[Series], kind: str, n: int = 600) -> dict:
+    """What the inline script needs for a cursor readout: each series sampled on one time grid."""
+    t = np.linspace(fr.x0, fr.x1, num=n).astype(np.int64)
+    shown = t
+    out: list[dict] = []
+    for s in series:
+        x = np.asarray(s.x, dtype=np.int64)
+        if x.size == 0:
+            continue
+        idx = np.clip(np.searchsorted(x, t, side="right") - 1, 0, x.size - 1)
+        if not out:
+            shown = x[idx]  # label the readout with a real bar time of the first series
+        v = np.asarray(s.y, dtype=np.float64)[idx]
+        out.append({"n": s.name, "c": s.colour,
+                    "v": [None if not np.isfinite(a) else float(f"{a:.6g}") for a in v.tolist()]})
+    return {"x0": fr.x0, "x1": fr.x1, "left": fr.left, "pw": fr.width - fr.left - fr.right, "w": fr.width,
+            "k": kind, "t": shown.tolist(), "s": out}
 
 
 def regime_colour(label: str) -> str:
