@@ -20,8 +20,7 @@ from urllib.parse import urlparse
 import pytest
 
 from engine.report.outputs import write_run_outputs
-from tests.helpers.results import make_results
-from tests.test_report_sweep import make_sweep
+from tests.helpers.results import make_results, make_sweep
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

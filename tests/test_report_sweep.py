@@ -15,26 +15,9 @@ from engine.report.errors import ReportError
 from engine.report.outputs import write_run_outputs
 from engine.report.options import ReportOptions
 from engine.report.sweep import SweepReportCallback, main, parse_override, summarise, write_sweep_report
-from tests.helpers.results import make_results
+from tests.helpers.results import make_results, make_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_sweep(root: Path, tops=(5, 10, 20), thresholds=(0.01, 0.02), failed: bool = True) -> Path:
-    """A multirun directory like Hydra leaves: <root>/<job num>/results.json (+ report), one error.json."""
-    k = 0
-    for top in tops:
-        for th in thresholds:
-            r = make_results(n_bars=240, n_symbols=4, n_trades=8, seed=k)
-            r["run"]["overrides"] = [f"universe.params.top={top}", f"strategy.params.threshold={th}", "mode=backtest"]
-            write_run_outputs(root / str(k), r, options=ReportOptions(csv=False))
-            k += 1
-    if failed:
-        (root / str(k)).mkdir(parents=True)
-        (root / str(k) / "error.json").write_text(json.dumps(
-            {"error": "RuleError: rules/risk.yaml rule 'cap': expected a number", "overrides":
-             ["universe.params.top=40", "strategy.params.threshold=0.01", "mode=backtest"]}))
-    return root
 
 
 @pytest.fixture()
@@ -119,7 +102,7 @@ APP = textwrap.dedent('''
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from engine.report.outputs import write_run_outputs
-    from tests.helpers.results import make_results
+    from tests.helpers.results import make_results, make_sweep
 
     @hydra.main(version_base="1.3", config_path="conf", config_name="config")
     def main(cfg):
