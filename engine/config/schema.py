@@ -215,7 +215,9 @@ BACKTEST = {
     }),
 }
 
-REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"}}
+REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
+          "max_chart_points": {"type": "integer", "min": 100, "max": 100_000},
+          "max_table_rows": {"type": "integer", "min": 1, "max": 1_000_000}}
 
 GROUP_SCHEMAS: dict[str, dict] = {
     "mode": MODE, "exchange": EXCHANGE, "data": DATA, "strategy": STRATEGY, "universe": UNIVERSE,

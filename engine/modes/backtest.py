@@ -11,6 +11,7 @@ from engine.backtest.results import build_results
 from engine.cycle.prepare import prepare
 from engine.market.data import iso_utc
 from engine.modes.setup import backtest_settings, load_market, load_rules, run_identity
+from engine.report.options import ReportOptions
 from engine.report.outputs import write_run_outputs
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
     results = build_results(res, info)
     out_dir.mkdir(parents=True, exist_ok=True)
     res.trace.save(out_dir / "trace.npz")
-    paths = write_run_outputs(out_dir, results, timing={"elapsed_seconds": round(time.perf_counter() - t0, 3)})
+    paths = write_run_outputs(out_dir, results, timing={"elapsed_seconds": round(time.perf_counter() - t0, 3)},
+                              options=ReportOptions.from_config(cfg.get("report") or {}))
     m = results["metrics"]
     log.info("final equity %.2f, return %.2f%%, %d trades, max drawdown %.2f%%",
              m["final_equity"], 100 * m["total_return"], m["n_trades"], 100 * (m["max_drawdown"] or 0))

@@ -5,6 +5,7 @@ year of hourly bars stays a few tens of kilobytes per curve.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from html import escape
@@ -63,14 +64,14 @@ class Frame:
 def downsample_minmax(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """Keep each bucket's min and max (in time order) so peaks and troughs survive.
 
-    Returns at most ``max_points`` real samples of the input (plus the last point).
+    Returns at most ``max_points`` real samples of the input, always including the first and last.
     """
     x = np.asarray(x)
     y = np.asarray(y, dtype=np.float64)
     n = y.size
     if n <= max_points:
         return x, y
-    buckets = max(1, max_points // 2)
+    buckets = max(1, (max_points - 2) // 2)
     size = math.ceil(n / buckets)
     pad = buckets * size - n
     yy = np.concatenate([y, np.full(pad, y[-1])]).reshape(buckets, size)
@@ -78,7 +79,7 @@ def downsample_minmax(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> t
     lo = np.argmin(np.where(finite, yy, np.inf), axis=1)
     hi = np.argmax(np.where(finite, yy, -np.inf), axis=1)
     base = np.arange(buckets) * size
-    idx = np.concatenate([base + np.minimum(lo, hi), base + np.maximum(lo, hi), [n - 1]])
+    idx = np.concatenate([[0], base + np.minimum(lo, hi), base + np.maximum(lo, hi), [n - 1]])
     idx = np.unique(np.clip(idx, 0, n - 1))
     return x[idx], y[idx]
 
@@ -104,9 +105,11 @@ def time_ticks(x0: int, x1: int, max_ticks: int = 8) -> list[tuple[int, str]]:
         for months in (1, 2, 3, 6, 12, 24, 60):
             if span / (months * 30.4 * DAY_MS) <= max_ticks:
                 break
-        first = t0.astype("datetime64[M]") + 1
-        ticks = np.arange(first, t1.astype("datetime64[M]") + 1, months)
-        ticks = ticks[(ticks.astype("datetime64[M]").astype(int) % months) == 0] if months > 1 else ticks
+        month = t0.astype("datetime64[M]")
+        m0 = int(month.astype(np.int64)) + (0 if month.astype("datetime64[ms]") == t0 else 1)
+        m0 = -(-m0 // months) * months  # first month boundary aligned to the step (Jan, Apr, Jul, ...)
+        ticks = np.arange(np.datetime64(m0, "M"), t1.astype("datetime64[M]") + 1, months)
+        ticks = ticks[ticks.astype("datetime64[ms]") <= t1]
         fmt = lambda t: str(t)  # noqa: E731  'YYYY-MM'
         return [(int(t.astype("datetime64[ms]").astype(np.int64)), fmt(t)) for t in ticks]
     for days in (1 / 24, 3 / 24, 6 / 24, 12 / 24, 1, 2, 7, 14, 28):
@@ -130,6 +133,22 @@ def fmt_value(v: float, kind: str) -> str:
     if kind == "money":
         return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
     return f"{v:g}"
+
+
+def tick_labels(ticks: np.ndarray, kind: str) -> list[str]:
+    """Labels with one number of decimals for the whole axis, chosen from the tick step."""
+    step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else abs(float(ticks[0])) or 1.0
+    scale = 100.0 if kind == "pct" else 1.0
+    decimals = max(0, -math.floor(math.log10(step * scale) + 1e-9)) if step > 0 else 0
+    if step > 0 and abs(round(step * scale, decimals) - step * scale) > step * scale * 1e-6:
+        decimals += 1  # steps like 0.25 need one more digit than their magnitude
+    if kind == "money" and step >= 1:
+        decimals = 0
+    out = []
+    for t in ticks.tolist():
+        v = 0.0 if abs(t) < step * 1e-9 else t
+        out.append(f"{v * scale:,.{decimals}f}%" if kind == "pct" else f"{v:,.{decimals}f}")
+    return out
 
 
 def _path(fr: Frame, x: np.ndarray, y: np.ndarray) -> str:
@@ -169,7 +188,7 @@ def line_chart(series: Sequence[Series], *, title: str, y_kind: str = "money", b
     ticks = nice_ticks(lo - (pad if not any(s.area for s in series) else 0), hi + pad)
     fr.y0, fr.y1 = float(min(ticks[0], lo)), float(max(ticks[-1], hi))
     out = [f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {fr.width} {fr.height}" '
-           f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+           f'role="img" aria-label="{escape(title)}">',
            f"<title>{escape(title)}</title>"]
     plot_w, plot_h = fr.width - fr.left - fr.right, fr.height - fr.top - fr.bottom
     for b in bands:
@@ -178,10 +197,10 @@ def line_chart(series: Sequence[Series], *, title: str, y_kind: str = "money", b
             continue
         out.append(f'<rect class="band" x="{a:.1f}" y="{fr.top}" width="{z - a:.1f}" height="{plot_h}" '
                    f'fill="{regime_colour(b.label)}"><title>{escape(b.label)}</title></rect>')
-    for t in ticks:
+    for t, label in zip(ticks.tolist(), tick_labels(ticks, y_kind)):
         y = float(fr.py([t])[0])
         out.append(f'<line class="grid" x1="{fr.left}" x2="{fr.left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                   f'<text class="ylab" x="{fr.left - 6}" y="{y + 4:.1f}">{escape(fmt_value(float(t), y_kind))}</text>')
+                   f'<text class="ylab" x="{fr.left - 6}" y="{y + 4:.1f}">{escape(label)}</text>')
     for t, label in time_ticks(int(fr.x0), int(fr.x1)):
         x = float(fr.px([t])[0])
         out.append(f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{fr.top + plot_h}" y2="{fr.top + plot_h + 4}"/>'
@@ -196,13 +215,35 @@ def line_chart(series: Sequence[Series], *, title: str, y_kind: str = "money", b
         out.append(f'<path class="line" d="{d}" fill="none" stroke="{s.colour}" stroke-width="{s.width}">'
                    f"<title>{escape(s.name)}</title></path>")
     out.append(f'<rect class="frame" x="{fr.left}" y="{fr.top}" width="{plot_w}" height="{plot_h}" fill="none"/>')
+    out.append(f'<line class="cursor" x1="0" x2="0" y1="{fr.top}" y2="{fr.top + plot_h}" visibility="hidden"/>')
     out.append("</svg>")
     legend = [(s.name, s.colour, "line") for s in series]
     seen: dict[str, None] = {}
     for b in bands:
         seen.setdefault(b.label)
     legend += [(label, regime_colour(label), "band") for label in seen]
-    return "".join(out) + legend_html(legend)
+    hover = escape(json.dumps(hover_data(fr, series, y_kind), separators=(",", ":"), allow_nan=False))
+    return (f'<div class="chart-wrap" data-hover="{hover}">' + "".join(out)
+            + '<div class="tip" hidden></div></div>' + legend_html(legend))
+
+
+def hover_data(fr: Frame, series: Sequence[Series], kind: str, n: int = 600) -> dict:
+    """What the inline script needs for a cursor readout: each series sampled on one time grid."""
+    t = np.linspace(fr.x0, fr.x1, num=n).astype(np.int64)
+    shown = t
+    out: list[dict] = []
+    for s in series:
+        x = np.asarray(s.x, dtype=np.int64)
+        if x.size == 0:
+            continue
+        idx = np.clip(np.searchsorted(x, t, side="right") - 1, 0, x.size - 1)
+        if not out:
+            shown = x[idx]  # label the readout with a real bar time of the first series
+        v = np.asarray(s.y, dtype=np.float64)[idx]
+        out.append({"n": s.name, "c": s.colour,
+                    "v": [None if not np.isfinite(a) else float(f"{a:.6g}") for a in v.tolist()]})
+    return {"x0": fr.x0, "x1": fr.x1, "left": fr.left, "pw": fr.width - fr.left - fr.right, "w": fr.width,
+            "k": kind, "t": shown.tolist(), "s": out}
 
 
 def regime_colour(label: str) -> str:
@@ -221,7 +262,7 @@ def legend_html(items: Sequence[tuple[str, str, str]]) -> str:
 def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name: str, y_kind: str = "num",
                   labels: Sequence[str] = (), highlight: int | None = None, height: int = 220) -> str:
     """Metric (y) against one swept parameter (x): numeric x on a linear axis, else categories."""
-    fr = Frame(height=height, width=460, left=64)
+    fr = Frame(height=height, width=460, left=64, bottom=40, top=10)
     yv = np.array([np.nan if v is None else float(v) for v in y], dtype=np.float64)
     numeric = all(_is_number(v) for v in x)
     if numeric:
@@ -240,23 +281,23 @@ def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name
         padx = (fr.x1 - fr.x0) * 0.05
         fr.x0, fr.x1 = fr.x0 - padx, fr.x1 + padx
     lo, hi = float(yv[ok].min()), float(yv[ok].max())
-    pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
+    pad = (hi - lo) * 0.12 or abs(hi) * 0.05 or 1.0
     ticks = nice_ticks(lo - pad, hi + pad, 4)
     fr.y0, fr.y1 = float(min(ticks[0], lo - pad)), float(max(ticks[-1], hi + pad))
     plot_w, plot_h = fr.width - fr.left - fr.right, fr.height - fr.top - fr.bottom
     out = [f'<svg class="chart scatter" viewBox="0 0 {fr.width} {fr.height}" role="img" '
-           f'aria-label="{escape(y_name)} against {escape(x_name)}" xmlns="http://www.w3.org/2000/svg">']
-    for t in ticks:
+           f'aria-label="{escape(y_name)} against {escape(x_name)}">']
+    for t, label in zip(ticks.tolist(), tick_labels(ticks, y_kind)):
         yy = float(fr.py([t])[0])
         out.append(f'<line class="grid" x1="{fr.left}" x2="{fr.left + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}"/>'
-                   f'<text class="ylab" x="{fr.left - 6}" y="{yy + 4:.1f}">{escape(fmt_value(float(t), y_kind))}</text>')
+                   f'<text class="ylab" x="{fr.left - 6}" y="{yy + 4:.1f}">{escape(label)}</text>')
     xticks = [(float(i), c) for i, c in enumerate(cats)] if not numeric else \
         [(float(t), f"{t:g}") for t in nice_ticks(float(xv.min()), float(xv.max()) if xv.max() > xv.min() else float(xv.min()) + 1, 4)]
     for t, label in xticks:
         if not fr.x0 <= t <= fr.x1:
             continue
         xx = float(fr.px([t])[0])
-        out.append(f'<text class="xlab" x="{xx:.1f}" y="{fr.height - 6}">{escape(label)}</text>')
+        out.append(f'<text class="xlab" x="{xx:.1f}" y="{fr.height - 22}">{escape(label)}</text>')
     px, py = fr.px(xv), fr.py(np.where(ok, yv, 0))
     for i in np.flatnonzero(ok).tolist():
         cls = "pt best" if i == highlight else "pt"
@@ -264,7 +305,7 @@ def scatter_chart(x: Sequence, y: Sequence[float | None], *, x_name: str, y_name
         out.append(f'<circle class="{cls}" cx="{px[i]:.1f}" cy="{py[i]:.1f}" r="{6 if i == highlight else 4}">'
                    f"<title>{escape(tip)}</title></circle>")
     out.append(f'<rect class="frame" x="{fr.left}" y="{fr.top}" width="{plot_w}" height="{plot_h}" fill="none"/>')
-    out.append(f'<text class="axis-name" x="{fr.left + plot_w / 2:.0f}" y="{fr.top + 12}">{escape(x_name)}</text>')
+    out.append(f'<text class="axis-name" x="{fr.left + plot_w / 2:.0f}" y="{fr.height - 4}">{escape(x_name)}</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -191,6 +191,12 @@ def compute_metrics(times_ms: np.ndarray, equity: np.ndarray, exposure: np.ndarr
         raise ReportError(f"metrics: equity[{bad}] at {one_iso(int(times[bad]))} is {eq[bad]}; expected a finite number")
     if not (initial_equity and initial_equity > 0):
         raise ReportError(f"metrics: initial_equity is {initial_equity!r}; expected a positive number")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extremes end up as None
+        return _compute(times, eq, exposure, fills, round_trips, timeframe, float(initial_equity))
+
+
+def _compute(times: np.ndarray, eq: np.ndarray, exposure: np.ndarray | None, fills: Sequence[dict],
+             round_trips: Sequence[dict], timeframe: str, initial_equity: float) -> dict[str, Any]:
     bpy = bars_per_year(timeframe)
     years = eq.size / bpy
     r = bar_returns(eq, initial_equity)

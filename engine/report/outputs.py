@@ -7,9 +7,9 @@ from typing import Any, Mapping
 from engine.report.backtest_view import build_context, check_results
 from engine.report.breakdown import breakdowns
 from engine.report.csvout import write_csvs
-from engine.report.jsonio import atomic_write_text, clean, write_json
+from engine.report.jsonio import atomic_write_text, clean, dumps
 from engine.report.options import ReportOptions
-from engine.report.redact import redact_config, redact_override
+from engine.report.redact import env_secret_values, redact_config, redact_override, scrub_text
 from engine.report.render import render
 
 
@@ -43,10 +43,13 @@ def write_run_outputs(run_dir: Path, results: Mapping[str, Any], timing: Mapping
     options = options or ReportOptions()
     run_dir = Path(run_dir)
     data = prepare_results(results)
-    paths = {"results_json": write_json(run_dir / "results.json", data)}
+    # the secrets the config points at (api_key_env: VAR -> $VAR) are masked wherever they appear
+    secrets = env_secret_values((results.get("run") or {}).get("config") or {})
+    paths = {"results_json": atomic_write_text(run_dir / "results.json",
+                                               scrub_text(dumps(data, cleaned=True), secrets))}
     if options.html:
         paths["report_html"] = atomic_write_text(run_dir / "report.html",
-                                                 render_backtest_report(data, timing, options))
+                                                 scrub_text(render_backtest_report(data, timing, options), secrets))
     if options.csv:
         paths.update(write_csvs(run_dir, data))
     return paths

@@ -2,8 +2,9 @@
 report is shared widely, so secret-looking keys and overrides are masked once more."""
 from __future__ import annotations
 
+import os
 import re
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 MASK = "***redacted***"
 _SECRET = re.compile(r"(secret|password|passphrase|private[_-]?key|api[_-]?key|token|credential)", re.I)
@@ -27,3 +28,31 @@ def redact_override(override: str) -> str:
     key, sep, _ = override.partition("=")
     last = key.lstrip("+~").rsplit(".", 1)[-1]
     return f"{key}={MASK}" if sep and is_secret_key(last) else override
+
+
+def env_secret_values(config: Any, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of the environment variables the config names (``*_env: VAR``): the real secrets."""
+    env = os.environ if environ is None else environ
+    names: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if str(k).lower().endswith("_env") and isinstance(x, str):
+                    names.add(x)
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(config)
+    # short values would mask ordinary words; real keys are long
+    return sorted({env[n] for n in names if len(env.get(n, "")) >= 8}, key=len, reverse=True)
+
+
+def scrub_text(text: str, secrets: Iterable[str]) -> str:
+    """Mask every occurrence of a known secret value in text about to be written."""
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text

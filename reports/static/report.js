@@ -37,6 +37,35 @@
       });
     });
   });
+  function fmt(v, kind) {
+    if (v === null || v === undefined) return "–";
+    if (kind === "pct") return (v * 100).toFixed(2) + "%";
+    if (kind === "money") return v.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+    return String(v);
+  }
+  Array.prototype.forEach.call(document.querySelectorAll(".chart-wrap[data-hover]"), function (wrap) {
+    var d = JSON.parse(wrap.getAttribute("data-hover"));
+    var svg = wrap.querySelector("svg"), cursor = svg.querySelector(".cursor"), tip = wrap.querySelector(".tip");
+    function hide() { cursor.setAttribute("visibility", "hidden"); tip.hidden = true; }
+    svg.addEventListener("mouseleave", hide);
+    svg.addEventListener("mousemove", function (e) {
+      var box = svg.getBoundingClientRect();
+      var px = (e.clientX - box.left) * d.w / box.width;
+      var f = (px - d.left) / d.pw;
+      if (f < 0 || f > 1 || !d.t.length) { hide(); return; }
+      var i = Math.round(f * (d.t.length - 1));
+      cursor.setAttribute("x1", px); cursor.setAttribute("x2", px);
+      cursor.setAttribute("visibility", "visible");
+      var html = "<b>" + new Date(d.t[i]).toISOString().slice(0, 16).replace("T", " ") + " UTC</b>";
+      d.s.forEach(function (s) {
+        html += '<span><i style="background:' + s.c + '"></i>' + s.n + ": " + fmt(s.v[i], d.k) + "</span><br>";
+      });
+      tip.innerHTML = html;
+      tip.hidden = false;
+      var x = e.clientX - box.left;
+      tip.style.left = (x > box.width / 2 ? x - tip.offsetWidth - 12 : x + 12) + "px";
+    });
+  });
   var pick = document.getElementById("metric-pick");
   if (pick) {
     var show = function () {

@@ -7,9 +7,14 @@ buy-and-hold benchmark, regimes, rule statistics and the run identity: everythin
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from engine.report.metrics import benchmark, compute_metrics
+from engine.report.options import ReportOptions
+from engine.report.outputs import write_run_outputs
 from engine.report.timeutil import ms_to_iso
 
 THEMES = ("layer1", "defi", "meme", "ai", "gaming", "payments")
@@ -132,3 +137,20 @@ def _regimes(rng: np.random.Generator, iso: list[str]) -> list[list[str]]:
     cuts = np.sort(rng.choice(np.arange(1, len(iso) - 1), size=min(6, max(len(iso) - 2, 0)), replace=False))
     bounds = [0, *cuts.tolist(), len(iso) - 1]
     return [[iso[a], iso[b], labels[i % 3]] for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+def make_sweep(root: Path, tops=(5, 10, 20), thresholds=(0.01, 0.02), failed: bool = True) -> Path:
+    """A multirun directory like Hydra leaves: <root>/<job num>/results.json (+ report), one error.json."""
+    k = 0
+    for top in tops:
+        for th in thresholds:
+            r = make_results(n_bars=240, n_symbols=4, n_trades=8, seed=k)
+            r["run"]["overrides"] = [f"universe.params.top={top}", f"strategy.params.threshold={th}", "mode=backtest"]
+            write_run_outputs(root / str(k), r, options=ReportOptions(csv=False))
+            k += 1
+    if failed:
+        (root / str(k)).mkdir(parents=True)
+        (root / str(k) / "error.json").write_text(json.dumps(
+            {"error": "RuleError: rules/risk.yaml rule 'cap': expected a number", "overrides":
+             ["universe.params.top=40", "strategy.params.threshold=0.01", "mode=backtest"]}))
+    return root
