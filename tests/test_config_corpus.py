@@ -160,7 +160,7 @@ CASES = [
     Broken("live_no_burn_in", ((D, "risk.burn_in"),), "sanity.live_needs_burn_in", "risk.burn_in",
            "burn-in period", mode="live", base="live", env=LIVE_ENV),
     Broken("live_sample_data", ((S, "data.source", "sample"), (S, "data.sample", {
-        "seed": 1, "n_symbols": 5, "start": "2024-01-01", "n_bars": 100})), "sanity.live_on_sample_data",
+        "seed": 1, "n_symbols": 30, "start": "2024-01-01", "n_bars": 100})), "sanity.live_on_sample_data",
            "data.source", "must not warm up on the generated sample market", mode="live", base="live", env=LIVE_ENV),
     Broken("paper_no_exchange", ((S, "exchange.ccxt_id", None),), "sanity.exchange_without_market_data",
            "exchange.ccxt_id", "needs an exchange to read it from", mode="paper"),

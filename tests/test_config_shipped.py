@@ -41,7 +41,9 @@ def test_shipped_combinations_validate_in_every_mode(strategy, risk, data):
 
 def test_mode_files_only_name_the_mode():
     for path in (CONF_DIR / "mode").glob("*.yaml"):
-        assert yaml.safe_load(path.read_text()) == {"name": path.stem}
+        doc = yaml.safe_load(path.read_text())
+        assert doc["name"] == path.stem
+        assert set(doc) <= {"name", "target"}
 
 
 @pytest.mark.parametrize("risk", RISKS)

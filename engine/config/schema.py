@@ -139,9 +139,10 @@ DATA = {
     "path": _str(nullable=True, empty=False),
     "symbols": {"type": "list", "nullable": True, "minlength": 1, "schema": SYMBOL},
     "cache_dir": _str(nullable=True, empty=False),
+    "default_spread_bps": {"type": "number", "min": 0, "max": 10_000},
     "sample": _dict({
         "seed": _int(0, required=True),
-        "n_symbols": _int(1, 5000, required=True),
+        "n_symbols": _int(30, 2000, required=True),
         "start": _str(regex=DATE_RE, required=True, meta="an ISO date like '2024-01-01'"),
         "n_bars": _int(1, 10_000_000, required=True),
     }, nullable=True),
