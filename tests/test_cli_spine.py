@@ -41,8 +41,8 @@ def test_overrides_reach_rule_params_and_profiles(tmp_path):
 @pytest.mark.parametrize("args, needle, code", [
     (["strategy=nope"], "Could not find 'strategy/nope'", 1),
     (["strategy.params.fsat=3"], "fsat", 1),
-    (["+strategy.params.fsat=3"], "params.fsat, which the rule file does not define (did you mean 'fast'?)", 2),
-    (["strategy.params.fast=0"], "window 'n' of sma() is 0", 2),
+    (["+strategy.params.fsat=3"], "[unknown_param] strategy.params.fsat", 2),
+    (["strategy.params.fast=0"], "strategy.params.fast' must be at least 1", 2),
     (["data=csv"], "data.path", 2),
 ])
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, args, needle, code):
@@ -50,4 +50,21 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, args, needle, code
     r = run_cli([*base, *args, f"hydra.run.dir={tmp_path}"])
     assert r.returncode == code, (r.stdout, r.stderr)
     assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_broken_rule_file_names_file_rule_and_position(tmp_path):
+    import shutil
+
+    from engine.paths import PROJECT_ROOT
+
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    f = rules / "strategies" / "sma_cross.yaml"
+    f.write_text(f.read_text().replace("crossover(sma(close, params.fast)", "crossover(sma(close, 0)"))
+    r = run_cli([*SMALL, f"rules_dir={rules}", f"hydra.run.dir={tmp_path / 'out'}"])
+    assert r.returncode == 2
+    assert "rules/strategies/sma_cross.yaml" in r.stderr and "rule 'golden_cross'" in r.stderr
+    assert "window 'n' of sma() is 0" in r.stderr and "line 1 col 22" in r.stderr
     assert "Traceback" not in r.stderr
