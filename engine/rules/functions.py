@@ -1,0 +1,621 @@
+"""The function library of the rule expression language.
+
+Two kinds of function live here, both registered in ``FUNCTIONS`` for the expression compiler:
+
+* ``series`` functions (``sma``, ``ema``, ``rsi``, ``atr``, ...) are computed ONCE over the whole
+  history. Their time axis is axis 0: arrays are (T, N) panels (a 1-D array is one (T,) series,
+  a 0-d value is a constant). Row t of the output depends only on rows <= t of the inputs, so a
+  backtest that reads row t each cycle cannot see the future.
+* ``elementwise`` functions (``abs``, ``min``, ``log``, ...) apply to anything numpy broadcasts:
+  per-cycle (N,) vectors, (T, N) panels and scalars.
+
+NaN rules (one set for every function):
+
+* A value that is not finite (NaN, +-inf) is *missing*.
+* Windowed functions (``sma``, ``std``, ``rolling_max``, ...) give NaN for a window that holds a
+  missing row, like pandas ``rolling(n, min_periods=n)``; the first n-1 rows are warm-up (NaN).
+* Recursive functions (``ema``, ``rsi``, ``atr``) start each column at its first valid row (a
+  listing). A missing row after that start gives NaN at that row and is carried over as the last
+  valid value, so one bad bar does not restart a 200-bar warm-up. The compiler forward-fills
+  prices, so in practice missing values only form a per-column prefix.
+* Boolean results (``crossover``) are False wherever an input is missing.
+
+Nothing here mutates its inputs: the compiler shares one ``close`` array between many rules.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
+from scipy.signal import lfilter
+
+ArgType = Literal["series", "window", "number", "bool_series"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: ArgType  # "window": a compile-time positive int (bars); "number": compile-time float
+    default: float | int | None = None  # None = required
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    kind: Literal["series", "elementwise"]
+    params: tuple[Param, ...]
+    returns: Literal["number", "bool"]
+    impl: Callable
+    doc: str  # one line for the generated ops reference
+    example: str  # e.g. "sma(close, 50)"
+    variadic: bool = False  # min/max accept 2+ args of the first param's type
+
+
+class FunctionArgError(ValueError):
+    """A function of the rule language was called with an argument it cannot use.
+
+    The message names the function, the argument, what was given and what is expected.
+    """
+
+    def __init__(self, function: str, message: str, *, expected: str | None = None) -> None:
+        self.function = function
+        self.expected = expected
+        text = f"{function}(): {message}"
+        if expected:
+            text += f"; expected {expected}"
+        super().__init__(text)
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {}
+
+# Time blocks for the windowed sums: each block is summed relative to a look-back reference
+# value, which keeps cumsum cancellation error proportional to the local price move instead of
+# the price level times the history length.
+_BLOCK = 512
+# Below this many columns scipy's lfilter beats a row-by-row recurrence; above it the row loop
+# wins (lfilter walks each column with a stride of N and is ~6x slower at N=2000). Both compute
+# y[t] = decay * y[t-1] + u[t] with the same arithmetic, so the results are bit-identical.
+_ROW_LOOP_MIN_COLUMNS = 32
+
+
+# --------------------------------------------------------------------------------------------
+# argument checking
+# --------------------------------------------------------------------------------------------
+def _check_window(fname: str, pname: str, value: object, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise FunctionArgError(
+            fname, f"window '{pname}' is {value!r} ({type(value).__name__})",
+            expected=f"a whole number of bars >= {minimum}",
+        )
+    n = int(value)
+    if n < minimum:
+        raise FunctionArgError(fname, f"window '{pname}' is {n}", expected=f"a whole number of bars >= {minimum}")
+    return n
+
+
+def _check_number(fname: str, pname: str, value: object) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise FunctionArgError(fname, f"argument '{pname}' is {value!r} ({type(value).__name__})", expected="a number")
+    v = float(value)
+    if not np.isfinite(v):
+        raise FunctionArgError(fname, f"argument '{pname}' is {v!r}", expected="a finite number")
+    return v
+
+
+def _as_panel(fname: str, pname: str, value: object, boolean: bool) -> np.ndarray:
+    """Turn one series argument into a 2-D (time x column) array; 1-D means one (T,) series."""
+    a = np.asarray(value)
+    if boolean:
+        if a.dtype != np.bool_:
+            if a.dtype.kind not in "biuf":
+                raise FunctionArgError(fname, f"argument '{pname}' has dtype {a.dtype}", expected="a boolean series")
+            a = (a != 0) & ~np.isnan(a.astype(np.float64, copy=False))
+    else:
+        if a.dtype.kind not in "biuf":
+            raise FunctionArgError(fname, f"argument '{pname}' has dtype {a.dtype}", expected="a numeric series")
+        a = a.astype(np.float64, copy=False)
+    if a.ndim > 2:
+        raise FunctionArgError(fname, f"argument '{pname}' has shape {a.shape}", expected="a (T,) or (T, N) array")
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    if a.ndim == 1:
+        return a[:, None]
+    return a
+
+
+def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_windows: dict[str, int]) -> Callable:
+    """Wrap a kernel that takes 2-D arrays and validated scalars into the registry's impl."""
+    names = [p.name for p in params]
+
+    def impl(*args, **kwargs):
+        if len(args) > len(params):
+            raise FunctionArgError(name, f"takes at most {len(params)} arguments, {len(args)} given",
+                                   expected=_signature(FUNCTIONS[name]))
+        values: dict[str, object] = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise FunctionArgError(name, f"has no argument '{k}'", expected=_signature(FUNCTIONS[name]))
+            if k in values:
+                raise FunctionArgError(name, f"got argument '{k}' twice")
+            values[k] = v
+        call: list[object] = []
+        panels: list[np.ndarray] = []
+        all_1d = True
+        any_series = False
+        for p in params:
+            if p.name not in values:
+                if p.default is None:
+                    raise FunctionArgError(name, f"is missing argument '{p.name}'", expected=_signature(FUNCTIONS[name]))
+                values[p.name] = p.default
+            v = values[p.name]
+            if p.type == "window":
+                call.append(_check_window(name, p.name, v, min_windows.get(p.name, 1)))
+            elif p.type == "number":
+                call.append(_check_number(name, p.name, v))
+            else:
+                ndim = np.ndim(v)
+                any_series |= ndim > 0
+                all_1d &= ndim <= 1
+                a = _as_panel(name, p.name, v, boolean=p.type == "bool_series")
+                panels.append(a)
+                call.append(a)
+        if not any_series:
+            raise FunctionArgError(name, "got only constants", expected="at least one time series argument (e.g. close)")
+        if len(panels) > 1:
+            try:
+                shape = np.broadcast_shapes(*(a.shape for a in panels))
+            except ValueError:
+                shapes = ", ".join(str(a.shape) for a in panels)
+                raise FunctionArgError(name, f"series arguments have shapes {shapes} that do not line up",
+                                       expected="the same (T, N) shape (or a constant)") from None
+            call = [np.ascontiguousarray(np.broadcast_to(c, shape)) if isinstance(c, np.ndarray) and c.shape != shape
+                    else c for c in call]
+        with np.errstate(all="ignore"):
+            out = kernel(*call)
+        out = np.ascontiguousarray(out)
+        return out[:, 0] if all_1d else out
+
+    impl.__name__ = name
+    impl.__qualname__ = name
+    impl.__doc__ = kernel.__doc__
+    return impl
+
+
+def _signature(spec: FunctionSpec) -> str:
+    parts = [p.name if p.default is None else f"{p.name}={p.default}" for p in spec.params]
+    if spec.variadic:
+        parts.append("...")
+    return f"{spec.name}({', '.join(parts)})"
+
+
+def _register(name: str, kind: str, params: tuple[Param, ...], returns: str, doc: str, example: str,
+              *, variadic: bool = False, min_windows: dict[str, int] | None = None) -> Callable:
+    def deco(kernel: Callable) -> Callable:
+        impl = _series_impl(name, params, kernel, min_windows or {}) if kind == "series" else kernel
+        FUNCTIONS[name] = FunctionSpec(name, kind, params, returns, impl, doc, example, variadic)  # type: ignore[arg-type]
+        return kernel
+
+    return deco
+
+
+# --------------------------------------------------------------------------------------------
+# numerical building blocks (2-D float64 in, 2-D out, axis 0 is time)
+# --------------------------------------------------------------------------------------------
+def _rows(t: int) -> np.ndarray:
+    return np.arange(t)[:, None]
+
+
+def _first_valid(valid: np.ndarray) -> np.ndarray:
+    """(N,) index of each column's first valid row; T for a column that is never valid."""
+    first = np.argmax(valid, axis=0)
+    never = ~valid[first, np.arange(valid.shape[1])]
+    first[never] = valid.shape[0]
+    return first
+
+
+def _has_holes(valid: np.ndarray, first: np.ndarray) -> bool:
+    """True when some column has a missing row after its first valid one (not just a prefix)."""
+    return bool((valid.sum(axis=0) != valid.shape[0] - first).any())
+
+
+def _incomplete(valid: np.ndarray, n: int) -> np.ndarray:
+    """True where the trailing n-row window ending at t is warm-up or holds a missing row."""
+    first = _first_valid(valid)
+    if not _has_holes(valid, first):
+        return _rows(valid.shape[0]) < (first + (n - 1))[None, :]
+    missing = np.cumsum(~valid, axis=0, dtype=np.int32)
+    count = missing.copy()
+    count[n:] -= missing[:-n]
+    out = count > 0
+    out[: n - 1] = True
+    return out
+
+
+def _ffill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Carry the last valid value over missing rows (rows before the first valid stay as they are)."""
+    idx = np.where(valid, _rows(x.shape[0]), 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    return np.take_along_axis(x, idx, axis=0)
+
+
+def _window_sum(a: np.ndarray, n: int, start: int) -> np.ndarray:
+    """Trailing n-row sums of ``a`` for rows start.. (rows < n-1 get the partial sum)."""
+    cs = np.cumsum(a, axis=0)
+    out = cs[start:].copy()
+    i0 = max(start, n)
+    if i0 < a.shape[0]:
+        out[i0 - start:] -= cs[i0 - n: a.shape[0] - n]
+    return out
+
+
+def _blocked(x: np.ndarray, valid: np.ndarray, n: int, kernel: Callable) -> np.ndarray:
+    """Run ``kernel(d, c, start, xs)`` over time blocks and stitch the rows together.
+
+    For the block of output rows [b0, b1) the kernel sees the slab of input rows
+    [b0-n+1, b1) as ``d = x - c`` (missing rows zeroed), where ``c`` is each column's last valid
+    value at row b0 (0 if none yet): a look-back reference, so the block's results never depend on
+    rows after the ones they cover. It returns the slab rows from ``start`` on.
+    """
+    t = x.shape[0]
+    out = np.empty_like(x)
+    c = np.zeros(x.shape[1])
+    step = max(_BLOCK, n)
+    for b0 in range(0, t, step):
+        b1 = min(b0 + step, t)
+        lo = max(b0 - n + 1, 0)
+        c = np.where(valid[b0], x[b0], c)
+        xs = x[lo:b1]
+        d = np.where(valid[lo:b1], xs - c, 0.0)
+        out[b0:b1] = kernel(d, c, b0 - lo, xs)
+    return out
+
+
+def _recurrence(u: np.ndarray, decay: float) -> np.ndarray:
+    """y[t] = decay * y[t-1] + u[t] along axis 0, with y[-1] = 0."""
+    if u.ndim != 2 or u.shape[1] < _ROW_LOOP_MIN_COLUMNS:
+        return lfilter([1.0], [1.0, -decay], u, axis=0)
+    y = np.empty_like(u)
+    if u.shape[0]:
+        y[0] = u[0]
+    for t in range(1, u.shape[0]):
+        np.multiply(y[t - 1], decay, out=y[t])
+        y[t] += u[t]
+    return y
+
+
+def _lag(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full_like(x, np.nan)
+    if n < x.shape[0]:
+        out[n:] = x[:-n]
+    return out
+
+
+def _wilder(v: np.ndarray, first: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder's smoothing of ``v`` (rows <= first are ignored): seed = mean of rows first+1..first+n,
+    then avg[t] = avg[t-1] * (n-1)/n + v[t]/n. Returns (averages, rows where they are defined)."""
+    t, _ = v.shape
+    seed_row = first + n
+    rows = _rows(t)
+    u = np.where(rows > seed_row[None, :], v / n, 0.0)
+    cols = np.nonzero(seed_row < t)[0]
+    if cols.size:
+        take = first[cols][None, :] + 1 + np.arange(n)[:, None]
+        u[seed_row[cols], cols] = np.take_along_axis(v[:, cols], take, axis=0).sum(axis=0) / n
+    return _recurrence(u, (n - 1) / n), rows >= seed_row[None, :]
+
+
+def _start(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(first valid row per column, x with holes after the start carried forward, hole mask or None)."""
+    first = _first_valid(valid)
+    if not _has_holes(valid, first):
+        return first, x, None
+    holes = ~valid & (_rows(x.shape[0]) > first[None, :])
+    return first, _ffill(x, valid), holes
+
+
+# --------------------------------------------------------------------------------------------
+# series functions
+# --------------------------------------------------------------------------------------------
+_S, _W, _N, _B = "series", "window", "number", "bool_series"
+_X = Param("x", _S)
+_WIN = Param("n", _W)
+
+
+@_register("sma", "series", (_X, _WIN), "number", "simple moving average of x over the last n bars", "sma(close, 50)")
+def _sma(x: np.ndarray, n: int) -> np.ndarray:
+    valid = np.isfinite(x)
+
+    def block(d, c, start, xs):
+        return _window_sum(d, n, start) / n + c
+
+    return np.where(_incomplete(valid, n), np.nan, _blocked(x, valid, n, block))
+
+
+@_register("rolling_sum", "series", (_X, _WIN), "number", "sum of x over the last n bars", "rolling_sum(volume, 24)")
+def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
+    valid = np.isfinite(x)
+
+    def block(d, c, start, xs):
+        return _window_sum(d, n, start) + n * c
+
+    return np.where(_incomplete(valid, n), np.nan, _blocked(x, valid, n, block))
+
+
+@_register("wma", "series", (_X, _WIN), "number",
+           "linearly weighted moving average (weight n on the newest bar, 1 on the oldest)", "wma(close, 20)")
+def _wma(x: np.ndarray, n: int) -> np.ndarray:
+    valid = np.isfinite(x)
+    total_weight = n * (n + 1) / 2.0
+
+    def block(d, c, start, xs):
+        k = _rows(d.shape[0]).astype(np.float64)
+        s1 = _window_sum(d, n, start)
+        sk = _window_sum(k * d, n, start)
+        # sum_{j=i-n+1..i} (j - (i-n)) d_j  ==  sk - (i - n) * s1
+        return c + (sk - (k[start:] - n) * s1) / total_weight
+
+    return np.where(_incomplete(valid, n), np.nan, _blocked(x, valid, n, block))
+
+
+def _moments(x: np.ndarray, n: int, zscore: bool) -> np.ndarray:
+    """Rolling sample std (ddof=1) of x, or the z-score of the newest value in its window."""
+    valid = np.isfinite(x)
+
+    def block(d, c, start, xs):
+        s1 = _window_sum(d, n, start)
+        s2 = _window_sum(d * d, n, start)
+        var = np.maximum((s2 - s1 * s1 / n) / (n - 1), 0.0)
+        # A window with no change in it has exactly zero spread; the sums would leave rounding
+        # dust there, which would turn a stale price into random z-scores.
+        changed = np.ones(xs.shape, dtype=np.int32)
+        changed[1:] = xs[1:] != xs[:-1]
+        flat = _window_sum(changed, n - 1, start) == 0
+        sd = np.where(flat, 0.0, np.sqrt(var))
+        if not zscore:
+            return sd
+        return np.where(sd > 0, (d[start:] - s1 / n) / np.where(sd > 0, sd, 1.0), np.nan)
+
+    return np.where(_incomplete(valid, n), np.nan, _blocked(x, valid, n, block))
+
+
+@_register("std", "series", (_X, _WIN), "number",
+           "rolling sample standard deviation (ddof=1) of x over the last n bars", "std(pct_change(close), 24)",
+           min_windows={"n": 2})
+def _std(x: np.ndarray, n: int) -> np.ndarray:
+    return _moments(x, n, zscore=False)
+
+
+@_register("zscore", "series", (_X, _WIN), "number",
+           "(x - sma(x, n)) / std(x, n); NaN where the window is flat", "zscore(close, 48) < -2",
+           min_windows={"n": 2})
+def _zscore(x: np.ndarray, n: int) -> np.ndarray:
+    return _moments(x, n, zscore=True)
+
+
+@_register("ema", "series", (_X, _WIN), "number",
+           "exponential moving average, alpha = 2/(n+1), seeded with the first value; NaN for the first n-1 bars",
+           "ema(close, 20)")
+def _ema(x: np.ndarray, n: int) -> np.ndarray:
+    valid = np.isfinite(x)
+    first, xf, holes = _start(x, valid)
+    alpha = 2.0 / (n + 1)
+    rows = _rows(x.shape[0])
+    u = np.where(rows > first[None, :], alpha * xf, 0.0)
+    cols = np.nonzero(first < x.shape[0])[0]
+    u[first[cols], cols] = x[first[cols], cols]  # y[first] = x[first] exactly
+    y = _recurrence(u, 1.0 - alpha)
+    bad = rows < (first + (n - 1))[None, :]
+    if holes is not None:
+        bad |= holes
+    return np.where(bad, np.nan, y)
+
+
+@_register("rsi", "series", (_X, Param("n", _W, 14)), "number",
+           "relative strength index with Wilder's smoothing, 0..100 (50 when flat)", "rsi(close, 14) < 30")
+def _rsi(x: np.ndarray, n: int) -> np.ndarray:
+    valid = np.isfinite(x)
+    first, xf, holes = _start(x, valid)
+    delta = np.zeros_like(x)
+    delta[1:] = xf[1:] - xf[:-1]
+    delta[~np.isfinite(delta)] = 0.0  # rows up to each column's first valid bar
+    gain, gvalid = _wilder(np.maximum(delta, 0.0), first, n)
+    loss, _ = _wilder(np.maximum(-delta, 0.0), first, n)
+    total = gain + loss
+    rsi = np.where(total > 0, 100.0 * gain / np.where(total > 0, total, 1.0), 50.0)
+    bad = ~gvalid if holes is None else ~gvalid | holes
+    return np.where(bad, np.nan, rsi)
+
+
+@_register("atr", "series", (Param("high", _S), Param("low", _S), Param("close", _S), Param("n", _W, 14)), "number",
+           "average true range with Wilder's smoothing (first value at bar n, from true ranges 1..n)",
+           "atr(high, low, close, 14) / close")
+def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+    valid = np.isfinite(high) & np.isfinite(low) & np.isfinite(close)
+    first = _first_valid(valid)
+    holes = None
+    if _has_holes(valid, first):
+        holes = ~valid & (_rows(high.shape[0]) > first[None, :])
+        high, low, close = _ffill(high, valid), _ffill(low, valid), _ffill(close, valid)
+    prev = _lag(close, 1)
+    tr = np.maximum(high - low, np.maximum(np.abs(high - prev), np.abs(low - prev)))
+    tr[~np.isfinite(tr)] = 0.0  # rows up to each column's first valid bar
+    atr, ok = _wilder(tr, first, n)
+    bad = ~ok if holes is None else ~ok | holes
+    return np.where(bad, np.nan, atr)
+
+
+@_register("lag", "series", (_X, Param("n", _W, 1)), "number", "value of x n bars ago", "close > lag(close, 24)")
+def _lag_fn(x: np.ndarray, n: int) -> np.ndarray:
+    out = _lag(x, n)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+@_register("pct_change", "series", (_X, Param("n", _W, 1)), "number",
+           "fractional change of x over n bars: x / lag(x, n) - 1 (NaN where that is not finite)",
+           "pct_change(close, 24) > 0.05")
+def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
+    out = x / _lag(x, n) - 1.0
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+@_register("returns", "series", (_X, Param("n", _W, 1)), "number", "alias of pct_change", "returns(close, 1)")
+def _returns(x: np.ndarray, n: int) -> np.ndarray:
+    return _pct_change(x, n)
+
+
+def _rolling_extreme(x: np.ndarray, n: int, largest: bool) -> np.ndarray:
+    valid = np.isfinite(x)
+    fill = -np.inf if largest else np.inf
+    # origin (n-1)//2 shifts scipy's centred window to the trailing one: rows t-n+1..t
+    flt = maximum_filter1d if largest else minimum_filter1d
+    ext = flt(np.where(valid, x, fill), size=n, axis=0, origin=(n - 1) // 2, mode="nearest")
+    return np.where(_incomplete(valid, n), np.nan, ext)
+
+
+@_register("rolling_max", "series", (_X, _WIN), "number", "highest x over the last n bars (this bar included)",
+           "close >= rolling_max(high, 24*7)")
+def _rolling_max(x: np.ndarray, n: int) -> np.ndarray:
+    return _rolling_extreme(x, n, largest=True)
+
+
+@_register("rolling_min", "series", (_X, _WIN), "number", "lowest x over the last n bars (this bar included)",
+           "close <= rolling_min(low, 24)")
+def _rolling_min(x: np.ndarray, n: int) -> np.ndarray:
+    return _rolling_extreme(x, n, largest=False)
+
+
+@_register("crossover", "series", (Param("a", _S), Param("b", _S)), "bool",
+           "a > b on this bar and a <= b on the previous bar", "crossover(ema(close, 12), ema(close, 26))")
+def _crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a > b) & (_lag(a, 1) <= _lag(b, 1))
+
+
+@_register("crossunder", "series", (Param("a", _S), Param("b", _S)), "bool",
+           "a < b on this bar and a >= b on the previous bar", "crossunder(close, sma(close, 50))")
+def _crossunder(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a < b) & (_lag(a, 1) >= _lag(b, 1))
+
+
+@_register("bars_since", "series", (Param("cond", _B),), "number",
+           "bars since cond was last true (0 on a bar where it is true; NaN if it never was)",
+           "bars_since(crossover(close, sma(close, 50))) <= 3")
+def _bars_since(cond: np.ndarray) -> np.ndarray:
+    rows = _rows(cond.shape[0])
+    last = np.where(cond, rows, -1)
+    np.maximum.accumulate(last, axis=0, out=last)
+    return np.where(last >= 0, (rows - last).astype(np.float64), np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# element-wise functions (any shape, scalars included; kept lean: they run every cycle)
+# --------------------------------------------------------------------------------------------
+def _f(x: object) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _out(a: np.ndarray):
+    """0-d results come back as numpy scalars, arrays as arrays."""
+    return a[()] if isinstance(a, np.ndarray) and a.ndim == 0 else a
+
+
+@_register("abs", "elementwise", (_X,), "number", "absolute value", "abs(pct_change(close, 24))")
+def _abs(x):
+    return _out(np.abs(_f(x)))
+
+
+@_register("min", "elementwise", (Param("a", _S), Param("b", _S)), "number",
+           "smallest of the arguments, element by element (NaN if any is NaN)", "min(close, sma(close, 20))",
+           variadic=True)
+def _min(*xs):
+    if len(xs) < 2:
+        raise FunctionArgError("min", f"takes at least 2 arguments, {len(xs)} given", expected="min(a, b, ...)")
+    out = np.minimum(_f(xs[0]), _f(xs[1]))
+    for x in xs[2:]:
+        out = np.minimum(out, _f(x))
+    return _out(out)
+
+
+@_register("max", "elementwise", (Param("a", _S), Param("b", _S)), "number",
+           "largest of the arguments, element by element (NaN if any is NaN)", "max(atr(high, low, close), 0.01 * close)",
+           variadic=True)
+def _max(*xs):
+    if len(xs) < 2:
+        raise FunctionArgError("max", f"takes at least 2 arguments, {len(xs)} given", expected="max(a, b, ...)")
+    out = np.maximum(_f(xs[0]), _f(xs[1]))
+    for x in xs[2:]:
+        out = np.maximum(out, _f(x))
+    return _out(out)
+
+
+@_register("clip", "elementwise", (_X, Param("lo", _S), Param("hi", _S)), "number",
+           "x bounded to [lo, hi]", "clip(pct_change(close, 24), -0.1, 0.1)")
+def _clip(x, lo, hi):
+    lo_, hi_ = _f(lo), _f(hi)
+    if lo_.ndim == 0 and hi_.ndim == 0 and lo_ > hi_:
+        raise FunctionArgError("clip", f"lower bound {float(lo_):g} is above upper bound {float(hi_):g}",
+                               expected="lo <= hi")
+    return _out(np.minimum(np.maximum(_f(x), lo_), hi_))
+
+
+@_register("log", "elementwise", (_X,), "number", "natural logarithm (NaN for x <= 0)", "log(close / lag(close, 24))")
+def _log(x):
+    x = _f(x)
+    with np.errstate(all="ignore"):
+        return _out(np.log(np.where(x > 0, x, np.nan)))
+
+
+@_register("sqrt", "elementwise", (_X,), "number", "square root (NaN for x < 0)", "std(pct_change(close), 24) * sqrt(24)")
+def _sqrt(x):
+    x = _f(x)
+    with np.errstate(all="ignore"):
+        return _out(np.sqrt(np.where(x >= 0, x, np.nan)))
+
+
+@_register("exp", "elementwise", (_X,), "number", "e to the power x (inf on overflow)", "exp(log(close) - log(lag(close)))")
+def _exp(x):
+    with np.errstate(all="ignore"):
+        return _out(np.exp(_f(x)))
+
+
+@_register("sign", "elementwise", (_X,), "number", "-1, 0 or 1 by the sign of x (NaN stays NaN)", "sign(pct_change(close, 24))")
+def _sign(x):
+    return _out(np.sign(_f(x)))
+
+
+@_register("round", "elementwise", (_X, Param("ndigits", _N, 0)), "number",
+           "x rounded to ndigits decimals (halves to even, like Python)", "round(rsi(close), 0)")
+def _round(x, ndigits=0):
+    if isinstance(ndigits, (bool, np.bool_)) or not isinstance(ndigits, numbers.Real) or float(ndigits) != int(ndigits):
+        raise FunctionArgError("round", f"argument 'ndigits' is {ndigits!r}", expected="a whole number of decimals")
+    return _out(np.round(_f(x), int(ndigits)))
+
+
+@_register("nan_to", "elementwise", (_X, Param("value", _S)), "number",
+           "x with NaN replaced by value", "nan_to(rsi(close), 50)")
+def _nan_to(x, value):
+    x = _f(x)
+    return _out(np.where(np.isnan(x), _f(value), x))
+
+
+# --------------------------------------------------------------------------------------------
+# the generated ops reference reads this
+# --------------------------------------------------------------------------------------------
+def describe() -> list[dict]:
+    """One entry per function, in registry order: name, signature, returns, kind, doc, example, params."""
+    return [
+        {
+            "name": s.name,
+            "signature": _signature(s),
+            "returns": s.returns,
+            "kind": s.kind,
+            "doc": s.doc,
+            "example": s.example,
+            "params": [{"name": p.name, "type": p.type, "default": p.default} for p in s.params],
+        }
+        for s in FUNCTIONS.values()
+    ]
