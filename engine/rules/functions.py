@@ -71,14 +71,16 @@ class FunctionArgError(ValueError):
 
 FUNCTIONS: dict[str, FunctionSpec] = {}
 
-# Time blocks for the windowed sums: each block is summed relative to a look-back reference
-# value, which keeps cumsum cancellation error proportional to the local price move instead of
-# the price level times the history length.
-_BLOCK = 512
 # Below this many columns scipy's lfilter beats a row-by-row recurrence; above it the row loop
 # wins (lfilter walks each column with a stride of N and is ~6x slower at N=2000). Both compute
 # y[t] = decay * y[t-1] + u[t] with the same arithmetic, so the results are bit-identical.
 _ROW_LOOP_MIN_COLUMNS = 32
+# Series kernels run on slabs of columns of at most this many bytes per (T, slab) array: this
+# bounds the peak memory of the temporaries on big panels. Measured at 2,000 x 8,784: slabs of
+# 2 MB or less are slower (the row loops in _recurrence and _window_sums_inplace pay their
+# per-step overhead once per slab), and 64 MB is as fast as the whole width.
+_SLAB_BYTES = 64 << 20
+_MIN_SLAB_COLUMNS = 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,6 +126,22 @@ def _as_panel(fname: str, pname: str, value: object, boolean: bool) -> np.ndarra
     if a.ndim == 1:
         return a[:, None]
     return a
+
+
+def _by_columns(kernel: Callable, call: list) -> np.ndarray:
+    """Run ``kernel`` on slabs of columns (every series function treats columns independently)."""
+    shape = next(a.shape for a in call if isinstance(a, np.ndarray))
+    t, n = shape
+    width = max(_MIN_SLAB_COLUMNS, _SLAB_BYTES // (8 * max(t, 1)))
+    if width >= n:
+        return np.ascontiguousarray(kernel(*call))
+    out = None
+    for j in range(0, n, width):
+        part = kernel(*[a[:, j:j + width] if isinstance(a, np.ndarray) else a for a in call])
+        if out is None:
+            out = np.empty(shape, dtype=part.dtype)
+        out[:, j:j + width] = part
+    return out
 
 
 def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_windows: dict[str, int]) -> Callable:
@@ -174,8 +192,7 @@ def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_win
             call = [np.ascontiguousarray(np.broadcast_to(c, shape)) if isinstance(c, np.ndarray) and c.shape != shape
                     else c for c in call]
         with np.errstate(all="ignore"):
-            out = kernel(*call)
-        out = np.ascontiguousarray(out)
+            out = _by_columns(kernel, call) if len(panels) else kernel(*call)
         return out[:, 0] if all_1d else out
 
     impl.__name__ = name
@@ -241,49 +258,90 @@ def _ffill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.take_along_axis(x, idx, axis=0)
 
 
-def _window_sum(a: np.ndarray, n: int, start: int) -> np.ndarray:
-    """Trailing n-row sums of ``a`` for rows start.. (rows < n-1 get the partial sum)."""
-    cs = np.cumsum(a, axis=0)
-    out = cs[start:].copy()
-    i0 = max(start, n)
-    if i0 < a.shape[0]:
-        out[i0 - start:] -= cs[i0 - n: a.shape[0] - n]
-    return out
+def _window_sums_inplace(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """Turn ``cur`` (K, n, N) into trailing-window sums, in place, and return it.
 
-
-def _blocked(x: np.ndarray, valid: np.ndarray, n: int, kernel: Callable) -> np.ndarray:
-    """Run ``kernel(d, c, start, xs)`` over time blocks and stitch the rows together.
-
-    For the block of output rows [b0, b1) the kernel sees the slab of input rows
-    [b0-n+1, b1) as ``d = x - c`` (missing rows zeroed), where ``c`` is each column's last valid
-    value at row b0 (0 if none yet): a look-back reference, so the block's results never depend on
-    rows after the ones they cover. It returns the slab rows from ``start`` on.
+    The window ending at row j of block k is rows 0..j of block k (``cur[k]``) plus rows
+    j+1..n-1 of block k-1 (given as ``prev[k]``). Each step is one whole-array add over (K, N):
+    numpy's cumsum along a short middle axis measured 2-3x slower than this loop over n.
     """
-    t = x.shape[0]
-    out = np.empty_like(x)
-    c = np.zeros(x.shape[1])
-    step = max(_BLOCK, n)
-    for b0 in range(0, t, step):
-        b1 = min(b0 + step, t)
-        lo = max(b0 - n + 1, 0)
-        c = np.where(valid[b0], x[b0], c)
-        xs = x[lo:b1]
-        d = np.where(valid[lo:b1], xs - c, 0.0)
-        out[b0:b1] = kernel(d, c, b0 - lo, xs)
-    return out
+    n = cur.shape[1]
+    for j in range(1, n):
+        cur[:, j] += cur[:, j - 1]
+    tail = np.zeros_like(cur[:, 0])
+    for j in range(n - 1, 0, -1):
+        tail += prev[:, j]
+        cur[:, j - 1] += tail
+    return cur
+
+
+@dataclass
+class _Windows:
+    """Trailing n-row windows cut into blocks of n rows, for O(T*N) sums with small rounding error.
+
+    The window ending in row j of block k is rows j+1..n-1 of block k-1 plus rows 0..j of block
+    k. Both parts are summed as ``x - c[k]``, where ``c[k]`` is block k's first row: that row lies
+    inside every window ending in block k, so the sums never cancel more than the window's own
+    spread (a flat window sums exact zeros), and no sum runs longer than n rows. ``c[k]`` is at or
+    before every row of block k, so results stay strictly look-back. ``cur`` and ``prev`` are
+    (K, n, N) with missing rows zeroed; windows holding those are masked by the caller.
+    """
+
+    t: int
+    n: int
+    c: np.ndarray  # (K, 1, N) reference of each block
+    cur: np.ndarray  # block k relative to c[k]
+    prev: np.ndarray  # block k-1 relative to c[k] (zeros for k = 0)
+
+    @classmethod
+    def cut(cls, x: np.ndarray, valid: np.ndarray, n: int) -> "_Windows":
+        t, cols = x.shape
+        k = -(-t // n)
+        xb = np.zeros((k * n, cols))
+        np.copyto(xb[:t], x, where=valid)
+        missing = np.ones((k * n, cols), dtype=bool)
+        np.logical_not(valid, out=missing[:t])
+        xb, missing = xb.reshape(k, n, cols), missing.reshape(k, n, cols)
+        c = xb[:, :1].copy()  # zero where missing: such a block's windows all hold that row
+        prev = np.empty_like(xb)
+        prev[0] = 0.0
+        np.subtract(xb[:-1], c[1:], out=prev[1:])
+        np.copyto(prev[1:], 0.0, where=missing[:-1])
+        xb -= c
+        np.copyto(xb, 0.0, where=missing)
+        return cls(t, n, c, xb, prev)
+
+    def rows(self, a: np.ndarray) -> np.ndarray:
+        """(K, n, N) -> (T, N)."""
+        return a.reshape(-1, a.shape[-1])[: self.t]
+
+
+def _windowed(x: np.ndarray, n: int, kernel: Callable) -> np.ndarray:
+    """Apply ``kernel(_Windows) -> (K, n, N)`` and mask windows that are warm-up or hold a gap."""
+    valid = np.isfinite(x)
+    if n > x.shape[0]:
+        return np.full(x.shape, np.nan)
+    out = _Windows.cut(x, valid, n)
+    res = out.rows(kernel(out))
+    res[_incomplete(valid, n)] = np.nan
+    return res
 
 
 def _recurrence(u: np.ndarray, decay: float) -> np.ndarray:
-    """y[t] = decay * y[t-1] + u[t] along axis 0, with y[-1] = 0."""
+    """y[t] = decay * y[t-1] + u[t] along axis 0 with y[-1] = 0, computed in place in ``u``."""
     if u.ndim != 2 or u.shape[1] < _ROW_LOOP_MIN_COLUMNS:
-        return lfilter([1.0], [1.0, -decay], u, axis=0)
-    y = np.empty_like(u)
-    if u.shape[0]:
-        y[0] = u[0]
+        u[...] = lfilter([1.0], [1.0, -decay], u, axis=0)
+        return u
+    step = np.empty_like(u[0])
     for t in range(1, u.shape[0]):
-        np.multiply(y[t - 1], decay, out=y[t])
-        y[t] += u[t]
-    return y
+        np.multiply(u[t - 1], decay, out=step)
+        u[t] += step
+    return u
+
+
+def _before(t: int, row: np.ndarray) -> np.ndarray:
+    """(T, N) mask of the rows before each column's ``row``."""
+    return _rows(t) < row[None, :]
 
 
 def _lag(x: np.ndarray, n: int) -> np.ndarray:
@@ -294,17 +352,21 @@ def _lag(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _wilder(v: np.ndarray, first: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Wilder's smoothing of ``v`` (rows <= first are ignored): seed = mean of rows first+1..first+n,
-    then avg[t] = avg[t-1] * (n-1)/n + v[t]/n. Returns (averages, rows where they are defined)."""
+    """Wilder's smoothing of ``v`` (modified in place; rows <= first are ignored): the seed is the
+    mean of rows first+1..first+n, then avg[t] = avg[t-1] * (n-1)/n + v[t]/n.
+    Returns (averages, row of the first average per column)."""
     t, _ = v.shape
     seed_row = first + n
-    rows = _rows(t)
-    u = np.where(rows > seed_row[None, :], v / n, 0.0)
     cols = np.nonzero(seed_row < t)[0]
+    seed = None
     if cols.size:
         take = first[cols][None, :] + 1 + np.arange(n)[:, None]
-        u[seed_row[cols], cols] = np.take_along_axis(v[:, cols], take, axis=0).sum(axis=0) / n
-    return _recurrence(u, (n - 1) / n), rows >= seed_row[None, :]
+        seed = np.take_along_axis(v[:, cols], take, axis=0).sum(axis=0) / n
+    v /= n
+    np.copyto(v, 0.0, where=_before(t, seed_row + 1))
+    if seed is not None:
+        v[seed_row[cols], cols] = seed
+    return _recurrence(v, (n - 1) / n), seed_row
 
 
 def _start(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -312,7 +374,7 @@ def _start(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     first = _first_valid(valid)
     if not _has_holes(valid, first):
         return first, x, None
-    holes = ~valid & (_rows(x.shape[0]) > first[None, :])
+    holes = ~valid & ~_before(x.shape[0], first + 1)
     return first, _ffill(x, valid), holes
 
 
@@ -326,59 +388,67 @@ _WIN = Param("n", _W)
 
 @_register("sma", "series", (_X, _WIN), "number", "simple moving average of x over the last n bars", "sma(close, 50)")
 def _sma(x: np.ndarray, n: int) -> np.ndarray:
-    valid = np.isfinite(x)
+    def kernel(w: _Windows) -> np.ndarray:
+        s1 = _window_sums_inplace(w.cur, w.prev)
+        s1 /= n
+        s1 += w.c
+        return s1
 
-    def block(d, c, start, xs):
-        return _window_sum(d, n, start) / n + c
-
-    return np.where(_incomplete(valid, n), np.nan, _blocked(x, valid, n, block))
+    return _windowed(x, n, kernel)
 
 
 @_register("rolling_sum", "series", (_X, _WIN), "number", "sum of x over the last n bars", "rolling_sum(volume, 24)")
 def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
-    valid = np.isfinite(x)
+    def kernel(w: _Windows) -> np.ndarray:
+        s1 = _window_sums_inplace(w.cur, w.prev)
+        s1 += n * w.c
+        return s1
 
-    def block(d, c, start, xs):
-        return _window_sum(d, n, start) + n * c
-
-    return np.where(_incomplete(valid, n), np.nan, _blocked(x, valid, n, block))
+    return _windowed(x, n, kernel)
 
 
 @_register("wma", "series", (_X, _WIN), "number",
            "linearly weighted moving average (weight n on the newest bar, 1 on the oldest)", "wma(close, 20)")
 def _wma(x: np.ndarray, n: int) -> np.ndarray:
-    valid = np.isfinite(x)
-    total_weight = n * (n + 1) / 2.0
+    def kernel(w: _Windows) -> np.ndarray:
+        # The window ending at row j of a block holds rows j+1..n-1 of the previous block (at
+        # position i - n) and rows 0..j of this one (position i); its weights are position - (j - n).
+        pos = np.arange(n, dtype=np.float64)[None, :, None]
+        sp = _window_sums_inplace(pos * w.cur, (pos - n) * w.prev)
+        s1 = _window_sums_inplace(w.cur, w.prev)
+        s1 *= pos - n
+        sp -= s1
+        sp /= n * (n + 1) / 2.0
+        sp += w.c
+        return sp
 
-    def block(d, c, start, xs):
-        k = _rows(d.shape[0]).astype(np.float64)
-        s1 = _window_sum(d, n, start)
-        sk = _window_sum(k * d, n, start)
-        # sum_{j=i-n+1..i} (j - (i-n)) d_j  ==  sk - (i - n) * s1
-        return c + (sk - (k[start:] - n) * s1) / total_weight
-
-    return np.where(_incomplete(valid, n), np.nan, _blocked(x, valid, n, block))
+    return _windowed(x, n, kernel)
 
 
 def _moments(x: np.ndarray, n: int, zscore: bool) -> np.ndarray:
     """Rolling sample std (ddof=1) of x, or the z-score of the newest value in its window."""
-    valid = np.isfinite(x)
 
-    def block(d, c, start, xs):
-        s1 = _window_sum(d, n, start)
-        s2 = _window_sum(d * d, n, start)
-        var = np.maximum((s2 - s1 * s1 / n) / (n - 1), 0.0)
-        # A window with no change in it has exactly zero spread; the sums would leave rounding
-        # dust there, which would turn a stale price into random z-scores.
-        changed = np.ones(xs.shape, dtype=np.int32)
-        changed[1:] = xs[1:] != xs[:-1]
-        flat = _window_sum(changed, n - 1, start) == 0
-        sd = np.where(flat, 0.0, np.sqrt(var))
+    def kernel(w: _Windows) -> np.ndarray:
+        newest = w.cur.copy() if zscore else None
+        s2 = _window_sums_inplace(w.cur * w.cur, w.prev * w.prev)
+        s1 = _window_sums_inplace(w.cur, w.prev)
+        s1 /= n  # now the window mean relative to c
+        # A flat window is all zeros relative to its own first row, so its spread is exactly 0.
+        sd = s2
+        sd -= n * (s1 * s1)
+        sd /= n - 1
+        np.maximum(sd, 0.0, out=sd)
+        np.sqrt(sd, out=sd)
         if not zscore:
             return sd
-        return np.where(sd > 0, (d[start:] - s1 / n) / np.where(sd > 0, sd, 1.0), np.nan)
+        newest -= s1
+        flat = sd == 0
+        sd[flat] = 1.0
+        newest /= sd
+        newest[flat] = np.nan
+        return newest
 
-    return np.where(_incomplete(valid, n), np.nan, _blocked(x, valid, n, block))
+    return _windowed(x, n, kernel)
 
 
 @_register("std", "series", (_X, _WIN), "number",
@@ -401,16 +471,17 @@ def _zscore(x: np.ndarray, n: int) -> np.ndarray:
 def _ema(x: np.ndarray, n: int) -> np.ndarray:
     valid = np.isfinite(x)
     first, xf, holes = _start(x, valid)
+    t = x.shape[0]
     alpha = 2.0 / (n + 1)
-    rows = _rows(x.shape[0])
-    u = np.where(rows > first[None, :], alpha * xf, 0.0)
-    cols = np.nonzero(first < x.shape[0])[0]
+    u = alpha * xf
+    np.copyto(u, 0.0, where=_before(t, first + 1))
+    cols = np.nonzero(first < t)[0]
     u[first[cols], cols] = x[first[cols], cols]  # y[first] = x[first] exactly
     y = _recurrence(u, 1.0 - alpha)
-    bad = rows < (first + (n - 1))[None, :]
+    np.copyto(y, np.nan, where=_before(t, first + (n - 1)))
     if holes is not None:
-        bad |= holes
-    return np.where(bad, np.nan, y)
+        y[holes] = np.nan
+    return y
 
 
 @_register("rsi", "series", (_X, Param("n", _W, 14)), "number",
@@ -418,15 +489,24 @@ def _ema(x: np.ndarray, n: int) -> np.ndarray:
 def _rsi(x: np.ndarray, n: int) -> np.ndarray:
     valid = np.isfinite(x)
     first, xf, holes = _start(x, valid)
-    delta = np.zeros_like(x)
-    delta[1:] = xf[1:] - xf[:-1]
-    delta[~np.isfinite(delta)] = 0.0  # rows up to each column's first valid bar
-    gain, gvalid = _wilder(np.maximum(delta, 0.0), first, n)
-    loss, _ = _wilder(np.maximum(-delta, 0.0), first, n)
-    total = gain + loss
-    rsi = np.where(total > 0, 100.0 * gain / np.where(total > 0, total, 1.0), 50.0)
-    bad = ~gvalid if holes is None else ~gvalid | holes
-    return np.where(bad, np.nan, rsi)
+    delta = np.empty_like(x)
+    delta[0] = 0.0
+    np.subtract(xf[1:], xf[:-1], out=delta[1:])
+    np.nan_to_num(delta, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # rows up to each first valid bar
+    gain = np.maximum(delta, 0.0)
+    loss = np.subtract(gain, delta, out=delta)  # == max(-delta, 0), exactly
+    gain, seed_row = _wilder(gain, first, n)
+    loss, _ = _wilder(loss, first, n)
+    total = loss
+    total += gain
+    flat = total == 0.0
+    gain *= 100.0
+    gain /= total
+    gain[flat] = 50.0
+    np.copyto(gain, np.nan, where=_before(x.shape[0], seed_row))
+    if holes is not None:
+        gain[holes] = np.nan
+    return gain
 
 
 @_register("atr", "series", (Param("high", _S), Param("low", _S), Param("close", _S), Param("n", _W, 14)), "number",
@@ -437,14 +517,18 @@ def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.nda
     first = _first_valid(valid)
     holes = None
     if _has_holes(valid, first):
-        holes = ~valid & (_rows(high.shape[0]) > first[None, :])
+        holes = ~valid & ~_before(high.shape[0], first + 1)
         high, low, close = _ffill(high, valid), _ffill(low, valid), _ffill(close, valid)
     prev = _lag(close, 1)
-    tr = np.maximum(high - low, np.maximum(np.abs(high - prev), np.abs(low - prev)))
-    tr[~np.isfinite(tr)] = 0.0  # rows up to each column's first valid bar
-    atr, ok = _wilder(tr, first, n)
-    bad = ~ok if holes is None else ~ok | holes
-    return np.where(bad, np.nan, atr)
+    tr = high - low
+    np.maximum(tr, np.abs(high - prev), out=tr)
+    np.maximum(tr, np.abs(low - prev), out=tr)
+    np.nan_to_num(tr, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # rows up to each first valid bar
+    atr, seed_row = _wilder(tr, first, n)
+    np.copyto(atr, np.nan, where=_before(high.shape[0], seed_row))
+    if holes is not None:
+        atr[holes] = np.nan
+    return atr
 
 
 @_register("lag", "series", (_X, Param("n", _W, 1)), "number", "value of x n bars ago", "close > lag(close, 24)")
