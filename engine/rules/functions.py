@@ -500,8 +500,8 @@ def _rsi(x: np.ndarray, n: int) -> np.ndarray:
     total = loss
     total += gain
     flat = total == 0.0
+    gain /= total  # divide first: gain <= total keeps the ratio <= 1, so the RSI <= 100 exactly
     gain *= 100.0
-    gain /= total
     gain[flat] = 50.0
     np.copyto(gain, np.nan, where=_before(x.shape[0], seed_row))
     if holes is not None:
