@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from scipy.signal import lfilter
 
 ArgType = Literal["series", "window", "number", "bool_series"]
@@ -77,7 +76,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {}
 _ROW_LOOP_MIN_COLUMNS = 32
 # Series kernels run on slabs of columns of at most this many bytes per (T, slab) array: this
 # bounds the peak memory of the temporaries on big panels. Measured at 2,000 x 8,784: slabs of
-# 2 MB or less are slower (the row loops in _recurrence and _window_sums_inplace pay their
+# 2 MB or less are slower (the row loops in _recurrence and _window_scan_inplace pay their
 # per-step overhead once per slab), and 64 MB is as fast as the whole width.
 _SLAB_BYTES = 64 << 20
 _MIN_SLAB_COLUMNS = 8
@@ -258,20 +257,24 @@ def _ffill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.take_along_axis(x, idx, axis=0)
 
 
-def _window_sums_inplace(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
-    """Turn ``cur`` (K, n, N) into trailing-window sums, in place, and return it.
+def _window_scan_inplace(cur: np.ndarray, prev: np.ndarray, op: np.ufunc = np.add) -> np.ndarray:
+    """Turn ``cur`` (K, n, N) into trailing-window reductions by ``op``, in place, and return it.
 
     The window ending at row j of block k is rows 0..j of block k (``cur[k]``) plus rows
-    j+1..n-1 of block k-1 (given as ``prev[k]``). Each step is one whole-array add over (K, N):
-    numpy's cumsum along a short middle axis measured 2-3x slower than this loop over n.
+    j+1..n-1 of block k-1 (given as ``prev[k]``): a prefix scan of one block and a suffix scan of
+    the one before (van Herk / Gil-Werman for max and min, exact partial sums for add). Each step
+    is one whole-array op over (K, N); numpy's cumsum along a short middle axis measured 2-3x
+    slower than this loop over n, and scipy's maximum_filter1d along axis 0 about 2x slower.
     """
     n = cur.shape[1]
     for j in range(1, n):
-        cur[:, j] += cur[:, j - 1]
-    tail = np.zeros_like(cur[:, 0])
-    for j in range(n - 1, 0, -1):
-        tail += prev[:, j]
-        cur[:, j - 1] += tail
+        op(cur[:, j], cur[:, j - 1], out=cur[:, j])
+    if n > 1:
+        tail = prev[:, n - 1].copy()
+        op(cur[:, n - 2], tail, out=cur[:, n - 2])
+        for j in range(n - 2, 0, -1):
+            op(tail, prev[:, j], out=tail)
+            op(cur[:, j - 1], tail, out=cur[:, j - 1])
     return cur
 
 
@@ -389,7 +392,7 @@ _WIN = Param("n", _W)
 @_register("sma", "series", (_X, _WIN), "number", "simple moving average of x over the last n bars", "sma(close, 50)")
 def _sma(x: np.ndarray, n: int) -> np.ndarray:
     def kernel(w: _Windows) -> np.ndarray:
-        s1 = _window_sums_inplace(w.cur, w.prev)
+        s1 = _window_scan_inplace(w.cur, w.prev)
         s1 /= n
         s1 += w.c
         return s1
@@ -400,7 +403,7 @@ def _sma(x: np.ndarray, n: int) -> np.ndarray:
 @_register("rolling_sum", "series", (_X, _WIN), "number", "sum of x over the last n bars", "rolling_sum(volume, 24)")
 def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
     def kernel(w: _Windows) -> np.ndarray:
-        s1 = _window_sums_inplace(w.cur, w.prev)
+        s1 = _window_scan_inplace(w.cur, w.prev)
         s1 += n * w.c
         return s1
 
@@ -414,8 +417,8 @@ def _wma(x: np.ndarray, n: int) -> np.ndarray:
         # The window ending at row j of a block holds rows j+1..n-1 of the previous block (at
         # position i - n) and rows 0..j of this one (position i); its weights are position - (j - n).
         pos = np.arange(n, dtype=np.float64)[None, :, None]
-        sp = _window_sums_inplace(pos * w.cur, (pos - n) * w.prev)
-        s1 = _window_sums_inplace(w.cur, w.prev)
+        sp = _window_scan_inplace(pos * w.cur, (pos - n) * w.prev)
+        s1 = _window_scan_inplace(w.cur, w.prev)
         s1 *= pos - n
         sp -= s1
         sp /= n * (n + 1) / 2.0
@@ -430,8 +433,8 @@ def _moments(x: np.ndarray, n: int, zscore: bool) -> np.ndarray:
 
     def kernel(w: _Windows) -> np.ndarray:
         newest = w.cur.copy() if zscore else None
-        s2 = _window_sums_inplace(w.cur * w.cur, w.prev * w.prev)
-        s1 = _window_sums_inplace(w.cur, w.prev)
+        s2 = _window_scan_inplace(w.cur * w.cur, w.prev * w.prev)
+        s1 = _window_scan_inplace(w.cur, w.prev)
         s1 /= n  # now the window mean relative to c
         # A flat window is all zeros relative to its own first row, so its spread is exactly 0.
         sd = s2
@@ -554,11 +557,20 @@ def _returns(x: np.ndarray, n: int) -> np.ndarray:
 
 def _rolling_extreme(x: np.ndarray, n: int, largest: bool) -> np.ndarray:
     valid = np.isfinite(x)
+    t, cols = x.shape
+    if n > t:
+        return np.full(x.shape, np.nan)
+    k = -(-t // n)
     fill = -np.inf if largest else np.inf
-    # origin (n-1)//2 shifts scipy's centred window to the trailing one: rows t-n+1..t
-    flt = maximum_filter1d if largest else minimum_filter1d
-    ext = flt(np.where(valid, x, fill), size=n, axis=0, origin=(n - 1) // 2, mode="nearest")
-    return np.where(_incomplete(valid, n), np.nan, ext)
+    xb = np.full((k * n, cols), fill)
+    np.copyto(xb[:t], x, where=valid)
+    xb = xb.reshape(k, n, cols)
+    prev = np.empty_like(xb)
+    prev[0] = fill
+    prev[1:] = xb[:-1]
+    out = _window_scan_inplace(xb, prev, np.maximum if largest else np.minimum).reshape(-1, cols)[:t]
+    out[_incomplete(valid, n)] = np.nan
+    return out
 
 
 @_register("rolling_max", "series", (_X, _WIN), "number", "highest x over the last n bars (this bar included)",
