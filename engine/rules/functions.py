@@ -191,7 +191,7 @@ def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_win
             call = [np.ascontiguousarray(np.broadcast_to(c, shape)) if isinstance(c, np.ndarray) and c.shape != shape
                     else c for c in call]
         with np.errstate(all="ignore"):
-            out = _by_columns(kernel, call) if len(panels) else kernel(*call)
+            out = _by_columns(kernel, call)
         return out[:, 0] if all_1d else out
 
     impl.__name__ = name
