@@ -40,7 +40,7 @@ SCHEMAS: dict[str, dict] = {
         "rank": {
             "type": "dict",
             "schema": {
-                "by": _EXPR,
+                "by": {"type": ["string", "number"]},
                 "descending": {"type": "boolean"},
                 "top": {"type": ["integer", "string"], "required": True},
             },
