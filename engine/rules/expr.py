@@ -157,10 +157,18 @@ class _Compiler:
 
     # -- errors -----------------------------------------------------------------------
     def fail(self, node: ast.AST | None, message: str, expected: str | None = None) -> RuleError:
-        line = getattr(node, "lineno", None)
-        col = getattr(node, "col_offset", None)
-        return RuleError(self.where, message, source=self.src, line=line,
-                         col=None if col is None else col + 1, expected=expected)
+        line, col = self._position(getattr(node, "col_offset", None))
+        return RuleError(self.where, message, source=self.src, line=line, col=col, expected=expected)
+
+    def _position(self, byte_offset: int | None) -> tuple[int | None, int | None]:
+        """(line, column), 1-based, in the expression as written, of an offset in the parsed
+        text (which has its line breaks replaced by spaces, see ``compile``)."""
+        if byte_offset is None:
+            return None, None
+        offset = len(self.src.encode()[:byte_offset].decode(errors="ignore"))
+        before = self.src[:offset]
+        line = before.count("\n") + 1
+        return line, offset - (before.rfind("\n") + 1) + 1
 
     def need(self, e: Expr, want: str, node: ast.AST, what: str) -> None:
         if e.type != want:
@@ -172,14 +180,17 @@ class _Compiler:
             raise RuleError(self.where, "empty expression", expected="an expression such as 'close > sma(close, 50)'")
         if len(self.src) > _MAX_LEN:
             raise RuleError(self.where, f"expression is {len(self.src)} characters long", expected=f"at most {_MAX_LEN}")
-        self.src = self.src.strip()
+        self.src = self.src.strip().replace("\r\n", "\n").replace("\r", "\n")
+        # A rule may span lines in YAML (``when: |``) without the parentheses Python would
+        # need: parse it as one line (same offsets) and map positions back to its lines.
+        flat = self.src.replace("\n", " ")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. SyntaxWarning for '1 is 1': we reject it below
-                tree = ast.parse(self.src, mode="eval")
+                tree = ast.parse(flat, mode="eval")
         except SyntaxError as exc:
-            raise RuleError(self.where, f"syntax error: {exc.msg}", source=self.src,
-                            line=exc.lineno, col=exc.offset,
+            line, col = self._position(None if exc.offset is None else len(flat[: exc.offset - 1].encode()))
+            raise RuleError(self.where, f"syntax error: {exc.msg}", source=self.src, line=line, col=col,
                             expected="a Python-style expression such as 'close > sma(close, 50)'") from None
         except (RecursionError, MemoryError, ValueError):
             raise RuleError(self.where, "the expression is nested too deeply to parse",
@@ -282,11 +293,14 @@ class _Compiler:
         if isinstance(v, bool):
             return Expr(BOOL, CONST, repr(v), value=v)
         if isinstance(v, (int, float)):
-            f = self._number(node, v, f"'{key}' is")
+            f = self._number(node, v, f"'{key}' =")
             return Expr(NUM, CONST, repr(f), value=f)
         if isinstance(v, str):
             return Expr(STR, CONST, repr(v), value=v)
-        raise self.fail(node, f"'{key}' is a {type(v).__name__} ({v!r}) and cannot be used in an expression",
+        kind = "mapping" if isinstance(v, Mapping) else "list" if isinstance(v, (list, tuple)) else type(v).__name__
+        shown = repr(dict(v) if isinstance(v, Mapping) else v)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise self.fail(node, f"'{key}' is a {kind} ({shown}) and cannot be used in an expression",
                         expected="a number, boolean or string parameter")
 
     def _series_name(self, name: str, typ: str) -> Expr:
