@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -108,7 +109,42 @@ _BIN = {
     ast.Div: (np.divide, "/"), ast.Mod: (np.mod, "%"), ast.Pow: (np.power, "**"),
     ast.FloorDiv: (np.floor_divide, "//"),
 }
-_MAX_LEN = 2000
+# Limits that keep a hostile or careless expression from costing time or memory at load.
+_MAX_LEN = 2000  # characters of one expression
+_MAX_DEPTH = 48  # nesting of the expression tree (the compiler recurses over it)
+_MAX_NODES = 400  # syntax nodes in one expression
+_MAX_STR = 200  # characters of a string literal
+_MAX_LIST = 256  # items of the literal list after 'in'
+_MAX_ABS = 1e15  # magnitude of a numeric literal or parameter
+_MAX_EXPONENT = 64  # |y| in x ** y when y is known at load
+_MAX_WINDOW = 1_000_000  # bars of a time-series window
+
+# What an ops person wrote, in their words, for constructs the language does not have.
+_FORBIDDEN = {
+    "Lambda": "'lambda' is not allowed in a rule expression",
+    "ListComp": "comprehensions are not allowed in a rule expression",
+    "SetComp": "comprehensions are not allowed in a rule expression",
+    "DictComp": "comprehensions are not allowed in a rule expression",
+    "GeneratorExp": "generator expressions are not allowed in a rule expression",
+    "Subscript": "indexing with [ ] is not allowed in a rule expression (use lag(x, n) for past values)",
+    "Slice": "slices are not allowed in a rule expression",
+    "JoinedStr": "f-strings are not allowed in a rule expression",
+    "FormattedValue": "f-strings are not allowed in a rule expression",
+    "NamedExpr": "assignment ':=' is not allowed in a rule expression",
+    "Starred": "'*' unpacking is not allowed in a rule expression",
+    "Await": "'await' is not allowed in a rule expression",
+    "Yield": "'yield' is not allowed in a rule expression",
+    "YieldFrom": "'yield' is not allowed in a rule expression",
+    "Dict": "a {...} mapping is not allowed in a rule expression",
+    "Set": "a {...} set is only allowed after 'in'",
+    "List": "a [...] list is only allowed after 'in'",
+    "Tuple": "a (a, b) tuple is only allowed after 'in'",
+}
+_BITWISE_HINT = {
+    "BitAnd": "'&' is not the rule language's 'and'", "BitOr": "'|' is not the rule language's 'or'",
+    "BitXor": "'^' is not allowed (for a power write '**')", "Invert": "'~' is not the rule language's 'not'",
+    "LShift": "'<<' is not allowed", "RShift": "'>>' is not allowed", "MatMult": "'@' is not allowed",
+}
 
 
 def _type_name(t: str) -> str:
@@ -121,10 +157,18 @@ class _Compiler:
 
     # -- errors -----------------------------------------------------------------------
     def fail(self, node: ast.AST | None, message: str, expected: str | None = None) -> RuleError:
-        line = getattr(node, "lineno", None)
-        col = getattr(node, "col_offset", None)
-        return RuleError(self.where, message, source=self.src, line=line,
-                         col=None if col is None else col + 1, expected=expected)
+        line, col = self._position(getattr(node, "col_offset", None))
+        return RuleError(self.where, message, source=self.src, line=line, col=col, expected=expected)
+
+    def _position(self, byte_offset: int | None) -> tuple[int | None, int | None]:
+        """(line, column), 1-based, in the expression as written, of an offset in the parsed
+        text (which has its line breaks replaced by spaces, see ``compile``)."""
+        if byte_offset is None:
+            return None, None
+        offset = len(self.src.encode()[:byte_offset].decode(errors="ignore"))
+        before = self.src[:offset]
+        line = before.count("\n") + 1
+        return line, offset - (before.rfind("\n") + 1) + 1
 
     def need(self, e: Expr, want: str, node: ast.AST, what: str) -> None:
         if e.type != want:
@@ -136,16 +180,45 @@ class _Compiler:
             raise RuleError(self.where, "empty expression", expected="an expression such as 'close > sma(close, 50)'")
         if len(self.src) > _MAX_LEN:
             raise RuleError(self.where, f"expression is {len(self.src)} characters long", expected=f"at most {_MAX_LEN}")
+        self.src = self.src.strip().replace("\r\n", "\n").replace("\r", "\n")
+        # A rule may span lines in YAML (``when: |``) without the parentheses Python would
+        # need: parse it as one line (same offsets) and map positions back to its lines.
+        flat = self.src.replace("\n", " ")
         try:
-            tree = ast.parse(self.src.strip(), mode="eval")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. SyntaxWarning for '1 is 1': we reject it below
+                tree = ast.parse(flat, mode="eval")
         except SyntaxError as exc:
-            raise RuleError(self.where, f"syntax error: {exc.msg}", source=self.src.strip(),
-                            line=exc.lineno, col=exc.offset) from None
-        self.src = self.src.strip()
+            line, col = self._position(None if exc.offset is None else len(flat[: exc.offset - 1].encode()))
+            raise RuleError(self.where, f"syntax error: {exc.msg}", source=self.src, line=line, col=col,
+                            expected="a Python-style expression such as 'close > sma(close, 50)'") from None
+        except (RecursionError, MemoryError, ValueError):
+            raise RuleError(self.where, "the expression is nested too deeply to parse",
+                            expected=f"at most {_MAX_DEPTH} levels of nesting") from None
+        self._check_size(tree.body)
         return self.visit(tree.body)
 
+    def _check_size(self, root: ast.AST) -> None:
+        """Reject huge or deeply nested trees before the recursive visit (iteratively)."""
+        count, stack = 0, [(root, 1, root)]
+        while stack:
+            node, depth, located = stack.pop()
+            located = node if hasattr(node, "lineno") else located
+            count += 1
+            if depth > _MAX_DEPTH:
+                raise self.fail(located, f"the expression is nested more than {_MAX_DEPTH} levels deep",
+                                expected="a shorter expression (split it into several rules)")
+            stack.extend((c, depth + 1, located) for c in ast.iter_child_nodes(node))
+        if count > _MAX_NODES:
+            raise self.fail(root, f"the expression has {count} parts",
+                            expected=f"at most {_MAX_NODES} (split it into several rules)")
+
     def visit(self, node: ast.AST) -> Expr:
-        method = getattr(self, "v_" + type(node).__name__, None)
+        kind = type(node).__name__
+        if kind in _FORBIDDEN:
+            raise self.fail(node, _FORBIDDEN[kind],
+                            expected="arithmetic, comparisons, and/or/not, 'x if c else y', function calls, names")
+        method = getattr(self, "v_" + kind, None)
         if method is None:
             raise self.fail(node, f"'{type(node).__name__}' is not allowed in a rule expression",
                             expected="arithmetic, comparisons, and/or/not, 'x if c else y', function calls, names")
@@ -157,13 +230,30 @@ class _Compiler:
         if isinstance(v, bool):
             return Expr(BOOL, CONST, repr(v), value=v)
         if isinstance(v, (int, float)):
-            return Expr(NUM, CONST, repr(float(v)), value=float(v))
+            f = self._number(node, v, "number")
+            return Expr(NUM, CONST, repr(f), value=f)
         if isinstance(v, str):
+            if len(v) > _MAX_STR:
+                raise self.fail(node, f"string literal is {len(v)} characters long", expected=f"at most {_MAX_STR}")
             return Expr(STR, CONST, repr(v), value=v)
-        raise self.fail(node, f"literal {v!r} is not allowed", expected="a number, true/false or a quoted string")
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        raise self.fail(node, f"literal {shown} is not allowed", expected="a number, true/false or a quoted string")
+
+    def _number(self, node: ast.AST, v: Any, what: str) -> float:
+        """A finite float of bounded size (a 400-digit literal would overflow or cost time)."""
+        try:
+            f = float(v)
+        except OverflowError:
+            f = float("inf")
+        if not np.isfinite(f) or abs(f) > _MAX_ABS:
+            text = str(v) if len(str(v)) <= 24 else str(v)[:21] + "..."
+            raise self.fail(node, f"{what} {text} is out of range", expected=f"a finite number of magnitude <= {_MAX_ABS:g}")
+        return f
 
     def v_Name(self, node: ast.Name) -> Expr:
         name = node.id
+        if name.startswith("_"):
+            raise self.fail(node, f"names starting with '_' are not allowed ('{name}')", expected="a market column, feature or params.x")
         if name in ("True", "False", "true", "false"):
             v = name.lower() == "true"
             return Expr(BOOL, CONST, repr(v), value=v)
@@ -177,7 +267,8 @@ class _Compiler:
 
     def v_Attribute(self, node: ast.Attribute) -> Expr:
         if not isinstance(node.value, ast.Name) or node.value.id not in DOTTED_ROOTS:
-            raise self.fail(node, "attribute access is only allowed on " + ", ".join(DOTTED_ROOTS))
+            raise self.fail(node, f"attribute access '.{node.attr}' is not allowed here",
+                            expected="a single dotted name: " + ", ".join(f"{r}.x" for r in DOTTED_ROOTS))
         root, attr = node.value.id, node.attr
         if attr.startswith("_"):
             raise self.fail(node, f"'{root}.{attr}' is not allowed", expected="a public field name")
@@ -202,10 +293,14 @@ class _Compiler:
         if isinstance(v, bool):
             return Expr(BOOL, CONST, repr(v), value=v)
         if isinstance(v, (int, float)):
-            return Expr(NUM, CONST, repr(float(v)), value=float(v))
+            f = self._number(node, v, f"'{key}' =")
+            return Expr(NUM, CONST, repr(f), value=f)
         if isinstance(v, str):
             return Expr(STR, CONST, repr(v), value=v)
-        raise self.fail(node, f"'{key}' is a {type(v).__name__} ({v!r}) and cannot be used in an expression",
+        kind = "mapping" if isinstance(v, Mapping) else "list" if isinstance(v, (list, tuple)) else type(v).__name__
+        shown = repr(dict(v) if isinstance(v, Mapping) else v)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise self.fail(node, f"'{key}' is a {kind} ({shown}) and cannot be used in an expression",
                         expected="a number, boolean or string parameter")
 
     def _series_name(self, name: str, typ: str) -> Expr:
@@ -227,15 +322,21 @@ class _Compiler:
             if isinstance(node.op, ast.UAdd):
                 return e
             return self._combine([e], f"(-{e.key})", NUM, np.negative)
-        raise self.fail(node, f"operator '{type(node.op).__name__}' is not allowed")
+        raise self.fail(node, _BITWISE_HINT.get(type(node.op).__name__, "this operator is not allowed"),
+                        expected="not x")
 
     def v_BinOp(self, node: ast.BinOp) -> Expr:
         if type(node.op) not in _BIN:
-            raise self.fail(node, f"operator '{type(node.op).__name__}' is not allowed", expected="+ - * / % ** //")
+            op = type(node.op).__name__
+            expected = ("'and'" if op == "BitAnd" else "'or'" if op == "BitOr" else "one of + - * / % ** //")
+            raise self.fail(node, _BITWISE_HINT.get(op, f"operator '{op}' is not allowed"), expected=expected)
         fn, sym = _BIN[type(node.op)]
         left, right = self.visit(node.left), self.visit(node.right)
         self.need(left, NUM, node.left, f"the left side of '{sym}'")
         self.need(right, NUM, node.right, f"the right side of '{sym}'")
+        if sym == "**" and right.level == CONST and abs(right.value) > _MAX_EXPONENT:
+            raise self.fail(node.right, f"exponent {right.value:g} is too large",
+                            expected=f"an exponent between -{_MAX_EXPONENT} and {_MAX_EXPONENT}")
 
         def safe(a, b, fn=fn):
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -267,11 +368,12 @@ class _Compiler:
                 left = None
                 continue
             if type(op) not in _CMP:
-                raise self.fail(node, f"comparison '{type(op).__name__}' is not allowed")
+                raise self.fail(node, "'is' / 'is not' are not allowed", expected="== or !=")
+            if left is None:
+                raise self.fail(right_node, "'in' cannot be chained with another comparison",
+                                expected="'(x in [...]) and (...)'")
             right = self.visit(right_node)
             sym = _CMP_TEXT[type(op)]
-            if left is None:
-                raise self.fail(right_node, "'in' cannot be chained with another comparison")
             if left.type == STR or right.type == STR:
                 if type(op) not in (ast.Eq, ast.NotEq):
                     raise self.fail(node, f"strings can only be compared with == or !=, not '{sym}'")
@@ -302,6 +404,8 @@ class _Compiler:
     def _membership(self, left: Expr, op: ast.cmpop, right_node: ast.AST, node: ast.AST) -> Expr:
         if not isinstance(right_node, (ast.List, ast.Tuple, ast.Set)):
             raise self.fail(right_node, "the right side of 'in' must be a literal list", expected="e.g. [\"meme\", \"AI\"]")
+        if len(right_node.elts) > _MAX_LIST:
+            raise self.fail(right_node, f"the list after 'in' has {len(right_node.elts)} items", expected=f"at most {_MAX_LIST}")
         items = [self.visit(e) for e in right_node.elts]
         for it, n in zip(items, right_node.elts):
             if it.level != CONST:
@@ -329,8 +433,10 @@ class _Compiler:
     # -- calls ------------------------------------------------------------------------------
     def v_Call(self, node: ast.Call) -> Expr:
         if not isinstance(node.func, ast.Name):
-            raise self.fail(node, "only registered functions can be called", expected="e.g. sma(close, 50)")
+            raise self.fail(node, "only registered functions can be called by name", expected="e.g. sma(close, 50)")
         name = node.func.id
+        if name.startswith("_"):
+            raise self.fail(node, f"names starting with '_' are not allowed ('{name}')", expected="a registered function")
         spec = FUNCTIONS.get(name)
         if spec is None:
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=3)
@@ -342,10 +448,14 @@ class _Compiler:
         return self._elementwise_call(spec, args, node)
 
     def _bind_args(self, spec: FunctionSpec, node: ast.Call) -> list[tuple[Expr, ast.AST]]:
-        sig = f"{spec.name}({', '.join(p.name if p.default is None else f'{p.name}={p.default}' for p in spec.params)})"
+        sig = signature(spec)
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                raise self.fail(a, "'*' unpacking is not allowed in a rule expression", expected=sig)
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise self.fail(kw.value, "'**' unpacking is not allowed in a rule expression", expected=sig)
         given: list[tuple[Expr, ast.AST] | None] = [(self.visit(a), a) for a in node.args]
-        if any(isinstance(a, ast.Starred) for a in node.args):
-            raise self.fail(node, "'*' arguments are not allowed")
         if spec.variadic:
             if node.keywords:
                 raise self.fail(node, f"{spec.name}() takes no keyword arguments")
@@ -384,6 +494,9 @@ class _Compiler:
                 v = e.value
                 if float(v) != int(v) or int(v) < 1:
                     raise self.fail(n, f"window '{p.name}' of {spec.name}() is {v:g}", expected="a positive whole number of bars")
+                if int(v) > _MAX_WINDOW:
+                    raise self.fail(n, f"window '{p.name}' of {spec.name}() is {v:g} bars",
+                                    expected=f"at most {_MAX_WINDOW:,} bars")
                 statics.append(int(v))
             elif p.type == "number":
                 if e.level != CONST or e.type != NUM:
@@ -400,6 +513,9 @@ class _Compiler:
                 series_args.append((i, e))
         key = f"{spec.name}({', '.join(a.key if s is None else repr(s) for (a, _), s in zip(args, statics))})"
         rtype = BOOL if spec.returns == "bool" else NUM
+        if all(e.level == CONST for _, e in series_args):
+            raise self.fail(node, f"{spec.name}() got only constants", expected="a time series argument such as close")
+        self._probe(spec, statics, series_args, args, node)
 
         def build(store, statics=statics, series_args=series_args, impl=spec.impl):
             vals = list(statics)
@@ -411,9 +527,32 @@ class _Compiler:
         feats = tuple(sorted({f for e, _ in args for f in e.features} | {key}))
         return Expr(rtype, level, key, build=build, features=feats)
 
+    def _probe(self, spec: FunctionSpec, statics: list, series_args: list, args: list, node: ast.Call) -> None:
+        """Run the function once on a tiny panel so the library's own argument checks (a
+        window it cannot use, a bound out of range) fail at load, pointing at the call."""
+        vals = list(statics)
+        for i, e in series_args:
+            vals[i] = np.zeros((4, 1), dtype=bool if e.type == BOOL else np.float64)
+        try:
+            with np.errstate(all="ignore"):
+                spec.impl(*vals)
+        except (ValueError, TypeError) as exc:
+            msg = str(exc)
+            bad = next((n for (e, n), s in zip(args, statics) if s is not None and repr(s) in msg), node)
+            raise self.fail(bad, msg.split("; expected")[0],
+                            expected=msg.split("; expected ", 1)[1] if "; expected " in msg else signature(spec)) from None
+
     def _elementwise_call(self, spec: FunctionSpec, args: list[tuple[Expr, ast.AST]], node: ast.Call) -> Expr:
+        params = list(spec.params)
+        # A registry that types element-wise arguments as "series" reserves "number" for
+        # arguments that must be known at load (round's ndigits).
+        typed = any(p.type == "series" for p in params)
         for i, (e, n) in enumerate(args):
-            self.need(e, NUM, n, f"argument {i + 1} of {spec.name}()")
+            p = params[min(i, len(params) - 1)]
+            self.need(e, NUM, n, f"argument '{p.name}' of {spec.name}()")
+            if typed and p.type in ("number", "window") and e.level != CONST:
+                raise self.fail(n, f"argument '{p.name}' of {spec.name}() must be a fixed number",
+                                expected="a number or params.x")
         exprs = [e for e, _ in args]
         impl = spec.impl
         if spec.variadic:
@@ -432,8 +571,11 @@ class _Compiler:
         level = max(p.level for p in parts)
         feats = tuple(sorted({f for p in parts for f in p.features}))
         if level == CONST:
-            with np.errstate(all="ignore"):
-                v = fn(*[p.value for p in parts])
+            try:
+                with np.errstate(all="ignore"):
+                    v = fn(*[p.value for p in parts])
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise RuleError(self.where, f"cannot compute {key}: {exc}", source=self.src, line=1, col=1) from None
             v = v.item() if isinstance(v, np.generic) else v
             if isinstance(v, np.ndarray):
                 v = v.item()
@@ -454,6 +596,14 @@ class _Compiler:
                 return lambda env, t: fn(f0(env, t), f1(env, t))
             return lambda env, t: fn(*[f(env, t) for f in fns])
         return Expr(typ, CYCLE, key, make=make, features=feats)
+
+
+def signature(spec: FunctionSpec) -> str:
+    """``sma(x, n)``, ``rsi(x, n=14)``, ``min(a, b, ...)``: how a function is called."""
+    parts = [p.name if p.default is None else f"{p.name}={p.default}" for p in spec.params]
+    if spec.variadic:
+        parts.append("...")
+    return f"{spec.name}({', '.join(parts)})"
 
 
 def compile_expression(src: Any, ns: Namespace, where: Where, *, want: str | None = None) -> Expr:

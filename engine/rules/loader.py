@@ -123,54 +123,152 @@ class RuleSet:
 # -- reading ----------------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path, label: str) -> tuple[dict, dict[str, int], str]:
-    """The mapping in ``path``, the YAML line of each rule id, and the file's text."""
+class LineMap(dict):
+    """A YAML mapping that remembers the line of each key's value (1-based)."""
+
+    line: int = 0
+    lines: dict
+
+    def line_of(self, key: str) -> int | None:
+        return getattr(self, "lines", {}).get(key, None) or (self.line or None)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int):
+        self.key, self.line, self.first = key, line, first
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (YAML would silently keep the last) and records lines."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineMap:
+    loader.flatten_mapping(node)
+    out = LineMap()
+    out.line = node.start_mark.line + 1
+    out.lines = {}
+    for k_node, v_node in node.value:
+        key = loader.construct_object(k_node, deep=True)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise yaml.constructor.ConstructorError(None, None, f"a key of type {type(key).__name__}", k_node.start_mark)
+        line = v_node.start_mark.line + 1 + (1 if getattr(v_node, "style", None) in (">", "|") else 0)
+        if key in out:
+            raise _DuplicateKey(key, k_node.start_mark.line + 1, out.lines[key])
+        out[key] = loader.construct_object(v_node, deep=True)
+        out.lines[key] = line
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path, label: str) -> tuple[LineMap, str]:
+    """The mapping in ``path`` (with line numbers) and the file's text."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise RuleError(Where(label), "rule file not found", expected=f"a file at {path}") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise RuleError(Where(label), f"cannot read the rule file ({type(exc).__name__})",
+                        expected="a readable UTF-8 text file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise RuleError(Where(label, yaml_line=exc.line), f"key '{exc.key}' appears twice in the same mapping "
+                        f"(first on line {exc.first})", expected="each key once") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise RuleError(Where(label + line), f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise RuleError(Where(label, yaml_line=mark.line + 1 if mark else None),
+                        f"invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if data is None:
+        raise RuleError(Where(label), "the rule file is empty", expected="a mapping with 'kind:' at the top")
     if not isinstance(data, dict):
-        raise RuleError(Where(label), f"the file holds {type(data).__name__}", expected="a mapping with 'kind:' at the top")
-    lines = {m.group(1): text[: m.start()].count("\n") + 1
-             for m in re.finditer(r"^\s*-\s*(?:\{\s*)?id:\s*([A-Za-z_][A-Za-z0-9_]*)", text, re.M)}
-    return data, lines, text
+        raise RuleError(Where(label), f"the file holds a {type(data).__name__}", expected="a mapping with 'kind:' at the top")
+    return data, text
 
 
-def _schema_errors(errors: Any, prefix: str = "") -> list[str]:
+def _schema_keys(schema: Mapping[str, Any]) -> list[str]:
+    return list(schema)
+
+
+def _leaf_errors(errors: list) -> list:
     out = []
-    if isinstance(errors, dict):
-        for k, v in errors.items():
-            path = f"{prefix}.{k}" if prefix and not isinstance(k, int) else (f"{prefix}[{k}]" if isinstance(k, int) else str(k))
-            out += _schema_errors(v, path)
-    elif isinstance(errors, list):
-        for e in errors:
-            out += _schema_errors(e, prefix)
-    else:
-        out.append(f"{prefix}: {errors}")
+    for e in errors:
+        if e.is_group_error:
+            out += _leaf_errors(e.child_errors)
+        else:
+            out.append(e)
     return out
+
+
+def _sub_schema(schema: Mapping[str, Any], path: tuple) -> Mapping[str, Any]:
+    """The schema of the mapping at ``path`` (for did-you-mean on unknown keys)."""
+    node: Any = {"schema": schema, "type": "dict"}
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("schema", {})
+        else:
+            node = (node.get("schema") or {}).get(part, {})
+    return node.get("schema", {}) if node.get("type") == "dict" else {}
+
+
+def _describe_error(e: Any, schema: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(message, expected) of one Cerberus error, in an ops person's words."""
+    field_ = e.document_path[-1] if e.document_path else ""
+    if e.code == cerberus.errors.UNKNOWN_FIELD.code:
+        known = _schema_keys(_sub_schema(schema, e.document_path[:-1]))
+        close = difflib.get_close_matches(str(field_), known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown key '{field_}'{hint}", "one of " + ", ".join(known)
+    if e.code == cerberus.errors.REQUIRED_FIELD.code:
+        return f"required key '{field_}' is missing", None
+    if e.rule == "type":
+        want = e.constraint if isinstance(e.constraint, list) else [e.constraint]
+        return f"'{field_}' is {_show(e.value)}", " or ".join({"dict": "a mapping", "list": "a list"}.get(w, f"a {w}") for w in want)
+    if e.rule == "allowed":
+        return f"'{field_}' is {_show(e.value)}", "one of " + ", ".join(map(str, e.constraint))
+    if e.rule == "regex":
+        return f"'{field_}' is {_show(e.value)}", "a name of letters, digits and '_' that does not start with a digit"
+    if e.rule == "minlength":
+        return f"'{field_}' is empty", f"at least {e.constraint} item(s)"
+    return f"'{field_}': {cerberus.errors.BasicErrorHandler.messages.get(e.code, e.rule)}", None
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _locate(data: Any, path: tuple) -> tuple[str, int | None]:
+    """The rule id and the YAML line of the value at ``path``."""
+    rule, line, node = "", getattr(data, "line", None), data
+    for part in path:
+        parent = node
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            line = parent.line_of(part) if isinstance(parent, LineMap) else line
+            break
+        if isinstance(parent, LineMap):
+            line = parent.line_of(part) or line
+        if isinstance(node, LineMap):
+            rule = str(node.get("id", rule)) if isinstance(node.get("id"), str) else rule
+            line = node.line or line
+    return rule, line
 
 
 def _validate(data: dict, kind: str, label: str) -> None:
     schema = SCHEMAS[kind]
     v = cerberus.Validator(schema, allow_unknown=False)
-    if not v.validate(data):
-        msgs = _schema_errors(v.errors)
-        known = list(schema)
-        hints = []
-        for m in msgs:
-            key = m.split(":")[0].split(".")[-1]
-            if "unknown field" in m:
-                close = difflib.get_close_matches(re.sub(r"\[\d+\]", "", key), known + ["when", "why", "regimes", "id"], n=1)
-                hints.append(m + (f" (did you mean '{close[0]}'?)" if close else ""))
-            else:
-                hints.append(m)
-        raise RuleError(Where(label), "invalid rule file:\n  " + "\n  ".join(hints))
+    if v.validate(data):
+        return
+    leaves = sorted(_leaf_errors(v._errors), key=lambda e: _locate(data, e.document_path)[1] or 0)
+    first = leaves[0]
+    rule, line = _locate(data, first.document_path)
+    message, expected = _describe_error(first, schema)
+    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first.document_path).replace(".[", "[")
+    more = f" (and {len(leaves) - 1} more problem(s) in this file)" if len(leaves) > 1 else ""
+    raise RuleError(Where(label, rule, path, line), message + more, expected=expected)
 
 
 def _merge_params(file_params: dict, overrides: Mapping[str, Any] | None, label: str) -> dict:
@@ -181,8 +279,30 @@ def _merge_params(file_params: dict, overrides: Mapping[str, Any] | None, label:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise RuleError(Where(label), f"config sets params.{k}, which the rule file does not define{hint}",
                             expected="one of " + ", ".join(sorted(params)))
-        params[k] = v
+        params[k] = _check_override(k, params[k], v, label)
     return params
+
+
+def _kind_of(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, Mapping):
+        return "a mapping"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    return "null" if v is None else f"a {type(v).__name__}"
+
+
+def _check_override(key: str, default: Any, value: Any, label: str) -> Any:
+    """An override keeps the kind of the file's default (a number stays a number)."""
+    if default is None or _kind_of(default) == _kind_of(value):
+        return value
+    raise RuleError(Where(label, "", f"params.{key}"), f"config sets params.{key} to {_show(value)}, {_kind_of(value)}",
+                    expected=f"{_kind_of(default)} like the rule file's default {_show(default)}")
 
 
 def _resolve(value: Any, params: dict, where: Where, what: str) -> Any:
@@ -226,68 +346,83 @@ def parse_duration_ms(value: Any, where: Where, what: str) -> int:
 
 
 class _FileCompiler:
-    def __init__(self, label: str, kind: str, params: dict, lines: dict[str, int], regimes: tuple[str, ...]):
-        self.label, self.kind, self.params, self.lines, self.regimes = label, kind, params, lines, regimes
+    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...]):
+        self.label, self.kind, self.params, self.regimes = label, kind, params, regimes
+        self.seen: dict[str, int | None] = {}  # rule id -> its line (ids are unique per file)
 
     def ns(self, names_key: str) -> Namespace:
         series, cycle = KIND_NAMES[names_key]
         return Namespace(series=types(series), cycle=types(cycle), params=self.params, regimes=self.regimes)
 
-    def where(self, rule_id: str, key: str) -> Where:
-        return Where(self.label, rule_id, key, self.lines.get(rule_id))
+    def where(self, item: Mapping, key: str, rule_id: str | None = None) -> Where:
+        line = item.line_of(key) if isinstance(item, LineMap) else None
+        return Where(self.label, rule_id if rule_id is not None else str(item.get("id", "")), key, line)
 
-    def rules(self, items: list[dict], names_key: str, seen: set[str]) -> list[Rule]:
+    def claim(self, item: Mapping) -> str:
+        rid = item["id"]
+        if rid in self.seen:
+            raise RuleError(self.where(item, "id"), f"rule id '{rid}' is used twice (first on line {self.seen[rid]})",
+                            expected="unique ids within a file")
+        self.seen[rid] = item.line_of("id") if isinstance(item, LineMap) else None
+        return rid
+
+    def rules(self, items: list[Mapping], names_key: str) -> list[Rule]:
         out = []
         ns = self.ns(names_key)
         for item in items:
-            rid = item["id"]
-            where = self.where(rid, "when")
-            if rid in seen:
-                raise RuleError(where, f"rule id '{rid}' is used twice", expected="unique ids within a file")
-            seen.add(rid)
+            rid = self.claim(item)
             regimes = item.get("regimes")
             if regimes is not None and self.regimes:
                 for r in regimes:
                     if r not in self.regimes:
                         close = difflib.get_close_matches(r, self.regimes, n=1)
                         hint = f" (did you mean '{close[0]}'?)" if close else ""
-                        raise RuleError(self.where(rid, "regimes"), f"regime '{r}' is not defined by the regime file{hint}",
+                        raise RuleError(self.where(item, "regimes"), f"regime '{r}' is not defined by the regime file{hint}",
                                         expected="one of " + ", ".join(self.regimes))
+            where = self.where(item, "when")
             expr = compile_expression(item["when"], ns, where, want=BOOL)
             why = item.get("why", "")
-            self.check_template(why, rid)
+            self.check_template(why, item)
             out.append(Rule(rid, expr, where, tuple(regimes) if regimes else None, why, str(item["when"])))
         return out
 
-    def check_template(self, why: str, rid: str) -> None:
+    def check_template(self, why: str, item: Mapping) -> None:
         for name in re.findall(r"\{([^}]*)\}", why or ""):
             if name == "value":
                 continue
             if not name.startswith("params.") or name[len("params."):] not in self.params:
-                raise RuleError(self.where(rid, "why"), f"message template names {{{name}}}",
+                close = difflib.get_close_matches(name, [f"params.{p}" for p in self.params] + ["value"], n=1)
+                hint = f" (did you mean '{{{close[0]}}}'?)" if close else ""
+                raise RuleError(self.where(item, "why"), f"message template names {{{name}}}{hint}",
                                 expected="{value} or {params.<name>} of a defined param")
 
-    def expr(self, src: Any, names_key: str, key: str, want: str) -> Expr:
-        return compile_expression(src, self.ns(names_key), Where(self.label, "", key), want=want)
+    def expr(self, src: Any, names_key: str, where: Where, want: str) -> Expr:
+        return compile_expression(src, self.ns(names_key), where, want=want)
 
 
 def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any] | None):
     path = Path(rel) if Path(rel).is_absolute() else rules_dir / rel
     label = f"rules/{rel}" if not Path(rel).is_absolute() else str(path)
-    data, lines, text = _read_yaml(path, label)
+    data, text = _read_yaml(path, label)
     if data.get("kind") != kind:
-        raise RuleError(Where(label, "", "kind"), f"kind is {data.get('kind')!r}", expected=f"kind: {kind}")
+        raise RuleError(Where(label, "", "kind", data.line_of("kind")), f"kind is {data.get('kind')!r}",
+                        expected=f"kind: {kind} (this file is given as the {kind} file)")
     _validate(data, kind, label)
     params = _merge_params(data.get("params") or {}, overrides, label)
-    return data, lines, label, params, hashlib.sha256(text.encode()).hexdigest()
+    return data, label, params, hashlib.sha256(text.encode()).hexdigest()
+
+
+def _at(data: Mapping, section: str, key: str, label: str) -> Where:
+    """Where a non-rule key lives, e.g. ``rank.top``."""
+    sec = data.get(section)
+    line = sec.line_of(key) if isinstance(sec, LineMap) else None
+    return Where(label, "", f"{section}.{key}", line)
 
 
 def load_ruleset(
     rules_dir: Path | str,
     files: Mapping[str, str],
     params: Mapping[str, Mapping[str, Any]] | None = None,
-    *,
-    bars_per_ms: float | None = None,
 ) -> RuleSet:
     """Load the five rule files. ``files`` maps kind -> path relative to ``rules_dir``;
     ``params`` maps kind -> overrides of that file's params (from the Hydra config)."""
@@ -299,76 +434,78 @@ def load_ruleset(
         raise RuleError(Where("config"), f"no rule file given for {', '.join(missing)}")
 
     # regime first: its labels are what the other files may name
-    data, lines, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"))
+    data, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"))
     hashes[label] = h
-    fc = _FileCompiler(label, "regime", p, lines, ())
-    regime_rules = fc.rules(data["regimes"], "regime", set())
+    fc = _FileCompiler(label, "regime", p, ())
+    regime_rules = fc.rules(data["regimes"], "regime")
     default = data["default"]
     regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p)
     labels = regime.labels
 
-    data, lines, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))
+    data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))
     hashes[label] = h
-    fc = _FileCompiler(label, "universe", p, lines, labels)
-    filters = fc.rules(data["filters"], "universe", set())
+    fc = _FileCompiler(label, "universe", p, labels)
+    filters = fc.rules(data["filters"], "universe")
     rank = data.get("rank") or {}
-    rank_by = fc.expr(rank["by"], "universe", "rank.by", NUM) if "by" in rank else None
-    top = _positive_int(_resolve(rank.get("top", 10**9), p, Where(label, "", "rank.top"), "rank.top"),
-                        Where(label, "", "rank.top"), "rank.top")
+    rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
+    w_top = _at(data, "rank", "top", label)
+    top = _positive_int(_resolve(rank.get("top", 10**9), p, w_top, "rank.top"), w_top, "rank.top")
     cache = data.get("cache") or {}
-    ttl = parse_duration_ms(cache.get("ttl", "1h"), Where(label, "", "cache.ttl"), "cache.ttl")
+    w_ttl = _at(data, "cache", "ttl", label)
+    ttl = parse_duration_ms(cache.get("ttl", "1h"), w_ttl, "cache.ttl")
     universe = UniverseRules(filters, rank_by, bool(rank.get("descending", True)), top, ttl,
                              bool(cache.get("rebuild_on_regime_change", True)), p)
 
-    data, lines, label, p, h = _load_file(rules_dir, files["strategy"], "strategy", params.get("strategy"))
+    data, label, p, h = _load_file(rules_dir, files["strategy"], "strategy", params.get("strategy"))
     hashes[label] = h
-    fc = _FileCompiler(label, "strategy", p, lines, labels)
-    seen: set[str] = set()
-    entries = fc.rules(data["entry"], "strategy", seen)
-    exits = fc.rules(data["exit"], "strategy", seen)
-    size = fc.expr(data["size"], "strategy", "size", NUM)
-    priority = fc.expr(data["priority"], "strategy", "priority", NUM) if "priority" in data else None
+    fc = _FileCompiler(label, "strategy", p, labels)
+    entries = fc.rules(data["entry"], "strategy")
+    exits = fc.rules(data["exit"], "strategy")
+    size = fc.expr(data["size"], "strategy", Where(label, "", "size", data.line_of("size")), NUM)
+    priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
+                if "priority" in data else None)
     strategy = StrategyRules(data["name"], entries, exits, size, priority, p)
 
-    data, lines, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"))
+    data, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"))
     hashes[label] = h
-    fc = _FileCompiler(label, "risk", p, lines, labels)
-    seen = set()
-    caps = []
-    for c in data.get("caps") or []:
-        where = fc.where(c["id"], "limit")
-        if c["id"] in seen:
-            raise RuleError(where, f"rule id '{c['id']}' is used twice", expected="unique ids within a file")
-        seen.add(c["id"])
-        cap = Cap(c["id"], c["type"])
-        if c["type"] == "theme_weight":
-            limits = _resolve(c.get("limits"), p, where, "limits")
-            if not isinstance(limits, dict) or "default" not in limits:
-                raise RuleError(where, f"theme caps are {limits!r}", expected="a mapping of theme -> fraction with a 'default'")
-            cap.limits = {str(k): _fraction(v, where, f"theme cap '{k}'") for k, v in limits.items()}
-        else:
-            if "limit" not in c:
-                raise RuleError(where, f"cap type {c['type']} needs 'limit'")
-            lim = _resolve(c["limit"], p, where, "limit")
-            cap.limit = (_positive_int(lim, where, "limit") if c["type"] == "position_count"
-                         else _fraction(lim, where, "limit"))
-            per = _resolve(c.get("per_symbol") or {}, p, where, "per_symbol") or {}
-            if not isinstance(per, dict):
-                raise RuleError(where, f"per_symbol caps are {per!r}", expected="a mapping of symbol -> fraction")
-            cap.per_symbol = {str(k): _fraction(v, where, f"cap of {k}") for k, v in per.items()}
-        caps.append(cap)
+    fc = _FileCompiler(label, "risk", p, labels)
+    caps = [_cap(c, fc, p) for c in data.get("caps") or []]
     halts = []
     for hd in data.get("halts") or []:
-        rule = fc.rules([hd], "risk.halts", seen)[0]
-        cd = _positive_int(_resolve(hd.get("cooldown_bars", 1), p, rule.where, "cooldown_bars"), rule.where, "cooldown_bars")
+        rule = fc.rules([hd], "risk.halts")[0]
+        w_cd = fc.where(hd, "cooldown_bars")
+        cd = _positive_int(_resolve(hd.get("cooldown_bars", 1), p, w_cd, "cooldown_bars"), w_cd, "cooldown_bars")
         halts.append(Halt(rule, hd["action"], cd))
-    vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes", seen)
+    vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes")
     risk = RiskRules(caps, halts, vetoes, p)
 
-    data, lines, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"))
+    data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"))
     hashes[label] = h
-    fc = _FileCompiler(label, "execution", p, lines, labels)
-    guards = fc.rules(data.get("guards") or [], "execution", set())
+    fc = _FileCompiler(label, "execution", p, labels)
+    guards = fc.rules(data.get("guards") or [], "execution")
     execution = ExecutionRules(guards, (data.get("order") or {}).get("type", "market"), p)
 
     return RuleSet(regime, universe, strategy, risk, execution, hashes)
+
+
+def _cap(c: Mapping, fc: _FileCompiler, p: dict) -> Cap:
+    fc.claim(c)
+    cap = Cap(c["id"], c["type"])
+    if c["type"] == "theme_weight":
+        where = fc.where(c, "limits")
+        limits = _resolve(c.get("limits"), p, where, "limits")
+        if not isinstance(limits, Mapping) or "default" not in limits:
+            raise RuleError(where, f"theme caps are {_show(limits)}", expected="a mapping of theme -> fraction with a 'default'")
+        cap.limits = {str(k): _fraction(v, where, f"theme cap '{k}'") for k, v in limits.items()}
+        return cap
+    where = fc.where(c, "limit")
+    if "limit" not in c:
+        raise RuleError(where, f"cap type {c['type']} needs 'limit'", expected="limit: a number or params.x")
+    lim = _resolve(c["limit"], p, where, "limit")
+    cap.limit = _positive_int(lim, where, "limit") if c["type"] == "position_count" else _fraction(lim, where, "limit")
+    w_per = fc.where(c, "per_symbol")
+    per = _resolve(c.get("per_symbol") or {}, p, w_per, "per_symbol") or {}
+    if not isinstance(per, Mapping):
+        raise RuleError(w_per, f"per_symbol caps are {_show(per)}", expected="a mapping of symbol -> fraction")
+    cap.per_symbol = {str(k): _fraction(v, w_per, f"cap of {k}") for k, v in per.items()}
+    return cap

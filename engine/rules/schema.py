@@ -1,7 +1,10 @@
 """Cerberus schemas of the rule files, one per kind. Unknown keys are rejected."""
 from __future__ import annotations
 
-_EXPR = {"type": ["string", "number", "boolean"], "required": True}
+_EXPR = {"type": ["string", "number", "boolean"], "required": True}  # a boolean expression
+_NUM_EXPR = {"type": ["string", "number"]}  # a numeric expression
+_NUM_EXPR_REQ = {**_NUM_EXPR, "required": True}
+EXPRESSION_RULES = (_EXPR, _NUM_EXPR, _NUM_EXPR_REQ)  # for the generated reference
 _ID = {"type": "string", "required": True, "regex": r"^[A-Za-z_][A-Za-z0-9_]*$"}
 _WHY = {"type": "string"}
 _REGIMES = {"type": "list", "schema": {"type": "string"}, "minlength": 1}
@@ -40,7 +43,7 @@ SCHEMAS: dict[str, dict] = {
         "rank": {
             "type": "dict",
             "schema": {
-                "by": _EXPR,
+                "by": _NUM_EXPR,
                 "descending": {"type": "boolean"},
                 "top": {"type": ["integer", "string"], "required": True},
             },
@@ -52,8 +55,8 @@ SCHEMAS: dict[str, dict] = {
         "params": _PARAMS,
         "entry": {"type": "list", "required": True, "minlength": 1, "schema": _RULE},
         "exit": {"type": "list", "required": True, "schema": _RULE},
-        "size": {"type": ["string", "number"], "required": True},
-        "priority": {"type": ["string", "number"]},
+        "size": _NUM_EXPR_REQ,
+        "priority": _NUM_EXPR,
     },
     "risk": {
         "kind": {"type": "string", "allowed": ["risk"], "required": True},

@@ -1,0 +1,349 @@
+"""Answer "why was SYMBOL (not) bought or sold at TIME?" from a run's output directory.
+
+    python run.py mode=explain explain.run_dir=outputs/... explain.symbol=SOL/USDC explain.time=2024-11-02T14:00
+
+Reads ``trace.npz`` (every rule's verdict per symbol and bar, written by
+engine/backtest/trace.py) and ``results.json`` (fills, the run's config), reloads the rule
+files the run used (for ids, scopes and ``why`` messages), and walks the stages of that cycle:
+regime, universe filters and ranking, exits, halts, entries, vetoes, caps, guards, outcome.
+Times are bar opens (UTC); a decision at bar t fills at bar t+1's open.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from engine.errors import UserError
+from engine.market.data import iso_utc
+from engine.rules.errors import RuleError
+from engine.rules.loader import Rule, RuleSet
+
+
+@dataclass
+class Trace:
+    """The arrays of one trace.npz, unpacked lazily."""
+
+    z: Any
+    times: np.ndarray
+    symbols: tuple[str, ...]
+    regime_labels: tuple[str, ...]
+    regime_idx: np.ndarray
+    start: int
+    stop: int
+
+    @classmethod
+    def load(cls, path: Path) -> "Trace":
+        z = np.load(path, allow_pickle=False)
+        start, stop = (int(x) for x in z["range"])
+        return cls(z, z["times"], tuple(str(s) for s in z["symbols"]), tuple(str(s) for s in z["regime_labels"]),
+                   z["regime_idx"], start, stop)
+
+    def has(self, key: str) -> bool:
+        return key in self.z.files
+
+    def bit(self, key: str, t: int, i: int) -> bool | None:
+        """One symbol's verdict at bar t from a packed (T, N) mask; None if not recorded."""
+        if not self.has(key):
+            return None
+        row = self.z[key][t]
+        return bool(np.unpackbits(row, count=len(self.symbols))[i])
+
+    def row(self, key: str, t: int) -> np.ndarray:
+        return np.unpackbits(self.z[key][t], count=len(self.symbols)).astype(bool)
+
+    def event(self, key: str, t: int) -> np.ndarray | None:
+        """Symbol indices recorded for ``key`` at bar t; None if nothing was recorded at t."""
+        if not self.has(f"events_t:{key}"):
+            return None
+        ts = self.z[f"events_t:{key}"]
+        k = np.searchsorted(ts, t)
+        if k >= len(ts) or ts[k] != t:
+            return None
+        lens = self.z[f"events_len:{key}"]
+        off = int(lens[:k].sum())
+        return self.z[f"events_idx:{key}"][off: off + int(lens[k])]
+
+    def in_event(self, key: str, t: int, i: int) -> bool | None:
+        idx = self.event(key, t)
+        return None if idx is None else bool(np.any(idx == i))
+
+    def halts_at(self, t: int) -> list[str]:
+        return [k.split(":", 1)[1] for k in self.z.files if k.startswith("halt:") and np.any(self.z[k] == t)]
+
+
+def parse_time(text: str) -> int:
+    """ISO-8601 UTC (``2024-11-02T14:00``, ``...Z``, a date) -> epoch ms."""
+    try:
+        return int(np.datetime64(str(text).strip().replace("Z", "").replace(" ", "T"), "ms").astype(np.int64))
+    except ValueError:
+        raise UserError(f"explain.time is {text!r}; expected an ISO time such as 2024-11-02T14:00 (UTC)") from None
+
+
+def _fill(template: str, params: Mapping[str, Any], value: str = "") -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name == "value":
+            return value or "?"
+        if name.startswith("params.") and name[7:] in params:
+            return str(params[name[7:]])
+        return m.group(0)
+    return re.sub(r"\{([^}]*)\}", sub, template or "")
+
+
+def _load_rules(results: Mapping[str, Any]) -> tuple[RuleSet | None, str]:
+    """The rule set the run used, rebuilt from its saved config; a note if that is not possible."""
+    from engine.modes.setup import load_rules
+
+    cfg = (results.get("run") or {}).get("config") or {}
+    if not cfg:
+        return None, "the run's config is not in results.json: rule messages are not shown"
+    try:
+        rules = load_rules(cfg)
+    except (RuleError, UserError, OSError) as exc:
+        return None, f"the rule files could not be reloaded ({str(exc).splitlines()[0]}): rule messages are not shown"
+    saved = (results.get("run") or {}).get("rule_files") or {}
+    from engine.paths import project_path
+
+    changed = []
+    for label, digest in saved.items():
+        path = project_path(cfg.get("rules_dir", "rules")) / label.removeprefix("rules/")
+        if path.exists() and hashlib.sha256(path.read_text().encode()).hexdigest() != digest:
+            changed.append(label)
+    note = f"note: {', '.join(changed)} changed since the run; messages come from the current files" if changed else ""
+    return rules, note
+
+
+def _holding(results: Mapping[str, Any], symbol: str, time_ms: int) -> float:
+    """Quantity held when the cycle at ``time_ms`` decided (fills up to that bar's open)."""
+    qty = 0.0
+    for f in results.get("trades") or []:
+        if f.get("symbol") != symbol or parse_time(f["time"]) > time_ms:
+            continue
+        qty += f["qty"] if f["side"] == "buy" else -f["qty"]
+    return qty if qty > 1e-12 else 0.0
+
+
+def _scope_note(rule: Rule | None, regime: str) -> str | None:
+    if rule is not None and rule.regimes and regime not in rule.regimes:
+        return f"does not apply in {regime} (only in {', '.join(rule.regimes)})"
+    return None
+
+
+class _Answer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def head(self, text: str) -> None:
+        self.lines.append(text)
+
+    def item(self, label: str, verdict: str, why: str = "") -> None:
+        self.lines.append((f"  {label:<22} {verdict}" + (f"  - {why}" if why else "")).rstrip())
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _rules_of(rules: RuleSet | None, stage: str) -> list[Rule]:
+    if rules is None:
+        return []
+    return {
+        "universe": rules.universe.filters, "entry": rules.strategy.entries, "exit": rules.strategy.exits,
+        "veto": rules.risk.vetoes, "guard": rules.execution.guards,
+    }[stage]
+
+
+def _stage_ids(tr: Trace, rules: RuleSet | None, stage: str) -> list[tuple[str, Rule | None]]:
+    """(rule id, rule) of a stage: from the rule files, else from what the trace recorded."""
+    if rules is not None:
+        return [(r.id, r) for r in _rules_of(rules, stage)]
+    prefix = f"series:{stage}:"
+    return [(k[len(prefix):], None) for k in tr.z.files if k.startswith(prefix)]
+
+
+def _verdict(tr: Trace, stage: str, rid: str, t: int, i: int) -> bool | None:
+    """A rule's verdict: its series mask, or the per-cycle event (None: not evaluated)."""
+    v = tr.bit(f"series:{stage}:{rid}", t, i)
+    if v is not None:
+        return v
+    return tr.in_event(f"cycle_true:{rid}", t, i)
+
+
+def explain(run_dir: Path | str, symbol: str, time: str) -> str:
+    run_dir = Path(run_dir)
+    trace_path, results_path = run_dir / "trace.npz", run_dir / "results.json"
+    for p in (trace_path, results_path):
+        if not p.exists():
+            raise UserError(f"explain.run_dir {run_dir} has no {p.name}; expected the output directory of a backtest run")
+    tr = Trace.load(trace_path)
+    results = json.loads(results_path.read_text())
+    if symbol not in tr.symbols:
+        close = difflib.get_close_matches(symbol, tr.symbols, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"explain.symbol {symbol!r} is not in this run{hint}; expected one of its "
+                        f"{len(tr.symbols)} symbols, e.g. {', '.join(tr.symbols[:5])}")
+    i = tr.symbols.index(symbol)
+    ms = parse_time(time)
+    t = int(np.searchsorted(tr.times, ms, side="right")) - 1
+    last = tr.stop - 2  # the last bar that decided (the final bar only marks to market)
+    if t < tr.start or t > last:
+        raise UserError(f"explain.time {time!r} is outside the run; expected a time between "
+                        f"{iso_utc(int(tr.times[tr.start]))} and {iso_utc(int(tr.times[last]))}")
+    rules, note = _load_rules(results)
+    params = {k: getattr(rules, k).params for k in ("regime", "universe", "strategy", "risk", "execution")} if rules else {}
+    regime = tr.regime_labels[int(tr.regime_idx[t])]
+    a = _Answer()
+    nxt = iso_utc(int(tr.times[t + 1]))
+    a.head(f"{symbol} at {iso_utc(int(tr.times[t]))} (bar {t}; orders decided here fill at the {nxt} open)")
+    if note:
+        a.head(note)
+
+    # 1 regime
+    a.head(f"\nregime: {regime}")
+    if rules is not None:
+        for r in rules.regime.rules:
+            a.item(r.id, "chosen" if r.id == regime else "-", _fill(r.why, params["regime"]) if r.id == regime else "")
+        if regime == rules.regime.default and regime not in [r.id for r in rules.regime.rules]:
+            a.item(regime, "chosen", "no regime rule held: the default")
+
+    held = _holding(results, symbol, int(tr.times[t]))
+    available = tr.bit("available", t, i)
+    a.head(f"\nposition: {'holding ' + f'{held:g}' if held else 'flat'}; bar data: {'yes' if available else 'missing (gap or not listed)'}")
+
+    # 2 universe
+    a.head("\nuniverse filters (all that apply must pass):")
+    failed = []
+    for rid, rule in _stage_ids(tr, rules, "universe"):
+        scope = _scope_note(rule, regime)
+        if scope:
+            a.item(rid, "n/a", scope)
+            continue
+        ok = tr.bit(f"series:universe:{rid}", t, i)
+        why = _fill(rule.why, params["universe"]) if (rule is not None and not ok) else ""
+        a.item(rid, "pass" if ok else "FAIL", why)
+        if not ok:
+            failed.append(rid)
+    eligible = bool(tr.bit("eligible", t, i))
+    member = bool(tr.bit("universe", t, i))
+    rebuilds = np.flatnonzero(tr.z["rebuilds"][: t + 1])
+    r = int(rebuilds[-1]) if len(rebuilds) else t
+    n_elig = int(tr.row("eligible", r).sum())
+    top = rules.universe.top if rules else None
+    by = f" by {rules.universe.rank_by.key}" if rules is not None and rules.universe.rank_by is not None else ""
+    if member:
+        member_text = f"in the universe (list built {iso_utc(int(tr.times[r]))}: {int(tr.row('universe', r).sum())} of {n_elig} eligible kept)"
+    elif not tr.bit("eligible", r, i):
+        member_text = (f"not in the universe: not eligible when the list was built at {iso_utc(int(tr.times[r]))}"
+                       + (" (it is eligible now; the list is cached until its TTL or a regime change)" if eligible else ""))
+    else:
+        member_text = (f"not in the universe: eligible, but ranked below the top {top}{by} when the list was built "
+                       f"at {iso_utc(int(tr.times[r]))} ({n_elig} eligible)")
+    a.head(f"  => {member_text}")
+
+    halts = tr.halts_at(t)
+    blocked_by_halt = []
+    if rules is not None:
+        for h in rules.risk.halts:
+            if h.rule.id in halts:
+                blocked_by_halt.append(h.rule.id)
+    else:
+        blocked_by_halt = halts
+
+    bought = bool(tr.in_event("buy", t, i))
+    sold = bool(tr.in_event("sell", t, i))
+
+    if held:
+        # 3 exits
+        a.head("\nexit rules (any closes):")
+        for rid, rule in _stage_ids(tr, rules, "exit"):
+            scope = _scope_note(rule, regime)
+            v = None if scope else _verdict(tr, "exit", rid, t, i)
+            why = _fill(rule.why, params["strategy"]) if rule is not None and v else ""
+            a.item(rid, "n/a" if scope else ("not evaluated" if v is None else "FIRES" if v else "-"), scope or why)
+    else:
+        # 4 halts, entries, vetoes
+        a.head("\nrisk halts:")
+        if not halts:
+            a.item("(none active)", "")
+        for hid in halts:
+            h = next((h for h in rules.risk.halts if h.rule.id == hid), None) if rules else None
+            a.item(hid, "ACTIVE", (f"{h.action}: " + _fill(h.rule.why, params["risk"])) if h else "")
+        a.head("\nentry rules (any opens):")
+        for rid, rule in _stage_ids(tr, rules, "entry"):
+            scope = _scope_note(rule, regime)
+            v = None if scope else _verdict(tr, "entry", rid, t, i)
+            why = _fill(rule.why, params["strategy"]) if rule is not None and v else ""
+            a.item(rid, "n/a" if scope else ("not evaluated" if v is None else "FIRES" if v else "-"), scope or why)
+        a.head("\nvetoes (all must pass):")
+        for rid, rule in _stage_ids(tr, rules, "veto"):
+            scope = _scope_note(rule, regime)
+            v = None if scope else _verdict(tr, "veto", rid, t, i)
+            why = _fill(rule.why, params["risk"]) if rule is not None and v is False else ""
+            a.item(rid, "n/a" if scope else ("not evaluated" if v is None else "pass" if v else "VETO"), scope or why)
+        candidate = bool(tr.in_event("candidate", t, i))
+        a.head(f"  => entry candidate after signals and vetoes: {'yes' if candidate else 'no'}")
+        clips = [k.split(":", 1)[1] for k in tr.z.files
+                 if k.startswith("events_t:clip:") and tr.in_event(k[len("events_t:"):], t, i)]
+        if candidate:
+            a.head("\nrisk caps:")
+            a.item("(none clipped)" if not clips else ", ".join(clips), "clipped" if clips else "")
+
+    # 5 guards (only orders are guarded)
+    guards = []
+    for rid, rule in _stage_ids(tr, rules, "guard"):
+        if tr.in_event(f"block:{rid}", t, i):
+            guards.append(rid)
+    if guards:
+        a.head("\nexecution guards that stopped the order:")
+        for rid in guards:
+            rule = next((g for g in rules.execution.guards if g.id == rid), None) if rules else None
+            a.item(rid, "BLOCKED", _fill(rule.why, params["execution"]) if rule else "")
+
+    # 6 outcome
+    if bought:
+        outcome = f"BUY order sent; it fills at the {nxt} open"
+    elif sold:
+        outcome = f"SELL order sent; it fills at the {nxt} open"
+    elif held:
+        outcome = "held: no exit rule fired" if not guards else f"held: the exit was stopped by {', '.join(guards)}"
+    elif not available:
+        outcome = "not bought: no bar for this symbol at this time"
+    elif not member:
+        outcome = "not bought: " + (f"filtered out by {', '.join(failed)}" if failed else member_text.split(": ", 1)[1])
+    elif blocked_by_halt:
+        outcome = f"not bought: entries blocked by halt {', '.join(blocked_by_halt)}"
+    elif not bool(tr.in_event("candidate", t, i)):
+        vetoed = [rid for rid, rule in _stage_ids(tr, rules, "veto")
+                  if not _scope_note(rule, regime) and _verdict(tr, "veto", rid, t, i) is False]
+        outcome = f"not bought: vetoed by {', '.join(vetoed)}" if vetoed else "not bought: no entry rule fired"
+    elif guards:
+        outcome = f"not bought: the order was stopped by {', '.join(guards)}"
+    elif clips:
+        outcome = f"not bought: risk caps left no room ({', '.join(clips)})"
+    else:
+        outcome = "not bought: the order rounded to zero (size increment or minimum notional)"
+    a.head(f"\noutcome: {outcome}")
+    return a.text()
+
+
+def main(cfg: Mapping[str, Any]) -> str:
+    """Entry point of ``mode=explain``: prints (and returns) the answer."""
+    ex = cfg.get("explain") or {}
+    missing = [k for k in ("run_dir", "symbol", "time") if not ex.get(k)]
+    if missing:
+        raise UserError(f"mode=explain needs {', '.join('explain.' + k for k in missing)}; e.g. "
+                        "explain.run_dir=outputs/2024-01-01/12-00-00 explain.symbol=SOL/USDC explain.time=2024-11-02T14:00")
+    from engine.paths import project_path
+
+    run_dir = Path(str(ex["run_dir"]))
+    if not run_dir.is_absolute():
+        run_dir = project_path(str(run_dir))
+    text = explain(run_dir, str(ex["symbol"]), str(ex["time"]))
+    print(text, end="")
+    return text
