@@ -49,6 +49,10 @@ def dispatch(cfg: dict, out_dir: Path, overrides: list[str], redacted: dict) -> 
         from engine.modes import backtest
 
         return backtest.run(cfg, out_dir, overrides, redacted)
+    if mode == "explain":
+        from engine import explain
+
+        return explain.main(cfg)
     raise UserError(f"mode={mode} is not available yet in this version; use mode=backtest")
 
 
