@@ -1,12 +1,16 @@
-"""The simulated broker: fills a cycle's orders at the next bar's open.
+"""The simulated broker: fills a cycle's orders during the next bar.
 
 Fill model (docs/backtest.md lists it for users):
-- a decision at bar t (after its close) fills at bar t+1's open, never at a price it saw;
-- no fill on a missing bar (gap, halt, not yet listed): the order is dropped, and an exit
-  stays pending so it is retried next cycle;
-- buys pay open x (1 + slippage), sells receive open x (1 - slippage);
+- a decision at bar t (after its close) fills in bar t+1, never at a price it saw;
+- no fill on a missing bar (gap, halt, not yet listed) or a bar without volume (no trading):
+  the order is dropped, and an exit stays pending so it is retried next cycle;
+- market orders: buys pay open x (1 + slippage), sells receive open x (1 - slippage), taker fee;
+- limit orders (price L): marketable at the open (buy: open <= L, sell: open >= L) they fill
+  like a market order, but never beyond L, taker fee; otherwise they rest and fill at L,
+  maker fee, no slippage, only if the bar trades *through* L (buy: low < L, sell: high > L);
+  a bar that only touches L does not fill them; unfilled, they are cancelled at the bar's end;
 - fill quantity is capped at ``max_participation`` x the bar's volume (partial fills);
-- the taker fee of the current tier is charged in quote currency on the fill's notional;
+- the fee of the current tier is charged in quote currency on the fill's notional;
 - sells fill before buys; buys are scaled down to the cash the account has.
 """
 from __future__ import annotations
@@ -43,24 +47,47 @@ class SimBroker:
     rng: np.random.Generator | None = None
     fills: list[Fill] = field(default_factory=list)
 
+    def _prices(self, t: int, idx: np.ndarray, q: np.ndarray, side: int, limit: np.ndarray | None,
+                tier) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fill price, fee rate, filled?) of orders ``idx`` in bar t; side +1 buy, -1 sell."""
+        m = self.market
+        px = m.open[t, idx]
+        bar_usd = np.nan_to_num(m.volume[t, idx] * px)
+        slip_bps = self.slippage.bps(m.spread_bps[t, idx], q * px, bar_usd, self.rng)
+        fill_px = px * (1.0 + side * slip_bps / 1e4)
+        rate = np.full(idx.shape, tier.taker_bps / 1e4)
+        filled = np.ones(idx.shape, dtype=bool)
+        if limit is not None:
+            lim = limit[idx]
+            has = ~np.isnan(lim)
+            marketable = has & (side * (lim - px) >= 0)
+            resting = has & ~marketable
+            through = (m.low[t, idx] < lim) if side > 0 else (m.high[t, idx] > lim)
+            fill_px = np.where(marketable, np.minimum(fill_px, lim) if side > 0 else np.maximum(fill_px, lim), fill_px)
+            fill_px = np.where(resting, lim, fill_px)
+            rate = np.where(resting, tier.maker_bps / 1e4, rate)
+            filled = ~resting | through
+        return fill_px, rate, filled
+
     def execute(self, d: Decision, t: int, pf: Portfolio) -> list[Fill]:
         m = self.market
         opened = m.open[t]
-        ok = ~np.isnan(opened)
-        vol_cap = np.where(np.isnan(m.volume[t]), 0.0, m.volume[t]) * self.max_participation
-        bar_usd = np.nan_to_num(m.volume[t] * opened)
+        vol = m.volume[t]
+        # a missing bar or one without volume: the product is not trading (halted, delisted)
+        ok = ~np.isnan(opened) & (np.nan_to_num(vol) > 0)
+        vol_cap = np.where(np.isnan(vol), 0.0, vol) * self.max_participation
         tier = self.fees.tier(int(m.times[t]))
-        fee_rate = tier.taker_bps / 1e4
+        limit = getattr(d, "limit_price", None)
         out: list[Fill] = []
 
         sell = np.where(ok, np.minimum(d.sell_qty, vol_cap), 0.0)
         sell = _round(sell, self.size_increment, pf.qty)
         if sell.any():
             idx = np.flatnonzero(sell > 0)
+            fill_px, fee_rate, filled = self._prices(t, idx, sell[idx], -1, limit, tier)
+            idx, fill_px, fee_rate = idx[filled], fill_px[filled], fee_rate[filled]
             q = sell[idx]
             px = opened[idx]
-            slip_bps = self.slippage.bps(m.spread_bps[t, idx], q * px, bar_usd[idx], self.rng)
-            fill_px = px * (1.0 - slip_bps / 1e4)
             notional = q * fill_px
             fee = notional * fee_rate
             pf.cash += float(notional.sum() - fee.sum())
@@ -76,17 +103,17 @@ class SimBroker:
         buy = np.where(ok, np.minimum(d.buy_qty, vol_cap), 0.0)
         if buy.any():
             idx = np.flatnonzero(buy > 0)
+            fill_px, fee_rate, filled = self._prices(t, idx, buy[idx], 1, limit, tier)
+            idx, fill_px, fee_rate = idx[filled], fill_px[filled], fee_rate[filled]
             q = buy[idx]
             px = opened[idx]
-            slip_bps = self.slippage.bps(m.spread_bps[t, idx], q * px, bar_usd[idx], self.rng)
-            fill_px = px * (1.0 + slip_bps / 1e4)
             cost = q * fill_px * (1.0 + fee_rate)
             total = float(cost.sum())
             if total > pf.cash:
                 scale = max(pf.cash, 0.0) / total
                 q = np.floor(q * scale / self.size_increment[idx]) * self.size_increment[idx]
                 keep = q > 0
-                idx, q, px, fill_px = idx[keep], q[keep], px[keep], fill_px[keep]
+                idx, q, px, fill_px, fee_rate = idx[keep], q[keep], px[keep], fill_px[keep], fee_rate[keep]
             notional = q * fill_px
             fee = notional * fee_rate
             pf.cash -= float(notional.sum() + fee.sum())

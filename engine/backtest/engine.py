@@ -2,6 +2,11 @@
 
 Per bar t: fill the orders decided at t-1 at this bar's open, mark the portfolio at the
 close, then decide (the same ``decide`` every mode runs).
+
+The fast path (the default) hands stretches of quiet bars, where ``decide`` provably does
+nothing, to :class:`QuietScanner`, which marks them with whole-array operations; busy bars
+run exactly as above. ``fast=False`` runs every bar through ``decide`` (the reference the
+tests compare the fast path with: results must be identical).
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import numpy as np
 
 from engine.backtest.broker import Fill, SimBroker
 from engine.backtest.costs import FeeSchedule, SlippageModel
+from engine.backtest.quiet import QuietScanner
 from engine.backtest.trace import TraceRecorder
 from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
 from engine.cycle.portfolio import Portfolio
@@ -44,7 +50,12 @@ class BacktestResult:
     stats: dict = field(default_factory=dict)
 
 
-def run_backtest(p: Prepared, s: BacktestSettings, progress=None) -> BacktestResult:
+# Quiet-bar scan blocks grow while bars stay quiet (cheap long skips) and shrink back after
+# a busy bar (busy bars cluster: small blocks waste less work).
+MIN_BLOCK, MAX_BLOCK = 8, 1024
+
+
+def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True) -> BacktestResult:
     m = p.market
     n = m.n_symbols
     start = s.start
@@ -64,7 +75,32 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None) -> BacktestRes
     equity = np.empty(stop - start)
     exposure = np.empty(stop - start)
     pending = None
-    for t in range(start, stop):
+    scanner = QuietScanner.build(p) if fast else None
+    block = MIN_BLOCK
+    decided = skipped = 0
+    busy_at = -1  # a bar the scanner already found busy
+    # when scans keep finding the very next bar busy (a strategy whose signals hold for
+    # long stretches), scanning is wasted work: back off for a growing number of bars
+    backoff, scan_from = 0, start
+    t = start
+    while t < stop:
+        if (pending is None and scanner is not None and t < stop - 1 and t != busy_at
+                and t >= scan_from):
+            end = min(t + block, stop - 1)
+            nxt = scanner.scan(pf, halts, t, end, equity, exposure, start, trace)
+            skipped += nxt - t
+            if nxt < end:
+                busy_at, block = nxt, MIN_BLOCK
+            else:
+                block = min(block * 2, MAX_BLOCK)
+            if nxt == t:
+                backoff = min(max(1, backoff * 2), 64)
+                scan_from = t + backoff
+            else:
+                backoff = 0
+            if nxt > t:
+                t = nxt
+                continue
         if pending is not None:
             broker.execute(pending, t, pf)
             pending = None
@@ -76,10 +112,13 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None) -> BacktestRes
         if t == stop - 1:
             break  # nothing after the last bar to fill at
         d = decide(p, t, pf, Quotes(c, spread[t], zeros, vol_usd[t]), halts, caps)
+        decided += 1
         trace.record(d)
         pf.exiting |= d.exit_intent
         if d.has_orders:
             pending = d
         if progress is not None and k % 512 == 0:
             progress(k, stop - start)
-    return BacktestResult(p, start, stop, equity, exposure, broker.fills, pf, trace, s)
+        t += 1
+    return BacktestResult(p, start, stop, equity, exposure, broker.fills, pf, trace, s,
+                          {"bars": stop - start, "decided": decided, "skipped": skipped})

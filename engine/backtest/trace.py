@@ -28,8 +28,11 @@ class TraceRecorder:
     def record(self, d: Decision) -> None:
         t = d.t
         for rid, v in d.cycle_verdicts.items():
+            # only cycles where the rule held somewhere: a quiet bar skipped by the fast
+            # path and the same bar run through ``decide`` leave the same trace
             v = np.broadcast_to(v, d.candidates.shape)
-            self.events["cycle_true:" + rid].append((t, np.flatnonzero(v).astype(np.int32)))
+            if v.any():
+                self.events["cycle_true:" + rid].append((t, np.flatnonzero(v).astype(np.int32)))
         if d.candidates.any():
             self.events["candidate"].append((t, np.flatnonzero(d.candidates).astype(np.int32)))
         for cid, m in d.clipped.items():
@@ -43,6 +46,10 @@ class TraceRecorder:
             self.events["sell"].append((t, np.flatnonzero(d.sell_qty).astype(np.int32)))
         for h in d.halts:
             self.halts[h].append(t)
+
+    def record_halts(self, halt_id: str, bars: np.ndarray) -> None:
+        """Bars of a quiet stretch during which ``halt_id`` held (no order could follow)."""
+        self.halts[halt_id].extend(int(b) for b in bars)
 
     # -- statistics for reports ---------------------------------------------------------------
     def rule_stats(self) -> dict[str, dict[str, int]]:

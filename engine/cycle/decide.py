@@ -45,6 +45,8 @@ class Decision:
     clipped: dict[str, np.ndarray]  # cap id -> (N,) bool, weight reduced by that cap
     blocked: dict[str, np.ndarray]  # guard id -> (N,) bool, an order it stopped
     exit_intent: np.ndarray  # (N,) an exit was decided (kept until flat, even if guards held it)
+    # (N,) limit price per order (NaN: market order); None when every order is a market order
+    limit_price: np.ndarray | None = None
 
     @property
     def has_orders(self) -> bool:
@@ -189,8 +191,25 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
             ok &= m
         buy = np.where(ok, buy, 0.0)
         sell = np.where(ok, sell, 0.0)
+    limit = limit_prices(p, close, buy, sell) if has.any() else None
     return Decision(t, p.regime_labels[p.regime_idx[t]], sell, buy, entry_rule, exit_rule, active,
-                    verdicts, cand, clipped, blocked, exiting)
+                    verdicts, cand, clipped, blocked, exiting, limit)
+
+
+def order_spec(p: Prepared) -> tuple[str, float]:
+    """(order type, limit offset in bps) from the execution rule file's ``order:`` block."""
+    ex = p.rules.execution
+    return ex.order_type, float(getattr(ex, "offset_bps", 0.0) or 0.0)
+
+
+def limit_prices(p: Prepared, close: np.ndarray, buy: np.ndarray, sell: np.ndarray) -> np.ndarray | None:
+    """Limit orders rest ``offset_bps`` from the decision's close: buys below, sells above
+    (a negative offset crosses the market and fills at once, capped at the limit)."""
+    kind, offset = order_spec(p)
+    if kind != "limit":
+        return None
+    k = offset / 1e4
+    return np.where(buy > 0, close * (1.0 - k), np.where(sell > 0, close * (1.0 + k), np.nan))
 
 
 def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand: np.ndarray,

@@ -7,48 +7,82 @@ from engine.market.data import MarketData, timeframe_ms
 
 
 def ffill(a: np.ndarray) -> np.ndarray:
-    """Forward-fill NaN down each column (a leading NaN prefix stays NaN)."""
+    """Forward-fill NaN down each column (a leading NaN prefix stays NaN).
+
+    Only columns with a hole after their first value are touched (most have none)."""
+    nan = np.isnan(a)
     t = a.shape[0]
-    idx = np.where(np.isnan(a), 0, np.arange(t)[:, None])
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    out = a[idx, np.arange(a.shape[1])[None, :]]
+    first = np.argmin(nan, axis=0)  # first non-NaN row (0 for an all-NaN column)
+    holes = nan.sum(axis=0) > np.where(nan.all(axis=0), t, first)
+    out = a.copy()
+    cols = np.flatnonzero(holes)
+    if cols.size:
+        sub = a[:, cols]
+        idx = np.where(np.isnan(sub), 0, np.arange(t)[:, None])
+        np.maximum.accumulate(idx, axis=0, out=idx)
+        out[:, cols] = sub[idx, np.arange(cols.size)[None, :]]
     return out
+
+
+class LazySeries(dict):
+    """Named series built on first use: a rule set that never reads ``high`` never pays for it."""
+
+    def __init__(self, builders: dict):
+        super().__init__()
+        self._builders = builders
+
+    def __missing__(self, key: str) -> np.ndarray:
+        try:
+            build = self._builders[key]
+        except KeyError:
+            raise KeyError(key) from None
+        self[key] = value = build()
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._builders
 
 
 def bars_per_day(timeframe: str) -> int:
     return max(1, 86_400_000 // timeframe_ms(timeframe))
 
 
-def market_series(market: MarketData) -> dict[str, np.ndarray]:
-    """Market columns (T, N), forward-filled over gaps, plus derived and static columns."""
+def market_series(market: MarketData) -> LazySeries:
+    """Market columns (T, N), forward-filled over gaps, plus derived and static columns.
+
+    Each is computed the first time a rule (or the backtest) reads it."""
     t, n = market.n_bars, market.n_symbols
-    available = ~np.isnan(market.close)
-    close = ffill(market.close)
-    listed = ~np.isnan(close)
-    volume = np.where(available, market.volume, np.where(listed, 0.0, np.nan))
-    volume_usd = volume * close
-    day = bars_per_day(market.timeframe)
-    csum = np.nancumsum(np.nan_to_num(volume_usd), axis=0)
-    vol24 = csum.copy()
-    vol24[day:] -= csum[:-day]
-    vol24 = np.where(listed, vol24, np.nan)
-    bars_listed = np.cumsum(listed, axis=0).astype(np.float64)
-    static = lambda values, dtype=None: np.broadcast_to(np.asarray(values, dtype=dtype)[None, :], (t, n))
-    return {
-        "open": ffill(market.open),
-        "high": ffill(market.high),
-        "low": ffill(market.low),
-        "close": close,
+    static = lambda values, dtype=None: np.broadcast_to(np.asarray(values, dtype=dtype)[None, :], (t, n))  # noqa: E731
+    s: LazySeries
+
+    def volume():
+        listed = ~np.isnan(s["close"])
+        return np.where(s["available"], market.volume, np.where(listed, 0.0, np.nan))
+
+    def vol24():
+        day = bars_per_day(market.timeframe)
+        csum = np.cumsum(np.nan_to_num(s["volume_usd"]), axis=0)
+        out = csum.copy()
+        out[day:] -= csum[:-day]
+        out[np.isnan(s["close"])] = np.nan
+        return out
+
+    s = LazySeries({
+        "open": lambda: ffill(market.open),
+        "high": lambda: ffill(market.high),
+        "low": lambda: ffill(market.low),
+        "close": lambda: ffill(market.close),
         "volume": volume,
-        "volume_usd": volume_usd,
+        "volume_usd": lambda: s["volume"] * s["close"],
         "volume_usd_24h": vol24,
-        "spread_bps": ffill(market.spread_bps),
-        "bars_listed": bars_listed,
-        "available": available,
-        "theme": static([i.theme for i in market.info]),
-        "symbol": static(list(market.symbols)),
-        "min_notional": static([i.min_notional for i in market.info], np.float64),
-    }
+        "spread_bps": lambda: ffill(market.spread_bps),
+        "bars_listed": lambda: np.cumsum(~np.isnan(s["close"]), axis=0, dtype=np.float64),
+        "available": lambda: ~np.isnan(market.close),
+        "theme": lambda: static([i.theme for i in market.info]),
+        "symbol": lambda: static(list(market.symbols)),
+        "min_notional": lambda: static([i.min_notional for i in market.info], np.float64),
+    })
+    return s
 
 
 def index_series(market: MarketData, close_ffilled: np.ndarray, exclude_themes: tuple[str, ...]) -> dict[str, np.ndarray]:

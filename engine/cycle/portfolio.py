@@ -29,10 +29,20 @@ class Portfolio:
             day_start_equity=float(cash), prev_equity=float(cash), equity=float(cash),
         )
 
+    def value(self, close: np.ndarray):
+        """Positions' value at ``close``: (N,) -> float, or (k, N) rows -> (k,).
+
+        Summed position by position in symbol order, so one bar and a block of bars give
+        bit-identical figures (the backtest marks quiet stretches a block at a time).
+        """
+        out = np.zeros(close.shape[:-1]) if close.ndim > 1 else 0.0
+        for i in np.flatnonzero(self.qty != 0):
+            out = out + self.qty[i] * close[..., i]
+        return out if close.ndim > 1 else float(out)
+
     def mark(self, close: np.ndarray, day: int) -> float:
         """Mark to market at ``close`` (forward-filled); roll the day's start at UTC midnight."""
-        held = self.qty != 0
-        value = float(np.dot(self.qty[held], close[held])) if held.any() else 0.0
+        value = self.value(close)
         self.prev_equity = self.equity
         self.equity = self.cash + value
         if day != self.day:
@@ -43,25 +53,43 @@ class Portfolio:
 
     def env(self, close: np.ndarray, bar: int) -> dict:
         """The ``position.*`` and ``portfolio.*`` values rules may read this cycle."""
-        held = self.qty > 0
-        value = self.qty * close
-        eq = self.equity if self.equity > 0 else np.nan
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ret = np.where(held, close / self.entry_price - 1.0, 0.0)
-        exposure = float(np.nansum(value)) / eq if eq == eq else 0.0
+        return portfolio_env(self, close, bar, self.equity, self.value(close), self.peak_equity,
+                             self.day_start_equity, self.prev_equity)
+
+
+def _pick(cond, a, b):
+    """``a if cond else b`` for a scalar, elementwise for a column of bars."""
+    if np.ndim(cond) == 0:
+        return a if cond else b
+    return np.where(cond, a, b)
+
+
+def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, day_start, prev) -> dict:
+    """Rule inputs for one bar (``close`` (N,), scalars) or a block of bars with unchanged
+    positions (``close`` (k, N); ``bar``, ``equity``, ... shaped (k, 1)). The same
+    elementwise formulas serve both, so a block gives each bar's values bit for bit."""
+    # numpy scalars: a zero peak or day start gives inf/nan (then picked away), never an exception
+    equity, value, peak, day_start, prev = (np.float64(x) if np.ndim(x) == 0 else x
+                                            for x in (equity, value, peak, day_start, prev))
+    held = pf.qty > 0
+    pos_value = pf.qty * close
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eq = _pick(equity > 0, equity, np.nan)
+        ret = np.where(held, close / pf.entry_price - 1.0, 0.0)
+        exposure = _pick(eq == eq, value / eq, 0.0)
         return {
             "position.held": held,
-            "position.qty": self.qty,
-            "position.value": value,
-            "position.weight": value / eq,
-            "position.entry_price": self.entry_price,
+            "position.qty": pf.qty,
+            "position.value": pos_value,
+            "position.weight": pos_value / eq,
+            "position.entry_price": pf.entry_price,
             "position.return_pct": ret,
-            "position.bars_held": np.where(held, bar - self.entry_bar, 0).astype(np.float64),
-            "portfolio.equity": self.equity,
-            "portfolio.cash": self.cash,
+            "position.bars_held": np.where(held, bar - pf.entry_bar, 0).astype(np.float64),
+            "portfolio.equity": equity,
+            "portfolio.cash": pf.cash,
             "portfolio.exposure": exposure,
             "portfolio.n_positions": float(held.sum()),
-            "portfolio.drawdown": self.equity / self.peak_equity - 1.0 if self.peak_equity > 0 else 0.0,
-            "portfolio.day_return": self.equity / self.day_start_equity - 1.0 if self.day_start_equity > 0 else 0.0,
-            "portfolio.hour_return": self.equity / self.prev_equity - 1.0 if self.prev_equity > 0 else 0.0,
+            "portfolio.drawdown": _pick(peak > 0, equity / peak - 1.0, 0.0),
+            "portfolio.day_return": _pick(day_start > 0, equity / day_start - 1.0, 0.0),
+            "portfolio.hour_return": _pick(prev > 0, equity / prev - 1.0, 0.0),
         }

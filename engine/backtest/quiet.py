@@ -1,0 +1,132 @@
+"""Find quiet bars: bars where ``decide`` cannot place an order, fire a halt or leave a trace.
+
+Between two fills the positions do not change, so over a block of bars the equity, the
+portfolio values rules read (drawdown, day return, ...) and every rule verdict can be
+computed with whole-array operations. A bar is *quiet* when, in that block:
+
+- no exit is under way (a pending exit is retried every bar);
+- no halt condition holds, no halt's cooldown ends, and no flatten halt is active while
+  something is held;
+- no held symbol has an exit signal, and no per-cycle exit rule holds anywhere;
+- no symbol that could be bought (in the universe, trading, not held) has an entry signal,
+  and no per-cycle entry rule holds anywhere while one could be bought.
+
+These are supersets of what ``decide`` acts on (halts and vetoes are ignored, which can
+only make a bar look busy), so a quiet bar's decision is "nothing", and skipping it
+changes no result. The scanner marks the quiet bars (equity, exposure, portfolio state,
+the trace of active halts) exactly as the per-bar path would and returns the first busy bar.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.backtest.trace import TraceRecorder
+from engine.cycle.decide import HaltState
+from engine.cycle.portfolio import Portfolio, portfolio_env
+from engine.cycle.prepare import Prepared, RuleGroup
+
+DAY_MS = 86_400_000
+
+
+@dataclass
+class QuietScanner:
+    p: Prepared
+    days: np.ndarray  # (T,) UTC day number of each bar
+    enterable: np.ndarray  # (T, N) in the universe, trading, and an entry series rule holds
+    buyable: np.ndarray  # (T, N) in the universe and trading
+    needs_env: bool
+
+    @classmethod
+    def build(cls, p: Prepared) -> "QuietScanner":
+        buyable = p.universe & p.available
+        needs_env = bool(p.entries.cycle or p.exits.cycle or p.halts)
+        return cls(p, p.market.times // DAY_MS, buyable & p.entries.combined, buyable, needs_env)
+
+    def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int, equity: np.ndarray, exposure: np.ndarray,
+             offset: int, trace: TraceRecorder) -> int:
+        """Mark the quiet bars from ``a`` on (at most up to ``b``); return the first busy bar (or ``b``).
+
+        ``equity`` and ``exposure`` are the run's curves, bar t at index ``t - offset``.
+        """
+        if a >= b or (pf.exiting is not None and pf.exiting.any()):
+            return a
+        p = self.p
+        m = b - a
+        rows = np.arange(a, b)
+        close = p.close[a:b]
+        value = pf.value(close)
+        eq = pf.cash + value
+        prev = np.concatenate(([pf.equity], eq[:-1]))
+        days = self.days[a:b]
+        new_day = days != np.concatenate(([pf.day], days[:-1]))
+        first = np.where(new_day, np.arange(m), -1)
+        np.maximum.accumulate(first, out=first)
+        day_start = np.where(first >= 0, np.where(prev > 0, prev, eq)[np.maximum(first, 0)], pf.day_start_equity)
+        peak = np.maximum.accumulate(np.concatenate(([pf.peak_equity], eq)))[1:]
+
+        held = pf.qty > 0
+        any_held = bool(held.any())
+        busy = np.zeros(m, dtype=bool)
+        env = None
+        if self.needs_env:
+            col = lambda x: x[:, None]  # noqa: E731 - one bar per row, broadcast over symbols
+            env = portfolio_env(pf, close, col(rows), col(eq), col(value), col(peak), col(day_start), col(prev))
+        window = slice(a, b)
+
+        active: list[tuple[str, np.ndarray]] = []
+        for h, fn in p.halts:
+            until = hs.until.get(h.rule.id, -1)
+            busy |= rows == until
+            busy |= _rows(fn(env, window), m)
+            on = rows < until
+            if on.any():
+                active.append((h.rule.id, on))
+                if h.action == "flatten" and any_held:
+                    busy |= on
+
+        if any_held:
+            busy |= (p.exits.combined[a:b] & held).any(axis=1)
+            busy |= _cycle_any(p.exits, env, window, a, b, m)
+        buyable = self.buyable[a:b] & ~held
+        busy |= (self.enterable[a:b] & ~held).any(axis=1)
+        if p.entries.cycle:
+            busy |= buyable.any(axis=1) & _cycle_any(p.entries, env, window, a, b, m)
+
+        e = int(np.argmax(busy)) if busy.any() else m
+        if e == 0:
+            return a
+        k = slice(0, e)
+        equity[a - offset:a - offset + e] = eq[k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exposure[a - offset:a - offset + e] = np.where(eq[k] > 0, (eq[k] - pf.cash) / eq[k], 0.0)
+        for hid, on in active:
+            trace.record_halts(hid, rows[k][on[k]])
+        last = e - 1
+        pf.prev_equity, pf.equity = float(prev[last]), float(eq[last])
+        pf.day, pf.day_start_equity = int(days[last]), float(day_start[last])
+        pf.peak_equity = float(peak[last])
+        return a + e
+
+
+def _rows(v, m: int) -> np.ndarray:
+    """A verdict over a block of bars as one bool per bar (any symbol).
+
+    Portfolio values come in as (m, 1) columns, so a verdict that varies by bar is 2-D;
+    a 1-D (N,) verdict reads positions only and a 0-d one constants: the same every bar."""
+    v = np.asarray(v, dtype=bool)
+    if v.ndim == 2:
+        return v.any(axis=1)
+    return np.full(m, bool(v.any()))
+
+
+def _cycle_any(g: RuleGroup, env: dict | None, window: slice, a: int, b: int, m: int) -> np.ndarray:
+    """Bars of the block where some per-cycle rule of ``g`` holds for some symbol (in scope)."""
+    out = np.zeros(m, dtype=bool)
+    for c in g.cycle:
+        hit = _rows(c.fn(env, window), m)
+        if c.regime_ok is not None:
+            hit &= c.regime_ok[a:b]
+        out |= hit
+    return out
