@@ -103,6 +103,8 @@ class TraceRecorder:
             "eligible": np.packbits(p.eligible, axis=1),
             "rebuilds": p.rebuilds,
         }
+        for rid, m in p.regime_masks.items():
+            arrays[f"regime:{rid}"] = m
         for rid, m in p.filter_masks.items():
             arrays[f"series:universe:{rid}"] = np.packbits(m, axis=1)
         for kind, group in (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes), ("guard", p.guards)):

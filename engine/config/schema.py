@@ -209,6 +209,7 @@ BACKTEST = {
     "initial_cash": _num(gt=0, required=True),
     "start": DATE,
     "end": DATE,
+    "max_participation": _num(hi=1, gt=0),
     "slippage": _dict({
         "model": _str(required=True, allowed=["spread_impact", "none"]),
         "impact_coef": _num(0, 100),

@@ -199,7 +199,7 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
 def order_spec(p: Prepared) -> tuple[str, float]:
     """(order type, limit offset in bps) from the execution rule file's ``order:`` block."""
     ex = p.rules.execution
-    return ex.order_type, float(getattr(ex, "offset_bps", 0.0) or 0.0)
+    return ex.order_type, ex.offset_bps
 
 
 def limit_prices(p: Prepared, close: np.ndarray, buy: np.ndarray, sell: np.ndarray) -> np.ndarray | None:

@@ -80,23 +80,6 @@ class Prepared:
         return int(self.rebuilds.sum())
 
 
-class _Store(FeatureStore):
-    """The run's feature store: market columns built lazily, constants broadcast (a rule
-    such as ``volume_usd_24h >= params.min_volume_usd`` must not materialise a (T, N) array
-    of one number)."""
-
-    def __init__(self, base, shape):
-        super().__init__({}, shape)
-        self.arrays = base  # keep the lazy mapping itself (the base class copies into a dict)
-
-    def get(self, key, build):
-        if key in self.arrays:  # computed already, or a market column built on first read
-            return self.arrays[key]
-        arr = np.broadcast_to(np.asarray(build()), self.shape)
-        self.arrays[key] = arr
-        return arr
-
-
 def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray]):
     idx = index_series(market, base["close"], rules.regime.exclude_themes)
     t = market.n_bars
@@ -174,7 +157,7 @@ def prepare(market: MarketData, rules: RuleSet) -> Prepared:
     labels, regime_idx, regime_masks = _regimes(rules, market, base)
     label_arr = np.array(labels)[regime_idx]
     base["regime"] = np.broadcast_to(label_arr[:, None], shape)
-    store = _Store(base, shape)
+    store = FeatureStore(base, shape)
 
     filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
     filter_masks = {s.rule.id: s.mask for s in filters.series}

@@ -85,7 +85,7 @@ def write(name: str, overrides: list[str], directory: Path = BASELINE_DIR) -> Pa
 
     snap = run_snapshot(overrides)
     snap["name"] = name
-    return write_json(baseline_path(name, directory), snap)
+    return write_json(baseline_path(name, directory), snap, indent=1)  # one value a line: reviewable diffs
 
 
 def read(name: str, directory: Path = BASELINE_DIR) -> dict:

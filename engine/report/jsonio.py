@@ -49,9 +49,11 @@ def clean(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON: {value!r}")
 
 
-def dumps(value: Any, cleaned: bool = False) -> str:
-    """Canonical JSON text: sorted keys, compact separators (the fast C encoder), trailing newline."""
-    return json.dumps(value if cleaned else clean(value), sort_keys=True, separators=(",", ":"),
+def dumps(value: Any, cleaned: bool = False, indent: int | None = None) -> str:
+    """Canonical JSON text: sorted keys, compact separators (the fast C encoder) unless
+    ``indent`` asks for a file people diff, trailing newline."""
+    return json.dumps(value if cleaned else clean(value), sort_keys=True,
+                      separators=(",", ":") if indent is None else (",", ": "), indent=indent,
                       ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -71,5 +73,5 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_json(path: Path, value: Any, cleaned: bool = False) -> Path:
-    return atomic_write_text(path, dumps(value, cleaned))
+def write_json(path: Path, value: Any, cleaned: bool = False, indent: int | None = None) -> Path:
+    return atomic_write_text(path, dumps(value, cleaned, indent))

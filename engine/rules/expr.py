@@ -20,7 +20,7 @@ import ast
 import difflib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, MutableMapping
 
 import numpy as np
 
@@ -57,16 +57,16 @@ class FeatureStore:
 
     def __init__(self, base: Mapping[str, np.ndarray], shape: tuple[int, int]):
         self.shape = shape
-        self.arrays: dict[str, np.ndarray] = dict(base)
+        # a mutable mapping is kept as is, so a lazy one (market columns built on first
+        # read) stays lazy
+        self.arrays = base if isinstance(base, MutableMapping) else dict(base)
 
     def get(self, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
-        arr = self.arrays.get(key)
-        if arr is None:
-            arr = build()
-            if np.ndim(arr) == 0:
-                arr = np.full(self.shape, arr)
-            arr = np.broadcast_to(arr, self.shape)
-            self.arrays[key] = arr
+        if key in self.arrays:
+            return self.arrays[key]
+        # a constant broadcasts as a view: no (T, N) array of one number
+        arr = np.broadcast_to(np.asarray(build()), self.shape)
+        self.arrays[key] = arr
         return arr
 
 

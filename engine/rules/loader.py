@@ -99,6 +99,7 @@ class ExecutionRules:
     guards: list[Rule]
     order_type: str
     params: dict
+    offset_bps: float = 0.0  # limit orders: price = reference x (1 -/+ offset) for buys/sells
 
 
 @dataclass
@@ -483,7 +484,8 @@ def load_ruleset(
     hashes[label] = h
     fc = _FileCompiler(label, "execution", p, labels)
     guards = fc.rules(data.get("guards") or [], "execution")
-    execution = ExecutionRules(guards, (data.get("order") or {}).get("type", "market"), p)
+    order = data.get("order") or {}
+    execution = ExecutionRules(guards, order.get("type", "market"), p, float(order.get("offset_bps", 0.0)))
 
     return RuleSet(regime, universe, strategy, risk, execution, hashes)
 

@@ -92,7 +92,8 @@ SCHEMAS: dict[str, dict] = {
     "execution": {
         "kind": {"type": "string", "allowed": ["execution"], "required": True},
         "params": _PARAMS,
-        "order": {"type": "dict", "schema": {"type": {"type": "string", "allowed": ["market"]}}},
+        "order": {"type": "dict", "schema": {"type": {"type": "string", "allowed": ["market", "limit"]},
+                                             "offset_bps": {"type": "number", "min": -1000, "max": 1000}}},
         "guards": {"type": "list", "schema": _RULE},
     },
 }
