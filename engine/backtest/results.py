@@ -1,0 +1,117 @@
+"""Turn a BacktestResult into the run's results dict (the JSON every report reads)."""
+from __future__ import annotations
+
+
+import numpy as np
+
+from engine.backtest.broker import fill_to_dict
+from engine.backtest.engine import BacktestResult
+from engine.market.data import iso_utc, timeframe_ms
+from engine.report.metrics import buy_and_hold, compute_metrics
+
+
+def round_trips(res: BacktestResult) -> list[dict]:
+    """Entry-to-exit trades per symbol from the fills (partial fills grouped)."""
+    m = res.prepared.market
+    hours_per_bar = timeframe_ms(m.timeframe) / 3_600_000
+    open_: dict[int, dict] = {}
+    out: list[dict] = []
+    for f in res.fills:
+        i = f.symbol_idx
+        if f.side == "buy":
+            rt = open_.get(i)
+            if rt is None:
+                rt = open_[i] = {"t0": f.t, "qty": 0.0, "cost": 0.0, "fees": 0.0, "proceeds": 0.0,
+                                 "sold": 0.0, "entry_rule": f.rule, "exit_rule": "", "t1": None}
+            rt["qty"] += f.qty
+            rt["cost"] += f.qty * f.price
+            rt["fees"] += f.fee
+        else:
+            rt = open_.get(i)
+            if rt is None:
+                continue
+            rt["sold"] += f.qty
+            rt["proceeds"] += f.qty * f.price
+            rt["fees"] += f.fee
+            rt["exit_rule"] = f.rule
+            if rt["sold"] >= rt["qty"] - 1e-12:
+                rt["t1"] = f.t
+                out.append(_trip(res, i, rt, hours_per_bar))
+                del open_[i]
+    for i, rt in sorted(open_.items()):
+        out.append(_trip(res, i, rt, hours_per_bar))
+    out.sort(key=lambda r: (r["entry_time"], r["symbol"]))
+    return out
+
+
+def _trip(res: BacktestResult, i: int, rt: dict, hours_per_bar: float) -> dict:
+    m = res.prepared.market
+    entry_price = rt["cost"] / rt["qty"]
+    closed = rt["t1"] is not None
+    if closed:
+        exit_price = rt["proceeds"] / rt["sold"]
+        pnl = rt["proceeds"] - rt["cost"] - rt["fees"]
+        end_t = rt["t1"]
+    else:  # still open at the end: marked at the last close, exit fields empty
+        last = float(res.prepared.close[res.stop - 1, i])
+        exit_price = None
+        pnl = rt["proceeds"] + (rt["qty"] - rt["sold"]) * last - rt["cost"] - rt["fees"]
+        end_t = res.stop - 1
+    return {
+        "symbol": m.symbols[i],
+        "theme": m.info[i].theme,
+        "entry_time": iso_utc(int(m.times[rt["t0"]])),
+        "exit_time": iso_utc(int(m.times[rt["t1"]])) if closed else None,
+        "entry_price": entry_price,
+        "exit_price": exit_price,
+        "qty": rt["qty"],
+        "pnl": pnl,
+        "return": pnl / rt["cost"] if rt["cost"] > 0 else 0.0,
+        "fees": rt["fees"],
+        "entry_rule": rt["entry_rule"],
+        "exit_rule": rt["exit_rule"] if closed else None,
+        "holding_hours": (end_t - rt["t0"]) * hours_per_bar,
+    }
+
+
+def regime_spans(res: BacktestResult) -> list[list]:
+    p = res.prepared
+    idx = p.regime_idx[res.start:res.stop]
+    times = p.market.times[res.start:res.stop]
+    if len(idx) == 0:
+        return []
+    change = np.flatnonzero(np.diff(idx)) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(idx)]])
+    step = timeframe_ms(p.market.timeframe)
+    return [[iso_utc(int(times[a])), iso_utc(int(times[b - 1] + step)), p.regime_labels[idx[a]]]
+            for a, b in zip(starts, ends)]
+
+
+def build_results(res: BacktestResult, run_info: dict) -> dict:
+    p = res.prepared
+    m = p.market
+    times = m.times[res.start:res.stop]
+    fills = [fill_to_dict(f, m) for f in res.fills]
+    trips = round_trips(res)
+    metrics = compute_metrics(times, res.equity, res.exposure, fills, trips, m.timeframe,
+                              res.settings.initial_cash)
+    bench_eq = buy_and_hold(times, m.close[res.start:res.stop], res.settings.initial_cash)
+    bench = compute_metrics(times, bench_eq, np.ones_like(bench_eq), [], [], m.timeframe,
+                            res.settings.initial_cash)
+    iso = [iso_utc(int(x)) for x in times]
+    universe = p.universe[res.start:res.stop]
+    return {
+        "metrics": metrics,
+        "benchmark": bench,
+        "trades": fills,
+        "round_trips": trips,
+        "equity": [[a, float(b)] for a, b in zip(iso, res.equity)],
+        "benchmark_equity": [[a, float(b)] for a, b in zip(iso, bench_eq)],
+        "exposure": [[a, float(b)] for a, b in zip(iso, res.exposure)],
+        "regimes": regime_spans(res),
+        "rule_stats": res.trace.rule_stats(),
+        "universe": {"rebuilds": int(p.rebuilds[res.start:res.stop].sum()),
+                     "size_mean": float(universe.sum(axis=1).mean())},
+        "run": run_info,
+    }

@@ -1,0 +1,184 @@
+"""Precompute everything that depends on market history only, once per run.
+
+Regime labels, universe filter masks, the cached universe membership and the series-level
+entry/exit/veto rules are whole (time x symbol) arrays: each cycle then reads row t.
+Rules that read the portfolio or the order are bound to per-cycle closures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from engine.cycle.features import index_series, market_series
+from engine.market.data import MarketData
+from engine.rules.expr import CYCLE, FeatureStore
+from engine.rules.loader import Halt, Rule, RuleSet
+
+CycleFn = Callable[[dict, int], Any]
+
+
+@dataclass
+class SeriesRule:
+    """A rule whose verdict is a precomputed (T, N) mask (regime scope applied)."""
+
+    rule: Rule
+    mask: np.ndarray
+
+
+@dataclass
+class CycleRule:
+    """A rule evaluated each cycle; ``regime_ok[t]`` says whether its regime scope holds."""
+
+    rule: Rule
+    fn: CycleFn
+    regime_ok: np.ndarray | None
+
+
+@dataclass
+class RuleGroup:
+    """Rules combined with OR (entries, exits) or AND (vetoes, guards)."""
+
+    series: list[SeriesRule]
+    cycle: list[CycleRule]
+    combined: np.ndarray  # (T, N): OR/AND of the series rules
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [s.rule for s in self.series] + [c.rule for c in self.cycle]
+
+
+@dataclass
+class Prepared:
+    market: MarketData
+    rules: RuleSet
+    store: FeatureStore
+    available: np.ndarray  # (T, N) a bar exists
+    close: np.ndarray  # (T, N) forward-filled
+    regime_labels: tuple[str, ...]
+    regime_idx: np.ndarray  # (T,) index into regime_labels
+    regime_masks: dict[str, np.ndarray]  # rule id -> (T,) bool
+    filter_masks: dict[str, np.ndarray]  # universe rule id -> (T, N) bool (scope applied)
+    eligible: np.ndarray  # (T, N) all filters pass
+    universe: np.ndarray  # (T, N) membership after ranking and caching
+    rebuilds: np.ndarray  # (T,) bool: universe rebuilt at t
+    entries: RuleGroup
+    exits: RuleGroup
+    vetoes: RuleGroup
+    size: CycleFn
+    priority: CycleFn | None
+    halts: list[tuple[Halt, CycleFn]]
+    guards: RuleGroup
+    themes: np.ndarray  # (N,) theme codes
+    theme_names: tuple[str, ...]
+    size_increment: np.ndarray  # (N,)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_rebuilds(self) -> int:
+        return int(self.rebuilds.sum())
+
+
+def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray]):
+    idx = index_series(market, base["close"], rules.regime.exclude_themes)
+    t = market.n_bars
+    store = FeatureStore(idx, (t, 1))
+    labels = rules.regime.labels
+    out = np.full(t, labels.index(rules.regime.default), dtype=np.int16)
+    decided = np.zeros(t, dtype=bool)
+    masks = {}
+    for r in rules.regime.rules:
+        m = np.asarray(r.when.series(store), dtype=bool)[:, 0]
+        masks[r.id] = m
+        take = m & ~decided
+        out[take] = labels.index(r.id)
+        decided |= m
+    return labels, out, masks
+
+
+def _scope(rule: Rule, labels: tuple[str, ...], regime_idx: np.ndarray) -> np.ndarray | None:
+    if not rule.regimes:
+        return None
+    codes = [labels.index(r) for r in rule.regimes]
+    return np.isin(regime_idx, codes)
+
+
+def _group(rules: list[Rule], store: FeatureStore, labels, regime_idx, combine: str, shape) -> RuleGroup:
+    series, cycle = [], []
+    combined = np.zeros(shape, dtype=bool) if combine == "or" else np.ones(shape, dtype=bool)
+    for r in rules:
+        scope = _scope(r, labels, regime_idx)
+        if r.when.level == CYCLE:
+            cycle.append(CycleRule(r, r.when.bind(store), scope))
+            continue
+        m = np.asarray(r.when.series(store), dtype=bool)
+        if scope is not None:
+            # outside its regimes a rule does not apply: an OR-rule is false, an AND-rule passes
+            m = m & scope[:, None] if combine == "or" else m | ~scope[:, None]
+        series.append(SeriesRule(r, m))
+        combined = combined | m if combine == "or" else combined & m
+    return RuleGroup(series, cycle, combined)
+
+
+def _universe(rules: RuleSet, market: MarketData, store: FeatureStore, eligible: np.ndarray, regime_idx: np.ndarray):
+    """Membership per bar, rebuilt on the run's clock when the TTL expires or the regime changes."""
+    u = rules.universe
+    t_n, n = eligible.shape
+    key = None
+    if u.rank_by is not None:
+        key = np.asarray(u.rank_by.series(store), dtype=np.float64)
+    member = np.zeros((t_n, n), dtype=bool)
+    rebuilds = np.zeros(t_n, dtype=bool)
+    times = market.times
+    last_t, last_regime, current = None, None, np.zeros(n, dtype=bool)
+    for t in range(t_n):
+        if (last_t is None or times[t] - times[last_t] >= u.ttl_ms
+                or (u.rebuild_on_regime_change and regime_idx[t] != last_regime)):
+            ok = eligible[t]
+            current = ok.copy()
+            if key is not None and ok.sum() > u.top:
+                k = np.where(ok & ~np.isnan(key[t]), key[t], -np.inf if u.descending else np.inf)
+                order = np.argsort(-k if u.descending else k, kind="stable")
+                current = np.zeros(n, dtype=bool)
+                current[order[: u.top]] = True
+                current &= ok
+            elif ok.sum() > u.top:
+                current = ok & (np.cumsum(ok) <= u.top)
+            rebuilds[t] = True
+            last_t, last_regime = t, regime_idx[t]
+        member[t] = current
+    return member, rebuilds
+
+
+def prepare(market: MarketData, rules: RuleSet) -> Prepared:
+    base = market_series(market)
+    shape = (market.n_bars, market.n_symbols)
+    labels, regime_idx, regime_masks = _regimes(rules, market, base)
+    label_arr = np.array(labels)[regime_idx]
+    base["regime"] = np.broadcast_to(label_arr[:, None], shape)
+    store = FeatureStore(base, shape)
+
+    filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
+    filter_masks = {s.rule.id: s.mask for s in filters.series}
+    eligible = filters.combined & ~np.isnan(base["close"])
+    universe, rebuilds = _universe(rules, market, store, eligible, regime_idx)
+
+    s = rules.strategy
+    entries = _group(s.entries, store, labels, regime_idx, "or", shape)
+    exits = _group(s.exits, store, labels, regime_idx, "or", shape)
+    vetoes = _group(rules.risk.vetoes, store, labels, regime_idx, "and", shape)
+    guards = _group(rules.execution.guards, store, labels, regime_idx, "and", shape)
+    halts = [(h, h.rule.when.bind(store)) for h in rules.risk.halts]
+
+    theme_names = tuple(sorted({i.theme for i in market.info}))
+    themes = np.array([theme_names.index(i.theme) for i in market.info], dtype=np.int64)
+    return Prepared(
+        market=market, rules=rules, store=store, available=base["available"], close=base["close"],
+        regime_labels=labels, regime_idx=regime_idx, regime_masks=regime_masks,
+        filter_masks=filter_masks, eligible=eligible, universe=universe, rebuilds=rebuilds,
+        entries=entries, exits=exits, vetoes=vetoes,
+        size=s.size.bind(store), priority=s.priority.bind(store) if s.priority is not None else None,
+        halts=halts, guards=guards, themes=themes, theme_names=theme_names,
+        size_increment=np.array([i.size_increment for i in market.info], dtype=np.float64),
+    )

@@ -1,0 +1,40 @@
+"""mode=backtest: data -> rules -> prepared history -> the cycle per bar -> results and report."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine.backtest.engine import run_backtest
+from engine.backtest.results import build_results
+from engine.cycle.prepare import prepare
+from engine.market.data import iso_utc
+from engine.modes.setup import backtest_settings, load_market, load_rules, run_identity
+from engine.report.outputs import write_run_outputs
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: Mapping[str, Any]) -> dict:
+    t0 = time.perf_counter()
+    market = load_market(cfg["data"])
+    rules = load_rules(cfg)
+    settings = backtest_settings(cfg, market)
+    log.info("backtest %s: %d symbols x %d bars (%s .. %s)", rules.strategy.name, market.n_symbols,
+             settings.stop - settings.start, iso_utc(int(market.times[settings.start])),
+             iso_utc(int(market.times[settings.stop - 1])))
+    prepared = prepare(market, rules)
+    res = run_backtest(prepared, settings)
+    info = run_identity(cfg, market, rules, overrides, redacted)
+    info.update(start=iso_utc(int(market.times[settings.start])), end=iso_utc(int(market.times[settings.stop - 1])))
+    results = build_results(res, info)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res.trace.save(out_dir / "trace.npz")
+    paths = write_run_outputs(out_dir, results, timing={"elapsed_seconds": round(time.perf_counter() - t0, 3)})
+    m = results["metrics"]
+    log.info("final equity %.2f, return %.2f%%, %d trades, max drawdown %.2f%%",
+             m["final_equity"], 100 * m["total_return"], m["n_trades"], 100 * (m["max_drawdown"] or 0))
+    for name, path in sorted(paths.items()):
+        print(f"{name}: {path}")
+    return results

@@ -1,0 +1,114 @@
+"""Build a run's parts from the composed config: market data, rule set, settings, identity.
+
+Each function takes only the config sections it needs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+import numpy as np
+
+import engine
+from engine.backtest.costs import SlippageModel
+from engine.backtest.engine import BacktestSettings
+from engine.errors import UserError
+from engine.market.data import MarketData
+from engine.paths import project_path
+from engine.rules.loader import RuleSet, load_ruleset
+
+RULE_GROUPS = ("strategy", "universe", "risk", "execution")
+
+
+def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
+    source = data_cfg.get("source")
+    if source == "sample":
+        from engine.market.sample import SampleSpec, load_sample_market
+
+        spec = SampleSpec.from_mapping({**dict(data_cfg.get("sample") or {}), "timeframe": data_cfg.get("timeframe", "1h")})
+        return load_sample_market(spec, project_path(data_cfg.get("cache_dir", ".cache/rulebook")))
+    if source in ("csv", "parquet", "freqtrade"):
+        from engine.market.loaders import load_market as load_files
+
+        path = data_cfg.get("path")
+        if not path or path == "???":
+            raise UserError(f"data.path is not set; data={source} needs the folder of the files (data.path=DIR)")
+        symbols = data_cfg.get("symbols")
+        market = load_files(source, project_path(path), data_cfg.get("timeframe", "1h"),
+                            list(symbols) if symbols else None)
+        default = float(data_cfg.get("default_spread_bps", 5.0))
+        missing = np.isnan(market.spread_bps) & ~np.isnan(market.close)
+        market.spread_bps = np.where(missing, default, market.spread_bps)
+        return market
+    raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade")
+
+
+def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
+    files = {"regime": "regime.yaml"}
+    params: dict[str, dict] = {}
+    for g in RULE_GROUPS:
+        section = cfg.get(g) or {}
+        files[g] = section.get("file") or f"{g}.yaml"
+        params[g] = dict(section.get("params") or {})
+    regime = cfg.get("regime") or {}
+    if regime:
+        files["regime"] = regime.get("file", "regime.yaml")
+        params["regime"] = dict(regime.get("params") or {})
+    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params)
+
+
+def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
+    """Bar range [start, stop) for backtest.start / backtest.end (ISO dates, UTC)."""
+    def to_ms(v: Any, key: str) -> int:
+        try:
+            return int(np.datetime64(str(v).replace("Z", ""), "ms").astype(np.int64))
+        except ValueError:
+            raise UserError(f"backtest.{key} is {v!r}; expected an ISO date such as 2024-03-01") from None
+    start = 0 if bt_cfg.get("start") is None else int(np.searchsorted(market.times, to_ms(bt_cfg["start"], "start")))
+    stop = market.n_bars if bt_cfg.get("end") is None else int(np.searchsorted(market.times, to_ms(bt_cfg["end"], "end")))
+    if stop - start < 2:
+        raise UserError(f"backtest window {bt_cfg.get('start')} .. {bt_cfg.get('end')} holds {max(stop - start, 0)} bars "
+                        f"of data that spans {market.n_bars} bars; expected at least 2")
+    return start, stop
+
+
+def backtest_settings(cfg: Mapping[str, Any], market: MarketData) -> BacktestSettings:
+    bt = cfg.get("backtest") or {}
+    slip = bt.get("slippage") or {}
+    start, stop = window(market, bt)
+    fees = (cfg.get("exchange") or {}).get("fees") or {"tiers": [{"min_volume_usd": 0, "maker_bps": 60, "taker_bps": 120}]}
+    return BacktestSettings(
+        initial_cash=float(bt.get("initial_cash", 10_000.0)),
+        fee_tiers=tuple(dict(t) for t in fees["tiers"]),
+        slippage=SlippageModel(slip.get("model", "spread_impact"), float(slip.get("impact_coef", 0.1)),
+                               float(slip.get("noise_bps", 0.0))),
+        max_participation=float(bt.get("max_participation", 0.1)),
+        seed=int(cfg.get("seed", 42)),
+        start=start,
+        stop=stop,
+    )
+
+
+def config_hash(cfg: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of the resolved config (hydra section excluded)."""
+    clean = {k: v for k, v in cfg.items() if k != "hydra"}
+    return hashlib.sha256(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_identity(cfg: Mapping[str, Any], market: MarketData, rules: RuleSet, overrides: list[str],
+                 redacted: Mapping[str, Any]) -> dict:
+    return {
+        "seed": int(cfg.get("seed", 42)),
+        "config_hash": config_hash(redacted),
+        "data_hash": market.data_hash(),
+        "engine_version": engine.__version__,
+        "rule_files": rules.file_hashes,
+        "overrides": list(overrides),
+        "config": dict(redacted),
+        "mode": (cfg.get("mode") or {}).get("name", "backtest"),
+        "strategy": rules.strategy.name,
+        "timeframe": market.timeframe,
+        "symbols": market.n_symbols,
+        "data_source": market.source,
+    }

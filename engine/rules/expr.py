@@ -1,0 +1,472 @@
+"""The rule expression language: Python syntax, parsed with ``ast``, checked against a
+whitelist and compiled to numpy. Nothing is ever ``eval``ed.
+
+Every node has a *type* (number, bool, string) and a *level*:
+
+- CONST: known at load (literals, ``params.x``);
+- SERIES: a function of market history only (``close``, ``sma(close, 50)``, ``theme``,
+  ``regime``). Computed once over the whole (time x symbol) history by :class:`FeatureStore`
+  and read at row t each cycle: fast, and look-back only by construction because every
+  series function is;
+- CYCLE: depends on the portfolio or the order being placed (``position.return_pct``,
+  ``portfolio.drawdown``, ``order.notional``): evaluated per cycle over the whole universe.
+
+``compile_expression`` returns an :class:`Expr`; ``Expr.bind(store)`` returns a closure
+``fn(env, t) -> ndarray | scalar`` that the cycle calls.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from engine.rules.errors import RuleError, Where
+from engine.rules.functions import FUNCTIONS, FunctionSpec
+
+NUM, BOOL, STR = "number", "bool", "string"
+CONST, SERIES, CYCLE = 0, 1, 2
+
+# Roots reachable with a dot. Everything else with a dot is rejected.
+DOTTED_ROOTS = ("params", "position", "portfolio", "order")
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """The names an expression may use, by level, with their types."""
+
+    series: Mapping[str, str]  # name -> type; values live in the FeatureStore
+    cycle: Mapping[str, str] = field(default_factory=dict)  # dotted or plain name -> type
+    params: Mapping[str, Any] = field(default_factory=dict)
+    regimes: tuple[str, ...] = ()  # labels the regime file defines (checks "regime == 'x'")
+
+    def all_names(self) -> list[str]:
+        return sorted([*self.series, *self.cycle, *(f"params.{p}" for p in self.params)])
+
+
+class FeatureStore:
+    """Arrays shared by every rule of a run, keyed by canonical expression text.
+
+    ``base`` holds the named series (forward-filled market columns, static per-symbol
+    columns broadcast to (T, N), the regime labels); computed features are added on demand
+    and reused across rules and files (``sma(close, 50)`` is computed once).
+    """
+
+    def __init__(self, base: Mapping[str, np.ndarray], shape: tuple[int, int]):
+        self.shape = shape
+        self.arrays: dict[str, np.ndarray] = dict(base)
+
+    def get(self, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+        arr = self.arrays.get(key)
+        if arr is None:
+            arr = build()
+            if np.ndim(arr) == 0:
+                arr = np.full(self.shape, arr)
+            arr = np.broadcast_to(arr, self.shape)
+            self.arrays[key] = arr
+        return arr
+
+
+@dataclass
+class Expr:
+    type: str
+    level: int
+    key: str  # canonical text: identical computations share a key
+    # CONST: value; SERIES: build(store) -> (T,N); CYCLE: make(store) -> fn(env, t)
+    value: Any = None
+    build: Callable[[FeatureStore], np.ndarray] | None = None
+    make: Callable[[FeatureStore], Callable[[Mapping[str, Any], int], Any]] | None = None
+    features: tuple[str, ...] = ()  # series keys this expression reads (for docs/trace)
+
+    def series(self, store: FeatureStore) -> np.ndarray:
+        """The (T, N) array of a SERIES (or CONST) expression."""
+        if self.level == CONST:
+            return store.get(self.key, lambda: np.asarray(self.value))
+        return store.get(self.key, lambda: self.build(store))
+
+    def bind(self, store: FeatureStore) -> Callable[[Mapping[str, Any], int], Any]:
+        """A per-cycle closure ``fn(env, t)``; SERIES nodes read their precomputed row."""
+        if self.level == CONST:
+            v = self.value
+            return lambda env, t: v
+        if self.level == SERIES:
+            arr = self.series(store)
+            return lambda env, t: arr[t]
+        return self.make(store)
+
+
+_CMP = {
+    ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater,
+    ast.GtE: np.greater_equal, ast.Eq: np.equal, ast.NotEq: np.not_equal,
+}
+_CMP_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
+             ast.In: "in", ast.NotIn: "not in"}
+_BIN = {
+    ast.Add: (np.add, "+"), ast.Sub: (np.subtract, "-"), ast.Mult: (np.multiply, "*"),
+    ast.Div: (np.divide, "/"), ast.Mod: (np.mod, "%"), ast.Pow: (np.power, "**"),
+    ast.FloorDiv: (np.floor_divide, "//"),
+}
+_MAX_LEN = 2000
+
+
+def _type_name(t: str) -> str:
+    return {NUM: "a number", BOOL: "a boolean (true/false)", STR: "a string"}[t]
+
+
+class _Compiler:
+    def __init__(self, src: str, ns: Namespace, where: Where):
+        self.src, self.ns, self.where = src, ns, where
+
+    # -- errors -----------------------------------------------------------------------
+    def fail(self, node: ast.AST | None, message: str, expected: str | None = None) -> RuleError:
+        line = getattr(node, "lineno", None)
+        col = getattr(node, "col_offset", None)
+        return RuleError(self.where, message, source=self.src, line=line,
+                         col=None if col is None else col + 1, expected=expected)
+
+    def need(self, e: Expr, want: str, node: ast.AST, what: str) -> None:
+        if e.type != want:
+            raise self.fail(node, f"{what} is {_type_name(e.type)}", expected=_type_name(want))
+
+    # -- entry --------------------------------------------------------------------------
+    def compile(self) -> Expr:
+        if not isinstance(self.src, str) or not self.src.strip():
+            raise RuleError(self.where, "empty expression", expected="an expression such as 'close > sma(close, 50)'")
+        if len(self.src) > _MAX_LEN:
+            raise RuleError(self.where, f"expression is {len(self.src)} characters long", expected=f"at most {_MAX_LEN}")
+        try:
+            tree = ast.parse(self.src.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise RuleError(self.where, f"syntax error: {exc.msg}", source=self.src.strip(),
+                            line=exc.lineno, col=exc.offset) from None
+        self.src = self.src.strip()
+        return self.visit(tree.body)
+
+    def visit(self, node: ast.AST) -> Expr:
+        method = getattr(self, "v_" + type(node).__name__, None)
+        if method is None:
+            raise self.fail(node, f"'{type(node).__name__}' is not allowed in a rule expression",
+                            expected="arithmetic, comparisons, and/or/not, 'x if c else y', function calls, names")
+        return method(node)
+
+    # -- leaves -------------------------------------------------------------------------
+    def v_Constant(self, node: ast.Constant) -> Expr:
+        v = node.value
+        if isinstance(v, bool):
+            return Expr(BOOL, CONST, repr(v), value=v)
+        if isinstance(v, (int, float)):
+            return Expr(NUM, CONST, repr(float(v)), value=float(v))
+        if isinstance(v, str):
+            return Expr(STR, CONST, repr(v), value=v)
+        raise self.fail(node, f"literal {v!r} is not allowed", expected="a number, true/false or a quoted string")
+
+    def v_Name(self, node: ast.Name) -> Expr:
+        name = node.id
+        if name in ("True", "False", "true", "false"):
+            v = name.lower() == "true"
+            return Expr(BOOL, CONST, repr(v), value=v)
+        if name in self.ns.series:
+            return self._series_name(name, self.ns.series[name])
+        if name in self.ns.cycle:
+            return self._cycle_name(name, self.ns.cycle[name])
+        if name in DOTTED_ROOTS:
+            raise self.fail(node, f"'{name}' needs a field, as in '{name}.x'")
+        raise self._unknown(node, name)
+
+    def v_Attribute(self, node: ast.Attribute) -> Expr:
+        if not isinstance(node.value, ast.Name) or node.value.id not in DOTTED_ROOTS:
+            raise self.fail(node, "attribute access is only allowed on " + ", ".join(DOTTED_ROOTS))
+        root, attr = node.value.id, node.attr
+        if attr.startswith("_"):
+            raise self.fail(node, f"'{root}.{attr}' is not allowed", expected="a public field name")
+        dotted = f"{root}.{attr}"
+        if root == "params":
+            if attr not in self.ns.params:
+                raise self._unknown(node, dotted, pool=[f"params.{p}" for p in self.ns.params])
+            return self._param(node, attr, self.ns.params[attr])
+        if dotted in self.ns.cycle:
+            return self._cycle_name(dotted, self.ns.cycle[dotted])
+        raise self._unknown(node, dotted)
+
+    def _unknown(self, node: ast.AST, name: str, pool: list[str] | None = None) -> RuleError:
+        pool = pool if pool is not None else self.ns.all_names()
+        close = difflib.get_close_matches(name, pool, n=3)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        return self.fail(node, f"unknown name '{name}'{hint}",
+                         expected="one of: " + ", ".join(pool) if len(pool) <= 40 else None)
+
+    def _param(self, node: ast.AST, name: str, v: Any) -> Expr:
+        key = f"params.{name}"
+        if isinstance(v, bool):
+            return Expr(BOOL, CONST, repr(v), value=v)
+        if isinstance(v, (int, float)):
+            return Expr(NUM, CONST, repr(float(v)), value=float(v))
+        if isinstance(v, str):
+            return Expr(STR, CONST, repr(v), value=v)
+        raise self.fail(node, f"'{key}' is a {type(v).__name__} ({v!r}) and cannot be used in an expression",
+                        expected="a number, boolean or string parameter")
+
+    def _series_name(self, name: str, typ: str) -> Expr:
+        return Expr(typ, SERIES, name, build=lambda store, n=name: store.arrays[n], features=(name,))
+
+    def _cycle_name(self, name: str, typ: str) -> Expr:
+        def make(store, n=name):
+            return lambda env, t: env[n]
+        return Expr(typ, CYCLE, name, make=make)
+
+    # -- operators ------------------------------------------------------------------------
+    def v_UnaryOp(self, node: ast.UnaryOp) -> Expr:
+        e = self.visit(node.operand)
+        if isinstance(node.op, ast.Not):
+            self.need(e, BOOL, node.operand, "the operand of 'not'")
+            return self._combine([e], f"(not {e.key})", BOOL, np.logical_not)
+        if isinstance(node.op, (ast.USub, ast.UAdd)):
+            self.need(e, NUM, node.operand, "the operand of unary minus")
+            if isinstance(node.op, ast.UAdd):
+                return e
+            return self._combine([e], f"(-{e.key})", NUM, np.negative)
+        raise self.fail(node, f"operator '{type(node.op).__name__}' is not allowed")
+
+    def v_BinOp(self, node: ast.BinOp) -> Expr:
+        if type(node.op) not in _BIN:
+            raise self.fail(node, f"operator '{type(node.op).__name__}' is not allowed", expected="+ - * / % ** //")
+        fn, sym = _BIN[type(node.op)]
+        left, right = self.visit(node.left), self.visit(node.right)
+        self.need(left, NUM, node.left, f"the left side of '{sym}'")
+        self.need(right, NUM, node.right, f"the right side of '{sym}'")
+
+        def safe(a, b, fn=fn):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                return fn(a, b)
+        return self._combine([left, right], f"({left.key} {sym} {right.key})", NUM, safe)
+
+    def v_BoolOp(self, node: ast.BoolOp) -> Expr:
+        parts = [self.visit(v) for v in node.values]
+        word = "and" if isinstance(node.op, ast.And) else "or"
+        for v, p in zip(node.values, parts):
+            self.need(p, BOOL, v, f"an operand of '{word}'")
+        fn = np.logical_and if word == "and" else np.logical_or
+
+        def reduce(*xs, fn=fn):
+            out = xs[0]
+            for x in xs[1:]:
+                out = fn(out, x)
+            return out
+        key = "(" + f" {word} ".join(p.key for p in parts) + ")"
+        return self._combine(parts, key, BOOL, reduce)
+
+    def v_Compare(self, node: ast.Compare) -> Expr:
+        terms = [node.left, *node.comparators]
+        results = []
+        left = self.visit(node.left)
+        for op, right_node in zip(node.ops, node.comparators):
+            if isinstance(op, (ast.In, ast.NotIn)):
+                results.append(self._membership(left, op, right_node, node))
+                left = None
+                continue
+            if type(op) not in _CMP:
+                raise self.fail(node, f"comparison '{type(op).__name__}' is not allowed")
+            right = self.visit(right_node)
+            sym = _CMP_TEXT[type(op)]
+            if left is None:
+                raise self.fail(right_node, "'in' cannot be chained with another comparison")
+            if left.type == STR or right.type == STR:
+                if type(op) not in (ast.Eq, ast.NotEq):
+                    raise self.fail(node, f"strings can only be compared with == or !=, not '{sym}'")
+                if left.type != right.type:
+                    raise self.fail(right_node, f"'{sym}' compares {_type_name(left.type)} with {_type_name(right.type)}",
+                                    expected="both sides strings")
+                self._check_label(left, right, right_node)
+                self._check_label(right, left, terms[0])
+            elif left.type == BOOL and right.type == BOOL and type(op) in (ast.Eq, ast.NotEq):
+                pass
+            else:
+                self.need(left, NUM, terms[0], f"the left side of '{sym}'")
+                self.need(right, NUM, right_node, f"the right side of '{sym}'")
+            results.append(self._combine([left, right], f"({left.key} {sym} {right.key})", BOOL, _CMP[type(op)]))
+            left = right
+        if len(results) == 1:
+            return results[0]
+        return self._combine(results, "(" + " and ".join(r.key for r in results) + ")", BOOL,
+                             lambda *xs: np.logical_and.reduce(np.broadcast_arrays(*xs)))
+
+    def _check_label(self, name_side: Expr, const_side: Expr, node: ast.AST) -> None:
+        """``regime == "bul"`` is a typo that would silently never match: reject it."""
+        if name_side.key == "regime" and const_side.level == CONST and self.ns.regimes:
+            if const_side.value not in self.ns.regimes:
+                raise self.fail(node, f"regime {const_side.value!r} is not defined by the regime file",
+                                expected="one of " + ", ".join(self.ns.regimes))
+
+    def _membership(self, left: Expr, op: ast.cmpop, right_node: ast.AST, node: ast.AST) -> Expr:
+        if not isinstance(right_node, (ast.List, ast.Tuple, ast.Set)):
+            raise self.fail(right_node, "the right side of 'in' must be a literal list", expected="e.g. [\"meme\", \"AI\"]")
+        items = [self.visit(e) for e in right_node.elts]
+        for it, n in zip(items, right_node.elts):
+            if it.level != CONST:
+                raise self.fail(n, "list items after 'in' must be literals")
+            if it.type != left.type:
+                raise self.fail(n, f"list item is {_type_name(it.type)} but the left side is {_type_name(left.type)}")
+            self._check_label(left, it, n)
+        values = [it.value for it in items]
+        negate = isinstance(op, ast.NotIn)
+
+        def member(x, values=values, negate=negate):
+            r = np.isin(x, values)
+            return ~r if negate else r
+        key = f"({left.key} {'not in' if negate else 'in'} {sorted(map(repr, values))})"
+        return self._combine([left], key, BOOL, member)
+
+    def v_IfExp(self, node: ast.IfExp) -> Expr:
+        cond, a, b = self.visit(node.test), self.visit(node.body), self.visit(node.orelse)
+        self.need(cond, BOOL, node.test, "the condition of 'if ... else'")
+        if a.type != b.type:
+            raise self.fail(node.orelse, f"the branches of 'if ... else' differ: {_type_name(a.type)} and {_type_name(b.type)}",
+                            expected="both branches of the same type")
+        return self._combine([cond, a, b], f"({a.key} if {cond.key} else {b.key})", a.type, np.where)
+
+    # -- calls ------------------------------------------------------------------------------
+    def v_Call(self, node: ast.Call) -> Expr:
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(node, "only registered functions can be called", expected="e.g. sma(close, 50)")
+        name = node.func.id
+        spec = FUNCTIONS.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, list(FUNCTIONS), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise self.fail(node, f"unknown function '{name}'{hint}", expected="one of " + ", ".join(sorted(FUNCTIONS)))
+        args = self._bind_args(spec, node)
+        if spec.kind == "series":
+            return self._series_call(spec, args, node)
+        return self._elementwise_call(spec, args, node)
+
+    def _bind_args(self, spec: FunctionSpec, node: ast.Call) -> list[tuple[Expr, ast.AST]]:
+        sig = f"{spec.name}({', '.join(p.name if p.default is None else f'{p.name}={p.default}' for p in spec.params)})"
+        given: list[tuple[Expr, ast.AST] | None] = [(self.visit(a), a) for a in node.args]
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(node, "'*' arguments are not allowed")
+        if spec.variadic:
+            if node.keywords:
+                raise self.fail(node, f"{spec.name}() takes no keyword arguments")
+            if len(given) < 2:
+                raise self.fail(node, f"{spec.name}() takes at least 2 arguments, {len(given)} given", expected=sig)
+            return given  # type: ignore[return-value]
+        if len(given) > len(spec.params):
+            raise self.fail(node, f"{spec.name}() takes at most {len(spec.params)} arguments, {len(given)} given", expected=sig)
+        given += [None] * (len(spec.params) - len(given))
+        names = [p.name for p in spec.params]
+        for kw in node.keywords:
+            if kw.arg not in names:
+                raise self.fail(kw.value, f"{spec.name}() has no argument '{kw.arg}'", expected=sig)
+            i = names.index(kw.arg)
+            if given[i] is not None:
+                raise self.fail(kw.value, f"{spec.name}() got argument '{kw.arg}' twice", expected=sig)
+            given[i] = (self.visit(kw.value), kw.value)
+        out = []
+        for p, g in zip(spec.params, given):
+            if g is None:
+                if p.default is None:
+                    raise self.fail(node, f"{spec.name}() is missing argument '{p.name}'", expected=sig)
+                v = p.default
+                g = (Expr(NUM, CONST, repr(float(v)), value=v), node)
+            out.append(g)
+        return out
+
+    def _series_call(self, spec: FunctionSpec, args: list[tuple[Expr, ast.AST]], node: ast.Call) -> Expr:
+        level = SERIES
+        statics: list[Any] = []
+        series_args: list[tuple[int, Expr]] = []
+        for i, (p, (e, n)) in enumerate(zip(spec.params, args)):
+            if p.type == "window":
+                if e.level != CONST or e.type != NUM:
+                    raise self.fail(n, f"window '{p.name}' of {spec.name}() must be a fixed number", expected="a positive whole number of bars (or params.x)")
+                v = e.value
+                if float(v) != int(v) or int(v) < 1:
+                    raise self.fail(n, f"window '{p.name}' of {spec.name}() is {v:g}", expected="a positive whole number of bars")
+                statics.append(int(v))
+            elif p.type == "number":
+                if e.level != CONST or e.type != NUM:
+                    raise self.fail(n, f"argument '{p.name}' of {spec.name}() must be a fixed number")
+                statics.append(float(e.value))
+            else:
+                want = BOOL if p.type == "bool_series" else NUM
+                self.need(e, want, n, f"argument '{p.name}' of {spec.name}()")
+                if e.level == CYCLE:
+                    raise self.fail(n, f"{spec.name}() needs a time series (market data or a feature of it), "
+                                       f"but '{ast.unparse(n)}' changes with the portfolio each cycle",
+                                    expected="an expression of market columns")
+                statics.append(None)
+                series_args.append((i, e))
+        key = f"{spec.name}({', '.join(a.key if s is None else repr(s) for (a, _), s in zip(args, statics))})"
+        rtype = BOOL if spec.returns == "bool" else NUM
+
+        def build(store, statics=statics, series_args=series_args, impl=spec.impl):
+            vals = list(statics)
+            for i, e in series_args:
+                arr = e.series(store)
+                vals[i] = np.ascontiguousarray(arr, dtype=bool if e.type == BOOL else np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return impl(*vals)
+        feats = tuple(sorted({f for e, _ in args for f in e.features} | {key}))
+        return Expr(rtype, level, key, build=build, features=feats)
+
+    def _elementwise_call(self, spec: FunctionSpec, args: list[tuple[Expr, ast.AST]], node: ast.Call) -> Expr:
+        for i, (e, n) in enumerate(args):
+            self.need(e, NUM, n, f"argument {i + 1} of {spec.name}()")
+        exprs = [e for e, _ in args]
+        impl = spec.impl
+        if spec.variadic:
+            def fn(*xs, impl=impl):
+                out = xs[0]
+                for x in xs[1:]:
+                    out = impl(out, x)
+                return out
+        else:
+            fn = impl
+        key = f"{spec.name}({', '.join(e.key for e in exprs)})"
+        return self._combine(exprs, key, NUM, fn)
+
+    # -- combining ------------------------------------------------------------------------
+    def _combine(self, parts: list[Expr], key: str, typ: str, fn: Callable) -> Expr:
+        level = max(p.level for p in parts)
+        feats = tuple(sorted({f for p in parts for f in p.features}))
+        if level == CONST:
+            with np.errstate(all="ignore"):
+                v = fn(*[p.value for p in parts])
+            v = v.item() if isinstance(v, np.generic) else v
+            if isinstance(v, np.ndarray):
+                v = v.item()
+            return Expr(typ, CONST, repr(v), value=v)
+        if level == SERIES:
+            def build(store, parts=parts):
+                with np.errstate(all="ignore"):
+                    return fn(*[p.series(store) for p in parts])
+            return Expr(typ, SERIES, key, build=build, features=feats)
+
+        def make(store, parts=parts):
+            fns = [p.bind(store) for p in parts]
+            if len(fns) == 1:
+                f0 = fns[0]
+                return lambda env, t: fn(f0(env, t))
+            if len(fns) == 2:
+                f0, f1 = fns
+                return lambda env, t: fn(f0(env, t), f1(env, t))
+            return lambda env, t: fn(*[f(env, t) for f in fns])
+        return Expr(typ, CYCLE, key, make=make, features=feats)
+
+
+def compile_expression(src: Any, ns: Namespace, where: Where, *, want: str | None = None) -> Expr:
+    """Parse, check and compile one expression; ``want`` is the type the caller needs."""
+    if isinstance(src, bool):
+        src = "true" if src else "false"
+    elif isinstance(src, (int, float)):
+        src = repr(src)
+    if not isinstance(src, str):
+        raise RuleError(where, f"expected an expression string, found {type(src).__name__} {src!r}")
+    comp = _Compiler(src, ns, where)
+    expr = comp.compile()
+    if want is not None and expr.type != want:
+        raise RuleError(where, f"the expression is {_type_name(expr.type)}", expected=_type_name(want),
+                        source=comp.src, line=1, col=1)
+    return expr

@@ -1,0 +1,95 @@
+"""Cerberus schemas of the rule files, one per kind. Unknown keys are rejected."""
+from __future__ import annotations
+
+_EXPR = {"type": ["string", "number", "boolean"], "required": True}
+_ID = {"type": "string", "required": True, "regex": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+_WHY = {"type": "string"}
+_REGIMES = {"type": "list", "schema": {"type": "string"}, "minlength": 1}
+_PARAMS = {"type": "dict", "keysrules": {"type": "string", "regex": r"^[A-Za-z_][A-Za-z0-9_]*$"}}
+
+_RULE = {"type": "dict", "schema": {"id": _ID, "when": _EXPR, "why": _WHY, "regimes": _REGIMES}}
+
+_NUM_OR_PARAM = {"type": ["number", "string"]}
+
+SCHEMAS: dict[str, dict] = {
+    "regime": {
+        "kind": {"type": "string", "allowed": ["regime"], "required": True},
+        "params": _PARAMS,
+        "index": {
+            "type": "dict",
+            "schema": {
+                "weighting": {"type": "string", "allowed": ["equal"]},
+                "exclude_themes": {"type": "list", "schema": {"type": "string"}},
+            },
+        },
+        "default": {"type": "string", "required": True, "regex": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        "regimes": {"type": "list", "required": True, "minlength": 1,
+                    "schema": {"type": "dict", "schema": {"id": _ID, "when": _EXPR, "why": _WHY}}},
+    },
+    "universe": {
+        "kind": {"type": "string", "allowed": ["universe"], "required": True},
+        "params": _PARAMS,
+        "cache": {
+            "type": "dict",
+            "schema": {
+                "ttl": {"type": ["string", "integer"], "required": True},
+                "rebuild_on_regime_change": {"type": "boolean"},
+            },
+        },
+        "filters": {"type": "list", "required": True, "schema": _RULE},
+        "rank": {
+            "type": "dict",
+            "schema": {
+                "by": _EXPR,
+                "descending": {"type": "boolean"},
+                "top": {"type": ["integer", "string"], "required": True},
+            },
+        },
+    },
+    "strategy": {
+        "kind": {"type": "string", "allowed": ["strategy"], "required": True},
+        "name": {"type": "string", "required": True},
+        "params": _PARAMS,
+        "entry": {"type": "list", "required": True, "minlength": 1, "schema": _RULE},
+        "exit": {"type": "list", "required": True, "schema": _RULE},
+        "size": {"type": ["string", "number"], "required": True},
+        "priority": {"type": ["string", "number"]},
+    },
+    "risk": {
+        "kind": {"type": "string", "allowed": ["risk"], "required": True},
+        "params": _PARAMS,
+        "caps": {
+            "type": "list",
+            "schema": {
+                "type": "dict",
+                "schema": {
+                    "id": _ID,
+                    "type": {"type": "string", "required": True,
+                             "allowed": ["asset_weight", "theme_weight", "total_weight", "position_count"]},
+                    "limit": _NUM_OR_PARAM,
+                    "limits": {"type": ["dict", "string"]},
+                    "per_symbol": {"type": ["dict", "string"]},
+                    "why": _WHY,
+                },
+            },
+        },
+        "halts": {
+            "type": "list",
+            "schema": {
+                "type": "dict",
+                "schema": {
+                    "id": _ID, "when": _EXPR, "why": _WHY,
+                    "action": {"type": "string", "allowed": ["block_entries", "flatten"], "required": True},
+                    "cooldown_bars": {"type": ["integer", "string"]},
+                },
+            },
+        },
+        "vetoes": {"type": "list", "schema": _RULE},
+    },
+    "execution": {
+        "kind": {"type": "string", "allowed": ["execution"], "required": True},
+        "params": _PARAMS,
+        "order": {"type": "dict", "schema": {"type": {"type": "string", "allowed": ["market"]}}},
+        "guards": {"type": "list", "schema": _RULE},
+    },
+}

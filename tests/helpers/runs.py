@@ -1,0 +1,35 @@
+"""Compose the real Hydra config and run modes in-process, or run.py as a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from engine.paths import PROJECT_ROOT
+
+CONF_DIR = str(PROJECT_ROOT / "conf")
+
+
+def compose_config(overrides: list[str] | None = None) -> dict:
+    """The composed config as a plain dict, exactly as run.py would see it."""
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="config", overrides=list(overrides or []))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def run_backtest(overrides: list[str], out_dir: Path) -> dict:
+    from engine.modes import backtest
+
+    cfg = compose_config(overrides)
+    return backtest.run(cfg, out_dir, overrides, cfg)
+
+
+def run_cli(args: list[str], cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python run.py ARGS`` in a subprocess, output captured."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *args], cwd=cwd or PROJECT_ROOT,
+                          capture_output=True, text=True, env=full_env, timeout=timeout)

@@ -1,0 +1,53 @@
+"""run.py end to end: outputs, determinism, clear errors for bad input."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers.runs import run_cli
+
+SMALL = ["data.sample.n_symbols=30", "data.sample.n_bars=2000"]
+
+
+@pytest.mark.slow
+def test_same_seed_gives_byte_identical_results(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        r = run_cli([*SMALL, f"hydra.run.dir={tmp_path / name}"])
+        assert r.returncode == 0, r.stderr
+        outs.append((tmp_path / name / "results.json").read_bytes())
+    assert outs[0] == outs[1]
+    results = json.loads(outs[0])
+    assert results["run"]["seed"] == 42
+    assert len(results["run"]["data_hash"]) == 64
+    for key in ("final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades",
+                "win_rate", "profit_factor", "exposure", "fees_paid", "slippage_cost"):
+        assert key in results["metrics"]
+    assert (tmp_path / "a" / "report.html").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_overrides_reach_rule_params_and_profiles(tmp_path):
+    r = run_cli([*SMALL, "strategy=sma_cross", "strategy.params.fast=12", "risk=aggressive",
+                 f"hydra.run.dir={tmp_path}"])
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "results.json").read_text())["run"]["config"]
+    assert cfg["strategy"]["params"]["fast"] == 12
+    assert cfg["risk"]["params"]["max_position_weight"] == 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, needle, code", [
+    (["strategy=nope"], "Could not find 'strategy/nope'", 1),
+    (["strategy.params.fsat=3"], "fsat", 1),
+    (["+strategy.params.fsat=3"], "params.fsat, which the rule file does not define (did you mean 'fast'?)", 2),
+    (["strategy.params.fast=0"], "window 'n' of sma() is 0", 2),
+    (["data=csv"], "data.path", 2),
+])
+def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, args, needle, code):
+    base = [] if "data=csv" in args else SMALL
+    r = run_cli([*base, *args, f"hydra.run.dir={tmp_path}"])
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
