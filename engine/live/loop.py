@@ -8,6 +8,7 @@ a process killed at any point restarts without losing or repeating an order.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -160,7 +161,8 @@ class Session:
             feed.store_bars(self.store, db, times, ohlcv, q.spread_bps)
             self.store.put("meta", "session", {"symbols": symbols, "timeframe": self.timeframe, "mode": self.mode,
                                                "account": s.account, "run_id": f"{s.account}-{self.mode}-{now_ms()}",
-                                               "initial_cash": cash, "created_wall_ms": now_ms()}, db)
+                                               "initial_cash": cash, "created_wall_ms": now_ms(),
+                                               "info": [dataclasses.asdict(i) for i in feed.symbol_infos(markets, symbols)]}, db)
             self.pf, self.halts, self.symbols = pf, HaltState(), symbols
             self.put_state(db, "portfolio", pstate.dump(pf, self.halts))
             self.put_state(db, "pending", None)
