@@ -63,7 +63,8 @@ class EmulatorProcess:
         self.info_file = tmp / "emulator.json"
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "serve", str(self.info_file),
                                       str(speed), str(products), str(cash)], cwd=PROJECT_ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, text=True)
         for _ in range(200):
             if self.info_file.exists() and self.info_file.stat().st_size:
                 break
@@ -101,6 +102,16 @@ class EmulatorProcess:
         return {**os.environ, "RB_TEST_KEY": c.api_key, "RB_TEST_SECRET": c.secret}
 
 
+def wait_started(log: Path, n: int, timeout: float = 30.0) -> None:
+    """Until the log holds ``n`` "loop process started" lines (imports done, the loop begins)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if log.exists() and log.read_text().count("loop process started") >= n:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"the loop process did not start within {timeout}s; see {log}")
+
+
 def start_loop(cfg_file: Path, mode: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "loop", str(cfg_file), mode],
                             cwd=PROJECT_ROOT, env=EmulatorProcess.env(), stdout=log.open("a"), stderr=subprocess.STDOUT)
@@ -132,6 +143,7 @@ def _loop(cfg_file: str, mode: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("rulebook.exchange").setLevel(logging.WARNING)
     from engine.modes.live import open_session
+    print("loop process started", flush=True)  # the crash test kills only after this line
     cfg = json.loads(Path(cfg_file).read_text())
     s = open_session(cfg, mode)
     try:
