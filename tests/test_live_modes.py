@@ -116,3 +116,33 @@ def test_kill_switch_file_halts_entries(tmp_path):
     db = tmp_path / "state" / "default-paper.sqlite"
     assert q(db, "SELECT COUNT(*) FROM orders WHERE side='buy'")[0][0] == 0
     assert q(db, "SELECT COUNT(*) FROM alerts WHERE kind='kill_switch'")[0][0] == 1
+
+
+def test_a_broken_rule_edit_mid_run_keeps_the_loop_going_and_is_recorded(tmp_path):
+    import threading
+    import time as _time
+    state = tmp_path / "state"
+    path = tmp_path / "rules" / "strategies" / "sma_cross.yaml"
+    db = state / "default-paper.sqlite"
+
+    def break_after_first_cycle():
+        for _ in range(600):
+            try:
+                started = db.exists() and q(db, "SELECT COUNT(*) FROM cycles")[0][0] >= 1
+            except sqlite3.OperationalError:  # the file exists but its tables are being created
+                started = False
+            if started:
+                path.write_text(path.read_text().replace("when: crossover(", "when: crossover_typo("))
+                return
+            _time.sleep(0.02)
+
+    live_config("paper", state)  # creates the rules copy
+    th = threading.Thread(target=break_after_first_cycle)
+    th.start()
+    res = run_mode("paper", state, tmp_path / "out", cycles=4)
+    th.join()
+    assert q(db, "SELECT COUNT(*) FROM cycles")[0][0] >= 4  # the loop kept running on the previous rules
+    rejected = q(db, "SELECT file, sha256, error FROM rule_versions WHERE status='rejected'")
+    assert len(rejected) == 1 and rejected[0][0] == "rules/strategies/sma_cross.yaml" and "crossover_typo" in rejected[0][2]
+    assert q(db, "SELECT COUNT(*) FROM alerts WHERE kind='rules_rejected' AND level='error'")[0][0] == 1
+    assert res["live"]["sessions"][-1]["status"] == "ended_with_errors"
