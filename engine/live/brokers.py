@@ -35,6 +35,9 @@ def record_fill(s, db, fill_id: str, cid: str | None, eid: str | None, t: int, j
 
 
 class DryRunBroker:
+    def finish(self, s) -> None:
+        pass
+
     places_orders = False
 
     def reconcile(self, s) -> None:
@@ -67,6 +70,9 @@ class DryRunBroker:
 
 
 class PaperBroker:
+    def finish(self, s) -> None:
+        pass
+
     places_orders = True
 
     def reconcile(self, s) -> None:
@@ -220,6 +226,14 @@ class LiveBroker:
             s.put_state(db, "fills_since", max(since, max(f.time_ms for f in new) - 60_000))
             s.save_portfolio(db)
         return len(new)
+
+    def finish(self, s) -> None:
+        """At session end: settle orders whose answer was lost and adopt the last fills."""
+        try:
+            self._resolve_unknown(s)
+            self.sync_fills(s)
+        except ExchangeCallError as e:  # the next start's reconcile settles them
+            s.alert("warning", "settle_failed", f"end-of-session settle: {e}", s.last_t)
 
     def _resolve_unknown(self, s) -> None:
         for o in s.store.rows("SELECT * FROM orders WHERE exchange_order_id IS NULL AND status IN ('sent','new','open')"):

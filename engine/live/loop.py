@@ -215,6 +215,7 @@ class Session:
                     done += 1
                     if self.settings.max_cycles is not None and done >= self.settings.max_cycles:
                         break
+        self.broker.finish(self)
         status = self._session_status(done)
         self.store.db.execute("UPDATE sessions SET ended_wall_ms=?, cycles=?, status=? WHERE id=?",
                               (now_ms(), done, status, self.session_id))
