@@ -2,8 +2,8 @@
 
     python run.py mode=shadow live.account=NAME        # reads <state_dir>/NAME-dry_run.sqlite
 
-Writes shadow.json (every differing decision) and the backtest's usual outputs for the
-replayed period; exits with code 1 when anything differs (so CI or ops scripts can gate).
+Writes shadow.json (every differing decision) and returns the report; ``n_differences`` is
+what a gate (CI, an ops script) checks.
 """
 from __future__ import annotations
 
