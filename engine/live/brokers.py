@@ -1,0 +1,251 @@
+"""The three brokers. They differ only in what "acting on a decision" means.
+
+- DryRunBroker: places nothing; its virtual portfolio fills each decision at the next bar's
+  open with the backtest's own SimBroker, so a backtest over the same bars decides the same.
+- PaperBroker: fills each order at once on the live bid/ask with the backtest's fee and
+  slippage models, in a simulated account that lives in the state file.
+- LiveBroker: real orders through the ExchangeAdapter (client order id recorded first);
+  fills are adopted from the exchange's fill list, so a restart never counts one twice.
+"""
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+
+from engine.backtest.broker import SimBroker
+from engine.exchange.errors import ExchangeCallError
+from engine.exchange.types import OrderRequest
+from engine.live import pstate
+from engine.live.store import now_ms
+
+log = logging.getLogger("rulebook.live")
+
+_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "rejected": "rejected", "unknown": "sent"}
+
+
+def record_fill(s, db, fill_id: str, cid: str | None, eid: str | None, t: int, j: int, side: str, qty: float,
+                price: float, fee: float, slippage: float, time_ms: int, rule: str) -> None:
+    """Insert a fill and apply it to the portfolio, positions and cash (inside the caller's txn)."""
+    db.execute("INSERT INTO fills(fill_id, client_order_id, exchange_order_id, t, symbol, side, qty, price, fee, "
+               "slippage, time_ms, rule) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+               (fill_id, cid, eid, t, s.symbols[j], side, qty, price, fee, slippage, time_ms, rule))
+    pstate.apply_fill(s.pf, j, side, qty, price, fee, t, rule, float(s.size_increment[j]))
+
+
+class DryRunBroker:
+    def finish(self, s) -> None:
+        pass
+
+    places_orders = False
+
+    def reconcile(self, s) -> None:
+        pass
+
+    def before_decide(self, s, market, t: int, db) -> None:
+        """Fill the previous decision at its next bar's open, exactly as the backtest does."""
+        pend = s.pending
+        if not pend or pend["t"] >= t:
+            return
+        row = pend["t"] + 1
+        sim = SimBroker(market, s.fees, s.slippage, s.size_increment, s.max_participation,
+                        np.random.default_rng(s.seed + row))
+        d = SimpleNamespace(sell_qty=np.array(pend["sell"]), buy_qty=np.array(pend["buy"]),
+                            exit_rule=pend["exit_rule"], entry_rule=pend["entry_rule"])
+        for f in sim.execute(d, row, s.pf):  # updates s.pf and the shared fee schedule
+            db.execute("INSERT INTO fills(fill_id, client_order_id, exchange_order_id, t, symbol, side, qty, price, "
+                       "fee, slippage, time_ms, rule) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (f"dry-{row}-{f.symbol_idx}-{f.side}", None, None, row, s.symbols[f.symbol_idx], f.side,
+                        f.qty, f.price, f.fee, f.slippage, int(market.times[row]), f.rule))
+        s.pending = None
+
+    def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
+        if decision.has_orders:
+            s.pending = {"t": t, "sell": decision.sell_qty.tolist(), "buy": decision.buy_qty.tolist(),
+                         "exit_rule": list(decision.exit_rule), "entry_rule": list(decision.entry_rule)}
+
+    def cancel_all(self, s) -> int:
+        return 0
+
+
+class PaperBroker:
+    def finish(self, s) -> None:
+        pass
+
+    places_orders = True
+
+    def reconcile(self, s) -> None:
+        for o in s.store.open_orders():  # recorded but never simulated: the process died in between
+            if s.order_is_fresh(o):
+                s.alert("warning", "resend", f"paper order {o['client_order_id']} was recorded but not filled "
+                        "before a restart; filling it now", o["t"])
+                self._fill(s, o, s.quotes or s.fetch_quotes())
+            else:
+                with s.store.txn() as db:
+                    s.store.update_order(db, o["client_order_id"], status="abandoned", reason="stale after restart")
+
+    def before_decide(self, s, market, t: int, db) -> None:
+        pass
+
+    def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
+        for o in orders:
+            self._fill(s, o, quotes)
+
+    def _fill(self, s, o: dict, q) -> None:
+        j = s.index[o["symbol"]]
+        cid, side, qty = o["client_order_id"], o["side"], float(o["qty"])
+        mid = q.mid[j]
+        if not mid > 0:
+            with s.store.txn() as db:
+                s.store.update_order(db, cid, status="rejected", reason="no quote")
+            return
+        bar_usd = np.array([s.bar_volume_usd[j]])
+        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, None)[0])
+        px = mid * (1.0 + slip / 1e4) if side == "buy" else mid * (1.0 - slip / 1e4)
+        when = s.clock.now_ms()
+        rate = s.fees.tier(when).taker_bps / 1e4
+        inc = float(s.size_increment[j])
+        if side == "buy":
+            cost = qty * px * (1.0 + rate)
+            if cost > s.pf.cash:  # scaled down to the cash the account has, like the backtest
+                qty = float(np.floor(qty * max(s.pf.cash, 0.0) / cost / inc + 1e-9) * inc)
+        else:
+            qty = min(qty, float(s.pf.qty[j]))
+        if qty <= 0:
+            with s.store.txn() as db:
+                s.store.update_order(db, cid, status="rejected", reason="insufficient cash" if side == "buy" else "nothing held")
+            return
+        fee = qty * px * rate
+        with s.store.txn() as db:
+            record_fill(s, db, "paper-" + cid, cid, None, int(o["t"]), j, side, qty, px, fee,
+                        qty * abs(px - mid), when, o["rule"] or "")
+            s.store.update_order(db, cid, status="filled", filled=qty, avg_price=px, fee=fee)
+            s.save_portfolio(db)
+        s.fees.record(when, qty * px)
+
+    def cancel_all(self, s) -> int:
+        return 0
+
+
+class LiveBroker:
+    places_orders = True
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+
+    def reconcile(self, s) -> None:
+        """Settle every order whose fate we did not record, then adopt the fills we missed."""
+        for o in s.store.open_orders():
+            cid = o["client_order_id"]
+            st = self.adapter.fetch_order_by_client_id(cid, o["symbol"])
+            if st is None:
+                if o["status"] == "new" and s.order_is_fresh(o):
+                    s.alert("warning", "resend", f"order {cid} was recorded but never reached the exchange; "
+                            "sending it now (same client order id)", o["t"])
+                    self._send_one(s, o)
+                else:
+                    with s.store.txn() as db:
+                        s.store.update_order(db, cid, status="abandoned", reason="not at the exchange after restart")
+                continue
+            with s.store.txn() as db:
+                self._update(s, db, cid, st)
+            if st.status == "open" and s.settings.open_orders_on_start == "cancel":
+                self._cancel(s, cid)
+        self.sync_fills(s)
+
+    def before_decide(self, s, market, t: int, db) -> None:
+        pass
+
+    def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
+        for o in orders:
+            self._send_one(s, o)
+        self.sync_fills(s)
+
+    def _send_one(self, s, o: dict) -> None:
+        cid = o["client_order_id"]
+        try:
+            st = self.adapter.create_order(OrderRequest(cid, o["symbol"], o["side"], "market", float(o["qty"])))
+        except ExchangeCallError as e:  # fate unknown: reconcile() settles it by client order id
+            with s.store.txn() as db:
+                s.store.update_order(db, cid, status="sent", reason=str(e)[:300])
+            s.alert("warning", "order_unknown", f"order {cid}: {e}", o["t"])
+            return
+        with s.store.txn() as db:
+            self._update(s, db, cid, st)
+        if st.status == "rejected":
+            s.alert("warning", "order_rejected", f"order {cid} {o['side']} {o['qty']} {o['symbol']}: {st.reject_reason}", o["t"])
+
+    def _update(self, s, db, cid: str, st) -> None:
+        s.store.update_order(db, cid, status=_STATUS.get(st.status, "sent"), exchange_order_id=st.exchange_order_id,
+                             avg_price=st.average_price, reason=st.reject_reason)
+
+    def _cancel(self, s, cid: str) -> None:
+        try:
+            st = self.adapter.cancel_order(cid)
+        except ExchangeCallError as e:
+            s.alert("warning", "cancel_failed", f"cancel {cid}: {e}", None)
+            return
+        with s.store.txn() as db:
+            self._update(s, db, cid, st)
+
+    def cancel_all(self, s) -> int:
+        n = 0
+        for o in s.store.open_orders():
+            if o["status"] in ("open", "sent"):
+                self._cancel(s, o["client_order_id"])
+                n += 1
+        return n
+
+    def sync_fills(self, s) -> int:
+        """Adopt every exchange fill not yet in the state file (by trade id: never twice)."""
+        since = int(s.store.get("state", "fills_since", s.started_wall_ms - 60_000))
+        fills = self.adapter.fills(since)
+        have = {r["fill_id"] for r in s.store.rows("SELECT fill_id FROM fills")}
+        new = [f for f in fills if f.trade_id not in have and f.symbol in s.index]
+        if not new:
+            return 0
+        by_eid = {r["exchange_order_id"]: r for r in s.store.rows(
+            "SELECT client_order_id, exchange_order_id, t, rule FROM orders WHERE exchange_order_id IS NOT NULL")}
+        if any(f.exchange_order_id not in by_eid for f in new):
+            self._resolve_unknown(s)  # a create whose answer was lost: learn its exchange id first
+            by_eid = {r["exchange_order_id"]: r for r in s.store.rows(
+                "SELECT client_order_id, exchange_order_id, t, rule FROM orders WHERE exchange_order_id IS NOT NULL")}
+        with s.store.txn() as db:
+            for f in new:
+                o = by_eid.get(f.exchange_order_id)
+                if o is None:
+                    s.store.alert(db, "error", "foreign_fill", f"fill {f.trade_id} of order {f.exchange_order_id} "
+                                  "is not one of ours; adopted so positions match the exchange", s.last_t)
+                cid, t, rule = (o["client_order_id"], o["t"], o["rule"]) if o else (None, s.last_t or 0, "foreign")
+                record_fill(s, db, f.trade_id, cid, f.exchange_order_id, int(t), s.index[f.symbol], f.side, f.qty,
+                            f.price, f.fee, 0.0, f.time_ms, rule or "")
+                if cid:
+                    db.execute("UPDATE orders SET filled = filled + ?, fee = fee + ? WHERE client_order_id=?",
+                               (f.qty, f.fee, cid))
+            s.put_state(db, "fills_since", max(since, max(f.time_ms for f in new) - 60_000))
+            s.save_portfolio(db)
+        return len(new)
+
+    def finish(self, s) -> None:
+        """At session end: settle orders whose answer was lost and adopt the last fills."""
+        try:
+            self._resolve_unknown(s)
+            self.sync_fills(s)
+        except ExchangeCallError as e:  # the next start's reconcile settles them
+            s.alert("warning", "settle_failed", f"end-of-session settle: {e}", s.last_t)
+
+    def _resolve_unknown(self, s) -> None:
+        for o in s.store.rows("SELECT * FROM orders WHERE exchange_order_id IS NULL AND status IN ('sent','new','open')"):
+            st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"])
+            if st is not None:
+                with s.store.txn() as db:
+                    self._update(s, db, o["client_order_id"], st)
+
+
+def make_broker(mode: str, adapter):
+    if mode == "dry_run":
+        return DryRunBroker()
+    if mode == "paper":
+        return PaperBroker()
+    return LiveBroker(adapter)

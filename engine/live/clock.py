@@ -1,0 +1,56 @@
+"""The mode's clock: wall time on a real exchange, the emulator's accelerated time offline.
+
+Cycles align to bar closes on this clock. A simulated clock either reads the in-process
+emulator directly or, for an emulator in another process, extrapolates from the newest
+bar it has seen at the configured speed (and corrects itself on every fetch).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+
+class WallClock:
+    speed = 1.0
+
+    def __init__(self, settle_s: float = 2.0):
+        self.settle_ms = int(settle_s * 1000)
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def sleep_until(self, target_ms: int, stop: Callable[[], bool]) -> None:
+        _sleep_until(self, target_ms + self.settle_ms, stop)
+
+
+class SimClock:
+    """The emulator's accelerated clock, read from ``source`` (simulated epoch ms)."""
+
+    settle_ms = 0
+
+    def __init__(self, speed: float, source: Callable[[], int]):
+        if not speed or speed <= 0:
+            raise ValueError(f"a simulated clock needs a speed > 0, found {speed!r}")
+        self.speed = float(speed)
+        self.source = source
+
+    @classmethod
+    def from_origin(cls, speed: float, origin_ms: int, origin_wall_s: float) -> "SimClock":
+        """For an emulator in another process: its simulated time was ``origin_ms`` at wall time
+        ``origin_wall_s`` and runs ``speed`` times faster than the wall clock."""
+        return cls(speed, lambda: int(origin_ms + (time.time() - origin_wall_s) * 1000.0 * speed))
+
+    def now_ms(self) -> int:
+        return int(self.source())
+
+    def sleep_until(self, target_ms: int, stop: Callable[[], bool]) -> None:
+        _sleep_until(self, target_ms, stop)
+
+
+def _sleep_until(clock, target_ms: int, stop: Callable[[], bool]) -> None:
+    while not stop():
+        left_ms = target_ms - clock.now_ms()
+        if left_ms <= 0:
+            return
+        # wake at least 5x a second so a stop request or kill switch is seen promptly
+        time.sleep(min(left_ms / 1000.0 / clock.speed, 0.2))

@@ -1,0 +1,386 @@
+"""The live loop: at each bar close on the mode's clock, refresh data, run the backtest's
+cycle at the newest bar, act through the mode's broker, and record every step in SQLite.
+
+One session = start (create or reopen the account's state file) -> reconcile with the
+exchange -> cycles until the cycle limit or end time -> session record. Every step that
+changes state is one transaction, and every order row is committed before it is sent, so
+a process killed at any point restarts without losing or repeating an order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from engine.backtest.costs import FeeSchedule, SlippageModel
+from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
+from engine.cycle.portfolio import Portfolio
+from engine.cycle.prepare import prepare
+from engine.exchange.ids import make_client_order_id
+from engine.live import feed, pstate
+from engine.live.brokers import make_broker
+from engine.live.errors import LiveError
+from engine.live.reload import RuleReloader
+from engine.live.safeguards import burn_in_scale, kill_switch_on, paper_passed
+from engine.live.settings import LiveSettings
+from engine.live.store import StateStore, now_ms
+from engine.market.data import iso_utc, timeframe_ms
+
+log = logging.getLogger("rulebook.live")
+alert_log = logging.getLogger("rulebook.live.alerts")
+DAY_MS = 86_400_000
+
+
+class Session:
+    def __init__(self, mode: str, cfg: Mapping[str, Any], settings: LiveSettings, adapter, clock, timeframe: str,
+                 load_rules, store: StateStore | None = None):
+        self.mode, self.cfg, self.settings, self.adapter, self.clock = mode, cfg, settings, adapter, clock
+        self.timeframe, self.tf_ms = timeframe, timeframe_ms(timeframe)
+        self.store = store or StateStore(settings.state_path(mode))
+        self.reloader = RuleReloader(cfg, load_rules)
+        self.broker = make_broker(mode, adapter)
+        bt = cfg.get("backtest") or {}
+        slip = bt.get("slippage") or {}
+        self.slippage = SlippageModel(slip.get("model", "spread_impact"), float(slip.get("impact_coef", 0.1)),
+                                      float(slip.get("noise_bps", 0.0)))
+        fees = (cfg.get("exchange") or {}).get("fees") or {"tiers": [{"min_volume_usd": 0, "maker_bps": 60, "taker_bps": 120}]}
+        self.fees = FeeSchedule.from_config(fees)
+        self.max_participation = float(bt.get("max_participation", 0.1))
+        self.seed = int(cfg.get("seed", 42))
+        self.initial_cash = float(settings.initial_cash if settings.initial_cash is not None
+                                  else bt.get("initial_cash", 10_000.0))
+        self.stop_requested = False
+        self.kill_signal = False
+        self.quotes = None
+        self.last_t: int | None = None
+        self.started_wall_ms = now_ms()
+        self.pending = None
+        self.kill_active = False
+
+    # -- small helpers used by the brokers ----------------------------------------------------
+    def alert(self, level: str, kind: str, message: str, t: int | None, data: dict | None = None) -> None:
+        """An alert is a structured log record and a row in the state file."""
+        rec = {"level": level, "kind": kind, "message": message, "mode": self.mode, "account": self.settings.account,
+               "t": t, **(data or {})}
+        alert_log.log(logging.ERROR if level == "error" else logging.WARNING, json.dumps(rec, sort_keys=True, default=str),
+                      extra={"alert": rec})
+        self.store.alert(None, level, kind, message, t, data)
+
+    def put_state(self, db, key: str, value: Any) -> None:
+        self.store.put("state", key, value, db)
+
+    def save_portfolio(self, db) -> None:
+        self.put_state(db, "portfolio", pstate.dump(self.pf, self.halts))
+        self.put_state(db, "pending", self.pending)
+        db.execute("DELETE FROM positions")
+        held = np.flatnonzero(self.pf.qty > 0)
+        db.executemany("INSERT INTO positions(symbol, qty, entry_price, entry_t, entry_rule) VALUES (?,?,?,?,?)",
+                       [(self.symbols[i], float(self.pf.qty[i]), float(self.pf.entry_price[i]),
+                         int(self.pf.entry_bar[i]), self.pf.entry_rule[i]) for i in held])
+        db.execute("INSERT OR REPLACE INTO cash(currency, amount) VALUES (?, ?)", (self.settings.quote_currency, self.pf.cash))
+
+    def order_is_fresh(self, o: dict) -> bool:
+        """Whether an order recorded but never sent may still go out (not older than the policy allows)."""
+        bar_close = int(self.times_ms_of(o["t"])) + self.tf_ms
+        return self.clock.now_ms() - bar_close <= self.settings.resend_max_age_bars * self.tf_ms + self.tf_ms
+
+    def times_ms_of(self, t: int) -> int:
+        row = self.store.db.execute("SELECT time_ms FROM bars WHERE t=?", (t,)).fetchone()
+        return row[0] if row else 0
+
+    def fetch_quotes(self):
+        self.quotes = feed.quotes(self.adapter, self.symbols)
+        return self.quotes
+
+    # -- start --------------------------------------------------------------------------------
+    def start(self) -> None:
+        markets = self.adapter.markets()
+        meta = self.store.get("meta", "session")
+        if meta is None:
+            self._create(markets)
+            meta = self.store.get("meta", "session")
+        if meta["timeframe"] != self.timeframe or meta["mode"] != self.mode:
+            raise LiveError(f"state file {self.store.path} holds a {meta['mode']} account on {meta['timeframe']} bars; "
+                            f"this run is {self.mode} on {self.timeframe}: use another live.account or live.state_dir")
+        self.symbols = list(meta["symbols"])
+        missing = [s for s in self.symbols if s not in markets]
+        if missing:
+            raise LiveError(f"state file {self.store.path} trades {', '.join(missing)}, which the exchange no longer lists")
+        self.run_id = meta["run_id"]
+        self.index = {s: j for j, s in enumerate(self.symbols)}
+        self.info = feed.symbol_infos(markets, self.symbols)
+        self.size_increment = np.array([i.size_increment for i in self.info])
+        self.pf, self.halts = pstate.load(self.store.get("state", "portfolio"))
+        self.pending = self.store.get("state", "pending")
+        for r in self.store.rows("SELECT time_ms, qty, price FROM fills ORDER BY time_ms, fill_id"):
+            self.fees.record(int(r["time_ms"]), r["qty"] * r["price"])  # the fee tier's trailing volume
+        last = self.store.rows("SELECT MAX(t) AS t FROM cycles")[0]["t"]
+        self.last_t = None if last is None else int(last)
+        self.bar_volume_usd = np.zeros(len(self.symbols))
+        self._record_rules("loaded", self.reloader.rules.file_hashes, None, self.last_t, only_new=True)
+        if self.mode == "live":
+            self._check_live_gate()
+
+    def _create(self, markets) -> None:
+        s = self.settings
+        if s.symbols:
+            bad = [x for x in s.symbols if x not in markets]
+            if bad:
+                raise LiveError(f"live.symbols names {', '.join(bad)}, not listed by the exchange "
+                                f"(it lists e.g. {', '.join(list(markets)[:4])})")
+            symbols = list(s.symbols)
+        else:
+            symbols = [m for m, i in sorted(markets.items()) if i.quote == s.quote_currency and i.tradable][: s.max_symbols]
+            if not symbols:
+                raise LiveError(f"the exchange lists no tradable spot market quoted in {s.quote_currency} "
+                                "(live.quote_currency)")
+        self.symbols = symbols
+        now = self.clock.now_ms()
+        last_close = now // self.tf_ms * self.tf_ms
+        since = last_close - s.history_bars * self.tf_ms
+        times, ohlcv = feed.fetch_bars(self.adapter, symbols, self.timeframe, self.tf_ms, since, last_close)
+        times, ohlcv = _trim_unserved(times, ohlcv)
+        if len(times) < 2:
+            raise LiveError(f"the exchange returned {len(times)} closed {self.timeframe} bars for {symbols[0]}..; "
+                            "expected live.history_bars of history")
+        q = feed.quotes(self.adapter, symbols)
+        n = len(symbols)
+        cash = self.initial_cash
+        if self.mode == "live":  # the account's real cash; positions start from what we trade
+            bal = self.adapter.balances().get(s.quote_currency)
+            cash = bal.total if bal else 0.0
+        pf = Portfolio.empty(n, cash)
+        with self.store.txn() as db:
+            feed.store_bars(self.store, db, times, ohlcv, q.spread_bps)
+            self.store.put("meta", "session", {"symbols": symbols, "timeframe": self.timeframe, "mode": self.mode,
+                                               "account": s.account, "run_id": f"{s.account}-{self.mode}-{now_ms()}",
+                                               "initial_cash": cash, "created_wall_ms": now_ms(),
+                                               "info": [dataclasses.asdict(i) for i in feed.symbol_infos(markets, symbols)]}, db)
+            self.pf, self.halts, self.symbols = pf, HaltState(), symbols
+            self.put_state(db, "portfolio", pstate.dump(pf, self.halts))
+            self.put_state(db, "pending", None)
+            db.execute("INSERT OR REPLACE INTO cash(currency, amount) VALUES (?, ?)", (s.quote_currency, cash))
+        log.info("%s account %s created: %d symbols, %d bars of history", self.mode, s.account, n, len(times))
+
+    def _check_live_gate(self) -> None:
+        b = self.settings.burn_in
+        if b.require_paper:
+            paper = self.settings.state_path("paper")
+            if not paper_passed(paper, b.min_paper_cycles):
+                raise LiveError(f"live trading refused: no passing paper session recorded in {paper} (need one of "
+                                f">= {b.min_paper_cycles} cycles with no error alert, live.burn_in.min_paper_cycles); "
+                                f"run mode=paper live.account={self.settings.account} first")
+
+    def _record_rules(self, status: str, hashes: dict, error: str | None, t: int | None, only_new: bool = False) -> None:
+        with self.store.txn() as db:
+            for f, h in sorted(hashes.items()):
+                if only_new:
+                    row = db.execute("SELECT sha256 FROM rule_versions WHERE file=? AND status='loaded' "
+                                     "ORDER BY id DESC LIMIT 1", (f,)).fetchone()
+                    if row and row[0] == h:
+                        continue
+                db.execute("INSERT INTO rule_versions(wall_ms, t, file, sha256, status, error) VALUES (?,?,?,?,?,?)",
+                           (now_ms(), t, f, h, status, error))
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> dict:
+        self.start()
+        self.broker.reconcile(self)
+        self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status) VALUES (?, 'running')",
+                                                (now_ms(),)).lastrowid
+        done, end_ms = 0, self.settings.end_ms()
+        stop = lambda: self.stop_requested
+        with _signals(self):
+            while not self.stop_requested:
+                if self.settings.max_cycles is not None and done >= self.settings.max_cycles:
+                    break
+                if end_ms is not None and self.clock.now_ms() >= end_ms:
+                    break
+                target = int(self.store.last_bar_time()) + 2 * self.tf_ms  # close of the next bar
+                self.clock.sleep_until(target, stop)
+                if self.stop_requested:
+                    break
+                if self._refresh() == 0:
+                    time.sleep(min(0.05, self.tf_ms / 1000.0 / self.clock.speed / 10))
+                    continue
+                for t in self._rows_to_cycle():
+                    self.cycle(t)
+                    done += 1
+                    if self.settings.max_cycles is not None and done >= self.settings.max_cycles:
+                        break
+        self.broker.finish(self)
+        status = self._session_status(done)
+        self.store.db.execute("UPDATE sessions SET ended_wall_ms=?, cycles=?, status=? WHERE id=?",
+                              (now_ms(), done, status, self.session_id))
+        log.info("%s session ended after %d cycles (%s)", self.mode, done, status)
+        return {"cycles": done, "status": status}
+
+    def _session_status(self, done: int) -> str:
+        errors = self.store.db.execute("SELECT COUNT(*) FROM alerts WHERE level='error' AND wall_ms >= ?",
+                                       (self.started_wall_ms,)).fetchone()[0]
+        if self.mode == "paper" and done >= self.settings.burn_in.min_paper_cycles and errors == 0:
+            return "passed"
+        return "ended" if errors == 0 else "ended_with_errors"
+
+    def _refresh(self) -> int:
+        """Fetch the bars that closed since the last stored one (and quotes); returns how many."""
+        last = int(self.store.last_bar_time())
+        now = self.clock.now_ms()
+        last_close = now // self.tf_ms * self.tf_ms
+        times, ohlcv = feed.fetch_bars(self.adapter, self.symbols, self.timeframe, self.tf_ms, last + self.tf_ms, last_close)
+        times, ohlcv = _trim_unserved(times, ohlcv)
+        if not len(times):
+            return 0
+        q = self.fetch_quotes()
+        with self.store.txn() as db:
+            feed.store_bars(self.store, db, times, ohlcv, q.spread_bps)
+        return len(times)
+
+    def _rows_to_cycle(self) -> list[int]:
+        n = self.store.n_bars()
+        if self.last_t is None:
+            return [n - 1]
+        if self.mode == "dry_run" and self.settings.shadow_catch_up:
+            return list(range(self.last_t + 1, n))
+        skipped = n - 1 - (self.last_t + 1)
+        if skipped > 0:
+            self.alert("warning", "bars_skipped", f"{skipped} bar(s) closed while the loop was busy or down; "
+                       "deciding on the newest only", n - 1)
+        return [n - 1]
+
+    # -- one cycle ----------------------------------------------------------------------------
+    def cycle(self, t: int) -> None:
+        status, changed, err = self.reloader.check()
+        if status == "loaded":
+            self._record_rules("loaded", changed, None, t)
+            self.alert("info", "rules_reloaded", f"rule files reloaded: {', '.join(sorted(changed))}", t, {"hashes": changed})
+        elif status == "rejected":
+            self._record_rules("rejected", changed, err, t)
+            self.alert("error", "rules_rejected", f"rule edit rejected, previous rules keep running: {err}", t)
+        market = feed.panel(self.store, self.timeframe, self.symbols, self.info, f"live:{self.mode}")
+        p = prepare(market, self.reloader.rules)
+        if self.mode == "live":
+            self.broker.sync_fills(self)
+        close = p.close[t]
+        spread = p.store.arrays["spread_bps"][t]
+        self.bar_volume_usd = np.nan_to_num(p.store.arrays["volume_usd"][t])
+        q = self.quotes or self.fetch_quotes()
+        age = q.age_s(self.adapter.clock())
+        kill = kill_switch_on(self.settings, self.store) or self.kill_signal
+        if kill and not self.kill_active:
+            n = self.broker.cancel_all(self)
+            self.alert("error", "kill_switch", f"kill switch on: {n} open order(s) cancelled, entries halted", t)
+        self.kill_active = kill
+        with self.store.txn() as db:
+            self.broker.before_decide(self, market, t, db)
+            eq = self.pf.mark(close, int(market.times[t] // DAY_MS))
+            before = set(k for k, v in self.halts.until.items() if v > t)
+            d = decide(p, t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts, cap_tables(p))
+            notes = self._guard(d, t, age, kill)
+            self.pf.exiting |= d.exit_intent
+            orders = self._order_rows(d, t, int(market.times[t]), db) if self.broker.places_orders else []
+            self._record_decision(db, d, t, int(market.times[t]), eq)
+            self.save_portfolio(db)
+        for h in sorted(set(d.halts) - before):
+            self.alert("warning", "halt", f"risk halt {h} active: entries blocked", t)
+        for level, kind, msg in notes:
+            self.alert(level, kind, msg, t)
+        self.last_t = t
+        self.broker.send(self, t, orders, d, q)
+        if orders:
+            with self.store.txn() as db:
+                db.execute("UPDATE cycles SET status='done' WHERE t=?", (t,))
+
+    def _guard(self, d, t: int, age: np.ndarray, kill: bool) -> list[tuple[str, str, str]]:
+        """Loop-level safeguards on top of the rules: stale quotes, kill switch, live burn-in."""
+        notes = []
+        stale = (age > self.settings.max_quote_age_s) & ((d.buy_qty > 0) | (d.sell_qty > 0))
+        if stale.any():
+            d.buy_qty[stale] = 0.0
+            d.sell_qty[stale] = 0.0
+            names = ", ".join(self.symbols[i] for i in np.flatnonzero(stale))
+            notes.append(("warning", "stale_quote", f"orders blocked on stale quotes (> {self.settings.max_quote_age_s}s): {names}"))
+        if kill and d.buy_qty.any():
+            d.buy_qty[:] = 0.0
+        if self.mode == "live" and d.buy_qty.any():
+            scale, cap = burn_in_scale(self.settings.burn_in, self.store, self.times_ms_of(t))
+            if scale < 1.0:
+                px = np.where(self.quotes.mid > 0, self.quotes.mid, np.nan) if self.quotes is not None else np.full(len(self.symbols), np.nan)
+                q = d.buy_qty * scale
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    q = np.where(q * px > cap, cap / px, q)
+                    q = np.floor(np.nan_to_num(q) / self.size_increment + 1e-9) * self.size_increment
+                d.buy_qty[:] = q
+        return notes
+
+    def _order_rows(self, d, t: int, bar_ms: int, db) -> list[dict]:
+        rows = []
+        for side, qty, rules in (("sell", d.sell_qty, d.exit_rule), ("buy", d.buy_qty, d.entry_rule)):
+            for i in np.flatnonzero(qty > 0):
+                cid = make_client_order_id(self.run_id, bar_ms, self.symbols[i], side, 0)
+                row = {"client_order_id": cid, "t": t, "symbol": self.symbols[i], "side": side, "qty": float(qty[i]),
+                       "type": "market", "rule": rules[i] or ("halt" if side == "sell" else ""), "status": "new"}
+                db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status, created_wall_ms, "
+                           "updated_wall_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           (cid, t, row["symbol"], side, row["qty"], "market", row["rule"], "new", now_ms(), now_ms()))
+                rows.append(row)
+        return rows
+
+    def _record_decision(self, db, d, t: int, bar_ms: int, eq: float) -> None:
+        trace = {"candidate": np.flatnonzero(d.candidates).tolist(),
+                 "cycle_true": {k: np.flatnonzero(np.broadcast_to(v, d.candidates.shape)).tolist()
+                                for k, v in d.cycle_verdicts.items()},
+                 "clip": {k: np.flatnonzero(v).tolist() for k, v in d.clipped.items()},
+                 "block": {k: np.flatnonzero(v).tolist() for k, v in d.blocked.items() if v.any()},
+                 "halts": list(d.halts)}
+        db.executemany("INSERT INTO decisions(t, symbol, side, qty, rule) VALUES (?,?,?,?,?)",
+                       [(t, self.symbols[i], "sell", float(d.sell_qty[i]), d.exit_rule[i]) for i in np.flatnonzero(d.sell_qty)]
+                       + [(t, self.symbols[i], "buy", float(d.buy_qty[i]), d.entry_rule[i]) for i in np.flatnonzero(d.buy_qty)])
+        exposure = (eq - self.pf.cash) / eq if eq > 0 else 0.0
+        status = "decided" if self.broker.places_orders and d.has_orders else "done"
+        db.execute("INSERT INTO cycles(t, time_ms, status, regime, equity, cash, exposure, halts, rules_hash, trace, "
+                   "session, decided_wall_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (t, bar_ms, status, d.regime, eq, self.pf.cash, exposure, json.dumps(d.halts),
+                    self.reloader.fingerprint, json.dumps(trace, sort_keys=True), self.session_id, now_ms()))
+        log.info("%s cycle %s: regime %s, equity %.2f, %d sell(s), %d buy(s)", self.mode, iso_utc(bar_ms + self.tf_ms),
+                 d.regime, eq, int((d.sell_qty > 0).sum()), int((d.buy_qty > 0).sum()))
+
+
+def _trim_unserved(times: np.ndarray, ohlcv: np.ndarray):
+    """Drop trailing bars no symbol has yet (not served yet): they are fetched next cycle, not stored as gaps."""
+    have = ~np.isnan(ohlcv[:, 3, :]).all(axis=1)
+    if not have.any():
+        return times[:0], ohlcv[:0]
+    last = int(np.flatnonzero(have)[-1]) + 1
+    return times[:last], ohlcv[:last]
+
+
+class _signals:
+    """SIGTERM/SIGINT: stop after the current cycle; SIGUSR1: kill switch (main thread only)."""
+
+    def __init__(self, s: Session):
+        self.s = s
+        self.old: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        def stop(*_):
+            self.s.stop_requested = True
+        def kill(*_):
+            self.s.kill_signal = True
+        for sig, fn in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (getattr(signal, "SIGUSR1", None), kill)):
+            if sig is not None:
+                self.old[sig] = signal.signal(sig, fn)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, fn in self.old.items():
+            signal.signal(sig, fn)

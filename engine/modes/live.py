@@ -1,0 +1,85 @@
+"""mode=dry_run|paper|live: the backtest's cycle on a live clock (engine/live), then the same report."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine.exchange.adapter import ExchangeAdapter
+from engine.exchange.config import ExchangeConfig
+from engine.exchange.errors import ExchangeError
+from engine.live.clock import SimClock, WallClock
+from engine.live.errors import LiveError
+from engine.live.loop import Session
+from engine.live.report import live_results
+from engine.live.settings import LiveSettings
+from engine.modes.setup import load_rules, run_identity
+
+log = logging.getLogger(__name__)
+
+
+def exchange_config(cfg: Mapping[str, Any]) -> ExchangeConfig:
+    ex = dict(cfg.get("exchange") or {})
+    ex.pop("fees", None)  # read by the fee model, not (yet) by ExchangeConfig
+    try:
+        return ExchangeConfig.from_mapping(ex)
+    except ExchangeError as e:
+        raise LiveError(str(e)) from None
+
+
+def make_clock(settings: LiveSettings, xcfg: ExchangeConfig, adapter):
+    kind = settings.clock
+    if kind == "auto":
+        kind = "sim" if (adapter.emulator is not None or settings.sim_origin_ms is not None) else "wall"
+    if kind == "wall":
+        return WallClock(settings.settle_s)
+    speed = settings.sim_speed or xcfg.emulator.speed
+    if adapter.emulator is not None:
+        return SimClock(speed, adapter.emulator.market.now_ms)
+    if settings.sim_origin_ms is None or settings.sim_origin_wall_s is None:
+        raise LiveError("live.clock=sim with an emulator in another process needs live.sim_origin_ms and "
+                        "live.sim_origin_wall_s (its simulated time at a wall time)")
+    return SimClock.from_origin(speed, int(settings.sim_origin_ms), float(settings.sim_origin_wall_s))
+
+
+def open_session(cfg: Mapping[str, Any], mode: str | None = None) -> Session:
+    mode = mode or (cfg.get("mode") or {}).get("name")
+    if mode not in ("dry_run", "paper", "live"):
+        raise LiveError(f"mode.name is {mode!r}; the live loop runs dry_run, paper or live")
+    settings = LiveSettings.from_mapping(cfg.get("live"))
+    xcfg = exchange_config(cfg)
+    try:
+        adapter = ExchangeAdapter(xcfg)
+    except ExchangeError as e:
+        raise LiveError(str(e)) from None
+    try:
+        timeframe = settings.timeframe or ("1m" if adapter.emulator is not None else (cfg.get("data") or {}).get("timeframe", "1h"))
+        return Session(mode, cfg, settings, adapter, make_clock(settings, xcfg, adapter), timeframe, load_rules)
+    except BaseException:
+        adapter.close()
+        raise
+
+
+def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: Mapping[str, Any]) -> dict:
+    t0 = time.perf_counter()
+    s = open_session(cfg)
+    try:
+        summary = s.run()
+        from engine.live import feed
+        market = feed.panel(s.store, s.timeframe, s.symbols, s.info, f"live:{s.mode}")
+        info = run_identity(cfg, market, s.reloader.rules, overrides, redacted)
+        info.update(mode=s.mode, account=s.settings.account, state_file=str(s.store.path), session=summary)
+        results = live_results(s, info)
+    finally:
+        s.adapter.close()
+        s.store.close()
+    if results is None:
+        log.warning("%s session ran no cycle: no report written", s.mode)
+        return {"session": summary}
+    from engine.report.outputs import write_run_outputs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = write_run_outputs(out_dir, results, timing={"elapsed_seconds": round(time.perf_counter() - t0, 3)})
+    for name, path in sorted(paths.items()):
+        print(f"{name}: {path}")
+    return results

@@ -1,0 +1,163 @@
+"""Factories for the live-mode tests: configs, a Coinbase emulator in its own process, and
+the live loop as a subprocess (so SIGKILL of the loop never kills the exchange).
+
+    python -m tests.helpers.live serve INFO_FILE [--speed S] [--products N] [--cash C]
+    python -m tests.helpers.live loop CFG_JSON MODE
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.paths import PROJECT_ROOT
+from tests.helpers.runs import compose_config
+
+# conf/config.yaml may not list the live group yet: append it only then
+LIVE_GROUP = [] if "- live:" in (PROJECT_ROOT / "conf" / "config.yaml").read_text() else ["+live=default"]
+
+# sma_cross with short windows on the emulator's 1m bars: it trades every few minutes
+ACTIVE = ["strategy.params.fast=2", "strategy.params.slow=5", "universe.params.min_history_bars=10",
+          "live.history_bars=60", "execution.params.quote_max_age_s=30"]
+
+
+def active_rules_dir(where: Path) -> Path:
+    """The project's rule files with a 5-minute universe cache (24h never rebuilds on 1m bars)."""
+    d = Path(where) / "rules"
+    if not d.exists():
+        shutil.copytree(PROJECT_ROOT / "rules", d)
+        u = d / "universe.yaml"
+        text = u.read_text()
+        assert "ttl: 24h" in text
+        u.write_text(text.replace("ttl: 24h", "ttl: 5m"))
+    return d
+
+
+def live_overrides(mode: str, state_dir: Path, *extra: str, cycles: int = 5, speed: float = 120.0,
+                   products: int = 3) -> list[str]:
+    """Overrides for a bounded run against the in-process emulator (exchange=local_sim)."""
+    rules = active_rules_dir(Path(state_dir).parent)
+    return [f"mode={mode}", "exchange=local_sim", *LIVE_GROUP, f"live.state_dir={state_dir}", f"rules_dir={rules}",
+            f"live.max_cycles={cycles}", f"exchange.emulator.speed={speed}", f"exchange.emulator.products={products}",
+            "live.burn_in.min_paper_cycles=3", *ACTIVE, *extra]
+
+
+def live_config(mode: str, state_dir: Path, *extra: str, **kw) -> dict:
+    return compose_config(live_overrides(mode, state_dir, *extra, **kw))
+
+
+def run_mode(mode: str, state_dir: Path, out_dir: Path, *extra: str, **kw) -> dict:
+    from engine.modes import live
+    ov = live_overrides(mode, state_dir, *extra, **kw)
+    cfg = compose_config(ov)
+    return live.run(cfg, out_dir, ov, cfg)
+
+
+# -- an emulator in another process --------------------------------------------------------------
+class EmulatorProcess:
+    """``python -m tests.helpers.live serve``: a CoinbaseEmulator with only quote cash (so the
+    account's base balances are exactly the positions the loop traded)."""
+
+    def __init__(self, tmp: Path, speed: float = 120.0, products: int = 3, cash: float = 10_000.0):
+        self.info_file = tmp / "emulator.json"
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "serve", str(self.info_file),
+                                      str(speed), str(products), str(cash)], cwd=PROJECT_ROOT,
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, text=True)
+        for _ in range(200):
+            if self.info_file.exists() and self.info_file.stat().st_size:
+                break
+            time.sleep(0.05)
+        self.info = json.loads(self.info_file.read_text())
+
+    def dump(self, path: Path) -> dict:
+        path.unlink(missing_ok=True)
+        self.proc.stdin.write(f"dump {path}\n")
+        self.proc.stdin.flush()
+        for _ in range(200):
+            if path.exists() and path.stat().st_size:
+                return json.loads(path.read_text())
+            time.sleep(0.05)
+        raise TimeoutError("the emulator process did not dump its state")
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def overrides(self, mode: str, state_dir: Path, cycles: int) -> list[str]:
+        i = self.info
+        return [f"mode={mode}", "exchange=local_sim", *LIVE_GROUP, f"live.state_dir={state_dir}",
+                f"live.max_cycles={cycles}", "exchange.emulator.autostart=false",
+                f"rules_dir={active_rules_dir(Path(state_dir).parent)}", f"exchange.rest_url={i['url']}",
+                "exchange.api_key_env=RB_TEST_KEY", "exchange.api_secret_env=RB_TEST_SECRET",
+                f"live.sim_origin_ms={i['sim_ms']}", f"live.sim_origin_wall_s={i['wall_s']}",
+                f"live.sim_speed={i['speed']}", "live.timeframe=1m", "live.burn_in.require_paper=false",
+                "live.burn_in.cycles=0", *ACTIVE]
+
+    @staticmethod
+    def env() -> dict:
+        from engine.exchange.keys import throwaway_credentials
+        c = throwaway_credentials(seed=1)
+        return {**os.environ, "RB_TEST_KEY": c.api_key, "RB_TEST_SECRET": c.secret}
+
+
+def wait_started(log: Path, n: int, timeout: float = 30.0) -> None:
+    """Until the log holds ``n`` "loop process started" lines (imports done, the loop begins)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if log.exists() and log.read_text().count("loop process started") >= n:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"the loop process did not start within {timeout}s; see {log}")
+
+
+def start_loop(cfg_file: Path, mode: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "loop", str(cfg_file), mode],
+                            cwd=PROJECT_ROOT, env=EmulatorProcess.env(), stdout=log.open("a"), stderr=subprocess.STDOUT)
+
+
+def _serve(info_file: str, speed: str, products: str, cash: str) -> None:
+    from engine.exchange.emulator import CoinbaseEmulator
+    from engine.exchange.emulator.market import SimMarket
+    market = SimMarket.generate(seed=7, n_products=int(products), speed=float(speed))
+    emu = CoinbaseEmulator(market=market, balances={"USDC": float(cash)}, enforce_rate_limits=False)
+    emu.start()
+    wall = time.time()
+    sim = market.now_ms()
+    Path(info_file + ".tmp").write_text(json.dumps({"url": emu.url, "sim_ms": sim, "wall_s": wall, "speed": float(speed)}))
+    os.replace(info_file + ".tmp", info_file)
+    for line in sys.stdin:
+        cmd, _, arg = line.strip().partition(" ")
+        if cmd == "dump":
+            state = {"orders": emu.orders(), "balances": emu.balances()}
+            Path(arg + ".tmp").write_text(json.dumps(state))
+            os.replace(arg + ".tmp", arg)
+        elif cmd == "quit":
+            break
+    emu.stop()
+
+
+def _loop(cfg_file: str, mode: str) -> None:
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("rulebook.exchange").setLevel(logging.WARNING)
+    from engine.modes.live import open_session
+    print("loop process started", flush=True)  # the crash test kills only after this line
+    cfg = json.loads(Path(cfg_file).read_text())
+    s = open_session(cfg, mode)
+    try:
+        print(json.dumps(s.run()), flush=True)
+    finally:
+        s.adapter.close()
+        s.store.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        _serve(*sys.argv[2:6])
+    elif sys.argv[1] == "loop":
+        _loop(sys.argv[2], sys.argv[3])

@@ -1,0 +1,109 @@
+"""Settings, state store, portfolio state and hot reload, without an exchange."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.cycle.decide import HaltState
+from engine.cycle.portfolio import Portfolio
+from engine.live import pstate
+from engine.live.errors import LiveError
+from engine.live.loop import _trim_unserved
+from engine.live.reload import RuleReloader
+from engine.live.safeguards import burn_in_scale, kill_switch_on, set_kill
+from engine.live.settings import BurnIn, LiveSettings
+from engine.live.store import StateStore
+from engine.modes.setup import load_rules
+from tests.helpers.live import active_rules_dir, live_config
+
+
+def test_settings_reject_unknown_keys_and_unbounded_runs():
+    with pytest.raises(LiveError, match=r"live.max_cycle: unknown key; did you mean 'max_cycles'"):
+        LiveSettings.from_mapping({"max_cycle": 3})
+    with pytest.raises(LiveError, match="cycle limit or an end time"):
+        LiveSettings.from_mapping({"max_cycles": None, "end_time": None})
+    with pytest.raises(LiveError, match="open_orders_on_start is 'forget'"):
+        LiveSettings.from_mapping({"open_orders_on_start": "forget"})
+    s = LiveSettings.from_mapping({"account": "ops-1", "state_dir": "/tmp/x", "burn_in": {"cycles": 5}})
+    assert s.state_path("paper").name == "ops-1-paper.sqlite" and s.state_path("live").name == "ops-1-live.sqlite"
+    assert s.burn_in.cycles == 5
+
+
+def test_store_step_is_atomic(tmp_path):
+    st = StateStore(tmp_path / "a.sqlite")
+    with pytest.raises(RuntimeError):
+        with st.txn() as db:
+            st.put("state", "x", 1, db)
+            raise RuntimeError("crash mid-step")
+    assert st.get("state", "x") is None
+    with st.txn() as db:
+        st.append_bars(db, np.array([0, 60_000]), np.arange(2 * 6 * 3, dtype=float).reshape(2, 6, 3))
+    times, data = st.bars(3)
+    assert times.tolist() == [0, 60_000] and data[1, 5, 2] == 35.0
+    st.close()
+
+
+def test_portfolio_state_round_trips_exactly():
+    pf = Portfolio.empty(3, 1000.0)
+    pstate.apply_fill(pf, 1, "buy", 0.5, 101.25, 0.3, 7, "golden_cross", 1e-8)
+    pf.mark(np.array([1.0, 102.0, 3.0]), 19000)
+    back, halts = pstate.load(pstate.dump(pf, HaltState({"daily_loss": 31})))
+    assert back.cash == pf.cash and back.qty.tolist() == pf.qty.tolist() and back.entry_rule == pf.entry_rule
+    assert np.array_equal(back.entry_price, pf.entry_price, equal_nan=True) and halts.until == {"daily_loss": 31}
+    pstate.apply_fill(pf, 1, "sell", 0.5, 100.0, 0.3, 9, "death_cross", 1e-8)
+    assert pf.qty[1] == 0 and pf.entry_bar[1] == -1
+
+
+def test_unserved_trailing_bars_are_not_stored_as_gaps():
+    ohlcv = np.full((3, 5, 2), np.nan)
+    ohlcv[0, :, 0] = 1.0
+    ohlcv[1, :, 1] = 1.0
+    times, kept = _trim_unserved(np.array([0, 1, 2]), ohlcv)
+    assert times.tolist() == [0, 1] and kept.shape[0] == 2
+
+
+def test_burn_in_and_kill_switch(tmp_path):
+    st = StateStore(tmp_path / "s.sqlite")
+    assert burn_in_scale(BurnIn(cycles=2, cap_scale=0.5, max_order_notional=50), st, 0) == (0.5, 50)
+    st.db.execute("INSERT INTO cycles(t, time_ms, status) VALUES (1, 0, 'done'), (2, 60000, 'done')")
+    assert burn_in_scale(BurnIn(cycles=2), st, 120_000)[0] == 1.0
+    assert burn_in_scale(BurnIn(cycles=0, days=1), st, 120_000)[0] < 1.0
+    s = LiveSettings.from_mapping({"kill_switch_file": str(tmp_path / "KILL")})
+    assert not kill_switch_on(s, st)
+    (tmp_path / "KILL").touch()
+    assert kill_switch_on(s, st)
+    set_kill(st, True)
+    assert kill_switch_on(LiveSettings(), st)
+    st.close()
+
+
+def test_hot_reload_takes_valid_edits_and_keeps_rules_on_broken_ones(tmp_path):
+    active_rules_dir(tmp_path)
+    cfg = live_config("paper", tmp_path / "state")
+    r = RuleReloader(cfg, load_rules)
+    assert r.check() == ("same", {}, None)
+    path = tmp_path / "rules" / "strategies" / "sma_cross.yaml"
+    good = path.read_text()
+    path.write_text(good.replace("stop_loss: 0.08", "stop_loss: 0.05"))
+    status, changed, err = r.check()
+    assert status == "loaded" and list(changed) == ["rules/strategies/sma_cross.yaml"]
+    assert r.rules.strategy.params["stop_loss"] == 0.08  # the config's params override still wins
+    before = r.rules
+    path.write_text(good.replace("when: crossover(", "when: crossover_typo("))
+    status, changed, err = r.check()
+    assert status == "rejected" and "sma_cross.yaml" in err and r.rules is before
+    assert r.check()[0] == "same"  # the same broken edit is reported once
+
+
+def test_kill_command_sets_the_flag_the_loop_reads(tmp_path):
+    from engine.live.__main__ import main
+    path = tmp_path / "a-live.sqlite"
+    StateStore(path).close()
+    assert main(["kill", "--state", str(path)]) == 0
+    st = StateStore(path)
+    assert kill_switch_on(LiveSettings(), st)
+    st.close()
+    assert main(["resume", "--state", str(path)]) == 0
+    st = StateStore(path)
+    assert not kill_switch_on(LiveSettings(), st)
+    st.close()
