@@ -16,7 +16,7 @@ from engine.errors import UserError, user_error_types
 
 log = logging.getLogger("rulebook")
 
-MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain")
+MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow")
 
 
 def _hydra_context() -> tuple[Path, list[str], bool]:
@@ -53,7 +53,13 @@ def dispatch(cfg: dict, out_dir: Path, overrides: list[str], redacted: dict) -> 
         from engine import explain
 
         return explain.main(cfg)
-    raise UserError(f"mode={mode} is not available yet in this version; use mode=backtest")
+    if mode in ("dry_run", "paper", "live"):
+        from engine.modes import live
+
+        return live.run(cfg, out_dir, overrides, redacted)
+    from engine.modes import shadow
+
+    return shadow.run(cfg, out_dir, overrides, redacted)
 
 
 def main(cfg: DictConfig) -> Any:

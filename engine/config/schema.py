@@ -19,7 +19,7 @@ from . import paths
 from .problems import ConfigProblem
 from .secrets import is_env_name_key, is_secret_key
 
-MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain")
+MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow")
 RUN_MODES = ("backtest", "dry_run", "paper", "live")
 DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade")
 SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
@@ -235,6 +235,8 @@ COMPOSED: dict[str, dict] = {
         "symbol": {**SYMBOL, "nullable": True},
         "time": DATE,
     }),
+    # live-clock loop settings: checked key by key by engine.live.settings.LiveSettings
+    "live": {"type": "dict", "allow_unknown": True},
     # Tolerated if a caller forgets to drop it: Hydra's own section is Hydra's to check.
     "hydra": {"type": "dict", "allow_unknown": True},
 }

@@ -104,12 +104,20 @@ def _close(a: Any, b: Any) -> bool:
     return a == b
 
 
+# Identity fields that may change without any change in trading (a new config group, a
+# version bump): printed as notes, never a failure. The data hash is not among them.
+NOTE_KEYS = ("config_hash", "engine_version")
+
+
+def notes(base: dict, now: dict) -> list[Difference]:
+    return [Difference(k, base.get(k), now.get(k)) for k in NOTE_KEYS if base.get(k) != now.get(k)]
+
+
 def compare(base: dict, now: dict) -> list[Difference]:
-    """Every difference: metrics with a float tolerance, trades and hashes exactly."""
+    """Every difference in trading: metrics with a float tolerance, trades and the data hash exactly."""
     out: list[Difference] = []
-    for key in ("data_hash", "config_hash", "engine_version"):
-        if base.get(key) != now.get(key):
-            out.append(Difference(key, base.get(key), now.get(key)))
+    if base.get("data_hash") != now.get("data_hash"):
+        out.append(Difference("data_hash", base.get("data_hash"), now.get("data_hash")))
     bm, nm = base.get("metrics", {}), now.get("metrics", {})
     for k in sorted(set(bm) | set(nm)):
         if not _close(bm.get(k), nm.get(k)):
@@ -133,9 +141,13 @@ def compare(base: dict, now: dict) -> list[Difference]:
     return out
 
 
-def check(name: str, overrides: list[str] | None = None, directory: Path = BASELINE_DIR) -> list[Difference]:
+def check(name: str, overrides: list[str] | None = None, directory: Path = BASELINE_DIR,
+          note_sink: list[Difference] | None = None) -> list[Difference]:
     base = read(name, directory)
-    return compare(base, run_snapshot(base.get("overrides", []) if overrides is None else overrides))
+    now = run_snapshot(base.get("overrides", []) if overrides is None else overrides)
+    if note_sink is not None:
+        note_sink.extend(notes(base, now))
+    return compare(base, now)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,10 +168,13 @@ def main(argv: list[str] | None = None) -> int:
             path = write(args.name, overrides or [], Path(args.dir))
             print(f"baseline written: {path}")
             return 0
-        diffs = check(args.name, overrides, Path(args.dir))
+        found_notes: list[Difference] = []
+        diffs = check(args.name, overrides, Path(args.dir), found_notes)
     except user_error_types() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for d in found_notes:
+        print(f"note: {d}")
     for d in diffs:
         print(d)
     print(f"baseline {args.name}: " + ("no differences" if not diffs else f"{len(diffs)} difference(s)"))
