@@ -69,8 +69,7 @@ def finished_jobs(root: Path) -> tuple[int, int]:
         return 0, 0
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root)
-        if len(rel.parts) >= MAX_DEPTH or ".hydra" in rel.parts:
-            dirnames[:] = []
+        dirnames[:] = [] if len(rel.parts) >= MAX_DEPTH else [d for d in dirnames if d != ".hydra"]
         if not rel.parts:
             continue
         if RESULTS_FILE in filenames:

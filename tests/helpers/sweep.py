@@ -7,6 +7,7 @@ and after that merge. Once the spine carries them, ``entry_script()`` returns ru
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -68,6 +69,43 @@ def job_outcomes(sweep_dir: Path) -> dict[str, str]:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def plugin_available(module: str) -> bool:
+    """Whether an optional Hydra plugin (or engine) is importable in this interpreter."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
+def hydra_job(out_dir: Path, multirun: bool = True, overrides: list[str] | None = None,
+              launcher: str | None = None):
+    """Make HydraConfig look like a running job (in-process), then restore it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    overrides = list(overrides or [])
+    with initialize_config_dir(version_base="1.3", config_dir=str(PROJECT_ROOT / "conf")):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        cfg.hydra.runtime.output_dir = str(out_dir)
+        cfg.hydra.overrides.task = overrides
+        if launcher:
+            cfg.hydra.launcher = {"_target_": launcher}
+    instance = HydraConfig.instance()
+    previous = instance.cfg
+    instance.set_config(cfg)
+    try:
+        yield cfg
+    finally:
+        instance.cfg = previous
 
 
 if __name__ == "__main__":
