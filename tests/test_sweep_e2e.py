@@ -120,9 +120,10 @@ def test_optuna_search_is_seeded_and_reports_the_best_trial(tmp_path, cache_dir)
                     reason='Ray and hydra-ray-launcher are not installed (pip install -e ".[ray]"); '
                            "too heavy for the default CI install")
 def test_ray_cluster_runs_the_sweep(tmp_path, cache_dir):
-    # No address: Ray starts a private cluster on this machine for the sweep and stops it after.
-    args = ["hydra/launcher=cluster", "hydra.launcher.ray.init.num_cpus=2",
-            "hydra.launcher.ray.init.include_dashboard=false", *FAILING_GRID]
+    # address=local: Ray starts a private cluster on this machine for the sweep and stops it after
+    # (never joins a cluster someone else left running here)
+    args = ["hydra/launcher=cluster", "hydra.launcher.ray.init.address=local", "++hydra.launcher.ray.init.num_cpus=2",
+            "++hydra.launcher.ray.init.include_dashboard=false", *FAILING_GRID]
     proc = run_sweep(args, tmp_path, cache_dir, timeout=420)
     check_ok(proc)
     assert "Ray Launcher is launching 4 jobs" in proc.stderr + proc.stdout

@@ -97,3 +97,22 @@ def test_format_duration(seconds, text):
 
 def test_status_line_before_any_progress_has_unknown_eta():
     assert status_line("", 0, 10, 0.0).endswith("ETA ?")
+
+
+def test_the_backtest_loop_drives_it(tmp_path):
+    """run_backtest(p, s, progress) reports bars processed; close() ends at 100%."""
+    from engine.backtest.engine import run_backtest
+    from engine.cycle.prepare import prepare
+    from engine.modes.setup import backtest_settings, load_market, load_rules
+    from tests.helpers.runs import compose_config
+    from tests.helpers.sweep import SMALL_MARKET
+
+    cfg = compose_config([*SMALL_MARKET, f"data.cache_dir={tmp_path}"])
+    market = load_market(cfg["data"])
+    settings = backtest_settings(cfg, market)
+    stream = FakeTerminal()
+    with Progress("backtest", stream=stream, min_interval=0.0) as progress:
+        run_backtest(prepare(market, load_rules(cfg)), settings, progress=progress)
+    lines = stream.getvalue().split("\r")
+    assert progress.draws >= 3  # every 512 bars of 1,500, then the final state
+    assert "1,500/1,500 bars  100.0%" in lines[-1] and lines[-1].endswith("\n")
