@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,22 +25,12 @@ CALLBACK = "++hydra.callbacks.sweep_setup._target_=engine.sweep.callbacks.SweepS
 GRID = ["strategy.params.fast=12,24,36,48", "risk=conservative,balanced"]
 
 
-CPU_USED: dict[Path, float] = {}  # sweep dir -> CPU seconds its command used (all processes)
-
-
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def run(args: list[str], sweep_dir: Path) -> float:
     env = {**os.environ, "RULEBOOK_PROGRESS": "never"}
-    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args, f"hydra.sweep.dir={sweep_dir}"],
                           cwd=ROOT, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - t0
-    CPU_USED[sweep_dir] = _children_cpu() - cpu0
     if proc.returncode != 0:
         sys.exit(f"run.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return elapsed
@@ -80,15 +69,12 @@ def main() -> None:
                     par_dir)
         j_basic, j_par = jobs_phase(basic_dir), jobs_phase(par_dir)
         same = metrics(basic_dir) == metrics(par_dir)
-        # cores actually obtained = CPU seconds / wall seconds; on an idle machine ~1 and ~n_jobs
-        cores_basic, cores_par = CPU_USED[basic_dir] / t_basic, CPU_USED[par_dir] / t_par
         n = len(metrics(basic_dir))
 
     print(f"sweep of {n} backtests on {os.cpu_count()} cores ({' '.join(GRID)}; {' '.join(data[1:]) or 'default market'})")
     print(f"  basic launcher              : {t_basic:6.1f} s whole command, {j_basic:6.1f} s jobs phase")
     print(f"  hydra/launcher=local n_jobs={opts.workers}: {t_par:6.1f} s whole command, {j_par:6.1f} s jobs phase")
     print(f"  speed-up                    : {t_basic / t_par:6.2f}x whole command, {j_basic / j_par:6.2f}x jobs phase")
-    print(f"  cores obtained (cpu/wall)   : {cores_basic:6.2f} basic, {cores_par:6.2f} parallel")
     print(f"  identical metrics in both   : {'yes' if same else 'NO'}")
     # a parallel sweep can only use cores nobody else is using: read the figures against this
     print(f"  1-min load average          : {load_before:.2f} before, {os.getloadavg()[0]:.2f} after "
