@@ -13,31 +13,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from engine.errors import UserError, user_error_types
+from engine.sweep.job import sweep_job
 
 log = logging.getLogger("rulebook")
 
 MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow")
 
 
-def _hydra_context() -> tuple[Path, list[str], bool]:
+def _hydra_context() -> tuple[Path, list[str]]:
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     hc = HydraConfig.get()
-    return Path(hc.runtime.output_dir), list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
-
-
-def _record_job_error(out_dir: Path, overrides: list[str], exc: BaseException) -> None:
-    """In a sweep, a failed job leaves error.json (read by the sweep report) and the others go on."""
-    import json
-
-    from engine.config import redact
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"error": f"{type(exc).__name__}: {exc}", "overrides": redact({"o": overrides})["o"]}
-    tmp = out_dir / "error.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True))
-    tmp.replace(out_dir / "error.json")
+    return Path(hc.runtime.output_dir), list(hc.overrides.task)
 
 
 def dispatch(cfg: dict, out_dir: Path, overrides: list[str], redacted: dict) -> Any:
@@ -62,12 +49,13 @@ def dispatch(cfg: dict, out_dir: Path, overrides: list[str], redacted: dict) -> 
     return shadow.run(cfg, out_dir, overrides, redacted)
 
 
+@sweep_job
 def main(cfg: DictConfig) -> Any:
     from engine.config import ConfigError, redact
     from engine.config.entry import prepare_run, validate_entry
 
     errors = user_error_types() + (ConfigError,)
-    out_dir, overrides, multirun = _hydra_context()
+    out_dir, overrides = _hydra_context()
     try:
         if OmegaConf.select(cfg, "mode.name") == "validate":
             sys.exit(validate_entry(cfg))
@@ -77,13 +65,4 @@ def main(cfg: DictConfig) -> Any:
     except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         log.debug("user error", exc_info=True)
-        if multirun:
-            _record_job_error(out_dir, overrides, exc)
-            return None
-        sys.exit(2)
-    except Exception as exc:
-        if not multirun:
-            raise
-        log.exception("job failed")
-        _record_job_error(out_dir, overrides, exc)
-        return None
+        sys.exit(2)  # under -m, sweep_job records it in error.json and the sweep goes on

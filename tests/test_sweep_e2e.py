@@ -62,7 +62,8 @@ def test_a_failing_job_is_recorded_and_the_others_go_on(failing_sweeps, launcher
     check_ok(proc)
     assert job_outcomes(sweep_dir) == {"0": "ok", "1": "ok", "2": "failed", "3": "failed"}
     err = read_json(sweep_dir / "2" / "error.json")
-    assert err["error"] == "backtest.start is 'not-a-date'; expected an ISO date such as 2024-03-01"
+    assert "[format] backtest.start: 'backtest.start' must be an ISO date" in err["error"]
+    assert "found: 'not-a-date'" in err["error"]
     assert "backtest.start=not-a-date" in err["overrides"]
     assert "2 failed" in proc.stderr + proc.stdout
 
@@ -75,7 +76,7 @@ def test_failed_jobs_are_in_the_sweep_report(failing_sweeps, launcher):
     assert summary["n_runs"] == 4 and summary["n_failed"] == 2
     failed = {r["id"]: r for r in summary["runs"] if r["status"] == "failed"}
     assert set(failed) == {"2", "3"}
-    assert "expected an ISO date" in failed["2"]["error"]
+    assert "must be an ISO date" in failed["2"]["error"]
 
 
 def test_parallel_jobs_match_sequential_ones(failing_sweeps):

@@ -83,7 +83,11 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
     # long stretches), scanning is wasted work: back off for a growing number of bars
     backoff, scan_from = 0, start
     t = start
+    next_report = start  # progress every ~512 bars, however far the fast path jumps
     while t < stop:
+        if progress is not None and t >= next_report:
+            progress(t - start, stop - start)
+            next_report = t + 512
         if (pending is None and scanner is not None and t < stop - 1 and t != busy_at
                 and t >= scan_from):
             end = min(t + block, stop - 1)
@@ -117,8 +121,6 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         pf.exiting |= d.exit_intent
         if d.has_orders:
             pending = d
-        if progress is not None and k % 512 == 0:
-            progress(k, stop - start)
         t += 1
     return BacktestResult(p, start, stop, equity, exposure, broker.fills, pf, trace, s,
                           {"bars": stop - start, "decided": decided, "skipped": skipped})

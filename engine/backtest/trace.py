@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.cycle.decide import Decision
+from engine.fileio import atomic_write
 from engine.cycle.prepare import Prepared
 
 
@@ -117,6 +118,4 @@ class TraceRecorder:
                 arrays[f"events_idx:{key}"] = np.concatenate([i for _, i in ev]).astype(np.int32)
         for hid, ts in self.halts.items():
             arrays[f"halt:{hid}"] = np.array(ts, dtype=np.int32)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)
+        atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))

@@ -235,6 +235,8 @@ COMPOSED: dict[str, dict] = {
         "symbol": {**SYMBOL, "nullable": True},
         "time": DATE,
     }),
+    # set by a sweep config (+sweep=optuna_sharpe): the metric a sweeper optimises
+    "sweep": _dict({"objective": _str(empty=False)}),
     # live-clock loop settings: checked key by key by engine.live.settings.LiveSettings
     "live": {"type": "dict", "allow_unknown": True},
     # Tolerated if a caller forgets to drop it: Hydra's own section is Hydra's to check.

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.fileio import atomic_write
 from engine.market.data import MarketData, SymbolInfo
 
 log = logging.getLogger(__name__)
@@ -48,17 +47,7 @@ def save_market(md: MarketData, path: Path | str, key: str = "") -> Path:
     if md.true_regime is not None:
         arrays["true_regime"] = np.ascontiguousarray(md.true_regime, dtype=np.int64)
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
     return path
 
 

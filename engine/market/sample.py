@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import lfilter
 
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
 
@@ -292,6 +291,8 @@ def generate_sample_market(spec: SampleSpec = SampleSpec()) -> MarketData:
     if n_st:
         shock = rng.standard_normal((T, n_st)) * (_STABLE_NOISE_SD * math.sqrt(1 - _STABLE_PHI ** 2))
         shock *= np.where(regime == _HIGH_VOL, 2.0, 1.0)[:, None]
+        from scipy.signal import lfilter  # only a cache miss pays for importing scipy
+
         dev = lfilter([1.0], [1.0, -_STABLE_PHI], shock, axis=0)
         close[:, stable] = 1.0 + dev
 

@@ -13,6 +13,7 @@ from engine.market.data import iso_utc
 from engine.modes.setup import backtest_settings, load_market, load_rules, run_identity
 from engine.report.options import ReportOptions
 from engine.report.outputs import write_run_outputs
+from engine.sweep.job import run_progress
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
              settings.stop - settings.start, iso_utc(int(market.times[settings.start])),
              iso_utc(int(market.times[settings.stop - 1])))
     prepared = prepare(market, rules)
-    res = run_backtest(prepared, settings)
+    with run_progress(f"backtest {rules.strategy.name}") as progress:
+        res = run_backtest(prepared, settings, progress=progress)
     info = run_identity(cfg, market, rules, overrides, redacted)
     info.update(start=iso_utc(int(market.times[settings.start])), end=iso_utc(int(market.times[settings.stop - 1])))
     results = build_results(res, info)

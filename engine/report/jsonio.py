@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.fileio import atomic_write_text
 
 
 def clean(value: Any) -> Any:
@@ -55,22 +55,6 @@ def dumps(value: Any, cleaned: bool = False, indent: int | None = None) -> str:
     return json.dumps(value if cleaned else clean(value), sort_keys=True,
                       separators=(",", ":") if indent is None else (",", ": "), indent=indent,
                       ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` so a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_json(path: Path, value: Any, cleaned: bool = False, indent: int | None = None) -> Path:
