@@ -12,12 +12,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from engine.config.schema import MODES
 from engine.errors import UserError, user_error_types
 from engine.sweep.job import sweep_job
 
 log = logging.getLogger("rulebook")
 
-MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow")
 
 
 def _hydra_context() -> tuple[Path, list[str]]:

@@ -25,10 +25,13 @@ class Broken:
     suggestions: tuple = ()
     themes: dict | None = None
     warning_only: bool = False
+    live_requirements: bool = True  # False: skip the checks that read the machine (env vars, state files)
 
 
 S, D = "set", "del"
 P = "risk.params"
+B = "live.burn_in"
+NO_STATE_DIR = "/nonexistent/rulebook-test-state"  # a shadow run finds no dry_run state here
 CASES = [
     # --- typos: unknown keys, with did-you-mean
     Broken("root_typo", ((S, "sed", 1),), "unknown_key", "sed", "unknown key 'sed' in '<root>'", suggestions=("seed",)),
@@ -120,8 +123,34 @@ CASES = [
         {"min_volume_usd": 50000, "maker_bps": 25, "taker_bps": 50},
         {"min_volume_usd": 10000, "maker_bps": 40, "taker_bps": 80}]),),
            "sanity.fee_tiers_not_ascending", "exchange.fees.tiers", "exactly one fee tier"),
-    Broken("burn_in_looser", ((S, "risk.burn_in.max_total_exposure", 0.9),), "sanity.burn_in_exposure_above_total",
-           "risk.burn_in.max_total_exposure", "must not be looser", mode="live", base="live", env=LIVE_ENV),
+    # --- the live group (conf/live): strict keys, types and ranges
+    Broken("live_typo", ((S, "live.max_cycle", 5),), "unknown_key", "live.max_cycle", "unknown key 'max_cycle' in 'live'",
+           suggestions=("max_cycles",)),
+    Broken("burn_in_typo", ((S, f"{B}.cap_scal", 0.5),), "unknown_key", f"{B}.cap_scal",
+           "unknown key 'cap_scal' in 'live.burn_in'", suggestions=("cap_scale",)),
+    Broken("cap_scale_zero", ((S, f"{B}.cap_scale", 0),), "min", f"{B}.cap_scale", "must be greater than 0",
+           expected="> 0"),
+    Broken("cap_scale_above_1", ((S, f"{B}.cap_scale", 1.5),), "max", f"{B}.cap_scale", "must be at most 1",
+           mode="live", base="live", env=LIVE_ENV),
+    Broken("burn_in_notional_zero", ((S, f"{B}.max_order_notional", 0),), "min", f"{B}.max_order_notional",
+           "must be greater than 0"),
+    Broken("burn_in_cycles_float", ((S, f"{B}.cycles", 2.5),), "type", f"{B}.cycles", "must be an integer"),
+    Broken("max_cycles_zero", ((S, "live.max_cycles", 0),), "min", "live.max_cycles", "must be at least 1"),
+    Broken("clock_typo", ((S, "live.clock", "wal"),), "allowed", "live.clock", "must be one of auto, wall, sim",
+           suggestions=("wall",)),
+    Broken("open_orders_typo", ((S, "live.open_orders_on_start", "cancle"),), "allowed", "live.open_orders_on_start",
+           "must be one of cancel, keep", suggestions=("cancel",)),
+    Broken("end_time_not_iso", ((S, "live.end_time", "03/01/2024"),), "format", "live.end_time",
+           "must be an ISO-8601 UTC time"),
+    Broken("end_time_no_such_day", ((S, "live.end_time", "2024-02-30T12:00"),), "format", "live.end_time",
+           "must be an ISO-8601 UTC time"),
+    Broken("end_time_with_offset", ((S, "live.end_time", "2024-03-01T12:00+02:00"),), "format", "live.end_time",
+           "UTC time"),
+    Broken("history_bars_one", ((S, "live.history_bars", 1),), "min", "live.history_bars", "must be at least 2"),
+    Broken("account_with_slash", ((S, "live.account", "ops/1"),), "format", "live.account",
+           "letters, digits, '-' or '_'"),
+    Broken("require_paper_string", ((S, f"{B}.require_paper", "no"),), "type", f"{B}.require_paper",
+           "must be true or false"),
     # --- deprecated keys in each mode
     *[Broken(f"renamed_{m}", ((S, "backtest.cash", 5000.0), (D, "backtest.initial_cash")), "deprecated.renamed",
              "backtest.cash", "'backtest.cash' is deprecated since 0.1.0, use 'backtest.initial_cash'", mode=m,
@@ -157,8 +186,44 @@ CASES = [
            env={"COINBASE_API_KEY": SECRET_KEY, "COINBASE_API_SECRET": ""}),
     Broken("live_no_key_env", ((S, "exchange.api_key_env", None),), "sanity.live_needs_api_key_env",
            "exchange.api_key_env", "live trading needs credentials", mode="live", base="live", env=LIVE_ENV),
-    Broken("live_no_burn_in", ((D, "risk.burn_in"),), "sanity.live_needs_burn_in", "risk.burn_in",
+    Broken("live_no_burn_in", ((S, B, None),), "sanity.live_needs_burn_in", B,
            "burn-in period", mode="live", base="live", env=LIVE_ENV),
+    Broken("burn_in_no_length", ((S, f"{B}.cycles", 0), (S, f"{B}.days", 0)), "sanity.live_burn_in_has_no_length",
+           f"{B}.cycles", "zero cycles and zero days is no burn-in", mode="live", base="live", env=LIVE_ENV),
+    Broken("burn_in_order_above_position", ((S, f"{B}.max_order_notional", 5000.0),),
+           "sanity.live_burn_in_order_above_position", f"{B}.max_order_notional",
+           "a burn-in order (5000) may be larger than a whole normal position (10000 x 0.1)",
+           expected="= 1000", mode="live", base="live", env=LIVE_ENV),
+    Broken("burn_in_order_above_live_cash_position", ((S, "live.initial_cash", 500.0),),
+           "sanity.live_burn_in_order_above_position", f"{B}.max_order_notional", "(500 x 0.1)",
+           mode="live", base="live", env=LIVE_ENV),
+    Broken("live_skips_paper", ((S, f"{B}.require_paper", False),), "sanity.live_without_paper_run",
+           f"{B}.require_paper", "must not skip the paper run", mode="live", base="live", env=LIVE_ENV),
+    Broken("live_on_local_sim", ((S, "exchange", composed("exchange=local_sim")["exchange"]),),
+           "sanity.live_on_local_sim", "exchange.name", "the local emulator is not a market", mode="live",
+           base="live", env=LIVE_ENV),
+    Broken("live_sim_clock", ((S, "live.clock", "sim"),), "sanity.live_on_sim_clock", "live.clock",
+           "must not run on a simulated clock", mode="live", base="live", env=LIVE_ENV),
+    *[Broken(f"{m}_no_limits", ((S, "live.max_cycles", None), (S, "live.end_time", None)),
+             "sanity.live_clock_needs_a_limit", "live.max_cycles", "give it a cycle limit or an end time", mode=m,
+             **({"base": "live", "env": LIVE_ENV} if m == "live" else {})) for m in ("dry_run", "paper", "live")],
+    Broken("end_time_is_a_limit", ((S, "live.max_cycles", None), (S, "live.end_time", "2024-03-01"),
+                                   (S, "live.max_symbols", 0)), "min", "live.max_symbols", "must be at least 1",
+           mode="dry_run"),
+    Broken("paper_without_live_group", ((D, "live"),), "sanity.live_clock_needs_live_group", "live",
+           "live loop's settings", mode="paper"),
+    Broken("sim_origin_half", ((S, "live.sim_origin_ms", 1_700_000_000_000),), "sanity.live_sim_origin_incomplete",
+           "live.sim_origin_wall_s", "needs both halves", mode="dry_run"),
+    Broken("shadow_without_state", ((S, "live.state_dir", NO_STATE_DIR),), "sanity.shadow_needs_dry_run_state",
+           "live.state_dir", "there is none to replay", mode="shadow",
+           expected="run mode=dry_run first"),
+    Broken("validate_as_shadow", ((S, "mode", {"name": "validate", "target": "shadow"}),
+                                  (S, "live.state_dir", NO_STATE_DIR)),
+           "sanity.shadow_needs_dry_run_state", "live.state_dir", "none to replay", mode="validate"),
+    Broken("risk_burn_in_removed", ((S, "risk.burn_in", {"hours": 72, "max_total_exposure": 0.2}),),
+           "deprecated.removed", "risk.burn_in", "replaced by live.burn_in"),
+    Broken("renamed_shadow", ((S, "backtest.cash", 5000.0), (D, "backtest.initial_cash")), "deprecated.renamed",
+           "backtest.cash", "migrated for this run", mode="shadow", warning_only=True, live_requirements=False),
     Broken("live_sample_data", ((S, "data.source", "sample"), (S, "data.sample", {
         "seed": 1, "n_symbols": 30, "start": "2024-01-01", "n_bars": 100})), "sanity.live_on_sample_data",
            "data.source", "must not warm up on the generated sample market", mode="live", base="live", env=LIVE_ENV),
@@ -191,7 +256,8 @@ def test_corpus_is_big_and_ids_unique():
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_broken_config(case: Broken):
     cfg = edited(_base(case), *case.edits)
-    report = check_config(cfg, mode=case.mode, env=case.env, symbol_themes=case.themes)
+    report = check_config(cfg, mode=case.mode, env=case.env, symbol_themes=case.themes,
+                          live_requirements=case.live_requirements)
     found = report.warnings if case.warning_only else report.problems
     # Exactly one finding, the expected one: nothing drowned in follow-up noise.
     assert [(p.code, p.path) for p in found] == [(case.code, case.path)], report.format()
@@ -205,7 +271,8 @@ def test_broken_config(case: Broken):
         assert report.ok and report.problems == []
     # The validate entry prints the same line and exits non-zero exactly when there is a problem.
     out = io.StringIO()
-    code = validate_entry(cfg, case.env, mode=case.mode, out=out) if case.themes is None else (0 if report.ok else 1)
+    code = (validate_entry(cfg, case.env, mode=case.mode, live_requirements=case.live_requirements, out=out)
+            if case.themes is None else (0 if report.ok else 1))
     assert code == (0 if case.warning_only else 1)
     if case.themes is None:
         assert problem.format() in out.getvalue()

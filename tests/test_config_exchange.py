@@ -17,7 +17,8 @@ def test_exchange_layer_sections_validate(local):
 def test_local_sim_runs_offline_modes(mode):
     cfg = valid_config()
     cfg["mode"]["name"] = mode
-    cfg["exchange"] = exchange_layer_section(local=True)
+    # paper's simulated broker charges the fee tiers, as the shipped conf/exchange/local_sim.yaml has them
+    cfg["exchange"] = exchange_layer_section(local=True) | {"fees": cfg["exchange"]["fees"]}
     report = check_config(cfg, mode=mode, env={})
     assert report.ok, report.format()
 
@@ -34,6 +35,7 @@ def test_local_sim_runs_offline_modes(mode):
     ((("set", "exchange.rest_url", "http://127.0.0.1:8765"),), "live", "sanity.live_on_local_url",
      "exchange.rest_url"),
     ((("set", "exchange.fees", None),), "backtest", "sanity.simulated_broker_needs_fees", "exchange.fees"),
+    ((("set", "exchange.fees", None),), "paper", "sanity.simulated_broker_needs_fees", "exchange.fees"),
 ])
 def test_exchange_layer_mistakes(edits, mode, code, path):
     base = live_config() if mode == "live" else valid_config()

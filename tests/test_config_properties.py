@@ -39,7 +39,7 @@ def mutations(draw):
             parent = paths.get(cfg, path)
             if isinstance(parent, dict):
                 parent[draw(keys)] = draw(values)
-    mode = draw(st.sampled_from(["backtest", "dry_run", "paper", "live", "validate", "explain", "bogus"]))
+    mode = draw(st.sampled_from(["backtest", "dry_run", "paper", "live", "shadow", "validate", "explain", "bogus"]))
     return cfg, mode
 
 

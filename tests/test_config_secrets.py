@@ -121,8 +121,16 @@ APP = textwrap.dedent('''
     main()
 ''')
 
-LIVE_OVERRIDES = ["data=csv", "data.path=/data/ohlcv", "+risk.burn_in.hours=72", "+risk.burn_in.max_total_exposure=0.2",
-                  "+risk.burn_in.max_order_notional=100"]
+LIVE_OVERRIDES = ["data=csv", "data.path=/data/ohlcv"]  # with LIVE_ENV and conf/live's burn-in: a valid live config
+
+
+def _state_overrides(mode: str, tmp: Path) -> list[str]:
+    """Live-clock modes keep their state under tmp, never in the project; shadow gets a dry_run file."""
+    state = tmp / "state"
+    if mode == "shadow":
+        state.mkdir(exist_ok=True)
+        (state / "default-dry_run.sqlite").touch()
+    return [f"live.state_dir={state}"]
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -154,6 +162,7 @@ def test_no_secret_in_any_file_written(tmp_path, mode, literal):
            "hydra.job_logging.loggers.ccxt.level=DEBUG"]
     if mode == "live":
         cmd += LIVE_OVERRIDES
+    cmd += _state_overrides(mode, tmp_path)
     if literal:
         cmd.append(f"+exchange.api_secret={SECRET_KEY}")  # the mistake the checks must refuse
     proc = _run(cmd, tmp_path)
@@ -178,9 +187,18 @@ def test_validate_cli_never_prints_secrets(tmp_path, mode):
 @pytest.mark.skipif(not (ROOT / "run.py").exists(), reason="run.py (the lead's entry point) not in this tree yet")
 @pytest.mark.parametrize("mode", MODES)
 def test_run_py_leaves_no_secret(tmp_path, mode):
-    cmd = [sys.executable, str(ROOT / "run.py"), f"mode={mode}", f"hydra.run.dir={tmp_path / 'run'}"]
+    cmd = [sys.executable, str(ROOT / "run.py"), f"mode={mode}", f"hydra.run.dir={tmp_path / 'run'}",
+           *_state_overrides("none", tmp_path)]
+    # Tests never reach the internet: dry_run/paper trade one cycle on the in-process emulator, and
+    # live points at a local URL, which its checks refuse before any request.
+    if mode in ("dry_run", "paper"):
+        cmd += ["exchange=local_sim", "live.max_cycles=1"]
     if mode == "live":
-        cmd += LIVE_OVERRIDES
+        cmd += [*LIVE_OVERRIDES, "exchange.rest_url=http://127.0.0.1:9"]
     proc = _run(cmd, ROOT)
+    if mode in ("dry_run", "paper"):
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    if mode in ("live", "shadow"):
+        assert proc.returncode == 2 and "live_on_local_url" * (mode == "live") in proc.stderr, proc.stderr
     assert _scan(tmp_path) == {}
     assert _leaks(proc.stdout + proc.stderr) == []

@@ -9,13 +9,14 @@ import yaml
 from engine.config import check_config
 from engine.config.sanity import load_checks
 from engine.config.schema import GROUP_SCHEMAS, validate_group
-from tests.helpers.configs import CONF_DIR, LIVE_ENV, composed, edited, live_config, valid_config
+from tests.helpers.configs import CONF_DIR, LIVE_ENV, composed, edited, live_config, shadow_config, valid_config
 
 GROUP_FILES = sorted(p for g in GROUP_SCHEMAS for p in (CONF_DIR / g).glob("*.yaml"))
 STRATEGIES = sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml"))
 RISKS = sorted(p.stem for p in (CONF_DIR / "risk").glob("*.yaml"))
 DATA = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
-MODES = ("backtest", "dry_run", "paper", "validate", "explain")
+MODES = ("backtest", "dry_run", "paper", "shadow", "validate", "explain")
+LIVE_GROUPS = sorted(p.stem for p in (CONF_DIR / "live").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", GROUP_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -26,14 +27,17 @@ def test_each_group_file_matches_its_schema(path):
 
 
 @pytest.mark.parametrize("strategy,risk,data", list(itertools.product(STRATEGIES, RISKS, DATA)))
-def test_shipped_combinations_validate_in_every_mode(strategy, risk, data):
+def test_shipped_combinations_validate_in_every_mode(strategy, risk, data, tmp_path):
     overrides = [f"strategy={strategy}", f"risk={risk}", f"data={data}"]
     if data != "sample":
         overrides.append("data.path=/data/ohlcv")
     base = composed(*overrides)
+    # shadow replays a dry_run's state file: give it one
+    state = shadow_config(tmp_path / "state")["live"]["state_dir"]
     for mode in MODES:
         # conf/mode/*.yaml only name the mode (checked below), so set it rather than recompose.
-        cfg = edited(base, ("set", "mode", yaml.safe_load((CONF_DIR / "mode" / f"{mode}.yaml").read_text())))
+        cfg = edited(base, ("set", "mode", yaml.safe_load((CONF_DIR / "mode" / f"{mode}.yaml").read_text())),
+                     ("set", "live.state_dir", state))
         report = check_config(cfg, mode=mode, env={})
         assert report.ok, report.format()
         assert report.warnings == [], report.format()
@@ -46,12 +50,48 @@ def test_mode_files_only_name_the_mode():
         assert set(doc) <= {"name", "target"}
 
 
-@pytest.mark.parametrize("risk", RISKS)
-def test_live_with_credentials_and_burn_in_validates(risk):
-    cfg = live_config()
-    cfg["risk"] = composed(f"risk={risk}")["risk"] | {"burn_in": cfg["risk"]["burn_in"]}
+@pytest.mark.parametrize("risk,live", list(itertools.product(RISKS, LIVE_GROUPS)))
+def test_live_with_credentials_and_csv_data_validates(risk, live):
+    cfg = composed("mode=live", "data=csv", "data.path=/data/ohlcv", f"risk={risk}", f"live={live}")
     report = check_config(cfg, mode="live", env=LIVE_ENV)
     assert report.ok, report.format()
+    assert report.warnings == [], report.format()
+
+
+@pytest.mark.parametrize("mode", ["dry_run", "paper"])
+def test_local_sim_validates_for_offline_modes(mode):
+    report = check_config(composed(f"mode={mode}", "exchange=local_sim"), mode=mode, env={})
+    assert report.ok and report.warnings == [], report.format()
+
+
+def test_shadow_validates_once_a_dry_run_left_its_state(tmp_path):
+    cfg = shadow_config(tmp_path / "state", "ops-1", with_state=False)
+    assert check_config(cfg, mode="shadow", env={}).codes() == ["sanity.shadow_needs_dry_run_state"]
+    assert check_config(cfg, mode="shadow", env={}, live_requirements=False).ok
+    cfg = shadow_config(tmp_path / "state", "ops-1")
+    assert check_config(cfg, mode="shadow", env={}).ok
+
+
+def test_shadow_state_dir_is_relative_to_the_project_root(tmp_path):
+    # as engine.paths.project_path resolves it for the live loop; rules_root stands for the project
+    (tmp_path / "rules").symlink_to(CONF_DIR.parent / "rules")
+    (tmp_path / "st").mkdir()
+    cfg = edited(composed("mode=shadow"), ("set", "live.state_dir", "st"))
+    assert check_config(cfg, mode="shadow", env={}, rules_root=tmp_path).codes() == ["sanity.shadow_needs_dry_run_state"]
+    (tmp_path / "st" / "default-dry_run.sqlite").touch()
+    assert check_config(cfg, mode="shadow", env={}, rules_root=tmp_path).ok
+
+
+def test_the_live_group_file_is_what_the_live_loop_reads():
+    # every key of the schema is a LiveSettings / BurnIn field and the other way round
+    import dataclasses
+
+    from engine.config.schema import LIVE, LIVE_BURN_IN
+    from engine.live.settings import BurnIn, LiveSettings
+    assert set(LIVE) == {f.name for f in dataclasses.fields(LiveSettings)}
+    assert set(LIVE_BURN_IN) == {f.name for f in dataclasses.fields(BurnIn)}
+    shipped = yaml.safe_load((CONF_DIR / "live" / "default.yaml").read_text())
+    LiveSettings.from_mapping(shipped)  # the loop accepts what the schema accepts
 
 
 def test_live_requirements_false_skips_only_the_environment():

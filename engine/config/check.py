@@ -70,7 +70,7 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
                  if not any(paths.overlaps(p.path, a) for a in already)]
     errors, sanity_warnings = sanity.run_checks(
         migrated, mode=target, env=env, known_bad=[p.path for p in problems],
-        symbol_themes=symbol_themes, use_env=live_requirements,
+        symbol_themes=symbol_themes, use_env=live_requirements, root=rules_root,
     )
     problems += errors
     warnings += sanity_warnings
@@ -85,8 +85,8 @@ def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requireme
     """Check a composed config (a plain dict, Hydra's `hydra` key removed) for `mode`.
 
     env: the process environment (os.environ); only read, and only for the variables the config
-    names. live_requirements=False skips the checks that read the environment (credentials set),
-    e.g. to validate a live config on a machine without them. symbol_themes (symbol -> theme, from
+    names. live_requirements=False skips the checks that read the machine (credentials set, the dry_run
+    state file a shadow run replays), e.g. to validate a live config on a machine without them. symbol_themes (symbol -> theme, from
     the market data) makes the per-asset vs theme cap check exact; without it an asset cap is only
     compared with the largest theme cap. rules_root: where a relative rules_dir is found (default:
     the project root, where run.py lives); params overrides are checked against each rule file's

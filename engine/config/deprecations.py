@@ -16,8 +16,8 @@ from .problems import ConfigProblem
 from .secrets import is_secret_key
 
 # Modes in which a renamed key is migrated with a warning; anywhere else (live) it is an error,
-# because a live config must say exactly what it means.
-LENIENT_MODES = frozenset({"backtest", "dry_run", "paper", "validate", "explain"})
+# because a live config must say exactly what it means. shadow replays a dry_run: as lenient.
+LENIENT_MODES = frozenset({"backtest", "dry_run", "paper", "shadow", "validate", "explain"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ REMOVED: tuple[Removed, ...] = (
             "fees are the exchange's volume tiers, the same in backtest and live"),
     Removed("execution.params.order_type", "execution.yaml (order.type)", "0.1.0",
             "the order type is part of the execution rule file"),
+    Removed("risk.burn_in", "live.burn_in (cycles, days, cap_scale, max_order_notional, require_paper, "
+            "min_paper_cycles)", "0.1.0", "the burn-in is what the live loop enforces, set in conf/live/"),
 )
 
 DEPRECATED_PATHS = frozenset(r.old for r in RENAMED) | frozenset(r.old for r in REMOVED)

@@ -32,6 +32,9 @@ _CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast
            ast.NotIn: lambda a, b: a not in b}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 
+# Functions whose arguments may be missing config keys (they receive paths.MISSING, not a Skip).
+RAW_ARG_FUNCTIONS = frozenset({"is_set", "value_or"})
+
 Env = Mapping[str, Any]  # evaluation scope: 'cfg', 'vars' (key/value), 'funcs'
 Fn = Callable[[Env], Any]
 
@@ -131,8 +134,8 @@ def compile_predicate(source: str, functions: frozenset[str] = frozenset(),
             name = node.func.id
             if name not in functions:
                 raise PredicateSyntaxError(f"unknown function {name}() in {source!r}; known: {', '.join(sorted(functions))}")
-            # is_set() must see a missing key as "not set" rather than skip the whole check.
-            args = [build(a, raw=(name == "is_set")) for a in node.args]
+            # is_set()/value_or() must see a missing key as "not set" rather than skip the whole check.
+            args = [build(a, raw=(name in RAW_ARG_FUNCTIONS)) for a in node.args]
 
             def call(s):
                 return s["funcs"][name](*[a(s) for a in args])

@@ -15,10 +15,12 @@ from engine.market.data import TIMEFRAME_MS
 from . import paths
 from .predicate import Predicate, Skip, compile_predicate
 from .problems import ConfigProblem
+from .schema import MODES
 
 CHECKS_FILE = Path(__file__).with_name("sanity_checks.yaml")
-FUNCTIONS = frozenset({"is_set", "env_set", "timeframe_s", "theme_cap", "is_ascending", "pluck",
-                       "len", "min", "max", "abs"})
+FUNCTIONS = frozenset({"is_set", "value_or", "file_exists", "env_set", "timeframe_s", "theme_cap",
+                       "is_ascending", "pluck", "len", "min", "max", "abs"})
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SPEC_KEYS = {"id", "modes", "for_each", "when", "require", "severity", "needs_env", "path", "found",
               "expected", "message"}
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
@@ -104,6 +106,10 @@ def _spec(raw: Any, index: int) -> SanityCheck:
         templates = {k: _template(raw[k], f"check {cid}: {k}") for k in ("path", "found", "expected", "message")}
     except ValueError as exc:
         raise SanityCheckFileError(f"{CHECKS_FILE.name}: check {cid}: {exc}") from None
+    modes = raw.get("modes")
+    if modes is not None and (not isinstance(modes, list) or not set(modes) <= set(MODES)):
+        raise SanityCheckFileError(f"{CHECKS_FILE.name}: check {cid}: modes must be a list of {', '.join(MODES)}; "
+                                   f"found {modes!r}")
     for_each = raw.get("for_each")
     refs = list(require.refs) + (list(when.refs) if when else []) + ([for_each] if for_each else [])
     return SanityCheck(
@@ -130,11 +136,28 @@ def _is_set(x: Any) -> bool:
     return x is not paths.MISSING and x is not None and x != ""
 
 
+def _value_or(x: Any, default: Any) -> Any:
+    v = default if x is paths.MISSING or x is None else x
+    if v is paths.MISSING:
+        raise Skip("missing")
+    return v
+
+
+def _file_exists(root: Path):
+    def file_exists(p) -> bool:
+        if not isinstance(p, str) or not p:
+            raise Skip("not a path")
+        # As engine.paths.project_path resolves live.state_dir: relative to the project root.
+        path = Path(p).expanduser()
+        return (path if path.is_absolute() else root / path).is_file()
+    return file_exists
+
+
 def _is_ascending(xs) -> bool:
     return all(a < b for a, b in zip(xs, xs[1:]))
 
 
-def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, str] | None) -> dict:
+def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, str] | None, root: Path) -> dict:
     def theme_cap(symbol):
         caps = paths.get(cfg, "risk.params.theme_caps")
         total = paths.get(cfg, "risk.params.max_total_exposure")
@@ -151,7 +174,7 @@ def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, st
         return isinstance(name, str) and bool(env.get(name))
 
     return {
-        "is_set": _is_set, "env_set": env_set, "theme_cap": theme_cap, "is_ascending": _is_ascending,
+        "is_set": _is_set, "value_or": _value_or, "file_exists": _file_exists(root), "env_set": env_set, "theme_cap": theme_cap, "is_ascending": _is_ascending,
         "timeframe_s": lambda tf: TIMEFRAME_MS[tf] / 1000, "pluck": lambda xs, k: [x[k] for x in xs],
         "len": len, "min": min, "max": max, "abs": abs,
     }
@@ -165,9 +188,12 @@ def _strict_num(v):
 
 def run_checks(cfg: dict, *, mode: str, env: Mapping[str, str], known_bad: list[str],
                symbol_themes: Mapping[str, str] | None = None, use_env: bool = True,
-               checks: tuple[SanityCheck, ...] | None = None) -> tuple[list[ConfigProblem], list[ConfigProblem]]:
-    """Return (errors, warnings). known_bad: paths with schema problems; checks reading them are skipped."""
-    funcs = _functions(cfg, env, symbol_themes)
+               checks: tuple[SanityCheck, ...] | None = None,
+               root: Path = PROJECT_ROOT) -> tuple[list[ConfigProblem], list[ConfigProblem]]:
+    """Return (errors, warnings). known_bad: paths with schema problems; checks reading them are skipped.
+    use_env=False skips the needs_env checks (environment variables, files such as state files);
+    root: where relative paths of file_exists() are found (the project root)."""
+    funcs = _functions(cfg, env, symbol_themes, root)
     errors: list[ConfigProblem] = []
     warnings: list[ConfigProblem] = []
     for check in checks if checks is not None else load_checks():

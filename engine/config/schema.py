@@ -8,6 +8,7 @@ Cross-field coherence (theme caps vs total, daily vs hourly...) is not here: see
 from __future__ import annotations
 
 import difflib
+import re
 import threading
 from typing import Any
 
@@ -20,10 +21,15 @@ from .problems import ConfigProblem
 from .secrets import is_env_name_key, is_secret_key
 
 MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow")
-RUN_MODES = ("backtest", "dry_run", "paper", "live")
+# Modes with requirements of their own (mode=validate/explain may check one as mode.target).
+RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow")
+LIVE_CLOCK_MODES = ("dry_run", "paper", "live")
 DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade")
 SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
 DATE_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
+# live.end_time is read with numpy (engine.live.settings.end_ms), which has no time zones: UTC only.
+UTC_TIME_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)?)?Z?$"
+CURRENCY_RE = r"^[A-Z0-9]{2,10}$"
 
 # --- building blocks (each carries a human 'meta' description used in "expected") ------------
 
@@ -186,15 +192,10 @@ RISK_PARAMS = {
     "max_drawdown_halt": POS_FRACTION(),
     "cooldown_bars": _int(1),
 }
-BURN_IN = {
-    "hours": _int(1, required=True),
-    "max_total_exposure": POS_FRACTION(required=True),
-    "max_order_notional": _num(gt=0, required=True),
-}
+# The burn-in period lives in live.burn_in (what the live loop enforces); risk.burn_in was removed.
 RISK = {
     "file": RULE_FILE,
     "params": _dict(RISK_PARAMS, allow_unknown=True, required=True),
-    "burn_in": _dict(BURN_IN, nullable=True),
 }
 
 EXECUTION_PARAMS = {
@@ -217,17 +218,57 @@ BACKTEST = {
     }),
 }
 
+# The live-clock loop (mode=dry_run|paper|live, and shadow's state file): names, types and ranges
+# of engine.live.settings.LiveSettings / BurnIn. No key is required: the loop has a default for
+# each; what a mode needs is a sanity check (live_clock_needs_a_limit, live_needs_burn_in...).
+LIVE_BURN_IN = {
+    "cycles": _int(0),  # the first N live cycles of the account run with reduced caps ...
+    "days": _num(0),  # ... or the first N days, whichever lasts longer
+    "cap_scale": _num(None, 1, gt=0, meta="a fraction in (0, 1]"),
+    "max_order_notional": _num(gt=0),
+    "require_paper": {"type": "boolean"},
+    "min_paper_cycles": _int(1),
+}
+LIVE = {
+    "account": _str(regex=r"^[A-Za-z0-9_-]+$", meta="letters, digits, '-' or '_' (it names the state file)"),
+    "state_dir": _str(empty=False),
+    "max_cycles": _int(1, nullable=True),
+    "end_time": _str(regex=UTC_TIME_RE, utc_time=True, nullable=True,
+                     meta="an ISO-8601 UTC time like '2024-03-01T12:00' (or null)"),
+    "timeframe": _str(allowed=list(TIMEFRAME_MS), nullable=True),
+    "symbols": {"type": "list", "nullable": True, "schema": SYMBOL},
+    "quote_currency": _str(regex=CURRENCY_RE, meta="a quote currency code like 'USDC'"),
+    "max_symbols": _int(1),
+    "history_bars": _int(2),
+    "initial_cash": _num(gt=0, nullable=True),
+    "clock": _str(allowed=["auto", "wall", "sim"]),
+    "sim_speed": _num(gt=0, nullable=True),
+    "sim_origin_ms": _int(0, nullable=True),
+    "sim_origin_wall_s": _num(0, nullable=True),
+    "settle_s": _num(0, 3600),
+    "max_quote_age_s": _num(gt=0),
+    "open_orders_on_start": _str(allowed=["cancel", "keep"]),
+    "resend_max_age_bars": _int(0),
+    "kill_switch_file": _str(empty=False, nullable=True),
+    "shadow_catch_up": {"type": "boolean"},
+    # null: the loop's defaults; live mode requires the section (sanity check live_needs_burn_in)
+    "burn_in": _dict(LIVE_BURN_IN, nullable=True),
+}
+
 REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
           "max_chart_points": {"type": "integer", "min": 100, "max": 100_000},
           "max_table_rows": {"type": "integer", "min": 1, "max": 1_000_000}}
 
 GROUP_SCHEMAS: dict[str, dict] = {
     "mode": MODE, "exchange": EXCHANGE, "data": DATA, "strategy": STRATEGY, "universe": UNIVERSE,
-    "risk": RISK, "execution": EXECUTION, "backtest": BACKTEST, "report": REPORT,
+    "risk": RISK, "execution": EXECUTION, "backtest": BACKTEST, "report": REPORT, "live": LIVE,
 }
+# Groups a composed config may lack (a backtest never reads `live`; the live-clock modes require it
+# through the sanity check live_clock_needs_live_group).
+OPTIONAL_GROUPS = frozenset({"live"})
 
 COMPOSED: dict[str, dict] = {
-    **{name: _dict(schema, required=True) for name, schema in GROUP_SCHEMAS.items()},
+    **{name: _dict(schema, required=name not in OPTIONAL_GROUPS) for name, schema in GROUP_SCHEMAS.items()},
     "seed": _int(0, 2**32 - 1, required=True),
     "rules_dir": _str(required=True, empty=False),
     "explain": _dict({
@@ -237,8 +278,6 @@ COMPOSED: dict[str, dict] = {
     }),
     # set by a sweep config (+sweep=optuna_sharpe): the metric a sweeper optimises
     "sweep": _dict({"objective": _str(empty=False)}),
-    # live-clock loop settings: checked key by key by engine.live.settings.LiveSettings
-    "live": {"type": "dict", "allow_unknown": True},
     # Tolerated if a caller forgets to drop it: Hydra's own section is Hydra's to check.
     "hydra": {"type": "dict", "allow_unknown": True},
 }
@@ -248,6 +287,18 @@ COMPOSED: dict[str, dict] = {
 
 
 GT_VALUE = errors.ErrorDefinition(0x4A, "gt")  # a custom code beside Cerberus' MIN_VALUE (0x42)
+BAD_TIME = errors.ErrorDefinition(0x4B, "utc_time")
+
+
+def parses_as_utc_time(text: str) -> bool:
+    """What engine.live.settings.LiveSettings.end_ms accepts: numpy's ISO parser, 'Z' dropped."""
+    import numpy as np
+
+    try:
+        np.datetime64(text.replace("Z", ""), "ms")
+    except ValueError:
+        return False
+    return True
 
 
 class _RulebookValidator(Validator):
@@ -265,6 +316,16 @@ class _RulebookValidator(Validator):
         """
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not value > constraint:
             self._error(field, GT_VALUE)
+
+    def _validate_utc_time(self, constraint, field, value):
+        """A real calendar time (the regex rule checks the shape, this the month/day/hour ranges).
+
+        The rule's arguments are validated against this schema:
+        {'type': 'boolean'}
+        """
+        # A value of the wrong shape is the regex rule's to report (one problem per key).
+        if constraint and isinstance(value, str) and re.match(UTC_TIME_RE, value) and not parses_as_utc_time(value):
+            self._error(field, BAD_TIME)
 
     def _validate_meta(self, constraint, field, value):
         """A human description of the expected value, used in messages.
@@ -395,6 +456,9 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
     if code == errors.MAX_LENGTH.code:
         return ConfigProblem("max_length", path, _found(path, value), f"at most {e.constraint} item(s)",
                              f"'{path}' allows at most {e.constraint} item(s)")
+    if code == BAD_TIME.code:
+        want = meta or "a valid ISO-8601 UTC time"
+        return ConfigProblem("format", path, _found(path, value), want, f"'{path}' must be {want}")
     if e.rule == "gt" or tuple(e.schema_path)[-1:] == ("gt",):
         return ConfigProblem("min", path, _found(path, value), f"> {e.constraint}",
                              f"'{path}' must be greater than {e.constraint}")

@@ -18,8 +18,6 @@ SECRET_KEY = "organizations/test-org/apiKeys/KNOWN-KEY-7f3a9c1e5b"
 SECRET_VALUE = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKNOWNSECRETVALUE0123456789abcdefXYZ\n-----END EC PRIVATE KEY-----\n"
 LIVE_ENV = {"COINBASE_API_KEY": SECRET_KEY, "COINBASE_API_SECRET": SECRET_VALUE}
 
-BURN_IN = {"hours": 72, "max_total_exposure": 0.2, "max_order_notional": 100.0}
-
 
 @lru_cache(maxsize=64)
 def _composed(overrides: tuple[str, ...]) -> dict:
@@ -42,10 +40,17 @@ def valid_config() -> dict:
 
 
 def live_config() -> dict:
-    """A config that passes every live check when LIVE_ENV is the environment."""
-    cfg = composed("mode=live", "data=csv", "data.path=/data/ohlcv")
-    cfg["risk"]["burn_in"] = dict(BURN_IN)
-    return cfg
+    """A config that passes every live check when LIVE_ENV is the environment (the burn-in is
+    conf/live/default.yaml's)."""
+    return composed("mode=live", "data=csv", "data.path=/data/ohlcv")
+
+
+def shadow_config(state_dir: Path, account: str = "default", *, with_state: bool = True) -> dict:
+    """mode=shadow over state_dir; with_state: an (empty) dry_run state file is there to replay."""
+    if with_state:
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        (Path(state_dir) / f"{account}-dry_run.sqlite").touch()
+    return composed("mode=shadow", f"live.state_dir={state_dir}", f"live.account={account}")
 
 
 def edited(cfg: dict, *edits: tuple) -> dict:
