@@ -84,8 +84,12 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
     backoff, scan_from = 0, start
     t = start
     while t < stop:
-        if (pending is None and scanner is not None and t < stop - 1 and t != busy_at
-                and t >= scan_from):
+        if pending is not None:
+            # fill first: the bar after a fill is as likely to be quiet as any other, and the
+            # scanner starts from the portfolio as it stands after this bar's fills
+            broker.execute(pending, t, pf)
+            pending = None
+        if (scanner is not None and t < stop - 1 and t != busy_at and t >= scan_from):
             end = min(t + block, stop - 1)
             nxt = scanner.scan(pf, halts, t, end, equity, exposure, start, trace)
             skipped += nxt - t
@@ -101,9 +105,6 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
             if nxt > t:
                 t = nxt
                 continue
-        if pending is not None:
-            broker.execute(pending, t, pf)
-            pending = None
         c = close[t]
         eq = pf.mark(c, int(m.times[t] // DAY_MS))
         k = t - start

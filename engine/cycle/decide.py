@@ -170,8 +170,7 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
         notional = order_qty * close
         with np.errstate(divide="ignore", invalid="ignore"):
             impact = np.where(quotes.bar_volume_usd > 0, notional / quotes.bar_volume_usd * 100.0, 0.0)
-        genv = dict(env) if env else pf.env(close, t)
-        genv.update({
+        genv = (env if env else pf.env(close, t)).extended({
             "order.notional": notional,
             "order.is_entry": buy > 0,
             "order.est_slippage_bps": np.nan_to_num(quotes.spread_bps) / 2.0 + impact,

@@ -64,32 +64,101 @@ def _pick(cond, a, b):
     return np.where(cond, a, b)
 
 
-def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, day_start, prev) -> dict:
+class LazyEnv(dict):
+    """Rule inputs computed the first time a rule reads them.
+
+    A cycle's rules read two or three of the fourteen values (a stop loss reads
+    ``position.return_pct``, halts read ``portfolio.*``): building the rest every busy bar
+    and every quiet block was most of the loop's time. Reads go through ``env[name]``
+    (``__missing__``), so a plain dict and a ``LazyEnv`` are interchangeable to rules.
+    """
+
+    __slots__ = ("_build",)
+
+    def __init__(self, build: dict, values: dict | None = None):
+        super().__init__(values or ())
+        self._build = build
+
+    def __missing__(self, key: str):
+        try:
+            make = self._build[key]
+        except KeyError:
+            raise KeyError(key) from None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self[key] = value = make()
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._build
+
+    def keys(self):  # every name a rule may read, computed or not
+        return list(dict.fromkeys([*dict.keys(self), *self._build]))
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def extended(self, values: dict) -> "LazyEnv":
+        """A copy with ``values`` added (the order's values for execution guards); what this
+        env already computed is shared, what it has not is still built on first read."""
+        return LazyEnv(self._build, {**dict(dict.items(self)), **values})
+
+
+def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, day_start, prev) -> LazyEnv:
     """Rule inputs for one bar (``close`` (N,), scalars) or a block of bars with unchanged
     positions (``close`` (k, N); ``bar``, ``equity``, ... shaped (k, 1)). The same
-    elementwise formulas serve both, so a block gives each bar's values bit for bit."""
+    elementwise formulas serve both, so a block gives each bar's values bit for bit.
+    Each value is computed on first read (see :class:`LazyEnv`)."""
     # numpy scalars: a zero peak or day start gives inf/nan (then picked away), never an exception
     equity, value, peak, day_start, prev = (np.float64(x) if np.ndim(x) == 0 else x
                                             for x in (equity, value, peak, day_start, prev))
-    held = pf.qty > 0
-    pos_value = pf.qty * close
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eq = _pick(equity > 0, equity, np.nan)
-        ret = np.where(held, close / pf.entry_price - 1.0, 0.0)
-        exposure = _pick(eq == eq, value / eq, 0.0)
-        return {
-            "position.held": held,
-            "position.qty": pf.qty,
-            "position.value": pos_value,
-            "position.weight": pos_value / eq,
-            "position.entry_price": pf.entry_price,
-            "position.return_pct": ret,
-            "position.bars_held": np.where(held, bar - pf.entry_bar, 0).astype(np.float64),
-            "portfolio.equity": equity,
-            "portfolio.cash": pf.cash,
-            "portfolio.exposure": exposure,
-            "portfolio.n_positions": float(held.sum()),
-            "portfolio.drawdown": _pick(peak > 0, equity / peak - 1.0, 0.0),
-            "portfolio.day_return": _pick(day_start > 0, equity / day_start - 1.0, 0.0),
-            "portfolio.hour_return": _pick(prev > 0, equity / prev - 1.0, 0.0),
-        }
+    qty = pf.qty
+    cash = pf.cash
+    cache: dict = {}
+
+    def held():
+        if "held" not in cache:
+            cache["held"] = qty > 0
+        return cache["held"]
+
+    def pos_value():
+        if "pos_value" not in cache:
+            cache["pos_value"] = qty * close
+        return cache["pos_value"]
+
+    def eq():
+        if "eq" not in cache:
+            cache["eq"] = _pick(equity > 0, equity, np.nan)
+        return cache["eq"]
+
+    def exposure():
+        e = eq()
+        return _pick(e == e, value / e, 0.0)
+
+    return LazyEnv({
+        "position.held": held,
+        "position.qty": lambda: qty,
+        "position.value": pos_value,
+        "position.weight": lambda: pos_value() / eq(),
+        "position.entry_price": lambda: pf.entry_price,
+        "position.return_pct": lambda: np.where(held(), close / pf.entry_price - 1.0, 0.0),
+        "position.bars_held": lambda: np.where(held(), bar - pf.entry_bar, 0).astype(np.float64),
+        "portfolio.equity": lambda: equity,
+        "portfolio.cash": lambda: cash,
+        "portfolio.exposure": exposure,
+        "portfolio.n_positions": lambda: float(held().sum()),
+        "portfolio.drawdown": lambda: _pick(peak > 0, equity / peak - 1.0, 0.0),
+        "portfolio.day_return": lambda: _pick(day_start > 0, equity / day_start - 1.0, 0.0),
+        "portfolio.hour_return": lambda: _pick(prev > 0, equity / prev - 1.0, 0.0),
+    })
