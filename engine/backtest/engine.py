@@ -52,7 +52,7 @@ class BacktestResult:
 
 # Quiet-bar scan blocks grow while bars stay quiet (cheap long skips) and shrink back after
 # a busy bar (busy bars cluster: small blocks waste less work).
-MIN_BLOCK, MAX_BLOCK = 8, 1024
+MIN_BLOCK, MAX_BLOCK = 32, 2048
 
 
 def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True) -> BacktestResult:
