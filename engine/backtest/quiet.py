@@ -85,10 +85,11 @@ class QuietScanner:
         active: list[tuple[str, np.ndarray]] = []
         for h, fn in p.halts:
             until = hs.until.get(h.rule.id, -1)
-            busy |= rows == until
+            if a <= until < b:  # the cooldown ends in this block
+                busy[until - a] = True
             busy |= _rows(fn(env, window), m)
-            on = rows < until
-            if on.any():
+            if until > a:  # the halt holds over the block's first bars
+                on = rows < until
                 active.append((h.rule.id, on))
                 if h.action == "flatten" and any_held:
                     busy |= on

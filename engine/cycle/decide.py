@@ -12,6 +12,8 @@ import numpy as np
 
 from engine.cycle.npfast import any_, nan_to_num, nonzero, row
 from engine.cycle.portfolio import Portfolio
+
+_count = np.count_nonzero
 from engine.cycle.prepare import Prepared, RuleGroup
 
 
@@ -257,14 +259,17 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
     w = nan_to_num(np.clip(row(np.asarray(p.size(env, t), dtype=np.float64), n)[idx], 0.0, None))
     if p.priority is not None:
         pr = row(np.asarray(p.priority(env, t), dtype=np.float64), n)[idx]
-        order = np.argsort(-np.nan_to_num(pr, nan=-np.inf), kind="stable")
+        if _count(np.isfinite(pr)) != pr.size:  # NaN ranks last (inf and -inf become finite)
+            pr = np.nan_to_num(pr, nan=-np.inf)
+        order = np.argsort(-pr, kind="stable")
         idx, w = idx[order], w[order]
     clipped: dict[str, np.ndarray] = {}
 
     def mark(cap_type: str, before: np.ndarray, after: np.ndarray) -> None:
-        hit = np.zeros(n, dtype=bool)
-        hit[idx] = after < before - 1e-12
-        if any_(hit):
+        less = after < before - 1e-12
+        if any_(less):
+            hit = np.zeros(n, dtype=bool)
+            hit[idx] = less
             clipped[caps.ids[cap_type]] = hit
 
     equity = pf.equity if pf.equity > 0 else 0.0
@@ -278,7 +283,7 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
         th = p.themes[idx]
         room = caps.theme - np.bincount(p.themes, weights=held_w, minlength=len(caps.theme))
         new = w.copy()
-        for code in np.unique(th):  # loop over the candidates' themes only (a handful)
+        for code in sorted(set(th.tolist())):  # loop over the candidates' themes only (a handful)
             sel = th == code
             new[sel] = _allocate(w[sel], max(room[code], 0.0))
         mark("theme_weight", w, new)

@@ -35,10 +35,17 @@ class Portfolio:
         Summed position by position in symbol order, so one bar and a block of bars give
         bit-identical figures (the backtest marks quiet stretches a block at a time).
         """
-        out = np.zeros(close.shape[:-1]) if close.ndim > 1 else 0.0
-        for i in np.flatnonzero(self.qty != 0):
+        idx = (self.qty != 0).nonzero()[0]
+        if close.ndim == 1:
+            # Python floats: the same IEEE double arithmetic as numpy scalars, faster
+            out = 0.0
+            for q, c in zip(self.qty[idx].tolist(), close[idx].tolist()):
+                out = out + q * c
+            return out
+        out = np.zeros(close.shape[:-1])
+        for i in idx.tolist():
             out = out + self.qty[i] * close[..., i]
-        return out if close.ndim > 1 else float(out)
+        return out
 
     def mark(self, close: np.ndarray, day: int) -> float:
         """Mark to market at ``close`` (forward-filled); roll the day's start at UTC midnight."""
@@ -53,7 +60,7 @@ class Portfolio:
 
     def env(self, close: np.ndarray, bar: int) -> dict:
         """The ``position.*`` and ``portfolio.*`` values rules may read this cycle."""
-        return portfolio_env(self, close, bar, self.equity, self.value(close), self.peak_equity,
+        return portfolio_env(self, close, bar, self.equity, lambda: self.value(close), self.peak_equity,
                              self.day_start_equity, self.prev_equity)
 
 
@@ -100,6 +107,9 @@ class LazyEnv(dict):
     def __len__(self) -> int:
         return len(self.keys())
 
+    def __bool__(self) -> bool:
+        return bool(self._build) or dict.__len__(self) > 0
+
     def items(self):
         return [(k, self[k]) for k in self.keys()]
 
@@ -121,8 +131,8 @@ def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, da
     elementwise formulas serve both, so a block gives each bar's values bit for bit.
     Each value is computed on first read (see :class:`LazyEnv`)."""
     # numpy scalars: a zero peak or day start gives inf/nan (then picked away), never an exception
-    equity, value, peak, day_start, prev = (np.float64(x) if np.ndim(x) == 0 else x
-                                            for x in (equity, value, peak, day_start, prev))
+    equity, peak, day_start, prev = (np.float64(x) if np.ndim(x) == 0 else x for x in (equity, peak, day_start, prev))
+    value_of = value if callable(value) else (lambda: value)  # positions' value: only exposure reads it
     qty = pf.qty
     cash = pf.cash
     cache: dict = {}
@@ -144,7 +154,9 @@ def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, da
 
     def exposure():
         e = eq()
-        return _pick(e == e, value / e, 0.0)
+        v = value_of()
+        v = np.float64(v) if np.ndim(v) == 0 else v
+        return _pick(e == e, v / e, 0.0)
 
     return LazyEnv({
         "position.held": held,
