@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
-from scipy.signal import lfilter
 
 ArgType = Literal["series", "window", "number", "bool_series"]
 
@@ -376,6 +375,9 @@ def _windowed(x: np.ndarray, n: int, kernel: Callable) -> np.ndarray:
 def _recurrence(u: np.ndarray, decay: float) -> np.ndarray:
     """y[t] = decay * y[t-1] + u[t] along axis 0 with y[-1] = 0, computed in place in ``u``."""
     if u.ndim != 2 or u.shape[1] < _ROW_LOOP_MIN_COLUMNS:
+        # imported here: scipy.signal costs ~0.8 s of start-up, and most runs never get here
+        from scipy.signal import lfilter
+
         u[...] = lfilter([1.0], [1.0, -decay], u, axis=0)
         return u
     step = np.empty_like(u[0])
