@@ -214,7 +214,7 @@ def test_market_columns_and_index_bit_identical(n_symbols):
     assert got == {k: v for k, v in FEATURE_DIGESTS.items() if k.startswith(f"{n_symbols}:")}
 
 
-@pytest.mark.parametrize("cols", [1, 63, 64, 200])
+@pytest.mark.parametrize("cols", [1, 255, 256, 300])
 def test_row_cumsum_equals_numpy_cumsum(cols):
     rng = np.random.default_rng(cols)
     a = rng.lognormal(10, 2, (300, cols))
@@ -264,3 +264,28 @@ def test_lazy_env_single_bar_equals_block_rows():
             assert digest(got) == digest(want.astype(got.dtype)), (name, t)
     extended = pf.env(close[a], a).extended({"order.notional": np.ones(12)})
     assert "position.return_pct" in extended and extended["order.notional"].sum() == 12.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_universe_cache_jumps_between_rebuilds_like_the_per_bar_rule(seed):
+    from types import SimpleNamespace
+
+    from engine.cycle.prepare import _universe
+    from tests.helpers.speed import reference_universe
+
+    rng = np.random.default_rng(seed)
+    t, n = int(rng.integers(2, 400)), int(rng.integers(1, 30))
+    eligible = rng.random((t, n)) > 0.3
+    key = rng.random((t, n))
+    key[rng.random((t, n)) < 0.1] = np.nan
+    regime = (np.cumsum(rng.random(t) < 0.05) % 3).astype(np.int16)
+    times = np.int64(1_700_000_000_000) + np.arange(t, dtype=np.int64) * 3_600_000
+    for ttl in (0, 3_600_000, 5 * 3_600_000 + 1, 24 * 3_600_000, 10**15):
+        for on_change in (True, False):
+            for ranked in (True, False):
+                rank = SimpleNamespace(series=lambda store: key) if ranked else None
+                u = SimpleNamespace(rank_by=rank, top=int(rng.integers(1, 10)), descending=bool(rng.random() < 0.5),
+                                    ttl_ms=ttl, rebuild_on_regime_change=on_change)
+                got = _universe(SimpleNamespace(universe=u), SimpleNamespace(times=times), None, eligible, regime)
+                want = reference_universe(u, times, eligible, key if ranked else None, regime)
+                assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

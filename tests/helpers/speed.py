@@ -81,3 +81,30 @@ def panel_market(n_symbols: int = 90, n_bars: int = 400, seed: int = 11) -> Mark
     return MarketData(timeframe="1h", times=T0_MS + np.arange(n_bars, dtype=np.int64) * HOUR_MS,
                       symbols=tuple(i.symbol for i in info), open=open_, high=high, low=low, close=close,
                       volume=volume, spread_bps=spread, info=info, source="test")
+
+
+def reference_universe(u, times: np.ndarray, eligible: np.ndarray, key: np.ndarray | None,
+                       regime_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The universe cache bar by bar, as the rule reads: rebuild when the TTL has run out on the
+    run's clock or the regime changed since the last rebuild (the reference for the jumping one)."""
+    t_n, n = eligible.shape
+    member = np.zeros((t_n, n), dtype=bool)
+    rebuilds = np.zeros(t_n, dtype=bool)
+    last_t, last_regime, current = None, None, np.zeros(n, dtype=bool)
+    for t in range(t_n):
+        if (last_t is None or times[t] - times[last_t] >= u.ttl_ms
+                or (u.rebuild_on_regime_change and regime_idx[t] != last_regime)):
+            ok = eligible[t]
+            current = ok.copy()
+            if key is not None and ok.sum() > u.top:
+                k = np.where(ok & ~np.isnan(key[t]), key[t], -np.inf if u.descending else np.inf)
+                order = np.argsort(-k if u.descending else k, kind="stable")
+                current = np.zeros(n, dtype=bool)
+                current[order[: u.top]] = True
+                current &= ok
+            elif ok.sum() > u.top:
+                current = ok & (np.cumsum(ok) <= u.top)
+            rebuilds[t] = True
+            last_t, last_regime = t, regime_idx[t]
+        member[t] = current
+    return member, rebuilds
