@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.cycle.features import index_series, market_series
+from engine.cycle.memory import reuse_freed_memory
 from engine.market.data import MarketData
 from engine.rules.expr import CYCLE, FeatureStore
 from engine.rules.loader import Halt, Rule, RuleSet
@@ -158,6 +159,11 @@ def _universe(rules: RuleSet, market: MarketData, store: FeatureStore, eligible:
 
 
 def prepare(market: MarketData, rules: RuleSet) -> Prepared:
+    with reuse_freed_memory():  # dozens of big temporaries: see engine/cycle/memory.py
+        return _prepare(market, rules)
+
+
+def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
     base = market_series(market)
     shape = (market.n_bars, market.n_symbols)
     labels, regime_idx, regime_masks = _regimes(rules, market, base)

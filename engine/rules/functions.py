@@ -77,7 +77,7 @@ _ROW_LOOP_MIN_COLUMNS = 32
 # bounds the peak memory of the temporaries on big panels. Measured at 2,000 x 8,784: slabs of
 # 2 MB or less are slower (the row loops in _recurrence and _window_scan_inplace pay their
 # per-step overhead once per slab), and 64 MB is as fast as the whole width.
-_SLAB_BYTES = 64 << 20
+_SLAB_BYTES = 128 << 20
 _MIN_SLAB_COLUMNS = 8
 
 
