@@ -289,3 +289,49 @@ def test_universe_cache_jumps_between_rebuilds_like_the_per_bar_rule(seed):
                 got = _universe(SimpleNamespace(universe=u), SimpleNamespace(times=times), None, eligible, regime)
                 want = reference_universe(u, times, eligible, key if ranked else None, regime)
                 assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+# An entry rule that reads the portfolio (a per-cycle rule), a 1-D per-cycle exit and a
+# veto: the quiet-bar scanner's per-cycle branches, which the shipped strategies leave idle.
+_CYCLE_STRATEGY = """kind: strategy
+name: cycle_entries
+params: {fast: 24, slow: 96, weight: 0.08, max_exposure: 0.5}
+entry:
+  - id: trend_with_room
+    regimes: [bull, chop]
+    when: sma(close, params.fast) > sma(close, params.slow) and portfolio.exposure < params.max_exposure
+exit:
+  - id: below_slow
+    when: close < sma(close, params.slow)
+  - id: held_long
+    when: position.bars_held >= 72
+size: params.weight
+"""
+
+
+@pytest.mark.parametrize("extra", [(), ("risk.params.daily_loss_limit=0.004", "risk.params.cooldown_bars=5")])
+def test_fast_path_with_per_cycle_entries_matches_per_bar(tmp_path, extra):
+    from engine.backtest.engine import run_backtest
+    from engine.cycle.prepare import prepare
+    from engine.modes.setup import backtest_settings, load_rules
+    from tests.helpers.backtest import results_json, sample_market
+    from tests.helpers.rules import create_rules_dir
+    from tests.helpers.runs import compose_config
+
+    rules_dir = create_rules_dir(tmp_path, {"strategies/cycle_entries.yaml": _CYCLE_STRATEGY})
+    cfg = compose_config(list(extra))
+    cfg["rules_dir"] = str(rules_dir)
+    cfg["strategy"] = {"file": "strategies/cycle_entries.yaml", "params": {}}
+    market = sample_market(30, 24 * 60)
+    p = prepare(market, load_rules(cfg))
+    s = backtest_settings(cfg, market)
+    assert p.entries.cycle and p.exits.cycle
+    slow, fast = run_backtest(p, s, fast=False), run_backtest(p, s, fast=True)
+    assert fast.stats["skipped"] > 0 and len(slow.fills) > 0
+    assert results_json(fast) == results_json(slow)
+    assert sorted(fast.trace.events) == sorted(slow.trace.events)
+    for key, ev in slow.trace.events.items():
+        got = fast.trace.events[key]
+        assert [t for t, _ in got] == [t for t, _ in ev], key
+        assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(got, ev)), key
+    assert dict(fast.trace.halts) == dict(slow.trace.halts)
