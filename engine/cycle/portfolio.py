@@ -78,21 +78,22 @@ class LazyEnv(dict):
     ``position.return_pct``, halts read ``portfolio.*``): building the rest every busy bar
     and every quiet block was most of the loop's time. Reads go through ``env[name]``
     (``__missing__``), so a plain dict and a ``LazyEnv`` are interchangeable to rules.
+    ``build`` maps a name to ``fn(ctx)``; ``ctx`` holds what the values are computed from.
     """
 
-    __slots__ = ("_build",)
+    __slots__ = ("_build", "_ctx")
 
-    def __init__(self, build: dict, values: dict | None = None):
+    def __init__(self, build: dict, ctx, values: dict | None = None):
         super().__init__(values or ())
         self._build = build
+        self._ctx = ctx
 
     def __missing__(self, key: str):
         try:
             make = self._build[key]
         except KeyError:
             raise KeyError(key) from None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self[key] = value = make()
+        self[key] = value = make(self._ctx)
         return value
 
     def __contains__(self, key: object) -> bool:
@@ -122,55 +123,82 @@ class LazyEnv(dict):
     def extended(self, values: dict) -> "LazyEnv":
         """A copy with ``values`` added (the order's values for execution guards); what this
         env already computed is shared, what it has not is still built on first read."""
-        return LazyEnv(self._build, {**dict(dict.items(self)), **values})
+        return LazyEnv(self._build, self._ctx, {**dict(dict.items(self)), **values})
+
+
+class _Ctx:
+    """What one env's values are computed from (one bar, or a block of bars as (k, 1) columns)."""
+
+    __slots__ = ("pf", "qty", "cash", "close", "bar", "equity", "value", "peak", "day_start", "prev",
+                 "scalar", "_held", "_pos_value", "_eq")
+
+    def __init__(self, pf, close, bar, equity, value, peak, day_start, prev):
+        self.pf, self.qty, self.cash, self.close, self.bar = pf, pf.qty, pf.cash, close, bar
+        self.equity, self.value, self.peak, self.day_start, self.prev = equity, value, peak, day_start, prev
+        self.scalar = np.ndim(equity) == 0
+        self._held = self._pos_value = self._eq = None
+
+    def held(self):
+        if self._held is None:
+            self._held = self.qty > 0
+        return self._held
+
+    def pos_value(self):
+        if self._pos_value is None:
+            self._pos_value = self.qty * self.close
+        return self._pos_value
+
+    def eq(self):
+        if self._eq is None:
+            self._eq = _pick(self.equity > 0, self.equity, np.nan)
+        return self._eq
+
+
+def _ratio_less_one(num, den):
+    """``num / den - 1`` where ``den > 0``, else 0: the drawdown and the day's and hour's returns."""
+    if np.ndim(den) == 0:  # one bar: no division by zero to silence
+        return num / den - 1.0 if den > 0 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den - 1.0, 0.0)
+
+
+def _return_pct(c: _Ctx):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c.held(), c.close / c.pf.entry_price - 1.0, 0.0)
+
+
+def _exposure(c: _Ctx):
+    e = c.eq()
+    v = c.value() if callable(c.value) else c.value
+    v = np.float64(v) if np.ndim(v) == 0 else v
+    # NaN (no equity) divides quietly and is picked away
+    return _pick(e == e, v / e, 0.0)
+
+
+_BUILD = {
+    "position.held": _Ctx.held,
+    "position.qty": lambda c: c.qty,
+    "position.value": _Ctx.pos_value,
+    "position.weight": lambda c: c.pos_value() / c.eq(),  # eq is > 0 or NaN: no division by zero
+    "position.entry_price": lambda c: c.pf.entry_price,
+    "position.return_pct": _return_pct,
+    "position.bars_held": lambda c: np.where(c.held(), c.bar - c.pf.entry_bar, 0).astype(np.float64),
+    "portfolio.equity": lambda c: c.equity,
+    "portfolio.cash": lambda c: c.cash,
+    "portfolio.exposure": _exposure,
+    "portfolio.n_positions": lambda c: float(c.held().sum()),
+    "portfolio.drawdown": lambda c: _ratio_less_one(c.equity, c.peak),
+    "portfolio.day_return": lambda c: _ratio_less_one(c.equity, c.day_start),
+    "portfolio.hour_return": lambda c: _ratio_less_one(c.equity, c.prev),
+}
 
 
 def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, day_start, prev) -> LazyEnv:
     """Rule inputs for one bar (``close`` (N,), scalars) or a block of bars with unchanged
     positions (``close`` (k, N); ``bar``, ``equity``, ... shaped (k, 1)). The same
     elementwise formulas serve both, so a block gives each bar's values bit for bit.
-    Each value is computed on first read (see :class:`LazyEnv`)."""
+    Each value is computed on first read (see :class:`LazyEnv`); ``value`` may be a
+    callable (only ``portfolio.exposure`` reads it)."""
     # numpy scalars: a zero peak or day start gives inf/nan (then picked away), never an exception
     equity, peak, day_start, prev = (np.float64(x) if np.ndim(x) == 0 else x for x in (equity, peak, day_start, prev))
-    value_of = value if callable(value) else (lambda: value)  # positions' value: only exposure reads it
-    qty = pf.qty
-    cash = pf.cash
-    cache: dict = {}
-
-    def held():
-        if "held" not in cache:
-            cache["held"] = qty > 0
-        return cache["held"]
-
-    def pos_value():
-        if "pos_value" not in cache:
-            cache["pos_value"] = qty * close
-        return cache["pos_value"]
-
-    def eq():
-        if "eq" not in cache:
-            cache["eq"] = _pick(equity > 0, equity, np.nan)
-        return cache["eq"]
-
-    def exposure():
-        e = eq()
-        v = value_of()
-        v = np.float64(v) if np.ndim(v) == 0 else v
-        return _pick(e == e, v / e, 0.0)
-
-    return LazyEnv({
-        "position.held": held,
-        "position.qty": lambda: qty,
-        "position.value": pos_value,
-        "position.weight": lambda: pos_value() / eq(),
-        "position.entry_price": lambda: pf.entry_price,
-        "position.return_pct": lambda: np.where(held(), close / pf.entry_price - 1.0, 0.0),
-        "position.bars_held": lambda: np.where(held(), bar - pf.entry_bar, 0).astype(np.float64),
-        "portfolio.equity": lambda: equity,
-        "portfolio.cash": lambda: cash,
-        "portfolio.exposure": exposure,
-        "portfolio.n_positions": lambda: float(held().sum()),
-        "portfolio.drawdown": lambda: _pick(peak > 0, equity / peak - 1.0, 0.0),
-        "portfolio.day_return": lambda: _pick(day_start > 0, equity / day_start - 1.0, 0.0),
-        "portfolio.hour_return": lambda: _pick(prev > 0, equity / prev - 1.0, 0.0),
-    })
+    return LazyEnv(_BUILD, _Ctx(pf, close, bar, equity, value, peak, day_start, prev))
