@@ -21,7 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def one(n_symbols: int, n_bars: int, strategy: str, fast: bool) -> dict:
+def one(n_symbols: int, n_bars: int, strategy: str, fast: bool, reuse: bool = True) -> dict:
+    from engine.cycle.memory import reuse_freed_memory
+
+    if not reuse:  # prepare alone reuses its own temporaries (engine/cycle/memory.py)
+        return _one(n_symbols, n_bars, strategy, fast)
+    # data loading, prepare and the loop share freed memory (what mode=backtest does once it
+    # wraps them in reuse_freed_memory; see docs/backtest.md, Speed)
+    with reuse_freed_memory():
+        return _one(n_symbols, n_bars, strategy, fast)
+
+
+def _one(n_symbols: int, n_bars: int, strategy: str, fast: bool) -> dict:
     from engine.backtest.engine import run_backtest
     from engine.cycle.prepare import prepare
     from engine.market.sample import SampleSpec, generate_sample_market
@@ -68,17 +79,21 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=8760)
     ap.add_argument("--strategy", default="sma_cross")
     ap.add_argument("--slow", action="store_true", help="per-bar reference loop instead of the fast path")
+    ap.add_argument("--no-reuse", action="store_true",
+                    help="do not keep freed memory across data loading, prepare and the loop")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(one(int(args.child), args.bars, args.strategy, not args.slow)))
+        print(json.dumps(one(int(args.child), args.bars, args.strategy, not args.slow, not args.no_reuse)))
         return
-    print(f"strategy={args.strategy} bars={args.bars} path={'per-bar' if args.slow else 'fast'}")
+    print(f"strategy={args.strategy} bars={args.bars} path={'per-bar' if args.slow else 'fast'} "
+          f"memory={'plain' if args.no_reuse else 'reuse'}")
     print(f"{'symbols':>8} {'prepare s':>10} {'loop s':>8} {'total s':>8} {'sym-bars/s':>12} {'bars/s':>10} "
           f"{'decided':>8} {'fills':>6} {'peak MiB':>9}")
     for n in [int(x) for x in args.sizes.split(",")]:
         cmd = [sys.executable, __file__, "--child", str(n), "--bars", str(args.bars), "--strategy", args.strategy]
-        out = subprocess.run(cmd + (["--slow"] if args.slow else []), check=True, capture_output=True, text=True)
+        cmd += (["--slow"] if args.slow else []) + (["--no-reuse"] if args.no_reuse else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{n:>8} {r['prepare_s']:>10.3f} {r['loop_s']:>8.3f} {r['total_s']:>8.3f} "
               f"{r['symbol_bars_per_s']:>12,.0f} {r['bars_per_s']:>10,.0f} {r['decided']:>8} {r['fills']:>6} "

@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.backtest.costs import FeeSchedule, SlippageModel
 from engine.cycle.decide import Decision
+from engine.cycle.npfast import nan_to_num
 from engine.cycle.portfolio import Portfolio
 from engine.market.data import MarketData, iso_utc
 
@@ -52,7 +53,7 @@ class SimBroker:
         """(fill price, fee rate, filled?) of orders ``idx`` in bar t; side +1 buy, -1 sell."""
         m = self.market
         px = m.open[t, idx]
-        bar_usd = np.nan_to_num(m.volume[t, idx] * px)
+        bar_usd = nan_to_num(m.volume[t, idx] * px)
         slip_bps = self.slippage.bps(m.spread_bps[t, idx], q * px, bar_usd, self.rng)
         fill_px = px * (1.0 + side * slip_bps / 1e4)
         rate = np.full(idx.shape, tier.taker_bps / 1e4)
@@ -71,23 +72,23 @@ class SimBroker:
 
     def execute(self, d: Decision, t: int, pf: Portfolio) -> list[Fill]:
         m = self.market
-        opened = m.open[t]
-        vol = m.volume[t]
-        # a missing bar or one without volume: the product is not trading (halted, delisted)
-        ok = ~np.isnan(opened) & (np.nan_to_num(vol) > 0)
-        vol_cap = np.where(np.isnan(vol), 0.0, vol) * self.max_participation
+        # only the symbols with an order are looked at: a cycle orders a handful of the universe
+        sidx = (d.sell_qty > 0).nonzero()[0]
+        bidx = (d.buy_qty > 0).nonzero()[0]
         tier = self.fees.tier(int(m.times[t]))
         limit = getattr(d, "limit_price", None)
         out: list[Fill] = []
+        now = int(m.times[t])
 
-        sell = np.where(ok, np.minimum(d.sell_qty, vol_cap), 0.0)
-        sell = _round(sell, self.size_increment, pf.qty)
-        if sell.any():
-            idx = np.flatnonzero(sell > 0)
-            fill_px, fee_rate, filled = self._prices(t, idx, sell[idx], -1, limit, tier)
-            idx, fill_px, fee_rate = idx[filled], fill_px[filled], fee_rate[filled]
-            q = sell[idx]
-            px = opened[idx]
+        if sidx.size:
+            sell = self._capped(t, sidx, d.sell_qty)
+            sell = _round(sell, self.size_increment[sidx], pf.qty[sidx])
+            keep = sell > 0
+            idx, q = sidx[keep], sell[keep]
+        if sidx.size and idx.size:
+            fill_px, fee_rate, filled = self._prices(t, idx, q, -1, limit, tier)
+            idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
+            px = m.open[t, idx]
             notional = q * fill_px
             fee = notional * fee_rate
             pf.cash += float(notional.sum() - fee.sum())
@@ -95,18 +96,19 @@ class SimBroker:
             flat = idx[pf.qty[idx] <= self.size_increment[idx] * 1e-6]
             pf.qty[flat] = 0.0
             pf.exiting[flat] = False
-            for k, i in enumerate(idx):
-                out.append(Fill(t, int(i), "sell", float(q[k]), float(fill_px[k]), float(fee[k]),
+            for k, i in enumerate(idx.tolist()):
+                out.append(Fill(t, i, "sell", float(q[k]), float(fill_px[k]), float(fee[k]),
                                 float(q[k] * (px[k] - fill_px[k])), d.exit_rule[i]))
-                self.fees.record(int(m.times[t]), float(notional[k]))
+                self.fees.record(now, float(notional[k]))
 
-        buy = np.where(ok, np.minimum(d.buy_qty, vol_cap), 0.0)
-        if buy.any():
-            idx = np.flatnonzero(buy > 0)
-            fill_px, fee_rate, filled = self._prices(t, idx, buy[idx], 1, limit, tier)
-            idx, fill_px, fee_rate = idx[filled], fill_px[filled], fee_rate[filled]
-            q = buy[idx]
-            px = opened[idx]
+        if bidx.size:
+            buy = self._capped(t, bidx, d.buy_qty)
+            keep = buy > 0
+            idx, q = bidx[keep], buy[keep]
+        if bidx.size and idx.size:
+            fill_px, fee_rate, filled = self._prices(t, idx, q, 1, limit, tier)
+            idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
+            px = m.open[t, idx]
             cost = q * fill_px * (1.0 + fee_rate)
             total = float(cost.sum())
             if total > pf.cash:
@@ -119,18 +121,27 @@ class SimBroker:
             pf.cash -= float(notional.sum() + fee.sum())
             prev = pf.qty[idx]
             new_qty = prev + q
-            prev_cost = np.where(prev > 0, prev * np.nan_to_num(pf.entry_price[idx]), 0.0)
+            prev_cost = np.where(prev > 0, prev * nan_to_num(pf.entry_price[idx]), 0.0)
             pf.entry_price[idx] = (prev_cost + notional) / new_qty
             pf.entry_bar[idx] = np.where(prev > 0, pf.entry_bar[idx], t)
             pf.qty[idx] = new_qty
-            for k, i in enumerate(idx):
+            for k, i in enumerate(idx.tolist()):
                 if prev[k] == 0:
                     pf.entry_rule[i] = d.entry_rule[i]
-                out.append(Fill(t, int(i), "buy", float(q[k]), float(fill_px[k]), float(fee[k]),
+                out.append(Fill(t, i, "buy", float(q[k]), float(fill_px[k]), float(fee[k]),
                                 float(q[k] * (fill_px[k] - px[k])), d.entry_rule[i]))
-                self.fees.record(int(m.times[t]), float(notional[k]))
+                self.fees.record(now, float(notional[k]))
         self.fills.extend(out)
         return out
+
+    def _capped(self, t: int, idx: np.ndarray, qty: np.ndarray) -> np.ndarray:
+        """Order quantities ``qty[idx]`` capped by the bar's volume participation; zero where
+        the product is not trading (a missing bar, or one without volume)."""
+        m = self.market
+        opened, vol = m.open[t, idx], m.volume[t, idx]
+        ok = ~np.isnan(opened) & (vol > 0)  # NaN volume compares False, as nan_to_num(vol) > 0
+        vol_cap = np.where(np.isnan(vol), 0.0, vol) * self.max_participation
+        return np.where(ok, np.minimum(qty[idx], vol_cap), 0.0)
 
 
 def _round(qty: np.ndarray, inc: np.ndarray, held: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.cycle.npfast import nan_to_num
+
 DAY_MS = 86_400_000
 
 
@@ -58,7 +60,7 @@ class SlippageModel:
             rng: np.random.Generator | None) -> np.ndarray:
         if self.model == "none":
             return np.zeros_like(notional)
-        half = np.nan_to_num(spread_bps) / 2.0
+        half = nan_to_num(spread_bps) / 2.0
         with np.errstate(divide="ignore", invalid="ignore"):
             part = np.where(bar_volume_usd > 0, notional / bar_volume_usd * 100.0, 0.0)
         out = half + self.impact_coef * part

@@ -52,7 +52,7 @@ class BacktestResult:
 
 # Quiet-bar scan blocks grow while bars stay quiet (cheap long skips) and shrink back after
 # a busy bar (busy bars cluster: small blocks waste less work).
-MIN_BLOCK, MAX_BLOCK = 8, 1024
+MIN_BLOCK, MAX_BLOCK = 32, 2048
 
 
 def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True) -> BacktestResult:
@@ -88,8 +88,12 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         if progress is not None and t >= next_report:
             progress(t - start, stop - start)
             next_report = t + 512
-        if (pending is None and scanner is not None and t < stop - 1 and t != busy_at
-                and t >= scan_from):
+        if pending is not None:
+            # fill first: the bar after a fill is as likely to be quiet as any other, and the
+            # scanner starts from the portfolio as it stands after this bar's fills
+            broker.execute(pending, t, pf)
+            pending = None
+        if (scanner is not None and t < stop - 1 and t != busy_at and t >= scan_from):
             end = min(t + block, stop - 1)
             nxt = scanner.scan(pf, halts, t, end, equity, exposure, start, trace)
             skipped += nxt - t
@@ -105,9 +109,6 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
             if nxt > t:
                 t = nxt
                 continue
-        if pending is not None:
-            broker.execute(pending, t, pf)
-            pending = None
         c = close[t]
         eq = pf.mark(c, int(m.times[t] // DAY_MS))
         k = t - start

@@ -37,12 +37,18 @@ class QuietScanner:
     enterable: np.ndarray  # (T, N) in the universe, trading, and an entry series rule holds
     buyable: np.ndarray  # (T, N) in the universe and trading
     needs_env: bool
+    # per-bar counts of the two masks above: with k symbols held, "some symbol not held is
+    # enterable" is ``count > count over the held columns``, an (m, k) test instead of (m, N)
+    enter_count: np.ndarray | None = None
+    buy_count: np.ndarray | None = None
 
     @classmethod
     def build(cls, p: Prepared) -> "QuietScanner":
         buyable = p.universe & p.available
         needs_env = bool(p.entries.cycle or p.exits.cycle or p.halts)
-        return cls(p, p.market.times // DAY_MS, buyable & p.entries.combined, buyable, needs_env)
+        enterable = buyable & p.entries.combined
+        return cls(p, p.market.times // DAY_MS, enterable, buyable, needs_env,
+                   np.count_nonzero(enterable, axis=1), np.count_nonzero(buyable, axis=1))
 
     def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int, equity: np.ndarray, exposure: np.ndarray,
              offset: int, trace: TraceRecorder) -> int:
@@ -50,7 +56,7 @@ class QuietScanner:
 
         ``equity`` and ``exposure`` are the run's curves, bar t at index ``t - offset``.
         """
-        if a >= b or (pf.exiting is not None and pf.exiting.any()):
+        if a >= b or (pf.exiting is not None and np.count_nonzero(pf.exiting)):
             return a
         p = self.p
         m = b - a
@@ -67,34 +73,53 @@ class QuietScanner:
         peak = np.maximum.accumulate(np.concatenate(([pf.peak_equity], eq)))[1:]
 
         held = pf.qty > 0
-        any_held = bool(held.any())
+        hidx = held.nonzero()[0]
+        any_held = hidx.size > 0
         busy = np.zeros(m, dtype=bool)
+        col = lambda x: x[:, None]  # noqa: E731 - one bar per row, broadcast over symbols
         env = None
-        if self.needs_env:
-            col = lambda x: x[:, None]  # noqa: E731 - one bar per row, broadcast over symbols
+        if p.halts:
             env = portfolio_env(pf, close, col(rows), col(eq), col(value), col(peak), col(day_start), col(prev))
         window = slice(a, b)
 
         active: list[tuple[str, np.ndarray]] = []
         for h, fn in p.halts:
             until = hs.until.get(h.rule.id, -1)
-            busy |= rows == until
+            if a <= until < b:  # the cooldown ends in this block
+                busy[until - a] = True
             busy |= _rows(fn(env, window), m)
-            on = rows < until
-            if on.any():
+            if until > a:  # the halt holds over the block's first bars
+                on = rows < until
                 active.append((h.rule.id, on))
                 if h.action == "flatten" and any_held:
                     busy |= on
 
+        # series-level signals: only the held columns need looking at
         if any_held:
-            busy |= (p.exits.combined[a:b] & held).any(axis=1)
-            busy |= _cycle_any(p.exits, env, window, a, b, m)
-        buyable = self.buyable[a:b] & ~held
-        busy |= (self.enterable[a:b] & ~held).any(axis=1)
-        if p.entries.cycle:
-            busy |= buyable.any(axis=1) & _cycle_any(p.entries, env, window, a, b, m)
+            busy |= p.exits.combined[a:b, hidx].any(axis=1)
+            enter = self.enter_count[a:b] > np.count_nonzero(self.enterable[a:b, hidx], axis=1)
+        else:
+            enter = self.enter_count[a:b] > 0
+        busy |= enter
 
+        # per-cycle rules over (bars x symbols): only up to the first bar already found busy
         e = int(np.argmax(busy)) if busy.any() else m
+        if e > 0 and ((any_held and p.exits.cycle) or p.entries.cycle):
+            sl, w = slice(0, e), slice(a, a + e)
+            cenv = portfolio_env(pf, close[sl], col(rows[sl]), col(eq[sl]), col(value[sl]), col(peak[sl]),
+                                 col(day_start[sl]), col(prev[sl]))
+            cbusy = np.zeros(e, dtype=bool)
+            if any_held:
+                cbusy |= _cycle_any(p.exits, cenv, w, a, a + e, e)
+            if p.entries.cycle:
+                if any_held:
+                    can_buy = self.buy_count[w] > np.count_nonzero(self.buyable[w, hidx], axis=1)
+                else:
+                    can_buy = self.buy_count[w] > 0
+                cbusy |= can_buy & _cycle_any(p.entries, cenv, w, a, a + e, e)
+            if cbusy.any():
+                e = int(np.argmax(cbusy))
+
         if e == 0:
             return a
         k = slice(0, e)

@@ -16,6 +16,8 @@ from engine.cycle.decide import Decision
 from engine.fileio import atomic_write
 from engine.cycle.prepare import Prepared
 
+_count = np.count_nonzero
+
 
 class TraceRecorder:
     def __init__(self, p: Prepared, start: int, stop: int):
@@ -28,23 +30,25 @@ class TraceRecorder:
 
     def record(self, d: Decision) -> None:
         t = d.t
+        ev = self.events
         for rid, v in d.cycle_verdicts.items():
             # only cycles where the rule held somewhere: a quiet bar skipped by the fast
             # path and the same bar run through ``decide`` leave the same trace
-            v = np.broadcast_to(v, d.candidates.shape)
-            if v.any():
-                self.events["cycle_true:" + rid].append((t, np.flatnonzero(v).astype(np.int32)))
-        if d.candidates.any():
-            self.events["candidate"].append((t, np.flatnonzero(d.candidates).astype(np.int32)))
+            if v.shape != d.candidates.shape:  # a constant verdict holds for every symbol or none
+                v = np.broadcast_to(v, d.candidates.shape)
+            if _count(v):
+                ev["cycle_true:" + rid].append((t, v.nonzero()[0].astype(np.int32)))
+        if _count(d.candidates):
+            ev["candidate"].append((t, d.candidates.nonzero()[0].astype(np.int32)))
         for cid, m in d.clipped.items():
-            self.events["clip:" + cid].append((t, np.flatnonzero(m).astype(np.int32)))
+            ev["clip:" + cid].append((t, m.nonzero()[0].astype(np.int32)))
         for gid, m in d.blocked.items():
-            if m.any():
-                self.events["block:" + gid].append((t, np.flatnonzero(m).astype(np.int32)))
-        if d.buy_qty.any():
-            self.events["buy"].append((t, np.flatnonzero(d.buy_qty).astype(np.int32)))
-        if d.sell_qty.any():
-            self.events["sell"].append((t, np.flatnonzero(d.sell_qty).astype(np.int32)))
+            if _count(m):
+                ev["block:" + gid].append((t, m.nonzero()[0].astype(np.int32)))
+        if _count(d.buy_qty):
+            ev["buy"].append((t, d.buy_qty.nonzero()[0].astype(np.int32)))
+        if _count(d.sell_qty):
+            ev["sell"].append((t, d.sell_qty.nonzero()[0].astype(np.int32)))
         for h in d.halts:
             self.halts[h].append(t)
 

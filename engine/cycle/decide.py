@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.cycle.npfast import any_, nan_to_num, nonzero, row
 from engine.cycle.portfolio import Portfolio
+
+_count = np.count_nonzero
 from engine.cycle.prepare import Prepared, RuleGroup
 
 
@@ -81,6 +84,33 @@ def cap_tables(p: Prepared) -> CapTables:
     return CapTables(asset, theme, total, count, ids)
 
 
+@dataclass
+class _Plan:
+    """Per-run constants of ``decide``, computed on its first call for a prepared run."""
+
+    needs_env: bool
+    has_vetoes: bool
+    # per group: (rule id, its (T, N) mask for a series rule, None for a per-cycle rule)
+    entry_rules: list[tuple[str, np.ndarray | None]]
+    exit_rules: list[tuple[str, np.ndarray | None]]
+    buyable: np.ndarray  # (T, N) in the universe and trading
+
+
+def _plan(p: Prepared) -> _Plan:
+    plan = p.extra.get("_decide_plan")
+    if plan is None:
+        def rules(g: RuleGroup) -> list[tuple[str, np.ndarray | None]]:
+            masks = {id(s.rule): s.mask for s in g.series}
+            return [(r.id, masks.get(id(r))) for r in g.rules]
+        plan = p.extra["_decide_plan"] = _Plan(
+            needs_env=bool(p.entries.cycle or p.exits.cycle or p.vetoes.cycle or p.halts or p.guards.cycle),
+            has_vetoes=bool(p.vetoes.series or p.vetoes.cycle),
+            entry_rules=rules(p.entries), exit_rules=rules(p.exits),
+            buyable=p.universe & p.available,
+        )
+    return plan
+
+
 def _eval_group(g: RuleGroup, env: dict, t: int, combine: str, verdicts: dict) -> np.ndarray:
     out = g.combined[t]
     for c in g.cycle:
@@ -92,21 +122,23 @@ def _eval_group(g: RuleGroup, env: dict, t: int, combine: str, verdicts: dict) -
     return out
 
 
-def _first_rule(g: RuleGroup, t: int, verdicts: dict, mask: np.ndarray) -> list[str]:
+def _first_rule(rules: list[tuple[str, np.ndarray | None]], t: int, verdicts: dict, mask: np.ndarray) -> list[str]:
     """Which rule decided each masked symbol (first in file order), for the trade log."""
     n = mask.shape[0]
     out = [""] * n
-    if not mask.any():
-        return out
-    for r in g.rules:
-        v = verdicts.get(r.id)
+    left = mask
+    for rid, series in rules:
+        v = verdicts.get(rid)
         if v is None:
-            v = next((s.mask[t] for s in g.series if s.rule is r), None)
-            if v is None:  # a per-cycle rule outside its regimes: it did not decide
+            if series is None:  # a per-cycle rule outside its regimes: it did not decide
                 continue
-        for i in np.flatnonzero(mask & np.broadcast_to(v, (n,))):
-            if not out[i]:
-                out[i] = r.id
+            v = series[t]
+        hit = left & v
+        for i in hit.nonzero()[0].tolist():
+            out[i] = rid
+        left = left & ~hit
+        if not any_(left):
+            break
     return out
 
 
@@ -117,10 +149,12 @@ def _allocate(w: np.ndarray, room: float) -> np.ndarray:
 
 
 def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltState, caps: CapTables) -> Decision:
+    plan = _plan(p)
     n = p.market.n_symbols
     held = pf.qty > 0
+    any_held = any_(held)
     close = quotes.price
-    env = pf.env(close, t) if (p.entries.cycle or p.exits.cycle or p.vetoes.cycle or p.halts or p.guards.cycle) else {}
+    env = pf.env(close, t) if plan.needs_env else {}
     verdicts: dict[str, np.ndarray] = {}
 
     # risk halts (portfolio level): they fire, then hold for their cooldown
@@ -139,26 +173,31 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
             flatten |= h.action == "flatten"
 
     # exits: a rule says so, a flatten halt, or an exit already under way
-    exit_sig = _eval_group(p.exits, env, t, "or", verdicts) if held.any() else np.zeros(n, dtype=bool)
-    exiting = held & (exit_sig | flatten | pf.exiting)
+    if any_held:
+        exit_sig = _eval_group(p.exits, env, t, "or", verdicts)
+        exiting = held & (exit_sig | flatten | pf.exiting)
+    else:
+        exiting = np.zeros(n, dtype=bool)
     sell = np.where(exiting, pf.qty, 0.0)
-    exit_rule = _first_rule(p.exits, t, verdicts, held & exit_sig) if exiting.any() else [""] * n
-    if flatten:
-        exit_rule = [r or ("halt:" + active[-1] if exiting[i] else "") for i, r in enumerate(exit_rule)]
+    exit_rule = [""] * n
+    if any_(exiting):
+        exit_rule = _first_rule(plan.exit_rules, t, verdicts, held & exit_sig)
+        if flatten:
+            exit_rule = [r or ("halt:" + active[-1] if exiting[i] else "") for i, r in enumerate(exit_rule)]
 
     # entries: signal, in the universe, tradable now, not vetoed, no halt
     buy = np.zeros(n)
     clipped: dict[str, np.ndarray] = {}
-    cand = ~held & p.universe[t] & p.available[t]
-    if not block and cand.any():
+    cand = ~held & plan.buyable[t]
+    if not block and any_(cand):
         cand &= _eval_group(p.entries, env, t, "or", verdicts)
     else:
         cand = np.zeros(n, dtype=bool)
-    if cand.any() and (p.vetoes.series or p.vetoes.cycle):
+    if plan.has_vetoes and any_(cand):
         cand &= _eval_group(p.vetoes, env, t, "and", verdicts)
     entry_rule = [""] * n
-    if cand.any():
-        entry_rule = _first_rule(p.entries, t, verdicts, cand)
+    if any_(cand):
+        entry_rule = _first_rule(plan.entry_rules, t, verdicts, cand)
         buy, clipped = _size(p, t, env, pf, close, cand, exiting, caps)
 
     # execution: round, then guards over every symbol with an order
@@ -166,15 +205,15 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
     order_qty = buy + sell
     blocked: dict[str, np.ndarray] = {}
     has = order_qty > 0
-    if has.any():
+    any_order = any_(has)
+    if any_order:
         notional = order_qty * close
         with np.errstate(divide="ignore", invalid="ignore"):
             impact = np.where(quotes.bar_volume_usd > 0, notional / quotes.bar_volume_usd * 100.0, 0.0)
-        genv = dict(env) if env else pf.env(close, t)
-        genv.update({
+        genv = (env if env else pf.env(close, t)).extended({
             "order.notional": notional,
             "order.is_entry": buy > 0,
-            "order.est_slippage_bps": np.nan_to_num(quotes.spread_bps) / 2.0 + impact,
+            "order.est_slippage_bps": nan_to_num(quotes.spread_bps) / 2.0 + impact,
             "quote_age_s": quotes.age_s,
         })
         ok = np.ones(n, dtype=bool)
@@ -191,7 +230,7 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
             ok &= m
         buy = np.where(ok, buy, 0.0)
         sell = np.where(ok, sell, 0.0)
-    limit = limit_prices(p, close, buy, sell) if has.any() else None
+    limit = limit_prices(p, close, buy, sell) if any_order else None
     return Decision(t, p.regime_labels[p.regime_idx[t]], sell, buy, entry_rule, exit_rule, active,
                     verdicts, cand, clipped, blocked, exiting, limit)
 
@@ -216,19 +255,21 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
           exiting: np.ndarray, caps: CapTables) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Target weights for the candidates, clipped by each cap in priority order."""
     n = cand.shape[0]
-    idx = np.flatnonzero(cand)
-    w_all = np.broadcast_to(np.asarray(p.size(env, t), dtype=np.float64), (n,))
-    w = np.nan_to_num(np.clip(w_all[idx], 0.0, None))
+    idx = nonzero(cand)
+    w = nan_to_num(np.clip(row(np.asarray(p.size(env, t), dtype=np.float64), n)[idx], 0.0, None))
     if p.priority is not None:
-        pr = np.broadcast_to(np.asarray(p.priority(env, t), dtype=np.float64), (n,))[idx]
-        order = np.argsort(-np.nan_to_num(pr, nan=-np.inf), kind="stable")
+        pr = row(np.asarray(p.priority(env, t), dtype=np.float64), n)[idx]
+        if _count(np.isfinite(pr)) != pr.size:  # NaN ranks last (inf and -inf become finite)
+            pr = np.nan_to_num(pr, nan=-np.inf)
+        order = np.argsort(-pr, kind="stable")
         idx, w = idx[order], w[order]
     clipped: dict[str, np.ndarray] = {}
 
     def mark(cap_type: str, before: np.ndarray, after: np.ndarray) -> None:
-        hit = np.zeros(n, dtype=bool)
-        hit[idx] = after < before - 1e-12
-        if hit.any():
+        less = after < before - 1e-12
+        if any_(less):
+            hit = np.zeros(n, dtype=bool)
+            hit[idx] = less
             clipped[caps.ids[cap_type]] = hit
 
     equity = pf.equity if pf.equity > 0 else 0.0
@@ -242,7 +283,7 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
         th = p.themes[idx]
         room = caps.theme - np.bincount(p.themes, weights=held_w, minlength=len(caps.theme))
         new = w.copy()
-        for code in np.unique(th):  # loop over the candidates' themes only (a handful)
+        for code in sorted(set(th.tolist())):  # loop over the candidates' themes only (a handful)
             sel = th == code
             new[sel] = _allocate(w[sel], max(room[code], 0.0))
         mark("theme_weight", w, new)
@@ -264,5 +305,9 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
 
 def _round_down(qty: np.ndarray, increment: np.ndarray) -> np.ndarray:
     """Quantities rounded down to each product's size increment (never up: no overspend)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(qty > 0, np.floor(qty / increment + 1e-9) * increment, 0.0)
+    out = np.zeros(qty.shape)
+    idx = (qty > 0).nonzero()[0]
+    if idx.size:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[idx] = np.floor(qty[idx] / increment[idx] + 1e-9) * increment[idx]
+    return out

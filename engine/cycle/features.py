@@ -24,6 +24,32 @@ def ffill(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def cumsum_rows(a: np.ndarray) -> np.ndarray:
+    """``np.cumsum(a, axis=0, dtype=float64)`` of a (T, N) array, row by row.
+
+    Each row is one whole-row add onto the previous sum, the same additions in the same
+    order as numpy's (so bit-identical), but about 4x faster than numpy's strided
+    accumulate along axis 0 on a wide panel."""
+    if a.ndim != 2 or a.shape[1] < 256:  # narrow: numpy's own loop wins over one call per row
+        return np.cumsum(a, axis=0, dtype=np.float64)
+    out = np.empty(a.shape, dtype=np.float64)
+    if a.shape[0]:
+        out[0] = a[0]
+        add = np.add
+        for t in range(1, a.shape[0]):
+            add(out[t - 1], a[t], out=out[t])
+    return out
+
+
+def _zero_nan(a: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(a)`` into a new array, with one pass when there is no infinity."""
+    out = a.copy(order="K")  # keep the layout: later row sums depend on it
+    np.copyto(out, 0.0, where=np.isnan(out))
+    if np.isinf(out).any():
+        return np.nan_to_num(a)
+    return out
+
+
 class LazySeries(dict):
     """Named series built on first use: a rule set that never reads ``high`` never pays for it."""
 
@@ -61,10 +87,11 @@ def market_series(market: MarketData) -> LazySeries:
 
     def vol24():
         day = bars_per_day(market.timeframe)
-        csum = np.cumsum(np.nan_to_num(s["volume_usd"]), axis=0)
-        out = csum.copy()
-        out[day:] -= csum[:-day]
-        out[np.isnan(s["close"])] = np.nan
+        csum = cumsum_rows(_zero_nan(s["volume_usd"]))
+        out = np.empty_like(csum)
+        out[:day] = csum[:day]
+        np.subtract(csum[day:], csum[:-day], out=out[day:])
+        np.copyto(out, np.nan, where=np.isnan(s["close"]))
         return out
 
     s = LazySeries({
@@ -76,7 +103,7 @@ def market_series(market: MarketData) -> LazySeries:
         "volume_usd": lambda: s["volume"] * s["close"],
         "volume_usd_24h": vol24,
         "spread_bps": lambda: ffill(market.spread_bps),
-        "bars_listed": lambda: np.cumsum(~np.isnan(s["close"]), axis=0, dtype=np.float64),
+        "bars_listed": lambda: cumsum_rows(~np.isnan(s["close"])),
         "available": lambda: ~np.isnan(market.close),
         "theme": lambda: static([i.theme for i in market.info]),
         "symbol": lambda: static(list(market.symbols)),
@@ -85,28 +112,49 @@ def market_series(market: MarketData) -> LazySeries:
     return s
 
 
-def index_series(market: MarketData, close_ffilled: np.ndarray, exclude_themes: tuple[str, ...]) -> dict[str, np.ndarray]:
+def index_series(market: MarketData, close_ffilled: np.ndarray, exclude_themes: tuple[str, ...]) -> LazySeries:
     """An equal-weight index of the included products, shaped (T, 1).
 
     The index return at t is the mean return of the products that traded at t-1 and t, so
-    a listing or a gap neither jumps nor drops the index.
+    a listing or a gap neither jumps nor drops the index. ``volume_usd`` and ``breadth`` are
+    built only when a regime rule reads them.
     """
     include = np.array([i.theme not in exclude_themes for i in market.info])
-    c = close_ffilled[:, include] if include.any() else close_ffilled
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = c[1:] / c[:-1] - 1.0
-    r_mean = np.zeros(c.shape[0])
-    with np.errstate(invalid="ignore"):
-        valid = ~np.isnan(r)
-        cnt = valid.sum(axis=1)
-        r_mean[1:] = np.where(cnt > 0, np.nansum(r, axis=1) / np.maximum(cnt, 1), 0.0)
-    level = 100.0 * np.cumprod(1.0 + r_mean)
-    vol_usd = np.nansum(np.nan_to_num(market.volume[:, include] * close_ffilled[:, include]), axis=1)
-    # breadth: share of products above their 50-bar mean (look-back only)
-    from engine.rules.functions import FUNCTIONS
-    sma50 = FUNCTIONS["sma"].impl(c, 50)
-    with np.errstate(invalid="ignore"):
-        above = (c > sma50).sum(axis=1)
-        counted = (~np.isnan(sma50)).sum(axis=1)
-    breadth = np.where(counted > 0, above / np.maximum(counted, 1), np.nan)
-    return {"close": level[:, None], "volume_usd": vol_usd[:, None], "breadth": breadth[:, None]}
+    some = bool(include.any())
+    t = close_ffilled.shape[0]
+
+    def included(a: np.ndarray) -> np.ndarray:
+        # the same indexing as a whole-panel ``a[:, include]``: numpy lays the result out
+        # column-major, and the row sums below depend on that layout (sequential, not pairwise)
+        return a[:, include] if some else a
+
+    def level():
+        # blocks of bars: the returns of a block and their NaN-aware row means, exactly the
+        # per-row sums np.nansum gives over the whole (T, N) returns, without (T, N) temporaries
+        r_mean = np.zeros(t)
+        step = max(1, (1 << 21) // max(int(include.sum()) if some else len(include), 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for a in range(1, t, step):
+                b = min(a + step, t)
+                c = included(close_ffilled[a - 1:b])
+                r = c[1:] / c[:-1] - 1.0
+                nan = np.isnan(r)
+                cnt = r.shape[1] - nan.sum(axis=1)
+                np.copyto(r, 0.0, where=nan)
+                r_mean[a:b] = np.where(cnt > 0, r.sum(axis=1) / np.maximum(cnt, 1), 0.0)
+        return (100.0 * np.cumprod(1.0 + r_mean))[:, None]
+
+    def vol_usd():
+        return np.nansum(np.nan_to_num(market.volume[:, include] * close_ffilled[:, include]), axis=1)[:, None]
+
+    def breadth():
+        # share of products above their 50-bar mean (look-back only)
+        from engine.rules.functions import FUNCTIONS
+        c = included(close_ffilled)
+        sma50 = FUNCTIONS["sma"].impl(c, 50)
+        with np.errstate(invalid="ignore"):
+            above = (c > sma50).sum(axis=1)
+            counted = (~np.isnan(sma50)).sum(axis=1)
+        return np.where(counted > 0, above / np.maximum(counted, 1), np.nan)[:, None]
+
+    return LazySeries({"close": level, "volume_usd": vol_usd, "breadth": breadth})

@@ -35,10 +35,17 @@ class Portfolio:
         Summed position by position in symbol order, so one bar and a block of bars give
         bit-identical figures (the backtest marks quiet stretches a block at a time).
         """
-        out = np.zeros(close.shape[:-1]) if close.ndim > 1 else 0.0
-        for i in np.flatnonzero(self.qty != 0):
+        idx = (self.qty != 0).nonzero()[0]
+        if close.ndim == 1:
+            # Python floats: the same IEEE double arithmetic as numpy scalars, faster
+            out = 0.0
+            for q, c in zip(self.qty[idx].tolist(), close[idx].tolist()):
+                out = out + q * c
+            return out
+        out = np.zeros(close.shape[:-1])
+        for i in idx.tolist():
             out = out + self.qty[i] * close[..., i]
-        return out if close.ndim > 1 else float(out)
+        return out
 
     def mark(self, close: np.ndarray, day: int) -> float:
         """Mark to market at ``close`` (forward-filled); roll the day's start at UTC midnight."""
@@ -53,7 +60,7 @@ class Portfolio:
 
     def env(self, close: np.ndarray, bar: int) -> dict:
         """The ``position.*`` and ``portfolio.*`` values rules may read this cycle."""
-        return portfolio_env(self, close, bar, self.equity, self.value(close), self.peak_equity,
+        return portfolio_env(self, close, bar, self.equity, lambda: self.value(close), self.peak_equity,
                              self.day_start_equity, self.prev_equity)
 
 
@@ -64,32 +71,134 @@ def _pick(cond, a, b):
     return np.where(cond, a, b)
 
 
-def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, day_start, prev) -> dict:
+class LazyEnv(dict):
+    """Rule inputs computed the first time a rule reads them.
+
+    A cycle's rules read two or three of the fourteen values (a stop loss reads
+    ``position.return_pct``, halts read ``portfolio.*``): building the rest every busy bar
+    and every quiet block was most of the loop's time. Reads go through ``env[name]``
+    (``__missing__``), so a plain dict and a ``LazyEnv`` are interchangeable to rules.
+    ``build`` maps a name to ``fn(ctx)``; ``ctx`` holds what the values are computed from.
+    """
+
+    __slots__ = ("_build", "_ctx")
+
+    def __init__(self, build: dict, ctx, values: dict | None = None):
+        super().__init__(values or ())
+        self._build = build
+        self._ctx = ctx
+
+    def __missing__(self, key: str):
+        try:
+            make = self._build[key]
+        except KeyError:
+            raise KeyError(key) from None
+        self[key] = value = make(self._ctx)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._build
+
+    def keys(self):  # every name a rule may read, computed or not
+        return list(dict.fromkeys([*dict.keys(self), *self._build]))
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __bool__(self) -> bool:
+        return bool(self._build) or dict.__len__(self) > 0
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def extended(self, values: dict) -> "LazyEnv":
+        """A copy with ``values`` added (the order's values for execution guards); what this
+        env already computed is shared, what it has not is still built on first read."""
+        return LazyEnv(self._build, self._ctx, {**dict(dict.items(self)), **values})
+
+
+class _Ctx:
+    """What one env's values are computed from (one bar, or a block of bars as (k, 1) columns)."""
+
+    __slots__ = ("pf", "qty", "cash", "close", "bar", "equity", "value", "peak", "day_start", "prev",
+                 "scalar", "_held", "_pos_value", "_eq")
+
+    def __init__(self, pf, close, bar, equity, value, peak, day_start, prev):
+        self.pf, self.qty, self.cash, self.close, self.bar = pf, pf.qty, pf.cash, close, bar
+        self.equity, self.value, self.peak, self.day_start, self.prev = equity, value, peak, day_start, prev
+        self.scalar = np.ndim(equity) == 0
+        self._held = self._pos_value = self._eq = None
+
+    def held(self):
+        if self._held is None:
+            self._held = self.qty > 0
+        return self._held
+
+    def pos_value(self):
+        if self._pos_value is None:
+            self._pos_value = self.qty * self.close
+        return self._pos_value
+
+    def eq(self):
+        if self._eq is None:
+            self._eq = _pick(self.equity > 0, self.equity, np.nan)
+        return self._eq
+
+
+def _ratio_less_one(num, den):
+    """``num / den - 1`` where ``den > 0``, else 0: the drawdown and the day's and hour's returns."""
+    if np.ndim(den) == 0:  # one bar: no division by zero to silence
+        return num / den - 1.0 if den > 0 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den - 1.0, 0.0)
+
+
+def _return_pct(c: _Ctx):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c.held(), c.close / c.pf.entry_price - 1.0, 0.0)
+
+
+def _exposure(c: _Ctx):
+    e = c.eq()
+    v = c.value() if callable(c.value) else c.value
+    v = np.float64(v) if np.ndim(v) == 0 else v
+    # NaN (no equity) divides quietly and is picked away
+    return _pick(e == e, v / e, 0.0)
+
+
+_BUILD = {
+    "position.held": _Ctx.held,
+    "position.qty": lambda c: c.qty,
+    "position.value": _Ctx.pos_value,
+    "position.weight": lambda c: c.pos_value() / c.eq(),  # eq is > 0 or NaN: no division by zero
+    "position.entry_price": lambda c: c.pf.entry_price,
+    "position.return_pct": _return_pct,
+    "position.bars_held": lambda c: np.where(c.held(), c.bar - c.pf.entry_bar, 0).astype(np.float64),
+    "portfolio.equity": lambda c: c.equity,
+    "portfolio.cash": lambda c: c.cash,
+    "portfolio.exposure": _exposure,
+    "portfolio.n_positions": lambda c: float(c.held().sum()),
+    "portfolio.drawdown": lambda c: _ratio_less_one(c.equity, c.peak),
+    "portfolio.day_return": lambda c: _ratio_less_one(c.equity, c.day_start),
+    "portfolio.hour_return": lambda c: _ratio_less_one(c.equity, c.prev),
+}
+
+
+def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, day_start, prev) -> LazyEnv:
     """Rule inputs for one bar (``close`` (N,), scalars) or a block of bars with unchanged
     positions (``close`` (k, N); ``bar``, ``equity``, ... shaped (k, 1)). The same
-    elementwise formulas serve both, so a block gives each bar's values bit for bit."""
+    elementwise formulas serve both, so a block gives each bar's values bit for bit.
+    Each value is computed on first read (see :class:`LazyEnv`); ``value`` may be a
+    callable (only ``portfolio.exposure`` reads it)."""
     # numpy scalars: a zero peak or day start gives inf/nan (then picked away), never an exception
-    equity, value, peak, day_start, prev = (np.float64(x) if np.ndim(x) == 0 else x
-                                            for x in (equity, value, peak, day_start, prev))
-    held = pf.qty > 0
-    pos_value = pf.qty * close
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eq = _pick(equity > 0, equity, np.nan)
-        ret = np.where(held, close / pf.entry_price - 1.0, 0.0)
-        exposure = _pick(eq == eq, value / eq, 0.0)
-        return {
-            "position.held": held,
-            "position.qty": pf.qty,
-            "position.value": pos_value,
-            "position.weight": pos_value / eq,
-            "position.entry_price": pf.entry_price,
-            "position.return_pct": ret,
-            "position.bars_held": np.where(held, bar - pf.entry_bar, 0).astype(np.float64),
-            "portfolio.equity": equity,
-            "portfolio.cash": pf.cash,
-            "portfolio.exposure": exposure,
-            "portfolio.n_positions": float(held.sum()),
-            "portfolio.drawdown": _pick(peak > 0, equity / peak - 1.0, 0.0),
-            "portfolio.day_return": _pick(day_start > 0, equity / day_start - 1.0, 0.0),
-            "portfolio.hour_return": _pick(prev > 0, equity / prev - 1.0, 0.0),
-        }
+    equity, peak, day_start, prev = (np.float64(x) if np.ndim(x) == 0 else x for x in (equity, peak, day_start, prev))
+    return LazyEnv(_BUILD, _Ctx(pf, close, bar, equity, value, peak, day_start, prev))

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.cycle.features import index_series, market_series
+from engine.cycle.memory import reuse_freed_memory
 from engine.market.data import MarketData
 from engine.rules.expr import CYCLE, FeatureStore
 from engine.rules.loader import Halt, Rule, RuleSet
@@ -131,27 +132,38 @@ def _universe(rules: RuleSet, market: MarketData, store: FeatureStore, eligible:
     member = np.zeros((t_n, n), dtype=bool)
     rebuilds = np.zeros(t_n, dtype=bool)
     times = market.times
-    last_t, last_regime, current = None, None, np.zeros(n, dtype=bool)
-    for t in range(t_n):
-        if (last_t is None or times[t] - times[last_t] >= u.ttl_ms
-                or (u.rebuild_on_regime_change and regime_idx[t] != last_regime)):
-            ok = eligible[t]
-            current = ok.copy()
-            if key is not None and ok.sum() > u.top:
-                k = np.where(ok & ~np.isnan(key[t]), key[t], -np.inf if u.descending else np.inf)
-                order = np.argsort(-k if u.descending else k, kind="stable")
-                current = np.zeros(n, dtype=bool)
-                current[order[: u.top]] = True
-                current &= ok
-            elif ok.sum() > u.top:
-                current = ok & (np.cumsum(ok) <= u.top)
-            rebuilds[t] = True
-            last_t, last_regime = t, regime_idx[t]
-        member[t] = current
+    # A rebuild at r holds until the TTL runs out on the run's clock or (optionally) the regime
+    # changes: jump from one rebuild to the next instead of testing every bar.
+    changes = np.flatnonzero(regime_idx[1:] != regime_idx[:-1]) + 1 if u.rebuild_on_regime_change else None
+    r = 0
+    while r < t_n:
+        ok = eligible[r]
+        current = ok
+        if key is not None and ok.sum() > u.top:
+            k = np.where(ok & ~np.isnan(key[r]), key[r], -np.inf if u.descending else np.inf)
+            order = np.argsort(-k if u.descending else k, kind="stable")
+            current = np.zeros(n, dtype=bool)
+            current[order[: u.top]] = True
+            current &= ok
+        elif ok.sum() > u.top:
+            current = ok & (np.cumsum(ok) <= u.top)
+        rebuilds[r] = True
+        nxt = max(r + 1, int(np.searchsorted(times, times[r] + u.ttl_ms, side="left")))
+        if changes is not None:
+            c = int(np.searchsorted(changes, r, side="right"))
+            if c < changes.size:
+                nxt = min(nxt, int(changes[c]))
+        member[r:nxt] = current
+        r = nxt
     return member, rebuilds
 
 
 def prepare(market: MarketData, rules: RuleSet) -> Prepared:
+    with reuse_freed_memory():  # dozens of big temporaries: see engine/cycle/memory.py
+        return _prepare(market, rules)
+
+
+def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
     base = market_series(market)
     shape = (market.n_bars, market.n_symbols)
     labels, regime_idx, regime_masks = _regimes(rules, market, base)

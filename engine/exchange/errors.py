@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-import ccxt
+from functools import lru_cache
 
 
 class ErrorKind(str, enum.Enum):
@@ -57,28 +57,35 @@ class ExchangeCallError(ExchangeError):
                          f"{', HTTP ' + str(http_status) if http_status else ''}): {message}")
 
 
-# Most specific first: RateLimitExceeded, DDoSProtection, RequestTimeout and
-# ExchangeNotAvailable are all NetworkError subclasses; OrderNotFound is an InvalidOrder.
-_BY_CLASS: tuple[tuple[type, ErrorKind], ...] = (
-    (ccxt.RateLimitExceeded, ErrorKind.RATE_LIMIT),
-    (ccxt.DDoSProtection, ErrorKind.DDOS),
-    (ccxt.RequestTimeout, ErrorKind.TIMEOUT),
-    (ccxt.ExchangeNotAvailable, ErrorKind.UNAVAILABLE),
-    (ccxt.InvalidNonce, ErrorKind.NETWORK),
-    (ccxt.NetworkError, ErrorKind.NETWORK),
-    (ccxt.OrderNotFound, ErrorKind.ORDER_NOT_FOUND),
-    (ccxt.InsufficientFunds, ErrorKind.INSUFFICIENT_FUNDS),
-    (ccxt.InvalidOrder, ErrorKind.INVALID_ORDER),
-    (ccxt.AuthenticationError, ErrorKind.AUTH),
-    (ccxt.BadRequest, ErrorKind.BAD_REQUEST),
-    (ccxt.ArgumentsRequired, ErrorKind.BAD_REQUEST),
-    (ccxt.NotSupported, ErrorKind.BAD_REQUEST),
-    (ccxt.BadResponse, ErrorKind.NETWORK),
-)
+@lru_cache(maxsize=1)
+def _by_class() -> tuple[tuple[type, ErrorKind], ...]:
+    """ccxt's classes, most specific first: RateLimitExceeded, DDoSProtection, RequestTimeout and
+    ExchangeNotAvailable are all NetworkError subclasses; OrderNotFound is an InvalidOrder.
+    (ccxt is imported on first use: ~0.3 s that a backtest never needs.)"""
+    import ccxt
+
+    return (
+        (ccxt.RateLimitExceeded, ErrorKind.RATE_LIMIT),
+        (ccxt.DDoSProtection, ErrorKind.DDOS),
+        (ccxt.RequestTimeout, ErrorKind.TIMEOUT),
+        (ccxt.ExchangeNotAvailable, ErrorKind.UNAVAILABLE),
+        (ccxt.InvalidNonce, ErrorKind.NETWORK),
+        (ccxt.NetworkError, ErrorKind.NETWORK),
+        (ccxt.OrderNotFound, ErrorKind.ORDER_NOT_FOUND),
+        (ccxt.InsufficientFunds, ErrorKind.INSUFFICIENT_FUNDS),
+        (ccxt.InvalidOrder, ErrorKind.INVALID_ORDER),
+        (ccxt.AuthenticationError, ErrorKind.AUTH),
+        (ccxt.BadRequest, ErrorKind.BAD_REQUEST),
+        (ccxt.ArgumentsRequired, ErrorKind.BAD_REQUEST),
+        (ccxt.NotSupported, ErrorKind.BAD_REQUEST),
+        (ccxt.BadResponse, ErrorKind.NETWORK),
+    )
 
 
 def classify(exc: BaseException, http_status: int | None = None) -> ErrorKind:
     """Map a ccxt exception (and the HTTP status it came with, if any) to an ErrorKind."""
+    import ccxt
+
     if http_status == 429:
         return ErrorKind.RATE_LIMIT  # whatever the body said
     if http_status in (401, 403) and not isinstance(exc, ccxt.RateLimitExceeded):
@@ -91,7 +98,7 @@ def classify(exc: BaseException, http_status: int | None = None) -> ErrorKind:
         if isinstance(exc, ccxt.RequestTimeout):
             return ErrorKind.TIMEOUT
         return ErrorKind.UNAVAILABLE
-    for cls, kind in _BY_CLASS:
+    for cls, kind in _by_class():
         if isinstance(exc, cls):
             return kind
     text = str(exc).lower()

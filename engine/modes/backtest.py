@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from engine.backtest.engine import run_backtest
 from engine.backtest.results import build_results
+from engine.cycle.memory import reuse_freed_memory
 from engine.cycle.prepare import prepare
 from engine.market.data import iso_utc
 from engine.modes.setup import backtest_settings, load_market, load_rules, run_identity
@@ -18,8 +19,7 @@ from engine.sweep.job import run_progress
 log = logging.getLogger(__name__)
 
 
-def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: Mapping[str, Any]) -> dict:
-    t0 = time.perf_counter()
+def _backtest(cfg: Mapping[str, Any]):
     market = load_market(cfg["data"])
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, market)
@@ -29,6 +29,13 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
     prepared = prepare(market, rules)
     with run_progress(f"backtest {rules.strategy.name}") as progress:
         res = run_backtest(prepared, settings, progress=progress)
+    return market, rules, settings, res
+
+
+def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: Mapping[str, Any]) -> dict:
+    t0 = time.perf_counter()
+    with reuse_freed_memory():  # big arrays reuse freed memory: engine/cycle/memory.py
+        market, rules, settings, res = _backtest(cfg)
     info = run_identity(cfg, market, rules, overrides, redacted)
     info.update(start=iso_utc(int(market.times[settings.start])), end=iso_utc(int(market.times[settings.stop - 1])))
     results = build_results(res, info)

@@ -582,8 +582,13 @@ class _Compiler:
             return Expr(typ, CONST, repr(v), value=v)
         if level == SERIES:
             def build(store, parts=parts):
+                arrays = [p.series(store) for p in parts]
                 with np.errstate(all="ignore"):
-                    return fn(*[p.series(store) for p in parts])
+                    if all(a.ndim == 2 and a.strides[0] == 0 for a in arrays):
+                        # every input is the same row on every bar (theme, min_notional,
+                        # constants): compute that row once; FeatureStore broadcasts it back
+                        return fn(*[a[:1] for a in arrays])
+                    return fn(*arrays)
             return Expr(typ, SERIES, key, build=build, features=feats)
 
         def make(store, parts=parts):

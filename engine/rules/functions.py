@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
-from scipy.signal import lfilter
 
 ArgType = Literal["series", "window", "number", "bool_series"]
 
@@ -78,7 +77,7 @@ _ROW_LOOP_MIN_COLUMNS = 32
 # bounds the peak memory of the temporaries on big panels. Measured at 2,000 x 8,784: slabs of
 # 2 MB or less are slower (the row loops in _recurrence and _window_scan_inplace pay their
 # per-step overhead once per slab), and 64 MB is as fast as the whole width.
-_SLAB_BYTES = 64 << 20
+_SLAB_BYTES = 128 << 20
 _MIN_SLAB_COLUMNS = 8
 
 
@@ -226,15 +225,48 @@ def _rows(t: int) -> np.ndarray:
 
 def _first_valid(valid: np.ndarray) -> np.ndarray:
     """(N,) index of each column's first valid row; T for a column that is never valid."""
-    first = np.argmax(valid, axis=0)
-    never = ~valid[first, np.arange(valid.shape[1])]
-    first[never] = valid.shape[0]
+    t, n = valid.shape
+    if t == 0:
+        return np.argmax(valid, axis=0)  # numpy's own error for an empty series, as before
+    first = np.zeros(n, dtype=np.intp)
+    # most columns are valid from row 0: search only the others (a strided argmax is slow)
+    late = (~valid[0]).nonzero()[0]
+    if late.size:
+        sub = valid[:, late]
+        f = np.argmax(sub, axis=0)
+        f[~sub[f, np.arange(late.size)]] = t
+        first[late] = f
     return first
 
 
 def _has_holes(valid: np.ndarray, first: np.ndarray) -> bool:
-    """True when some column has a missing row after its first valid one (not just a prefix)."""
-    return bool((valid.sum(axis=0) != valid.shape[0] - first).any())
+    """True when some column has a missing row after its first valid one (not just a prefix).
+
+    Each column has at least ``first`` missing rows, exactly that many when it has no hole:
+    so the totals are equal exactly when no column has a hole."""
+    return valid.size - np.count_nonzero(valid) != int(first.sum())
+
+
+def _valid_from(valid: np.ndarray) -> tuple[int, np.ndarray | None]:
+    """(a row from which every row is valid, each column's first valid row or None).
+
+    Without holes that row is the latest first valid row; with holes it is T (unknown)."""
+    first = _first_valid(valid)
+    if _has_holes(valid, first):
+        return valid.shape[0], None
+    return int(first.max()) if first.size else 0, first
+
+
+def _mask_incomplete(res: np.ndarray, valid: np.ndarray, n: int) -> None:
+    """Set NaN where the trailing n-row window ending at t is warm-up or holds a missing row
+    (the rows ``_incomplete`` marks), writing only the rows that can be affected."""
+    t = valid.shape[0]
+    first = _first_valid(valid)
+    if _has_holes(valid, first):
+        np.copyto(res, np.nan, where=_incomplete(valid, n))
+        return
+    lim = min(t, int(first.max(initial=0)) + n - 1)
+    np.copyto(res[:lim], np.nan, where=_rows(lim) < (first + (n - 1))[None, :])
 
 
 def _incomplete(valid: np.ndarray, n: int) -> np.ndarray:
@@ -300,18 +332,28 @@ class _Windows:
     def cut(cls, x: np.ndarray, valid: np.ndarray, n: int) -> "_Windows":
         t, cols = x.shape
         k = -(-t // n)
-        xb = np.zeros((k * n, cols))
-        np.copyto(xb[:t], x, where=valid)
-        missing = np.ones((k * n, cols), dtype=bool)
-        np.logical_not(valid, out=missing[:t])
-        xb, missing = xb.reshape(k, n, cols), missing.reshape(k, n, cols)
+        # rows from ``lim`` on are all valid: the masked copies only touch the rows before
+        # (a listing's NaN prefix) and the padding after t
+        lim, _ = _valid_from(valid)
+        miss = ~valid[:lim]
+        flat = np.empty((k * n, cols))
+        flat[:lim] = 0.0
+        np.copyto(flat[:lim], x[:lim], where=valid[:lim])
+        flat[lim:t] = x[lim:]
+        flat[t:] = 0.0
+        xb = flat.reshape(k, n, cols)
         c = xb[:, :1].copy()  # zero where missing: such a block's windows all hold that row
         prev = np.empty_like(xb)
         prev[0] = 0.0
         np.subtract(xb[:-1], c[1:], out=prev[1:])
-        np.copyto(prev[1:], 0.0, where=missing[:-1])
+        # prev's rows of block k are block k-1's rows: missing row r shows at flat row r + n
+        # (padding rows lie in the last block, which no block follows)
+        pflat = prev.reshape(k * n, cols)
+        top = min(lim, (k - 1) * n)
+        np.copyto(pflat[n:n + top], 0.0, where=miss[:top])
         xb -= c
-        np.copyto(xb, 0.0, where=missing)
+        np.copyto(flat[:lim], 0.0, where=miss)
+        flat[t:] = 0.0
         return cls(t, n, c, xb, prev)
 
     def rows(self, a: np.ndarray) -> np.ndarray:
@@ -326,13 +368,16 @@ def _windowed(x: np.ndarray, n: int, kernel: Callable) -> np.ndarray:
         return np.full(x.shape, np.nan)
     out = _Windows.cut(x, valid, n)
     res = out.rows(kernel(out))
-    res[_incomplete(valid, n)] = np.nan
+    _mask_incomplete(res, valid, n)
     return res
 
 
 def _recurrence(u: np.ndarray, decay: float) -> np.ndarray:
     """y[t] = decay * y[t-1] + u[t] along axis 0 with y[-1] = 0, computed in place in ``u``."""
     if u.ndim != 2 or u.shape[1] < _ROW_LOOP_MIN_COLUMNS:
+        # imported here: scipy.signal costs ~0.8 s of start-up, and most runs never get here
+        from scipy.signal import lfilter
+
         u[...] = lfilter([1.0], [1.0, -decay], u, axis=0)
         return u
     step = np.empty_like(u[0])
@@ -348,7 +393,8 @@ def _before(t: int, row: np.ndarray) -> np.ndarray:
 
 
 def _lag(x: np.ndarray, n: int) -> np.ndarray:
-    out = np.full_like(x, np.nan)
+    out = np.empty_like(x)
+    out[:n] = np.nan
     if n < x.shape[0]:
         out[n:] = x[:-n]
     return out
@@ -545,8 +591,13 @@ def _lag_fn(x: np.ndarray, n: int) -> np.ndarray:
            "fractional change of x over n bars: x / lag(x, n) - 1 (NaN where that is not finite)",
            "pct_change(close, 24) > 0.05")
 def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
-    out = x / _lag(x, n) - 1.0
-    out[~np.isfinite(out)] = np.nan
+    # x / lag(x, n) - 1 without building the lagged copy: the first n rows divide by NaN
+    out = np.empty_like(x)
+    out[:n] = np.nan
+    if n < x.shape[0]:
+        np.divide(x[n:], x[:-n], out=out[n:])
+        out[n:] -= 1.0
+    np.copyto(out, np.nan, where=~np.isfinite(out))
     return out
 
 
@@ -569,7 +620,7 @@ def _rolling_extreme(x: np.ndarray, n: int, largest: bool) -> np.ndarray:
     prev[0] = fill
     prev[1:] = xb[:-1]
     out = _window_scan_inplace(xb, prev, np.maximum if largest else np.minimum).reshape(-1, cols)[:t]
-    out[_incomplete(valid, n)] = np.nan
+    _mask_incomplete(out, valid, n)
     return out
 
 
@@ -588,13 +639,22 @@ def _rolling_min(x: np.ndarray, n: int) -> np.ndarray:
 @_register("crossover", "series", (Param("a", _S), Param("b", _S)), "bool",
            "a > b on this bar and a <= b on the previous bar", "crossover(ema(close, 12), ema(close, 26))")
 def _crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a > b) & (_lag(a, 1) <= _lag(b, 1))
+    return _cross(a, b, np.greater, np.less_equal)
+
+
+def _cross(a: np.ndarray, b: np.ndarray, now: np.ufunc, before: np.ufunc) -> np.ndarray:
+    """``now(a, b) & before(lag(a, 1), lag(b, 1))``: row 0 compares with NaN, so it is False."""
+    out = np.zeros(np.broadcast_shapes(a.shape, b.shape), dtype=bool)
+    if out.shape[0] > 1:
+        now(a[1:], b[1:], out=out[1:])
+        out[1:] &= before(a[:-1], b[:-1])
+    return out
 
 
 @_register("crossunder", "series", (Param("a", _S), Param("b", _S)), "bool",
            "a < b on this bar and a >= b on the previous bar", "crossunder(close, sma(close, 50))")
 def _crossunder(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a < b) & (_lag(a, 1) >= _lag(b, 1))
+    return _cross(a, b, np.less, np.greater_equal)
 
 
 @_register("bars_since", "series", (Param("cond", _B),), "number",
