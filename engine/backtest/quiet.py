@@ -32,6 +32,7 @@ DAY_MS = 86_400_000
 # more than the work on a block of a few dozen bars)
 _any_rows = np.logical_or.reduce
 _count = np.count_nonzero
+_sum_rows = np.add.reduce  # over bools: per-row counts, as np.count_nonzero(axis=1)
 
 
 @dataclass
@@ -101,7 +102,7 @@ class QuietScanner:
         # series-level signals: only the held columns need looking at
         if any_held:
             busy |= _any_rows(p.exits.combined[a:b, hidx], axis=1)
-            enter = self.enter_count[a:b] > _count(self.enterable[a:b, hidx], axis=1)
+            enter = self.enter_count[a:b] > _sum_rows(self.enterable[a:b, hidx], axis=1, dtype=np.intp)
         else:
             enter = self.enter_count[a:b] > 0
         busy |= enter
@@ -117,7 +118,7 @@ class QuietScanner:
                 cbusy |= _cycle_any(p.exits, cenv, w, a, a + e, e)
             if p.entries.cycle:
                 if any_held:
-                    can_buy = self.buy_count[w] > _count(self.buyable[w, hidx], axis=1)
+                    can_buy = self.buy_count[w] > _sum_rows(self.buyable[w, hidx], axis=1, dtype=np.intp)
                 else:
                     can_buy = self.buy_count[w] > 0
                 cbusy |= can_buy & _cycle_any(p.entries, cenv, w, a, a + e, e)

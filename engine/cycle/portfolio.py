@@ -7,6 +7,7 @@ import numpy as np
 
 _ndarray = np.ndarray
 _f64 = np.float64
+_count = np.count_nonzero
 
 
 @dataclass
@@ -45,10 +46,16 @@ class Portfolio:
             for q, c in zip(self.qty[idx].tolist(), close[idx].tolist()):
                 out = out + q * c
             return out
-        out = np.zeros(close.shape[:-1])
-        for i in idx.tolist():
-            out = out + self.qty[i] * close[..., i]
-        return out
+        if close.ndim != 2 or idx.size < 2:
+            out = np.zeros(close.shape[:-1])
+            for i in idx.tolist():
+                out = out + self.qty[i] * close[..., i]
+            return out
+        # (k, N) rows: the same products, then a left-to-right running sum along each row
+        # (accumulate never reorders). It starts from the first product instead of 0.0, which
+        # can only change the sign of a zero partial sum; ``+ 0.0`` makes a zero total +0.0,
+        # as a sum started from 0.0 is.
+        return np.add.accumulate(close[:, idx] * self.qty[idx], axis=1)[:, -1] + 0.0
 
     def mark(self, close: np.ndarray, day: int) -> float:
         """Mark to market at ``close`` (forward-filled); roll the day's start at UTC midnight."""
@@ -161,6 +168,9 @@ def _ratio_less_one(num, den):
     """``num / den - 1`` where ``den > 0``, else 0: the drawdown and the day's and hour's returns."""
     if not isinstance(den, _ndarray):  # one bar (an np.float64): no division by zero to silence
         return num / den - 1.0 if den > 0 else 0.0
+    pos = den > 0
+    if _count(pos) == pos.size:  # the usual case: np.where would pick every quotient
+        return num / den - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / den - 1.0, 0.0)
 
@@ -214,6 +224,7 @@ def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, da
     # numpy scalars: a zero peak or day start gives inf/nan (then picked away), never an exception
     if not isinstance(equity, _ndarray) or not equity.ndim:
         equity, peak, day_start, prev = _f64(equity), _f64(peak), _f64(day_start), _f64(prev)
-    else:
+    elif not (isinstance(peak, _ndarray) and isinstance(day_start, _ndarray) and isinstance(prev, _ndarray)
+              and peak.ndim and day_start.ndim and prev.ndim):
         equity, peak, day_start, prev = (_f64(x) if np.ndim(x) == 0 else x for x in (equity, peak, day_start, prev))
     return LazyEnv(_BUILD, _Ctx(pf, close, bar, equity, value, peak, day_start, prev))
