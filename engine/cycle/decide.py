@@ -57,7 +57,7 @@ class Decision:
 
     @property
     def has_orders(self) -> bool:
-        return bool(self.sell_qty.any() or self.buy_qty.any())
+        return bool(_count(self.sell_qty) or _count(self.buy_qty))  # .any() without its wrapper
 
 
 @dataclass
