@@ -266,7 +266,7 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
         pr = row(np.asarray(p.priority(env, t), dtype=np.float64), n)[idx]
         if _count(np.isfinite(pr)) != pr.size:  # NaN ranks last (inf and -inf become finite)
             pr = np.nan_to_num(pr, nan=-np.inf)
-        order = np.argsort(-pr, kind="stable")
+        order = (-pr).argsort(kind="stable")  # np.argsort without its wrapper
         idx, w = idx[order], w[order]
     clipped: dict[str, np.ndarray] = {}
 
