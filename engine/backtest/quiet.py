@@ -28,6 +28,11 @@ from engine.cycle.portfolio import Portfolio, portfolio_env
 from engine.cycle.prepare import Prepared, RuleGroup
 
 DAY_MS = 86_400_000
+# the C entry points behind ``ndarray.any`` / ``np.count_nonzero`` (their Python wrappers cost
+# more than the work on a block of a few dozen bars)
+_any_rows = np.logical_or.reduce
+_count = np.count_nonzero
+_sum_rows = np.add.reduce  # over bools: per-row counts, as np.count_nonzero(axis=1)
 
 
 @dataclass
@@ -56,7 +61,7 @@ class QuietScanner:
 
         ``equity`` and ``exposure`` are the run's curves, bar t at index ``t - offset``.
         """
-        if a >= b or (pf.exiting is not None and np.count_nonzero(pf.exiting)):
+        if a >= b or (pf.exiting is not None and _count(pf.exiting)):
             return a
         p = self.p
         m = b - a
@@ -96,14 +101,14 @@ class QuietScanner:
 
         # series-level signals: only the held columns need looking at
         if any_held:
-            busy |= p.exits.combined[a:b, hidx].any(axis=1)
-            enter = self.enter_count[a:b] > np.count_nonzero(self.enterable[a:b, hidx], axis=1)
+            busy |= _any_rows(p.exits.combined[a:b, hidx], axis=1)
+            enter = self.enter_count[a:b] > _sum_rows(self.enterable[a:b, hidx], axis=1, dtype=np.intp)
         else:
             enter = self.enter_count[a:b] > 0
         busy |= enter
 
         # per-cycle rules over (bars x symbols): only up to the first bar already found busy
-        e = int(np.argmax(busy)) if busy.any() else m
+        e = int(busy.argmax()) if _count(busy) else m
         if e > 0 and ((any_held and p.exits.cycle) or p.entries.cycle):
             sl, w = slice(0, e), slice(a, a + e)
             cenv = portfolio_env(pf, close[sl], col(rows[sl]), col(eq[sl]), col(value[sl]), col(peak[sl]),
@@ -113,12 +118,12 @@ class QuietScanner:
                 cbusy |= _cycle_any(p.exits, cenv, w, a, a + e, e)
             if p.entries.cycle:
                 if any_held:
-                    can_buy = self.buy_count[w] > np.count_nonzero(self.buyable[w, hidx], axis=1)
+                    can_buy = self.buy_count[w] > _sum_rows(self.buyable[w, hidx], axis=1, dtype=np.intp)
                 else:
                     can_buy = self.buy_count[w] > 0
                 cbusy |= can_buy & _cycle_any(p.entries, cenv, w, a, a + e, e)
-            if cbusy.any():
-                e = int(np.argmax(cbusy))
+            if _count(cbusy):
+                e = int(cbusy.argmax())
 
         if e == 0:
             return a
@@ -142,8 +147,8 @@ def _rows(v, m: int) -> np.ndarray:
     a 1-D (N,) verdict reads positions only and a 0-d one constants: the same every bar."""
     v = np.asarray(v, dtype=bool)
     if v.ndim == 2:
-        return v.any(axis=1)
-    return np.full(m, bool(v.any()))
+        return v[:, 0].copy() if v.shape[1] == 1 else _any_rows(v, axis=1)
+    return np.full(m, _count(v) > 0)
 
 
 def _cycle_any(g: RuleGroup, env: dict | None, window: slice, a: int, b: int, m: int) -> np.ndarray:

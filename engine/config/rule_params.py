@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from engine import yamlfast
+
 from . import paths
 from .problems import ConfigProblem
 
@@ -29,7 +31,7 @@ def _declared_params(path: Path) -> frozenset[str] | None:
     key = (str(path), stamp)
     if key not in _cache:
         try:
-            doc = yaml.safe_load(path.read_text())
+            doc = yamlfast.safe_load(path.read_text())
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             doc = None
         params = doc.get("params") if isinstance(doc, dict) else None

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from engine import yamlfast
+
 from engine.market.data import TIMEFRAME_MS
 
 from . import paths
@@ -121,7 +123,7 @@ def _spec(raw: Any, index: int) -> SanityCheck:
 
 @lru_cache(maxsize=4)
 def load_checks(path: Path = CHECKS_FILE) -> tuple[SanityCheck, ...]:
-    raw = yaml.safe_load(path.read_text())
+    raw = yamlfast.safe_load(path.read_text())
     if not isinstance(raw, list):
         raise SanityCheckFileError(f"{path.name}: must be a list of checks")
     checks = tuple(_spec(r, i) for i, r in enumerate(raw))

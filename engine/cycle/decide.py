@@ -14,6 +14,10 @@ from engine.cycle.npfast import any_, nan_to_num, nonzero, row
 from engine.cycle.portfolio import Portfolio
 
 _count = np.count_nonzero
+_accumulate = np.add.accumulate
+_sum = np.add.reduce
+# np.clip(a, lo, hi) is this ufunc behind a Python wrapper (numpy/_core/_methods.py: _clip)
+_clip = np._core.umath.clip
 from engine.cycle.prepare import Prepared, RuleGroup
 
 
@@ -53,7 +57,7 @@ class Decision:
 
     @property
     def has_orders(self) -> bool:
-        return bool(self.sell_qty.any() or self.buy_qty.any())
+        return bool(_count(self.sell_qty) or _count(self.buy_qty))  # .any() without its wrapper
 
 
 @dataclass
@@ -144,8 +148,8 @@ def _first_rule(rules: list[tuple[str, np.ndarray | None]], t: int, verdicts: di
 
 def _allocate(w: np.ndarray, room: float) -> np.ndarray:
     """Give each weight (in priority order) what is left of ``room``."""
-    before = np.cumsum(w) - w
-    return np.clip(room - before, 0.0, w)
+    before = _accumulate(w) - w  # np.cumsum(w), without its Python wrapper
+    return _clip(room - before, 0.0, w)  # the ufunc np.clip calls
 
 
 def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltState, caps: CapTables) -> Decision:
@@ -256,12 +260,13 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
     """Target weights for the candidates, clipped by each cap in priority order."""
     n = cand.shape[0]
     idx = nonzero(cand)
-    w = nan_to_num(np.clip(row(np.asarray(p.size(env, t), dtype=np.float64), n)[idx], 0.0, None))
+    # np.clip(x, 0.0, None) is np.maximum(x, 0.0) (numpy/_core/_methods.py: _clip)
+    w = nan_to_num(np.maximum(row(np.asarray(p.size(env, t), dtype=np.float64), n)[idx], 0.0))
     if p.priority is not None:
         pr = row(np.asarray(p.priority(env, t), dtype=np.float64), n)[idx]
         if _count(np.isfinite(pr)) != pr.size:  # NaN ranks last (inf and -inf become finite)
             pr = np.nan_to_num(pr, nan=-np.inf)
-        order = np.argsort(-pr, kind="stable")
+        order = (-pr).argsort(kind="stable")  # np.argsort without its wrapper
         idx, w = idx[order], w[order]
     clipped: dict[str, np.ndarray] = {}
 
@@ -289,12 +294,12 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
         mark("theme_weight", w, new)
         w = new
     if caps.total is not None:
-        new = _allocate(w, max(caps.total - float(held_w.sum()), 0.0))
+        new = _allocate(w, max(caps.total - float(_sum(held_w)), 0.0))
         mark("total_weight", w, new)
         w = new
     if caps.count is not None:
-        slots = max(caps.count - int(keep.sum()), 0)
-        new = np.where(np.cumsum(w > 0) <= slots, w, 0.0)
+        slots = max(caps.count - _count(keep), 0)
+        new = np.where((w > 0).cumsum() <= slots, w, 0.0)
         mark("position_count", w, new)
         w = new
     qty = np.zeros(n)

@@ -10,6 +10,8 @@ import numpy as np
 
 _count = np.count_nonzero
 _isfinite = np.isfinite
+_isnan = np.isnan
+_copyto = np.copyto
 
 
 def any_(x: np.ndarray) -> bool:
@@ -25,8 +27,15 @@ def nonzero(x: np.ndarray) -> np.ndarray:
 def nan_to_num(x: np.ndarray) -> np.ndarray:
     """``np.nan_to_num(x)`` for a float array; ``x`` itself when it is all finite (callers
     never write into the result)."""
-    if _count(_isfinite(x)) == x.size:
+    finite = _isfinite(x)
+    n_finite = _count(finite)
+    if n_finite == x.size:
         return x
+    nan = _isnan(x)
+    if n_finite + _count(nan) == x.size:  # NaN only (no inf): zero them, as nan_to_num does
+        out = x.copy()
+        _copyto(out, 0.0, where=nan)
+        return out
     return np.nan_to_num(x)
 
 

@@ -5,6 +5,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+_ndarray = np.ndarray
+_f64 = np.float64
+_count = np.count_nonzero
+
 
 @dataclass
 class Portfolio:
@@ -42,10 +46,16 @@ class Portfolio:
             for q, c in zip(self.qty[idx].tolist(), close[idx].tolist()):
                 out = out + q * c
             return out
-        out = np.zeros(close.shape[:-1])
-        for i in idx.tolist():
-            out = out + self.qty[i] * close[..., i]
-        return out
+        if close.ndim != 2 or idx.size < 2:
+            out = np.zeros(close.shape[:-1])
+            for i in idx.tolist():
+                out = out + self.qty[i] * close[..., i]
+            return out
+        # (k, N) rows: the same products, then a left-to-right running sum along each row
+        # (accumulate never reorders). It starts from the first product instead of 0.0, which
+        # can only change the sign of a zero partial sum; ``+ 0.0`` makes a zero total +0.0,
+        # as a sum started from 0.0 is.
+        return np.add.accumulate(close[:, idx] * self.qty[idx], axis=1)[:, -1] + 0.0
 
     def mark(self, close: np.ndarray, day: int) -> float:
         """Mark to market at ``close`` (forward-filled); roll the day's start at UTC midnight."""
@@ -66,7 +76,7 @@ class Portfolio:
 
 def _pick(cond, a, b):
     """``a if cond else b`` for a scalar, elementwise for a column of bars."""
-    if np.ndim(cond) == 0:
+    if not isinstance(cond, _ndarray):  # a scalar (np.ndim is a Python-level wrapper)
         return a if cond else b
     return np.where(cond, a, b)
 
@@ -135,7 +145,7 @@ class _Ctx:
     def __init__(self, pf, close, bar, equity, value, peak, day_start, prev):
         self.pf, self.qty, self.cash, self.close, self.bar = pf, pf.qty, pf.cash, close, bar
         self.equity, self.value, self.peak, self.day_start, self.prev = equity, value, peak, day_start, prev
-        self.scalar = np.ndim(equity) == 0
+        self.scalar = not isinstance(equity, _ndarray)  # portfolio_env made scalars np.float64
         self._held = self._pos_value = self._eq = None
 
     def held(self):
@@ -156,13 +166,25 @@ class _Ctx:
 
 def _ratio_less_one(num, den):
     """``num / den - 1`` where ``den > 0``, else 0: the drawdown and the day's and hour's returns."""
-    if np.ndim(den) == 0:  # one bar: no division by zero to silence
+    if not isinstance(den, _ndarray):  # one bar (an np.float64): no division by zero to silence
         return num / den - 1.0 if den > 0 else 0.0
+    pos = den > 0
+    if _count(pos) == pos.size:  # the usual case: np.where would pick every quotient
+        return num / den - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / den - 1.0, 0.0)
 
 
 def _return_pct(c: _Ctx):
+    if c.scalar:
+        # one bar: only the held symbols divide (the rest are 0.0, as np.where picks)
+        held = c.held()
+        idx = held.nonzero()[0]
+        out = np.zeros(held.shape)
+        if idx.size:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[idx] = c.close[idx] / c.pf.entry_price[idx] - 1.0
+        return out
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(c.held(), c.close / c.pf.entry_price - 1.0, 0.0)
 
@@ -200,5 +222,9 @@ def portfolio_env(pf: Portfolio, close: np.ndarray, bar, equity, value, peak, da
     Each value is computed on first read (see :class:`LazyEnv`); ``value`` may be a
     callable (only ``portfolio.exposure`` reads it)."""
     # numpy scalars: a zero peak or day start gives inf/nan (then picked away), never an exception
-    equity, peak, day_start, prev = (np.float64(x) if np.ndim(x) == 0 else x for x in (equity, peak, day_start, prev))
+    if not isinstance(equity, _ndarray) or not equity.ndim:
+        equity, peak, day_start, prev = _f64(equity), _f64(peak), _f64(day_start), _f64(prev)
+    elif not (isinstance(peak, _ndarray) and isinstance(day_start, _ndarray) and isinstance(prev, _ndarray)
+              and peak.ndim and day_start.ndim and prev.ndim):
+        equity, peak, day_start, prev = (_f64(x) if np.ndim(x) == 0 else x for x in (equity, peak, day_start, prev))
     return LazyEnv(_BUILD, _Ctx(pf, close, bar, equity, value, peak, day_start, prev))

@@ -18,6 +18,8 @@ from typing import Any, Mapping
 import cerberus
 import yaml
 
+from engine import yamlfast
+
 from engine.rules.errors import RuleError, Where
 from engine.rules.expr import BOOL, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
@@ -161,6 +163,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineMap:
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_CLoader = yamlfast.c_loader(_Loader)  # the same constructors over libyaml's parser
 
 
 def _read_yaml(path: Path, label: str) -> tuple[LineMap, str]:
@@ -173,7 +176,7 @@ def _read_yaml(path: Path, label: str) -> tuple[LineMap, str]:
         raise RuleError(Where(label), f"cannot read the rule file ({type(exc).__name__})",
                         expected="a readable UTF-8 text file") from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+        data = yamlfast.load(text, _Loader, _CLoader)  # _Loader is a SafeLoader subclass
     except _DuplicateKey as exc:
         raise RuleError(Where(label, yaml_line=exc.line), f"key '{exc.key}' appears twice in the same mapping "
                         f"(first on line {exc.first})", expected="each key once") from None
