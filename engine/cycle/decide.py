@@ -17,7 +17,8 @@ _count = np.count_nonzero
 _accumulate = np.add.accumulate
 _sum = np.add.reduce
 # np.clip(a, lo, hi) is this ufunc behind a Python wrapper (numpy/_core/_methods.py: _clip)
-_clip = np._core.umath.clip
+# (a private path: fall back to the public wrapper on a numpy that moves it)
+_clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None) or np.clip
 from engine.cycle.prepare import Prepared, RuleGroup
 
 
