@@ -688,23 +688,23 @@ def _abs(x):
            "smallest of the arguments, element by element (NaN if any is NaN)", "min(close, sma(close, 20))",
            variadic=True)
 def _min(*xs):
-    if len(xs) < 2:
-        raise FunctionArgError("min", f"takes at least 2 arguments, {len(xs)} given", expected="min(a, b, ...)")
-    out = np.minimum(_f(xs[0]), _f(xs[1]))
-    for x in xs[2:]:
-        out = np.minimum(out, _f(x))
-    return _out(out)
+    return _fold("min", np.minimum, xs)
 
 
 @_register("max", "elementwise", (Param("a", _S), Param("b", _S)), "number",
            "largest of the arguments, element by element (NaN if any is NaN)", "max(atr(high, low, close), 0.01 * close)",
            variadic=True)
 def _max(*xs):
+    return _fold("max", np.maximum, xs)
+
+
+def _fold(name: str, ufunc, xs: tuple) -> np.ndarray:
+    """ufunc over 2+ arguments, left to right (min and max)."""
     if len(xs) < 2:
-        raise FunctionArgError("max", f"takes at least 2 arguments, {len(xs)} given", expected="max(a, b, ...)")
-    out = np.maximum(_f(xs[0]), _f(xs[1]))
+        raise FunctionArgError(name, f"takes at least 2 arguments, {len(xs)} given", expected=f"{name}(a, b, ...)")
+    out = ufunc(_f(xs[0]), _f(xs[1]))
     for x in xs[2:]:
-        out = np.maximum(out, _f(x))
+        out = ufunc(out, _f(x))
     return _out(out)
 
 
