@@ -167,6 +167,16 @@ def _stage_ids(tr: Trace, rules: RuleSet | None, stage: str) -> list[tuple[str, 
     return [(k[len(prefix):], None) for k in tr.z.files if k.startswith(prefix)]
 
 
+def _signal_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, params: dict,
+                  t: int, i: int) -> None:
+    """One line per entry or exit rule: n/a outside its regimes, FIRES with its why, or -."""
+    for rid, rule in _stage_ids(tr, rules, stage):
+        scope = _scope_note(rule, regime)
+        v = None if scope else _verdict(tr, stage, rid, t, i)
+        why = _fill(rule.why, params) if rule is not None and v else ""
+        a.item(rid, "n/a" if scope else ("not evaluated" if v is None else "FIRES" if v else "-"), scope or why)
+
+
 def _verdict(tr: Trace, stage: str, rid: str, t: int, i: int) -> bool | None:
     """A rule's verdict: its series mask, or the per-cycle event (None: not evaluated)."""
     v = tr.bit(f"series:{stage}:{rid}", t, i)
@@ -261,11 +271,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     if held:
         # 3 exits
         a.head("\nexit rules (any closes):")
-        for rid, rule in _stage_ids(tr, rules, "exit"):
-            scope = _scope_note(rule, regime)
-            v = None if scope else _verdict(tr, "exit", rid, t, i)
-            why = _fill(rule.why, params["strategy"]) if rule is not None and v else ""
-            a.item(rid, "n/a" if scope else ("not evaluated" if v is None else "FIRES" if v else "-"), scope or why)
+        _signal_rules(a, tr, rules, "exit", regime, params["strategy"], t, i)
     else:
         # 4 halts, entries, vetoes
         a.head("\nrisk halts:")
@@ -275,11 +281,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
             h = next((h for h in rules.risk.halts if h.rule.id == hid), None) if rules else None
             a.item(hid, "ACTIVE", (f"{h.action}: " + _fill(h.rule.why, params["risk"])) if h else "")
         a.head("\nentry rules (any opens):")
-        for rid, rule in _stage_ids(tr, rules, "entry"):
-            scope = _scope_note(rule, regime)
-            v = None if scope else _verdict(tr, "entry", rid, t, i)
-            why = _fill(rule.why, params["strategy"]) if rule is not None and v else ""
-            a.item(rid, "n/a" if scope else ("not evaluated" if v is None else "FIRES" if v else "-"), scope or why)
+        _signal_rules(a, tr, rules, "entry", regime, params["strategy"], t, i)
         a.head("\nvetoes (all must pass):")
         for rid, rule in _stage_ids(tr, rules, "veto"):
             scope = _scope_note(rule, regime)
