@@ -18,7 +18,6 @@ from engine.backtest.broker import SimBroker
 from engine.exchange.errors import ExchangeCallError
 from engine.exchange.types import OrderRequest
 from engine.live import pstate
-from engine.live.store import now_ms
 
 log = logging.getLogger("rulebook.live")
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from engine.backtest.costs import SlippageModel
 from engine.backtest.engine import BacktestSettings, run_backtest
-from engine.backtest.results import build_results
 from engine.cycle.prepare import prepare
 from engine.live.errors import LiveError
 from engine.live.store import StateStore
