@@ -1,7 +1,6 @@
 """dry_run, paper and live each run against the in-process emulator; the shadow comparison."""
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import pytest

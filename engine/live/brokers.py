@@ -18,19 +18,24 @@ from engine.backtest.broker import SimBroker
 from engine.exchange.errors import ExchangeCallError
 from engine.exchange.types import OrderRequest
 from engine.live import pstate
-from engine.live.store import now_ms
 
 log = logging.getLogger("rulebook.live")
 
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "rejected": "rejected", "unknown": "sent"}
 
 
-def record_fill(s, db, fill_id: str, cid: str | None, eid: str | None, t: int, j: int, side: str, qty: float,
+def insert_fill(s, db, fill_id: str, cid: str | None, eid: str | None, t: int, j: int, side: str, qty: float,
                 price: float, fee: float, slippage: float, time_ms: int, rule: str) -> None:
-    """Insert a fill and apply it to the portfolio, positions and cash (inside the caller's txn)."""
+    """Insert one fill row (the portfolio is the caller's business)."""
     db.execute("INSERT INTO fills(fill_id, client_order_id, exchange_order_id, t, symbol, side, qty, price, fee, "
                "slippage, time_ms, rule) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                (fill_id, cid, eid, t, s.symbols[j], side, qty, price, fee, slippage, time_ms, rule))
+
+
+def record_fill(s, db, fill_id: str, cid: str | None, eid: str | None, t: int, j: int, side: str, qty: float,
+                price: float, fee: float, slippage: float, time_ms: int, rule: str) -> None:
+    """Insert a fill and apply it to the portfolio, positions and cash (inside the caller's txn)."""
+    insert_fill(s, db, fill_id, cid, eid, t, j, side, qty, price, fee, slippage, time_ms, rule)
     pstate.apply_fill(s.pf, j, side, qty, price, fee, t, rule, float(s.size_increment[j]))
 
 
@@ -54,10 +59,8 @@ class DryRunBroker:
         d = SimpleNamespace(sell_qty=np.array(pend["sell"]), buy_qty=np.array(pend["buy"]),
                             exit_rule=pend["exit_rule"], entry_rule=pend["entry_rule"])
         for f in sim.execute(d, row, s.pf):  # updates s.pf and the shared fee schedule
-            db.execute("INSERT INTO fills(fill_id, client_order_id, exchange_order_id, t, symbol, side, qty, price, "
-                       "fee, slippage, time_ms, rule) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (f"dry-{row}-{f.symbol_idx}-{f.side}", None, None, row, s.symbols[f.symbol_idx], f.side,
-                        f.qty, f.price, f.fee, f.slippage, int(market.times[row]), f.rule))
+            insert_fill(s, db, f"dry-{row}-{f.symbol_idx}-{f.side}", None, None, row, f.symbol_idx, f.side,
+                        f.qty, f.price, f.fee, f.slippage, int(market.times[row]), f.rule)
         s.pending = None
 
     def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:

@@ -14,7 +14,6 @@ import logging
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np

@@ -10,7 +10,6 @@ import json
 import numpy as np
 
 from engine.backtest.broker import Fill
-from engine.backtest.costs import SlippageModel
 from engine.backtest.engine import BacktestResult, BacktestSettings
 from engine.backtest.results import build_results
 from engine.backtest.trace import TraceRecorder

@@ -7,6 +7,7 @@ changed rules, different data) and is caught before money is at risk.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -14,13 +15,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.backtest.costs import SlippageModel
-from engine.backtest.engine import BacktestSettings, run_backtest
-from engine.backtest.results import build_results
+from engine.backtest.engine import run_backtest
 from engine.cycle.prepare import prepare
 from engine.live.errors import LiveError
 from engine.live.store import StateStore
 from engine.market.data import MarketData, SymbolInfo, iso_utc, timeframe_ms
+from engine.modes.setup import backtest_settings
 from engine.rules.loader import RuleSet
 
 REL_TOL = 1e-9
@@ -51,14 +51,10 @@ def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any]) -> dict:
     market = stored_market(store)
     p = prepare(market, rules)
     start, last = cycles[0]["t"], cycles[-1]["t"]
-    bt = cfg.get("backtest") or {}
-    slip = bt.get("slippage") or {}
-    fees = (cfg.get("exchange") or {}).get("fees") or {"tiers": [{"min_volume_usd": 0, "maker_bps": 60, "taker_bps": 120}]}
-    settings = BacktestSettings(initial_cash=float(meta["initial_cash"]), fee_tiers=tuple(dict(t) for t in fees["tiers"]),
-                                slippage=SlippageModel(slip.get("model", "spread_impact"), float(slip.get("impact_coef", 0.1)),
-                                                       float(slip.get("noise_bps", 0.0))),
-                                max_participation=float(bt.get("max_participation", 0.1)), seed=int(cfg.get("seed", 42)),
-                                start=start, stop=last + 2)
+    # the backtest's own settings (fees, slippage, participation, seed) over the dry_run's bars and cash
+    whole = {**(cfg.get("backtest") or {}), "start": None, "end": None}
+    settings = dataclasses.replace(backtest_settings({**cfg, "backtest": whole}, market),
+                                   initial_cash=float(meta["initial_cash"]), start=start, stop=last + 2)
     res = run_backtest(p, settings)
     sym = market.symbols
     diffs: list[dict] = []

@@ -73,7 +73,7 @@ def discover(path: Path | str, timeframe: str, exts: Iterable[str]) -> dict[str,
         found[symbol] = f
     if not found:
         example = f"BTC_USDC-{timeframe}.{exts[0]}"
-        others = (f"; found other timeframes: " + ", ".join(f"{tf} ({n} files)" for tf, n in sorted(other_tfs.items()))
+        others = ("; found other timeframes: " + ", ".join(f"{tf} ({n} files)" for tf, n in sorted(other_tfs.items()))
                   if other_tfs else "")
         raise DataError(
             f"{folder}: no {'/'.join('.' + e for e in exts)} files for timeframe {timeframe!r}, "

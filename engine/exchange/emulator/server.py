@@ -22,13 +22,15 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from engine.market.data import timeframe_ms
+
 from .book import MAKER_FEE, TAKER_FEE, OrderBook, Rejection, iso_ms
 from .faults import FaultPlan
 from .market import SimMarket
 
-GRANULARITY_MS = {"ONE_MINUTE": 60_000, "FIVE_MINUTE": 300_000, "FIFTEEN_MINUTE": 900_000,
-                  "THIRTY_MINUTE": 1_800_000, "ONE_HOUR": 3_600_000, "TWO_HOUR": 7_200_000,
-                  "SIX_HOUR": 21_600_000, "ONE_DAY": 86_400_000}
+GRANULARITY_MS = {g: timeframe_ms(tf) for g, tf in (
+    ("ONE_MINUTE", "1m"), ("FIVE_MINUTE", "5m"), ("FIFTEEN_MINUTE", "15m"), ("THIRTY_MINUTE", "30m"),
+    ("ONE_HOUR", "1h"), ("TWO_HOUR", "2h"), ("SIX_HOUR", "6h"), ("ONE_DAY", "1d"))}
 
 ROUTES = (  # method, path regex, route name, pool
     ("GET", r"/api/v3/brokerage/time", "time", "public"),
