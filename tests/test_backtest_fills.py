@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 from engine.backtest.costs import FeeSchedule, FeeTier, SlippageModel

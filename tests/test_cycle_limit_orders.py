@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.backtest.engine import run_backtest
+from engine.cycle.decide import limit_prices
 from tests.helpers.backtest import prepared_run
 
 
@@ -29,3 +30,8 @@ def test_market_orders_have_no_limit_price():
     p, s = prepared_run(("strategy=sma_cross",))
     res = run_backtest(p, s)
     assert res.fills and all(np.isfinite(f.price) for f in res.fills)
+    n = p.market.n_symbols
+    assert limit_prices(p, p.close[0], np.ones(n), np.ones(n)) is None
+    # nothing rests: every fill pays the taker rate of some tier, never a maker rate
+    takers = {float(t["taker_bps"]) for t in s.fee_tiers}
+    assert {round(f.fee / (f.qty * f.price) * 1e4, 6) for f in res.fills} <= takers

@@ -75,10 +75,10 @@ class SimBroker:
         # only the symbols with an order are looked at: a cycle orders a handful of the universe
         sidx = (d.sell_qty > 0).nonzero()[0]
         bidx = (d.buy_qty > 0).nonzero()[0]
-        tier = self.fees.tier(int(m.times[t]))
-        limit = getattr(d, "limit_price", None)
-        out: list[Fill] = []
         now = int(m.times[t])
+        tier = self.fees.tier(now)
+        limit = getattr(d, "limit_price", None)  # the dry run's replayed orders carry none
+        out: list[Fill] = []
 
         if sidx.size:
             sell = self._capped(t, sidx, d.sell_qty)

@@ -10,6 +10,9 @@ from engine.cycle.npfast import nan_to_num
 
 DAY_MS = 86_400_000
 
+# the fee schedule when the exchange config names none: Coinbase's lowest tier
+DEFAULT_FEE_TIERS = ({"min_volume_usd": 0, "maker_bps": 60, "taker_bps": 120},)
+
 
 @dataclass(frozen=True)
 class FeeTier:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.backtest.broker import Fill, SimBroker
-from engine.backtest.costs import FeeSchedule, SlippageModel
+from engine.backtest.costs import DEFAULT_FEE_TIERS, FeeSchedule, SlippageModel
 from engine.backtest.quiet import QuietScanner
 from engine.backtest.trace import TraceRecorder
 from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
@@ -28,7 +28,7 @@ DAY_MS = 86_400_000
 @dataclass(frozen=True)
 class BacktestSettings:
     initial_cash: float = 10_000.0
-    fee_tiers: tuple = ({"min_volume_usd": 0, "maker_bps": 60, "taker_bps": 120},)
+    fee_tiers: tuple = DEFAULT_FEE_TIERS
     slippage: SlippageModel = SlippageModel()
     max_participation: float = 0.1
     seed: int = 42

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.backtest.trace import TraceRecorder
-from engine.cycle.decide import HaltState
+from engine.cycle.decide import HaltState, _plan
 from engine.cycle.portfolio import Portfolio, portfolio_env
 from engine.cycle.prepare import Prepared, RuleGroup
 
@@ -49,7 +49,7 @@ class QuietScanner:
 
     @classmethod
     def build(cls, p: Prepared) -> "QuietScanner":
-        buyable = p.universe & p.available
+        buyable = _plan(p).buyable  # decide's own (T, N) mask, built once per prepared run
         needs_env = bool(p.entries.cycle or p.exits.cycle or p.halts)
         enterable = buyable & p.entries.combined
         return cls(p, p.market.times // DAY_MS, enterable, buyable, needs_env,

@@ -122,6 +122,20 @@ def _group(rules: list[Rule], store: FeatureStore, labels, regime_idx, combine: 
     return RuleGroup(series, cycle, combined)
 
 
+def select_members(u, ok: np.ndarray, key_row: np.ndarray | None) -> np.ndarray:
+    """One rebuild of the universe: the eligible symbols, cut to the ``u.top`` best by
+    ``key_row`` (or the first ``u.top`` in symbol order when the universe is not ranked)."""
+    if ok.sum() <= u.top:
+        return ok
+    if key_row is None:
+        return ok & (np.cumsum(ok) <= u.top)
+    k = np.where(ok & ~np.isnan(key_row), key_row, -np.inf if u.descending else np.inf)
+    order = np.argsort(-k if u.descending else k, kind="stable")
+    current = np.zeros(ok.shape[0], dtype=bool)
+    current[order[: u.top]] = True
+    return current & ok
+
+
 def _universe(rules: RuleSet, market: MarketData, store: FeatureStore, eligible: np.ndarray, regime_idx: np.ndarray):
     """Membership per bar, rebuilt on the run's clock when the TTL expires or the regime changes."""
     u = rules.universe
@@ -137,16 +151,7 @@ def _universe(rules: RuleSet, market: MarketData, store: FeatureStore, eligible:
     changes = np.flatnonzero(regime_idx[1:] != regime_idx[:-1]) + 1 if u.rebuild_on_regime_change else None
     r = 0
     while r < t_n:
-        ok = eligible[r]
-        current = ok
-        if key is not None and ok.sum() > u.top:
-            k = np.where(ok & ~np.isnan(key[r]), key[r], -np.inf if u.descending else np.inf)
-            order = np.argsort(-k if u.descending else k, kind="stable")
-            current = np.zeros(n, dtype=bool)
-            current[order[: u.top]] = True
-            current &= ok
-        elif ok.sum() > u.top:
-            current = ok & (np.cumsum(ok) <= u.top)
+        current = select_members(u, eligible[r], None if key is None else key[r])
         rebuilds[r] = True
         nxt = max(r + 1, int(np.searchsorted(times, times[r] + u.ttl_ms, side="left")))
         if changes is not None:

@@ -38,13 +38,12 @@ class Difference:
 
 
 def compose(overrides: list[str]) -> dict:
-    """The config run.py would see for these overrides (Hydra's compose API)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    """The config run.py would see for these overrides, as plain containers."""
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(PROJECT_ROOT / "conf")):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    from engine.config.entry import compose as compose_config
+
+    return OmegaConf.to_container(compose_config(list(overrides)), resolve=True)  # type: ignore[return-value]
 
 
 def run_snapshot(overrides: list[str]) -> dict:

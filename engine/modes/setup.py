@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 
 import engine
-from engine.backtest.costs import SlippageModel
+from engine.backtest.costs import DEFAULT_FEE_TIERS, SlippageModel
 from engine.backtest.engine import BacktestSettings
 from engine.errors import UserError
 from engine.market.data import MarketData
@@ -77,7 +77,7 @@ def backtest_settings(cfg: Mapping[str, Any], market: MarketData) -> BacktestSet
     bt = cfg.get("backtest") or {}
     slip = bt.get("slippage") or {}
     start, stop = window(market, bt)
-    fees = (cfg.get("exchange") or {}).get("fees") or {"tiers": [{"min_volume_usd": 0, "maker_bps": 60, "taker_bps": 120}]}
+    fees = (cfg.get("exchange") or {}).get("fees") or {"tiers": DEFAULT_FEE_TIERS}
     return BacktestSettings(
         initial_cash=float(bt.get("initial_cash", 10_000.0)),
         fee_tiers=tuple(dict(t) for t in fees["tiers"]),

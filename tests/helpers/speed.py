@@ -7,6 +7,7 @@ import hashlib
 
 import numpy as np
 
+from engine.cycle.prepare import select_members
 from engine.market.data import MarketData, SymbolInfo
 
 T0_MS = 1_704_067_200_000  # 2024-01-01T00:00Z
@@ -86,7 +87,10 @@ def panel_market(n_symbols: int = 90, n_bars: int = 400, seed: int = 11) -> Mark
 def reference_universe(u, times: np.ndarray, eligible: np.ndarray, key: np.ndarray | None,
                        regime_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The universe cache bar by bar, as the rule reads: rebuild when the TTL has run out on the
-    run's clock or the regime changed since the last rebuild (the reference for the jumping one)."""
+    run's clock or the regime changed since the last rebuild (the reference for the jumping one).
+
+    Only the cadence is under test here: one rebuild's selection is the production
+    ``select_members`` (it has no fast path to check against)."""
     t_n, n = eligible.shape
     member = np.zeros((t_n, n), dtype=bool)
     rebuilds = np.zeros(t_n, dtype=bool)
@@ -94,16 +98,7 @@ def reference_universe(u, times: np.ndarray, eligible: np.ndarray, key: np.ndarr
     for t in range(t_n):
         if (last_t is None or times[t] - times[last_t] >= u.ttl_ms
                 or (u.rebuild_on_regime_change and regime_idx[t] != last_regime)):
-            ok = eligible[t]
-            current = ok.copy()
-            if key is not None and ok.sum() > u.top:
-                k = np.where(ok & ~np.isnan(key[t]), key[t], -np.inf if u.descending else np.inf)
-                order = np.argsort(-k if u.descending else k, kind="stable")
-                current = np.zeros(n, dtype=bool)
-                current[order[: u.top]] = True
-                current &= ok
-            elif ok.sum() > u.top:
-                current = ok & (np.cumsum(ok) <= u.top)
+            current = select_members(u, eligible[t], None if key is None else key[t])
             rebuilds[t] = True
             last_t, last_regime = t, regime_idx[t]
         member[t] = current
