@@ -129,8 +129,12 @@ def select_members(u, ok: np.ndarray, key_row: np.ndarray | None) -> np.ndarray:
         return ok
     if key_row is None:
         return ok & (np.cumsum(ok) <= u.top)
-    k = np.where(ok & ~np.isnan(key_row), key_row, -np.inf if u.descending else np.inf)
-    order = np.argsort(-k if u.descending else k, kind="stable")
+    # eligible symbols with a rank value first (best first, ties in symbol order), then the
+    # eligible ones without one, so every slot goes to an eligible symbol while any is left
+    has_key = ~np.isnan(key_row)
+    cls = np.where(ok, np.where(has_key, 0, 1), 2)
+    k = np.where(has_key, key_row, 0.0)
+    order = np.lexsort((-k if u.descending else k, cls))
     current = np.zeros(ok.shape[0], dtype=bool)
     current[order[: u.top]] = True
     return current & ok
