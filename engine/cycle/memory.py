@@ -2,8 +2,8 @@
 
 ``prepare`` builds dozens of (T, N) arrays and frees most of them again (70 MB each at 1,000
 symbols x a year of hours). glibc serves every such block with a fresh ``mmap`` and unmaps it
-on free, so each new array pays a page fault per 4 KiB page: measured here, 48 ms to write a
-70 MB array that way against 9 ms into memory already mapped, and it varies with how many
+on free, so each new array pays a page fault per 4 KiB page: measured here (``python benchmarks/claims.py``),
+about 45 ms to write a 70 MB array that way against 9 ms into memory already mapped, and it varies with how many
 huge pages the kernel has free. Inside :func:`reuse_freed_memory` big blocks come from the
 heap and freed ones stay there for the next array; on exit the defaults come back and the
 heap's free memory is returned to the system. Not glibc (macOS, musl): nothing happens.
