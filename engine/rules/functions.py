@@ -70,7 +70,8 @@ class FunctionArgError(ValueError):
 FUNCTIONS: dict[str, FunctionSpec] = {}
 
 # Below this many columns scipy's lfilter beats a row-by-row recurrence; above it the row loop
-# wins (lfilter walks each column with a stride of N and is ~6x slower at N=2000). Both compute
+# wins (lfilter walks each column with a stride of N and is ~6x slower at N=2000:
+# python benchmarks/claims.py). Both compute
 # y[t] = decay * y[t-1] + u[t] with the same arithmetic, so the results are bit-identical.
 _ROW_LOOP_MIN_COLUMNS = 32
 # Series kernels run on slabs of columns of at most this many bytes per (T, slab) array: this
