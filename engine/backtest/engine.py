@@ -11,6 +11,7 @@ tests compare the fast path with: results must be identical).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -34,6 +35,20 @@ class BacktestSettings:
     seed: int = 42
     start: int = 0  # first bar index
     stop: int | None = None  # one past the last bar index
+
+    @classmethod
+    def from_config(cls, backtest: Mapping[str, Any], fees: Mapping[str, Any] | None, seed: int) -> "BacktestSettings":
+        """Costs and cash from the ``backtest`` section and ``exchange.fees`` (the window is
+        the caller's: it needs the market). Every simulated broker builds its costs here."""
+        slip = backtest.get("slippage") or {}
+        return cls(
+            initial_cash=float(backtest.get("initial_cash", 10_000.0)),
+            fee_tiers=tuple(dict(t) for t in (fees or {"tiers": DEFAULT_FEE_TIERS})["tiers"]),
+            slippage=SlippageModel(slip.get("model", "spread_impact"), float(slip.get("impact_coef", 0.1)),
+                                   float(slip.get("noise_bps", 0.0))),
+            max_participation=float(backtest.get("max_participation", 0.1)),
+            seed=int(seed),
+        )
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.backtest.costs import FeeSchedule, SlippageModel
+from engine.backtest.costs import FeeSchedule
+from engine.backtest.engine import BacktestSettings
 from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import prepare
@@ -45,16 +46,15 @@ class Session:
         self.store = store or StateStore(settings.state_path(mode))
         self.reloader = RuleReloader(cfg, load_rules)
         self.broker = make_broker(mode, adapter)
-        bt = cfg.get("backtest") or {}
-        slip = bt.get("slippage") or {}
-        self.slippage = SlippageModel(slip.get("model", "spread_impact"), float(slip.get("impact_coef", 0.1)),
-                                      float(slip.get("noise_bps", 0.0)))
-        fees = (cfg.get("exchange") or {}).get("fees") or {"tiers": [{"min_volume_usd": 0, "maker_bps": 60, "taker_bps": 120}]}
-        self.fees = FeeSchedule.from_config(fees)
-        self.max_participation = float(bt.get("max_participation", 0.1))
-        self.seed = int(cfg.get("seed", 42))
+        # the backtest's cost models, so paper and dry_run fill exactly as a backtest would
+        costs = BacktestSettings.from_config(cfg.get("backtest") or {}, (cfg.get("exchange") or {}).get("fees"),
+                                             int(cfg.get("seed", 42)))
+        self.slippage = costs.slippage
+        self.fees = FeeSchedule.from_config({"tiers": list(costs.fee_tiers)})
+        self.max_participation = costs.max_participation
+        self.seed = costs.seed
         self.initial_cash = float(settings.initial_cash if settings.initial_cash is not None
-                                  else bt.get("initial_cash", 10_000.0))
+                                  else costs.initial_cash)
         self.stop_requested = False
         self.kill_signal = False
         self.quotes = None

@@ -15,12 +15,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.backtest.engine import run_backtest
+from engine.backtest.engine import BacktestSettings, run_backtest
 from engine.cycle.prepare import prepare
+from engine.fileio import atomic_write_text
 from engine.live.errors import LiveError
 from engine.live.store import StateStore
 from engine.market.data import MarketData, SymbolInfo, iso_utc, timeframe_ms
-from engine.modes.setup import backtest_settings
 from engine.rules.loader import RuleSet
 
 REL_TOL = 1e-9
@@ -52,9 +52,9 @@ def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any]) -> dict:
     p = prepare(market, rules)
     start, last = cycles[0]["t"], cycles[-1]["t"]
     # the backtest's own settings (fees, slippage, participation, seed) over the dry_run's bars and cash
-    whole = {**(cfg.get("backtest") or {}), "start": None, "end": None}
-    settings = dataclasses.replace(backtest_settings({**cfg, "backtest": whole}, market),
-                                   initial_cash=float(meta["initial_cash"]), start=start, stop=last + 2)
+    costs = BacktestSettings.from_config(cfg.get("backtest") or {}, (cfg.get("exchange") or {}).get("fees"),
+                                         int(cfg.get("seed", 42)))
+    settings = dataclasses.replace(costs, initial_cash=float(meta["initial_cash"]), start=start, stop=last + 2)
     res = run_backtest(p, settings)
     sym = market.symbols
     diffs: list[dict] = []
@@ -99,7 +99,4 @@ def write_report(out_dir: Path, report: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "shadow.json"
     body = {k: v for k, v in report.items() if not k.startswith("_")}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")

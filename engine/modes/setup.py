@@ -4,6 +4,7 @@ Each function takes only the config sections it needs.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any, Mapping
@@ -11,7 +12,6 @@ from typing import Any, Mapping
 import numpy as np
 
 import engine
-from engine.backtest.costs import DEFAULT_FEE_TIERS, SlippageModel
 from engine.backtest.engine import BacktestSettings
 from engine.errors import UserError
 from engine.market.data import MarketData
@@ -75,19 +75,9 @@ def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
 
 def backtest_settings(cfg: Mapping[str, Any], market: MarketData) -> BacktestSettings:
     bt = cfg.get("backtest") or {}
-    slip = bt.get("slippage") or {}
     start, stop = window(market, bt)
-    fees = (cfg.get("exchange") or {}).get("fees") or {"tiers": DEFAULT_FEE_TIERS}
-    return BacktestSettings(
-        initial_cash=float(bt.get("initial_cash", 10_000.0)),
-        fee_tiers=tuple(dict(t) for t in fees["tiers"]),
-        slippage=SlippageModel(slip.get("model", "spread_impact"), float(slip.get("impact_coef", 0.1)),
-                               float(slip.get("noise_bps", 0.0))),
-        max_participation=float(bt.get("max_participation", 0.1)),
-        seed=int(cfg.get("seed", 42)),
-        start=start,
-        stop=stop,
-    )
+    costs = BacktestSettings.from_config(bt, (cfg.get("exchange") or {}).get("fees"), int(cfg.get("seed", 42)))
+    return dataclasses.replace(costs, start=start, stop=stop)
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
