@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, MutableMapping
 import numpy as np
 
 from engine.rules.errors import RuleError, Where
-from engine.rules.functions import FUNCTIONS, FunctionSpec
+from engine.rules.functions import FUNCTIONS, FunctionSpec, signature
 
 NUM, BOOL, STR = "number", "bool", "string"
 CONST, SERIES, CYCLE = 0, 1, 2
@@ -601,14 +601,6 @@ class _Compiler:
                 return lambda env, t: fn(f0(env, t), f1(env, t))
             return lambda env, t: fn(*[f(env, t) for f in fns])
         return Expr(typ, CYCLE, key, make=make, features=feats)
-
-
-def signature(spec: FunctionSpec) -> str:
-    """``sma(x, n)``, ``rsi(x, n=14)``, ``min(a, b, ...)``: how a function is called."""
-    parts = [p.name if p.default is None else f"{p.name}={p.default}" for p in spec.params]
-    if spec.variadic:
-        parts.append("...")
-    return f"{spec.name}({', '.join(parts)})"
 
 
 def compile_expression(src: Any, ns: Namespace, where: Where, *, want: str | None = None) -> Expr:

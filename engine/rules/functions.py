@@ -149,11 +149,11 @@ def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_win
     def impl(*args, **kwargs):
         if len(args) > len(params):
             raise FunctionArgError(name, f"takes at most {len(params)} arguments, {len(args)} given",
-                                   expected=_signature(FUNCTIONS[name]))
+                                   expected=signature(FUNCTIONS[name]))
         values: dict[str, object] = dict(zip(names, args))
         for k, v in kwargs.items():
             if k not in names:
-                raise FunctionArgError(name, f"has no argument '{k}'", expected=_signature(FUNCTIONS[name]))
+                raise FunctionArgError(name, f"has no argument '{k}'", expected=signature(FUNCTIONS[name]))
             if k in values:
                 raise FunctionArgError(name, f"got argument '{k}' twice")
             values[k] = v
@@ -164,7 +164,7 @@ def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_win
         for p in params:
             if p.name not in values:
                 if p.default is None:
-                    raise FunctionArgError(name, f"is missing argument '{p.name}'", expected=_signature(FUNCTIONS[name]))
+                    raise FunctionArgError(name, f"is missing argument '{p.name}'", expected=signature(FUNCTIONS[name]))
                 values[p.name] = p.default
             v = values[p.name]
             if p.type == "window":
@@ -199,7 +199,8 @@ def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_win
     return impl
 
 
-def _signature(spec: FunctionSpec) -> str:
+def signature(spec: FunctionSpec) -> str:
+    """``sma(x, n)``, ``rsi(x, n=14)``, ``min(a, b, ...)``: how a function is called."""
     parts = [p.name if p.default is None else f"{p.name}={p.default}" for p in spec.params]
     if spec.variadic:
         parts.append("...")
@@ -766,7 +767,7 @@ def describe() -> list[dict]:
     return [
         {
             "name": s.name,
-            "signature": _signature(s),
+            "signature": signature(s),
             "returns": s.returns,
             "kind": s.kind,
             "doc": s.doc,
