@@ -554,17 +554,9 @@ class _Compiler:
                 raise self.fail(n, f"argument '{p.name}' of {spec.name}() must be a fixed number",
                                 expected="a number or params.x")
         exprs = [e for e, _ in args]
-        impl = spec.impl
-        if spec.variadic:
-            def fn(*xs, impl=impl):
-                out = xs[0]
-                for x in xs[1:]:
-                    out = impl(out, x)
-                return out
-        else:
-            fn = impl
         key = f"{spec.name}({', '.join(e.key for e in exprs)})"
-        return self._combine(exprs, key, NUM, fn)
+        # a variadic impl (min, max) folds all its arguments itself, left to right
+        return self._combine(exprs, key, NUM, spec.impl)
 
     # -- combining ------------------------------------------------------------------------
     def _combine(self, parts: list[Expr], key: str, typ: str, fn: Callable) -> Expr:
