@@ -206,7 +206,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
         raise UserError(f"explain.time {time!r} is outside the run; expected a time between "
                         f"{iso_utc(int(tr.times[tr.start]))} and {iso_utc(int(tr.times[last]))}")
     rules, note = _load_rules(results)
-    params = {k: getattr(rules, k).params for k in ("regime", "universe", "strategy", "risk", "execution")} if rules else {}
+    params = {k: getattr(rules, k).params if rules else {} for k in ("regime", "universe", "strategy", "risk", "execution")}
     regime = tr.regime_labels[int(tr.regime_idx[t])]
     a = _Answer()
     nxt = iso_utc(int(tr.times[t + 1]))
