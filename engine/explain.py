@@ -167,14 +167,21 @@ def _stage_ids(tr: Trace, rules: RuleSet | None, stage: str) -> list[tuple[str, 
     return [(k[len(prefix):], None) for k in tr.z.files if k.startswith(prefix)]
 
 
-def _signal_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, params: dict,
-                  t: int, i: int) -> None:
-    """One line per entry or exit rule: n/a outside its regimes, FIRES with its why, or -."""
+def _stage_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, params: dict, t: int, i: int,
+                 shown: tuple[str, str] = ("FIRES", "-"), why_when: bool = True) -> dict[str, bool | None]:
+    """One line per rule of a stage: n/a outside its regimes, else its verdict shown as
+    ``shown`` (true, false), with its why when the verdict is ``why_when``.
+    Returns the verdicts of the rules in scope (None: not evaluated)."""
+    verdicts: dict[str, bool | None] = {}
     for rid, rule in _stage_ids(tr, rules, stage):
         scope = _scope_note(rule, regime)
-        v = None if scope else _verdict(tr, stage, rid, t, i)
-        why = _fill(rule.why, params) if rule is not None and v else ""
-        a.item(rid, "n/a" if scope else ("not evaluated" if v is None else "FIRES" if v else "-"), scope or why)
+        if scope:
+            a.item(rid, "n/a", scope)
+            continue
+        v = verdicts[rid] = _verdict(tr, stage, rid, t, i)
+        why = _fill(rule.why, params) if rule is not None and v is why_when else ""
+        a.item(rid, "not evaluated" if v is None else shown[0] if v else shown[1], why)
+    return verdicts
 
 
 def _verdict(tr: Trace, stage: str, rid: str, t: int, i: int) -> bool | None:
@@ -206,7 +213,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
         raise UserError(f"explain.time {time!r} is outside the run; expected a time between "
                         f"{iso_utc(int(tr.times[tr.start]))} and {iso_utc(int(tr.times[last]))}")
     rules, note = _load_rules(results)
-    params = {k: getattr(rules, k).params for k in ("regime", "universe", "strategy", "risk", "execution")} if rules else {}
+    params = {k: getattr(rules, k).params if rules else {} for k in ("regime", "universe", "strategy", "risk", "execution")}
     regime = tr.regime_labels[int(tr.regime_idx[t])]
     a = _Answer()
     nxt = iso_utc(int(tr.times[t + 1]))
@@ -271,7 +278,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     if held:
         # 3 exits
         a.head("\nexit rules (any closes):")
-        _signal_rules(a, tr, rules, "exit", regime, params["strategy"], t, i)
+        _stage_rules(a, tr, rules, "exit", regime, params["strategy"], t, i)
     else:
         # 4 halts, entries, vetoes
         a.head("\nrisk halts:")
@@ -281,13 +288,9 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
             h = next((h for h in rules.risk.halts if h.rule.id == hid), None) if rules else None
             a.item(hid, "ACTIVE", (f"{h.action}: " + _fill(h.rule.why, params["risk"])) if h else "")
         a.head("\nentry rules (any opens):")
-        _signal_rules(a, tr, rules, "entry", regime, params["strategy"], t, i)
+        _stage_rules(a, tr, rules, "entry", regime, params["strategy"], t, i)
         a.head("\nvetoes (all must pass):")
-        for rid, rule in _stage_ids(tr, rules, "veto"):
-            scope = _scope_note(rule, regime)
-            v = None if scope else _verdict(tr, "veto", rid, t, i)
-            why = _fill(rule.why, params["risk"]) if rule is not None and v is False else ""
-            a.item(rid, "n/a" if scope else ("not evaluated" if v is None else "pass" if v else "VETO"), scope or why)
+        vetoes = _stage_rules(a, tr, rules, "veto", regime, params["risk"], t, i, shown=("pass", "VETO"), why_when=False)
         candidate = bool(tr.in_event("candidate", t, i))
         a.head(f"  => entry candidate after signals and vetoes: {'yes' if candidate else 'no'}")
         clips = [k.split(":", 1)[1] for k in tr.z.files
@@ -321,8 +324,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     elif blocked_by_halt:
         outcome = f"not bought: entries blocked by halt {', '.join(blocked_by_halt)}"
     elif not bool(tr.in_event("candidate", t, i)):
-        vetoed = [rid for rid, rule in _stage_ids(tr, rules, "veto")
-                  if not _scope_note(rule, regime) and _verdict(tr, "veto", rid, t, i) is False]
+        vetoed = [rid for rid, v in vetoes.items() if v is False]
         outcome = f"not bought: vetoed by {', '.join(vetoed)}" if vetoed else "not bought: no entry rule fired"
     elif guards:
         outcome = f"not bought: the order was stopped by {', '.join(guards)}"

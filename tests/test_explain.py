@@ -99,3 +99,18 @@ def test_main_prints_the_answer_and_checks_its_inputs(run_dir, capsys):
     assert capsys.readouterr().out == text and "BUY order sent" in text
     with pytest.raises(UserError, match="mode=explain needs explain.symbol, explain.time"):
         main({"explain": {"run_dir": str(run_dir), "symbol": None, "time": None}})
+
+
+def test_without_the_run_config_the_trace_alone_still_answers(run_dir, tmp_path):
+    """No config in results.json: rule ids come from the trace and messages are left out."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(run_dir, bare)
+    results = json.loads((bare / "results.json").read_text())
+    results["run"].pop("config")
+    (bare / "results.json").write_text(json.dumps(results))
+    for side, outcome in (("buy", "BUY order sent"), ("sell", "SELL order sent")):
+        f = fills(bare, side)[0]
+        text = explain(bare, f["symbol"], decision_time(f))
+        assert "the run's config is not in results.json" in text and f"outcome: {outcome}" in text

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from engine.paths import project_path
-from engine.rules.errors import RuleError
 from tests.helpers.rules import SHIPPED_RULES, create_rules_dir, edit_rule_file, load_error, load_shipped
 
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, MutableMapping
 import numpy as np
 
 from engine.rules.errors import RuleError, Where
-from engine.rules.functions import FUNCTIONS, FunctionSpec
+from engine.rules.functions import FUNCTIONS, FunctionSpec, signature
 
 NUM, BOOL, STR = "number", "bool", "string"
 CONST, SERIES, CYCLE = 0, 1, 2
@@ -554,17 +554,9 @@ class _Compiler:
                 raise self.fail(n, f"argument '{p.name}' of {spec.name}() must be a fixed number",
                                 expected="a number or params.x")
         exprs = [e for e, _ in args]
-        impl = spec.impl
-        if spec.variadic:
-            def fn(*xs, impl=impl):
-                out = xs[0]
-                for x in xs[1:]:
-                    out = impl(out, x)
-                return out
-        else:
-            fn = impl
         key = f"{spec.name}({', '.join(e.key for e in exprs)})"
-        return self._combine(exprs, key, NUM, fn)
+        # a variadic impl (min, max) folds all its arguments itself, left to right
+        return self._combine(exprs, key, NUM, spec.impl)
 
     # -- combining ------------------------------------------------------------------------
     def _combine(self, parts: list[Expr], key: str, typ: str, fn: Callable) -> Expr:
@@ -601,14 +593,6 @@ class _Compiler:
                 return lambda env, t: fn(f0(env, t), f1(env, t))
             return lambda env, t: fn(*[f(env, t) for f in fns])
         return Expr(typ, CYCLE, key, make=make, features=feats)
-
-
-def signature(spec: FunctionSpec) -> str:
-    """``sma(x, n)``, ``rsi(x, n=14)``, ``min(a, b, ...)``: how a function is called."""
-    parts = [p.name if p.default is None else f"{p.name}={p.default}" for p in spec.params]
-    if spec.variadic:
-        parts.append("...")
-    return f"{spec.name}({', '.join(parts)})"
 
 
 def compile_expression(src: Any, ns: Namespace, where: Where, *, want: str | None = None) -> Expr:

@@ -150,11 +150,11 @@ def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_win
     def impl(*args, **kwargs):
         if len(args) > len(params):
             raise FunctionArgError(name, f"takes at most {len(params)} arguments, {len(args)} given",
-                                   expected=_signature(FUNCTIONS[name]))
+                                   expected=signature(FUNCTIONS[name]))
         values: dict[str, object] = dict(zip(names, args))
         for k, v in kwargs.items():
             if k not in names:
-                raise FunctionArgError(name, f"has no argument '{k}'", expected=_signature(FUNCTIONS[name]))
+                raise FunctionArgError(name, f"has no argument '{k}'", expected=signature(FUNCTIONS[name]))
             if k in values:
                 raise FunctionArgError(name, f"got argument '{k}' twice")
             values[k] = v
@@ -165,7 +165,7 @@ def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_win
         for p in params:
             if p.name not in values:
                 if p.default is None:
-                    raise FunctionArgError(name, f"is missing argument '{p.name}'", expected=_signature(FUNCTIONS[name]))
+                    raise FunctionArgError(name, f"is missing argument '{p.name}'", expected=signature(FUNCTIONS[name]))
                 values[p.name] = p.default
             v = values[p.name]
             if p.type == "window":
@@ -200,7 +200,8 @@ def _series_impl(name: str, params: tuple[Param, ...], kernel: Callable, min_win
     return impl
 
 
-def _signature(spec: FunctionSpec) -> str:
+def signature(spec: FunctionSpec) -> str:
+    """``sma(x, n)``, ``rsi(x, n=14)``, ``min(a, b, ...)``: how a function is called."""
     parts = [p.name if p.default is None else f"{p.name}={p.default}" for p in spec.params]
     if spec.variadic:
         parts.append("...")
@@ -248,39 +249,30 @@ def _has_holes(valid: np.ndarray, first: np.ndarray) -> bool:
     return valid.size - np.count_nonzero(valid) != int(first.sum())
 
 
-def _valid_from(valid: np.ndarray) -> tuple[int, np.ndarray | None]:
-    """(a row from which every row is valid, each column's first valid row or None).
-
-    Without holes that row is the latest first valid row; with holes it is T (unknown)."""
+def _valid_from(valid: np.ndarray) -> int:
+    """A row from which every row is valid: without holes the latest first valid row; with
+    holes T (unknown)."""
     first = _first_valid(valid)
     if _has_holes(valid, first):
-        return valid.shape[0], None
-    return int(first.max()) if first.size else 0, first
+        return valid.shape[0]
+    return int(first.max()) if first.size else 0
 
 
 def _mask_incomplete(res: np.ndarray, valid: np.ndarray, n: int) -> None:
-    """Set NaN where the trailing n-row window ending at t is warm-up or holds a missing row
-    (the rows ``_incomplete`` marks), writing only the rows that can be affected."""
+    """Set NaN where the trailing n-row window ending at t is warm-up or holds a missing row,
+    writing only the rows that can be affected."""
     t = valid.shape[0]
     first = _first_valid(valid)
     if _has_holes(valid, first):
-        np.copyto(res, np.nan, where=_incomplete(valid, n))
+        missing = np.cumsum(~valid, axis=0, dtype=np.int32)
+        count = missing.copy()
+        count[n:] -= missing[:-n]
+        incomplete = count > 0
+        incomplete[: n - 1] = True
+        np.copyto(res, np.nan, where=incomplete)
         return
     lim = min(t, int(first.max(initial=0)) + n - 1)
     np.copyto(res[:lim], np.nan, where=_rows(lim) < (first + (n - 1))[None, :])
-
-
-def _incomplete(valid: np.ndarray, n: int) -> np.ndarray:
-    """True where the trailing n-row window ending at t is warm-up or holds a missing row."""
-    first = _first_valid(valid)
-    if not _has_holes(valid, first):
-        return _rows(valid.shape[0]) < (first + (n - 1))[None, :]
-    missing = np.cumsum(~valid, axis=0, dtype=np.int32)
-    count = missing.copy()
-    count[n:] -= missing[:-n]
-    out = count > 0
-    out[: n - 1] = True
-    return out
 
 
 def _ffill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -335,7 +327,7 @@ class _Windows:
         k = -(-t // n)
         # rows from ``lim`` on are all valid: the masked copies only touch the rows before
         # (a listing's NaN prefix) and the padding after t
-        lim, _ = _valid_from(valid)
+        lim = _valid_from(valid)
         miss = ~valid[:lim]
         flat = np.empty((k * n, cols))
         flat[:lim] = 0.0
@@ -767,7 +759,7 @@ def describe() -> list[dict]:
     return [
         {
             "name": s.name,
-            "signature": _signature(s),
+            "signature": signature(s),
             "returns": s.returns,
             "kind": s.kind,
             "doc": s.doc,

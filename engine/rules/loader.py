@@ -191,8 +191,10 @@ def _read_yaml(path: Path, label: str) -> tuple[LineMap, str]:
     return data, text
 
 
-def _schema_keys(schema: Mapping[str, Any]) -> list[str]:
-    return list(schema)
+def _did_you_mean(word: str, choices: list[str] | tuple[str, ...], show: str = "{}") -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` (shown through ``show``), or ''."""
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{show.format(close[0])}'?)" if close else ""
 
 
 def _leaf_errors(errors: list) -> list:
@@ -220,10 +222,8 @@ def _describe_error(e: Any, schema: Mapping[str, Any]) -> tuple[str, str | None]
     """(message, expected) of one Cerberus error, in an ops person's words."""
     field_ = e.document_path[-1] if e.document_path else ""
     if e.code == cerberus.errors.UNKNOWN_FIELD.code:
-        known = _schema_keys(_sub_schema(schema, e.document_path[:-1]))
-        close = difflib.get_close_matches(str(field_), known, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"unknown key '{field_}'{hint}", "one of " + ", ".join(known)
+        known = list(_sub_schema(schema, e.document_path[:-1]))
+        return f"unknown key '{field_}'{_did_you_mean(str(field_), known)}", "one of " + ", ".join(known)
     if e.code == cerberus.errors.REQUIRED_FIELD.code:
         return f"required key '{field_}' is missing", None
     if e.rule == "type":
@@ -279,9 +279,8 @@ def _merge_params(file_params: dict, overrides: Mapping[str, Any] | None, label:
     params = copy.deepcopy(file_params or {})
     for k, v in (overrides or {}).items():
         if k not in params:
-            close = difflib.get_close_matches(k, list(params), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise RuleError(Where(label), f"config sets params.{k}, which the rule file does not define{hint}",
+            raise RuleError(Where(label), f"config sets params.{k}, which the rule file does not define"
+                            f"{_did_you_mean(k, list(params))}",
                             expected="one of " + ", ".join(sorted(params)))
         params[k] = _check_override(k, params[k], v, label)
     return params
@@ -314,9 +313,7 @@ def _resolve(value: Any, params: dict, where: Where, what: str) -> Any:
     if isinstance(value, str) and value.startswith("params."):
         name = value[len("params."):]
         if name not in params:
-            close = difflib.get_close_matches(name, list(params), n=1)
-            hint = f" (did you mean 'params.{close[0]}'?)" if close else ""
-            raise RuleError(where, f"{what} refers to unknown {value}{hint}")
+            raise RuleError(where, f"{what} refers to unknown {value}{_did_you_mean(name, list(params), 'params.{}')}")
         return params[name]
     return value
 
@@ -379,9 +376,8 @@ class _FileCompiler:
             if regimes is not None and self.regimes:
                 for r in regimes:
                     if r not in self.regimes:
-                        close = difflib.get_close_matches(r, self.regimes, n=1)
-                        hint = f" (did you mean '{close[0]}'?)" if close else ""
-                        raise RuleError(self.where(item, "regimes"), f"regime '{r}' is not defined by the regime file{hint}",
+                        raise RuleError(self.where(item, "regimes"),
+                                        f"regime '{r}' is not defined by the regime file{_did_you_mean(r, self.regimes)}",
                                         expected="one of " + ", ".join(self.regimes))
             where = self.where(item, "when")
             expr = compile_expression(item["when"], ns, where, want=BOOL)
@@ -395,8 +391,7 @@ class _FileCompiler:
             if name == "value":
                 continue
             if not name.startswith("params.") or name[len("params."):] not in self.params:
-                close = difflib.get_close_matches(name, [f"params.{p}" for p in self.params] + ["value"], n=1)
-                hint = f" (did you mean '{{{close[0]}}}'?)" if close else ""
+                hint = _did_you_mean(name, [f"params.{p}" for p in self.params] + ["value"], "{{{}}}")
                 raise RuleError(self.where(item, "why"), f"message template names {{{name}}}{hint}",
                                 expected="{value} or {params.<name>} of a defined param")
 
