@@ -13,9 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engine.market.data import timeframe_ms
+from engine.market.data import iso_utc, timeframe_ms
 from engine.report.errors import ReportError
-from engine.report.timeutil import one_iso
 
 YEAR_MS = 365 * 86_400_000  # crypto trades 24/7: a year is 365 full days
 
@@ -113,7 +112,7 @@ def _drawdown_episode(times: np.ndarray, equity: np.ndarray, initial_equity: flo
         return {"max_drawdown": 0.0, "max_drawdown_start": None, "max_drawdown_end": None,
                 "max_drawdown_recovery": None}
     # path index i >= 1 is equity[i - 1] at times[i - 1]; index 0 (before the first bar) maps to times[0]
-    path_time = lambda i: one_iso(int(times[max(i - 1, 0)]))  # noqa: E731
+    path_time = lambda i: iso_utc(int(times[max(i - 1, 0)]))  # noqa: E731
     peak_value = peak[trough]
     at_peak = np.flatnonzero(path[: trough + 1] >= peak_value)
     start = int(at_peak[-1])
@@ -188,7 +187,7 @@ def compute_metrics(times_ms: np.ndarray, equity: np.ndarray, exposure: np.ndarr
         raise ReportError("metrics: the equity series is empty; expected at least one bar")
     if not np.isfinite(eq).all():
         bad = int(np.flatnonzero(~np.isfinite(eq))[0])
-        raise ReportError(f"metrics: equity[{bad}] at {one_iso(int(times[bad]))} is {eq[bad]}; expected a finite number")
+        raise ReportError(f"metrics: equity[{bad}] at {iso_utc(int(times[bad]))} is {eq[bad]}; expected a finite number")
     if not (initial_equity and initial_equity > 0):
         raise ReportError(f"metrics: initial_equity is {initial_equity!r}; expected a positive number")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extremes end up as None
