@@ -82,24 +82,24 @@ def equity_path(equity: np.ndarray, initial_equity: float) -> np.ndarray:
     return np.concatenate([[float(initial_equity)], np.asarray(equity, dtype=np.float64)])
 
 
+def _ratio_minus_one(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den - 1 where den > 0, else 0."""
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den > 0)
+    return np.where(den > 0, out - 1.0, 0.0)
+
+
 def bar_returns(equity: np.ndarray, initial_equity: float) -> np.ndarray:
     """(T,) per-bar simple returns; a bar starting from zero equity has return 0."""
     path = equity_path(equity, initial_equity)
-    prev, cur = path[:-1], path[1:]
-    out = np.zeros_like(cur)
-    np.divide(cur, prev, out=out, where=prev > 0)
-    out = np.where(prev > 0, out - 1.0, 0.0)
-    return out
+    return _ratio_minus_one(path[1:], path[:-1])
 
 
 def drawdown(equity: np.ndarray, initial_equity: float | None = None) -> np.ndarray:
     """(T,) equity / running peak - 1 (<= 0). ``initial_equity``, if given, counts as an earlier peak."""
     eq = np.asarray(equity, dtype=np.float64)
     path = eq if initial_equity is None else equity_path(eq, initial_equity)
-    peak = np.maximum.accumulate(path)
-    out = np.zeros_like(path)
-    np.divide(path, peak, out=out, where=peak > 0)
-    out = np.where(peak > 0, out - 1.0, 0.0)
+    out = _ratio_minus_one(path, np.maximum.accumulate(path))
     return out if initial_equity is None else out[1:]
 
 
