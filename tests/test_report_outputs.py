@@ -13,7 +13,7 @@ from engine.report.charts import downsample_minmax
 from engine.report.errors import ReportError
 from engine.report.options import ReportOptions
 from engine.report.outputs import render_backtest_report, write_run_outputs
-from engine.report.redact import MASK
+from engine.config.secrets import REDACTED as MASK
 from tests.helpers.results import make_results
 
 
@@ -66,6 +66,8 @@ def test_secrets_never_reach_results_or_report(tmp_path, small):
         assert "s3cr3t-value" not in text and "AKIA-very-secret" not in text
         assert MASK in text
         assert "COINBASE_API_KEY" in text  # naming the env var is fine
+    run = json.loads(paths["results_json"].read_text())["run"]
+    assert run["config"]["exchange"]["api_secret"] == MASK and "exchange.api_key=" + MASK in run["overrides"]
 
 
 def test_report_is_self_contained(small):

@@ -118,8 +118,8 @@ def test_optuna_search_is_seeded_and_reports_the_best_trial(tmp_path, cache_dir)
 
 
 @pytest.mark.skipif(not (plugin_available("ray") and plugin_available("hydra_plugins.hydra_ray_launcher")),
-                    reason='Ray and hydra-ray-launcher are not installed (pip install -e ".[ray]"); '
-                           "too heavy for the default CI install")
+                    reason='Ray and hydra-ray-launcher are not installed (pip install -e ".[ray]"; '
+                           ".ci/run installs them unless RULEBOOK_CI_RAY=0)")
 def test_ray_cluster_runs_the_sweep(tmp_path, cache_dir):
     # address=local: Ray starts a private cluster on this machine for the sweep and stops it after
     # (never joins a cluster someone else left running here)

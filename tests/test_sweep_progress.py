@@ -73,9 +73,10 @@ def test_shorter_line_blanks_the_tail_of_the_previous_one():
     p(1, 1_000_000)  # long ETA text
     first = stream.getvalue()
     clock.now += 1.0
-    p(999_999, 1_000_000)
+    p(10, 10)  # a shorter line: without padding the old tail would stay on screen
     second = stream.getvalue()[len(first):]
     assert len(second) >= len(first)
+    assert len(second.rstrip(" ")) < len(first)  # ... so the length comes from the padding
 
 
 @pytest.mark.parametrize("value,tty,expected", [("always", False, True), ("never", True, False),

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import paths
 from .problems import ConfigProblem
-from .secrets import is_secret_key
+from .secrets import REDACTED, is_secret_key
 
 # Modes in which a renamed key is migrated with a warning; anywhere else (live) it is an error,
 # because a live config must say exactly what it means. shadow replays a dry_run: as lenient.
@@ -63,7 +63,7 @@ DEPRECATED_PATHS = frozenset(r.old for r in RENAMED) | frozenset(r.old for r in 
 
 
 def _show(path: str, value: Any) -> str:
-    return "***" if is_secret_key(path.rsplit(".", 1)[-1]) else paths.show(value)
+    return REDACTED if is_secret_key(path.rsplit(".", 1)[-1]) else paths.show(value)
 
 
 def migrate(cfg: dict, mode: str) -> tuple[dict, list[ConfigProblem], list[ConfigProblem]]:
@@ -75,6 +75,7 @@ def migrate(cfg: dict, mode: str) -> tuple[dict, list[ConfigProblem], list[Confi
         old_value = paths.get(out, r.old)
         if old_value is paths.MISSING:
             continue
+        paths.pop(out, r.old)
         why = f" ({r.note})" if r.note else ""
         if paths.has(out, r.new):
             problems.append(ConfigProblem(
@@ -83,10 +84,8 @@ def migrate(cfg: dict, mode: str) -> tuple[dict, list[ConfigProblem], list[Confi
                 expected=f"only {r.new}",
                 message=f"'{r.old}' was renamed to '{r.new}' in {r.since}; both are set: remove '{r.old}'",
             ))
-            paths.pop(out, r.old)
             continue
-        paths.pop(out, r.old)
-        moved = paths.put(out, r.new, old_value)
+        paths.put(out, r.new, old_value)  # a new key under a non-section: the schema pass reports that parent
         if mode in LENIENT_MODES:
             warnings.append(ConfigProblem(
                 code="deprecated.renamed", path=r.old, found=f"{r.old}={_show(r.old, old_value)}", expected=r.new,
@@ -98,9 +97,6 @@ def migrate(cfg: dict, mode: str) -> tuple[dict, list[ConfigProblem], list[Confi
                 expected=r.new,
                 message=f"'{r.old}' was renamed to '{r.new}' in {r.since}{why}; mode={mode} accepts only current keys",
             ))
-        if not moved:
-            # The new key's parent is not a section; the schema pass reports that parent.
-            continue
     for r in REMOVED:
         old_value = paths.get(out, r.old)
         if old_value is paths.MISSING:

@@ -13,26 +13,13 @@ Register in conf/config.yaml:
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .secrets import REDACTED, is_secret_key, redact, scrub, secret_values
-
-_OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[^=]+?)=(?P<value>.*)$", re.S)
-
-
-def redact_override(text: str) -> str:
-    m = _OVERRIDE.match(text)
-    if not m:
-        return text
-    leaf = m.group("key").split("@")[0].rsplit(".", 1)[-1]
-    if is_secret_key(leaf):
-        return f"{m.group('prefix')}{m.group('key')}={REDACTED}"
-    return text
+from .secrets import redact, redact_override, scrub, secret_values
 
 
 class RedactSecrets(Callback):

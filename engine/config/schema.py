@@ -404,6 +404,15 @@ def _rules_of(schema: dict, doc_path: tuple, schema_path: tuple) -> dict:
     return node if isinstance(node, dict) else {}
 
 
+# Cerberus bound errors -> (problem code, expected, message after the path); {} is the bound.
+_BOUNDS = {
+    errors.MIN_VALUE.code: ("min", ">= {}", "must be at least {}"),
+    errors.MAX_VALUE.code: ("max", "<= {}", "must be at most {}"),
+    errors.MIN_LENGTH.code: ("min_length", "at least {} item(s)", "needs at least {} item(s)"),
+    errors.MAX_LENGTH.code: ("max_length", "at most {} item(s)", "allows at most {} item(s)"),
+}
+
+
 def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
     doc_path = tuple(e.document_path)
     path = paths.join(prefix, *doc_path)
@@ -430,12 +439,10 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
     if code == errors.BAD_TYPE.code:
         want = _TYPE_WORDS.get(str(e.constraint), str(e.constraint))
         return ConfigProblem("type", path, _found(path, value), want, f"'{path}' must be {want}")
-    if code == errors.MIN_VALUE.code:
-        return ConfigProblem("min", path, _found(path, value), f">= {e.constraint}",
-                             f"'{path}' must be at least {e.constraint}")
-    if code == errors.MAX_VALUE.code:
-        return ConfigProblem("max", path, _found(path, value), f"<= {e.constraint}",
-                             f"'{path}' must be at most {e.constraint}")
+    if code in _BOUNDS:
+        kind, expected, says = _BOUNDS[code]
+        return ConfigProblem(kind, path, _found(path, value), expected.format(e.constraint),
+                             f"'{path}' {says.format(e.constraint)}")
     if code == errors.UNALLOWED_VALUE.code:
         allowed = [str(a) for a in e.constraint]
         return ConfigProblem(
@@ -450,12 +457,6 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
             return ConfigProblem("format", path, f"key {paths.show(value)}", f"keys that are {want}",
                                  f"key {paths.show(value)} in '{parent}' must be {want}")
         return ConfigProblem("format", path, _found(path, value), want, f"'{path}' must be {want}")
-    if code == errors.MIN_LENGTH.code:
-        return ConfigProblem("min_length", path, _found(path, value), f"at least {e.constraint} item(s)",
-                             f"'{path}' needs at least {e.constraint} item(s)")
-    if code == errors.MAX_LENGTH.code:
-        return ConfigProblem("max_length", path, _found(path, value), f"at most {e.constraint} item(s)",
-                             f"'{path}' allows at most {e.constraint} item(s)")
     if code == BAD_TIME.code:
         want = meta or "a valid ISO-8601 UTC time"
         return ConfigProblem("format", path, _found(path, value), want, f"'{path}' must be {want}")

@@ -130,15 +130,31 @@ def redact(cfg: Any) -> Any:
     return cfg
 
 
+_OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[^=]+?)=(?P<value>.*)$", re.S)
+
+
+def redact_override(text: str) -> str:
+    """A command-line override safe to write: `exchange.api_secret=abc` -> `exchange.api_secret=***`."""
+    m = _OVERRIDE.match(text)
+    if not m:
+        return text
+    leaf = m.group("key").split("@")[0].rsplit(".", 1)[-1]
+    if is_secret_key(leaf):
+        return f"{m.group('prefix')}{m.group('key')}={REDACTED}"
+    return text
+
+
 def env_names(cfg: Any) -> list[str]:
     """Names of the environment variables the config points at (values of *_env keys)."""
     return sorted({v for _, k, v in _walk(cfg, "") if is_env_name_key(k) and isinstance(v, str) and ENV_NAME.match(v)})
 
 
-def secret_values(cfg: Any, env: Mapping[str, str]) -> list[str]:
-    """The secret values to keep out of every output: the variables the config names, plus any
-    variable whose own name looks secret (COINBASE_API_SECRET, GITHUB_TOKEN...)."""
-    names = set(env_names(cfg)) | {n for n in env if is_secret_key(n)}
+def secret_values(cfg: Any, env: Mapping[str, str], named_only: bool = False) -> list[str]:
+    """The secret values to keep out of every output: the variables the config names, plus (unless
+    ``named_only``) any variable whose own name looks secret (COINBASE_API_SECRET, GITHUB_TOKEN...)."""
+    names = set(env_names(cfg))
+    if not named_only:
+        names |= {n for n in env if is_secret_key(n)}
     values: set[str] = set()
     for name in names:
         value = env.get(name)

@@ -12,7 +12,7 @@ from engine.report.charts import PALETTE, Band, Series, line_chart
 from engine.report.errors import ReportError
 from engine.report.metrics import METRIC_DEFINITIONS, drawdown
 from engine.report.options import ReportOptions
-from engine.report.redact import redact_config, redact_override
+from engine.config.secrets import redact, redact_override
 from engine.report.timeutil import iso_to_ms
 
 REQUIRED = ("metrics", "equity", "run")
@@ -85,7 +85,7 @@ def build_context(results: Mapping[str, Any], timing: Mapping[str, Any] | None =
         total = passed + blocked
         rule_rows.append({"rule": rule, "passed": passed, "blocked": blocked, "clipped": clipped,
                           "block_rate": blocked / total if total else None})
-    config = redact_config(run.pop("config", {}) or {})
+    config = redact(run.pop("config", {}) or {})
     overrides = [redact_override(str(o)) for o in run.pop("overrides", []) or []]
     metric_rows = [{"key": k, "label": label, "kind": kind, "definition": definition,
                     "value": metrics.get(k), "bench": bench.get(k) if bench else None}

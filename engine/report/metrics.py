@@ -13,9 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engine.market.data import timeframe_ms
+from engine.market.data import iso_utc, timeframe_ms
 from engine.report.errors import ReportError
-from engine.report.timeutil import one_iso
 
 YEAR_MS = 365 * 86_400_000  # crypto trades 24/7: a year is 365 full days
 
@@ -83,24 +82,24 @@ def equity_path(equity: np.ndarray, initial_equity: float) -> np.ndarray:
     return np.concatenate([[float(initial_equity)], np.asarray(equity, dtype=np.float64)])
 
 
+def _ratio_minus_one(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den - 1 where den > 0, else 0."""
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den > 0)
+    return np.where(den > 0, out - 1.0, 0.0)
+
+
 def bar_returns(equity: np.ndarray, initial_equity: float) -> np.ndarray:
     """(T,) per-bar simple returns; a bar starting from zero equity has return 0."""
     path = equity_path(equity, initial_equity)
-    prev, cur = path[:-1], path[1:]
-    out = np.zeros_like(cur)
-    np.divide(cur, prev, out=out, where=prev > 0)
-    out = np.where(prev > 0, out - 1.0, 0.0)
-    return out
+    return _ratio_minus_one(path[1:], path[:-1])
 
 
 def drawdown(equity: np.ndarray, initial_equity: float | None = None) -> np.ndarray:
     """(T,) equity / running peak - 1 (<= 0). ``initial_equity``, if given, counts as an earlier peak."""
     eq = np.asarray(equity, dtype=np.float64)
     path = eq if initial_equity is None else equity_path(eq, initial_equity)
-    peak = np.maximum.accumulate(path)
-    out = np.zeros_like(path)
-    np.divide(path, peak, out=out, where=peak > 0)
-    out = np.where(peak > 0, out - 1.0, 0.0)
+    out = _ratio_minus_one(path, np.maximum.accumulate(path))
     return out if initial_equity is None else out[1:]
 
 
@@ -113,7 +112,7 @@ def _drawdown_episode(times: np.ndarray, equity: np.ndarray, initial_equity: flo
         return {"max_drawdown": 0.0, "max_drawdown_start": None, "max_drawdown_end": None,
                 "max_drawdown_recovery": None}
     # path index i >= 1 is equity[i - 1] at times[i - 1]; index 0 (before the first bar) maps to times[0]
-    path_time = lambda i: one_iso(int(times[max(i - 1, 0)]))  # noqa: E731
+    path_time = lambda i: iso_utc(int(times[max(i - 1, 0)]))  # noqa: E731
     peak_value = peak[trough]
     at_peak = np.flatnonzero(path[: trough + 1] >= peak_value)
     start = int(at_peak[-1])
@@ -188,7 +187,7 @@ def compute_metrics(times_ms: np.ndarray, equity: np.ndarray, exposure: np.ndarr
         raise ReportError("metrics: the equity series is empty; expected at least one bar")
     if not np.isfinite(eq).all():
         bad = int(np.flatnonzero(~np.isfinite(eq))[0])
-        raise ReportError(f"metrics: equity[{bad}] at {one_iso(int(times[bad]))} is {eq[bad]}; expected a finite number")
+        raise ReportError(f"metrics: equity[{bad}] at {iso_utc(int(times[bad]))} is {eq[bad]}; expected a finite number")
     if not (initial_equity and initial_equity > 0):
         raise ReportError(f"metrics: initial_equity is {initial_equity!r}; expected a positive number")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extremes end up as None

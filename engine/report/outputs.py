@@ -1,15 +1,16 @@
 """What a run leaves in its directory: results.json, report.html, trades/fills/equity CSV."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from engine.config.secrets import redact, redact_override, scrub, secret_values
 from engine.report.backtest_view import build_context, check_results
 from engine.report.breakdown import breakdowns
 from engine.report.csvout import write_csvs
 from engine.report.jsonio import atomic_write_text, clean, dumps
 from engine.report.options import ReportOptions
-from engine.report.redact import env_secret_values, redact_config, redact_override, scrub_text
 from engine.report.render import render
 
 
@@ -21,7 +22,7 @@ def prepare_results(results: Mapping[str, Any]) -> dict[str, Any]:
         out["breakdown"] = breakdowns(out.get("round_trips") or [])
     run = dict(out.get("run") or {})
     if "config" in run:
-        run["config"] = redact_config(run["config"])
+        run["config"] = redact(run["config"])
     if "overrides" in run:
         run["overrides"] = [redact_override(str(o)) for o in run["overrides"] or []]
     out["run"] = run
@@ -44,12 +45,12 @@ def write_run_outputs(run_dir: Path, results: Mapping[str, Any], timing: Mapping
     run_dir = Path(run_dir)
     data = prepare_results(results)
     # the secrets the config points at (api_key_env: VAR -> $VAR) are masked wherever they appear
-    secrets = env_secret_values((results.get("run") or {}).get("config") or {})
+    secrets = secret_values((results.get("run") or {}).get("config") or {}, os.environ, named_only=True)
     paths = {"results_json": atomic_write_text(run_dir / "results.json",
-                                               scrub_text(dumps(data, cleaned=True), secrets))}
+                                               scrub(dumps(data, cleaned=True), secrets))}
     if options.html:
         paths["report_html"] = atomic_write_text(run_dir / "report.html",
-                                                 scrub_text(render_backtest_report(data, timing, options), secrets))
+                                                 scrub(render_backtest_report(data, timing, options), secrets))
     if options.csv:
         paths.update(write_csvs(run_dir, data))
     return paths

@@ -52,8 +52,8 @@ def heat_colour(r: float | None) -> str:
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates kept between runs (compiling backtest.html.j2 is ~35 ms of each run's
-    start-up: ``python benchmarks/claims.py``). Jinja's per-user cache in the temp directory: entries are keyed by template name
+    """Compiled templates kept between runs (compiling backtest.html.j2 is 35-90 ms of each run's
+    start-up, more on a loaded machine: ``python benchmarks/claims.py``). Jinja's per-user cache in the temp directory: entries are keyed by template name
     and checked against the source's checksum and the Python version, so an edited template
     or another interpreter never reads a stale one. None (compile every run) when the
     directory cannot be used."""

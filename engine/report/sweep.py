@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -26,11 +27,11 @@ from typing import Any, Sequence
 import yaml
 from markupsafe import Markup
 
+from engine.config.secrets import redact_override, scrub, secret_values
 from engine.report.charts import scatter_chart
 from engine.report.errors import ReportError
 from engine.report.jsonio import atomic_write_text, dumps
 from engine.report.metrics import HEADLINE, METRIC_DEFINITIONS
-from engine.report.redact import env_secret_values, redact_override, scrub_text
 from engine.report.render import render
 
 log = logging.getLogger(__name__)
@@ -193,8 +194,8 @@ def write_sweep_report(sweep_dir: Path, secrets: Sequence[str] = ()) -> dict[str
     sweep_dir = Path(sweep_dir)
     summary = summarise(sweep_dir)
     html = render("sweep.html.j2", sweep_context(summary))
-    return {"sweep_json": atomic_write_text(sweep_dir / "sweep.json", scrub_text(dumps(summary), secrets)),
-            "sweep_html": atomic_write_text(sweep_dir / "sweep.html", scrub_text(html, secrets))}
+    return {"sweep_json": atomic_write_text(sweep_dir / "sweep.json", scrub(dumps(summary), secrets)),
+            "sweep_html": atomic_write_text(sweep_dir / "sweep.html", scrub(html, secrets))}
 
 
 try:  # the callback base class lives in Hydra; the rest of this module works without it
@@ -215,7 +216,7 @@ class SweepReportCallback(_HydraCallback):
             from omegaconf import OmegaConf
             plain = OmegaConf.to_container(config, resolve=False) if OmegaConf.is_config(config) else {}
             plain.pop("hydra", None)
-            paths = write_sweep_report(sweep_dir, secrets=env_secret_values(plain))
+            paths = write_sweep_report(sweep_dir, secrets=secret_values(plain, os.environ, named_only=True))
         except ReportError as exc:
             log.error("sweep report not written: %s", exc)
             return

@@ -32,7 +32,3 @@ def ms_to_iso(ms: Sequence[int] | np.ndarray) -> list[str]:
     """int64 epoch ms -> ``YYYY-MM-DDTHH:MM:SSZ`` strings."""
     arr = np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")
     return [s + "Z" for s in np.datetime_as_string(arr, unit="s").tolist()]
-
-
-def one_iso(ms: int) -> str:
-    return ms_to_iso([ms])[0]

@@ -17,14 +17,13 @@ import functools
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from engine.fileio import atomic_write_text
 from engine.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -79,18 +78,10 @@ def in_multirun() -> bool:
 def write_error(out_dir: Path, message: str, overrides: list[str], error_type: str,
                 trace: str | None = None) -> Path:
     """Write ``error.json`` ({"error", "overrides", "type"[, "traceback"]}) atomically."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"error": message, "overrides": list(overrides), "type": error_type}
     if trace:
         doc["traceback"] = trace
-    path = out_dir / ERROR_FILE
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{ERROR_FILE}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(out_dir) / ERROR_FILE, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def objective_value(result: Any, objective: str | None) -> Any:
