@@ -58,6 +58,52 @@ def test_secret_values_cover_named_and_secret_looking_variables():
     assert "/root" not in vals and "ab" not in vals
 
 
+def test_shell_working_directory_is_not_a_secret():
+    # "pwd" makes DB_PWD secret-looking; the shell's PWD/OLDPWD hold paths, and scrubbing them
+    # turned Hydra's saved runtime.cwd into "***".
+    vals = secret_values({}, {"PWD": "/work/project", "OLDPWD": "/work/other", "DB_PWD": "hunter2hunter2"})
+    assert vals == ["hunter2hunter2"]
+
+
+def _hydra_run_dir(tmp_path, task_overrides):
+    from omegaconf import OmegaConf
+
+    out = tmp_path / "run"
+    (out / ".hydra").mkdir(parents=True)
+    dirname = ",".join(task_overrides)
+    files = {
+        "config.yaml": "# as Hydra wrote it\nseed: 1\n",
+        "hydra.yaml": f"# as Hydra wrote it\nhydra:\n  job:\n    override_dirname: {dirname}\n"
+                      f"  overrides:\n    hydra: []\n    task: [{dirname}]\n",
+        "overrides.yaml": "".join(f"- {o}\n" for o in task_overrides) or "[]\n",
+    }
+    for name, text in files.items():
+        (out / ".hydra" / name).write_text(text)
+    cfg = OmegaConf.create({"seed": 1, "hydra": {"output_subdir": ".hydra", "runtime": {"output_dir": str(out)},
+                                                 "overrides": {"task": task_overrides, "hydra": []}}})
+    return out / ".hydra", files, cfg
+
+
+def test_redact_callback_leaves_clean_files_as_hydra_wrote_them(tmp_path, monkeypatch):
+    from engine.config.hydra_callback import RedactSecrets
+
+    monkeypatch.setenv("PWD", str(tmp_path))
+    saved, files, cfg = _hydra_run_dir(tmp_path, ["seed=1"])
+    RedactSecrets().on_job_start(cfg)
+    assert {n: (saved / n).read_text() for n in files} == files  # not even re-dumped
+
+
+def test_redact_callback_scrubs_a_literal_secret_typed_on_the_command_line(tmp_path):
+    from engine.config.hydra_callback import RedactSecrets
+
+    saved, files, cfg = _hydra_run_dir(tmp_path, ["seed=1", "+exchange.api_secret=typed-by-mistake-123"])
+    RedactSecrets().on_job_start(cfg)
+    texts = {n: (saved / n).read_text() for n in files}
+    assert all("typed-by-mistake-123" not in t for t in texts.values()), texts
+    assert "+exchange.api_secret=***" in texts["overrides.yaml"]
+    assert "override_dirname: seed=1,+exchange.api_secret=***" in texts["hydra.yaml"]
+
+
 def test_log_filter_scrubs_ccxt_debug_records_and_tracebacks():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

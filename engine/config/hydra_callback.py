@@ -19,7 +19,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .secrets import redact, redact_override, scrub, secret_values
+from engine.fileio import atomic_write_text
+
+from .secrets import MIN_SCRUB_LEN, redact, redact_override, scrub, secret_values
 
 
 class RedactSecrets(Callback):
@@ -30,16 +32,28 @@ class RedactSecrets(Callback):
         out = Path(config.hydra.runtime.output_dir) / subdir
         task = OmegaConf.to_container(config, resolve=False)
         task.pop("hydra", None)
-        secrets = secret_values(redact(task), os.environ)
+        redacted = redact(task)
+        overrides = OmegaConf.to_container(config.hydra.overrides, resolve=False)
+        literal = [_override_value(o) for group in overrides.values() for o in group if redact_override(o) != o]
+        # Secret values: the environment's, plus any typed on the command line under a secret key
+        # (Hydra also copies overrides into hydra.job.override_dirname).
+        secrets = sorted(set(secret_values(redacted, os.environ)) | {v for v in literal if len(v) >= MIN_SCRUB_LEN},
+                         key=lambda v: (-len(v), v))
         for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
             path = out / name
             if not path.exists():
                 continue
+            text = path.read_text()
+            # Most runs have nothing to redact: re-reading and re-dumping the files through
+            # OmegaConf cost every run about 60 ms, so a file is only rewritten when it must be.
+            structural = redacted != task if name == "config.yaml" else bool(literal)
+            if not structural and not any(s in text for s in secrets):
+                continue
             if name == "config.yaml":
-                text = OmegaConf.to_yaml(OmegaConf.create(redact(task)))
+                text = OmegaConf.to_yaml(OmegaConf.create(redacted))
             elif name == "overrides.yaml":
-                overrides = OmegaConf.to_container(OmegaConf.load(path)) or []
-                text = OmegaConf.to_yaml(OmegaConf.create([redact_override(str(o)) for o in overrides]))
+                listed = OmegaConf.to_container(OmegaConf.load(path)) or []
+                text = OmegaConf.to_yaml(OmegaConf.create([redact_override(str(o)) for o in listed]))
             else:
                 loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
                 ov = loaded.get("hydra", {}).get("overrides", {})
@@ -47,4 +61,8 @@ class RedactSecrets(Callback):
                     if isinstance(ov.get(k), list):
                         ov[k] = [redact_override(str(o)) for o in ov[k]]
                 text = OmegaConf.to_yaml(OmegaConf.create(loaded))
-            path.write_text(scrub(text, secrets))
+            atomic_write_text(path, scrub(text, secrets))
+
+
+def _override_value(text: str) -> str:
+    return text.split("=", 1)[1] if "=" in text else ""

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import difflib
 import re
-import threading
 from typing import Any
 
 from cerberus import TypeDefinition, Validator, errors
 
 from engine.market.data import TIMEFRAME_MS
+from engine.validators import validator
 
 from . import paths
 from .problems import ConfigProblem
@@ -335,19 +335,6 @@ class _RulebookValidator(Validator):
         """
 
 
-_local = threading.local()  # Cerberus validators are not thread-safe: one per thread and schema
-
-
-def _validator(schema_id: str, schema: dict) -> Validator:
-    cache = getattr(_local, "validators", None)
-    if cache is None:
-        cache = _local.validators = {}
-    v = cache.get(schema_id)
-    if v is None:
-        v = cache[schema_id] = _RulebookValidator(schema, allow_unknown=False)
-    return v
-
-
 _TYPE_WORDS = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "true or false",
                "dict": "a mapping (key: value)", "list": "a list"}
 
@@ -472,7 +459,7 @@ def validate(doc: Any, schema: dict = COMPOSED, *, prefix: str = "", schema_id: 
     if not isinstance(doc, dict):
         return [ConfigProblem("type", prefix, _found(prefix or "config", doc), "a mapping (key: value)",
                               f"'{prefix or 'the config'}' must be a mapping")]
-    v = _validator(schema_id, schema)
+    v = validator(schema_id, schema, _RulebookValidator)
     if v.validate(doc, normalize=False):
         return []
     return [_to_problem(e, schema, prefix) for e in _leaves(v._errors)]

@@ -149,12 +149,17 @@ def env_names(cfg: Any) -> list[str]:
     return sorted({v for _, k, v in _walk(cfg, "") if is_env_name_key(k) and isinstance(v, str) and ENV_NAME.match(v)})
 
 
+# The shell's working-directory variables match "pwd" but hold a path, not a password:
+# scrubbing them replaced Hydra's saved runtime.cwd with "***".
+_SHELL_NAMES = frozenset({"PWD", "OLDPWD"})
+
+
 def secret_values(cfg: Any, env: Mapping[str, str], named_only: bool = False) -> list[str]:
     """The secret values to keep out of every output: the variables the config names, plus (unless
     ``named_only``) any variable whose own name looks secret (COINBASE_API_SECRET, GITHUB_TOKEN...)."""
     names = set(env_names(cfg))
     if not named_only:
-        names |= {n for n in env if is_secret_key(n)}
+        names |= {n for n in env if is_secret_key(n) and n not in _SHELL_NAMES}
     values: set[str] = set()
     for name in names:
         value = env.get(name)

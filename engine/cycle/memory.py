@@ -25,11 +25,17 @@ _depth = 0
 def _glibc():
     global _libc
     if _libc is None:
-        try:
-            lib = ctypes.CDLL(ctypes.util.find_library("c") or None)
-            _libc = lib if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim") else False
-        except OSError:
-            _libc = False
+        _libc = False
+        # The process's own symbols first: libc is loaded already, while find_library runs
+        # `ldconfig -p` in a subprocess on every run.
+        for find in (lambda: None, lambda: ctypes.util.find_library("c")):
+            try:
+                lib = ctypes.CDLL(find())
+            except OSError:
+                continue
+            if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim"):
+                _libc = lib
+                break
     return _libc or None
 
 

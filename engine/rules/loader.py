@@ -19,6 +19,7 @@ import cerberus
 import yaml
 
 from engine import yamlfast
+from engine.validators import validator
 
 from engine.rules.errors import RuleError, Where
 from engine.rules.expr import BOOL, NUM, Expr, Namespace, compile_expression
@@ -263,7 +264,7 @@ def _locate(data: Any, path: tuple) -> tuple[str, int | None]:
 
 def _validate(data: dict, kind: str, label: str) -> None:
     schema = SCHEMAS[kind]
-    v = cerberus.Validator(schema, allow_unknown=False)
+    v = validator(f"rules:{kind}", schema)
     if v.validate(data):
         return
     leaves = sorted(_leaf_errors(v._errors), key=lambda e: _locate(data, e.document_path)[1] or 0)
