@@ -40,3 +40,12 @@ def load(text: str, loader: type, c_twin: type | None) -> Any:
 def safe_load(text: str) -> Any:
     """``yaml.safe_load(text)``, parsed by libyaml when available."""
     return load(text, yaml.SafeLoader, _CSafeLoader)
+
+
+_CSafeDumper = getattr(yaml, "CSafeDumper", None)
+
+
+def safe_dump(data: Any, **options: Any) -> str:
+    """``yaml.safe_dump(data, **options)``, emitted by libyaml when available (same text for
+    the plain data rulebook dumps, checked in tests/test_speed_helpers.py; about 4x faster)."""
+    return yaml.dump(data, Dumper=_CSafeDumper or yaml.SafeDumper, **options)

@@ -47,6 +47,18 @@ def test_rule_loader_twin_keeps_values_and_lines():
     assert _lines(yaml.load(DOC, Loader=twin)) == _lines(yaml.load(DOC, Loader=rules_loader._Loader))
 
 
+def test_safe_dump_writes_what_pyyaml_writes():
+    from engine.modes.baseline import compose
+
+    odd = {"colon": "a: b", "unicode": "héllo ✓", "long": "word " * 40, "none": None, "tiny": 1e-9,
+           "quoted": "'q'", "multi": "two\nlines", "empty": "", "date": "2024-01-01", "bool_word": "yes",
+           "tilde": "~", "nested": [{"x": 1, "y": [1.5, -0.0, float("inf")]}], 3: "int key"}
+    config = compose([])
+    for doc in (odd, config, yaml.safe_load(DOC)):
+        opts = {"sort_keys": True, "default_flow_style": False, "allow_unicode": True}
+        assert yamlfast.safe_dump(doc, **opts) == yaml.safe_dump(doc, **opts)
+
+
 @pytest.mark.parametrize("text", ["a: [1, 2\n", "a: 1\na: 2\n", "a:\n\tb: 1\n", "? [1, 2]\n: x\n"])
 def test_bad_documents_raise_what_the_python_loader_raises(text):
     def outcome(fn):

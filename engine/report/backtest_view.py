@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-import yaml
 from markupsafe import Markup
 
+from engine import yamlfast
 from engine.report.breakdown import breakdowns, monthly_returns
 from engine.report.charts import PALETTE, Band, Series, line_chart
 from engine.report.errors import ReportError
@@ -96,7 +96,7 @@ def build_context(results: Mapping[str, Any], timing: Mapping[str, Any] | None =
         "title": f"rulebook backtest: {run.get('strategy') or 'strategy'}",
         "run": run,
         "overrides": overrides,
-        "config_yaml": yaml.safe_dump(config, sort_keys=True, default_flow_style=False, allow_unicode=True)
+        "config_yaml": yamlfast.safe_dump(config, sort_keys=True, default_flow_style=False, allow_unicode=True)
         if config else "",
         "timing": dict(timing or {}),
         "metrics": metrics,
