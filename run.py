@@ -3,7 +3,7 @@ import atexit
 import gc
 
 # At exit, mark every object permanent so that the interpreter's final collections skip them:
-# walking them cost each run about 60 ms (benchmarks/backtest_speed.py, end to end). Objects
+# walking them cost each run 35-60 ms (python benchmarks/claims.py). Objects
 # are still freed; only finalizers of objects caught in reference cycles may not run, which
 # Python never promised at exit, and everything rulebook writes is closed explicitly.
 atexit.register(gc.freeze)

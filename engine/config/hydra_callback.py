@@ -44,8 +44,8 @@ class RedactSecrets(Callback):
             if not path.exists():
                 continue
             text = path.read_text()
-            # Most runs have nothing to redact: re-reading and re-dumping the files through
-            # OmegaConf cost every run about 60 ms, so a file is only rewritten when it must be.
+            # Most runs have nothing to redact, and re-reading and re-dumping the files through
+            # OmegaConf was one of the larger costs of a short run: rewrite only when needed.
             structural = redacted != task if name == "config.yaml" else bool(literal)
             if not structural and not any(s in text for s in secrets):
                 continue
