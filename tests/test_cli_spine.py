@@ -38,6 +38,20 @@ def test_overrides_reach_rule_params_and_profiles(tmp_path):
 
 
 @pytest.mark.slow
+def test_slippage_none_compares_against_fills_without_slippage(tmp_path):
+    runs = {}
+    for name, extra in (("default", []), ("none", ["slippage=none"])):
+        r = run_cli([*SMALL, *extra, f"hydra.run.dir={tmp_path / name}"])
+        assert r.returncode == 0, r.stderr
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert runs["default"]["run"]["config"]["backtest"]["slippage"]["model"] == "spread_impact"
+    assert runs["none"]["run"]["config"]["backtest"]["slippage"]["model"] == "none"
+    assert runs["default"]["metrics"]["slippage_cost"] > 0
+    assert runs["none"]["metrics"]["slippage_cost"] == 0
+    assert all(t["slippage"] == 0 for t in runs["none"]["trades"])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("args, needle, code", [
     (["strategy=nope"], "Could not find 'strategy/nope'", 1),
     (["strategy.params.fsat=3"], "fsat", 1),

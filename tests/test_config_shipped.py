@@ -17,6 +17,7 @@ RISKS = sorted(p.stem for p in (CONF_DIR / "risk").glob("*.yaml"))
 DATA = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
 MODES = ("backtest", "dry_run", "paper", "shadow", "validate", "explain")
 LIVE_GROUPS = sorted(p.stem for p in (CONF_DIR / "live").glob("*.yaml"))
+SLIPPAGE = sorted(p.stem for p in (CONF_DIR / "slippage").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", GROUP_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -24,6 +25,16 @@ def test_each_group_file_matches_its_schema(path):
     doc = yaml.safe_load(path.read_text())
     problems = [p for p in validate_group(path.parent.name, doc) if p.found != "'???' (string)"]
     assert problems == []
+
+
+@pytest.mark.parametrize("option", SLIPPAGE)
+def test_each_slippage_option_fills_backtest_slippage_and_validates(option):
+    # conf/slippage/*.yaml are `# @package backtest.slippage`: the group is a switch, not a new key
+    cfg = composed(f"slippage={option}")
+    assert "slippage" not in cfg
+    assert cfg["backtest"]["slippage"] == yaml.safe_load((CONF_DIR / "slippage" / f"{option}.yaml").read_text())
+    report = check_config(cfg, mode="backtest", env={})
+    assert report.ok, report.format()
 
 
 @pytest.mark.parametrize("strategy,risk,data", list(itertools.product(STRATEGIES, RISKS, DATA)))
