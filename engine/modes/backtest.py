@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from engine.backtest.diagnostics import as_dicts, diagnose
 from engine.backtest.engine import run_backtest
 from engine.backtest.results import build_results
 from engine.cycle.memory import reuse_freed_memory
@@ -39,6 +40,10 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
     info = run_identity(cfg, market, rules, overrides, redacted)
     info.update(start=iso_utc(int(market.times[settings.start])), end=iso_utc(int(market.times[settings.stop - 1])))
     results = build_results(res, info)
+    found = diagnose(results, market.symbols)
+    results["diagnostics"] = as_dicts(found)
+    for d in found:
+        log.warning("%s: %s", d.code, d.message)
     out_dir.mkdir(parents=True, exist_ok=True)
     res.trace.save(out_dir / "trace.npz")
     paths = write_run_outputs(out_dir, results, timing={"elapsed_seconds": round(time.perf_counter() - t0, 3)},

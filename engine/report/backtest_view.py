@@ -111,6 +111,7 @@ def build_context(results: Mapping[str, Any], timing: Mapping[str, Any] | None =
         "per_theme": sorted(bd.get("per_theme", {}).items(), key=lambda kv: -(kv[1].get("pnl") or 0.0)),
         "rule_rows": rule_rows,
         "universe": results.get("universe") or {},
+        "diagnostics": [d for d in results.get("diagnostics") or [] if isinstance(d, Mapping)],
         "n_fills": len(results.get("trades") or []),
         "definitions": [(label, definition) for label, _k, _b, definition in METRIC_DEFINITIONS.values()],
     }
