@@ -35,6 +35,24 @@ def test_summary_rows_params_and_failures(sweep):
     assert s["runs"][0]["report"] == "0/report.html" and s["runs"][0]["params"]["universe.params.top"] == 5
 
 
+def test_a_run_that_warns_is_marked_in_the_sweep(tmp_path):
+    from engine.report.sweep import sweep_context
+    from engine.report.render import render
+
+    root = tmp_path / "sweep"
+    for k, diags in enumerate(([], [{"code": "empty_universe", "message": "the universe was empty <on every bar>"}])):
+        r = make_results(n_bars=120, n_symbols=3, n_trades=4, seed=k)
+        r["run"]["overrides"] = [f"universe.params.min_volume_usd={10 ** (6 + 9 * k)}"]
+        r["diagnostics"] = diags
+        write_run_outputs(root / str(k), r, options=ReportOptions(csv=False))
+    s = summarise(root)
+    assert [r["warnings"] for r in s["runs"]] == [[], [{"code": "empty_universe",
+                                                         "message": "the universe was empty <on every bar>"}]]
+    html = render("sweep.html.j2", sweep_context(s))
+    assert html.count("⚠ empty_universe") == 1
+    assert "empty_universe: the universe was empty &lt;on every bar&gt;" in html
+
+
 def test_best_run_per_metric_follows_its_direction(sweep):
     s = summarise(sweep)
     ok = [r for r in s["runs"] if r["status"] == "ok"]

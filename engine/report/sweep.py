@@ -50,10 +50,11 @@ class RunRow:
     metrics: dict[str, Any] = field(default_factory=dict)
     report: str | None = None  # relative link to the job's report.html
     error: str | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)  # the run's diagnostics (code, message)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "status": self.status, "overrides": self.overrides, "params": self.params,
-                "metrics": self.metrics, "report": self.report, "error": self.error}
+                "metrics": self.metrics, "report": self.report, "error": self.error, "warnings": self.warnings}
 
 
 def _natural(s: str) -> tuple:
@@ -114,7 +115,9 @@ def read_run(sweep_dir: Path, job_dir: Path) -> RunRow:
             raise ReportError(f"{results_file}: has no 'metrics' object; expected the results.json a run writes")
         overrides = (data.get("run") or {}).get("overrides") or _hydra_overrides(job_dir)
         report = f"{rid}/report.html" if (job_dir / "report.html").is_file() else None
-        row = RunRow(rid, "ok", [], metrics={k: metrics.get(k) for k in HEADLINE}, report=report)
+        warnings = [{"code": str(d.get("code", "")), "message": str(d.get("message", ""))}
+                    for d in data.get("diagnostics") or [] if isinstance(d, dict)]
+        row = RunRow(rid, "ok", [], metrics={k: metrics.get(k) for k in HEADLINE}, report=report, warnings=warnings)
     else:
         data = _read_json(error_file)
         overrides = data.get("overrides") or _hydra_overrides(job_dir)
