@@ -167,3 +167,11 @@ def test_fill_fee_uses_tier_reached_by_earlier_fills():
 def test_fee_schedule_needs_a_tier():
     with pytest.raises(ValueError, match="at least one tier"):
         FeeSchedule([])
+
+
+def test_participation_capped_buy_is_rounded_down_to_the_size_increment():
+    market = candle_market([BAR0, (100.0, 101, 99, 100, 33.3)], size_increment=0.1)
+    pf = portfolio()
+    (f,) = make_broker(market, max_participation=0.1).execute(order(buy=10.0), 1, pf)
+    assert f.qty == pytest.approx(3.3, abs=1e-12)  # 10% of 33.3 = 3.33, rounded down to 0.1
+    assert pf.qty[0] == pytest.approx(3.3, abs=1e-12)

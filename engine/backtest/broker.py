@@ -103,6 +103,10 @@ class SimBroker:
 
         if bidx.size:
             buy = self._capped(t, bidx, d.buy_qty)
+            inc = self.size_increment[bidx]
+            # a buy cut by the participation cap is rounded down to the increment again
+            with np.errstate(divide="ignore", invalid="ignore"):
+                buy = np.where(buy < d.buy_qty[bidx], np.floor(buy / inc + 1e-9) * inc, buy)
             keep = buy > 0
             idx, q = bidx[keep], buy[keep]
         if bidx.size and idx.size:
