@@ -175,3 +175,15 @@ def test_participation_capped_buy_is_rounded_down_to_the_size_increment():
     (f,) = make_broker(market, max_participation=0.1).execute(order(buy=10.0), 1, pf)
     assert f.qty == pytest.approx(3.3, abs=1e-12)  # 10% of 33.3 = 3.33, rounded down to 0.1
     assert pf.qty[0] == pytest.approx(3.3, abs=1e-12)
+
+
+def test_resting_limit_fills_report_no_slippage():
+    """A resting limit fills at its price with no slippage: its price improvement over the
+    open is not a negative slippage cost (it would offset real slippage in slippage_cost)."""
+    (b,), _ = fill_one((100.0, 100.5, 98.5, 99.5, 1000.0), order(buy=1.0, limit=99.0), spread_bps=20.0,
+                       slippage=SlippageModel("spread_impact"))
+    pf = portfolio(qty=2.0, entry_price=90.0)
+    (s,), _ = fill_one((100.0, 101.5, 99.0, 100.0, 1000.0), order(sell=2.0, limit=101.0), pf=pf, spread_bps=20.0,
+                       slippage=SlippageModel("spread_impact"))
+    assert (b.price, s.price) == (99.0, 101.0)
+    assert b.slippage == 0.0 and s.slippage == 0.0
