@@ -23,3 +23,18 @@ def test_position_sold_in_partial_fills_closes_its_round_trip():
     trips = round_trips(fills_result(market, broker.fills))
     assert [(t["exit_time"] is not None) for t in trips] == [True, False]
     assert trips[1]["qty"] == 1000.0
+
+
+def test_benchmark_exposure_starts_at_its_first_invested_bar():
+    """docs/metrics.md: the buy-and-hold benchmark holds cash before the first bar with data,
+    so its exposure is 1 only from its first invested bar."""
+    from engine.backtest.engine import BacktestSettings, run_backtest
+    from engine.backtest.results import build_results
+    from engine.cycle.prepare import prepare
+    from engine.modes.setup import load_rules
+    from tests.helpers.runs import compose_config
+
+    nan = float("nan")
+    market = candle_market([(nan,) * 5] * 4 + [(100.0, 101.0, 99.0, 100.0, 1000.0)] * 36)
+    res = run_backtest(prepare(market, load_rules(compose_config([]))), BacktestSettings())
+    assert build_results(res, {})["benchmark"]["exposure"] == 36 / 40

@@ -7,7 +7,7 @@ import numpy as np
 from engine.backtest.broker import fill_to_dict
 from engine.backtest.engine import BacktestResult
 from engine.market.data import iso_utc, timeframe_ms
-from engine.report.metrics import buy_and_hold, compute_metrics
+from engine.report.metrics import benchmark, compute_metrics
 
 
 def round_trips(res: BacktestResult) -> list[dict]:
@@ -101,9 +101,8 @@ def build_results(res: BacktestResult, run_info: dict) -> dict:
     trips = round_trips(res)
     metrics = compute_metrics(times, res.equity, res.exposure, fills, trips, m.timeframe,
                               res.settings.initial_cash)
-    bench_eq = buy_and_hold(times, m.close[res.start:res.stop], res.settings.initial_cash)
-    bench = compute_metrics(times, bench_eq, np.ones_like(bench_eq), [], [], m.timeframe,
-                            res.settings.initial_cash)
+    # exposure 1 from the benchmark's first invested bar (docs/metrics.md), 0 before it
+    bench_eq, bench = benchmark(times, m.close[res.start:res.stop], m.timeframe, res.settings.initial_cash)
     iso = [iso_utc(int(x)) for x in times]
     universe = p.universe[res.start:res.stop]
     return {
