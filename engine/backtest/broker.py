@@ -114,6 +114,8 @@ class SimBroker:
             keep = buy > 0
             idx, q = bidx[keep], buy[keep]
         if bidx.size and idx.size:
+            if sidx.size:  # this bar's sells count towards the tier its buys pay
+                tier = self.fees.tier(now)
             fill_px, fee_rate, filled, ref = self._prices(t, idx, q, 1, limit, tier)
             idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
             px = ref[filled]
