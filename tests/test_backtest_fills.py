@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from engine.backtest.costs import FeeSchedule, FeeTier, SlippageModel
@@ -167,3 +169,39 @@ def test_fill_fee_uses_tier_reached_by_earlier_fills():
 def test_fee_schedule_needs_a_tier():
     with pytest.raises(ValueError, match="at least one tier"):
         FeeSchedule([])
+
+
+def test_participation_capped_buy_is_rounded_down_to_the_size_increment():
+    market = candle_market([BAR0, (100.0, 101, 99, 100, 33.3)], size_increment=0.1)
+    pf = portfolio()
+    (f,) = make_broker(market, max_participation=0.1).execute(order(buy=10.0), 1, pf)
+    assert f.qty == pytest.approx(3.3, abs=1e-12)  # 10% of 33.3 = 3.33, rounded down to 0.1
+    assert pf.qty[0] == pytest.approx(3.3, abs=1e-12)
+
+
+def test_resting_limit_fills_report_no_slippage():
+    """A resting limit fills at its price with no slippage: its price improvement over the
+    open is not a negative slippage cost (it would offset real slippage in slippage_cost)."""
+    (b,), _ = fill_one((100.0, 100.5, 98.5, 99.5, 1000.0), order(buy=1.0, limit=99.0), spread_bps=20.0,
+                       slippage=SlippageModel("spread_impact"))
+    pf = portfolio(qty=2.0, entry_price=90.0)
+    (s,), _ = fill_one((100.0, 101.5, 99.0, 100.0, 1000.0), order(sell=2.0, limit=101.0), pf=pf, spread_bps=20.0,
+                       slippage=SlippageModel("spread_impact"))
+    assert (b.price, s.price) == (99.0, 101.0)
+    assert b.slippage == 0.0 and s.slippage == 0.0
+
+
+def test_buy_pays_the_tier_reached_by_a_sell_in_the_same_bar():
+    """Sells fill before buys: a sell that lifts the 30-day volume into the next tier lowers
+    the fee of the buys that follow it in the same bar (the tier is recomputed per fill)."""
+    market = candle_market([BAR0, (100.0, 101, 99, 100, 1e6)], symbol="AAA/USDC")
+    two = candle_market([BAR0, (100.0, 101, 99, 100, 1e6)])
+    for name in ("open", "high", "low", "close", "volume", "spread_bps"):
+        setattr(market, name, np.hstack([getattr(market, name), getattr(two, name)]))
+    market.symbols, market.info = ("AAA/USDC", "BBB/USDC"), market.info + two.info
+    pf = portfolio(cash=1e6, qty=150.0, entry_price=100.0, n=2)
+    d = order(n=2, sell=150.0)
+    d.buy_qty[1] = 10.0
+    sell, buy = make_broker(market, fees=FeeSchedule(TIERS)).execute(d, 1, pf)
+    assert sell.fee == pytest.approx(15_000 * 0.012)  # tier 0
+    assert buy.fee == pytest.approx(1_000 * 0.008)  # tier 1: 15,000 traded in the window

@@ -114,6 +114,16 @@ CORPUS = [
            None, None, "no data rows, expected at least one bar"),
     Broken("csv-empty-file", "csv", CSV, lambda folder, name: write_text(folder, name, ""),
            None, None, "empty file, expected a header line date,open,high,low,close,volume and bars"),
+    Broken("csv-column-twice", "csv", CSV,
+           lambda folder, name: write_text(folder, name, csv_text([[*r, r[4]] for r in good_rows(3)],
+                                                                  header="date,open,high,low,close,volume,Close")),
+           None, "close",
+           "column 'close' appears 2 times (header names are matched case-insensitively); found columns "
+           "date, open, high, low, close, volume, Close, expected each of date,open,high,low,close,volume once"),
+    Broken("csv-date-too-many-digits", "csv", CSV,
+           _csv(_set(1, 0, "99999999999999999999999"), date="ms"),
+           1, "date", "data row 1 (line 2), column 'date': found '99999999999999999999999', expected epoch "
+           "milliseconds (at most 18 digits) or an ISO-8601 date"),
     Broken("json-short-row", "freqtrade", "BTC_USDC-1h.json", _json(lambda rows: rows[1].pop()), 2, None,
            "data row 2: found " + json.dumps([int(rows6[1][0]), *rows6[1][1:5]])[:80]
            + ", expected [ms, open, high, low, close, volume]"),

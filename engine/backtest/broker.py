@@ -34,7 +34,7 @@ class Fill:
     qty: float
     price: float
     fee: float
-    slippage: float  # quote-currency cost versus the open
+    slippage: float  # quote-currency cost versus the open (0 for a resting limit order)
     rule: str
 
 
@@ -49,8 +49,10 @@ class SimBroker:
     fills: list[Fill] = field(default_factory=list)
 
     def _prices(self, t: int, idx: np.ndarray, q: np.ndarray, side: int, limit: np.ndarray | None,
-                tier) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fill price, fee rate, filled?) of orders ``idx`` in bar t; side +1 buy, -1 sell."""
+                tier) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(fill price, fee rate, filled?, slippage reference price) of orders ``idx`` in bar t;
+        side +1 buy, -1 sell. The reference is the open, or the limit for a resting limit order
+        (it fills at its price: no slippage)."""
         m = self.market
         px = m.open[t, idx]
         bar_usd = nan_to_num(m.volume[t, idx] * px)
@@ -58,6 +60,7 @@ class SimBroker:
         fill_px = px * (1.0 + side * slip_bps / 1e4)
         rate = np.full(idx.shape, tier.taker_bps / 1e4)
         filled = np.ones(idx.shape, dtype=bool)
+        ref = px
         if limit is not None:
             lim = limit[idx]
             has = ~np.isnan(lim)
@@ -68,7 +71,8 @@ class SimBroker:
             fill_px = np.where(resting, lim, fill_px)
             rate = np.where(resting, tier.maker_bps / 1e4, rate)
             filled = ~resting | through
-        return fill_px, rate, filled
+            ref = np.where(resting, lim, px)
+        return fill_px, rate, filled, ref
 
     def execute(self, d: Decision, t: int, pf: Portfolio) -> list[Fill]:
         m = self.market
@@ -86,9 +90,9 @@ class SimBroker:
             keep = sell > 0
             idx, q = sidx[keep], sell[keep]
         if sidx.size and idx.size:
-            fill_px, fee_rate, filled = self._prices(t, idx, q, -1, limit, tier)
+            fill_px, fee_rate, filled, ref = self._prices(t, idx, q, -1, limit, tier)
             idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
-            px = m.open[t, idx]
+            px = ref[filled]
             notional = q * fill_px
             fee = notional * fee_rate
             pf.cash += float(notional.sum() - fee.sum())
@@ -103,12 +107,18 @@ class SimBroker:
 
         if bidx.size:
             buy = self._capped(t, bidx, d.buy_qty)
+            inc = self.size_increment[bidx]
+            # a buy cut by the participation cap is rounded down to the increment again
+            with np.errstate(divide="ignore", invalid="ignore"):
+                buy = np.where(buy < d.buy_qty[bidx], np.floor(buy / inc + 1e-9) * inc, buy)
             keep = buy > 0
             idx, q = bidx[keep], buy[keep]
         if bidx.size and idx.size:
-            fill_px, fee_rate, filled = self._prices(t, idx, q, 1, limit, tier)
+            if sidx.size:  # this bar's sells count towards the tier its buys pay
+                tier = self.fees.tier(now)
+            fill_px, fee_rate, filled, ref = self._prices(t, idx, q, 1, limit, tier)
             idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
-            px = m.open[t, idx]
+            px = ref[filled]
             cost = q * fill_px * (1.0 + fee_rate)
             total = float(cost.sum())
             if total > pf.cash:

@@ -7,13 +7,14 @@ import numpy as np
 from engine.backtest.broker import fill_to_dict
 from engine.backtest.engine import BacktestResult
 from engine.market.data import iso_utc, timeframe_ms
-from engine.report.metrics import buy_and_hold, compute_metrics
+from engine.report.metrics import benchmark, compute_metrics
 
 
 def round_trips(res: BacktestResult) -> list[dict]:
     """Entry-to-exit trades per symbol from the fills (partial fills grouped)."""
     m = res.prepared.market
     hours_per_bar = timeframe_ms(m.timeframe) / 3_600_000
+    inc = res.prepared.size_increment
     open_: dict[int, dict] = {}
     out: list[dict] = []
     for f in res.fills:
@@ -22,8 +23,9 @@ def round_trips(res: BacktestResult) -> list[dict]:
             rt = open_.get(i)
             if rt is None:
                 rt = open_[i] = {"t0": f.t, "qty": 0.0, "cost": 0.0, "fees": 0.0, "proceeds": 0.0,
-                                 "sold": 0.0, "entry_rule": f.rule, "exit_rule": "", "t1": None}
+                                 "sold": 0.0, "left": 0.0, "entry_rule": f.rule, "exit_rule": "", "t1": None}
             rt["qty"] += f.qty
+            rt["left"] = rt["left"] + f.qty
             rt["cost"] += f.qty * f.price
             rt["fees"] += f.fee
         else:
@@ -34,7 +36,10 @@ def round_trips(res: BacktestResult) -> list[dict]:
             rt["proceeds"] += f.qty * f.price
             rt["fees"] += f.fee
             rt["exit_rule"] = f.rule
-            if rt["sold"] >= rt["qty"] - 1e-12:
+            # closed when the broker left the position flat: the same arithmetic as its
+            # ``qty -= q`` (sums of partial fills differ from it by rounding on large quantities)
+            rt["left"] = rt["left"] - f.qty
+            if rt["left"] <= inc[i] * 1e-6:
                 rt["t1"] = f.t
                 out.append(_trip(res, i, rt, hours_per_bar))
                 del open_[i]
@@ -96,9 +101,8 @@ def build_results(res: BacktestResult, run_info: dict) -> dict:
     trips = round_trips(res)
     metrics = compute_metrics(times, res.equity, res.exposure, fills, trips, m.timeframe,
                               res.settings.initial_cash)
-    bench_eq = buy_and_hold(times, m.close[res.start:res.stop], res.settings.initial_cash)
-    bench = compute_metrics(times, bench_eq, np.ones_like(bench_eq), [], [], m.timeframe,
-                            res.settings.initial_cash)
+    # exposure 1 from the benchmark's first invested bar (docs/metrics.md), 0 before it
+    bench_eq, bench = benchmark(times, m.close[res.start:res.stop], m.timeframe, res.settings.initial_cash)
     iso = [iso_utc(int(x)) for x in times]
     universe = p.universe[res.start:res.stop]
     return {

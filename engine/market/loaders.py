@@ -131,6 +131,12 @@ def _dates(raw: pd.Series, file: str, header_lines: int) -> np.ndarray:
         return _epoch_ms(v, file, header_lines)
     text = raw.astype(str).str.strip()
     digits = text.str.fullmatch(r"\d+").to_numpy()
+    long = digits & (text.str.len() > 18).to_numpy()  # beyond int64
+    if long.any():
+        i = int(np.flatnonzero(long)[0])
+        raise DataError(f"{where(file, i, 'date', header_lines)}: found {raw.iloc[i]!r}, expected epoch milliseconds "
+                        f"(at most 18 digits) or an ISO-8601 date", file=file, row=i + 1, column="date",
+                        found=raw.iloc[i], expected="epoch milliseconds")
     if digits.all():
         return _epoch_ms(text.astype(np.int64).to_numpy(), file, header_lines)
     parsed = pd.to_datetime(text.where(~digits, ""), format="ISO8601", utc=True, errors="coerce")
@@ -154,7 +160,14 @@ def _datetimes_to_ms(s: pd.Series) -> np.ndarray:
 
 
 def _frame_to_bars(df: pd.DataFrame, symbol: str, file: str, header_lines: int = 0) -> Bars:
+    found_cols = ", ".join(map(str, df.columns))
     df = df.rename(columns=lambda c: str(c).strip().lower())
+    for c in COLUMNS:
+        n = int((df.columns == c).sum())
+        if n > 1:
+            raise DataError(
+                f"{file}: column {c!r} appears {n} times (header names are matched case-insensitively); "
+                f"found columns {found_cols}, expected each of {','.join(COLUMNS)} once", file=file, column=c)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise DataError(
@@ -198,7 +211,8 @@ def _read_clean_csv(path: Path) -> pd.DataFrame | None:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
         return None
     df = df.rename(columns=lambda c: str(c).strip().lower())
-    if len(df) == 0 or any(c not in df.columns for c in COLUMNS) or df["date"].isna().any():
+    if (len(df) == 0 or df.columns.duplicated().any() or any(c not in df.columns for c in COLUMNS)
+            or df["date"].isna().any()):
         return None
     for c in _NUMERIC:
         if not pd.api.types.is_float_dtype(df[c].dtype) and not pd.api.types.is_integer_dtype(df[c].dtype):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -81,6 +82,15 @@ def order(n: int = 1, t: int = 0, buy: float = 0.0, sell: float = 0.0, limit: fl
     if limit is not None:
         d.limit_price = np.full(n, float(limit))
     return d
+
+
+def fills_result(market: MarketData, fills: list) -> BacktestResult:
+    """A BacktestResult over a hand-built market holding ``fills`` (for round trips and results):
+    only the fields ``round_trips`` reads are real."""
+    prepared = SimpleNamespace(market=market, close=market.close,
+                               size_increment=np.array([i.size_increment for i in market.info]))
+    n = market.n_bars
+    return BacktestResult(prepared, 0, n, np.zeros(n), np.zeros(n), list(fills), None, None, BacktestSettings())
 
 
 def portfolio(cash: float = 10_000.0, qty: float = 0.0, entry_price: float = float("nan"), n: int = 1) -> Portfolio:
