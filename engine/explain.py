@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import json
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -198,8 +199,16 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     for p in (trace_path, results_path):
         if not p.exists():
             raise UserError(f"explain.run_dir {run_dir} has no {p.name}; expected the output directory of a backtest run")
-    tr = Trace.load(trace_path)
-    results = json.loads(results_path.read_text())
+    try:
+        tr = Trace.load(trace_path)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise UserError(f"explain.run_dir {run_dir}: trace.npz cannot be read ({type(exc).__name__}: {exc}); "
+                        f"expected the trace a backtest run wrote, complete") from None
+    try:
+        results = json.loads(results_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"explain.run_dir {run_dir}: results.json cannot be read ({type(exc).__name__}: {exc}); "
+                        f"expected the results a backtest run wrote, complete") from None
     if symbol not in tr.symbols:
         close = difflib.get_close_matches(symbol, tr.symbols, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""

@@ -146,6 +146,13 @@ CASES = [
            "must be an ISO-8601 UTC time"),
     Broken("end_time_with_offset", ((S, "live.end_time", "2024-03-01T12:00+02:00"),), "format", "live.end_time",
            "UTC time"),
+    # the backtest reads these with numpy: a day that does not exist must fail validate, not the run
+    Broken("backtest_start_no_such_month", ((S, "backtest.start", "2024-13-01"),), "format", "backtest.start",
+           "must be an ISO date"),
+    Broken("backtest_end_no_such_day", ((S, "backtest.end", "2024-02-30"),), "format", "backtest.end",
+           "must be an ISO date"),
+    Broken("explain_time_no_such_hour", ((S, "explain.time", "2024-03-01T25:00"),), "format", "explain.time",
+           "must be an ISO date"),
     Broken("history_bars_one", ((S, "live.history_bars", 1),), "min", "live.history_bars", "must be at least 2"),
     Broken("account_with_slash", ((S, "live.account", "ops/1"),), "format", "live.account",
            "letters, digits, '-' or '_'"),

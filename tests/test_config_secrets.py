@@ -104,6 +104,25 @@ def test_redact_callback_scrubs_a_literal_secret_typed_on_the_command_line(tmp_p
     assert "override_dirname: seed=1,+exchange.api_secret=***" in texts["hydra.yaml"]
 
 
+@pytest.mark.parametrize("override", [
+    f"exchange.api_key_env={SECRET_KEY}",  # the key's value pasted where its variable's name goes
+    "exchange.api_secret_env=-----BEGIN EC PRIVATE KEY-----MHcCAQEEIpasted+base64/body==",
+])
+def test_redact_callback_scrubs_a_secret_pasted_into_an_env_name_key(tmp_path, override):
+    # The check refuses it (secret_env_not_a_name), but Hydra has already saved the command line.
+    from omegaconf import OmegaConf
+
+    from engine.config.hydra_callback import RedactSecrets
+
+    saved, files, cfg = _hydra_run_dir(tmp_path, ["seed=1", override])
+    key, value = override.split("=", 1)
+    OmegaConf.update(cfg, key, value, force_add=True)
+    RedactSecrets().on_job_start(cfg)
+    texts = {n: (saved / n).read_text() for n in files}
+    assert all(value not in t for t in texts.values()), texts
+    assert f"{key}=***" in texts["overrides.yaml"]
+
+
 def test_log_filter_scrubs_ccxt_debug_records_and_tracebacks():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -136,6 +155,7 @@ def test_filter_leaves_clean_records_alone():
 @pytest.mark.parametrize("text,expected", [
     ("+exchange.api_secret=abc", "+exchange.api_secret=***"),
     ("exchange.api_key_env=MY_KEY", "exchange.api_key_env=MY_KEY"),
+    ("exchange.api_key_env=organizations/x/apiKeys/y", "exchange.api_key_env=***"),
     ("risk=aggressive", "risk=aggressive"),
     ("++data.password=x=y", "++data.password=***"),
 ])

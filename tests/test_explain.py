@@ -114,3 +114,19 @@ def test_without_the_run_config_the_trace_alone_still_answers(run_dir, tmp_path)
         f = fills(bare, side)[0]
         text = explain(bare, f["symbol"], decision_time(f))
         assert "the run's config is not in results.json" in text and f"outcome: {outcome}" in text
+
+
+@pytest.mark.parametrize("name,damage", [
+    ("trace.npz", lambda p: p.write_bytes(p.read_bytes()[:1000])),  # a copy cut short
+    ("trace.npz", lambda p: p.write_bytes(b"")),
+    ("results.json", lambda p: p.write_text(p.read_text()[:100])),
+])
+def test_a_damaged_run_dir_is_a_user_error(run_dir, tmp_path, name, damage):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    damage(broken / name)
+    f = fills(run_dir, "buy")[0]
+    with pytest.raises(UserError, match=f"explain.run_dir {broken}: {name} cannot be read"):
+        explain(broken, f["symbol"], decision_time(f))

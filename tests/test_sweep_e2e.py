@@ -129,3 +129,17 @@ def test_ray_cluster_runs_the_sweep(tmp_path, cache_dir):
     check_ok(proc)
     assert "Ray Launcher is launching 4 jobs" in proc.stderr + proc.stdout
     assert job_outcomes(tmp_path) == {"0": "ok", "1": "ok", "2": "failed", "3": "failed"}
+
+
+def test_a_secret_typed_in_a_sweep_is_in_no_file_of_the_sweep(tmp_path, cache_dir):
+    # The checks refuse the job, but Hydra saves the sweep's config (multirun.yaml) before any
+    # job runs, and the failed job records its overrides in error.json.
+    typed, pasted = "typed-by-mistake-4242", "organizations/x/apiKeys/pasted-7171"
+    proc = run_sweep([f"+exchange.api_secret={typed}", f"exchange.api_key_env={pasted}", "seed=1,2", *SMALL_MARKET],
+                     tmp_path, cache_dir)
+    check_ok(proc)
+    assert job_outcomes(tmp_path) == {"0": "failed", "1": "failed"}
+    leaks = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+             if p.is_file() and (typed in (t := p.read_text(errors="replace")) or pasted in t)}
+    assert leaks == set()
+    assert "+exchange.api_secret=***" in read_json(tmp_path / "0" / "error.json")["overrides"]

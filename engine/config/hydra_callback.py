@@ -39,18 +39,31 @@ class RedactSecrets(Callback):
         # (Hydra also copies overrides into hydra.job.override_dirname).
         secrets = sorted(set(secret_values(redacted, os.environ)) | {v for v in literal if len(v) >= MIN_SCRUB_LEN},
                          key=lambda v: (-len(v), v))
-        for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-            path = out / name
+        saved = [out / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+        if str(config.hydra.get("mode")) == "RunMode.MULTIRUN":
+            # the sweeper saved the sweep's config (task overrides included) before any job ran
+            saved.append(Path(config.hydra.sweep.dir) / "multirun.yaml")
+        for path in saved:
+            name = path.name
             if not path.exists():
                 continue
             text = path.read_text()
             # Most runs have nothing to redact, and re-reading and re-dumping the files through
             # OmegaConf was one of the larger costs of a short run: rewrite only when needed.
-            structural = redacted != task if name == "config.yaml" else bool(literal)
+            structural = {"config.yaml": redacted != task, "multirun.yaml": redacted != task or bool(literal)}.get(
+                name, bool(literal))
             if not structural and not any(s in text for s in secrets):
                 continue
             if name == "config.yaml":
                 text = OmegaConf.to_yaml(OmegaConf.create(redacted))
+            elif name == "multirun.yaml":
+                loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+                hydra_part = loaded.pop("hydra", {})
+                ov = hydra_part.get("overrides", {})
+                for k in ("task", "hydra"):
+                    if isinstance(ov.get(k), list):
+                        ov[k] = [redact_override(str(o)) for o in ov[k]]
+                text = OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_part, **redact(loaded)}))
             elif name == "overrides.yaml":
                 listed = OmegaConf.to_container(OmegaConf.load(path)) or []
                 text = OmegaConf.to_yaml(OmegaConf.create([redact_override(str(o)) for o in listed]))

@@ -72,7 +72,7 @@ def _dict(schema: dict, **kw) -> dict:
 
 ENV_NAME_FIELD = {"type": "string", "nullable": True}  # the value's shape is checked by secrets.py
 SYMBOL = _str(regex=SYMBOL_RE, meta="a ccxt unified symbol like 'BTC/USDC'")
-DATE = _str(regex=DATE_RE, nullable=True, meta="an ISO date like '2024-01-01' (UTC) or null")
+DATE = _str(regex=DATE_RE, utc_time=True, nullable=True, meta="an ISO date like '2024-01-01' (UTC) or null")
 RULE_FILE = _str(required=True, empty=False, regex=r"^[^\s]+\.ya?ml$", meta="a .yaml file under rules_dir")
 
 # --- one schema per config group ---------------------------------------------------------------

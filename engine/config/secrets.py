@@ -108,15 +108,22 @@ def find_secret_values(cfg: Any) -> list[ConfigProblem]:
     return problems
 
 
+def _pasted_into_env_key(key: Any, value: Any) -> bool:
+    """An env-name key (api_key_env) holding something that is not a variable name: a pasted secret."""
+    return (is_env_name_key(key) and isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            and not (isinstance(value, str) and (ENV_NAME.match(value) or value.strip() in ("", "???"))))
+
+
 def redact(cfg: Any) -> Any:
     """A copy of cfg safe to write: values under secret-looking keys become "***".
 
-    Env-var NAME keys (api_key_env) are kept: the name is not the secret and helps debugging.
+    Env-var NAME keys (api_key_env) are kept when they hold a variable name: the name is not the
+    secret and helps debugging; anything else there is most likely the pasted secret itself.
     """
     if isinstance(cfg, dict):
         out = {}
         for k, v in cfg.items():
-            if is_secret_key(k) and _holds_literal(v):
+            if (is_secret_key(k) and _holds_literal(v)) or _pasted_into_env_key(k, v):
                 out[k] = REDACTED
             else:
                 out[k] = redact(v)
@@ -139,7 +146,8 @@ def redact_override(text: str) -> str:
     if not m:
         return text
     leaf = m.group("key").split("@")[0].rsplit(".", 1)[-1]
-    if is_secret_key(leaf):
+    value = m.group("value")
+    if is_secret_key(leaf) or _pasted_into_env_key(leaf, value) or looks_like_secret_value(value):
         return f"{m.group('prefix')}{m.group('key')}={REDACTED}"
     return text
 

@@ -78,7 +78,10 @@ def in_multirun() -> bool:
 def write_error(out_dir: Path, message: str, overrides: list[str], error_type: str,
                 trace: str | None = None) -> Path:
     """Write ``error.json`` ({"error", "overrides", "type"[, "traceback"]}) atomically."""
-    doc: dict[str, Any] = {"error": message, "overrides": list(overrides), "type": error_type}
+    from engine.config.secrets import redact_override
+
+    doc: dict[str, Any] = {"error": message, "overrides": [redact_override(str(o)) for o in overrides],
+                           "type": error_type}
     if trace:
         doc["traceback"] = trace
     return atomic_write_text(Path(out_dir) / ERROR_FILE, json.dumps(doc, indent=2, sort_keys=True) + "\n")
