@@ -202,7 +202,9 @@ class LiveBroker:
 
     def sync_fills(self, s) -> int:
         """Adopt every exchange fill not yet in the state file (by trade id: never twice)."""
-        since = int(s.store.get("state", "fills_since", s.started_wall_ms - 60_000))
+        # never synced yet: from the account's creation (a fill made before a crash and a late restart counts)
+        created = (s.store.get("meta", "session") or {}).get("created_wall_ms", s.started_wall_ms)
+        since = int(s.store.get("state", "fills_since", created - 60_000))
         fills = self.adapter.fills(since)
         have = {r["fill_id"] for r in s.store.rows("SELECT fill_id FROM fills")}
         new = [f for f in fills if f.trade_id not in have and f.symbol in s.index]
