@@ -65,3 +65,66 @@ def test_a_fill_made_before_a_crash_is_adopted_after_a_late_restart(tmp_path, mo
         if ccy != "USDC":
             assert positions.get(f"{ccy}/USDC", 0.0) == pytest.approx(avail + hold, rel=1e-9, abs=1e-12)
     db.close()
+
+
+class _InProcessEmulator:
+    """An emulator in this process (faults can be injected), with EmulatorProcess's overrides."""
+
+    def __init__(self):
+        import time
+
+        from engine.exchange.emulator import CoinbaseEmulator
+        from engine.exchange.emulator.market import SimMarket
+        market = SimMarket.generate(seed=7, n_products=3, speed=120.0)
+        self.emu = CoinbaseEmulator(market=market, balances={"USDC": 10_000.0}, enforce_rate_limits=False)
+        self.emu.start()
+        self.info = {"url": self.emu.url, "sim_ms": market.now_ms(), "wall_s": time.time(), "speed": 120.0}
+
+    def overrides(self, mode, state_dir, cycles):
+        return EmulatorProcess.overrides(self, mode, state_dir, cycles) + ["exchange.retry.base_delay_s=0.001",
+                                                                           "exchange.retry.max_delay_s=0.002"]
+
+
+@pytest.mark.slow
+def test_an_order_whose_answer_was_lost_is_found_after_a_restart_past_the_lookback(tmp_path, monkeypatch):
+    """create_order's answers are all lost and the order lookups fail (an outage): the order is
+    recorded 'sent'. The loop dies; it restarts 20 minutes later (past orders.recovery_lookback_s,
+    15 min): the order was placed and filled, so it must be adopted, not abandoned."""
+    x = _InProcessEmulator()
+    try:
+        def send_in_an_outage(self, s, t, orders, decision, quotes):
+            if not orders:
+                return
+            x.emu.faults.add("lost_response", "create_order", times=100)
+            x.emu.faults.add("server_error", "list_orders", times=1000)
+            self._send_one(s, orders[0])
+            raise _Crash()
+
+        monkeypatch.setattr(brokers.LiveBroker, "send", send_in_an_outage)
+        s = _session(x, tmp_path, monkeypatch, cycles=200)
+        with pytest.raises(_Crash):
+            s.run()
+        s.adapter.close()
+        s.store.close()
+        x.emu.faults.clear()
+        db = sqlite3.connect(str(tmp_path / "state" / "default-live.sqlite"))
+        assert db.execute("SELECT status FROM orders").fetchall() == [("sent",)]
+        db.close()
+        later = loop.now_ms
+        monkeypatch.setattr(loop, "now_ms", lambda: later() + 1_200_000)
+        s = _session(x, tmp_path, monkeypatch, cycles=1)
+        wall = s.adapter.wall_clock
+        s.adapter.wall_clock = lambda: wall() + 1_200.0
+        s.start()
+        s.broker.reconcile(s)
+        s.adapter.close()
+        s.store.close()
+        at_exchange = {o["client_order_id"]: o for o in x.emu.orders()}
+    finally:
+        x.emu.stop()
+    db = sqlite3.connect(str(tmp_path / "state" / "default-live.sqlite"))
+    rows = db.execute("SELECT client_order_id, status, exchange_order_id FROM orders").fetchall()
+    assert len(rows) == 1 and rows[0][0] in at_exchange
+    assert rows[0][1:] == ("filled", at_exchange[rows[0][0]]["order_id"])
+    assert db.execute("SELECT COUNT(*) FROM alerts WHERE kind='foreign_fill'").fetchone()[0] == 0
+    db.close()

@@ -258,12 +258,16 @@ class ExchangeAdapter:
         raw = self._call("fetch_order", self.client.fetch_order, exchange_order_id)
         return self._state(raw, req)
 
-    def fetch_order_by_client_id(self, client_order_id: str, symbol: str | None = None) -> OrderState | None:
+    def fetch_order_by_client_id(self, client_order_id: str, symbol: str | None = None,
+                                 since_ms: int | None = None) -> OrderState | None:
+        """``since_ms``: when the order may have been created at the earliest (default: the recovery lookback)."""
         known = self._orders.get(client_order_id)
         if known is not None and known.exchange_order_id:
             state = self._fetch_by_id(known.exchange_order_id, None)
         else:
             since = int(self.wall_clock() * 1000 - self.config.orders.recovery_lookback_s * 1000)
+            if since_ms is not None:
+                since = min(since, int(since_ms))
             state = self._find_by_client_id(client_order_id, symbol or (known.symbol if known else None), since)
         if state is not None:
             self._orders[client_order_id] = state

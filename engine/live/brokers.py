@@ -141,7 +141,7 @@ class LiveBroker:
         """Settle every order whose fate we did not record, then adopt the fills we missed."""
         for o in s.store.open_orders():
             cid = o["client_order_id"]
-            st = self.adapter.fetch_order_by_client_id(cid, o["symbol"])
+            st = self.adapter.fetch_order_by_client_id(cid, o["symbol"], _recorded_ms(o))
             if st is None:
                 if o["status"] == "new" and s.order_is_fresh(o):
                     s.alert("warning", "resend", f"order {cid} was recorded but never reached the exchange; "
@@ -242,10 +242,15 @@ class LiveBroker:
 
     def _resolve_unknown(self, s) -> None:
         for o in s.store.rows("SELECT * FROM orders WHERE exchange_order_id IS NULL AND status IN ('sent','new','open')"):
-            st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"])
+            st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"], _recorded_ms(o))
             if st is not None:
                 with s.store.txn() as db:
                     self._update(s, db, o["client_order_id"], st)
+
+
+def _recorded_ms(o: dict) -> int | None:
+    """The earliest an order can exist at the exchange: when we recorded it (a minute of clock skew)."""
+    return None if o.get("created_wall_ms") is None else int(o["created_wall_ms"]) - 60_000
 
 
 def make_broker(mode: str, adapter):
