@@ -107,3 +107,16 @@ def test_kill_command_sets_the_flag_the_loop_reads(tmp_path):
     st = StateStore(path)
     assert not kill_switch_on(LiveSettings(), st)
     st.close()
+
+
+def test_hot_reload_of_a_file_saved_in_another_encoding_is_rejected_not_a_crash(tmp_path):
+    """An editor saving a rule file as Latin-1 (a 'é' in a why: text) is a broken edit like any other."""
+    active_rules_dir(tmp_path)
+    cfg = live_config("paper", tmp_path / "state")
+    r = RuleReloader(cfg, load_rules)
+    path = tmp_path / "rules" / "strategies" / "sma_cross.yaml"
+    before = r.rules
+    path.write_bytes(path.read_bytes() + "# entrée rapide\n".encode("latin-1"))
+    status, changed, err = r.check()
+    assert status == "rejected" and list(changed) == ["rules/strategies/sma_cross.yaml"] and "sma_cross.yaml" in err
+    assert r.rules is before and r.check()[0] == "same"

@@ -26,8 +26,11 @@ class RuleReloader:
     def current_hashes(self) -> dict[str, str]:
         out = {}
         for label in self.rules.file_hashes:
+            path = self.path_of(label)
             try:
-                out[label] = hashlib.sha256(self.path_of(label).read_text().encode()).hexdigest()
+                out[label] = hashlib.sha256(path.read_text().encode()).hexdigest()
+            except UnicodeDecodeError:  # not UTF-8: a broken edit the loader rejects, told apart by its bytes
+                out[label] = "undecodable-" + hashlib.sha256(path.read_bytes()).hexdigest()
             except OSError:
                 out[label] = "missing"
         return out
