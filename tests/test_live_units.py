@@ -120,3 +120,21 @@ def test_hot_reload_of_a_file_saved_in_another_encoding_is_rejected_not_a_crash(
     status, changed, err = r.check()
     assert status == "rejected" and list(changed) == ["rules/strategies/sma_cross.yaml"] and "sma_cross.yaml" in err
     assert r.rules is before and r.check()[0] == "same"
+
+
+def test_burn_in_notional_cap_holds_without_a_scale(tmp_path):
+    """live.burn_in.cap_scale=1 (no scaling) must still cap each entry at burn_in.max_order_notional."""
+    from types import SimpleNamespace
+
+    from engine.live.feed import QuoteSnapshot
+    from engine.live.loop import Session
+    st = StateStore(tmp_path / "s.sqlite")
+    settings = LiveSettings.from_mapping({"burn_in": {"cycles": 10, "cap_scale": 1.0, "max_order_notional": 50.0}})
+    mid = np.array([100.0, 20.0])
+    s = SimpleNamespace(settings=settings, store=st, mode="live", symbols=["A/USDC", "B/USDC"],
+                        size_increment=np.array([1e-8, 1e-8]), times_ms_of=lambda t: 0,
+                        quotes=QuoteSnapshot(mid, mid, mid, np.zeros(2), np.zeros(2)))
+    d = SimpleNamespace(buy_qty=np.array([2.0, 1.0]), sell_qty=np.zeros(2))
+    Session._guard(s, d, 0, np.zeros(2), False)
+    assert (d.buy_qty * mid).tolist() == pytest.approx([50.0, 20.0])
+    st.close()

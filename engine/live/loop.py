@@ -310,7 +310,7 @@ class Session:
             d.buy_qty[:] = 0.0
         if self.mode == "live" and d.buy_qty.any():
             scale, cap = burn_in_scale(self.settings.burn_in, self.store, self.times_ms_of(t))
-            if scale < 1.0:
+            if scale < 1.0 or np.isfinite(cap):  # in burn-in: the notional cap holds even at cap_scale 1
                 px = np.where(self.quotes.mid > 0, self.quotes.mid, np.nan) if self.quotes is not None else np.full(len(self.symbols), np.nan)
                 q = d.buy_qty * scale
                 with np.errstate(invalid="ignore", divide="ignore"):
