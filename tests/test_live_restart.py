@@ -128,3 +128,47 @@ def test_an_order_whose_answer_was_lost_is_found_after_a_restart_past_the_lookba
     assert rows[0][1:] == ("filled", at_exchange[rows[0][0]]["order_id"])
     assert db.execute("SELECT COUNT(*) FROM alerts WHERE kind='foreign_fill'").fetchone()[0] == 0
     db.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["live", "paper"])
+def test_a_buy_recorded_before_a_crash_is_not_sent_on_restart_while_the_kill_switch_is_on(tmp_path, monkeypatch, mode):
+    """Killed between recording a buy and sending it; the operator turns the kill switch on and
+    restarts: entries are halted, so the recorded buy must not go out (nor fill, in paper)."""
+    from engine.live.safeguards import set_kill
+    x = _InProcessEmulator()
+    try:
+        broker = brokers.LiveBroker if mode == "live" else brokers.PaperBroker
+
+        def die_before_sending(self, s, t, orders, decision, quotes):
+            if any(o["side"] == "buy" for o in orders):
+                raise _Crash()
+
+        monkeypatch.setattr(broker, "send", die_before_sending)
+        for k, v in EmulatorProcess.env().items():
+            if k.startswith("RB_TEST_"):
+                monkeypatch.setenv(k, v)
+        ov = x.overrides(mode, tmp_path / "state", 200)
+        s = open_session(compose_config(ov), mode)
+        with pytest.raises(_Crash):
+            s.run()
+        set_kill(s.store, True)  # python -m engine.live kill --state ...
+        s.adapter.close()
+        s.store.close()
+        monkeypatch.undo()
+        for k, v in EmulatorProcess.env().items():
+            if k.startswith("RB_TEST_"):
+                monkeypatch.setenv(k, v)
+        s = open_session(compose_config(x.overrides(mode, tmp_path / "state", 1)), mode)
+        s.start()
+        s.broker.reconcile(s)
+        s.adapter.close()
+        s.store.close()
+        sent = [o for o in x.emu.orders() if o["side"] == "BUY"]
+    finally:
+        x.emu.stop()
+    db = sqlite3.connect(str(tmp_path / "state" / f"default-{mode}.sqlite"))
+    assert sent == []
+    assert db.execute("SELECT COUNT(*) FROM fills WHERE side='buy'").fetchone()[0] == 0
+    assert db.execute("SELECT status FROM orders WHERE side='buy'").fetchall() == [("abandoned",)]
+    db.close()

@@ -18,6 +18,7 @@ from engine.backtest.broker import SimBroker
 from engine.exchange.errors import ExchangeCallError
 from engine.exchange.types import OrderRequest
 from engine.live import pstate
+from engine.live.safeguards import kill_switch_on
 
 log = logging.getLogger("rulebook.live")
 
@@ -80,13 +81,14 @@ class PaperBroker:
 
     def reconcile(self, s) -> None:
         for o in s.store.open_orders():  # recorded but never simulated: the process died in between
-            if s.order_is_fresh(o):
+            if s.order_is_fresh(o) and not _entry_halted(s, o):
                 s.alert("warning", "resend", f"paper order {o['client_order_id']} was recorded but not filled "
                         "before a restart; filling it now", o["t"])
                 self._fill(s, o, s.quotes or s.fetch_quotes())
             else:
                 with s.store.txn() as db:
-                    s.store.update_order(db, o["client_order_id"], status="abandoned", reason="stale after restart")
+                    s.store.update_order(db, o["client_order_id"], status="abandoned",
+                                        reason="kill switch on" if _entry_halted(s, o) else "stale after restart")
 
     def before_decide(self, s, market, t: int, db) -> None:
         pass
@@ -143,13 +145,15 @@ class LiveBroker:
             cid = o["client_order_id"]
             st = self.adapter.fetch_order_by_client_id(cid, o["symbol"], _recorded_ms(o))
             if st is None:
-                if o["status"] == "new" and s.order_is_fresh(o):
+                if o["status"] == "new" and s.order_is_fresh(o) and not _entry_halted(s, o):
                     s.alert("warning", "resend", f"order {cid} was recorded but never reached the exchange; "
                             "sending it now (same client order id)", o["t"])
                     self._send_one(s, o)
                 else:
                     with s.store.txn() as db:
-                        s.store.update_order(db, cid, status="abandoned", reason="not at the exchange after restart")
+                        s.store.update_order(db, cid, status="abandoned",
+                                            reason="kill switch on" if _entry_halted(s, o) and o["status"] == "new"
+                                            else "not at the exchange after restart")
                 continue
             with s.store.txn() as db:
                 self._update(s, db, cid, st)
@@ -246,6 +250,11 @@ class LiveBroker:
             if st is not None:
                 with s.store.txn() as db:
                     self._update(s, db, o["client_order_id"], st)
+
+
+def _entry_halted(s, o: dict) -> bool:
+    """A buy recorded before a restart must not go out while the kill switch halts entries."""
+    return o["side"] == "buy" and (s.kill_signal or kill_switch_on(s.settings, s.store))
 
 
 def _recorded_ms(o: dict) -> int | None:
