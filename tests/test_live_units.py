@@ -138,3 +138,24 @@ def test_burn_in_notional_cap_holds_without_a_scale(tmp_path):
     Session._guard(s, d, 0, np.zeros(2), False)
     assert (d.buy_qty * mid).tolist() == pytest.approx([50.0, 20.0])
     st.close()
+
+
+def test_an_existing_account_refuses_a_changed_symbol_list(tmp_path):
+    """live.symbols names what an account trades; a state file created for other symbols must not
+    silently keep trading those."""
+    from engine.modes.live import open_session
+    s = open_session(live_config("paper", tmp_path / "state"), "paper")
+    try:
+        s.start()
+        traded = list(s.symbols)
+    finally:
+        s.adapter.close()
+        s.store.close()
+    assert len(traded) > 1
+    s = open_session(live_config("paper", tmp_path / "state", f"live.symbols=[{traded[-1]}]"), "paper")
+    try:
+        with pytest.raises(LiveError, match=rf"live.symbols.*{traded[-1]}.*{traded[0]}"):
+            s.start()
+    finally:
+        s.adapter.close()
+        s.store.close()

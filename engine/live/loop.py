@@ -109,6 +109,10 @@ class Session:
             raise LiveError(f"state file {self.store.path} holds a {meta['mode']} account on {meta['timeframe']} bars; "
                             f"this run is {self.mode} on {self.timeframe}: use another live.account or live.state_dir")
         self.symbols = list(meta["symbols"])
+        if self.settings.symbols and list(self.settings.symbols) != self.symbols:
+            raise LiveError(f"live.symbols is [{', '.join(self.settings.symbols)}] but state file {self.store.path} "
+                            f"trades [{', '.join(self.symbols)}]: use another live.account or live.state_dir "
+                            "(or the account's own symbol list)")
         missing = [s for s in self.symbols if s not in markets]
         if missing:
             raise LiveError(f"state file {self.store.path} trades {', '.join(missing)}, which the exchange no longer lists")
