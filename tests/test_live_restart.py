@@ -172,3 +172,23 @@ def test_a_buy_recorded_before_a_crash_is_not_sent_on_restart_while_the_kill_swi
     assert db.execute("SELECT COUNT(*) FROM fills WHERE side='buy'").fetchone()[0] == 0
     assert db.execute("SELECT status FROM orders WHERE side='buy'").fetchall() == [("abandoned",)]
     db.close()
+
+
+@pytest.mark.slow
+def test_a_wrong_api_key_ends_in_one_clear_error_not_a_traceback(tmp_path):
+    import time
+
+    from engine.exchange.emulator import CoinbaseEmulator
+    from engine.exchange.keys import public_key_of, throwaway_credentials
+    from tests.helpers.runs import run_cli
+    right, wrong = throwaway_credentials(seed=1), throwaway_credentials(seed=2)
+    emu = CoinbaseEmulator(seed=7, products=3, speed=120.0, api_keys={right.api_key: public_key_of(right)},
+                           enforce_rate_limits=False)
+    with emu:
+        shim = type("Shim", (), {"info": {"url": emu.url, "sim_ms": emu.market.now_ms(), "wall_s": time.time(),
+                                          "speed": 120.0}})()
+        ov = EmulatorProcess.overrides(shim, "paper", tmp_path / "state", 2) + [f"hydra.run.dir={tmp_path / 'out'}"]
+        r = run_cli(ov, env={"RB_TEST_KEY": wrong.api_key, "RB_TEST_SECRET": wrong.secret}, timeout=120)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "error:" in r.stderr and "authentication" in r.stderr
