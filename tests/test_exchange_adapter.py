@@ -101,3 +101,15 @@ def test_local_sim_config_autostarts_an_emulator():
         assert "BTC/USDC" in ad.markets()
         q = ad.best_bid_ask(["BTC/USDC"])["BTC/USDC"]
         assert q.bid < q.ask
+
+
+def test_an_order_behind_a_hundred_newer_ones_is_found_by_client_id():
+    """The lookup by client order id pages through the order list (100 per page)."""
+    with emulator_and_adapter(limits=(1000.0, 1000.0)) as (emu, ad):
+        emu.set_quote("BTC-USDC", 100.0, 101.0)
+        states = [ad.create_order(market_order(qty=0.5, seq=i)) for i in range(105)]
+        assert all(s.status == "closed" for s in states)
+        from tests.helpers.exchange import env_for, throwaway_test_credentials
+        with ExchangeAdapter(make_config(emu.url, 1000.0, 1000.0), environ=env_for(throwaway_test_credentials())) as fresh:
+            found = fresh.fetch_order_by_client_id(states[0].client_order_id, "BTC/USDC")  # a restarted process
+        assert found is not None and found.exchange_order_id == states[0].exchange_order_id

@@ -249,7 +249,8 @@ class ExchangeAdapter:
             for o in page:
                 if o.get("clientOrderId") == cid:
                     return self._state(o, None)
-            cursor = (page[0].get("info") or {}).get("cursor") if page else None
+            # ccxt puts the next page's cursor on the first raw order, which its sort may move anywhere
+            cursor = next((o["info"]["cursor"] for o in page if (o.get("info") or {}).get("cursor")), None)
             if not cursor:
                 return None
         return None
