@@ -159,3 +159,27 @@ def test_an_existing_account_refuses_a_changed_symbol_list(tmp_path):
     finally:
         s.adapter.close()
         s.store.close()
+
+
+def test_a_paper_or_live_entry_counts_bars_held_like_the_backtest(tmp_path):
+    """A decision at bar t fills in bar t+1 in a backtest (entry_bar = t+1, bars_held 0 at the next
+    cycle); a paper/live fill of the same decision must not make a position one bar older."""
+    from types import SimpleNamespace
+
+    from engine.backtest.broker import SimBroker
+    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.live.brokers import record_fill
+    from tests.helpers.factories import OHLCV, make_market
+    market = make_market({"A/USDC": OHLCV.create_series(12), "B/USDC": OHLCV.create_series(12, seed=1)})
+    t = 7
+    back = Portfolio.empty(2, 10_000.0)
+    d = SimpleNamespace(sell_qty=np.zeros(2), buy_qty=np.array([1.0, 0.0]), exit_rule=["", ""], entry_rule=["r", ""])
+    SimBroker(market, FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
+              SlippageModel("none"), np.full(2, 1e-8), 1.0).execute(d, t + 1, back)
+    st = StateStore(tmp_path / "s.sqlite")
+    s = SimpleNamespace(symbols=list(market.symbols), pf=Portfolio.empty(2, 10_000.0), size_increment=np.full(2, 1e-8))
+    with st.txn() as db:
+        record_fill(s, db, "f1", "cid", None, t, 0, "buy", 1.0, 100.0, 0.0, 0.0, 0, "r")
+    assert back.entry_bar[0] == t + 1
+    assert s.pf.entry_bar[0] == back.entry_bar[0]
+    st.close()

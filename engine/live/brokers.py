@@ -37,7 +37,8 @@ def record_fill(s, db, fill_id: str, cid: str | None, eid: str | None, t: int, j
                 price: float, fee: float, slippage: float, time_ms: int, rule: str) -> None:
     """Insert a fill and apply it to the portfolio, positions and cash (inside the caller's txn)."""
     insert_fill(s, db, fill_id, cid, eid, t, j, side, qty, price, fee, slippage, time_ms, rule)
-    pstate.apply_fill(s.pf, j, side, qty, price, fee, t, rule, float(s.size_increment[j]))
+    # a decision at bar t fills in bar t+1, as in the backtest (position.bars_held counts from there)
+    pstate.apply_fill(s.pf, j, side, qty, price, fee, t + 1, rule, float(s.size_increment[j]))
 
 
 class DryRunBroker:
