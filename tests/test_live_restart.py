@@ -70,15 +70,15 @@ def test_a_fill_made_before_a_crash_is_adopted_after_a_late_restart(tmp_path, mo
 class _InProcessEmulator:
     """An emulator in this process (faults can be injected), with EmulatorProcess's overrides."""
 
-    def __init__(self):
+    def __init__(self, speed: float = 120.0):
         import time
 
         from engine.exchange.emulator import CoinbaseEmulator
         from engine.exchange.emulator.market import SimMarket
-        market = SimMarket.generate(seed=7, n_products=3, speed=120.0)
+        market = SimMarket.generate(seed=7, n_products=3, speed=speed)
         self.emu = CoinbaseEmulator(market=market, balances={"USDC": 10_000.0}, enforce_rate_limits=False)
         self.emu.start()
-        self.info = {"url": self.emu.url, "sim_ms": market.now_ms(), "wall_s": time.time(), "speed": 120.0}
+        self.info = {"url": self.emu.url, "sim_ms": market.now_ms(), "wall_s": time.time(), "speed": speed}
 
     def overrides(self, mode, state_dir, cycles):
         return EmulatorProcess.overrides(self, mode, state_dir, cycles) + ["exchange.retry.base_delay_s=0.001",
@@ -192,3 +192,42 @@ def test_a_wrong_api_key_ends_in_one_clear_error_not_a_traceback(tmp_path):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "error:" in r.stderr and "authentication" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["paper", "live"])
+def test_a_bar_stored_but_not_decided_before_a_crash_is_decided_at_once_on_restart(tmp_path, monkeypatch, mode):
+    """Killed after fetching a bar, before deciding on it; restarted while that bar is still the
+    newest: the loop decides on it now, not one bar later (a stop-loss would wait a whole bar)."""
+    from engine.live.loop import Session
+    x = _InProcessEmulator(speed=10.0)  # 6 s bars: the restart lands inside the same bar
+    try:
+        for k, v in EmulatorProcess.env().items():
+            if k.startswith("RB_TEST_"):
+                monkeypatch.setenv(k, v)
+
+        real_cycle = Session.cycle
+
+        def die(self, t):
+            if self.last_t is not None:  # the account has decided before: crash on its next bar
+                raise _Crash()
+            real_cycle(self, t)
+
+        with monkeypatch.context() as m:
+            m.setattr(Session, "cycle", die)
+            s = open_session(compose_config(x.overrides(mode, tmp_path / "state", 5)), mode)
+            with pytest.raises(_Crash):
+                s.run()
+            newest = s.store.n_bars() - 1
+            s.adapter.close()
+            s.store.close()
+        s = open_session(compose_config(x.overrides(mode, tmp_path / "state", 1)), mode)
+        s.run()
+        s.adapter.close()
+        s.store.close()
+    finally:
+        x.emu.stop()
+    db = sqlite3.connect(str(tmp_path / "state" / f"default-{mode}.sqlite"))
+    assert db.execute("SELECT t FROM cycles").fetchall() == [(newest - 1,), (newest,)]
+    assert db.execute("SELECT COUNT(*) FROM alerts WHERE kind='bars_skipped'").fetchone()[0] == 0
+    db.close()

@@ -207,12 +207,16 @@ class Session:
                 if end_ms is not None and self.clock.now_ms() >= end_ms:
                     break
                 target = int(self.store.last_bar_time()) + 2 * self.tf_ms  # close of the next bar
-                self.clock.sleep_until(target, stop)
-                if self.stop_requested:
-                    break
-                if self._refresh() == 0:
-                    time.sleep(min(0.05, self.tf_ms / 1000.0 / self.clock.speed / 10))
-                    continue
+                stored_undecided = self.last_t is not None and self.last_t < self.store.n_bars() - 1
+                if not (stored_undecided and self.clock.now_ms() < target):
+                    # (a restart after a bar was stored but not decided on, while it is still the newest,
+                    # decides on it at once instead of a bar late)
+                    self.clock.sleep_until(target, stop)
+                    if self.stop_requested:
+                        break
+                    if self._refresh() == 0:
+                        time.sleep(min(0.05, self.tf_ms / 1000.0 / self.clock.speed / 10))
+                        continue
                 for t in self._rows_to_cycle():
                     self.cycle(t)
                     done += 1
