@@ -183,3 +183,18 @@ def test_a_paper_or_live_entry_counts_bars_held_like_the_backtest(tmp_path):
     assert back.entry_bar[0] == t + 1
     assert s.pf.entry_bar[0] == back.entry_bar[0]
     st.close()
+
+
+def test_hot_reload_reports_a_broken_edit_again_after_it_was_reverted(tmp_path):
+    """Broken edit (alert), reverted, later the same mistake again: that is a new broken edit."""
+    active_rules_dir(tmp_path)
+    r = RuleReloader(live_config("paper", tmp_path / "state"), load_rules)
+    path = tmp_path / "rules" / "strategies" / "sma_cross.yaml"
+    good = path.read_text()
+    bad = good.replace("when: crossover(", "when: crossover_typo(")
+    path.write_text(bad)
+    assert r.check()[0] == "rejected"
+    path.write_text(good)
+    assert r.check()[0] == "same"
+    path.write_text(bad)
+    assert r.check()[0] == "rejected"

@@ -44,6 +44,7 @@ class RuleReloader:
         now = self.current_hashes()
         changed = {k: v for k, v in now.items() if v != self.rules.file_hashes.get(k)}
         if not changed:
+            self.rejected.clear()  # a broken edit was reverted: the same mistake again is a new edit
             return "same", {}, None
         if all(self.rejected.get(k) == v for k, v in changed.items()):
             return "same", {}, None  # the same broken edit: reported once already
