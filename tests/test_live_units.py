@@ -198,3 +198,32 @@ def test_hot_reload_reports_a_broken_edit_again_after_it_was_reverted(tmp_path):
     assert r.check()[0] == "same"
     path.write_text(bad)
     assert r.check()[0] == "rejected"
+
+
+def test_paper_fills_draw_the_configured_slippage_noise(tmp_path):
+    """backtest.slippage.noise_bps is part of the cost model paper fills with (always adverse)."""
+    from types import SimpleNamespace
+
+    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.live.brokers import PaperBroker
+    from engine.live.feed import QuoteSnapshot
+
+    def paper_buy_price(noise_bps: float) -> float:
+        st = StateStore(tmp_path / f"p{noise_bps}.sqlite")
+        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
+                      "VALUES ('c1', 5, 'A/USDC', 'buy', 1.0, 'market', 'r', 'new')")
+        s = SimpleNamespace(index={"A/USDC": 0}, symbols=["A/USDC"], store=st, seed=42,
+                            slippage=SlippageModel(noise_bps=noise_bps), bar_volume_usd=np.array([1e9]),
+                            clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.array([1e-8]),
+                            fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
+                            pf=Portfolio.empty(1, 10_000.0), halts=HaltState(), pending=None)
+        s.save_portfolio = lambda db: None
+        q = QuoteSnapshot(np.array([100.0]), np.array([99.9]), np.array([100.1]), np.array([20.0]), np.zeros(1))
+        PaperBroker()._fill(s, st.rows("SELECT * FROM orders")[0], q)
+        px = st.rows("SELECT price FROM fills")[0]["price"]
+        st.close()
+        return px
+
+    quiet = paper_buy_price(0.0)
+    assert quiet == pytest.approx(100.0 * (1 + 10 / 1e4))  # half the spread
+    assert paper_buy_price(50.0) > quiet

@@ -107,7 +107,8 @@ class PaperBroker:
                 s.store.update_order(db, cid, status="rejected", reason="no quote")
             return
         bar_usd = np.array([s.bar_volume_usd[j]])
-        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, None)[0])
+        rng = np.random.default_rng([s.seed, int(o["t"]), j])  # backtest.slippage.noise_bps, seeded per order
+        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, rng)[0])
         px = mid * (1.0 + slip / 1e4) if side == "buy" else mid * (1.0 - slip / 1e4)
         when = s.clock.now_ms()
         rate = s.fees.tier(when).taker_bps / 1e4
