@@ -113,3 +113,15 @@ def test_an_order_behind_a_hundred_newer_ones_is_found_by_client_id():
         with ExchangeAdapter(make_config(emu.url, 1000.0, 1000.0), environ=env_for(throwaway_test_credentials())) as fresh:
             found = fresh.fetch_order_by_client_id(states[0].client_order_id, "BTC/USDC")  # a restarted process
         assert found is not None and found.exchange_order_id == states[0].exchange_order_id
+
+
+def test_fills_page_past_the_first_250():
+    """Coinbase serves fills 250 per page: every fill since ``since_ms`` comes back, none twice."""
+    import time
+    with emulator_and_adapter(limits=(1000.0, 1000.0)) as (emu, ad):
+        emu.set_quote("BTC-USDC", 100.0, 101.0)
+        since = int(time.time() * 1000) - 1000
+        for i in range(260):
+            ad.create_order(market_order(qty=0.5, seq=i))
+        got = ad.fills(since)
+        assert len(got) == len({f.trade_id for f in got}) == 260

@@ -298,7 +298,15 @@ class ExchangeAdapter:
 
     def fills(self, since_ms: int, symbol: str | None = None) -> list[Fill]:
         self.markets()
-        raw = self._call("fills", self.client.fetch_my_trades, symbol, int(since_ms), 250)
+        raw, seen, cursor = [], set(), None
+        for _ in range(200):  # pages of 250 (Coinbase's maximum); the cursor rides on one trade's info
+            page = self._call("fills", self.client.fetch_my_trades, symbol, int(since_ms), 250,
+                              {"cursor": cursor} if cursor else {})
+            raw += [t for t in page if str(t["id"]) not in seen]
+            seen.update(str(t["id"]) for t in page)
+            cursor = next((t["info"]["cursor"] for t in page if (t.get("info") or {}).get("cursor")), None)
+            if not cursor:
+                break
         out = []
         for t in raw:
             out.append(Fill(str(t["id"]), str(t["order"]), t["symbol"], t["side"], float(t["amount"]),
