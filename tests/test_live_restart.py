@@ -231,3 +231,57 @@ def test_a_bar_stored_but_not_decided_before_a_crash_is_decided_at_once_on_resta
     assert db.execute("SELECT t FROM cycles").fetchall() == [(newest - 1,), (newest,)]
     assert db.execute("SELECT COUNT(*) FROM alerts WHERE kind='bars_skipped'").fetchone()[0] == 0
     db.close()
+
+
+@pytest.mark.slow
+def test_the_kill_switch_acts_between_bars_not_at_the_next_one(tmp_path, monkeypatch):
+    """The kill file appears while the loop waits for the next bar: open orders are cancelled and
+    the alert raised within a second, not when the next bar closes."""
+    import threading
+    import time
+    x = _InProcessEmulator(speed=5.0)  # 12 s bars
+    flag = tmp_path / "KILL"
+    try:
+        for k, v in EmulatorProcess.env().items():
+            if k.startswith("RB_TEST_"):
+                monkeypatch.setenv(k, v)
+        ov = x.overrides("paper", tmp_path / "state", 3) + [f"live.kill_switch_file={flag}"]
+        cfg, box = compose_config(ov), {}
+
+        def loop_thread():  # the state file's connection belongs to the thread that opens it
+            s = box["s"] = open_session(cfg, "paper")
+            try:
+                s.run()
+            finally:
+                s.adapter.close()
+                s.store.close()
+
+        th = threading.Thread(target=loop_thread, daemon=True)
+        th.start()
+        db_path = tmp_path / "state" / "default-paper.sqlite"
+        def cycles() -> int:
+            try:
+                db = sqlite3.connect(str(db_path))
+                try:
+                    return db.execute("SELECT COUNT(*) FROM cycles").fetchone()[0]
+                finally:
+                    db.close()
+            except sqlite3.OperationalError:  # not created yet
+                return 0
+
+        for _ in range(300):  # until the first cycle is recorded
+            time.sleep(0.1)
+            if cycles():
+                break
+        flag.touch()
+        time.sleep(1.5)
+        db = sqlite3.connect(str(db_path))
+        n_cycles = db.execute("SELECT COUNT(*) FROM cycles").fetchone()[0]
+        kills = db.execute("SELECT COUNT(*) FROM alerts WHERE kind='kill_switch'").fetchone()[0]
+        db.close()
+        box["s"].stop_requested = True
+        th.join(timeout=30)
+    finally:
+        x.emu.stop()
+    assert n_cycles == 1, "the test meant to look between the first and second bar"
+    assert kills == 1

@@ -199,7 +199,8 @@ class Session:
         self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status) VALUES (?, 'running')",
                                                 (now_ms(),)).lastrowid
         done, end_ms = 0, self.settings.end_ms()
-        stop = lambda: self.stop_requested
+        # wake for a stop request, and for a kill switch turned on while waiting for the next bar
+        stop = lambda: self.stop_requested or (not self.kill_active and self._kill_on())
         with _signals(self):
             while not self.stop_requested:
                 if self.settings.max_cycles is not None and done >= self.settings.max_cycles:
@@ -214,6 +215,9 @@ class Session:
                     self.clock.sleep_until(target, stop)
                     if self.stop_requested:
                         break
+                    if self.clock.now_ms() < target:  # woken by the kill switch: act now, not at the next bar
+                        self._apply_kill(self.last_t)
+                        continue
                     if self._refresh() == 0:
                         time.sleep(min(0.05, self.tf_ms / 1000.0 / self.clock.speed / 10))
                         continue
@@ -280,11 +284,7 @@ class Session:
         self.bar_volume_usd = np.nan_to_num(p.store.arrays["volume_usd"][t])
         q = self.quotes or self.fetch_quotes()
         age = q.age_s(self.adapter.clock())
-        kill = kill_switch_on(self.settings, self.store) or self.kill_signal
-        if kill and not self.kill_active:
-            n = self.broker.cancel_all(self)
-            self.alert("error", "kill_switch", f"kill switch on: {n} open order(s) cancelled, entries halted", t)
-        self.kill_active = kill
+        kill = self._apply_kill(t)
         with self.store.txn() as db:
             self.broker.before_decide(self, market, t, db)
             eq = self.pf.mark(close, int(market.times[t] // DAY_MS))
@@ -304,6 +304,18 @@ class Session:
         if orders:
             with self.store.txn() as db:
                 db.execute("UPDATE cycles SET status='done' WHERE t=?", (t,))
+
+    def _kill_on(self) -> bool:
+        return kill_switch_on(self.settings, self.store) or self.kill_signal
+
+    def _apply_kill(self, t: int | None) -> bool:
+        """Kill switch: on its turning on, cancel open orders and alert once; entries stay halted while on."""
+        kill = self._kill_on()
+        if kill and not self.kill_active:
+            n = self.broker.cancel_all(self)
+            self.alert("error", "kill_switch", f"kill switch on: {n} open order(s) cancelled, entries halted", t)
+        self.kill_active = kill
+        return kill
 
     def _guard(self, d, t: int, age: np.ndarray, kill: bool) -> list[tuple[str, str, str]]:
         """Loop-level safeguards on top of the rules: stale quotes, kill switch, live burn-in."""
