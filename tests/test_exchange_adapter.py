@@ -125,3 +125,34 @@ def test_fills_page_past_the_first_250():
             ad.create_order(market_order(qty=0.5, seq=i))
         got = ad.fills(since)
         assert len(got) == len({f.trade_id for f in got}) == 260
+
+
+def test_local_sim_on_a_busy_port_is_a_config_error_naming_the_port():
+    import socket
+
+    import yaml
+
+    from engine.exchange.errors import ExchangeConfigError
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        raw = yaml.safe_load(open("conf/exchange/local_sim.yaml"))
+        raw["emulator"]["port"] = port
+        with pytest.raises(ExchangeConfigError, match=rf"exchange.emulator.port.*{port}"):
+            ExchangeAdapter(ExchangeConfig.from_mapping(raw))
+
+
+def test_the_emulator_command_on_a_busy_port_says_so_without_a_traceback():
+    import socket
+    import subprocess
+    import sys
+
+    from engine.paths import PROJECT_ROOT
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "engine.exchange.emulator", "--port", str(port)], cwd=PROJECT_ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and f"127.0.0.1:{port}" in r.stderr

@@ -20,7 +20,7 @@ import numpy as np
 from .budget import RateBudget
 from .client import BudgetedCoinbase, build_client
 from .config import ExchangeConfig
-from .errors import AMBIGUOUS, TRANSIENT, ErrorKind, ExchangeCallError, classify
+from .errors import AMBIGUOUS, TRANSIENT, ErrorKind, ExchangeCallError, ExchangeConfigError, classify
 from .secrets import Credentials, install_log_redaction, load_credentials
 from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState, Quote
 
@@ -64,7 +64,12 @@ class ExchangeAdapter:
                                           enforce_rate_limits=e.enforce_rate_limits,
                                           limits={k: p.limit_per_s for k, p in self.config.rate_limits.pools.items()},
                                           host=e.host, port=e.port)
-        self._emulator.start()
+        try:
+            self._emulator.start()
+        except OSError as exc:  # the port is taken (or the host is not ours)
+            self._emulator = None
+            raise ExchangeConfigError(f"exchange.emulator.port: cannot listen on {e.host}:{e.port} ({exc.strerror}); "
+                                      "expected a free port, or 0 for any free port") from None
         log.info("started local Coinbase emulator at %s", self._emulator.url)
         return self._emulator.url, creds
 
