@@ -101,3 +101,58 @@ def test_local_sim_config_autostarts_an_emulator():
         assert "BTC/USDC" in ad.markets()
         q = ad.best_bid_ask(["BTC/USDC"])["BTC/USDC"]
         assert q.bid < q.ask
+
+
+def test_an_order_behind_a_hundred_newer_ones_is_found_by_client_id():
+    """The lookup by client order id pages through the order list (100 per page)."""
+    with emulator_and_adapter(limits=(1000.0, 1000.0)) as (emu, ad):
+        emu.set_quote("BTC-USDC", 100.0, 101.0)
+        states = [ad.create_order(market_order(qty=0.5, seq=i)) for i in range(105)]
+        assert all(s.status == "closed" for s in states)
+        from tests.helpers.exchange import env_for, throwaway_test_credentials
+        with ExchangeAdapter(make_config(emu.url, 1000.0, 1000.0), environ=env_for(throwaway_test_credentials())) as fresh:
+            found = fresh.fetch_order_by_client_id(states[0].client_order_id, "BTC/USDC")  # a restarted process
+        assert found is not None and found.exchange_order_id == states[0].exchange_order_id
+
+
+def test_fills_page_past_the_first_250():
+    """Coinbase serves fills 250 per page: every fill since ``since_ms`` comes back, none twice."""
+    import time
+    with emulator_and_adapter(limits=(1000.0, 1000.0)) as (emu, ad):
+        emu.set_quote("BTC-USDC", 100.0, 101.0)
+        since = int(time.time() * 1000) - 1000
+        for i in range(260):
+            ad.create_order(market_order(qty=0.5, seq=i))
+        got = ad.fills(since)
+        assert len(got) == len({f.trade_id for f in got}) == 260
+
+
+def test_local_sim_on_a_busy_port_is_a_config_error_naming_the_port():
+    import socket
+
+    import yaml
+
+    from engine.exchange.errors import ExchangeConfigError
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        raw = yaml.safe_load(open("conf/exchange/local_sim.yaml"))
+        raw["emulator"]["port"] = port
+        with pytest.raises(ExchangeConfigError, match=rf"exchange.emulator.port.*{port}"):
+            ExchangeAdapter(ExchangeConfig.from_mapping(raw))
+
+
+def test_the_emulator_command_on_a_busy_port_says_so_without_a_traceback():
+    import socket
+    import subprocess
+    import sys
+
+    from engine.paths import PROJECT_ROOT
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "engine.exchange.emulator", "--port", str(port)], cwd=PROJECT_ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and f"127.0.0.1:{port}" in r.stderr

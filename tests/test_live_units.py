@@ -107,3 +107,123 @@ def test_kill_command_sets_the_flag_the_loop_reads(tmp_path):
     st = StateStore(path)
     assert not kill_switch_on(LiveSettings(), st)
     st.close()
+
+
+def test_hot_reload_of_a_file_saved_in_another_encoding_is_rejected_not_a_crash(tmp_path):
+    """An editor saving a rule file as Latin-1 (a 'é' in a why: text) is a broken edit like any other."""
+    active_rules_dir(tmp_path)
+    cfg = live_config("paper", tmp_path / "state")
+    r = RuleReloader(cfg, load_rules)
+    path = tmp_path / "rules" / "strategies" / "sma_cross.yaml"
+    before = r.rules
+    path.write_bytes(path.read_bytes() + "# entrée rapide\n".encode("latin-1"))
+    status, changed, err = r.check()
+    assert status == "rejected" and list(changed) == ["rules/strategies/sma_cross.yaml"] and "sma_cross.yaml" in err
+    assert r.rules is before and r.check()[0] == "same"
+
+
+def test_burn_in_notional_cap_holds_without_a_scale(tmp_path):
+    """live.burn_in.cap_scale=1 (no scaling) must still cap each entry at burn_in.max_order_notional."""
+    from types import SimpleNamespace
+
+    from engine.live.feed import QuoteSnapshot
+    from engine.live.loop import Session
+    st = StateStore(tmp_path / "s.sqlite")
+    settings = LiveSettings.from_mapping({"burn_in": {"cycles": 10, "cap_scale": 1.0, "max_order_notional": 50.0}})
+    mid = np.array([100.0, 20.0])
+    s = SimpleNamespace(settings=settings, store=st, mode="live", symbols=["A/USDC", "B/USDC"],
+                        size_increment=np.array([1e-8, 1e-8]), times_ms_of=lambda t: 0,
+                        quotes=QuoteSnapshot(mid, mid, mid, np.zeros(2), np.zeros(2)))
+    d = SimpleNamespace(buy_qty=np.array([2.0, 1.0]), sell_qty=np.zeros(2))
+    Session._guard(s, d, 0, np.zeros(2), False)
+    assert (d.buy_qty * mid).tolist() == pytest.approx([50.0, 20.0])
+    st.close()
+
+
+def test_an_existing_account_refuses_a_changed_symbol_list(tmp_path):
+    """live.symbols names what an account trades; a state file created for other symbols must not
+    silently keep trading those."""
+    from engine.modes.live import open_session
+    s = open_session(live_config("paper", tmp_path / "state"), "paper")
+    try:
+        s.start()
+        traded = list(s.symbols)
+    finally:
+        s.adapter.close()
+        s.store.close()
+    assert len(traded) > 1
+    s = open_session(live_config("paper", tmp_path / "state", f"live.symbols=[{traded[-1]}]"), "paper")
+    try:
+        with pytest.raises(LiveError, match=rf"live.symbols.*{traded[-1]}.*{traded[0]}"):
+            s.start()
+    finally:
+        s.adapter.close()
+        s.store.close()
+
+
+def test_a_paper_or_live_entry_counts_bars_held_like_the_backtest(tmp_path):
+    """A decision at bar t fills in bar t+1 in a backtest (entry_bar = t+1, bars_held 0 at the next
+    cycle); a paper/live fill of the same decision must not make a position one bar older."""
+    from types import SimpleNamespace
+
+    from engine.backtest.broker import SimBroker
+    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.live.brokers import record_fill
+    from tests.helpers.factories import OHLCV, make_market
+    market = make_market({"A/USDC": OHLCV.create_series(12), "B/USDC": OHLCV.create_series(12, seed=1)})
+    t = 7
+    back = Portfolio.empty(2, 10_000.0)
+    d = SimpleNamespace(sell_qty=np.zeros(2), buy_qty=np.array([1.0, 0.0]), exit_rule=["", ""], entry_rule=["r", ""])
+    SimBroker(market, FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
+              SlippageModel("none"), np.full(2, 1e-8), 1.0).execute(d, t + 1, back)
+    st = StateStore(tmp_path / "s.sqlite")
+    s = SimpleNamespace(symbols=list(market.symbols), pf=Portfolio.empty(2, 10_000.0), size_increment=np.full(2, 1e-8))
+    with st.txn() as db:
+        record_fill(s, db, "f1", "cid", None, t, 0, "buy", 1.0, 100.0, 0.0, 0.0, 0, "r")
+    assert back.entry_bar[0] == t + 1
+    assert s.pf.entry_bar[0] == back.entry_bar[0]
+    st.close()
+
+
+def test_hot_reload_reports_a_broken_edit_again_after_it_was_reverted(tmp_path):
+    """Broken edit (alert), reverted, later the same mistake again: that is a new broken edit."""
+    active_rules_dir(tmp_path)
+    r = RuleReloader(live_config("paper", tmp_path / "state"), load_rules)
+    path = tmp_path / "rules" / "strategies" / "sma_cross.yaml"
+    good = path.read_text()
+    bad = good.replace("when: crossover(", "when: crossover_typo(")
+    path.write_text(bad)
+    assert r.check()[0] == "rejected"
+    path.write_text(good)
+    assert r.check()[0] == "same"
+    path.write_text(bad)
+    assert r.check()[0] == "rejected"
+
+
+def test_paper_fills_draw_the_configured_slippage_noise(tmp_path):
+    """backtest.slippage.noise_bps is part of the cost model paper fills with (always adverse)."""
+    from types import SimpleNamespace
+
+    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.live.brokers import PaperBroker
+    from engine.live.feed import QuoteSnapshot
+
+    def paper_buy_price(noise_bps: float) -> float:
+        st = StateStore(tmp_path / f"p{noise_bps}.sqlite")
+        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
+                      "VALUES ('c1', 5, 'A/USDC', 'buy', 1.0, 'market', 'r', 'new')")
+        s = SimpleNamespace(index={"A/USDC": 0}, symbols=["A/USDC"], store=st, seed=42,
+                            slippage=SlippageModel(noise_bps=noise_bps), bar_volume_usd=np.array([1e9]),
+                            clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.array([1e-8]),
+                            fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
+                            pf=Portfolio.empty(1, 10_000.0), halts=HaltState(), pending=None)
+        s.save_portfolio = lambda db: None
+        q = QuoteSnapshot(np.array([100.0]), np.array([99.9]), np.array([100.1]), np.array([20.0]), np.zeros(1))
+        PaperBroker()._fill(s, st.rows("SELECT * FROM orders")[0], q)
+        px = st.rows("SELECT price FROM fills")[0]["price"]
+        st.close()
+        return px
+
+    quiet = paper_buy_price(0.0)
+    assert quiet == pytest.approx(100.0 * (1 + 10 / 1e4))  # half the spread
+    assert paper_buy_price(50.0) > quiet

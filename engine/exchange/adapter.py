@@ -20,7 +20,7 @@ import numpy as np
 from .budget import RateBudget
 from .client import BudgetedCoinbase, build_client
 from .config import ExchangeConfig
-from .errors import AMBIGUOUS, TRANSIENT, ErrorKind, ExchangeCallError, classify
+from .errors import AMBIGUOUS, TRANSIENT, ErrorKind, ExchangeCallError, ExchangeConfigError, classify
 from .secrets import Credentials, install_log_redaction, load_credentials
 from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState, Quote
 
@@ -64,7 +64,12 @@ class ExchangeAdapter:
                                           enforce_rate_limits=e.enforce_rate_limits,
                                           limits={k: p.limit_per_s for k, p in self.config.rate_limits.pools.items()},
                                           host=e.host, port=e.port)
-        self._emulator.start()
+        try:
+            self._emulator.start()
+        except OSError as exc:  # the port is taken (or the host is not ours)
+            self._emulator = None
+            raise ExchangeConfigError(f"exchange.emulator.port: cannot listen on {e.host}:{e.port} ({exc.strerror}); "
+                                      "expected a free port, or 0 for any free port") from None
         log.info("started local Coinbase emulator at %s", self._emulator.url)
         return self._emulator.url, creds
 
@@ -249,7 +254,8 @@ class ExchangeAdapter:
             for o in page:
                 if o.get("clientOrderId") == cid:
                     return self._state(o, None)
-            cursor = (page[0].get("info") or {}).get("cursor") if page else None
+            # ccxt puts the next page's cursor on the first raw order, which its sort may move anywhere
+            cursor = next((o["info"]["cursor"] for o in page if (o.get("info") or {}).get("cursor")), None)
             if not cursor:
                 return None
         return None
@@ -258,12 +264,16 @@ class ExchangeAdapter:
         raw = self._call("fetch_order", self.client.fetch_order, exchange_order_id)
         return self._state(raw, req)
 
-    def fetch_order_by_client_id(self, client_order_id: str, symbol: str | None = None) -> OrderState | None:
+    def fetch_order_by_client_id(self, client_order_id: str, symbol: str | None = None,
+                                 since_ms: int | None = None) -> OrderState | None:
+        """``since_ms``: when the order may have been created at the earliest (default: the recovery lookback)."""
         known = self._orders.get(client_order_id)
         if known is not None and known.exchange_order_id:
             state = self._fetch_by_id(known.exchange_order_id, None)
         else:
             since = int(self.wall_clock() * 1000 - self.config.orders.recovery_lookback_s * 1000)
+            if since_ms is not None:
+                since = min(since, int(since_ms))
             state = self._find_by_client_id(client_order_id, symbol or (known.symbol if known else None), since)
         if state is not None:
             self._orders[client_order_id] = state
@@ -293,7 +303,15 @@ class ExchangeAdapter:
 
     def fills(self, since_ms: int, symbol: str | None = None) -> list[Fill]:
         self.markets()
-        raw = self._call("fills", self.client.fetch_my_trades, symbol, int(since_ms), 250)
+        raw, seen, cursor = [], set(), None
+        for _ in range(200):  # pages of 250 (Coinbase's maximum); the cursor rides on one trade's info
+            page = self._call("fills", self.client.fetch_my_trades, symbol, int(since_ms), 250,
+                              {"cursor": cursor} if cursor else {})
+            raw += [t for t in page if str(t["id"]) not in seen]
+            seen.update(str(t["id"]) for t in page)
+            cursor = next((t["info"]["cursor"] for t in page if (t.get("info") or {}).get("cursor")), None)
+            if not cursor:
+                break
         out = []
         for t in raw:
             out.append(Fill(str(t["id"]), str(t["order"]), t["symbol"], t["side"], float(t["amount"]),

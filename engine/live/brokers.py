@@ -18,6 +18,7 @@ from engine.backtest.broker import SimBroker
 from engine.exchange.errors import ExchangeCallError
 from engine.exchange.types import OrderRequest
 from engine.live import pstate
+from engine.live.safeguards import kill_switch_on
 
 log = logging.getLogger("rulebook.live")
 
@@ -36,7 +37,8 @@ def record_fill(s, db, fill_id: str, cid: str | None, eid: str | None, t: int, j
                 price: float, fee: float, slippage: float, time_ms: int, rule: str) -> None:
     """Insert a fill and apply it to the portfolio, positions and cash (inside the caller's txn)."""
     insert_fill(s, db, fill_id, cid, eid, t, j, side, qty, price, fee, slippage, time_ms, rule)
-    pstate.apply_fill(s.pf, j, side, qty, price, fee, t, rule, float(s.size_increment[j]))
+    # a decision at bar t fills in bar t+1, as in the backtest (position.bars_held counts from there)
+    pstate.apply_fill(s.pf, j, side, qty, price, fee, t + 1, rule, float(s.size_increment[j]))
 
 
 class DryRunBroker:
@@ -80,13 +82,14 @@ class PaperBroker:
 
     def reconcile(self, s) -> None:
         for o in s.store.open_orders():  # recorded but never simulated: the process died in between
-            if s.order_is_fresh(o):
+            if s.order_is_fresh(o) and not _entry_halted(s, o):
                 s.alert("warning", "resend", f"paper order {o['client_order_id']} was recorded but not filled "
                         "before a restart; filling it now", o["t"])
                 self._fill(s, o, s.quotes or s.fetch_quotes())
             else:
                 with s.store.txn() as db:
-                    s.store.update_order(db, o["client_order_id"], status="abandoned", reason="stale after restart")
+                    s.store.update_order(db, o["client_order_id"], status="abandoned",
+                                        reason="kill switch on" if _entry_halted(s, o) else "stale after restart")
 
     def before_decide(self, s, market, t: int, db) -> None:
         pass
@@ -104,7 +107,8 @@ class PaperBroker:
                 s.store.update_order(db, cid, status="rejected", reason="no quote")
             return
         bar_usd = np.array([s.bar_volume_usd[j]])
-        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, None)[0])
+        rng = np.random.default_rng([s.seed, int(o["t"]), j])  # backtest.slippage.noise_bps, seeded per order
+        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, rng)[0])
         px = mid * (1.0 + slip / 1e4) if side == "buy" else mid * (1.0 - slip / 1e4)
         when = s.clock.now_ms()
         rate = s.fees.tier(when).taker_bps / 1e4
@@ -141,15 +145,17 @@ class LiveBroker:
         """Settle every order whose fate we did not record, then adopt the fills we missed."""
         for o in s.store.open_orders():
             cid = o["client_order_id"]
-            st = self.adapter.fetch_order_by_client_id(cid, o["symbol"])
+            st = self.adapter.fetch_order_by_client_id(cid, o["symbol"], _recorded_ms(o))
             if st is None:
-                if o["status"] == "new" and s.order_is_fresh(o):
+                if o["status"] == "new" and s.order_is_fresh(o) and not _entry_halted(s, o):
                     s.alert("warning", "resend", f"order {cid} was recorded but never reached the exchange; "
                             "sending it now (same client order id)", o["t"])
                     self._send_one(s, o)
                 else:
                     with s.store.txn() as db:
-                        s.store.update_order(db, cid, status="abandoned", reason="not at the exchange after restart")
+                        s.store.update_order(db, cid, status="abandoned",
+                                            reason="kill switch on" if _entry_halted(s, o) and o["status"] == "new"
+                                            else "not at the exchange after restart")
                 continue
             with s.store.txn() as db:
                 self._update(s, db, cid, st)
@@ -202,7 +208,9 @@ class LiveBroker:
 
     def sync_fills(self, s) -> int:
         """Adopt every exchange fill not yet in the state file (by trade id: never twice)."""
-        since = int(s.store.get("state", "fills_since", s.started_wall_ms - 60_000))
+        # never synced yet: from the account's creation (a fill made before a crash and a late restart counts)
+        created = (s.store.get("meta", "session") or {}).get("created_wall_ms", s.started_wall_ms)
+        since = int(s.store.get("state", "fills_since", created - 60_000))
         fills = self.adapter.fills(since)
         have = {r["fill_id"] for r in s.store.rows("SELECT fill_id FROM fills")}
         new = [f for f in fills if f.trade_id not in have and f.symbol in s.index]
@@ -240,10 +248,20 @@ class LiveBroker:
 
     def _resolve_unknown(self, s) -> None:
         for o in s.store.rows("SELECT * FROM orders WHERE exchange_order_id IS NULL AND status IN ('sent','new','open')"):
-            st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"])
+            st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"], _recorded_ms(o))
             if st is not None:
                 with s.store.txn() as db:
                     self._update(s, db, o["client_order_id"], st)
+
+
+def _entry_halted(s, o: dict) -> bool:
+    """A buy recorded before a restart must not go out while the kill switch halts entries."""
+    return o["side"] == "buy" and (s.kill_signal or kill_switch_on(s.settings, s.store))
+
+
+def _recorded_ms(o: dict) -> int | None:
+    """The earliest an order can exist at the exchange: when we recorded it (a minute of clock skew)."""
+    return None if o.get("created_wall_ms") is None else int(o["created_wall_ms"]) - 60_000
 
 
 def make_broker(mode: str, adapter):

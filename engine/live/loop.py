@@ -109,6 +109,10 @@ class Session:
             raise LiveError(f"state file {self.store.path} holds a {meta['mode']} account on {meta['timeframe']} bars; "
                             f"this run is {self.mode} on {self.timeframe}: use another live.account or live.state_dir")
         self.symbols = list(meta["symbols"])
+        if self.settings.symbols and list(self.settings.symbols) != self.symbols:
+            raise LiveError(f"live.symbols is [{', '.join(self.settings.symbols)}] but state file {self.store.path} "
+                            f"trades [{', '.join(self.symbols)}]: use another live.account or live.state_dir "
+                            "(or the account's own symbol list)")
         missing = [s for s in self.symbols if s not in markets]
         if missing:
             raise LiveError(f"state file {self.store.path} trades {', '.join(missing)}, which the exchange no longer lists")
@@ -195,7 +199,8 @@ class Session:
         self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status) VALUES (?, 'running')",
                                                 (now_ms(),)).lastrowid
         done, end_ms = 0, self.settings.end_ms()
-        stop = lambda: self.stop_requested
+        # wake for a stop request, and for a kill switch turned on while waiting for the next bar
+        stop = lambda: self.stop_requested or (not self.kill_active and self._kill_on())
         with _signals(self):
             while not self.stop_requested:
                 if self.settings.max_cycles is not None and done >= self.settings.max_cycles:
@@ -203,12 +208,19 @@ class Session:
                 if end_ms is not None and self.clock.now_ms() >= end_ms:
                     break
                 target = int(self.store.last_bar_time()) + 2 * self.tf_ms  # close of the next bar
-                self.clock.sleep_until(target, stop)
-                if self.stop_requested:
-                    break
-                if self._refresh() == 0:
-                    time.sleep(min(0.05, self.tf_ms / 1000.0 / self.clock.speed / 10))
-                    continue
+                stored_undecided = self.last_t is not None and self.last_t < self.store.n_bars() - 1
+                if not (stored_undecided and self.clock.now_ms() < target):
+                    # (a restart after a bar was stored but not decided on, while it is still the newest,
+                    # decides on it at once instead of a bar late)
+                    self.clock.sleep_until(target, stop)
+                    if self.stop_requested:
+                        break
+                    if self.clock.now_ms() < target:  # woken by the kill switch: act now, not at the next bar
+                        self._apply_kill(self.last_t)
+                        continue
+                    if self._refresh() == 0:
+                        time.sleep(min(0.05, self.tf_ms / 1000.0 / self.clock.speed / 10))
+                        continue
                 for t in self._rows_to_cycle():
                     self.cycle(t)
                     done += 1
@@ -272,11 +284,7 @@ class Session:
         self.bar_volume_usd = np.nan_to_num(p.store.arrays["volume_usd"][t])
         q = self.quotes or self.fetch_quotes()
         age = q.age_s(self.adapter.clock())
-        kill = kill_switch_on(self.settings, self.store) or self.kill_signal
-        if kill and not self.kill_active:
-            n = self.broker.cancel_all(self)
-            self.alert("error", "kill_switch", f"kill switch on: {n} open order(s) cancelled, entries halted", t)
-        self.kill_active = kill
+        kill = self._apply_kill(t)
         with self.store.txn() as db:
             self.broker.before_decide(self, market, t, db)
             eq = self.pf.mark(close, int(market.times[t] // DAY_MS))
@@ -297,6 +305,18 @@ class Session:
             with self.store.txn() as db:
                 db.execute("UPDATE cycles SET status='done' WHERE t=?", (t,))
 
+    def _kill_on(self) -> bool:
+        return kill_switch_on(self.settings, self.store) or self.kill_signal
+
+    def _apply_kill(self, t: int | None) -> bool:
+        """Kill switch: on its turning on, cancel open orders and alert once; entries stay halted while on."""
+        kill = self._kill_on()
+        if kill and not self.kill_active:
+            n = self.broker.cancel_all(self)
+            self.alert("error", "kill_switch", f"kill switch on: {n} open order(s) cancelled, entries halted", t)
+        self.kill_active = kill
+        return kill
+
     def _guard(self, d, t: int, age: np.ndarray, kill: bool) -> list[tuple[str, str, str]]:
         """Loop-level safeguards on top of the rules: stale quotes, kill switch, live burn-in."""
         notes = []
@@ -310,7 +330,7 @@ class Session:
             d.buy_qty[:] = 0.0
         if self.mode == "live" and d.buy_qty.any():
             scale, cap = burn_in_scale(self.settings.burn_in, self.store, self.times_ms_of(t))
-            if scale < 1.0:
+            if scale < 1.0 or np.isfinite(cap):  # in burn-in: the notional cap holds even at cap_scale 1
                 px = np.where(self.quotes.mid > 0, self.quotes.mid, np.nan) if self.quotes is not None else np.full(len(self.symbols), np.nan)
                 q = d.buy_qty * scale
                 with np.errstate(invalid="ignore", divide="ignore"):

@@ -26,8 +26,11 @@ class RuleReloader:
     def current_hashes(self) -> dict[str, str]:
         out = {}
         for label in self.rules.file_hashes:
+            path = self.path_of(label)
             try:
-                out[label] = hashlib.sha256(self.path_of(label).read_text().encode()).hexdigest()
+                out[label] = hashlib.sha256(path.read_text().encode()).hexdigest()
+            except UnicodeDecodeError:  # not UTF-8: a broken edit the loader rejects, told apart by its bytes
+                out[label] = "undecodable-" + hashlib.sha256(path.read_bytes()).hexdigest()
             except OSError:
                 out[label] = "missing"
         return out
@@ -41,6 +44,7 @@ class RuleReloader:
         now = self.current_hashes()
         changed = {k: v for k, v in now.items() if v != self.rules.file_hashes.get(k)}
         if not changed:
+            self.rejected.clear()  # a broken edit was reverted: the same mistake again is a new edit
             return "same", {}, None
         if all(self.rejected.get(k) == v for k, v in changed.items()):
             return "same", {}, None  # the same broken edit: reported once already

@@ -65,7 +65,11 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
     t0 = time.perf_counter()
     s = open_session(cfg)
     try:
-        summary = s.run()
+        try:
+            summary = s.run()
+        except ExchangeError as e:  # after the allowed retries (or a wrong key): one message, no traceback
+            raise LiveError(f"{s.mode} session stopped, an exchange call failed: {e}. Every completed step is in "
+                            f"{s.store.path}; a restart reconciles with the exchange") from None
         from engine.live import feed
         market = feed.panel(s.store, s.timeframe, s.symbols, s.info, f"live:{s.mode}")
         info = run_identity(cfg, market, s.reloader.rules, overrides, redacted)

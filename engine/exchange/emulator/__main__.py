@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     emu = CoinbaseEmulator(seed=args.seed, products=args.products, speed=args.speed or None,
                            limits={"public": args.public_limit, "private": args.private_limit},
                            api_keys=keys, host=args.host, port=args.port)
-    emu.start()
+    try:
+        emu.start()
+    except OSError as exc:
+        raise SystemExit(f"error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                         "expected a free port (--port, 0 for any free port)") from None
     print(f"Coinbase emulator listening on {emu.url} (seed {args.seed}, speed {args.speed}x); Ctrl-C stops it")
     if keys:
         print(f"export {args.key_env}={shlex.quote(creds.api_key)}")
