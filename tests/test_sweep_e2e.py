@@ -151,4 +151,7 @@ def test_a_secret_typed_in_a_sweep_is_in_no_file_of_the_sweep(tmp_path, cache_di
     leaks = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
              if p.is_file() and (typed in (t := p.read_text(errors="replace")) or pasted in t)}
     assert leaks == set()
+    # nor on the console: Hydra's launcher logs each job's overrides before any job runs
+    assert typed not in proc.stdout + proc.stderr and pasted not in proc.stdout + proc.stderr
+    assert "+exchange.api_secret=***" in proc.stdout
     assert "+exchange.api_secret=***" in read_json(tmp_path / "0" / "error.json")["overrides"]
