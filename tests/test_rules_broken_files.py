@@ -167,3 +167,10 @@ def test_cli_exits_2_without_traceback_on_a_bad_rule(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "rules/universe.yaml:" in proc.stderr and "rule 'no_stablecoins'" in proc.stderr
     assert "unknown name 'stablecoin'" in proc.stderr
+
+
+def test_type_error_reads_an_integer(tmp_path):
+    rules_dir = edit_rule_file(tmp_path, U, "ttl: 24h,", "ttl: [1],")
+    err = load_error(rules_dir)
+    assert err.where.key == "cache.ttl", str(err)
+    assert err.expected == "a string or an integer", err.expected

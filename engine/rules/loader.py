@@ -229,7 +229,7 @@ def _describe_error(e: Any, schema: Mapping[str, Any]) -> tuple[str, str | None]
         return f"required key '{field_}' is missing", None
     if e.rule == "type":
         want = e.constraint if isinstance(e.constraint, list) else [e.constraint]
-        return f"'{field_}' is {_show(e.value)}", " or ".join({"dict": "a mapping", "list": "a list"}.get(w, f"a {w}") for w in want)
+        return f"'{field_}' is {_show(e.value)}", " or ".join({"dict": "a mapping", "list": "a list", "integer": "an integer"}.get(w, f"a {w}") for w in want)
     if e.rule == "allowed":
         return f"'{field_}' is {_show(e.value)}", "one of " + ", ".join(map(str, e.constraint))
     if e.rule == "regex":
