@@ -24,3 +24,9 @@ def main(cfg: DictConfig):
 
 if __name__ == "__main__":
     main()
+    # A multirun runs every job even when some fail (each leaves error.json); the sweep's exit
+    # code still says so, for a CI or a scheduler (engine/sweep/callbacks.py logged the line).
+    from engine.sweep import callbacks  # noqa: E402
+
+    if callbacks.FAILED_JOBS:
+        raise SystemExit(1)

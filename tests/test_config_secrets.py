@@ -268,3 +268,32 @@ def test_run_py_leaves_no_secret(tmp_path, mode):
         assert proc.returncode == 2 and "live_on_local_url" * (mode == "live") in proc.stderr, proc.stderr
     assert _scan(tmp_path) == {}
     assert _leaks(proc.stdout + proc.stderr) == []
+
+
+def test_hydra_logging_redacts_the_overrides_launchers_log(tmp_path):
+    # Hydra's launchers log every job's overrides ("#0 : ...") with Hydra's own logging config,
+    # before rulebook's log redaction exists: that config must carry the override filter.
+    import logging.config
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose(config_name="config", return_hydra_config=True)
+    logging_cfg = OmegaConf.to_container(cfg.hydra.hydra_logging, resolve=True)
+    stream = io.StringIO()
+    logging_cfg["handlers"]["console"]["stream"] = stream
+    logging_cfg["loggers"] = {"hydra_test_launcher": {"handlers": ["console"], "propagate": False, "level": "INFO"}}
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logging.config.dictConfig(logging_cfg)
+        logging.getLogger("hydra_test_launcher").info(
+            "\t#0 : +exchange.api_secret=typed-4242 exchange.api_key_env=organizations/x/apiKeys/pasted-7171 "
+            "exchange.api_key_env=COINBASE_KEY seed=1")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    text = stream.getvalue()
+    assert "typed-4242" not in text and "pasted-7171" not in text
+    assert "+exchange.api_secret=*** exchange.api_key_env=*** exchange.api_key_env=COINBASE_KEY seed=1" in text

@@ -220,3 +220,13 @@ def test_elementwise_scalars_stay_scalars():
     assert FUNCTIONS["max"].impl(1.0, 2.0, 3.0) == 3.0
     assert FUNCTIONS["round"].impl(2.5) == 2.0  # halves to even, like Python's round
     assert np.isnan(FUNCTIONS["sqrt"].impl(-4.0)) and FUNCTIONS["sqrt"].impl(4.0) == 2.0
+
+
+def test_round_is_numpys_and_its_doc_says_so():
+    # round() scales by 10**ndigits and rounds halves to even (numpy): 2.675 (stored as
+    # 2.67499999...) gives 2.68 where Python's round() gives 2.67. The reference must not claim Python.
+    rnd = FUNCTIONS["round"]
+    np.testing.assert_array_equal(rnd.impl(np.array([2.675, 1.15, 2.5, 3.5]), 2), [2.68, 1.15, 2.5, 3.5])
+    assert rnd.impl(np.array([2.675]), 2)[0] != round(2.675, 2)
+    np.testing.assert_array_equal(rnd.impl(np.array([0.5, 1.5, 2.5])), [0.0, 2.0, 2.0])
+    assert "(halves to even, like Python)" not in rnd.doc and "numpy" in rnd.doc and "2.675 -> 2.68" in rnd.doc

@@ -130,11 +130,25 @@ def test_missing_strategy_file(tmp_path):
     ({"universe": {"top": 0}}, "rank.top", "rank.top is 0", "a positive whole number"),
     ({"strategy": {"fast": -3}}, "when", "window 'n' of sma() is -3", "a positive whole number of bars"),
     ({"risk": {"theme_caps": 0.3}}, "params.theme_caps", "config sets params.theme_caps to 0.3, a number", "a mapping"),
+    # a negative target weight silently traded nothing
+    ({"strategy": {"weight": -0.1}}, "size", "size is -0.1 (params.weight)", "a target weight >= 0"),
 ])
 def test_bad_override_names_the_param(params, key, message, expected):
     err = load_error(SHIPPED_RULES, params=params)
     assert err.where.key == key, str(err)
     assert message in str(err) and expected in err.expected
+
+
+def test_a_negative_literal_size_is_refused(tmp_path):
+    rules_dir = edit_rule_file(tmp_path, S, "size: params.weight", "size: -0.05")
+    err = load_error(rules_dir)
+    assert err.where.key == "size" and err.where.yaml_line == line_of(rules_dir, S, "size: -0.05"), str(err)
+    assert "size is -0.05" in str(err) and "a target weight >= 0" in err.expected
+
+
+def test_a_size_expression_may_be_negative_for_some_symbols():
+    # an expression is clipped at 0 per symbol (docs/rules.md): only a constant below 0 is a mistake
+    load_shipped(params={"strategy": {"weight": 0}})
 
 
 def test_overrides_reach_the_params():
@@ -153,3 +167,10 @@ def test_cli_exits_2_without_traceback_on_a_bad_rule(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "rules/universe.yaml:" in proc.stderr and "rule 'no_stablecoins'" in proc.stderr
     assert "unknown name 'stablecoin'" in proc.stderr
+
+
+def test_type_error_reads_an_integer(tmp_path):
+    rules_dir = edit_rule_file(tmp_path, U, "ttl: 24h,", "ttl: [1],")
+    err = load_error(rules_dir)
+    assert err.where.key == "cache.ttl", str(err)
+    assert err.expected == "a string or an integer", err.expected

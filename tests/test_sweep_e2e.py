@@ -24,6 +24,13 @@ def check_ok(proc):
     assert proc.returncode == 0, f"sweep failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
 
 
+def check_jobs_failed(proc, n_failed):
+    """Every job ran, but the command says some failed: exit 1 and one line naming the report."""
+    assert proc.returncode == 1, f"expected exit 1 ({n_failed} jobs failed), got {proc.returncode}:\n{proc.stderr[-4000:]}"
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if f"{n_failed} failed" in ln]
+    assert len(lines) == 1, lines
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("market_cache")
@@ -59,7 +66,9 @@ def test_grid_sweep_runs_every_combination(tmp_path, cache_dir):
 @pytest.mark.parametrize("launcher", ["basic", "local"])
 def test_a_failing_job_is_recorded_and_the_others_go_on(failing_sweeps, launcher):
     sweep_dir, proc = failing_sweeps[launcher]
-    check_ok(proc)
+    check_jobs_failed(proc, 2)
+    if report_available():
+        assert f"report: {sweep_dir / 'sweep.html'}" in proc.stdout + proc.stderr
     assert job_outcomes(sweep_dir) == {"0": "ok", "1": "ok", "2": "failed", "3": "failed"}
     err = read_json(sweep_dir / "2" / "error.json")
     assert "[format] backtest.start: 'backtest.start' must be an ISO date" in err["error"]
@@ -126,7 +135,7 @@ def test_ray_cluster_runs_the_sweep(tmp_path, cache_dir):
     args = ["hydra/launcher=cluster", "hydra.launcher.ray.init.address=local", "++hydra.launcher.ray.init.num_cpus=2",
             "++hydra.launcher.ray.init.include_dashboard=false", *FAILING_GRID]
     proc = run_sweep(args, tmp_path, cache_dir, timeout=420)
-    check_ok(proc)
+    check_jobs_failed(proc, 2)
     assert "Ray Launcher is launching 4 jobs" in proc.stderr + proc.stdout
     assert job_outcomes(tmp_path) == {"0": "ok", "1": "ok", "2": "failed", "3": "failed"}
 
@@ -137,9 +146,12 @@ def test_a_secret_typed_in_a_sweep_is_in_no_file_of_the_sweep(tmp_path, cache_di
     typed, pasted = "typed-by-mistake-4242", "organizations/x/apiKeys/pasted-7171"
     proc = run_sweep([f"+exchange.api_secret={typed}", f"exchange.api_key_env={pasted}", "seed=1,2", *SMALL_MARKET],
                      tmp_path, cache_dir)
-    check_ok(proc)
+    check_jobs_failed(proc, 2)
     assert job_outcomes(tmp_path) == {"0": "failed", "1": "failed"}
     leaks = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
              if p.is_file() and (typed in (t := p.read_text(errors="replace")) or pasted in t)}
     assert leaks == set()
+    # nor on the console: Hydra's launcher logs each job's overrides before any job runs
+    assert typed not in proc.stdout + proc.stderr and pasted not in proc.stdout + proc.stderr
+    assert "+exchange.api_secret=***" in proc.stdout
     assert "+exchange.api_secret=***" in read_json(tmp_path / "0" / "error.json")["overrides"]

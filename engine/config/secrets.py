@@ -152,6 +152,30 @@ def redact_override(text: str) -> str:
     return text
 
 
+_OVERRIDE_TOKEN = re.compile(r"(?<!\S)[^\s=]+=\S*")
+
+
+class OverrideFilter(logging.Filter):
+    """A logging filter that redacts command-line overrides in records (redact_override per token).
+
+    Hydra's launchers log each job's overrides (``#0 : +exchange.api_secret=...``) before any job
+    runs, i.e. before rulebook's own log redaction exists: conf/hydra/hydra_logging/rulebook.yaml
+    puts this filter on Hydra's console handler.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string is the logger's problem; leave the record as is
+            return True
+        if "=" not in message:
+            return True
+        clean = _OVERRIDE_TOKEN.sub(lambda m: redact_override(m.group(0)), message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
 def env_names(cfg: Any) -> list[str]:
     """Names of the environment variables the config points at (values of *_env keys)."""
     return sorted({v for _, k, v in _walk(cfg, "") if is_env_name_key(k) and isinstance(v, str) and ENV_NAME.match(v)})

@@ -55,7 +55,8 @@ kind (a string for a number), is an error. Fields such as `rank.top`, cap `limit
 `default`. Universe filters: all that apply must hold; survivors are ranked by `rank.by` and
 the top `rank.top` kept; the list is rebuilt when `cache.ttl` expires on the run's clock or
 the regime changes. Strategy: any `entry` rule opens, any `exit` rule closes; `size` is the
-target weight (fraction of equity); `priority` orders candidates when caps bind. Risk: caps
+target weight (fraction of equity; below 0 for a symbol counts as 0, and a constant `size`
+below 0 is refused when the file loads); `priority` orders candidates when caps bind. Risk: caps
 clip target weights in file order; a halt blocks entries (or flattens) while it holds and for
 `cooldown_bars` after; every veto must hold for an entry. Execution: every guard must hold for
 an order to be sent. A rule outside its `regimes:` does not apply (an entry/exit is false, a

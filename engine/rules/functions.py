@@ -737,7 +737,8 @@ def _sign(x):
 
 
 @_register("round", "elementwise", (_X, Param("ndigits", _N, 0)), "number",
-           "x rounded to ndigits decimals (halves to even, like Python)", "round(rsi(close), 0)")
+           "x rounded to ndigits decimals: numpy's rounding of x * 10**ndigits, halves to even, "
+           "vectorised; unlike Python's round() it gives 2.675 -> 2.68 (2.675 is stored as 2.67499...)", "round(rsi(close), 0)")
 def _round(x, ndigits=0):
     if isinstance(ndigits, (bool, np.bool_)) or not isinstance(ndigits, numbers.Real) or float(ndigits) != int(ndigits):
         raise FunctionArgError("round", f"argument 'ndigits' is {ndigits!r}", expected="a whole number of decimals")

@@ -229,7 +229,7 @@ def _describe_error(e: Any, schema: Mapping[str, Any]) -> tuple[str, str | None]
         return f"required key '{field_}' is missing", None
     if e.rule == "type":
         want = e.constraint if isinstance(e.constraint, list) else [e.constraint]
-        return f"'{field_}' is {_show(e.value)}", " or ".join({"dict": "a mapping", "list": "a list"}.get(w, f"a {w}") for w in want)
+        return f"'{field_}' is {_show(e.value)}", " or ".join({"dict": "a mapping", "list": "a list", "integer": "an integer"}.get(w, f"a {w}") for w in want)
     if e.rule == "allowed":
         return f"'{field_}' is {_show(e.value)}", "one of " + ", ".join(map(str, e.constraint))
     if e.rule == "regex":
@@ -461,7 +461,14 @@ def load_ruleset(
     fc = _FileCompiler(label, "strategy", p, labels)
     entries = fc.rules(data["entry"], "strategy")
     exits = fc.rules(data["exit"], "strategy")
-    size = fc.expr(data["size"], "strategy", Where(label, "", "size", data.line_of("size")), NUM)
+    w_size = Where(label, "", "size", data.line_of("size"))
+    size = fc.expr(data["size"], "strategy", w_size, NUM)
+    size_value = _resolve(data["size"], p, w_size, "size")
+    if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
+        # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
+        src = f" ({data['size']})" if isinstance(data["size"], str) else ""
+        raise RuleError(w_size, f"size is {size_value!r}{src}",
+                        expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
     priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
                 if "priority" in data else None)
     strategy = StrategyRules(data["name"], entries, exits, size, priority, p)

@@ -12,7 +12,9 @@ Register it in conf/config.yaml::
   cache instead of each generating it; writes the sweep's job count and start time.
 - ``on_job_end`` (in whichever process ran the job): on a terminal, one line
   ``sweep: 3/8 jobs done (1 failed)  elapsed 12s  ETA 20s``; nothing when not on a terminal.
-- ``on_multirun_end``: one log line with how many jobs finished and failed.
+- ``on_multirun_end``: one log line with how many jobs finished and failed (and where the sweep
+  report is); the failed count is kept in ``FAILED_JOBS`` so that run.py exits 1 after Hydra
+  returns (a CI or a scheduler must see that jobs failed; every job still ran).
 
 Jobs may run in other processes (joblib) or on other machines (Ray), so the shared state is
 kept on disk at the sweep root, not on this object.
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 STATE_FILE = ".sweep_progress.json"
 RESULTS_FILE = "results.json"
 MAX_DEPTH = 3  # job dirs sit at <sweep>/<num>; allow a custom hydra.sweep.subdir a little deeper
+# Failed jobs of the last multirun in this process (set by SweepSetup.on_multirun_end, read by run.py).
+FAILED_JOBS = 0
 
 
 def sweep_root(config: Any) -> Path:
@@ -153,10 +157,13 @@ class SweepSetup(_HydraCallback):
         sys.stderr.flush()
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        global FAILED_JOBS
         root = sweep_root(config)
         done, failed = finished_jobs(root)
+        FAILED_JOBS = failed
         if failed:
-            log.warning("sweep: %d jobs finished, %d failed (their error.json is in the job dirs and the sweep report)",
-                        done, failed)
+            report = root / "sweep.html"
+            where = f"report: {report}" if report.is_file() else f"their error.json is in the job dirs under {root}"
+            log.warning("sweep: %d jobs finished, %d failed (%s); exit code 1", done, failed, where)
         else:
             log.info("sweep: %d jobs finished", done)
