@@ -190,3 +190,24 @@ def test_parquet_missing_column(tmp_path):
     pd.DataFrame({"date": [T0_MS], "open": [1.0]}).to_parquet(tmp_path / "BTC_USDC-1h.parquet")
     with pytest.raises(DataError, match=r"missing column\(s\) high, low, close, volume"):
         load_market("parquet", tmp_path, "1h")
+
+
+def _extra_cells(line: int, extra: str):
+    """A CSV whose file line ``line`` (header = 1) ends with ``extra`` cells."""
+    def write(folder: Path, name: str) -> None:
+        lines = csv_text(good_rows(6)).splitlines()
+        lines[line - 1] += extra
+        write_text(folder, name, "\n".join(lines) + "\n")
+    return write
+
+
+@pytest.mark.parametrize("line,extra,n", [(2, ",5", 7), (2, ",", 7), (4, ",5,6", 8), (7, ",x", 7)])
+def test_csv_row_with_more_cells_than_the_header_is_named(tmp_path, line, extra, n):
+    # pandas silently turns a first row with an extra cell into an index column (every value
+    # then shifts one column left) and reports later ones as a tokenizer error.
+    _extra_cells(line, extra)(tmp_path, CSV)
+    with pytest.raises(DataError) as err:
+        load_market("csv", tmp_path, "1h")
+    assert str(err.value) == (f"{CSV}: data row {line - 1} (line {line}): found {n} cells, expected 6 like the "
+                              f"header (date,open,high,low,close,volume)")
+    assert (err.value.file, err.value.row, err.value.column) == (CSV, line - 1, None)

@@ -7,6 +7,7 @@ warning. Pandas is used here only, at load time, never per cycle.
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import logging
@@ -195,11 +196,30 @@ def read_csv_file(path: Path, symbol: str) -> Bars:
         raise DataError(f"{path.name}: empty file, expected a header line {','.join(COLUMNS)} and bars",
                         file=path.name) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path.name}: not a readable CSV file ({exc})", file=path.name) from None
+        _raise_cell_count(path)
+        raise DataError(f"{path.name}: not a readable CSV file ({str(exc).strip()})", file=path.name) from None
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took a first row's extra cell for an index
+        _raise_cell_count(path)
     # Trailing blank lines are harmless; interior ones are reported by the number checks.
     filled = (df != "").any(axis=1).to_numpy()
     last = int(np.flatnonzero(filled)[-1]) + 1 if filled.any() else 0
     return _frame_to_bars(df.iloc[:last], symbol, path.name, header_lines=1)
+
+
+def _raise_cell_count(path: Path) -> None:
+    """Raise a DataError for the first row with more cells than the header, if any."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            rows = csv.reader(fh)
+            header = next(rows, [])
+            for i, row in enumerate(rows):
+                if len(row) > len(header):
+                    raise DataError(
+                        f"{where(path.name, i, header_lines=1)}: found {len(row)} cells, expected {len(header)} "
+                        f"like the header ({','.join(header)})", file=path.name, row=i + 1, found=len(row),
+                        expected=f"{len(header)} cells")
+    except csv.Error:
+        return
 
 
 def _read_clean_csv(path: Path) -> pd.DataFrame | None:
@@ -211,7 +231,7 @@ def _read_clean_csv(path: Path) -> pd.DataFrame | None:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
         return None
     df = df.rename(columns=lambda c: str(c).strip().lower())
-    if (len(df) == 0 or df.columns.duplicated().any() or any(c not in df.columns for c in COLUMNS)
+    if (len(df) == 0 or not isinstance(df.index, pd.RangeIndex) or df.columns.duplicated().any() or any(c not in df.columns for c in COLUMNS)
             or df["date"].isna().any()):
         return None
     for c in _NUMERIC:
