@@ -211,3 +211,24 @@ def test_csv_row_with_more_cells_than_the_header_is_named(tmp_path, line, extra,
     assert str(err.value) == (f"{CSV}: data row {line - 1} (line {line}): found {n} cells, expected 6 like the "
                               f"header (date,open,high,low,close,volume)")
     assert (err.value.file, err.value.row, err.value.column) == (CSV, line - 1, None)
+
+
+@pytest.mark.parametrize("fmt", ["csv_ms", "json", "parquet_ms"])
+def test_epoch_microseconds_are_rejected_not_read_as_far_future_milliseconds(tmp_path, fmt):
+    # Binance's public kline files switched to epoch microseconds; read as ms they landed in
+    # the year 55,970 with 999 empty bars between every two real ones, without a word.
+    us = [[int(r[0]) * 1000, *r[1:]] for r in good_rows(3)]
+    name = "BTC_USDC-1h." + {"csv_ms": "csv", "json": "json", "parquet_ms": "parquet"}[fmt]
+    if fmt == "csv_ms":
+        write_text(tmp_path, name, csv_text(us, date="ms"))
+    elif fmt == "json":
+        write_text(tmp_path, name, json.dumps(us))
+    else:
+        pd.DataFrame(us, columns=["date", "open", "high", "low", "close", "volume"]).to_parquet(tmp_path / name)
+    with pytest.raises(DataError) as err:
+        load_market("parquet" if fmt == "parquet_ms" else "csv" if fmt == "csv_ms" else "freqtrade", tmp_path, "1h")
+    line = " (line 2)" if fmt == "csv_ms" else ""
+    assert str(err.value) == (f"{name}: data row 1{line}, column 'date': found {T0_MS * 1000}, expected epoch "
+                              f"milliseconds (< 100000000000000; is this in microseconds or nanoseconds?) "
+                              f"or an ISO-8601 date")
+    assert (err.value.row, err.value.column) == (1, "date")

@@ -32,6 +32,7 @@ _NAME = re.compile(r"^(?P<pair>[^-]+)-(?P<tf>\d+[smhdwM])\.(?P<ext>csv|parquet|f
 # other quotes get 0 (no floor): live trading takes the exchange's own market limits.
 _MIN_NOTIONAL_BY_QUOTE = {q: 1.0 for q in ("USD", "USDC", "USDT", "DAI", "PYUSD", "EUR", "GBP", "EURC")}
 _EPOCH_MS_FLOOR = 100_000_000_000  # 1973-03-03 in ms; smaller integers are epoch seconds
+_EPOCH_MS_CEIL = 100_000_000_000_000  # 5138-11-16 in ms; larger integers are epoch micro- or nanoseconds
 
 
 def _check_timeframe(timeframe: str) -> None:
@@ -102,12 +103,14 @@ def _numeric(raw: pd.Series, file: str, column: str, header_lines: int) -> np.nd
 
 
 def _epoch_ms(values: np.ndarray, file: str, header_lines: int) -> np.ndarray:
-    small = values < _EPOCH_MS_FLOOR
-    if small.any():
-        i = int(np.flatnonzero(small)[0])
+    out = (values < _EPOCH_MS_FLOOR) | (values >= _EPOCH_MS_CEIL)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        bound = (f">= {_EPOCH_MS_FLOOR}; is this in seconds?" if values[i] < _EPOCH_MS_FLOOR
+                 else f"< {_EPOCH_MS_CEIL}; is this in microseconds or nanoseconds?")
         raise DataError(
             f"{where(file, i, 'date', header_lines)}: found {int(values[i])}, expected epoch milliseconds "
-            f"(>= {_EPOCH_MS_FLOOR}; is this in seconds?) or an ISO-8601 date",
+            f"({bound}) or an ISO-8601 date",
             file=file, row=i + 1, column="date", found=int(values[i]), expected="epoch milliseconds")
     return values.astype(np.int64)
 
