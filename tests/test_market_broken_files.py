@@ -232,3 +232,40 @@ def test_epoch_microseconds_are_rejected_not_read_as_far_future_milliseconds(tmp
                               f"milliseconds (< 100000000000000; is this in microseconds or nanoseconds?) "
                               f"or an ISO-8601 date")
     assert (err.value.row, err.value.column) == (1, "date")
+
+
+@pytest.mark.parametrize("ext", ["json", "json.gz"])
+@pytest.mark.parametrize("token,expected", [
+    ("Infinity", "whole epoch milliseconds"),
+    ("-Infinity", "whole epoch milliseconds"),
+    ("NaN", "whole epoch milliseconds"),
+    ("1704070800000.5", "whole epoch milliseconds"),
+    ("99999999999999999999999", "epoch milliseconds (< 100000000000000; is this in microseconds or "
+                                "nanoseconds?) or an ISO-8601 date"),
+    ("9223372036854775807", "epoch milliseconds (< 100000000000000; is this in microseconds or "
+                            "nanoseconds?) or an ISO-8601 date"),
+])
+def test_json_date_not_finite_or_overflowing_is_shown_as_written(tmp_path, ext, token, expected):
+    # Shown before as np.float64(inf) / NaTZ, or (overflow) blamed on the next row as "not sorted".
+    rows = [[int(r[0]), *r[1:]] for r in good_rows(3)]
+    text = json.dumps(rows).replace(str(rows[1][0]), token, 1)
+    name = f"BTC_USDC-1h.{ext}"
+    if ext == "json":
+        write_text(tmp_path, name, text)
+    else:
+        with gzip.open(tmp_path / name, "wt") as fh:
+            fh.write(text)
+    with pytest.raises(DataError) as err:
+        load_market("freqtrade", tmp_path, "1h")
+    assert str(err.value) == f"{name}: data row 2, column 'date': found {token}, expected {expected}"
+    assert (err.value.row, err.value.column) == (2, "date")
+
+
+def test_parquet_float_date_not_finite_is_shown_plainly(tmp_path):
+    df = pd.DataFrame(good_rows(3), columns=["date", "open", "high", "low", "close", "volume"])
+    df["date"] = df["date"].astype(float)
+    df.loc[1, "date"] = float("inf")
+    df.to_parquet(tmp_path / "BTC_USDC-1h.parquet")
+    with pytest.raises(DataError) as err:
+        load_market("parquet", tmp_path, "1h")
+    assert str(err.value) == "BTC_USDC-1h.parquet: data row 2, column 'date': found inf, expected whole epoch milliseconds"

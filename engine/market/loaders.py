@@ -102,16 +102,19 @@ def _numeric(raw: pd.Series, file: str, column: str, header_lines: int) -> np.nd
     return num
 
 
-def _epoch_ms(values: np.ndarray, file: str, header_lines: int) -> np.ndarray:
+def _epoch_ms(values: np.ndarray, file: str, header_lines: int,
+              raw: Callable[[int], object] | None = None) -> np.ndarray:
+    """``raw(i)``: the value as written, when ``values`` lost it (json's big integers as floats)."""
     out = (values < _EPOCH_MS_FLOOR) | (values >= _EPOCH_MS_CEIL)
     if out.any():
         i = int(np.flatnonzero(out)[0])
         bound = (f">= {_EPOCH_MS_FLOOR}; is this in seconds?" if values[i] < _EPOCH_MS_FLOOR
                  else f"< {_EPOCH_MS_CEIL}; is this in microseconds or nanoseconds?")
+        found = int(values[i]) if raw is None else raw(i)
         raise DataError(
-            f"{where(file, i, 'date', header_lines)}: found {int(values[i])}, expected epoch milliseconds "
+            f"{where(file, i, 'date', header_lines)}: found {found}, expected epoch milliseconds "
             f"({bound}) or an ISO-8601 date",
-            file=file, row=i + 1, column="date", found=int(values[i]), expected="epoch milliseconds")
+            file=file, row=i + 1, column="date", found=found, expected="epoch milliseconds")
     return values.astype(np.int64)
 
 
@@ -130,8 +133,8 @@ def _dates(raw: pd.Series, file: str, header_lines: int) -> np.ndarray:
         bad = ~np.isfinite(v) | (v != np.round(v))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{where(file, i, 'date', header_lines)}: found {v[i]!r}, expected whole epoch "
-                            f"milliseconds", file=file, row=i + 1, column="date", found=v[i])
+            raise DataError(f"{where(file, i, 'date', header_lines)}: found {float(v[i])!r}, expected whole epoch "
+                            f"milliseconds", file=file, row=i + 1, column="date", found=float(v[i]))
         return _epoch_ms(v, file, header_lines)
     text = raw.astype(str).str.strip()
     digits = text.str.fullmatch(r"\d+").to_numpy()
@@ -289,7 +292,15 @@ def read_freqtrade_json(path: Path, symbol: str) -> Bars:
                 raise DataError(f"{where(path.name, i, COLUMNS[j])}: found {json.dumps(v)}, expected a number",
                                 file=path.name, row=i + 1, column=COLUMNS[j], found=v)
     arr = np.array(data, dtype=np.float64).reshape(len(data), 6)
+    # Dates here, while the values as written are at hand (floats lose big integers' digits).
+    d = arr[:, 0]
+    bad = ~np.isfinite(d) | (d != np.round(d))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where(path.name, i, 'date')}: found {json.dumps(data[i][0])}, expected whole epoch "
+                        f"milliseconds", file=path.name, row=i + 1, column="date", found=data[i][0])
     df = pd.DataFrame({c: arr[:, j] for j, c in enumerate(COLUMNS)})
+    df["date"] = _epoch_ms(d, path.name, 0, raw=lambda i: data[i][0])
     return _frame_to_bars(df, symbol, path.name)
 
 
