@@ -269,3 +269,25 @@ def test_parquet_float_date_not_finite_is_shown_plainly(tmp_path):
     with pytest.raises(DataError) as err:
         load_market("parquet", tmp_path, "1h")
     assert str(err.value) == "BTC_USDC-1h.parquet: data row 2, column 'date': found inf, expected whole epoch milliseconds"
+
+
+def test_json_integer_too_big_for_a_float_is_named(tmp_path):
+    rows = [[int(r[0]), *r[1:]] for r in good_rows(3)]
+    big = "1" + "0" * 400
+    write_text(tmp_path, "BTC_USDC-1h.json", json.dumps(rows).replace(repr(rows[2][4]), big, 1))
+    with pytest.raises(DataError) as err:
+        load_market("freqtrade", tmp_path, "1h")
+    assert str(err.value) == f"BTC_USDC-1h.json: data row 3, column 'close': found {big[:24]}... (401 digits), expected a number"
+    assert (err.value.row, err.value.column) == (3, "close")
+
+
+def test_json_nested_too_deeply_is_a_data_error(tmp_path):
+    write_text(tmp_path, "BTC_USDC-1h.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match=r"^BTC_USDC-1h.json: invalid JSON \(nested too deeply\), expected "):
+        load_market("freqtrade", tmp_path, "1h")
+
+
+def test_json_integer_beyond_pythons_digit_limit_is_a_data_error(tmp_path):
+    write_text(tmp_path, "BTC_USDC-1h.json", "[[1704067200000, 1" + "0" * 5000 + ", 1, 1, 1, 1]]")
+    with pytest.raises(DataError, match=r"^BTC_USDC-1h.json: invalid JSON \(.*digits.*\), expected "):
+        load_market("freqtrade", tmp_path, "1h")

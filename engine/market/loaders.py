@@ -279,6 +279,10 @@ def read_freqtrade_json(path: Path, symbol: str) -> Bars:
                         f"expected [[ms, open, high, low, close, volume], ...]", file=path.name) from None
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DataError(f"{path.name}: unreadable ({exc})", file=path.name) from None
+    except (ValueError, RecursionError) as exc:  # an integer beyond Python's digit limit; deep nesting
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise DataError(f"{path.name}: invalid JSON ({why}), expected [[ms, open, high, low, close, volume], ...]",
+                        file=path.name) from None
     if not isinstance(data, list):
         raise DataError(f"{path.name}: found a JSON {type(data).__name__}, expected a list of "
                         f"[ms, open, high, low, close, volume] rows", file=path.name)
@@ -291,7 +295,14 @@ def read_freqtrade_json(path: Path, symbol: str) -> Bars:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise DataError(f"{where(path.name, i, COLUMNS[j])}: found {json.dumps(v)}, expected a number",
                                 file=path.name, row=i + 1, column=COLUMNS[j], found=v)
-    arr = np.array(data, dtype=np.float64).reshape(len(data), 6)
+    try:
+        arr = np.array(data, dtype=np.float64).reshape(len(data), 6)
+    except OverflowError:  # an integer too big for a float
+        i, j = next((i, j) for i, row in enumerate(data) for j, v in enumerate(row)
+                    if isinstance(v, int) and not _fits_float(v))
+        text = str(data[i][j])
+        raise DataError(f"{where(path.name, i, COLUMNS[j])}: found {text[:24]}... ({len(text)} digits), expected a "
+                        f"number", file=path.name, row=i + 1, column=COLUMNS[j], found=data[i][j]) from None
     # Dates here, while the values as written are at hand (floats lose big integers' digits).
     d = arr[:, 0]
     bad = ~np.isfinite(d) | (d != np.round(d))
@@ -302,6 +313,14 @@ def read_freqtrade_json(path: Path, symbol: str) -> Bars:
     df = pd.DataFrame({c: arr[:, j] for j, c in enumerate(COLUMNS)})
     df["date"] = _epoch_ms(d, path.name, 0, raw=lambda i: data[i][0])
     return _frame_to_bars(df, symbol, path.name)
+
+
+def _fits_float(v: int) -> bool:
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
 
 
 _READERS: dict[str, Callable[[Path, str], Bars]] = {
