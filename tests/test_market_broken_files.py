@@ -291,3 +291,27 @@ def test_json_integer_beyond_pythons_digit_limit_is_a_data_error(tmp_path):
     write_text(tmp_path, "BTC_USDC-1h.json", "[[1704067200000, 1" + "0" * 5000 + ", 1, 1, 1, 1]]")
     with pytest.raises(DataError, match=r"^BTC_USDC-1h.json: invalid JSON \(.*digits.*\), expected "):
         load_market("freqtrade", tmp_path, "1h")
+
+
+@pytest.mark.parametrize("named", ["1m", "15m"])
+def test_coarser_bars_in_a_file_named_for_a_finer_timeframe_are_an_error(tmp_path, named):
+    # 30 five-minute bars named -1m loaded as 1m with 4 empty bars between every two real ones
+    # (only a gap warning); the rules then ran on a 1m clock over 5m data.
+    rows = [[int(r[0]), *r[1:]] for r in good_rows(30, timeframe="5m")]
+    if named == "15m":
+        rows = [[int(r[0]), *r[1:]] for r in good_rows(30, timeframe="30m")]
+    name = f"BTC_USDC-{named}.json"
+    write_text(tmp_path, name, json.dumps(rows))
+    with pytest.raises(DataError) as err:
+        load_market("freqtrade", tmp_path, named)
+    coarse = "5m" if named == "1m" else "30m"
+    assert str(err.value) == (f"{name}: column 'date': consecutive bars are always a multiple of {coarse} apart, "
+                              f"expected {named} bars (is this {coarse} data named -{named}?)")
+    assert (err.value.column, err.value.row) == ("date", None)
+
+
+def test_a_finer_file_with_many_gaps_still_loads(tmp_path):
+    rows = [[int(r[0]), *r[1:]] for r in good_rows(30, timeframe="1m")]
+    del rows[1::2][:10]  # gaps of 2 bars, but some bars are still 1m apart
+    write_text(tmp_path, "BTC_USDC-1m.json", json.dumps(rows))
+    assert load_market("freqtrade", tmp_path, "1m").n_bars == 30
