@@ -190,3 +190,128 @@ def test_parquet_missing_column(tmp_path):
     pd.DataFrame({"date": [T0_MS], "open": [1.0]}).to_parquet(tmp_path / "BTC_USDC-1h.parquet")
     with pytest.raises(DataError, match=r"missing column\(s\) high, low, close, volume"):
         load_market("parquet", tmp_path, "1h")
+
+
+def _extra_cells(line: int, extra: str):
+    """A CSV whose file line ``line`` (header = 1) ends with ``extra`` cells."""
+    def write(folder: Path, name: str) -> None:
+        lines = csv_text(good_rows(6)).splitlines()
+        lines[line - 1] += extra
+        write_text(folder, name, "\n".join(lines) + "\n")
+    return write
+
+
+@pytest.mark.parametrize("line,extra,n", [(2, ",5", 7), (2, ",", 7), (4, ",5,6", 8), (7, ",x", 7)])
+def test_csv_row_with_more_cells_than_the_header_is_named(tmp_path, line, extra, n):
+    # pandas silently turns a first row with an extra cell into an index column (every value
+    # then shifts one column left) and reports later ones as a tokenizer error.
+    _extra_cells(line, extra)(tmp_path, CSV)
+    with pytest.raises(DataError) as err:
+        load_market("csv", tmp_path, "1h")
+    assert str(err.value) == (f"{CSV}: data row {line - 1} (line {line}): found {n} cells, expected 6 like the "
+                              f"header (date,open,high,low,close,volume)")
+    assert (err.value.file, err.value.row, err.value.column) == (CSV, line - 1, None)
+
+
+@pytest.mark.parametrize("fmt", ["csv_ms", "json", "parquet_ms"])
+def test_epoch_microseconds_are_rejected_not_read_as_far_future_milliseconds(tmp_path, fmt):
+    # Binance's public kline files switched to epoch microseconds; read as ms they landed in
+    # the year 55,970 with 999 empty bars between every two real ones, without a word.
+    us = [[int(r[0]) * 1000, *r[1:]] for r in good_rows(3)]
+    name = "BTC_USDC-1h." + {"csv_ms": "csv", "json": "json", "parquet_ms": "parquet"}[fmt]
+    if fmt == "csv_ms":
+        write_text(tmp_path, name, csv_text(us, date="ms"))
+    elif fmt == "json":
+        write_text(tmp_path, name, json.dumps(us))
+    else:
+        pd.DataFrame(us, columns=["date", "open", "high", "low", "close", "volume"]).to_parquet(tmp_path / name)
+    with pytest.raises(DataError) as err:
+        load_market("parquet" if fmt == "parquet_ms" else "csv" if fmt == "csv_ms" else "freqtrade", tmp_path, "1h")
+    line = " (line 2)" if fmt == "csv_ms" else ""
+    assert str(err.value) == (f"{name}: data row 1{line}, column 'date': found {T0_MS * 1000}, expected epoch "
+                              f"milliseconds (< 100000000000000; is this in microseconds or nanoseconds?) "
+                              f"or an ISO-8601 date")
+    assert (err.value.row, err.value.column) == (1, "date")
+
+
+@pytest.mark.parametrize("ext", ["json", "json.gz"])
+@pytest.mark.parametrize("token,expected", [
+    ("Infinity", "whole epoch milliseconds"),
+    ("-Infinity", "whole epoch milliseconds"),
+    ("NaN", "whole epoch milliseconds"),
+    ("1704070800000.5", "whole epoch milliseconds"),
+    ("99999999999999999999999", "epoch milliseconds (< 100000000000000; is this in microseconds or "
+                                "nanoseconds?) or an ISO-8601 date"),
+    ("9223372036854775807", "epoch milliseconds (< 100000000000000; is this in microseconds or "
+                            "nanoseconds?) or an ISO-8601 date"),
+])
+def test_json_date_not_finite_or_overflowing_is_shown_as_written(tmp_path, ext, token, expected):
+    # Shown before as np.float64(inf) / NaTZ, or (overflow) blamed on the next row as "not sorted".
+    rows = [[int(r[0]), *r[1:]] for r in good_rows(3)]
+    text = json.dumps(rows).replace(str(rows[1][0]), token, 1)
+    name = f"BTC_USDC-1h.{ext}"
+    if ext == "json":
+        write_text(tmp_path, name, text)
+    else:
+        with gzip.open(tmp_path / name, "wt") as fh:
+            fh.write(text)
+    with pytest.raises(DataError) as err:
+        load_market("freqtrade", tmp_path, "1h")
+    assert str(err.value) == f"{name}: data row 2, column 'date': found {token}, expected {expected}"
+    assert (err.value.row, err.value.column) == (2, "date")
+
+
+def test_parquet_float_date_not_finite_is_shown_plainly(tmp_path):
+    df = pd.DataFrame(good_rows(3), columns=["date", "open", "high", "low", "close", "volume"])
+    df["date"] = df["date"].astype(float)
+    df.loc[1, "date"] = float("inf")
+    df.to_parquet(tmp_path / "BTC_USDC-1h.parquet")
+    with pytest.raises(DataError) as err:
+        load_market("parquet", tmp_path, "1h")
+    assert str(err.value) == "BTC_USDC-1h.parquet: data row 2, column 'date': found inf, expected whole epoch milliseconds"
+
+
+def test_json_integer_too_big_for_a_float_is_named(tmp_path):
+    rows = [[int(r[0]), *r[1:]] for r in good_rows(3)]
+    big = "1" + "0" * 400
+    write_text(tmp_path, "BTC_USDC-1h.json", json.dumps(rows).replace(repr(rows[2][4]), big, 1))
+    with pytest.raises(DataError) as err:
+        load_market("freqtrade", tmp_path, "1h")
+    assert str(err.value) == f"BTC_USDC-1h.json: data row 3, column 'close': found {big[:24]}... (401 digits), expected a number"
+    assert (err.value.row, err.value.column) == (3, "close")
+
+
+def test_json_nested_too_deeply_is_a_data_error(tmp_path):
+    write_text(tmp_path, "BTC_USDC-1h.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match=r"^BTC_USDC-1h.json: invalid JSON \(nested too deeply\), expected "):
+        load_market("freqtrade", tmp_path, "1h")
+
+
+def test_json_integer_beyond_pythons_digit_limit_is_a_data_error(tmp_path):
+    write_text(tmp_path, "BTC_USDC-1h.json", "[[1704067200000, 1" + "0" * 5000 + ", 1, 1, 1, 1]]")
+    with pytest.raises(DataError, match=r"^BTC_USDC-1h.json: invalid JSON \(.*digits.*\), expected "):
+        load_market("freqtrade", tmp_path, "1h")
+
+
+@pytest.mark.parametrize("named", ["1m", "15m"])
+def test_coarser_bars_in_a_file_named_for_a_finer_timeframe_are_an_error(tmp_path, named):
+    # 30 five-minute bars named -1m loaded as 1m with 4 empty bars between every two real ones
+    # (only a gap warning); the rules then ran on a 1m clock over 5m data.
+    rows = [[int(r[0]), *r[1:]] for r in good_rows(30, timeframe="5m")]
+    if named == "15m":
+        rows = [[int(r[0]), *r[1:]] for r in good_rows(30, timeframe="30m")]
+    name = f"BTC_USDC-{named}.json"
+    write_text(tmp_path, name, json.dumps(rows))
+    with pytest.raises(DataError) as err:
+        load_market("freqtrade", tmp_path, named)
+    coarse = "5m" if named == "1m" else "30m"
+    assert str(err.value) == (f"{name}: column 'date': consecutive bars are always a multiple of {coarse} apart, "
+                              f"expected {named} bars (is this {coarse} data named -{named}?)")
+    assert (err.value.column, err.value.row) == ("date", None)
+
+
+def test_a_finer_file_with_many_gaps_still_loads(tmp_path):
+    rows = [[int(r[0]), *r[1:]] for r in good_rows(30, timeframe="1m")]
+    del rows[1::2][:10]  # gaps of 2 bars, but some bars are still 1m apart
+    write_text(tmp_path, "BTC_USDC-1m.json", json.dumps(rows))
+    assert load_market("freqtrade", tmp_path, "1m").n_bars == 30

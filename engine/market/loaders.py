@@ -7,6 +7,7 @@ warning. Pandas is used here only, at load time, never per cycle.
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import logging
@@ -31,6 +32,7 @@ _NAME = re.compile(r"^(?P<pair>[^-]+)-(?P<tf>\d+[smhdwM])\.(?P<ext>csv|parquet|f
 # other quotes get 0 (no floor): live trading takes the exchange's own market limits.
 _MIN_NOTIONAL_BY_QUOTE = {q: 1.0 for q in ("USD", "USDC", "USDT", "DAI", "PYUSD", "EUR", "GBP", "EURC")}
 _EPOCH_MS_FLOOR = 100_000_000_000  # 1973-03-03 in ms; smaller integers are epoch seconds
+_EPOCH_MS_CEIL = 100_000_000_000_000  # 5138-11-16 in ms; larger integers are epoch micro- or nanoseconds
 
 
 def _check_timeframe(timeframe: str) -> None:
@@ -100,14 +102,19 @@ def _numeric(raw: pd.Series, file: str, column: str, header_lines: int) -> np.nd
     return num
 
 
-def _epoch_ms(values: np.ndarray, file: str, header_lines: int) -> np.ndarray:
-    small = values < _EPOCH_MS_FLOOR
-    if small.any():
-        i = int(np.flatnonzero(small)[0])
+def _epoch_ms(values: np.ndarray, file: str, header_lines: int,
+              raw: Callable[[int], object] | None = None) -> np.ndarray:
+    """``raw(i)``: the value as written, when ``values`` lost it (json's big integers as floats)."""
+    out = (values < _EPOCH_MS_FLOOR) | (values >= _EPOCH_MS_CEIL)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        bound = (f">= {_EPOCH_MS_FLOOR}; is this in seconds?" if values[i] < _EPOCH_MS_FLOOR
+                 else f"< {_EPOCH_MS_CEIL}; is this in microseconds or nanoseconds?")
+        found = int(values[i]) if raw is None else raw(i)
         raise DataError(
-            f"{where(file, i, 'date', header_lines)}: found {int(values[i])}, expected epoch milliseconds "
-            f"(>= {_EPOCH_MS_FLOOR}; is this in seconds?) or an ISO-8601 date",
-            file=file, row=i + 1, column="date", found=int(values[i]), expected="epoch milliseconds")
+            f"{where(file, i, 'date', header_lines)}: found {found}, expected epoch milliseconds "
+            f"({bound}) or an ISO-8601 date",
+            file=file, row=i + 1, column="date", found=found, expected="epoch milliseconds")
     return values.astype(np.int64)
 
 
@@ -126,8 +133,8 @@ def _dates(raw: pd.Series, file: str, header_lines: int) -> np.ndarray:
         bad = ~np.isfinite(v) | (v != np.round(v))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{where(file, i, 'date', header_lines)}: found {v[i]!r}, expected whole epoch "
-                            f"milliseconds", file=file, row=i + 1, column="date", found=v[i])
+            raise DataError(f"{where(file, i, 'date', header_lines)}: found {float(v[i])!r}, expected whole epoch "
+                            f"milliseconds", file=file, row=i + 1, column="date", found=float(v[i]))
         return _epoch_ms(v, file, header_lines)
     text = raw.astype(str).str.strip()
     digits = text.str.fullmatch(r"\d+").to_numpy()
@@ -195,11 +202,30 @@ def read_csv_file(path: Path, symbol: str) -> Bars:
         raise DataError(f"{path.name}: empty file, expected a header line {','.join(COLUMNS)} and bars",
                         file=path.name) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path.name}: not a readable CSV file ({exc})", file=path.name) from None
+        _raise_cell_count(path)
+        raise DataError(f"{path.name}: not a readable CSV file ({str(exc).strip()})", file=path.name) from None
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took a first row's extra cell for an index
+        _raise_cell_count(path)
     # Trailing blank lines are harmless; interior ones are reported by the number checks.
     filled = (df != "").any(axis=1).to_numpy()
     last = int(np.flatnonzero(filled)[-1]) + 1 if filled.any() else 0
     return _frame_to_bars(df.iloc[:last], symbol, path.name, header_lines=1)
+
+
+def _raise_cell_count(path: Path) -> None:
+    """Raise a DataError for the first row with more cells than the header, if any."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            rows = csv.reader(fh)
+            header = next(rows, [])
+            for i, row in enumerate(rows):
+                if len(row) > len(header):
+                    raise DataError(
+                        f"{where(path.name, i, header_lines=1)}: found {len(row)} cells, expected {len(header)} "
+                        f"like the header ({','.join(header)})", file=path.name, row=i + 1, found=len(row),
+                        expected=f"{len(header)} cells")
+    except csv.Error:
+        return
 
 
 def _read_clean_csv(path: Path) -> pd.DataFrame | None:
@@ -211,7 +237,7 @@ def _read_clean_csv(path: Path) -> pd.DataFrame | None:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
         return None
     df = df.rename(columns=lambda c: str(c).strip().lower())
-    if (len(df) == 0 or df.columns.duplicated().any() or any(c not in df.columns for c in COLUMNS)
+    if (len(df) == 0 or not isinstance(df.index, pd.RangeIndex) or df.columns.duplicated().any() or any(c not in df.columns for c in COLUMNS)
             or df["date"].isna().any()):
         return None
     for c in _NUMERIC:
@@ -253,6 +279,10 @@ def read_freqtrade_json(path: Path, symbol: str) -> Bars:
                         f"expected [[ms, open, high, low, close, volume], ...]", file=path.name) from None
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DataError(f"{path.name}: unreadable ({exc})", file=path.name) from None
+    except (ValueError, RecursionError) as exc:  # an integer beyond Python's digit limit; deep nesting
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise DataError(f"{path.name}: invalid JSON ({why}), expected [[ms, open, high, low, close, volume], ...]",
+                        file=path.name) from None
     if not isinstance(data, list):
         raise DataError(f"{path.name}: found a JSON {type(data).__name__}, expected a list of "
                         f"[ms, open, high, low, close, volume] rows", file=path.name)
@@ -265,9 +295,32 @@ def read_freqtrade_json(path: Path, symbol: str) -> Bars:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise DataError(f"{where(path.name, i, COLUMNS[j])}: found {json.dumps(v)}, expected a number",
                                 file=path.name, row=i + 1, column=COLUMNS[j], found=v)
-    arr = np.array(data, dtype=np.float64).reshape(len(data), 6)
+    try:
+        arr = np.array(data, dtype=np.float64).reshape(len(data), 6)
+    except OverflowError:  # an integer too big for a float
+        i, j = next((i, j) for i, row in enumerate(data) for j, v in enumerate(row)
+                    if isinstance(v, int) and not _fits_float(v))
+        text = str(data[i][j])
+        raise DataError(f"{where(path.name, i, COLUMNS[j])}: found {text[:24]}... ({len(text)} digits), expected a "
+                        f"number", file=path.name, row=i + 1, column=COLUMNS[j], found=data[i][j]) from None
+    # Dates here, while the values as written are at hand (floats lose big integers' digits).
+    d = arr[:, 0]
+    bad = ~np.isfinite(d) | (d != np.round(d))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where(path.name, i, 'date')}: found {json.dumps(data[i][0])}, expected whole epoch "
+                        f"milliseconds", file=path.name, row=i + 1, column="date", found=data[i][0])
     df = pd.DataFrame({c: arr[:, j] for j, c in enumerate(COLUMNS)})
+    df["date"] = _epoch_ms(d, path.name, 0, raw=lambda i: data[i][0])
     return _frame_to_bars(df, symbol, path.name)
+
+
+def _fits_float(v: int) -> bool:
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
 
 
 _READERS: dict[str, Callable[[Path, str], Bars]] = {

@@ -110,6 +110,14 @@ def validate_bars(bars: Bars, timeframe: str) -> None:
                  "the previous row)", found_fmt=str)
     raise_at(f, h, t % step != 0, "date", iso,
              f"a bar open on the {timeframe} grid (a multiple of {step // 1000} s since epoch)", found_fmt=str)
+    if t.size >= _MIN_ROWS_FOR_SPACING:
+        spacing = int(np.gcd.reduce(np.diff(t)))
+        if spacing > step:
+            coarse = _duration(spacing)
+            raise DataError(
+                f"{f}: column 'date': consecutive bars are always a multiple of {coarse} apart, expected "
+                f"{timeframe} bars (is this {coarse} data named -{timeframe}?)", file=f, column="date",
+                found=coarse, expected=f"{timeframe} bars")
 
     for name in ("open", "high", "low", "close"):
         col = getattr(bars, name)
@@ -122,6 +130,18 @@ def validate_bars(bars: Bars, timeframe: str) -> None:
     body_lo = np.minimum(bars.open, bars.close)
     _raise_bound(bars, bars.high < body_hi, "high", bars.high, body_hi, ">= max(open, close)")
     _raise_bound(bars, bars.low > body_lo, "low", bars.low, body_lo, "<= min(open, close)")
+
+
+# A file whose bars are never one step apart holds coarser data (a 5m file named -1m would
+# otherwise load as 1m bars with four empty ones between every two); a few rows can be chance.
+_MIN_ROWS_FOR_SPACING = 10
+
+
+def _duration(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms} ms"
 
 
 def _raise_bound(bars: Bars, mask: np.ndarray, column: str, values: np.ndarray, bound: np.ndarray,
