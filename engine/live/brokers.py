@@ -166,6 +166,47 @@ class LiveBroker:
     def before_decide(self, s, market, t: int, db) -> None:
         pass
 
+    def refresh_open(self, s) -> None:
+        """Ask the exchange about every order still open/sent in the state file (a late fill closes it)."""
+        for o in s.store.open_orders():
+            if o["status"] not in ("open", "sent"):
+                continue
+            try:
+                st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"], _recorded_ms(o))
+            except ExchangeCallError as e:  # stays open: its cash/quantity stays committed
+                s.alert("warning", "order_unknown", f"order {o['client_order_id']}: {e}", s.last_t)
+                continue
+            if st is not None:
+                with s.store.txn() as db:
+                    self._update(s, db, o["client_order_id"], st)
+
+    def net_of_open(self, s, d, close: np.ndarray) -> list[tuple[str, str, str]]:
+        """Orders still open hold what they will spend: an open buy's quantity is not bought again and
+        its cost (at the ask, with the taker fee) is not spent again; an open sell's quantity is not sold
+        again (nor topped up). Buys that cost more than the cash left are scaled down together, as in the backtest."""
+        n = len(s.symbols)
+        buy, sell = np.zeros(n), np.zeros(n)
+        for o in s.store.open_orders():
+            left = max(float(o["qty"]) - float(o["filled"] or 0.0), 0.0)
+            (buy if o["side"] == "buy" else sell)[s.index[o["symbol"]]] += left
+        q = s.quotes
+        px = np.where(q.ask > 0, q.ask, close) if q is not None else close
+        px = np.nan_to_num(px)
+        rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
+        inc = s.size_increment
+        d.sell_qty[:] = np.minimum(d.sell_qty, np.maximum(s.pf.qty - sell, 0.0))
+        want = np.where(buy > 0, 0.0, d.buy_qty)  # being entered already: as if held (no top-up either)
+        free = s.pf.cash - float((buy * px * (1.0 + rate)).sum())
+        cost = float((want * px * (1.0 + rate)).sum())
+        if cost > free:
+            want = np.floor(want * max(free, 0.0) / cost / inc + 1e-9) * inc
+        notes = []
+        if (want < d.buy_qty - 1e-12).any() and (buy.any() or sell.any()):
+            notes.append(("info", "open_orders", f"buys reduced by {int((buy > 0).sum())} open buy order(s) "
+                          f"holding {s.pf.cash - free:.2f} of {s.pf.cash:.2f} cash"))
+        d.buy_qty[:] = want
+        return notes
+
     def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
         for o in orders:
             self._send_one(s, o)
