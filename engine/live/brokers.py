@@ -85,6 +85,7 @@ class PaperBroker:
             if s.order_is_fresh(o) and not _entry_halted(s, o):
                 s.alert("warning", "resend", f"paper order {o['client_order_id']} was recorded but not filled "
                         "before a restart; filling it now", o["t"])
+                s.bar_volume_usd = _bar_volume_usd(s, int(o["t"]))  # its bar's market impact, as in its cycle
                 self._fill(s, o, s.quotes or s.fetch_quotes())
             else:
                 with s.store.txn() as db:
@@ -293,6 +294,15 @@ class LiveBroker:
             if st is not None:
                 with s.store.txn() as db:
                     self._update(s, db, o["client_order_id"], st)
+
+
+def _bar_volume_usd(s, t: int) -> np.ndarray:
+    """Bar t's quote volume per symbol (volume x close, as prepare's ``volume_usd``; 0 where missing)."""
+    row = s.store.db.execute("SELECT data FROM bars WHERE t=?", (t,)).fetchone()
+    if row is None:
+        return np.zeros(len(s.symbols))
+    data = np.frombuffer(row[0], dtype=np.float64).reshape(6, len(s.symbols))
+    return np.nan_to_num(data[4] * data[3])
 
 
 def _entry_halted(s, o: dict) -> bool:
