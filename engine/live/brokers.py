@@ -96,10 +96,30 @@ class PaperBroker:
         pass
 
     def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
-        for o in orders:
+        sells = [o for o in orders if o["side"] != "buy"]
+        buys = [o for o in orders if o["side"] == "buy"]
+        for o in sells:  # sells first, as in the backtest
             self._fill(s, o, quotes)
+        # the buys' cost above the cash: all scaled down together (docs/backtest.md, rule 7)
+        rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
+        total = sum(float(o["qty"]) * self._price(s, o, quotes) * (1.0 + rate) for o in buys
+                    if self._price(s, o, quotes) > 0)
+        scale = max(s.pf.cash, 0.0) / total if total > s.pf.cash else 1.0
+        for o in buys:
+            self._fill(s, o, quotes, scale)
 
-    def _fill(self, s, o: dict, q) -> None:
+    def _price(self, s, o: dict, q) -> float:
+        """The fill price of order ``o`` at mid plus the backtest's slippage (0 without a quote)."""
+        j = s.index[o["symbol"]]
+        mid, qty = q.mid[j], float(o["qty"])
+        if not mid > 0:
+            return 0.0
+        bar_usd = np.array([s.bar_volume_usd[j]])
+        rng = np.random.default_rng([s.seed, int(o["t"]), j])  # backtest.slippage.noise_bps, seeded per order
+        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, rng)[0])
+        return mid * (1.0 + slip / 1e4) if o["side"] == "buy" else mid * (1.0 - slip / 1e4)
+
+    def _fill(self, s, o: dict, q, scale: float = 1.0) -> None:
         j = s.index[o["symbol"]]
         cid, side, qty = o["client_order_id"], o["side"], float(o["qty"])
         mid = q.mid[j]
@@ -107,13 +127,12 @@ class PaperBroker:
             with s.store.txn() as db:
                 s.store.update_order(db, cid, status="rejected", reason="no quote")
             return
-        bar_usd = np.array([s.bar_volume_usd[j]])
-        rng = np.random.default_rng([s.seed, int(o["t"]), j])  # backtest.slippage.noise_bps, seeded per order
-        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, rng)[0])
-        px = mid * (1.0 + slip / 1e4) if side == "buy" else mid * (1.0 - slip / 1e4)
+        px = self._price(s, o, q)  # priced at the decided quantity; scaling keeps the price (backtest)
         when = s.clock.now_ms()
         rate = s.fees.tier(when).taker_bps / 1e4
         inc = float(s.size_increment[j])
+        if scale < 1.0:
+            qty = float(np.floor(qty * scale / inc + 1e-9) * inc)
         if side == "buy":
             cost = qty * px * (1.0 + rate)
             if cost > s.pf.cash:  # scaled down to the cash the account has, like the backtest
