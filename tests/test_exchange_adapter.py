@@ -156,3 +156,12 @@ def test_the_emulator_command_on_a_busy_port_says_so_without_a_traceback():
         r = subprocess.run([sys.executable, "-m", "engine.exchange.emulator", "--port", str(port)], cwd=PROJECT_ROOT,
                            capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "Traceback" not in r.stderr and f"127.0.0.1:{port}" in r.stderr
+
+
+def test_open_orders_lists_every_open_order_past_the_first_page():
+    """Coinbase pages order lists (100 each): an account with 130 resting orders has 130 open orders."""
+    with emulator_and_adapter(limits=(1e6, 1e6)) as (emu, ad):
+        emu.set_quote("BTC-USDC", 100.0, 101.0)
+        cids = {ad.create_order(limit_order(qty=1.0, price=50.0, seq=i)).client_order_id for i in range(130)}
+        assert len(cids) == 130
+        assert {o.client_order_id for o in ad.open_orders()} == cids

@@ -285,3 +285,51 @@ def test_the_kill_switch_acts_between_bars_not_at_the_next_one(tmp_path, monkeyp
         x.emu.stop()
     assert n_cycles == 1, "the test meant to look between the first and second bar"
     assert kills == 1
+
+
+@pytest.mark.slow
+def test_an_open_buy_is_not_bought_twice_and_its_cash_is_not_spent_again(tmp_path, monkeypatch):
+    """A market buy whose fill comes late stays open at the exchange (its cash held there). The
+    next cycle's decision wants the same position again plus another symbol: the open buy must not
+    be bought a second time, and the new buy must fit in the cash the open buy leaves."""
+    import time
+
+    import numpy as np
+
+    x = _InProcessEmulator()
+    try:
+        s = _session(x, tmp_path, monkeypatch, cycles=5)
+        s.start()
+        s.broker.reconcile(s)
+        s.session_id = None
+        real = loop.decide
+        plan = []
+
+        def wanting(p, t, pf, *a, **kw):
+            d = real(p, t, pf, *a, **kw)
+            d.sell_qty[:] = 0.0
+            d.buy_qty[:] = 0.0
+            for j, usd in plan:
+                d.buy_qty[j] = np.floor(usd / p.close[t, j] / s.size_increment[j]) * s.size_increment[j]
+                d.entry_rule[j] = "test"
+            return d
+
+        monkeypatch.setattr(loop, "decide", wanting)
+        x.emu.faults.add("delayed_fill", "create_order", times=1, steps=10_000)
+        plan[:] = [(0, 6_000.0)]
+        s.cycle(s.store.n_bars() - 1)
+        first = s.store.n_bars()
+        while s._refresh() == 0 or s.store.n_bars() == first:
+            time.sleep(0.05)
+        plan[:] = [(0, 6_000.0), (1, 6_000.0)]
+        s.cycle(s.store.n_bars() - 1)
+        at_exchange = x.emu.orders()
+        rows = s.store.rows("SELECT symbol, status, reason FROM orders ORDER BY t, symbol")
+        s.adapter.close()
+        s.store.close()
+    finally:
+        x.emu.stop()
+    sym0, sym1 = s.symbols[0], s.symbols[1]
+    assert [r["symbol"] for r in rows].count(sym0) == 1, rows
+    assert sum(o["product_id"] == sym0.replace("/", "-") for o in at_exchange) == 1
+    assert [r["status"] for r in rows if r["symbol"] == sym1] == ["filled"], rows

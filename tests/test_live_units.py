@@ -227,3 +227,68 @@ def test_paper_fills_draw_the_configured_slippage_noise(tmp_path):
     quiet = paper_buy_price(0.0)
     assert quiet == pytest.approx(100.0 * (1 + 10 / 1e4))  # half the spread
     assert paper_buy_price(50.0) > quiet
+
+
+def test_a_paper_order_filled_after_a_restart_pays_the_market_impact_of_its_bar(tmp_path):
+    """A paper order recorded at bar t but filled only after a restart pays the same slippage
+    (half spread + impact on bar t's quote volume) as when it is filled in its own cycle."""
+    from types import SimpleNamespace
+
+    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.live.brokers import PaperBroker
+    from engine.live.feed import QuoteSnapshot
+
+    def paper_buy_price(restart: bool) -> float:
+        st = StateStore(tmp_path / f"p{restart}.sqlite")
+        bar = np.array([[100.0], [101.0], [99.0], [100.0], [50.0], [20.0]])  # o h l c v spread: $5,000 traded
+        with st.txn() as db:
+            st.append_bars(db, np.array([0, 60_000, 120_000]), np.stack([bar, bar, bar]))
+        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
+                      "VALUES ('c1', 2, 'A/USDC', 'buy', 10.0, 'market', 'r', 'new')")
+        s = SimpleNamespace(index={"A/USDC": 0}, symbols=["A/USDC"], store=st, seed=42, slippage=SlippageModel(),
+                            bar_volume_usd=np.zeros(1) if restart else np.array([5_000.0]),
+                            clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.array([1e-8]),
+                            fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
+                            pf=Portfolio.empty(1, 10_000.0), halts=HaltState(), pending=None, kill_signal=False,
+                            settings=SimpleNamespace(kill_switch_file=None), order_is_fresh=lambda o: True)
+        s.save_portfolio = lambda db: None
+        s.alert = lambda *a, **k: None
+        q = QuoteSnapshot(np.array([100.0]), np.array([99.9]), np.array([100.1]), np.array([20.0]), np.zeros(1))
+        s.quotes = q
+        if restart:
+            PaperBroker().reconcile(s)
+        else:
+            PaperBroker()._fill(s, st.rows("SELECT * FROM orders")[0], q)
+        px = st.rows("SELECT price FROM fills")[0]["price"]
+        st.close()
+        return px
+
+    in_cycle = paper_buy_price(False)
+    assert in_cycle > 100.0 * (1 + 10 / 1e4)  # impact on top of half the spread
+    assert paper_buy_price(True) == in_cycle
+
+
+def test_paper_scales_a_cycles_buys_down_together_when_cash_is_short(tmp_path):
+    """docs/backtest.md: if the buys' cost exceeds the cash, all buys are scaled down pro rata.
+    Paper must not fill the first buy in full and starve the next one."""
+    from types import SimpleNamespace
+
+    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.live.brokers import PaperBroker
+    from engine.live.feed import QuoteSnapshot
+
+    st = StateStore(tmp_path / "p.sqlite")
+    for cid, sym in (("c1", "A/USDC"), ("c2", "B/USDC")):
+        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
+                      f"VALUES ('{cid}', 5, '{sym}', 'buy', 60.0, 'market', 'r', 'new')")
+    s = SimpleNamespace(index={"A/USDC": 0, "B/USDC": 1}, symbols=["A/USDC", "B/USDC"], store=st, seed=42,
+                        slippage=SlippageModel("none"), bar_volume_usd=np.zeros(2),
+                        clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.array([1e-8, 1e-8]),
+                        fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
+                        pf=Portfolio.empty(2, 10_000.0), halts=HaltState(), pending=None)
+    s.save_portfolio = lambda db: None
+    q = QuoteSnapshot(np.array([100.0, 100.0]), np.array([100.0, 100.0]), np.array([100.0, 100.0]), np.zeros(2), np.zeros(2))
+    PaperBroker().send(s, 5, st.rows("SELECT * FROM orders ORDER BY client_order_id"), None, q)
+    got = {r["symbol"]: r["qty"] for r in st.rows("SELECT symbol, qty FROM fills")}
+    st.close()
+    assert got == {"A/USDC": pytest.approx(50.0), "B/USDC": pytest.approx(50.0)}

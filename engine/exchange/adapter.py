@@ -295,7 +295,15 @@ class ExchangeAdapter:
     def open_orders(self, symbol: str | None = None) -> list[OrderState]:
         if symbol is not None:
             self._market(symbol)
-        raw = self._call("open_orders", self.client.fetch_open_orders, symbol, None, 100)
+        raw, seen, cursor = [], set(), None
+        for _ in range(200):  # pages of 100: every open order, not only the newest 100
+            page = self._call("open_orders", self.client.fetch_open_orders, symbol, None, 100,
+                              {"cursor": cursor} if cursor else {})
+            raw += [o for o in page if o.get("id") not in seen]
+            seen.update(o.get("id") for o in page)
+            cursor = next((o["info"]["cursor"] for o in page if (o.get("info") or {}).get("cursor")), None)
+            if not cursor:
+                break
         out = [self._state(o, None) for o in raw]
         for s in out:
             self._orders[s.client_order_id] = s

@@ -85,6 +85,7 @@ class PaperBroker:
             if s.order_is_fresh(o) and not _entry_halted(s, o):
                 s.alert("warning", "resend", f"paper order {o['client_order_id']} was recorded but not filled "
                         "before a restart; filling it now", o["t"])
+                s.bar_volume_usd = _bar_volume_usd(s, int(o["t"]))  # its bar's market impact, as in its cycle
                 self._fill(s, o, s.quotes or s.fetch_quotes())
             else:
                 with s.store.txn() as db:
@@ -95,10 +96,30 @@ class PaperBroker:
         pass
 
     def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
-        for o in orders:
+        sells = [o for o in orders if o["side"] != "buy"]
+        buys = [o for o in orders if o["side"] == "buy"]
+        for o in sells:  # sells first, as in the backtest
             self._fill(s, o, quotes)
+        # the buys' cost above the cash: all scaled down together (docs/backtest.md, rule 7)
+        rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
+        total = sum(float(o["qty"]) * self._price(s, o, quotes) * (1.0 + rate) for o in buys
+                    if self._price(s, o, quotes) > 0)
+        scale = max(s.pf.cash, 0.0) / total if total > s.pf.cash else 1.0
+        for o in buys:
+            self._fill(s, o, quotes, scale)
 
-    def _fill(self, s, o: dict, q) -> None:
+    def _price(self, s, o: dict, q) -> float:
+        """The fill price of order ``o`` at mid plus the backtest's slippage (0 without a quote)."""
+        j = s.index[o["symbol"]]
+        mid, qty = q.mid[j], float(o["qty"])
+        if not mid > 0:
+            return 0.0
+        bar_usd = np.array([s.bar_volume_usd[j]])
+        rng = np.random.default_rng([s.seed, int(o["t"]), j])  # backtest.slippage.noise_bps, seeded per order
+        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, rng)[0])
+        return mid * (1.0 + slip / 1e4) if o["side"] == "buy" else mid * (1.0 - slip / 1e4)
+
+    def _fill(self, s, o: dict, q, scale: float = 1.0) -> None:
         j = s.index[o["symbol"]]
         cid, side, qty = o["client_order_id"], o["side"], float(o["qty"])
         mid = q.mid[j]
@@ -106,13 +127,12 @@ class PaperBroker:
             with s.store.txn() as db:
                 s.store.update_order(db, cid, status="rejected", reason="no quote")
             return
-        bar_usd = np.array([s.bar_volume_usd[j]])
-        rng = np.random.default_rng([s.seed, int(o["t"]), j])  # backtest.slippage.noise_bps, seeded per order
-        slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, rng)[0])
-        px = mid * (1.0 + slip / 1e4) if side == "buy" else mid * (1.0 - slip / 1e4)
+        px = self._price(s, o, q)  # priced at the decided quantity; scaling keeps the price (backtest)
         when = s.clock.now_ms()
         rate = s.fees.tier(when).taker_bps / 1e4
         inc = float(s.size_increment[j])
+        if scale < 1.0:
+            qty = float(np.floor(qty * scale / inc + 1e-9) * inc)
         if side == "buy":
             cost = qty * px * (1.0 + rate)
             if cost > s.pf.cash:  # scaled down to the cash the account has, like the backtest
@@ -165,6 +185,47 @@ class LiveBroker:
 
     def before_decide(self, s, market, t: int, db) -> None:
         pass
+
+    def refresh_open(self, s) -> None:
+        """Ask the exchange about every order still open/sent in the state file (a late fill closes it)."""
+        for o in s.store.open_orders():
+            if o["status"] not in ("open", "sent"):
+                continue
+            try:
+                st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"], _recorded_ms(o))
+            except ExchangeCallError as e:  # stays open: its cash/quantity stays committed
+                s.alert("warning", "order_unknown", f"order {o['client_order_id']}: {e}", s.last_t)
+                continue
+            if st is not None:
+                with s.store.txn() as db:
+                    self._update(s, db, o["client_order_id"], st)
+
+    def net_of_open(self, s, d, close: np.ndarray) -> list[tuple[str, str, str]]:
+        """Orders still open hold what they will spend: an open buy's quantity is not bought again and
+        its cost (at the ask, with the taker fee) is not spent again; an open sell's quantity is not sold
+        again (nor topped up). Buys that cost more than the cash left are scaled down together, as in the backtest."""
+        n = len(s.symbols)
+        buy, sell = np.zeros(n), np.zeros(n)
+        for o in s.store.open_orders():
+            left = max(float(o["qty"]) - float(o["filled"] or 0.0), 0.0)
+            (buy if o["side"] == "buy" else sell)[s.index[o["symbol"]]] += left
+        q = s.quotes
+        px = np.where(q.ask > 0, q.ask, close) if q is not None else close
+        px = np.nan_to_num(px)
+        rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
+        inc = s.size_increment
+        d.sell_qty[:] = np.minimum(d.sell_qty, np.maximum(s.pf.qty - sell, 0.0))
+        want = np.where(buy > 0, 0.0, d.buy_qty)  # being entered already: as if held (no top-up either)
+        free = s.pf.cash - float((buy * px * (1.0 + rate)).sum())
+        cost = float((want * px * (1.0 + rate)).sum())
+        if cost > free:
+            want = np.floor(want * max(free, 0.0) / cost / inc + 1e-9) * inc
+        notes = []
+        if (want < d.buy_qty - 1e-12).any() and (buy.any() or sell.any()):
+            notes.append(("info", "open_orders", f"buys reduced by {int((buy > 0).sum())} open buy order(s) "
+                          f"holding {s.pf.cash - free:.2f} of {s.pf.cash:.2f} cash"))
+        d.buy_qty[:] = want
+        return notes
 
     def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
         for o in orders:
@@ -252,6 +313,15 @@ class LiveBroker:
             if st is not None:
                 with s.store.txn() as db:
                     self._update(s, db, o["client_order_id"], st)
+
+
+def _bar_volume_usd(s, t: int) -> np.ndarray:
+    """Bar t's quote volume per symbol (volume x close, as prepare's ``volume_usd``; 0 where missing)."""
+    row = s.store.db.execute("SELECT data FROM bars WHERE t=?", (t,)).fetchone()
+    if row is None:
+        return np.zeros(len(s.symbols))
+    data = np.frombuffer(row[0], dtype=np.float64).reshape(6, len(s.symbols))
+    return np.nan_to_num(data[4] * data[3])
 
 
 def _entry_halted(s, o: dict) -> bool:

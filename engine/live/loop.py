@@ -278,6 +278,7 @@ class Session:
         market = feed.panel(self.store, self.timeframe, self.symbols, self.info, f"live:{self.mode}")
         p = prepare(market, self.reloader.rules)
         if self.mode == "live":
+            self.broker.refresh_open(self)
             self.broker.sync_fills(self)
         close = p.close[t]
         spread = p.store.arrays["spread_bps"][t]
@@ -291,6 +292,8 @@ class Session:
             before = set(k for k, v in self.halts.until.items() if v > t)
             d = decide(p, t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts, cap_tables(p))
             notes = self._guard(d, t, age, kill)
+            if self.mode == "live":
+                notes += self.broker.net_of_open(self, d, close)
             self.pf.exiting |= d.exit_intent
             orders = self._order_rows(d, t, int(market.times[t]), db) if self.broker.places_orders else []
             self._record_decision(db, d, t, int(market.times[t]), eq)
