@@ -165,7 +165,10 @@ def _stage_ids(tr: Trace, rules: RuleSet | None, stage: str) -> list[tuple[str, 
     if rules is not None:
         return [(r.id, r) for r in _rules_of(rules, stage)]
     prefix = f"series:{stage}:"
-    return [(k[len(prefix):], None) for k in tr.z.files if k.startswith(prefix)]
+    ids = [k[len(prefix):] for k in tr.z.files if k.startswith(prefix)]
+    if stage == "guard":  # guards reading the order have no series, only block events
+        ids += [k[len("events_t:block:"):] for k in tr.z.files if k.startswith("events_t:block:")]
+    return [(rid, None) for rid in dict.fromkeys(ids)]
 
 
 def _stage_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, params: dict, t: int, i: int,

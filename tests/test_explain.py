@@ -158,3 +158,21 @@ def test_a_per_cycle_veto_that_blocked_every_entry_is_named(tmp_path):
     assert "golden_cross           FIRES" in text
     assert "never                  VETO  - no entries at all" in text
     assert "outcome: not bought: vetoed by never" in text
+
+
+def test_without_the_run_config_a_per_cycle_guard_block_is_still_named(run_dir, tmp_path):
+    """Guards reading the order (min_notional...) have no series in the trace, only block events."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(run_dir, bare)
+    results = json.loads((bare / "results.json").read_text())
+    results["run"].pop("config")
+    (bare / "results.json").write_text(json.dumps(results))
+    z = np.load(bare / "trace.npz")
+    t, i = int(z["events_t:block:min_notional"][0]), int(z["events_idx:block:min_notional"][0])
+    with_cfg = explain(run_dir, str(z["symbols"][i]), iso_utc(int(z["times"][t])))
+    text = explain(bare, str(z["symbols"][i]), iso_utc(int(z["times"][t])))
+    assert "min_notional           BLOCKED" in with_cfg
+    assert "min_notional           BLOCKED" in text
+    assert text.split("outcome:")[1] == with_cfg.split("outcome:")[1]
