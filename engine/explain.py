@@ -165,14 +165,19 @@ def _stage_ids(tr: Trace, rules: RuleSet | None, stage: str) -> list[tuple[str, 
     if rules is not None:
         return [(r.id, r) for r in _rules_of(rules, stage)]
     prefix = f"series:{stage}:"
-    return [(k[len(prefix):], None) for k in tr.z.files if k.startswith(prefix)]
+    ids = [k[len(prefix):] for k in tr.z.files if k.startswith(prefix)]
+    if stage == "guard":  # guards reading the order have no series, only block events
+        ids += [k[len("events_t:block:"):] for k in tr.z.files if k.startswith("events_t:block:")]
+    return [(rid, None) for rid in dict.fromkeys(ids)]
 
 
 def _stage_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, params: dict, t: int, i: int,
-                 shown: tuple[str, str] = ("FIRES", "-"), why_when: bool = True) -> dict[str, bool | None]:
+                 shown: tuple[str, str] = ("FIRES", "-"), why_when: bool = True,
+                 evaluated: bool = False) -> dict[str, bool | None]:
     """One line per rule of a stage: n/a outside its regimes, else its verdict shown as
     ``shown`` (true, false), with its why when the verdict is ``why_when``.
-    Returns the verdicts of the rules in scope (None: not evaluated)."""
+    Returns the verdicts of the rules in scope (None: not evaluated). ``evaluated``: the stage
+    surely ran for this symbol, so a per-cycle rule with no trace event held for no symbol."""
     verdicts: dict[str, bool | None] = {}
     for rid, rule in _stage_ids(tr, rules, stage):
         scope = _scope_note(rule, regime)
@@ -180,6 +185,8 @@ def _stage_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, p
             a.item(rid, "n/a", scope)
             continue
         v = verdicts[rid] = _verdict(tr, stage, rid, t, i)
+        if v is None and evaluated:
+            v = verdicts[rid] = False
         why = _fill(rule.why, params) if rule is not None and v is why_when else ""
         a.item(rid, "not evaluated" if v is None else shown[0] if v else shown[1], why)
     return verdicts
@@ -297,9 +304,12 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
             h = next((h for h in rules.risk.halts if h.rule.id == hid), None) if rules else None
             a.item(hid, "ACTIVE", (f"{h.action}: " + _fill(h.rule.why, params["risk"])) if h else "")
         a.head("\nentry rules (any opens):")
-        _stage_rules(a, tr, rules, "entry", regime, params["strategy"], t, i)
+        entries = _stage_rules(a, tr, rules, "entry", regime, params["strategy"], t, i)
+        # an entry fired for a buyable symbol with no halt: decide ran the vetoes on it
+        reached = any(entries.values()) and member and bool(available) and not blocked_by_halt
         a.head("\nvetoes (all must pass):")
-        vetoes = _stage_rules(a, tr, rules, "veto", regime, params["risk"], t, i, shown=("pass", "VETO"), why_when=False)
+        vetoes = _stage_rules(a, tr, rules, "veto", regime, params["risk"], t, i, shown=("pass", "VETO"), why_when=False,
+                              evaluated=reached)
         candidate = bool(tr.in_event("candidate", t, i))
         a.head(f"  => entry candidate after signals and vetoes: {'yes' if candidate else 'no'}")
         clips = [k.split(":", 1)[1] for k in tr.z.files

@@ -130,3 +130,49 @@ def test_a_damaged_run_dir_is_a_user_error(run_dir, tmp_path, name, damage):
     f = fills(run_dir, "buy")[0]
     with pytest.raises(UserError, match=f"explain.run_dir {broken}: {name} cannot be read"):
         explain(broken, f["symbol"], decision_time(f))
+
+
+def test_a_per_cycle_veto_that_blocked_every_entry_is_named(tmp_path):
+    """A portfolio veto false for every symbol leaves no trace event; once the symbol's entry
+    fired the veto was evaluated, so explain must name it, not say "no entry rule fired"."""
+    from tests.helpers.rules import edit_rule_file
+
+    root = edit_rule_file(tmp_path, "risk.yaml", "vetoes:\n",
+                          "vetoes:\n  - id: never\n    when: portfolio.n_positions < 0\n    why: no entries at all\n")
+    rules = load_shipped(root)
+    res = run_backtest(prepare(generate_sample_market(SampleSpec(n_symbols=30, n_bars=800)), rules),
+                       BacktestSettings())
+    cfg = {"rules_dir": str(root), "strategy": {"file": "strategies/sma_cross.yaml", "params": {}},
+           "universe": {"file": "universe.yaml"}, "risk": {"file": "risk.yaml"}, "execution": {"file": "execution.yaml"}}
+    out = tmp_path / "run"
+    out.mkdir()
+    res.trace.save(out / "trace.npz")
+    (out / "results.json").write_text(json.dumps(build_results(res, {"config": cfg, "rule_files": rules.file_hashes}),
+                                                 default=float))
+    z = np.load(out / "trace.npz")
+    n = len(z["symbols"])
+    fired = np.unpackbits(z["series:entry:golden_cross"], axis=1, count=n).astype(bool)
+    fired &= np.unpackbits(z["universe"], axis=1, count=n).astype(bool)
+    t, i = next((t, i) for t, i in np.argwhere(fired) if 250 < t < 790)
+    text = explain(out, str(z["symbols"][i]), iso_utc(int(z["times"][t])))
+    assert "golden_cross           FIRES" in text
+    assert "never                  VETO  - no entries at all" in text
+    assert "outcome: not bought: vetoed by never" in text
+
+
+def test_without_the_run_config_a_per_cycle_guard_block_is_still_named(run_dir, tmp_path):
+    """Guards reading the order (min_notional...) have no series in the trace, only block events."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(run_dir, bare)
+    results = json.loads((bare / "results.json").read_text())
+    results["run"].pop("config")
+    (bare / "results.json").write_text(json.dumps(results))
+    z = np.load(bare / "trace.npz")
+    t, i = int(z["events_t:block:min_notional"][0]), int(z["events_idx:block:min_notional"][0])
+    with_cfg = explain(run_dir, str(z["symbols"][i]), iso_utc(int(z["times"][t])))
+    text = explain(bare, str(z["symbols"][i]), iso_utc(int(z["times"][t])))
+    assert "min_notional           BLOCKED" in with_cfg
+    assert "min_notional           BLOCKED" in text
+    assert text.split("outcome:")[1] == with_cfg.split("outcome:")[1]
