@@ -292,3 +292,38 @@ def test_paper_scales_a_cycles_buys_down_together_when_cash_is_short(tmp_path):
     got = {r["symbol"]: r["qty"] for r in st.rows("SELECT symbol, qty FROM fills")}
     st.close()
     assert got == {"A/USDC": pytest.approx(50.0), "B/USDC": pytest.approx(50.0)}
+
+
+def test_paper_fills_of_one_side_of_a_cycle_share_one_fee_tier(tmp_path):
+    """docs/backtest.md, Fees: a bar's sells pay the tier reached before the bar, its buys the tier
+    reached after those sells; fills of one side share a tier. A paper buy that crosses a tier
+    threshold must not give the cycle's next buy a cheaper rate (paper and backtest would differ)."""
+    from types import SimpleNamespace
+
+    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.live.brokers import PaperBroker
+    from engine.live.feed import QuoteSnapshot
+
+    st = StateStore(tmp_path / "p.sqlite")
+    rows = (("c1", "A/USDC", "sell"), ("c2", "B/USDC", "sell"), ("c3", "C/USDC", "buy"), ("c4", "D/USDC", "buy"))
+    for cid, sym, side in rows:
+        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
+                      f"VALUES ('{cid}', 5, '{sym}', '{side}', 60.0, 'market', 'r', 'new')")
+    syms = [r[1] for r in rows]
+    fees = FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 100},
+                                              {"min_volume_usd": 5_000, "maker_bps": 0, "taker_bps": 50},
+                                              {"min_volume_usd": 15_000, "maker_bps": 0, "taker_bps": 10}]})
+    pf = Portfolio.empty(4, 100_000.0)
+    pf.qty[:2] = 60.0
+    s = SimpleNamespace(index={k: i for i, k in enumerate(syms)}, symbols=syms, store=st, seed=42,
+                        slippage=SlippageModel("none"), bar_volume_usd=np.zeros(4),
+                        clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.full(4, 1e-8),
+                        fees=fees, pf=pf, halts=HaltState(), pending=None)
+    s.save_portfolio = lambda db: None
+    q = QuoteSnapshot(np.full(4, 100.0), np.full(4, 100.0), np.full(4, 100.0), np.zeros(4), np.zeros(4))
+    PaperBroker().send(s, 5, st.rows("SELECT * FROM orders ORDER BY client_order_id"), None, q)
+    got = {r["symbol"]: r["fee"] for r in st.rows("SELECT symbol, fee FROM fills")}
+    st.close()
+    # sells: the tier before the bar (100 bps) for both; buys: the tier after the sells (12,000 -> 50 bps)
+    assert got == {"A/USDC": pytest.approx(60.0), "B/USDC": pytest.approx(60.0),
+                   "C/USDC": pytest.approx(30.0), "D/USDC": pytest.approx(30.0)}

@@ -98,15 +98,18 @@ class PaperBroker:
     def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
         sells = [o for o in orders if o["side"] != "buy"]
         buys = [o for o in orders if o["side"] == "buy"]
+        # one fee tier per side (docs/backtest.md, Fees): sells pay the tier reached before the cycle,
+        # buys the tier reached after its sells
+        rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
         for o in sells:  # sells first, as in the backtest
-            self._fill(s, o, quotes)
+            self._fill(s, o, quotes, rate=rate)
         # the buys' cost above the cash: all scaled down together (docs/backtest.md, rule 7)
         rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
         total = sum(float(o["qty"]) * self._price(s, o, quotes) * (1.0 + rate) for o in buys
                     if self._price(s, o, quotes) > 0)
         scale = max(s.pf.cash, 0.0) / total if total > s.pf.cash else 1.0
         for o in buys:
-            self._fill(s, o, quotes, scale)
+            self._fill(s, o, quotes, scale, rate)
 
     def _price(self, s, o: dict, q) -> float:
         """The fill price of order ``o`` at mid plus the backtest's slippage (0 without a quote)."""
@@ -119,7 +122,7 @@ class PaperBroker:
         slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, rng)[0])
         return mid * (1.0 + slip / 1e4) if o["side"] == "buy" else mid * (1.0 - slip / 1e4)
 
-    def _fill(self, s, o: dict, q, scale: float = 1.0) -> None:
+    def _fill(self, s, o: dict, q, scale: float = 1.0, rate: float | None = None) -> None:
         j = s.index[o["symbol"]]
         cid, side, qty = o["client_order_id"], o["side"], float(o["qty"])
         mid = q.mid[j]
@@ -129,7 +132,8 @@ class PaperBroker:
             return
         px = self._price(s, o, q)  # priced at the decided quantity; scaling keeps the price (backtest)
         when = s.clock.now_ms()
-        rate = s.fees.tier(when).taker_bps / 1e4
+        if rate is None:
+            rate = s.fees.tier(when).taker_bps / 1e4
         inc = float(s.size_increment[j])
         if scale < 1.0:
             qty = float(np.floor(qty * scale / inc + 1e-9) * inc)
