@@ -19,6 +19,7 @@ from engine.exchange.errors import ExchangeCallError
 from engine.exchange.types import OrderRequest
 from engine.live import pstate
 from engine.live.safeguards import kill_switch_on
+from engine.live.store import now_ms
 
 log = logging.getLogger("rulebook.live")
 
@@ -203,6 +204,15 @@ class LiveBroker:
             if st is not None:
                 with s.store.txn() as db:
                     self._update(s, db, o["client_order_id"], st)
+            elif o["status"] == "sent" and _unknown_for_ms(o) > self.adapter.config.orders.recovery_lookback_s * 1000:
+                # create's answer was lost and the exchange has not listed it for the whole recovery window:
+                # it never got there. Settled as reconcile does, so its symbol and cash are free again
+                # (a fill of it turning up later is still adopted as ours: see _resolve_unknown)
+                with s.store.txn() as db:
+                    s.store.update_order(db, o["client_order_id"], status="abandoned",
+                                         reason="not at the exchange within exchange.orders.recovery_lookback_s")
+                s.alert("warning", "order_abandoned", f"order {o['client_order_id']} was never listed by the exchange "
+                        "within the recovery window; abandoned", s.last_t)
 
     def net_of_open(self, s, d, close: np.ndarray) -> list[tuple[str, str, str]]:
         """Orders still open hold what they will spend: an open buy's quantity is not bought again and
@@ -284,7 +294,7 @@ class LiveBroker:
         by_eid = {r["exchange_order_id"]: r for r in s.store.rows(
             "SELECT client_order_id, exchange_order_id, t, rule FROM orders WHERE exchange_order_id IS NOT NULL")}
         if any(f.exchange_order_id not in by_eid for f in new):
-            self._resolve_unknown(s)  # a create whose answer was lost: learn its exchange id first
+            self._resolve_unknown(s, abandoned=True)  # a create whose answer was lost: learn its exchange id first
             by_eid = {r["exchange_order_id"]: r for r in s.store.rows(
                 "SELECT client_order_id, exchange_order_id, t, rule FROM orders WHERE exchange_order_id IS NOT NULL")}
         with s.store.txn() as db:
@@ -311,8 +321,11 @@ class LiveBroker:
         except ExchangeCallError as e:  # the next start's reconcile settles them
             s.alert("warning", "settle_failed", f"end-of-session settle: {e}", s.last_t)
 
-    def _resolve_unknown(self, s) -> None:
-        for o in s.store.rows("SELECT * FROM orders WHERE exchange_order_id IS NULL AND status IN ('sent','new','open')"):
+    def _resolve_unknown(self, s, abandoned: bool = False) -> None:
+        """Learn the exchange id of orders whose create answer was lost (``abandoned``: also of orders
+        abandoned as never seen, when a fill of an unknown order turned up)."""
+        statuses = "'sent','new','open'" + (",'abandoned'" if abandoned else "")
+        for o in s.store.rows(f"SELECT * FROM orders WHERE exchange_order_id IS NULL AND status IN ({statuses})"):
             st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"], _recorded_ms(o))
             if st is not None:
                 with s.store.txn() as db:
@@ -331,6 +344,12 @@ def _bar_volume_usd(s, t: int) -> np.ndarray:
 def _entry_halted(s, o: dict) -> bool:
     """A buy recorded before a restart must not go out while the kill switch halts entries."""
     return o["side"] == "buy" and (s.kill_signal or kill_switch_on(s.settings, s.store))
+
+
+def _unknown_for_ms(o: dict) -> int:
+    """How long an order has been in its current status (since it was marked, e.g. 'sent')."""
+    since = o.get("updated_wall_ms") or o.get("created_wall_ms")
+    return 0 if since is None else now_ms() - int(since)
 
 
 def _recorded_ms(o: dict) -> int | None:
