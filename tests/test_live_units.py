@@ -292,3 +292,101 @@ def test_paper_scales_a_cycles_buys_down_together_when_cash_is_short(tmp_path):
     got = {r["symbol"]: r["qty"] for r in st.rows("SELECT symbol, qty FROM fills")}
     st.close()
     assert got == {"A/USDC": pytest.approx(50.0), "B/USDC": pytest.approx(50.0)}
+
+
+def test_paper_fills_of_one_side_of_a_cycle_share_one_fee_tier(tmp_path):
+    """docs/backtest.md, Fees: a bar's sells pay the tier reached before the bar, its buys the tier
+    reached after those sells; fills of one side share a tier. A paper buy that crosses a tier
+    threshold must not give the cycle's next buy a cheaper rate (paper and backtest would differ)."""
+    from types import SimpleNamespace
+
+    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.live.brokers import PaperBroker
+    from engine.live.feed import QuoteSnapshot
+
+    st = StateStore(tmp_path / "p.sqlite")
+    rows = (("c1", "A/USDC", "sell"), ("c2", "B/USDC", "sell"), ("c3", "C/USDC", "buy"), ("c4", "D/USDC", "buy"))
+    for cid, sym, side in rows:
+        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
+                      f"VALUES ('{cid}', 5, '{sym}', '{side}', 60.0, 'market', 'r', 'new')")
+    syms = [r[1] for r in rows]
+    fees = FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 100},
+                                              {"min_volume_usd": 5_000, "maker_bps": 0, "taker_bps": 50},
+                                              {"min_volume_usd": 15_000, "maker_bps": 0, "taker_bps": 10}]})
+    pf = Portfolio.empty(4, 100_000.0)
+    pf.qty[:2] = 60.0
+    s = SimpleNamespace(index={k: i for i, k in enumerate(syms)}, symbols=syms, store=st, seed=42,
+                        slippage=SlippageModel("none"), bar_volume_usd=np.zeros(4),
+                        clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.full(4, 1e-8),
+                        fees=fees, pf=pf, halts=HaltState(), pending=None)
+    s.save_portfolio = lambda db: None
+    q = QuoteSnapshot(np.full(4, 100.0), np.full(4, 100.0), np.full(4, 100.0), np.zeros(4), np.zeros(4))
+    PaperBroker().send(s, 5, st.rows("SELECT * FROM orders ORDER BY client_order_id"), None, q)
+    got = {r["symbol"]: r["fee"] for r in st.rows("SELECT symbol, fee FROM fills")}
+    st.close()
+    # sells: the tier before the bar (100 bps) for both; buys: the tier after the sells (12,000 -> 50 bps)
+    assert got == {"A/USDC": pytest.approx(60.0), "B/USDC": pytest.approx(60.0),
+                   "C/USDC": pytest.approx(30.0), "D/USDC": pytest.approx(30.0)}
+
+
+def test_a_sent_order_the_exchange_never_saw_is_abandoned_after_the_recovery_window(tmp_path):
+    """An order left 'sent' (create's answer lost) that the exchange keeps reporting as not found
+    must not hold its symbol and cash until a restart: once it has been unknown for longer than
+    exchange.orders.recovery_lookback_s it is settled 'abandoned' (as reconcile would); a fresh one stays."""
+    from types import SimpleNamespace
+
+    from engine.backtest.costs import FeeSchedule
+    from engine.cycle.decide import HaltState
+    from engine.live.brokers import LiveBroker
+    from engine.live.store import now_ms
+
+    st = StateStore(tmp_path / "l.sqlite")
+    for cid, sym, age_s in (("old", "A/USDC", 901), ("new", "B/USDC", 60)):
+        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status, created_wall_ms, "
+                      f"updated_wall_ms) VALUES ('{cid}', 5, '{sym}', 'buy', 10.0, 'market', 'r', 'sent', ?, ?)",
+                      (now_ms() - age_s * 1000, now_ms() - age_s * 1000))
+    lookups = []
+    adapter = SimpleNamespace(config=SimpleNamespace(orders=SimpleNamespace(recovery_lookback_s=900.0)),
+                              fetch_order_by_client_id=lambda cid, *a: lookups.append(cid))
+    s = SimpleNamespace(index={"A/USDC": 0, "B/USDC": 1}, symbols=["A/USDC", "B/USDC"], store=st, last_t=6,
+                        pf=Portfolio.empty(2, 10_000.0), halts=HaltState(), quotes=None,
+                        size_increment=np.full(2, 1e-8), clock=SimpleNamespace(now_ms=lambda: 0),
+                        fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}))
+    s.alert = lambda *a, **k: None
+    LiveBroker(adapter).refresh_open(s)
+    assert sorted(lookups) == ["new", "old"]
+    assert dict(st.db.execute("SELECT client_order_id, status FROM orders").fetchall()) == {"old": "abandoned",
+                                                                                           "new": "sent"}
+    d = SimpleNamespace(sell_qty=np.zeros(2), buy_qty=np.array([1.0, 1.0]))
+    LiveBroker(adapter).net_of_open(s, d, np.array([100.0, 100.0]))
+    assert d.buy_qty.tolist() == [1.0, 0.0]  # A is free again; B is still being entered
+    st.close()
+
+
+def test_a_fill_of_an_order_abandoned_as_never_seen_is_adopted_as_ours(tmp_path):
+    """No order is lost by abandoning it: if the exchange does list it (and its fill) later, the fill is
+    attributed to our order (status updated), not adopted as a foreign fill with an error alert."""
+    from types import SimpleNamespace
+
+    from engine.cycle.decide import HaltState
+    from engine.exchange.types import Fill, OrderState
+    from engine.live.brokers import LiveBroker
+    from engine.live.store import now_ms
+
+    st = StateStore(tmp_path / "l.sqlite")
+    st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status, created_wall_ms, "
+                  "updated_wall_ms) VALUES ('c1', 5, 'A/USDC', 'buy', 10.0, 'market', 'r', 'abandoned', ?, ?)",
+                  (now_ms(), now_ms()))
+    adapter = SimpleNamespace(
+        fills=lambda since: [Fill("tr1", "X1", "A/USDC", "buy", 10.0, 100.0, 1.0, now_ms())],
+        fetch_order_by_client_id=lambda cid, *a: OrderState(cid, "X1", "A/USDC", "buy", "market", "closed",
+                                                            10.0, 10.0, 100.0))
+    s = SimpleNamespace(index={"A/USDC": 0}, symbols=["A/USDC"], store=st, last_t=6, started_wall_ms=now_ms(),
+                        pf=Portfolio.empty(1, 10_000.0), halts=HaltState(), size_increment=np.full(1, 1e-8))
+    s.put_state = lambda db, k, v: st.put("state", k, v, db)
+    s.save_portfolio = lambda db: None
+    assert LiveBroker(adapter).sync_fills(s) == 1
+    assert st.rows("SELECT client_order_id FROM fills")[0]["client_order_id"] == "c1"
+    assert st.rows("SELECT status, filled FROM orders")[0] == {"status": "filled", "filled": 10.0}
+    assert st.db.execute("SELECT COUNT(*) FROM alerts WHERE kind='foreign_fill'").fetchone()[0] == 0
+    st.close()

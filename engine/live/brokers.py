@@ -19,6 +19,7 @@ from engine.exchange.errors import ExchangeCallError
 from engine.exchange.types import OrderRequest
 from engine.live import pstate
 from engine.live.safeguards import kill_switch_on
+from engine.live.store import now_ms
 
 log = logging.getLogger("rulebook.live")
 
@@ -98,15 +99,18 @@ class PaperBroker:
     def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
         sells = [o for o in orders if o["side"] != "buy"]
         buys = [o for o in orders if o["side"] == "buy"]
+        # one fee tier per side (docs/backtest.md, Fees): sells pay the tier reached before the cycle,
+        # buys the tier reached after its sells
+        rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
         for o in sells:  # sells first, as in the backtest
-            self._fill(s, o, quotes)
+            self._fill(s, o, quotes, rate=rate)
         # the buys' cost above the cash: all scaled down together (docs/backtest.md, rule 7)
         rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
         total = sum(float(o["qty"]) * self._price(s, o, quotes) * (1.0 + rate) for o in buys
                     if self._price(s, o, quotes) > 0)
         scale = max(s.pf.cash, 0.0) / total if total > s.pf.cash else 1.0
         for o in buys:
-            self._fill(s, o, quotes, scale)
+            self._fill(s, o, quotes, scale, rate)
 
     def _price(self, s, o: dict, q) -> float:
         """The fill price of order ``o`` at mid plus the backtest's slippage (0 without a quote)."""
@@ -119,7 +123,7 @@ class PaperBroker:
         slip = float(s.slippage.bps(np.array([q.spread_bps[j]]), np.array([qty * mid]), bar_usd, rng)[0])
         return mid * (1.0 + slip / 1e4) if o["side"] == "buy" else mid * (1.0 - slip / 1e4)
 
-    def _fill(self, s, o: dict, q, scale: float = 1.0) -> None:
+    def _fill(self, s, o: dict, q, scale: float = 1.0, rate: float | None = None) -> None:
         j = s.index[o["symbol"]]
         cid, side, qty = o["client_order_id"], o["side"], float(o["qty"])
         mid = q.mid[j]
@@ -129,7 +133,8 @@ class PaperBroker:
             return
         px = self._price(s, o, q)  # priced at the decided quantity; scaling keeps the price (backtest)
         when = s.clock.now_ms()
-        rate = s.fees.tier(when).taker_bps / 1e4
+        if rate is None:
+            rate = s.fees.tier(when).taker_bps / 1e4
         inc = float(s.size_increment[j])
         if scale < 1.0:
             qty = float(np.floor(qty * scale / inc + 1e-9) * inc)
@@ -199,6 +204,15 @@ class LiveBroker:
             if st is not None:
                 with s.store.txn() as db:
                     self._update(s, db, o["client_order_id"], st)
+            elif o["status"] == "sent" and _unknown_for_ms(o) > self.adapter.config.orders.recovery_lookback_s * 1000:
+                # create's answer was lost and the exchange has not listed it for the whole recovery window:
+                # it never got there. Settled as reconcile does, so its symbol and cash are free again
+                # (a fill of it turning up later is still adopted as ours: see _resolve_unknown)
+                with s.store.txn() as db:
+                    s.store.update_order(db, o["client_order_id"], status="abandoned",
+                                         reason="not at the exchange within exchange.orders.recovery_lookback_s")
+                s.alert("warning", "order_abandoned", f"order {o['client_order_id']} was never listed by the exchange "
+                        "within the recovery window; abandoned", s.last_t)
 
     def net_of_open(self, s, d, close: np.ndarray) -> list[tuple[str, str, str]]:
         """Orders still open hold what they will spend: an open buy's quantity is not bought again and
@@ -280,7 +294,7 @@ class LiveBroker:
         by_eid = {r["exchange_order_id"]: r for r in s.store.rows(
             "SELECT client_order_id, exchange_order_id, t, rule FROM orders WHERE exchange_order_id IS NOT NULL")}
         if any(f.exchange_order_id not in by_eid for f in new):
-            self._resolve_unknown(s)  # a create whose answer was lost: learn its exchange id first
+            self._resolve_unknown(s, abandoned=True)  # a create whose answer was lost: learn its exchange id first
             by_eid = {r["exchange_order_id"]: r for r in s.store.rows(
                 "SELECT client_order_id, exchange_order_id, t, rule FROM orders WHERE exchange_order_id IS NOT NULL")}
         with s.store.txn() as db:
@@ -307,8 +321,11 @@ class LiveBroker:
         except ExchangeCallError as e:  # the next start's reconcile settles them
             s.alert("warning", "settle_failed", f"end-of-session settle: {e}", s.last_t)
 
-    def _resolve_unknown(self, s) -> None:
-        for o in s.store.rows("SELECT * FROM orders WHERE exchange_order_id IS NULL AND status IN ('sent','new','open')"):
+    def _resolve_unknown(self, s, abandoned: bool = False) -> None:
+        """Learn the exchange id of orders whose create answer was lost (``abandoned``: also of orders
+        abandoned as never seen, when a fill of an unknown order turned up)."""
+        statuses = "'sent','new','open'" + (",'abandoned'" if abandoned else "")
+        for o in s.store.rows(f"SELECT * FROM orders WHERE exchange_order_id IS NULL AND status IN ({statuses})"):
             st = self.adapter.fetch_order_by_client_id(o["client_order_id"], o["symbol"], _recorded_ms(o))
             if st is not None:
                 with s.store.txn() as db:
@@ -327,6 +344,12 @@ def _bar_volume_usd(s, t: int) -> np.ndarray:
 def _entry_halted(s, o: dict) -> bool:
     """A buy recorded before a restart must not go out while the kill switch halts entries."""
     return o["side"] == "buy" and (s.kill_signal or kill_switch_on(s.settings, s.store))
+
+
+def _unknown_for_ms(o: dict) -> int:
+    """How long an order has been in its current status (since it was marked, e.g. 'sent')."""
+    since = o.get("updated_wall_ms") or o.get("created_wall_ms")
+    return 0 if since is None else now_ms() - int(since)
 
 
 def _recorded_ms(o: dict) -> int | None:
