@@ -272,7 +272,7 @@ def read_freqtrade_json(path: Path, symbol: str) -> Bars:
     """freqtrade's ``[[ms, open, high, low, close, volume], ...]`` (plain or gzip)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
+        with opener(path, "rt", encoding="utf-8-sig") as fh:  # a BOM is read, as in CSV files
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path.name}: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}), "
