@@ -66,3 +66,11 @@ def main(cfg: DictConfig) -> Any:
         print(f"error: {exc}", file=sys.stderr)
         log.debug("user error", exc_info=True)
         sys.exit(2)  # under -m, sweep_job records it in error.json and the sweep goes on
+    except OSError as exc:
+        if exc.filename is None:  # not about a path (a network error, a bug): keep the traceback
+            raise
+        # the environment, not the code: a cache or output dir that cannot be created or written
+        path = exc.filename2 or exc.filename  # a rename names its target second
+        print(f"error: cannot write or read {path}: {exc.strerror or exc}", file=sys.stderr)
+        log.debug("environment error", exc_info=True)
+        sys.exit(2)

@@ -82,3 +82,24 @@ def test_broken_rule_file_names_file_rule_and_position(tmp_path):
     assert "rules/strategies/sma_cross.yaml" in r.stderr and "rule 'golden_cross'" in r.stderr
     assert "window 'n' of sma() is 0" in r.stderr and "line 1 col 22" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["run_dir", "cache_dir", "output_file"])
+def test_broken_environment_is_one_clear_message(tmp_path, case):
+    """A run dir or cache dir that cannot be created, an output that cannot be written: one
+    line naming the path, exit 2, no traceback and no half-written output."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    run_dir, args = tmp_path / "run", []
+    if case == "run_dir":
+        run_dir = blocker / "run"
+    elif case == "cache_dir":
+        args = [f"data.cache_dir={blocker}"]
+    else:
+        (run_dir / "results.json").mkdir(parents=True)  # like a full disk: this file cannot be written
+    r = run_cli([*SMALL, *args, f"hydra.run.dir={run_dir}"])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    assert str(blocker if case != "output_file" else run_dir / "results.json") in r.stderr
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -297,3 +297,17 @@ def test_hydra_logging_redacts_the_overrides_launchers_log(tmp_path):
     text = stream.getvalue()
     assert "typed-4242" not in text and "pasted-7171" not in text
     assert "+exchange.api_secret=*** exchange.api_key_env=*** exchange.api_key_env=COINBASE_KEY seed=1" in text
+
+
+@pytest.mark.parametrize("line,leak", [
+    ("\t#0 : +exchange.api_secret='a b c' risk=balanced", "b c"),
+    ('\t#0 : +exchange.api_secret="x y\\" z" risk=balanced', "z"),
+    ("\t#0 : +exchange.api_secret=a\\ b\\ c risk=balanced", "b\\ c"),
+])
+def test_override_filter_redacts_a_quoted_value_with_spaces(line, leak):
+    from engine.config.secrets import OverrideFilter
+
+    rec = logging.LogRecord("hydra", logging.INFO, __file__, 1, line, (), None)
+    assert OverrideFilter().filter(rec)
+    assert rec.getMessage() == "\t#0 : +exchange.api_secret=*** risk=balanced"
+    assert leak not in rec.getMessage()

@@ -315,3 +315,24 @@ def test_a_finer_file_with_many_gaps_still_loads(tmp_path):
     del rows[1::2][:10]  # gaps of 2 bars, but some bars are still 1m apart
     write_text(tmp_path, "BTC_USDC-1m.json", json.dumps(rows))
     assert load_market("freqtrade", tmp_path, "1m").n_bars == 30
+
+
+@pytest.mark.parametrize("date", ["1000-01-01T00:00:00Z", "1950-01-01T00:00:00Z", "6000-01-01T00:00:00Z"])
+def test_iso_dates_obey_the_epoch_ms_range(tmp_path, date):
+    """ISO dates get the range epoch-ms integers get (1973-03-03 to 5138-11-16), not any year."""
+    rows = [list(r) for r in good_rows(3)]
+    text = csv_text(rows).splitlines()
+    text[2] = date + text[2][text[2].index(","):]
+    write_text(tmp_path, "BTC_USDC-1h.csv", "\n".join(text) + "\n")
+    with pytest.raises(DataError) as info:
+        load_market("csv", tmp_path, "1h")
+    assert str(info.value) == (f"BTC_USDC-1h.csv: data row 2 (line 3), column 'date': found {date!r}, expected a date "
+                               f"from 1973-03-03 to 5138-11-16 (the range of epoch milliseconds read)")
+
+
+def test_datetime_column_dates_obey_the_epoch_ms_range(tmp_path):
+    df = frame(good_rows(3))
+    df.loc[1, "date"] = pd.Timestamp("1950-01-01", tz="UTC")
+    df.to_feather(tmp_path / "BTC_USDC-1h.feather")
+    with pytest.raises(DataError, match=r"data row 2, column .date.: found .*1950.*, expected a date from 1973-03-03 to 5138-11-16"):
+        load_market("freqtrade", tmp_path, "1h")

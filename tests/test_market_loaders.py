@@ -186,3 +186,16 @@ def test_shared_freqtrade_data_loads(caplog):
     assert "gap(s)" in caplog.text
     md1 = load_freqtrade_dir(SHARED, "1m", symbols=["UNITTEST/BTC"])
     assert md1.n_bars > 13_000
+
+
+@pytest.mark.parametrize("ext", ["json", "json.gz"])
+def test_freqtrade_json_with_a_byte_order_mark_is_read(tmp_path, ext):
+    """Like CSV files, a JSON file saved with a UTF-8 BOM (Windows editors) is read, not rejected."""
+    import gzip
+    import json
+
+    payload = ("\ufeff" + json.dumps([[int(r[0]), *map(float, r[1:])] for r in good_rows(4)])).encode("utf-8")
+    path = tmp_path / f"BTC_USDC-1h.{ext}"
+    path.write_bytes(gzip.compress(payload) if ext == "json.gz" else payload)
+    md = load_freqtrade_dir(tmp_path, "1h")
+    assert list(md.symbols) == ["BTC/USDC"] and md.times[0] == T0_MS

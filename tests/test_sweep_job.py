@@ -130,3 +130,12 @@ def test_finished_jobs_counts_results_and_errors(tmp_path):
 def test_sweep_status_line():
     assert sweep_status(3, 1, 8, 12.0) == "sweep: 3/8 jobs done (1 failed)  elapsed 12s  ETA 20s"
     assert sweep_status(2, 0, None, 5.0) == "sweep: 2 jobs done  elapsed 5s"
+
+
+def test_failed_job_log_line_names_the_first_problem(tmp_path, caplog):
+    """A ConfigError's first line is only a header ("invalid config:"): the line names the problem."""
+    message = "invalid config:\nERROR   [bad_date] backtest.start: not a date (found: 'x')\nconfig is NOT valid"
+    with hydra_job(tmp_path), caplog.at_level("ERROR", logger="engine.sweep.job"):
+        assert sweep_job(app_like(UserError(message)))({}) is None
+    line = [r.getMessage() for r in caplog.records if "job failed" in r.getMessage()][0]
+    assert "invalid config: ERROR   [bad_date] backtest.start: not a date (found: 'x')" in line

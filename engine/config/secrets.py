@@ -152,7 +152,11 @@ def redact_override(text: str) -> str:
     return text
 
 
-_OVERRIDE_TOKEN = re.compile(r"(?<!\S)[^\s=]+=\S*")
+# A token is key=value where the value may hold spaces inside quotes ('a b', "a b"), escaped
+# (a\ b) or inside brackets ([a, b]): Hydra logs `+exchange.api_secret='a b c'` as typed.
+_OVERRIDE_TOKEN = re.compile(
+    r"""(?<!\S)[^\s=]+=(?:'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|\{[^}]*\}?|\\.|[^\s'"\\])*""",
+    re.S)
 
 
 class OverrideFilter(logging.Filter):

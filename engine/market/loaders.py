@@ -125,7 +125,7 @@ def _dates(raw: pd.Series, file: str, header_lines: int) -> np.ndarray:
             i = int(np.flatnonzero(raw.isna().to_numpy())[0])
             raise DataError(f"{where(file, i, 'date', header_lines)}: found an empty date, expected a timestamp",
                             file=file, row=i + 1, column="date", expected="a timestamp")
-        return _datetimes_to_ms(raw)
+        return _in_range(_datetimes_to_ms(raw), raw, file, header_lines)
     if pd.api.types.is_integer_dtype(raw.dtype):
         return _epoch_ms(raw.to_numpy(dtype=np.int64), file, header_lines)
     if pd.api.types.is_float_dtype(raw.dtype):
@@ -156,7 +156,20 @@ def _dates(raw: pd.Series, file: str, header_lines: int) -> np.ndarray:
             f"{where(file, i, 'date', header_lines)}: found {found}, expected an ISO-8601 date "
             f"(e.g. 2024-01-01T00:00:00Z) or epoch milliseconds, one form for the whole column",
             file=file, row=i + 1, column="date", found=value, expected="ISO-8601 date or epoch ms")
-    return _datetimes_to_ms(parsed)
+    return _in_range(_datetimes_to_ms(parsed), raw, file, header_lines)
+
+
+def _in_range(ms: np.ndarray, raw: pd.Series, file: str, header_lines: int) -> np.ndarray:
+    """Dates written as dates get the range epoch-ms integers get (1973-03-03 to 5138-11-16)."""
+    out = (ms < _EPOCH_MS_FLOOR) | (ms >= _EPOCH_MS_CEIL)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        value = raw.iloc[i]
+        found = repr(value) if isinstance(value, str) else repr(str(value))
+        raise DataError(f"{where(file, i, 'date', header_lines)}: found {found}, expected a date from "
+                        f"1973-03-03 to 5138-11-16 (the range of epoch milliseconds read)",
+                        file=file, row=i + 1, column="date", found=value, expected="a date from 1973-03-03 to 5138-11-16")
+    return ms
 
 
 def _datetimes_to_ms(s: pd.Series) -> np.ndarray:
@@ -272,7 +285,7 @@ def read_freqtrade_json(path: Path, symbol: str) -> Bars:
     """freqtrade's ``[[ms, open, high, low, close, volume], ...]`` (plain or gzip)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
+        with opener(path, "rt", encoding="utf-8-sig") as fh:  # a BOM is read, as in CSV files
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path.name}: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}), "

@@ -124,6 +124,16 @@ def warm_sample_markets(config: Any, plan: SweepPlan) -> list[str]:
     return seen
 
 
+def _make_dir(path: Path, key: str) -> None:
+    """Create an output dir, or end the run with one clear message (exit 2), no traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: {key} is {str(path)!r}; cannot create it ({exc.filename}: {exc.strerror or exc}); "
+              f"expected a directory that can be created and written", file=sys.stderr)
+        sys.exit(2)
+
+
 class SweepSetup(_HydraCallback):
     """Hydra callback: warm the shared sample market, show sweep progress (see module doc)."""
 
@@ -131,9 +141,13 @@ class SweepSetup(_HydraCallback):
         self.warm_market = warm_market
         self.progress = progress
 
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        # Hydra creates hydra.run.dir itself and prints a traceback when it cannot: say it in one line.
+        _make_dir(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         root = sweep_root(config)
-        root.mkdir(parents=True, exist_ok=True)
+        _make_dir(root, "hydra.sweep.dir")
         try:
             plan: SweepPlan | None = sweep_plan([str(o) for o in config.hydra.overrides.task])
         except Exception as exc:  # Hydra itself reports malformed overrides; do not mask that

@@ -119,7 +119,17 @@ def _objective_key(cfg: Any) -> str | None:
 def _failure(ctx: JobContext, exc: BaseException, message: str, with_trace: bool) -> None:
     trace = "".join(traceback.format_exception(exc)) if with_trace else None
     path = write_error(ctx.out_dir, message, ctx.overrides, type(exc).__name__, trace)
-    log.error("job failed (%s); recorded in %s; the sweep goes on", message.splitlines()[0] if message else "", path)
+    log.error("job failed (%s); recorded in %s; the sweep goes on", _summary(message), path)
+
+
+def _summary(message: str) -> str:
+    """The message's first line; a header ending in ':' ("invalid config:") gets its first item."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
 
 
 def sweep_job(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
