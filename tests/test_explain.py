@@ -101,8 +101,8 @@ def test_main_prints_the_answer_and_checks_its_inputs(run_dir, capsys):
         main({"explain": {"run_dir": str(run_dir), "symbol": None, "time": None}})
 
 
-def test_without_the_run_config_the_trace_alone_still_answers(run_dir, tmp_path):
-    """No config in results.json: rule ids come from the trace and messages are left out."""
+def _without_run_config(run_dir, tmp_path):
+    """A copy of the run directory whose results.json has no run config."""
     import shutil
 
     bare = tmp_path / "bare"
@@ -110,6 +110,12 @@ def test_without_the_run_config_the_trace_alone_still_answers(run_dir, tmp_path)
     results = json.loads((bare / "results.json").read_text())
     results["run"].pop("config")
     (bare / "results.json").write_text(json.dumps(results))
+    return bare
+
+
+def test_without_the_run_config_the_trace_alone_still_answers(run_dir, tmp_path):
+    """No config in results.json: rule ids come from the trace and messages are left out."""
+    bare = _without_run_config(run_dir, tmp_path)
     for side, outcome in (("buy", "BUY order sent"), ("sell", "SELL order sent")):
         f = fills(bare, side)[0]
         text = explain(bare, f["symbol"], decision_time(f))
@@ -162,13 +168,7 @@ def test_a_per_cycle_veto_that_blocked_every_entry_is_named(tmp_path):
 
 def test_without_the_run_config_a_per_cycle_guard_block_is_still_named(run_dir, tmp_path):
     """Guards reading the order (min_notional...) have no series in the trace, only block events."""
-    import shutil
-
-    bare = tmp_path / "bare"
-    shutil.copytree(run_dir, bare)
-    results = json.loads((bare / "results.json").read_text())
-    results["run"].pop("config")
-    (bare / "results.json").write_text(json.dumps(results))
+    bare = _without_run_config(run_dir, tmp_path)
     z = np.load(bare / "trace.npz")
     t, i = int(z["events_t:block:min_notional"][0]), int(z["events_idx:block:min_notional"][0])
     with_cfg = explain(run_dir, str(z["symbols"][i]), iso_utc(int(z["times"][t])))

@@ -16,6 +16,14 @@ class _Crash(BaseException):
     """The process dies here (nothing after it runs, no finally of ours settles anything)."""
 
 
+def _run_until_the_crash(s) -> None:
+    """Run the session into its planted _Crash, then let go of its files and connections."""
+    with pytest.raises(_Crash):
+        s.run()
+    s.adapter.close()
+    s.store.close()
+
+
 def _session(emu, tmp, monkeypatch, cycles):
     for k, v in EmulatorProcess.env().items():
         if k.startswith("RB_TEST_"):
@@ -38,10 +46,7 @@ def test_a_fill_made_before_a_crash_is_adopted_after_a_late_restart(tmp_path, mo
 
         monkeypatch.setattr(brokers.LiveBroker, "send", send_then_die)
         s = _session(emu, tmp_path, monkeypatch, cycles=200)
-        with pytest.raises(_Crash):
-            s.run()
-        s.adapter.close()
-        s.store.close()
+        _run_until_the_crash(s)
         monkeypatch.setattr(brokers.LiveBroker, "send", real_send)
         # the operator restarts the loop five minutes later
         later = loop.now_ms
@@ -102,10 +107,7 @@ def test_an_order_whose_answer_was_lost_is_found_after_a_restart_past_the_lookba
 
         monkeypatch.setattr(brokers.LiveBroker, "send", send_in_an_outage)
         s = _session(x, tmp_path, monkeypatch, cycles=200)
-        with pytest.raises(_Crash):
-            s.run()
-        s.adapter.close()
-        s.store.close()
+        _run_until_the_crash(s)
         x.emu.faults.clear()
         db = sqlite3.connect(str(tmp_path / "state" / "default-live.sqlite"))
         assert db.execute("SELECT status FROM orders").fetchall() == [("sent",)]
