@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import copy
 import logging
 from types import SimpleNamespace
 
@@ -217,7 +218,8 @@ class LiveBroker:
     def net_of_open(self, s, d, close: np.ndarray) -> list[tuple[str, str, str]]:
         """Orders still open hold what they will spend: an open buy's quantity is not bought again and
         its cost (at the ask, with the taker fee) is not spent again; an open sell's quantity is not sold
-        again (nor topped up). Buys that cost more than the cash left are scaled down together, as in the backtest."""
+        again (nor topped up). Buys that cost more than the cash left are scaled down together, as in the backtest.
+        Returns (a new decision, alert notes): ``d`` is not changed."""
         n = len(s.symbols)
         buy, sell = np.zeros(n), np.zeros(n)
         for o in s.store.open_orders():
@@ -228,7 +230,7 @@ class LiveBroker:
         px = np.nan_to_num(px)
         rate = s.fees.tier(s.clock.now_ms()).taker_bps / 1e4
         inc = s.size_increment
-        d.sell_qty[:] = np.minimum(d.sell_qty, np.maximum(s.pf.qty - sell, 0.0))
+        sell_qty = np.minimum(d.sell_qty, np.maximum(s.pf.qty - sell, 0.0))
         want = np.where(buy > 0, 0.0, d.buy_qty)  # being entered already: as if held (no top-up either)
         free = s.pf.cash - float((buy * px * (1.0 + rate)).sum())
         cost = float((want * px * (1.0 + rate)).sum())
@@ -238,8 +240,9 @@ class LiveBroker:
         if (want < d.buy_qty - 1e-12).any() and (buy.any() or sell.any()):
             notes.append(("info", "open_orders", f"buys reduced by {int((buy > 0).sum())} open buy order(s) "
                           f"holding {s.pf.cash - free:.2f} of {s.pf.cash:.2f} cash"))
-        d.buy_qty[:] = want
-        return notes
+        out = copy.copy(d)  # a new decision: d stays as decided
+        out.sell_qty, out.buy_qty = sell_qty, want
+        return out, notes
 
     def send(self, s, t: int, orders: list[dict], decision, quotes) -> None:
         for o in orders:
