@@ -166,8 +166,8 @@ def test_a_paper_or_live_entry_counts_bars_held_like_the_backtest(tmp_path):
     cycle); a paper/live fill of the same decision must not make a position one bar older."""
     from types import SimpleNamespace
 
-    from engine.backtest.broker import SimBroker
-    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.sim.fills import SimBroker
+    from engine.sim.costs import FeeSchedule, SlippageModel
     from engine.live.brokers import record_fill
     from tests.helpers.factories import OHLCV, make_market
     market = make_market({"A/USDC": OHLCV.create_series(12), "B/USDC": OHLCV.create_series(12, seed=1)})
@@ -204,7 +204,7 @@ def test_paper_fills_draw_the_configured_slippage_noise(tmp_path):
     """backtest.slippage.noise_bps is part of the cost model paper fills with (always adverse)."""
     from types import SimpleNamespace
 
-    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.sim.costs import FeeSchedule, SlippageModel
     from engine.live.brokers import PaperBroker
     from engine.live.feed import QuoteSnapshot
 
@@ -234,7 +234,7 @@ def test_a_paper_order_filled_after_a_restart_pays_the_market_impact_of_its_bar(
     (half spread + impact on bar t's quote volume) as when it is filled in its own cycle."""
     from types import SimpleNamespace
 
-    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.sim.costs import FeeSchedule, SlippageModel
     from engine.live.brokers import PaperBroker
     from engine.live.feed import QuoteSnapshot
 
@@ -273,7 +273,7 @@ def test_paper_scales_a_cycles_buys_down_together_when_cash_is_short(tmp_path):
     Paper must not fill the first buy in full and starve the next one."""
     from types import SimpleNamespace
 
-    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.sim.costs import FeeSchedule, SlippageModel
     from engine.live.brokers import PaperBroker
     from engine.live.feed import QuoteSnapshot
 
@@ -300,7 +300,7 @@ def test_paper_fills_of_one_side_of_a_cycle_share_one_fee_tier(tmp_path):
     threshold must not give the cycle's next buy a cheaper rate (paper and backtest would differ)."""
     from types import SimpleNamespace
 
-    from engine.backtest.costs import FeeSchedule, SlippageModel
+    from engine.sim.costs import FeeSchedule, SlippageModel
     from engine.live.brokers import PaperBroker
     from engine.live.feed import QuoteSnapshot
 
@@ -335,7 +335,7 @@ def test_a_sent_order_the_exchange_never_saw_is_abandoned_after_the_recovery_win
     exchange.orders.recovery_lookback_s it is settled 'abandoned' (as reconcile would); a fresh one stays."""
     from types import SimpleNamespace
 
-    from engine.backtest.costs import FeeSchedule
+    from engine.sim.costs import FeeSchedule
     from engine.cycle.decide import HaltState
     from engine.live.brokers import LiveBroker
     from engine.live.store import now_ms

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from engine.backtest.broker import SimBroker
+from engine.sim.fills import SimBroker
 from engine.exchange.errors import ExchangeCallError
 from engine.exchange.types import OrderRequest
 from engine.live import pstate

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.backtest.costs import FeeSchedule
+from engine.sim.costs import FeeSchedule
 from engine.backtest.engine import BacktestSettings
 from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
 from engine.cycle.portfolio import Portfolio

@@ -9,10 +9,10 @@ import json
 
 import numpy as np
 
-from engine.backtest.broker import Fill
+from engine.sim.fills import Fill
 from engine.backtest.engine import BacktestResult, BacktestSettings
-from engine.backtest.results import build_results
-from engine.backtest.trace import TraceRecorder
+from engine.sim.results import build_results
+from engine.trace import TraceRecorder
 from engine.cycle.prepare import prepare
 
 
