@@ -50,9 +50,8 @@ def test_decide_mutates_no_input_over_cycles_with_halts_firing():
     assert any(ref.trace.halts.values())
     # replay the same bars by hand, checking every input before and after each decide
     pf = Portfolio.empty(p.market.n_symbols, s.initial_cash)
-    from engine.backtest.broker import SimBroker
-    from engine.backtest.costs import FeeSchedule
-    broker = SimBroker(p.market, FeeSchedule.from_config({"tiers": list(s.fee_tiers)}), s.slippage,
+    from engine.sim.fills import SimBroker
+    broker = SimBroker(p.market, s.fee_schedule(), s.slippage,
                        p.size_increment, s.max_participation, np.random.default_rng(s.seed))
     halts, pending, fired, rearmed = HaltState(), None, 0, 0
     zeros = np.zeros(p.market.n_symbols)
