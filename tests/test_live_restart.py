@@ -307,14 +307,14 @@ def test_an_open_buy_is_not_bought_twice_and_its_cash_is_not_spent_again(tmp_pat
         real = loop.decide
         plan = []
 
-        def wanting(p, t, pf, *a, **kw):
-            d = real(p, t, pf, *a, **kw)
+        def wanting(cycle_plan, t, pf, *a, **kw):
+            d, change = real(cycle_plan, t, pf, *a, **kw)
             d.sell_qty[:] = 0.0
             d.buy_qty[:] = 0.0
             for j, usd in plan:
-                d.buy_qty[j] = np.floor(usd / p.close[t, j] / s.size_increment[j]) * s.size_increment[j]
+                d.buy_qty[j] = np.floor(usd / cycle_plan.p.close[t, j] / s.size_increment[j]) * s.size_increment[j]
                 d.entry_rule[j] = "test"
-            return d
+            return d, change
 
         monkeypatch.setattr(loop, "decide", wanting)
         x.emu.faults.add("delayed_fill", "create_order", times=1, steps=10_000)

@@ -136,8 +136,9 @@ def test_burn_in_notional_cap_holds_without_a_scale(tmp_path):
                         size_increment=np.array([1e-8, 1e-8]), times_ms_of=lambda t: 0,
                         quotes=QuoteSnapshot(mid, mid, mid, np.zeros(2), np.zeros(2)))
     d = SimpleNamespace(buy_qty=np.array([2.0, 1.0]), sell_qty=np.zeros(2))
-    Session._guard(s, d, 0, np.zeros(2), False)
-    assert (d.buy_qty * mid).tolist() == pytest.approx([50.0, 20.0])
+    guarded, _ = Session._guard(s, d, 0, np.zeros(2), False)
+    assert (guarded.buy_qty * mid).tolist() == pytest.approx([50.0, 20.0])
+    assert d.buy_qty.tolist() == [2.0, 1.0]  # a new decision: the one decided is left as it was
     st.close()
 
 

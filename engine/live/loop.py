@@ -21,7 +21,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
+from engine.cycle.decide import HaltState, Quotes, decide
+from engine.cycle.plan import cycle_plan
+from engine.cycle.state import apply_change
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import prepare
 from engine.exchange.ids import make_client_order_id
@@ -30,9 +32,10 @@ from engine.live.errors import LiveError
 from engine.live.plan import SessionPlan
 from engine.live.port import Book, BrokerContext, OrderTicket
 from engine.live.reload import RuleReloader
-from engine.live.safeguards import burn_in_scale, kill_switch_on, paper_passed
+from engine.live.safeguards import burn_in_scale, guard_decision, kill_switch_on, paper_passed
 from engine.live.settings import LiveSettings
 from engine.live.store import StateStore, now_ms
+from engine.trace import cycle_record
 from engine.market.data import iso_utc, timeframe_ms
 from engine.sim.settings import SimSettings
 
@@ -307,10 +310,10 @@ class Session:
         with self.store.txn() as db:
             eq = self.pf.mark(close, int(market.times[t] // DAY_MS))
             before = set(k for k, v in self.halts.until.items() if v > t)
-            d = decide(p, t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts, cap_tables(p))
-            notes = self._guard(d, t, age, kill)
+            d, change = decide(cycle_plan(p), t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts)
+            self.book.halts = apply_change(self.pf, change)
+            d, notes = self._guard(d, t, age, kill)  # a new decision: decide's own is kept as decided
             notes += self.broker.available(self.ctx, d, close)
-            self.pf.exiting |= d.exit_intent
             orders = self._order_rows(d, t, int(market.times[t]), db) if self.broker.places_orders else []
             self._record_decision(db, d, t, int(market.times[t]), eq)
             self.save_portfolio(db)
@@ -336,27 +339,19 @@ class Session:
         self.kill_active = kill
         return kill
 
-    def _guard(self, d, t: int, age: np.ndarray, kill: bool) -> list[tuple[str, str, str]]:
-        """Loop-level safeguards on top of the rules: stale quotes, kill switch, burn-in."""
+    def _guard(self, d, t: int, age: np.ndarray, kill: bool):
+        """Loop-level safeguards on top of the rules (stale quotes, kill switch, burn-in):
+        (the guarded decision, alert notes)."""
         notes = []
         stale = (age > self.settings.max_quote_age_s) & ((d.buy_qty > 0) | (d.sell_qty > 0))
         if stale.any():
-            d.buy_qty[stale] = 0.0
-            d.sell_qty[stale] = 0.0
             names = ", ".join(self.symbols[i] for i in np.flatnonzero(stale))
             notes.append(("warning", "stale_quote", f"orders blocked on stale quotes (> {self.settings.max_quote_age_s}s): {names}"))
-        if kill and d.buy_qty.any():
-            d.buy_qty[:] = 0.0
+        burn, px = None, None
         if self.plan.burn_in and d.buy_qty.any():
-            scale, cap = burn_in_scale(self.settings.burn_in, self.store, self.times_ms_of(t))
-            if scale < 1.0 or np.isfinite(cap):  # in burn-in: the notional cap holds even at cap_scale 1
-                px = np.where(self.quotes.mid > 0, self.quotes.mid, np.nan) if self.quotes is not None else np.full(len(self.symbols), np.nan)
-                q = d.buy_qty * scale
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    q = np.where(q * px > cap, cap / px, q)
-                    q = np.floor(np.nan_to_num(q) / self.size_increment + 1e-9) * self.size_increment
-                d.buy_qty[:] = q
-        return notes
+            burn = burn_in_scale(self.settings.burn_in, self.store, self.times_ms_of(t))
+            px = np.where(self.quotes.mid > 0, self.quotes.mid, np.nan) if self.quotes is not None else np.full(len(self.symbols), np.nan)
+        return guard_decision(d, stale, kill, burn, px, self.size_increment), notes
 
     def _order_rows(self, d, t: int, bar_ms: int, db) -> list[OrderTicket]:
         """Record the cycle's orders (before any is sent): market, or limit at the decision's limit price."""
@@ -375,12 +370,7 @@ class Session:
         return rows
 
     def _record_decision(self, db, d, t: int, bar_ms: int, eq: float) -> None:
-        trace = {"candidate": np.flatnonzero(d.candidates).tolist(),
-                 "cycle_true": {k: np.flatnonzero(np.broadcast_to(v, d.candidates.shape)).tolist()
-                                for k, v in d.cycle_verdicts.items()},
-                 "clip": {k: np.flatnonzero(v).tolist() for k, v in d.clipped.items()},
-                 "block": {k: np.flatnonzero(v).tolist() for k, v in d.blocked.items() if v.any()},
-                 "halts": list(d.halts)}
+        trace = cycle_record(d)
         db.executemany("INSERT INTO decisions(t, symbol, side, qty, rule) VALUES (?,?,?,?,?)",
                        [(t, self.symbols[i], "sell", float(d.sell_qty[i]), d.exit_rule[i]) for i in np.flatnonzero(d.sell_qty)]
                        + [(t, self.symbols[i], "buy", float(d.buy_qty[i]), d.entry_rule[i]) for i in np.flatnonzero(d.buy_qty)])

@@ -13,8 +13,8 @@ from engine.sim.fills import Fill
 from engine.sim.result import RunResult
 from engine.sim.settings import SimSettings
 from engine.sim.results import build_results
-from engine.trace import TraceRecorder
 from engine.cycle.prepare import prepare
+from engine.trace import TraceRecorder, replay_cycle
 
 
 def live_results(s, run_info: dict) -> dict | None:
@@ -57,21 +57,11 @@ def live_results(s, run_info: dict) -> dict | None:
 
 
 def _replay_trace(trace: TraceRecorder, t: int, tr: dict, store, index: dict) -> None:
-    ev = trace.events
-    for rid, idx in (tr.get("cycle_true") or {}).items():
-        ev["cycle_true:" + rid].append((t, np.array(idx, dtype=np.int32)))
-    if tr.get("candidate"):
-        ev["candidate"].append((t, np.array(tr["candidate"], dtype=np.int32)))
-    for cid, idx in (tr.get("clip") or {}).items():
-        ev["clip:" + cid].append((t, np.array(idx, dtype=np.int32)))
-    for gid, idx in (tr.get("block") or {}).items():
-        ev["block:" + gid].append((t, np.array(idx, dtype=np.int32)))
-    for side in ("buy", "sell"):
-        idx = [index[r["symbol"]] for r in store.rows("SELECT symbol FROM decisions WHERE t=? AND side=?", (t, side))]
-        if idx:
-            ev[side].append((t, np.array(sorted(idx), dtype=np.int32)))
-    for h in tr.get("halts") or []:
-        trace.halts[h].append(t)
+    sides = None
+    if "buy" not in tr:  # a cycle recorded before the trace carried its orders: the decisions table
+        sides = {side: [index[r["symbol"]] for r in store.rows("SELECT symbol FROM decisions WHERE t=? AND side=?",
+                                                                 (t, side))] for side in ("buy", "sell")}
+    replay_cycle(trace, t, tr, sides)
 
 
 def live_summary(store) -> dict:

@@ -22,6 +22,7 @@ from engine.live.store import StateStore
 from engine.sim.settings import SimSettings
 from engine.market.data import MarketData, SymbolInfo, iso_utc, timeframe_ms
 from engine.rules.loader import RuleSet
+from engine.trace import BUY, SELL
 
 REL_TOL = 1e-9
 
@@ -71,7 +72,7 @@ def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any], replay: C
         elif recorded[t]["regime"] != p.regime_labels[p.regime_idx[t]]:
             diff(t, "regime", None, recorded[t]["regime"], p.regime_labels[p.regime_idx[t]])
     # which symbols each side decided on, per bar
-    back = {(t, side): set(sym[i] for i in idx) for side in ("buy", "sell") for t, idx in res.trace.events.get(side, [])}
+    back = {(t, side): set(sym[i] for i in idx) for side in (BUY, SELL) for t, idx in res.trace.bars_of(side)}
     dry: dict = defaultdict(set)
     for r in store.rows("SELECT t, symbol, side FROM decisions"):
         dry[(r["t"], r["side"])].add(r["symbol"])
