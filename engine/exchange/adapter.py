@@ -65,7 +65,9 @@ class ExchangeAdapter:
         from .keys import throwaway_credentials_for
         e = self.config.emulator
         creds = credentials or throwaway_credentials_for(self.config.ccxt_id)
-        self._emulator = emulator_class(self.config.ccxt_id)(seed=e.seed, products=e.products, speed=e.speed,
+        # HMAC exchanges (Kraken, Binance): the emulator checks every signature with the throwaway secret
+        keys = None if self.config.ccxt_id == "coinbase" else {creds.api_key: creds.secret}
+        self._emulator = emulator_class(self.config.ccxt_id)(seed=e.seed, api_keys=keys, products=e.products, speed=e.speed,
                                           quote_currency=e.quote_currency, starting_quote=e.starting_balance,
                                           enforce_rate_limits=e.enforce_rate_limits,
                                           limits=self.config.rate_limits.pools,
