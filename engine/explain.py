@@ -3,7 +3,7 @@
     python run.py mode=explain explain.run_dir=outputs/... explain.symbol=SOL/USDC explain.time=2024-11-02T14:00
 
 Reads ``trace.npz`` (every rule's verdict per symbol and bar, written by
-engine/backtest/trace.py) and ``results.json`` (fills, the run's config), reloads the rule
+engine/trace.py) and ``results.json`` (fills, the run's config), reloads the rule
 files the run used (for ids, scopes and ``why`` messages), and walks the stages of that cycle:
 regime, universe filters and ranking, exits, halts, entries, vetoes, caps, guards, outcome.
 Times are bar opens (UTC); a decision at bar t fills at bar t+1's open.

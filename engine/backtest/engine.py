@@ -10,59 +10,24 @@ tests compare the fast path with: results must be identical).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
-
 import numpy as np
 
-from engine.backtest.broker import Fill, SimBroker
-from engine.backtest.costs import DEFAULT_FEE_TIERS, FeeSchedule, SlippageModel
 from engine.backtest.quiet import QuietScanner
-from engine.backtest.trace import TraceRecorder
+from engine.trace import TraceRecorder
 from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import Prepared
+from engine.sim.fills import SimBroker
+from engine.sim.result import RunResult
+from engine.sim.settings import SimSettings
 
 DAY_MS = 86_400_000
 
 
-@dataclass(frozen=True)
-class BacktestSettings:
-    initial_cash: float = 10_000.0
-    fee_tiers: tuple = DEFAULT_FEE_TIERS
-    slippage: SlippageModel = SlippageModel()
-    max_participation: float = 0.1
-    seed: int = 42
-    start: int = 0  # first bar index
-    stop: int | None = None  # one past the last bar index
-
-    @classmethod
-    def from_config(cls, backtest: Mapping[str, Any], fees: Mapping[str, Any] | None, seed: int) -> "BacktestSettings":
-        """Costs and cash from the ``backtest`` section and ``exchange.fees`` (the window is
-        the caller's: it needs the market). Every simulated broker builds its costs here."""
-        slip = backtest.get("slippage") or {}
-        return cls(
-            initial_cash=float(backtest.get("initial_cash", 10_000.0)),
-            fee_tiers=tuple(dict(t) for t in (fees or {"tiers": DEFAULT_FEE_TIERS})["tiers"]),
-            slippage=SlippageModel(slip.get("model", "spread_impact"), float(slip.get("impact_coef", 0.1)),
-                                   float(slip.get("noise_bps", 0.0))),
-            max_participation=float(backtest.get("max_participation", 0.1)),
-            seed=int(seed),
-        )
-
-
-@dataclass
-class BacktestResult:
-    prepared: Prepared
-    start: int
-    stop: int
-    equity: np.ndarray  # (T_run,)
-    exposure: np.ndarray  # (T_run,) fraction of equity in positions
-    fills: list[Fill]
-    portfolio: Portfolio
-    trace: TraceRecorder
-    settings: BacktestSettings
-    stats: dict = field(default_factory=dict)
+# the backtest runs on the shared simulated-account types (engine/sim); the names stay
+# for the callers that read them as the backtest's
+BacktestSettings = SimSettings
+BacktestResult = RunResult
 
 
 # Quiet-bar scan blocks grow while bars stay quiet (cheap long skips) and shrink back after
@@ -78,7 +43,7 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
     if stop - start < 2:
         raise ValueError(f"the backtest window has {stop - start} bars; at least 2 are needed")
     pf = Portfolio.empty(n, s.initial_cash)
-    broker = SimBroker(m, FeeSchedule.from_config({"tiers": list(s.fee_tiers)}), s.slippage,
+    broker = SimBroker(m, s.fee_schedule(), s.slippage,
                        p.size_increment, s.max_participation, np.random.default_rng(s.seed))
     caps = cap_tables(p)
     halts = HaltState()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.backtest.trace import TraceRecorder
+from engine.trace import TraceRecorder
 from engine.cycle.decide import HaltState, _plan
 from engine.cycle.portfolio import Portfolio, portfolio_env
 from engine.cycle.prepare import Prepared, RuleGroup

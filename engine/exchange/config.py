@@ -113,7 +113,7 @@ class ExchangeConfig:
     client_id: ClientIdConfig = field(default_factory=ClientIdConfig)
     ccxt_options: dict = field(default_factory=dict)  # passed to the ccxt class's ``options``
     # Fee tiers (maker/taker bps by trailing 30-day volume): read by the simulated brokers
-    # (backtest, paper) through engine.backtest.costs.FeeSchedule; the adapter ignores them.
+    # (backtest, paper) through engine.sim.costs.FeeSchedule; the adapter ignores them.
     fees: dict | None = None
 
     @classmethod
