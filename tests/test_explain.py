@@ -23,7 +23,8 @@ HOUR = 3_600_000
 def run_dir(tmp_path_factory) -> Path:
     """A small real backtest written the way mode=backtest writes it (trace.npz + results.json)."""
     out = tmp_path_factory.mktemp("run")
-    market = generate_sample_market(SampleSpec(n_symbols=30, n_bars=1500))
+    # seed 2 over 2,000 bars: a run whose trades include a min_notional block (tested below)
+    market = generate_sample_market(SampleSpec(seed=2, n_symbols=30, n_bars=2000))
     rules = load_shipped()
     p = prepare(market, rules)
     res = run_backtest(p, BacktestSettings())

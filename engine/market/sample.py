@@ -11,7 +11,9 @@ NaN the same way they will in real data.
 
 Everything is drawn from one ``numpy.random.Generator(PCG64)`` seeded from ``SampleSpec.seed``
 in a fixed order over whole (time x symbol) arrays, so the same spec gives byte-identical
-arrays on every run.
+arrays on every run and every CPU: only uniform draws (``rng.random``, ``rng.integers``) are
+taken from numpy, and every normal, Student-t, exponential, exp and log goes through
+``engine.detmath`` (numpy's SIMD exp/log and the C library's differ between CPUs).
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import detmath
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
 
 # Bump whenever the generator's output changes for an unchanged spec: it is part of the
 # cache key, so stale caches are never read back.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: CPU-independent draws and exp/log (engine.detmath)
 
 REGIMES = ("bull", "bear", "chop", "high_vol")
 _HIGH_VOL = REGIMES.index("high_vol")
@@ -116,6 +119,11 @@ KNOWN_THEMES: dict[str, str] = {row[0]: row[1] for row in _CATALOG}
 _USD_QUOTES = ("USDC", "USD", "USDT")
 _STABLE_NOISE_SD = 4e-4  # stationary sd of a stablecoin's deviation from 1 (4 bps)
 _STABLE_PHI = 0.97  # AR(1) persistence of that deviation, per hour
+# Volume by hour of day (UTC): 1 + 0.45 * sin(2 pi (hour - 9) / 24), written out to 4 decimals
+# so no sine (whose last bit differs between CPUs) is ever computed.
+_INTRADAY = np.array([0.6818, 0.6103, 0.5653, 0.55, 0.5653, 0.6103, 0.6818, 0.775, 0.8835, 1.0, 1.1165,
+                      1.225, 1.3182, 1.3897, 1.4347, 1.45, 1.4347, 1.3897, 1.3182, 1.225, 1.1165, 1.0,
+                      0.8835, 0.775])
 
 
 def known_theme(base: str) -> str:
@@ -223,10 +231,10 @@ def _products(spec: SampleSpec, rng: np.random.Generator) -> list[_Product]:
         products.append(_Product(
             base=name,
             theme=themes[len(products) % len(themes)],
-            price=float(10 ** rng.uniform(-3.0, 1.7)),
+            price=detmath.power(10.0, detmath.uniform(rng, -3.0, 1.7)),
             tier=4,
-            beta=float(rng.uniform(1.1, 2.1)),
-            idio_vol=float(rng.uniform(0.7, 1.3)),
+            beta=float(detmath.uniform(rng, 1.1, 2.1)),
+            idio_vol=float(detmath.uniform(rng, 0.7, 1.3)),
             listing=0.0,
         ))
     return products
@@ -239,7 +247,7 @@ def _regime_path(n_bars: int, bars_per_day: float, rng: np.random.Generator) -> 
     t = 0
     # One iteration per regime spell (tens per year), not per bar.
     while t < n_bars:
-        days = max(_MIN_DWELL_DAYS, rng.exponential(_MEAN_DWELL_DAYS[state]))
+        days = max(_MIN_DWELL_DAYS, detmath.exponential(rng, float(_MEAN_DWELL_DAYS[state])))
         n = max(1, int(round(days * bars_per_day)))
         out[t:t + n] = state
         t += n
@@ -275,7 +283,7 @@ def generate_sample_market(spec: SampleSpec = SampleSpec()) -> MarketData:
 
     # Returns: fat tails via Student-t(4) scaled to unit variance.
     def t4(shape):
-        return rng.standard_t(4, size=shape) / math.sqrt(2.0)
+        return detmath.student_t4(rng, shape) / math.sqrt(2.0)
 
     sq = math.sqrt(bar_days)
     market = _DRIFT_PER_DAY[regime] * bar_days + _VOL_PER_DAY[regime] * sq * t4(T)
@@ -284,16 +292,16 @@ def generate_sample_market(spec: SampleSpec = SampleSpec()) -> MarketData:
     idio_bar = idio_ann / math.sqrt(365.0) * sq  # per-bar idiosyncratic sd, calm regime
     idio = eps * idio_bar[None, :] * _IDIO_MULT[regime][:, None]
     rets = beta[None, :] * market[:, None] + theme_f[:, theme_idx] * (~stable)[None, :] + idio
-    close = p0[None, :] * np.exp(np.cumsum(rets, axis=0))
+    close = p0[None, :] * detmath.exp(np.cumsum(rets, axis=0))
 
     # Stablecoins: AR(1) deviation around 1, a little looser in high_vol.
     n_st = int(stable.sum())
     if n_st:
-        shock = rng.standard_normal((T, n_st)) * (_STABLE_NOISE_SD * math.sqrt(1 - _STABLE_PHI ** 2))
+        shock = detmath.standard_normal(rng, (T, n_st)) * (_STABLE_NOISE_SD * math.sqrt(1 - _STABLE_PHI ** 2))
         shock *= np.where(regime == _HIGH_VOL, 2.0, 1.0)[:, None]
-        from scipy.signal import lfilter  # only a cache miss pays for importing scipy
-
-        dev = lfilter([1.0], [1.0, -_STABLE_PHI], shock, axis=0)
+        dev = shock  # AR(1) row by row: plain multiply-adds, never fused (scipy's lfilter may be)
+        for t in range(1, T):
+            dev[t] += _STABLE_PHI * dev[t - 1]
         close[:, stable] = 1.0 + dev
 
     open_ = np.empty_like(close)
@@ -303,30 +311,31 @@ def generate_sample_market(spec: SampleSpec = SampleSpec()) -> MarketData:
     bar_sd = np.sqrt((beta[None, :] * _VOL_PER_DAY[regime][:, None] * sq) ** 2
                      + (idio_bar[None, :] * _IDIO_MULT[regime][:, None]) ** 2)
     bar_sd[:, stable] = _STABLE_NOISE_SD * 0.5
-    up = np.abs(rng.standard_normal((T, N))) * 0.6 * bar_sd
-    down = np.abs(rng.standard_normal((T, N))) * 0.6 * bar_sd
-    high = np.maximum(open_, close) * np.exp(up)
-    low = np.minimum(open_, close) * np.exp(-down)
+    up = np.abs(detmath.standard_normal(rng, (T, N))) * 0.6 * bar_sd
+    down = np.abs(detmath.standard_normal(rng, (T, N))) * 0.6 * bar_sd
+    high = np.maximum(open_, close) * detmath.exp(up)
+    low = np.minimum(open_, close) * detmath.exp(-down)
 
     # Ticks like Coinbase's: 4-5 significant digits, never coarser than a cent.
-    price_inc = np.minimum(10.0 ** (np.floor(np.log10(p0)) - 4), 0.01)
+    # (decades computed exactly, one product at a time: a handful of scalars)
+    price_inc = np.minimum([detmath.pow10(detmath.exact_decade(p) - 4) for p in p0], 0.01)
     price_inc[stable] = 1e-4
-    size_inc = np.clip(10.0 ** np.floor(np.log10(1e-3 / p0)), 1e-8, 1.0)
+    size_inc = np.clip([detmath.pow10(detmath.exact_decade(1e-3 / p)) for p in p0], 1e-8, 1.0)
     open_, high, low, close = (_round_to(a, price_inc[None, :]) for a in (open_, high, low, close))
 
     # Volume in base units: tier level x hour-of-day profile x regime x move size x noise.
     daily_usd = np.array([_TIER_DAILY_USD[k] for k in tier])
     hour = (times // 3_600_000) % 24
-    intraday = 1.0 + 0.45 * np.sin((hour - 9) / 24 * 2 * np.pi)  # peaks ~15:00 UTC (US open)
+    intraday = _INTRADAY[hour]  # peaks ~15:00 UTC (US open)
     move = np.abs(eps)
     usd = (daily_usd[None, :] * bar_days * intraday[:, None] * _VOLUME_MULT[regime][:, None]
-           * (0.6 + 0.4 * move) * np.exp(0.45 * rng.standard_normal((T, N)) - 0.5 * 0.45 ** 2))
+           * (0.6 + 0.4 * move) * detmath.exp(0.45 * detmath.standard_normal(rng, (T, N)) - 0.5 * 0.45 ** 2))
     volume = usd / close
 
     base_spread = np.array([_TIER_SPREAD_BPS[k] for k in tier])
     base_spread[stable] = 1.0
     spread = (base_spread[None, :] * _SPREAD_MULT[regime][:, None] * (1.0 + 0.25 * move)
-              * np.exp(0.3 * rng.standard_normal((T, N)) - 0.5 * 0.3 ** 2))
+              * detmath.exp(0.3 * detmath.standard_normal(rng, (T, N)) - 0.5 * 0.3 ** 2))
     spread = np.clip(spread, 0.5, 400.0)
 
     # Holes: late listings (NaN before) and a few missing single-symbol bars.
@@ -343,7 +352,7 @@ def generate_sample_market(spec: SampleSpec = SampleSpec()) -> MarketData:
     for arr in (open_, high, low, close, volume, spread):
         arr[missing] = np.nan
 
-    logret = np.diff(np.log(close), axis=0)
+    logret = np.diff(detmath.log(close), axis=0)
     realised = np.nanstd(logret, axis=0) * math.sqrt(365.0 * bars_per_day)
     info = tuple(
         SymbolInfo(

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from engine import detmath
 from engine.market.data import iso_utc, timeframe_ms
 from engine.report.errors import ReportError
 
@@ -201,9 +202,9 @@ def _compute(times: np.ndarray, eq: np.ndarray, exposure: np.ndarray | None, fil
     r = bar_returns(eq, initial_equity)
     final = float(eq[-1])
     total_return = final / initial_equity - 1.0
-    try:
-        cagr = (final / initial_equity) ** (1.0 / years) - 1.0 if final > 0 else -1.0
-    except OverflowError:
+    # exp(log(ratio) / years) in engine.detmath: the same bits on every CPU (math.pow may not be)
+    cagr = detmath.exp(detmath.log(final / initial_equity) / years) - 1.0 if final > 0 else -1.0
+    if not math.isfinite(cagr):
         cagr = None
     std = float(r.std(ddof=1)) if r.size > 1 else 0.0
     mean = float(r.mean())
@@ -262,7 +263,8 @@ def buy_and_hold(times_ms: np.ndarray, close: np.ndarray, initial_equity: float)
     last_row = np.maximum.accumulate(last_row, axis=0)[t0:]
     filled = px[:, members][last_row, np.arange(members.size)]
     qty = (float(initial_equity) / members.size) / px[t0, members]
-    out[t0:] = filled @ qty
+    # a row sum in numpy's fixed order, not BLAS's (whose kernels and order follow the CPU)
+    out[t0:] = (filled * qty).sum(axis=1)
     return out
 
 

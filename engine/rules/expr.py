@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, MutableMapping
 
 import numpy as np
 
+from engine import detmath
 from engine.rules.errors import RuleError, Where
 from engine.rules.functions import FUNCTIONS, FunctionSpec, signature
 
@@ -106,7 +107,7 @@ _CMP_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==
              ast.In: "in", ast.NotIn: "not in"}
 _BIN = {
     ast.Add: (np.add, "+"), ast.Sub: (np.subtract, "-"), ast.Mult: (np.multiply, "*"),
-    ast.Div: (np.divide, "/"), ast.Mod: (np.mod, "%"), ast.Pow: (np.power, "**"),
+    ast.Div: (np.divide, "/"), ast.Mod: (np.mod, "%"), ast.Pow: (detmath.power, "**"),
     ast.FloorDiv: (np.floor_divide, "//"),
 }
 # Limits that keep a hostile or careless expression from costing time or memory at load.

@@ -30,6 +30,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from engine import detmath
+
 ArgType = Literal["series", "window", "number", "bool_series"]
 
 
@@ -715,7 +717,7 @@ def _clip(x, lo, hi):
 def _log(x):
     x = _f(x)
     with np.errstate(all="ignore"):
-        return _out(np.log(np.where(x > 0, x, np.nan)))
+        return _out(detmath.log(np.where(x > 0, x, np.nan)))
 
 
 @_register("sqrt", "elementwise", (_X,), "number", "square root (NaN for x < 0)", "std(pct_change(close), 24) * sqrt(24)")
@@ -728,7 +730,7 @@ def _sqrt(x):
 @_register("exp", "elementwise", (_X,), "number", "e to the power x (inf on overflow)", "exp(log(close) - log(lag(close)))")
 def _exp(x):
     with np.errstate(all="ignore"):
-        return _out(np.exp(_f(x)))
+        return _out(detmath.exp(_f(x)))
 
 
 @_register("sign", "elementwise", (_X,), "number", "-1, 0 or 1 by the sign of x (NaN stays NaN)", "sign(pct_change(close, 24))")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine import detmath
 from engine.cycle.npfast import nan_to_num
 
 DAY_MS = 86_400_000
@@ -68,5 +69,7 @@ class SlippageModel:
             part = np.where(bar_volume_usd > 0, notional / bar_volume_usd * 100.0, 0.0)
         out = half + self.impact_coef * part
         if self.noise_bps > 0 and rng is not None:
-            out = out + np.abs(rng.normal(0.0, self.noise_bps, size=notional.shape))
+            # normals from uniform draws (engine.detmath): numpy's sampler calls the C library's
+            # exp/log, whose last bit differs between CPUs
+            out = out + np.abs(detmath.standard_normal(rng, notional.shape)) * self.noise_bps
         return out

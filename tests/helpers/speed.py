@@ -1,12 +1,15 @@
 """Factories for the speed-equivalence tests: seeded panels and markets with the shapes that
 exercise every branch of the fast kernels (NaN listing prefixes, holes, flat and never-valid
-columns, narrow and wide panels), and a digest that tells two arrays apart bit for bit."""
+columns, narrow and wide panels), and a digest that tells two arrays apart bit for bit. Draws
+and exp go through engine.detmath, so the panels (and the digests pinned over them) are the
+same bits on every CPU."""
 from __future__ import annotations
 
 import hashlib
 
 import numpy as np
 
+from engine import detmath
 from engine.cycle.prepare import select_members
 from engine.market.data import MarketData, SymbolInfo
 
@@ -35,7 +38,7 @@ def price_panel(shape_index: int, seed: int = 3) -> np.ndarray:
     """Panel ``PANEL_SHAPES[shape_index]``: random-walk prices with its NaN pattern."""
     rng = np.random.default_rng(seed + shape_index)
     t, n, holes, prefix = PANEL_SHAPES[shape_index]
-    x = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (t, n)), axis=0))
+    x = 100 * detmath.exp(np.cumsum(0.01 * detmath.standard_normal(rng, (t, n)), axis=0))
     if prefix:
         for j in range(n):
             x[: rng.integers(0, max(t // 2, 1)), j] = np.nan
@@ -62,12 +65,12 @@ def call_series(functions: dict, name: str, args, x: np.ndarray) -> np.ndarray:
 def panel_market(n_symbols: int = 90, n_bars: int = 400, seed: int = 11) -> MarketData:
     """A market with late listings, single-bar gaps, a halted stretch and a stablecoin theme."""
     rng = np.random.default_rng(seed)
-    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (n_bars, n_symbols)), axis=0))
-    open_ = close * (1 + rng.normal(0, 0.002, close.shape))
+    close = 50 * detmath.exp(np.cumsum(0.02 * detmath.standard_normal(rng, (n_bars, n_symbols)), axis=0))
+    open_ = close * (1 + 0.002 * detmath.standard_normal(rng, close.shape))
     high = np.maximum(open_, close) * 1.003
     low = np.minimum(open_, close) * 0.997
-    volume = rng.lognormal(8, 1, close.shape)
-    spread = rng.uniform(1, 30, close.shape)
+    volume = detmath.exp(8 + detmath.standard_normal(rng, close.shape))
+    spread = detmath.uniform(rng, 1, 30, close.shape)
     for j in range(0, n_symbols, 9):
         cut = int(rng.integers(1, n_bars // 2))
         for a in (open_, high, low, close, volume, spread):
