@@ -28,7 +28,9 @@ def _crash_runs(tmp, emu, mode: str, seed: int) -> None:
     for k in range(KILLS):
         p = start_loop(cfg_file, mode, log)
         wait_started(log, k + 1)
-        time.sleep(rng.uniform(0.1, 2.5))  # opening, reconciling, fetching, deciding, sending...
+        # the crash point: a random moment (opening, reconciling, fetching, deciding, sending...),
+        # fault injection rather than a wait for something to happen
+        time.sleep(rng.uniform(0.1, 2.5))
         p.send_signal(signal.SIGKILL)
         p.wait()
     # a last, clean restart: it reconciles, runs a few cycles and ends by itself
