@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from engine.live.errors import LiveError
-from engine.live.shadow import compare
+from engine.modes.shadow import compare
 from engine.live.store import StateStore
 from engine.modes.setup import load_rules
 from tests.helpers.live import live_config, run_mode

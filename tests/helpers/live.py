@@ -58,6 +58,35 @@ def run_mode(mode: str, state_dir: Path, out_dir: Path, *extra: str, **kw) -> di
     return live.run(cfg, out_dir, ov, cfg)
 
 
+# -- a broker's context without a session ---------------------------------------------------------
+ZERO_FEES = {"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}
+
+
+def broker_context(store, symbols: list[str], cash: float = 10_000.0, costs=None, fees=None, now_ms: int = 0,
+                   settings=None, quotes=None, halted: bool = False):
+    """A BrokerContext over ``store`` for ``symbols`` (increment 1e-8), zero fees unless ``fees``
+    (a FeeSchedule) or ``costs`` (SimSettings) say otherwise; alerts are collected in ``ctx.alerts``."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from engine.cycle.decide import HaltState
+    from engine.cycle.portfolio import Portfolio
+    from engine.live.port import Book, BrokerContext
+    from engine.live.settings import LiveSettings
+    from engine.sim.costs import FeeSchedule
+    from engine.sim.settings import SimSettings
+
+    costs = costs or SimSettings(fee_tiers=tuple(ZERO_FEES["tiers"]))
+    book = Book(Portfolio.empty(len(symbols), cash), HaltState(), fees or costs.fee_schedule())
+    alerts: list = []
+    ctx = BrokerContext(store, list(symbols), np.full(len(symbols), 1e-8), costs, book,
+                        SimpleNamespace(now_ms=lambda: now_ms), 60_000, settings or LiveSettings(),
+                        lambda *a, **k: alerts.append(a), lambda db: None, lambda: halted, lambda: quotes)
+    ctx.alerts = alerts
+    return ctx
+
+
 # -- an emulator in another process --------------------------------------------------------------
 class EmulatorProcess:
     """``python -m tests.helpers.live serve``: a CoinbaseEmulator with only quote cash (so the
