@@ -81,6 +81,7 @@ def test_sma_cross_fills_at_next_open_after_each_crossing(golden):
 
 def test_fee_is_taker_rate_of_notional(golden):
     _, res = golden
+    assert res["trades"]
     for t in res["trades"]:
         assert t["fee"] == pytest.approx(t["qty"] * t["price"] * 0.012)
 

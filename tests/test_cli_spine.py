@@ -48,7 +48,7 @@ def test_slippage_none_compares_against_fills_without_slippage(tmp_path):
     assert runs["none"]["run"]["config"]["backtest"]["slippage"]["model"] == "none"
     assert runs["default"]["metrics"]["slippage_cost"] > 0
     assert runs["none"]["metrics"]["slippage_cost"] == 0
-    assert all(t["slippage"] == 0 for t in runs["none"]["trades"])
+    assert runs["none"]["trades"] and all(t["slippage"] == 0 for t in runs["none"]["trades"])
 
 
 @pytest.mark.slow

@@ -55,7 +55,9 @@ def test_shipped_combinations_validate_in_every_mode(strategy, risk, data, tmp_p
 
 
 def test_mode_files_only_name_the_mode():
-    for path in (CONF_DIR / "mode").glob("*.yaml"):
+    paths = sorted((CONF_DIR / "mode").glob("*.yaml"))
+    assert set(MODES) <= {p.stem for p in paths}
+    for path in paths:
         doc = yaml.safe_load(path.read_text())
         assert doc["name"] == path.stem
         assert set(doc) <= {"name", "target"}

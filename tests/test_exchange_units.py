@@ -151,9 +151,11 @@ def test_config_from_mapping_and_errors():
 
 
 def test_conf_yaml_files_load():
-    import pathlib
-
     import yaml
-    for path in sorted(pathlib.Path("conf/exchange").glob("*.yaml")):
+
+    from engine.paths import PROJECT_ROOT
+    paths = sorted((PROJECT_ROOT / "conf" / "exchange").glob("*.yaml"))
+    assert {"coinbase", "local_sim"} <= {p.stem for p in paths}  # found from any working directory
+    for path in paths:
         cfg = ExchangeConfig.from_mapping(yaml.safe_load(path.read_text()), source=str(path))
         assert cfg.rate_limits.pools and all(p.limit_per_s > 0 for p in cfg.rate_limits.pools.values())

@@ -28,7 +28,9 @@ def _crash_runs(tmp, emu, mode: str, seed: int) -> None:
     for k in range(KILLS):
         p = start_loop(cfg_file, mode, log)
         wait_started(log, k + 1)
-        time.sleep(rng.uniform(0.1, 2.5))  # opening, reconciling, fetching, deciding, sending...
+        # the crash point: a random moment (opening, reconciling, fetching, deciding, sending...),
+        # fault injection rather than a wait for something to happen
+        time.sleep(rng.uniform(0.1, 2.5))
         p.send_signal(signal.SIGKILL)
         p.wait()
     # a last, clean restart: it reconciles, runs a few cycles and ends by itself
@@ -69,8 +71,11 @@ def test_sigkill_live_loop_loses_and_duplicates_no_order(tmp_path):
     # settled: nothing left in an unknown state, and recorded fills equal the exchange's
     assert _rows(db, "SELECT COUNT(*) FROM orders WHERE status IN ('new', 'sent')")[0][0] == 0
     filled = {o["client_order_id"]: float(o["filled_size"]) for o in at_exchange}
-    for cid, got in _rows(db, "SELECT client_order_id, SUM(qty) FROM fills GROUP BY client_order_id"):
-        assert got == pytest.approx(filled[cid], rel=1e-9)
+    recorded = dict(_rows(db, "SELECT client_order_id, SUM(qty) FROM fills GROUP BY client_order_id"))
+    assert sum(filled.values()) > 0, "the exchange should have filled some of the loop's orders"
+    assert set(recorded) <= set(filled), "a recorded fill of an order the exchange does not hold"
+    for cid, qty in filled.items():  # both ways: an exchange fill never adopted fails here too
+        assert recorded.get(cid, 0.0) == pytest.approx(qty, rel=1e-9), cid
     # positions equal the emulator's balances (the account started with quote cash only)
     positions = dict(_rows(db, "SELECT symbol, qty FROM positions"))
     for ccy, (avail, hold) in state["balances"].items():

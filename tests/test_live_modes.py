@@ -1,6 +1,7 @@
 """dry_run, paper and live each run against the in-process emulator; the shadow comparison."""
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -10,6 +11,7 @@ from engine.modes.shadow import compare
 from engine.live.store import StateStore
 from engine.modes.setup import load_rules
 from tests.helpers.live import live_config, run_mode
+from tests.helpers.wait import wait_until
 
 
 def q(path, sql):
@@ -115,33 +117,39 @@ def test_kill_switch_file_halts_entries(tmp_path):
     flag.write_text("stop")
     run_mode("paper", tmp_path / "state", tmp_path / "out", f"live.kill_switch_file={flag}", cycles=5)
     db = tmp_path / "state" / "default-paper.sqlite"
+    # the rules wanted entries (candidates that passed every rule), so no buy is the kill switch's doing
+    wanted = [json.loads(trace)["candidate"] for trace, in q(db, "SELECT trace FROM cycles")]
+    assert any(wanted), "the test strategy should want to buy in 5 cycles"
     assert q(db, "SELECT COUNT(*) FROM orders WHERE side='buy'")[0][0] == 0
     assert q(db, "SELECT COUNT(*) FROM alerts WHERE kind='kill_switch'")[0][0] == 1
 
 
 def test_a_broken_rule_edit_mid_run_keeps_the_loop_going_and_is_recorded(tmp_path):
     import threading
-    import time as _time
     state = tmp_path / "state"
     path = tmp_path / "rules" / "strategies" / "sma_cross.yaml"
     db = state / "default-paper.sqlite"
+    failed: list[BaseException] = []
+
+    def cycles() -> int:
+        try:
+            return db.exists() and q(db, "SELECT COUNT(*) FROM cycles")[0][0]
+        except sqlite3.OperationalError:  # the file exists but its tables are being created
+            return 0
 
     def break_after_first_cycle():
-        for _ in range(600):
-            try:
-                started = db.exists() and q(db, "SELECT COUNT(*) FROM cycles")[0][0] >= 1
-            except sqlite3.OperationalError:  # the file exists but its tables are being created
-                started = False
-            if started:
-                path.write_text(path.read_text().replace("when: crossover(", "when: crossover_typo("))
-                return
-            _time.sleep(0.02)
+        try:
+            wait_until(cycles, 60, "the paper session's first cycle")
+            path.write_text(path.read_text().replace("when: crossover(", "when: crossover_typo("))
+        except BaseException as e:  # re-raised in the test's thread
+            failed.append(e)
 
     live_config("paper", state)  # creates the rules copy
     th = threading.Thread(target=break_after_first_cycle)
     th.start()
     res = run_mode("paper", state, tmp_path / "out", cycles=4)
-    th.join()
+    th.join(timeout=60)
+    assert not th.is_alive() and not failed, failed
     assert q(db, "SELECT COUNT(*) FROM cycles")[0][0] >= 4  # the loop kept running on the previous rules
     rejected = q(db, "SELECT file, sha256, error FROM rule_versions WHERE status='rejected'")
     assert len(rejected) == 1 and rejected[0][0] == "rules/strategies/sma_cross.yaml" and "crossover_typo" in rejected[0][2]

@@ -10,6 +10,7 @@ from engine.live import brokers, exchange_broker, loop
 from engine.modes.live import open_session
 from tests.helpers.live import EmulatorProcess
 from tests.helpers.runs import compose_config
+from tests.helpers.wait import wait_until
 
 
 class _Crash(BaseException):
@@ -238,9 +239,8 @@ def test_a_bar_stored_but_not_decided_before_a_crash_is_decided_at_once_on_resta
 @pytest.mark.slow
 def test_the_kill_switch_acts_between_bars_not_at_the_next_one(tmp_path, monkeypatch):
     """The kill file appears while the loop waits for the next bar: open orders are cancelled and
-    the alert raised within a second, not when the next bar closes."""
+    the alert raised then, not when the next bar closes."""
     import threading
-    import time
     x = _InProcessEmulator(speed=5.0)  # 12 s bars
     flag = tmp_path / "KILL"
     try:
@@ -271,22 +271,27 @@ def test_the_kill_switch_acts_between_bars_not_at_the_next_one(tmp_path, monkeyp
             except sqlite3.OperationalError:  # not created yet
                 return 0
 
-        for _ in range(300):  # until the first cycle is recorded
-            time.sleep(0.1)
-            if cycles():
-                break
+        def kills() -> int:
+            db = sqlite3.connect(str(db_path))
+            try:
+                return db.execute("SELECT COUNT(*) FROM alerts WHERE kind='kill_switch'").fetchone()[0]
+            finally:
+                db.close()
+
+        wait_until(cycles, 60, "the first recorded cycle")
         flag.touch()
-        time.sleep(1.5)
-        db = sqlite3.connect(str(db_path))
-        n_cycles = db.execute("SELECT COUNT(*) FROM cycles").fetchone()[0]
-        kills = db.execute("SELECT COUNT(*) FROM alerts WHERE kind='kill_switch'").fetchone()[0]
-        db.close()
+        bar_at_touch = x.emu.market.index
+        # whichever comes first: the kill switch acting, or the next bar's cycle (too late)
+        wait_until(lambda: kills() or cycles() > 1, 60, "the kill switch alert or a second cycle")
+        bar_at_kill = x.emu.market.index
+        n_cycles, n_kills = cycles(), kills()
         box["s"].stop_requested = True
         th.join(timeout=30)
     finally:
         x.emu.stop()
-    assert n_cycles == 1, "the test meant to look between the first and second bar"
-    assert kills == 1
+    assert n_kills == 1
+    # acted within the bar the flag appeared in (12 s long, the first cycle just recorded), not at its close
+    assert bar_at_kill == bar_at_touch and n_cycles == 1, "the kill switch waited for the next bar"
 
 
 @pytest.mark.slow
@@ -294,8 +299,6 @@ def test_an_open_buy_is_not_bought_twice_and_its_cash_is_not_spent_again(tmp_pat
     """A market buy whose fill comes late stays open at the exchange (its cash held there). The
     next cycle's decision wants the same position again plus another symbol: the open buy must not
     be bought a second time, and the new buy must fit in the cash the open buy leaves."""
-    import time
-
     import numpy as np
 
     x = _InProcessEmulator()
@@ -321,8 +324,7 @@ def test_an_open_buy_is_not_bought_twice_and_its_cash_is_not_spent_again(tmp_pat
         plan[:] = [(0, 6_000.0)]
         s.cycle(s.store.n_bars() - 1)
         first = s.store.n_bars()
-        while s._refresh() == 0 or s.store.n_bars() == first:
-            time.sleep(0.05)
+        wait_until(lambda: s._refresh() != 0 and s.store.n_bars() != first, 60, "the next bar from the emulator")
         plan[:] = [(0, 6_000.0), (1, 6_000.0)]
         s.cycle(s.store.n_bars() - 1)
         at_exchange = x.emu.orders()

@@ -177,7 +177,9 @@ def test_value_of_a_named_secret_env_var_is_masked_anywhere(tmp_path, small, mon
     r["run"]["overrides"].append("note=organizations/abc/apiKeys/LEAKED-123456")
     paths = write_run_outputs(tmp_path, r)
     for p in (paths["results_json"], paths["report_html"]):
-        assert "LEAKED-123456" not in p.read_text()
+        text = p.read_text()
+        assert "LEAKED-123456" not in text
+        assert "note=***" in text, p.name  # the field is written, with its value masked
 
 
 def test_outputs_are_identical_across_processes(tmp_path):

@@ -11,7 +11,7 @@ import itertools
 import pytest
 import yaml
 
-from tests.helpers.sweep import SMALL_MARKET, job_outcomes, plugin_available, read_json, report_available, run_sweep
+from tests.helpers.sweep import SMALL_MARKET, job_outcomes, plugin_available, read_json, run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -67,8 +67,7 @@ def test_grid_sweep_runs_every_combination(tmp_path, cache_dir):
 def test_a_failing_job_is_recorded_and_the_others_go_on(failing_sweeps, launcher):
     sweep_dir, proc = failing_sweeps[launcher]
     check_jobs_failed(proc, 2)
-    if report_available():
-        assert f"report: {sweep_dir / 'sweep.html'}" in proc.stdout + proc.stderr
+    assert f"report: {sweep_dir / 'sweep.html'}" in proc.stdout + proc.stderr
     assert job_outcomes(sweep_dir) == {"0": "ok", "1": "ok", "2": "failed", "3": "failed"}
     err = read_json(sweep_dir / "2" / "error.json")
     assert "[format] backtest.start: 'backtest.start' must be an ISO date" in err["error"]
@@ -77,7 +76,6 @@ def test_a_failing_job_is_recorded_and_the_others_go_on(failing_sweeps, launcher
     assert "2 failed" in proc.stderr + proc.stdout
 
 
-@pytest.mark.skipif(not report_available(), reason="engine/report/sweep.py (the sweep report) is not merged here yet")
 @pytest.mark.parametrize("launcher", ["basic", "local"])
 def test_failed_jobs_are_in_the_sweep_report(failing_sweeps, launcher):
     sweep_dir, _ = failing_sweeps[launcher]
@@ -122,8 +120,7 @@ def test_optuna_search_is_seeded_and_reports_the_best_trial(tmp_path, cache_dir)
     best = yaml.safe_load((runs[0] / "optimization_results.yaml").read_text())
     sharpes = [read_json(runs[0] / j / "results.json")["metrics"]["sharpe"] for j in "0123"]
     assert best["best_value"] == pytest.approx(max(s for s in sharpes if s is not None))
-    if report_available():
-        assert read_json(runs[0] / "sweep.json")["n_runs"] == 4
+    assert read_json(runs[0] / "sweep.json")["n_runs"] == 4
 
 
 @pytest.mark.skipif(not (plugin_available("ray") and plugin_available("hydra_plugins.hydra_ray_launcher")),
