@@ -73,7 +73,7 @@ class ExchangeConfig:
     orders: OrderConfig = field(default_factory=OrderConfig)
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
     # Fee tiers (maker/taker bps by trailing 30-day volume): read by the simulated brokers
-    # (backtest, paper) through engine.backtest.costs.FeeSchedule; the adapter ignores them.
+    # (backtest, paper) through engine.sim.costs.FeeSchedule; the adapter ignores them.
     fees: dict | None = None
 
     @classmethod
