@@ -8,12 +8,14 @@ Cross-field coherence (theme caps vs total, daily vs hourly...) is not here: see
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any
 
 from cerberus import TypeDefinition, Validator, errors
 
 from engine.market.data import TIMEFRAME_MS
+from engine.rules.bounds import MAX_COUNT_BARS, MAX_WINDOW_BARS
 from engine.validators import validator
 
 from . import paths
@@ -30,12 +32,15 @@ DATE_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
 # live.end_time is read with numpy (engine.live.settings.end_ms), which has no time zones: UTC only.
 UTC_TIME_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)?)?Z?$"
 CURRENCY_RE = r"^[A-Z0-9]{2,10}$"
+MAX_INT = 2**63 - 1  # the default upper bound of an integer: numpy's int64
+MAX_AMOUNT = 10**15  # money (cash, notional, volume thresholds): far above any account, far below overflow
 
 # --- building blocks (each carries a human 'meta' description used in "expected") ------------
 
 
 def _num(lo: float | None = None, hi: float | None = None, *, gt: float | None = None, **kw) -> dict:
-    d: dict[str, Any] = {"type": "number", **kw}
+    # Every number is finite (NaN and infinity pass every comparison) unless the key says finite=False.
+    d: dict[str, Any] = {"type": "number", "finite": True, **kw}
     if lo is not None:
         d["min"] = lo
     if hi is not None:
@@ -46,7 +51,10 @@ def _num(lo: float | None = None, hi: float | None = None, *, gt: float | None =
 
 
 def _int(lo: int | None = None, hi: int | None = None, **kw) -> dict:
+    # A count without its own bound still fits an int64 (numpy reads every count as one).
     d: dict[str, Any] = {"type": "integer", **kw}
+    if hi is None:
+        hi = MAX_INT
     if lo is not None:
         d["min"] = lo
     if hi is not None:
@@ -84,7 +92,7 @@ MODE = {
 }
 
 FEE_TIER = _dict({
-    "min_volume_usd": _num(0, required=True),
+    "min_volume_usd": _num(0, MAX_AMOUNT, required=True),
     "maker_bps": _num(0, 1000, required=True),
     "taker_bps": _num(0, 1000, required=True),
 })
@@ -149,7 +157,7 @@ EXCHANGE = {
         "speed": _num(gt=0),
         "products": _int(1),
         "quote_currency": _str(regex=r"^[A-Z0-9]{2,10}$", meta="a currency code like 'USDC'"),
-        "starting_balance": _num(gt=0),
+        "starting_balance": _num(None, MAX_AMOUNT, gt=0),
         "enforce_rate_limits": {"type": "boolean"},
     }, nullable=True),
 }
@@ -160,7 +168,7 @@ DATA = {
     "path": _str(nullable=True, empty=False),
     "symbols": {"type": "list", "nullable": True, "minlength": 1, "schema": SYMBOL},
     "cache_dir": _str(nullable=True, empty=False),
-    "default_spread_bps": {"type": "number", "min": 0, "max": 10_000},
+    "default_spread_bps": _num(0, 10_000),
     "sample": _dict({
         "seed": _int(0, required=True),
         "n_symbols": _int(30, 2000, required=True),
@@ -170,9 +178,9 @@ DATA = {
 }
 
 STRATEGY_PARAMS = {
-    "fast": _int(1),
-    "slow": _int(1),
-    "lookback": _int(1),
+    "fast": _int(1, MAX_WINDOW_BARS),
+    "slow": _int(1, MAX_WINDOW_BARS),
+    "lookback": _int(1, MAX_WINDOW_BARS),
     "entry_return": _num(-1, 100),
     "exit_return": _num(-1, 100),
     "rsi_max": _num(0, 100),
@@ -186,10 +194,10 @@ STRATEGY = {
 }
 
 UNIVERSE_PARAMS = {
-    "min_volume_usd": _num(0),
+    "min_volume_usd": _num(0, MAX_AMOUNT),
     "max_spread_bps": _num(None, 10_000, gt=0),
-    "min_history_bars": _int(0),
-    "top": _int(1),
+    "min_history_bars": _int(0, MAX_WINDOW_BARS),
+    "top": _int(1, MAX_COUNT_BARS),
 }
 UNIVERSE = {"file": RULE_FILE, "params": _dict(UNIVERSE_PARAMS, allow_unknown=True, required=True)}
 
@@ -205,7 +213,7 @@ RISK_PARAMS = {
     "hourly_loss_limit": POS_FRACTION(),
     "daily_loss_limit": POS_FRACTION(),
     "max_drawdown_halt": POS_FRACTION(),
-    "cooldown_bars": _int(1),
+    "cooldown_bars": _int(1, MAX_COUNT_BARS),
 }
 # The burn-in period lives in live.burn_in (what the live loop enforces); risk.burn_in was removed.
 RISK = {
@@ -214,7 +222,7 @@ RISK = {
 }
 
 EXECUTION_PARAMS = {
-    "min_notional": _num(0),
+    "min_notional": _num(0, MAX_AMOUNT),
     "max_spread_bps": _num(None, 10_000, gt=0),
     "max_slippage_bps": _num(None, 10_000, gt=0),
     "quote_max_age_s": _num(gt=0),
@@ -222,7 +230,7 @@ EXECUTION_PARAMS = {
 EXECUTION = {"file": RULE_FILE, "params": _dict(EXECUTION_PARAMS, allow_unknown=True, required=True)}
 
 BACKTEST = {
-    "initial_cash": _num(gt=0, required=True),
+    "initial_cash": _num(None, MAX_AMOUNT, gt=0, required=True),
     "start": DATE,
     "end": DATE,
     "max_participation": _num(hi=1, gt=0),
@@ -240,7 +248,7 @@ LIVE_BURN_IN = {
     "cycles": _int(0),  # the first N live cycles of the account run with reduced caps ...
     "days": _num(0),  # ... or the first N days, whichever lasts longer
     "cap_scale": _num(None, 1, gt=0, meta="a fraction in (0, 1]"),
-    "max_order_notional": _num(gt=0),
+    "max_order_notional": _num(None, MAX_AMOUNT, gt=0),
     "require_paper": {"type": "boolean"},
     "min_paper_cycles": _int(1),
 }
@@ -254,8 +262,8 @@ LIVE = {
     "symbols": {"type": "list", "nullable": True, "schema": SYMBOL},
     "quote_currency": _str(regex=CURRENCY_RE, meta="a quote currency code like 'USDC'"),
     "max_symbols": _int(1),
-    "history_bars": _int(2),
-    "initial_cash": _num(gt=0, nullable=True),
+    "history_bars": _int(2, MAX_WINDOW_BARS),
+    "initial_cash": _num(None, MAX_AMOUNT, gt=0, nullable=True),
     "clock": _str(allowed=["auto", "wall", "sim"]),
     "sim_speed": _num(gt=0, nullable=True),
     "sim_origin_ms": _int(0, nullable=True),
@@ -263,7 +271,7 @@ LIVE = {
     "settle_s": _num(0, 3600),
     "max_quote_age_s": _num(gt=0),
     "open_orders_on_start": _str(allowed=["cancel", "keep"]),
-    "resend_max_age_bars": _int(0),
+    "resend_max_age_bars": _int(0, MAX_COUNT_BARS),
     "kill_switch_file": _str(empty=False, nullable=True),
     "shadow_catch_up": {"type": "boolean"},
     # null: the loop's defaults; live mode requires the section (sanity check live_needs_burn_in)
@@ -271,8 +279,8 @@ LIVE = {
 }
 
 REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
-          "max_chart_points": {"type": "integer", "min": 100, "max": 100_000},
-          "max_table_rows": {"type": "integer", "min": 1, "max": 1_000_000}}
+          "max_chart_points": _int(100, 100_000),
+          "max_table_rows": _int(1, 1_000_000)}
 
 GROUP_SCHEMAS: dict[str, dict] = {
     "mode": MODE, "exchange": EXCHANGE, "data": DATA, "strategy": STRATEGY, "universe": UNIVERSE,
@@ -303,6 +311,7 @@ COMPOSED: dict[str, dict] = {
 
 GT_VALUE = errors.ErrorDefinition(0x4A, "gt")  # a custom code beside Cerberus' MIN_VALUE (0x42)
 BAD_TIME = errors.ErrorDefinition(0x4B, "utc_time")
+NOT_FINITE = errors.ErrorDefinition(0x4C, "finite")
 
 
 def parses_as_utc_time(text: str) -> bool:
@@ -341,6 +350,15 @@ class _RulebookValidator(Validator):
         # A value of the wrong shape is the regex rule's to report (one problem per key).
         if constraint and isinstance(value, str) and re.match(UTC_TIME_RE, value) and not parses_as_utc_time(value):
             self._error(field, BAD_TIME)
+
+    def _validate_finite(self, constraint, field, value):
+        """Not NaN nor infinity (both pass every min/max comparison).
+
+        The rule's arguments are validated against this schema:
+        {'type': 'boolean'}
+        """
+        if constraint and isinstance(value, float) and not math.isfinite(value):
+            self._error(field, NOT_FINITE)
 
     def _validate_meta(self, constraint, field, value):
         """A human description of the expected value, used in messages.
@@ -415,6 +433,21 @@ _BOUNDS = {
 }
 
 
+def _bound(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) and abs(v) >= 10_000 else str(v)
+
+
+def range_text(rules: dict) -> str:
+    """The range a numeric key accepts, in words: '0 .. 100', '> 0 .. 1', '>= 1'."""
+    lo = f"> {_bound(rules['gt'])}" if "gt" in rules else (_bound(rules["min"]) if "min" in rules else None)
+    hi = _bound(rules["max"]) if "max" in rules else None
+    if lo is not None and hi is not None:
+        return f"{lo} .. {hi}"
+    if lo is not None:
+        return lo if lo.startswith(">") else f">= {lo}"
+    return f"<= {hi}" if hi is not None else "any finite value"
+
+
 def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
     doc_path = tuple(e.document_path)
     path = paths.join(prefix, *doc_path)
@@ -443,8 +476,13 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
         return ConfigProblem("type", path, _found(path, value), want, f"'{path}' must be {want}")
     if code in _BOUNDS:
         kind, expected, says = _BOUNDS[code]
-        return ConfigProblem(kind, path, _found(path, value), expected.format(e.constraint),
-                             f"'{path}' {says.format(e.constraint)}")
+        bound = expected.format(_bound(e.constraint))
+        if code in (errors.MIN_VALUE.code, errors.MAX_VALUE.code):
+            bound += f" (range: {range_text(rules)})"
+        return ConfigProblem(kind, path, _found(path, value), bound, f"'{path}' {says.format(_bound(e.constraint))}")
+    if code == NOT_FINITE.code:
+        return ConfigProblem("not_finite", path, _found(path, value), f"a finite number, {range_text(rules)}",
+                             f"'{path}' must be a finite number (NaN and infinity are not allowed)")
     if code == errors.UNALLOWED_VALUE.code:
         allowed = [str(a) for a in e.constraint]
         return ConfigProblem(
@@ -463,7 +501,7 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
         want = meta or "a valid ISO-8601 UTC time"
         return ConfigProblem("format", path, _found(path, value), want, f"'{path}' must be {want}")
     if e.rule == "gt" or tuple(e.schema_path)[-1:] == ("gt",):
-        return ConfigProblem("min", path, _found(path, value), f"> {e.constraint}",
+        return ConfigProblem("min", path, _found(path, value), f"> {e.constraint} (range: {range_text(rules)})",
                              f"'{path}' must be greater than {e.constraint}")
     text = "; ".join(str(i) for i in e.info) if e.info else str(e.rule)
     return ConfigProblem(f"schema.{e.rule}", path, _found(path, value), text, f"'{path}': {text}")
@@ -477,7 +515,10 @@ def validate(doc: Any, schema: dict = COMPOSED, *, prefix: str = "", schema_id: 
     v = validator(schema_id, schema, _RulebookValidator)
     if v.validate(doc, normalize=False):
         return []
-    return [_to_problem(e, schema, prefix) for e in _leaves(v._errors)]
+    found = [_to_problem(e, schema, prefix) for e in _leaves(v._errors)]
+    # NaN or infinity also fails a bound: one problem per key, the one that says what is wrong.
+    not_finite = {p.path for p in found if p.code == "not_finite"}
+    return [p for p in found if p.code == "not_finite" or p.path not in not_finite]
 
 
 def validate_group(group: str, doc: Any) -> list[ConfigProblem]:
