@@ -48,6 +48,8 @@ class RegimeRules:
     default: str
     exclude_themes: tuple[str, ...]
     params: dict
+    # where index.exclude_themes is written, for errors that need the market to be found
+    exclude_where: Where = field(default_factory=lambda: Where("rules/regime.yaml", "", "index.exclude_themes"))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -450,7 +452,8 @@ def load_ruleset(
     fc = _FileCompiler(label, "regime", p, ())
     regime_rules = fc.rules(data["regimes"], "regime")
     default = data["default"]
-    regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p)
+    regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
+                         _at(data, "index", "exclude_themes", label))
     labels = regime.labels
 
     data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))
