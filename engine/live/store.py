@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS orders (
   client_order_id TEXT PRIMARY KEY, t INTEGER NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
   qty REAL NOT NULL, type TEXT NOT NULL, rule TEXT, status TEXT NOT NULL, exchange_order_id TEXT,
   filled REAL NOT NULL DEFAULT 0, avg_price REAL, fee REAL NOT NULL DEFAULT 0, reason TEXT,
-  created_wall_ms INTEGER, updated_wall_ms INTEGER);
+  created_wall_ms INTEGER, updated_wall_ms INTEGER, limit_price REAL);
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 CREATE TABLE IF NOT EXISTS fills (
   fill_id TEXT PRIMARY KEY, client_order_id TEXT, exchange_order_id TEXT, t INTEGER NOT NULL,
@@ -65,6 +65,9 @@ class StateStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a committed step survives a power cut too
         self.db.executescript(SCHEMA)
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(orders)")}
+        if "limit_price" not in cols:  # a state file written before limit orders were recorded
+            self.db.execute("ALTER TABLE orders ADD COLUMN limit_price REAL")
 
     def close(self) -> None:
         self.db.close()
