@@ -40,6 +40,7 @@ def dispatch(cfg: dict, out_dir: Path, overrides: list[str], redacted: dict) -> 
 @sweep_job
 def main(cfg: DictConfig) -> Any:
     from engine.config import ConfigError, redact
+    from engine.config.secrets import redact_urls
     from engine.config.entry import prepare_run, validate_entry
 
     errors = user_error_types() + (ConfigError,)
@@ -51,7 +52,7 @@ def main(cfg: DictConfig) -> Any:
         report = prepare_run(cfg, log)
         return dispatch(report.config, out_dir, overrides, redact(report.config))
     except errors as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_urls(str(exc))}", file=sys.stderr)
         log.debug("user error", exc_info=True)
         sys.exit(2)  # under -m, sweep_job records it in error.json and the sweep goes on
     except OSError as exc:

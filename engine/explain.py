@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from engine.paths import leaves_root
 from engine.errors import UserError
 from engine.market.data import iso_utc
 from engine.rules.errors import RuleError
@@ -153,6 +154,10 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     for p in (trace_path, results_path):
         if not p.exists():
             raise UserError(f"explain.run_dir {run_dir} has no {p.name}; expected the output directory of a backtest run")
+        outside = leaves_root(run_dir, p)
+        if outside is not None:  # refused unread: its content could be quoted in an error
+            raise UserError(f"explain.run_dir {run_dir}: {p.name} is a symbolic link that leads outside the run "
+                            f"directory (to {outside}); expected the {p.name} a backtest run wrote there")
     try:
         tr = Trace.load(trace_path)
     except TraceError as exc:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from engine.fileio import atomic_write_text
 
-from .secrets import MIN_SCRUB_LEN, redact, redact_override, scrub, secret_values
+from .secrets import MIN_SCRUB_LEN, redact, redact_override, redact_urls, scrub, secret_values, url_credentials
 
 
 class RedactSecrets(Callback):
@@ -37,8 +37,11 @@ class RedactSecrets(Callback):
         literal = [_override_value(o) for group in overrides.values() for o in group if redact_override(o) != o]
         # Secret values: the environment's, plus any typed on the command line under a secret key
         # (Hydra also copies overrides into hydra.job.override_dirname).
-        secrets = sorted(set(secret_values(redacted, os.environ)) | {v for v in literal if len(v) >= MIN_SCRUB_LEN},
-                         key=lambda v: (-len(v), v))
+        typed = {v for v in literal if len(v) >= MIN_SCRUB_LEN}
+        # user:password and query tokens of URLs (in the config or typed), whole and the password alone
+        for cred in url_credentials(" ".join(literal)) + _url_credentials_in(task):
+            typed.update(p for p in (cred, *cred.split(":", 1)[1:]) if len(p) >= MIN_SCRUB_LEN)
+        secrets = sorted(set(secret_values(redacted, os.environ)) | typed, key=lambda v: (-len(v), v))
         saved = [out / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
         if str(config.hydra.get("mode")) == "RunMode.MULTIRUN":
             # the sweeper saved the sweep's config (task overrides included) before any job ran
@@ -52,7 +55,7 @@ class RedactSecrets(Callback):
             # OmegaConf was one of the larger costs of a short run: rewrite only when needed.
             structural = {"config.yaml": redacted != task, "multirun.yaml": redacted != task or bool(literal)}.get(
                 name, bool(literal))
-            if not structural and not any(s in text for s in secrets):
+            if not structural and not any(s in text for s in secrets) and redact_urls(text) == text:
                 continue
             if name == "config.yaml":
                 text = OmegaConf.to_yaml(OmegaConf.create(redacted))
@@ -74,7 +77,15 @@ class RedactSecrets(Callback):
                     if isinstance(ov.get(k), list):
                         ov[k] = [redact_override(str(o)) for o in ov[k]]
                 text = OmegaConf.to_yaml(OmegaConf.create(loaded))
-            atomic_write_text(path, scrub(text, secrets))
+            atomic_write_text(path, redact_urls(scrub(text, secrets)))
+
+
+def _url_credentials_in(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [c for v in node.values() for c in _url_credentials_in(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in _url_credentials_in(v)]
+    return url_credentials(node) if isinstance(node, str) else []
 
 
 def _override_value(text: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from engine import yamlfast
+from engine.paths import leaves_root
 
 from . import paths
 from .problems import ConfigProblem
@@ -50,6 +51,12 @@ def check_rule_params(cfg: dict, root: Path, known_bad: list[str]) -> list[Confi
         if not isinstance(file, str) or any(paths.overlaps(f"{group}.file", b) for b in known_bad):
             continue
         path = base / file
+        outside = leaves_root(base, path)
+        if outside is not None:  # the rule loader refuses it (engine/rules/loader.py)
+            problems.append(ConfigProblem(
+                "rule_file_outside", f"{group}.file", repr(file), f"a path inside rules_dir ({base})",
+                f"rule file '{file}' of {group} leads outside rules_dir (to {outside})"))
+            continue
         if not path.is_file():
             problems.append(ConfigProblem(
                 "rule_file_missing", f"{group}.file", repr(file), f"a file under {base}",

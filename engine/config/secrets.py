@@ -28,6 +28,17 @@ _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 MIN_SCRUB_LEN = 4
 
 
+# Query parameters that carry a credential in a URL, beyond the secret-looking words above
+# (?signature=, ?sig=, ?auth=, X-Amz-Credential=, ?access_token= ...).
+_QUERY_SECRET_WORDS = _SECRET_WORDS | {"signature", "sig", "auth", "authorization", "jwt", "session", "sessionid",
+                                       "hmac", "bearer", "access"}
+# scheme://user:password@host or scheme://token@host: the part before '@' in the authority.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s'\"]+)@")
+# ?name=value or &name=value (also ;name=value), the value up to the next separator or quote.
+_URL_QUERY = re.compile(r"(?P<sep>[?&;])(?P<name>[A-Za-z0-9_.\-\[\]]+)=(?P<value>[^&;#\s'\"]*)")
+_HAS_SCHEME = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _words(key: str) -> list[str]:
     return [w.lower() for w in _WORD_SPLIT.split(key) if w]
 
@@ -55,6 +66,96 @@ def _holds_literal(value: Any) -> bool:
 
 def looks_like_secret_value(value: Any) -> bool:
     return isinstance(value, str) and bool(_PEM.search(value))
+
+
+def _is_query_secret(name: str) -> bool:
+    return any(w in _QUERY_SECRET_WORDS for w in _words(name)) and not is_env_name_key(name)
+
+
+def url_credentials(text: str) -> list[str]:
+    """The credential parts of every URL in ``text``: user:password and secret query values."""
+    if not isinstance(text, str) or "://" not in text:
+        return []
+    found = [m.group("userinfo") for m in _URL_USERINFO.finditer(text)]
+    for url in _urls(text):
+        found += [m.group("value") for m in _URL_QUERY.finditer(url)
+                  if _is_query_secret(m.group("name")) and m.group("value")]
+    return found
+
+
+def _urls(text: str) -> list[str]:
+    """Each URL in text, from its scheme to the next whitespace or quote."""
+    return [text[m.start():].split()[0].split("'")[0].split('"')[0] for m in _HAS_SCHEME.finditer(text)]
+
+
+def redact_urls(text: str) -> str:
+    """``https://user:pw@host/x?token=abc&n=1`` -> ``https://***@host/x?token=***&n=1`` in any text."""
+    if not isinstance(text, str) or "://" not in text:
+        return text
+    text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+
+    def query(m: re.Match) -> str:
+        if _is_query_secret(m.group("name")) and m.group("value"):
+            return f"{m.group('sep')}{m.group('name')}={REDACTED}"
+        return m.group(0)
+
+    out, pos = [], 0
+    for m in _HAS_SCHEME.finditer(text):  # only query strings of URLs, not every a=b in a log line
+        end = m.start() + len(_urls(text[m.start():])[0])
+        out.append(text[pos:m.start()])
+        out.append(_URL_QUERY.sub(query, text[m.start():end]))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _env_settings_near(cfg: Any, path: str) -> list[str]:
+    """The *_env keys beside ``path`` (``exchange.api_key_env (COINBASE_API_KEY)``): where credentials go."""
+    node = cfg
+    parts = path.split(".")[:-1]
+    for part in parts:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return []
+    if not isinstance(node, dict):
+        return []
+    prefix = ".".join(parts)
+    return [f"{prefix + '.' if prefix else ''}{k}" + (f" ({v})" if isinstance(v, str) and ENV_NAME.match(v) else "")
+            for k, v in node.items() if is_env_name_key(k) and is_secret_key(str(k)[: -len("_env")] or "x")]
+
+
+def url_credential_kinds(value: str) -> list[str]:
+    """What kinds of credentials ``value``'s URLs carry: user:password, a secret query parameter."""
+    kinds = []
+    if _URL_USERINFO.search(value):
+        kinds.append("user:password")
+    names = sorted({m.group("name") for u in _urls(value) for m in _URL_QUERY.finditer(u)
+                    if _is_query_secret(m.group("name")) and m.group("value")})
+    if names:
+        kinds.append("query parameter " + ", ".join(f"{n}=" for n in names))
+    return kinds
+
+
+def url_credential_message(path: str, value: str, env_settings: list[str]) -> str:
+    """One sentence: which key holds which credentials, and the environment settings to use instead."""
+    where = (" and ".join(env_settings) if env_settings else
+             "the environment variables named by *_env settings (exchange.api_key_env, exchange.api_secret_env)")
+    return (f"'{path}' holds credentials in its URL ({' and '.join(url_credential_kinds(value))}): "
+            f"give the URL without them and export the credentials in {where}")
+
+
+def url_credential_problem(cfg: Any, path: str, value: str) -> ConfigProblem:
+    """The refusal of a URL that carries credentials, naming the environment settings to use instead."""
+    return ConfigProblem(
+        code="secret_in_url",
+        path=path,
+        found=redact_urls(value),
+        expected="a URL without user:password or token parameters (credentials come from the environment)",
+        message=url_credential_message(path, value, _env_settings_near(cfg, path)),
+    )
 
 
 def _walk(node: Any, prefix: str) -> Iterable[tuple[str, Any, Any]]:
@@ -97,6 +198,8 @@ def find_secret_values(cfg: Any) -> list[ConfigProblem]:
                 expected="the NAME of an environment variable, e.g. COINBASE_API_KEY (letters, digits, _)",
                 message=f"'{path}' must name an environment variable, not hold its value",
             ))
+        elif isinstance(value, str) and url_credentials(value):
+            problems.append(url_credential_problem(cfg, path, value))
         elif looks_like_secret_value(value):
             problems.append(ConfigProblem(
                 code="secret_in_config",
@@ -134,6 +237,8 @@ def redact(cfg: Any) -> Any:
         return tuple(redact(v) for v in cfg)
     if looks_like_secret_value(cfg):
         return REDACTED
+    if isinstance(cfg, str):
+        return redact_urls(cfg)
     return cfg
 
 
@@ -149,7 +254,7 @@ def redact_override(text: str) -> str:
     value = m.group("value")
     if is_secret_key(leaf) or _pasted_into_env_key(leaf, value) or looks_like_secret_value(value):
         return f"{m.group('prefix')}{m.group('key')}={REDACTED}"
-    return text
+    return redact_urls(text)
 
 
 # A token is key=value where the value may hold spaces inside quotes ('a b', "a b"), escaped
@@ -172,9 +277,9 @@ class OverrideFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string is the logger's problem; leave the record as is
             return True
-        if "=" not in message:
+        if "=" not in message and "://" not in message:
             return True
-        clean = _OVERRIDE_TOKEN.sub(lambda m: redact_override(m.group(0)), message)
+        clean = redact_urls(_OVERRIDE_TOKEN.sub(lambda m: redact_override(m.group(0)), message))
         if clean != message:
             record.msg, record.args = clean, ()
         return True
@@ -197,6 +302,10 @@ def secret_values(cfg: Any, env: Mapping[str, str], named_only: bool = False) ->
     if not named_only:
         names |= {n for n in env if is_secret_key(n) and n not in _SHELL_NAMES}
     values: set[str] = set()
+    # user:password and query tokens typed into URLs of the config, and their parts
+    for _, _, v in _walk(cfg, ""):
+        for cred in url_credentials(v) if isinstance(v, str) else ():
+            values.update(part for part in (cred, *cred.split(":", 1)[1:]) if len(part) >= MIN_SCRUB_LEN)
     for name in names:
         value = env.get(name)
         if not isinstance(value, str) or len(value) < MIN_SCRUB_LEN:
@@ -225,21 +334,23 @@ class SecretFilter(logging.Filter):
         self.secrets = [s for s in secrets if s and len(s) >= MIN_SCRUB_LEN]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string is the logger's problem; leave the record as is
             message = str(record.msg)
-        clean = scrub(message, self.secrets)
+        # Credentials inside URLs (a failed request's URL, a config line) are redacted by shape,
+        # even when their values are not known secrets.
+        clean = redact_urls(scrub(message, self.secrets))
         if clean != message:
             record.msg, record.args = clean, ()
+        if not self.secrets and not record.exc_info:
+            return True
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = scrub(record.exc_text, self.secrets)
+            record.exc_text = redact_urls(scrub(record.exc_text, self.secrets))
         if record.stack_info:
-            record.stack_info = scrub(record.stack_info, self.secrets)
+            record.stack_info = redact_urls(scrub(record.stack_info, self.secrets))
         return True
 
 

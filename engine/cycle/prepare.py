@@ -14,6 +14,7 @@ import numpy as np
 from engine.cycle.features import index_series, market_series
 from engine.cycle.memory import reuse_freed_memory
 from engine.market.data import MarketData
+from engine.rules.errors import RuleError
 from engine.rules.expr import CYCLE, FeatureStore
 from engine.rules.loader import Halt, Rule, RuleSet
 
@@ -81,7 +82,20 @@ class Prepared:
         return int(self.rebuilds.sum())
 
 
+def check_regime_index(rules: RuleSet, market: MarketData) -> None:
+    """Refuse an index that excludes every product's theme: it used to fall back silently to all
+    products, so a regime read an index the rule file had excluded."""
+    themes = sorted({i.theme for i in market.info})
+    excluded = rules.regime.exclude_themes
+    if themes and all(t in excluded for t in themes):
+        raise RuleError(rules.regime.exclude_where,
+                        f"index.exclude_themes [{', '.join(excluded)}] excludes the theme of every product in the "
+                        f"data ({', '.join(themes)}): the regime index would follow no product",
+                        expected="at least one theme of the data left in the index (exclude fewer themes)")
+
+
 def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray]):
+    check_regime_index(rules, market)
     idx = index_series(market, base["close"], rules.regime.exclude_themes)
     t = market.n_bars
     store = FeatureStore(idx, (t, 1))

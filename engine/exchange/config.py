@@ -11,6 +11,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from engine.config.secrets import redact_urls, url_credential_message, url_credentials
+
 from .errors import ExchangeConfigError
 
 
@@ -226,6 +228,10 @@ def _check(obj: Any, path: str) -> None:
         if not 0 <= obj.jitter <= 1:
             raise ExchangeConfigError(f"{path}.jitter: found {obj.jitter}, expected 0 <= x <= 1")
     if isinstance(obj, ExchangeConfig):
+        if obj.rest_url is not None and url_credentials(obj.rest_url):
+            env = [f"{path}.{k} ({getattr(obj, k)})" for k in ("api_key_env", "api_secret_env") if getattr(obj, k)]
+            raise ExchangeConfigError(
+                url_credential_message(f"{path}.rest_url", obj.rest_url, env) + f" (found: {redact_urls(obj.rest_url)})")
         from .profiles import check_supported
         check_supported(obj.ccxt_id, f"{path}.ccxt_id")
         for key in ("api_key_env", "api_secret_env"):

@@ -11,6 +11,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from engine.config.secrets import redact_urls
+
 from .errors import CredentialsError
 
 REDACTED = "<redacted>"
@@ -54,7 +56,7 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
             text = text.replace(s, REDACTED)
     text = _PATTERNS[0].sub(r"\1" + REDACTED, text)
     text = _PATTERNS[1].sub(r"\1" + REDACTED, text)
-    return _PATTERNS[2].sub(REDACTED, text)
+    return redact_urls(_PATTERNS[2].sub(REDACTED, text))  # user:password@ and ?token= in request URLs
 
 
 class RedactingFilter(logging.Filter):

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from engine.market.align import align
+from engine.paths import leaves_root
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
 from engine.market.sample import known_theme
 from engine.market.validate import Bars, DataError, find_panel_gaps, validate_bars, warn_gaps, where
@@ -33,6 +34,11 @@ _NAME = re.compile(r"^(?P<pair>[^-]+)-(?P<tf>\d+[smhdwM])\.(?P<ext>csv|parquet|f
 _MIN_NOTIONAL_BY_QUOTE = {q: 1.0 for q in ("USD", "USDC", "USDT", "DAI", "PYUSD", "EUR", "GBP", "EURC")}
 _EPOCH_MS_FLOOR = 100_000_000_000  # 1973-03-03 in ms; smaller integers are epoch seconds
 _EPOCH_MS_CEIL = 100_000_000_000_000  # 5138-11-16 in ms; larger integers are epoch micro- or nanoseconds
+
+
+def _clip(text: str, size: int = 80) -> str:
+    """A file's header as quoted in a message: enough to recognise it, never a whole line of it."""
+    return text if len(text) <= size else text[:size] + f"... ({len(text)} chars)"
 
 
 def _check_timeframe(timeframe: str) -> None:
@@ -59,7 +65,16 @@ def discover(path: Path | str, timeframe: str, exts: Iterable[str]) -> dict[str,
     other_tfs: dict[str, int] = {}
     for f in sorted(folder.iterdir()):
         m = _NAME.match(f.name)
-        if not m or m["ext"] not in exts or not f.is_file():
+        if not m or m["ext"] not in exts:
+            continue
+        outside = leaves_root(folder, f)
+        if outside is not None:
+            # refused unread: a link to a system file would be parsed and a line of it quoted
+            raise DataError(
+                f"{folder}: {f.name} is a symbolic link that leads outside the data folder (to {outside}); "
+                f"expected a data file inside {folder} (copy the file in, or set data.path to its folder)",
+                file=f.name)
+        if not f.is_file():
             continue
         if m["tf"] != timeframe:
             other_tfs[m["tf"]] = other_tfs.get(m["tf"], 0) + 1
@@ -180,7 +195,7 @@ def _datetimes_to_ms(s: pd.Series) -> np.ndarray:
 
 
 def _frame_to_bars(df: pd.DataFrame, symbol: str, file: str, header_lines: int = 0) -> Bars:
-    found_cols = ", ".join(map(str, df.columns))
+    found_cols = _clip(", ".join(map(str, df.columns)))
     df = df.rename(columns=lambda c: str(c).strip().lower())
     for c in COLUMNS:
         n = int((df.columns == c).sum())
@@ -191,7 +206,7 @@ def _frame_to_bars(df: pd.DataFrame, symbol: str, file: str, header_lines: int =
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise DataError(
-            f"{file}: missing column(s) {', '.join(missing)}; found columns {', '.join(map(str, df.columns))}, "
+            f"{file}: missing column(s) {', '.join(missing)}; found columns {found_cols}, "
             f"expected {','.join(COLUMNS)}", file=file, column=missing[0])
     if len(df) == 0:
         raise DataError(f"{file}: no data rows, expected at least one bar", file=file)
@@ -235,7 +250,7 @@ def _raise_cell_count(path: Path) -> None:
                 if len(row) > len(header):
                     raise DataError(
                         f"{where(path.name, i, header_lines=1)}: found {len(row)} cells, expected {len(header)} "
-                        f"like the header ({','.join(header)})", file=path.name, row=i + 1, found=len(row),
+                        f"like the header ({_clip(','.join(header))})", file=path.name, row=i + 1, found=len(row),
                         expected=f"{len(header)} cells")
     except csv.Error:
         return
@@ -399,6 +414,13 @@ def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] 
         validate_bars(bars, timeframe)
         series.append(bars)
     times, cols = align(series, timeframe)
+    if len(times) < 2:
+        files_rows = ", ".join(f"{b.file} ({b.times.size} bar{'s' if b.times.size != 1 else ''})" for b in series[:5])
+        more = f" and {len(series) - 5} more" if len(series) > 5 else ""
+        raise DataError(
+            f"{path}: {files_rows}{more}: the data holds {len(times)} bar in all; expected at least 2 bars "
+            f"(a decision at one bar fills at the next)", file=series[0].file, found=len(times),
+            expected="at least 2 bars")
     syms = tuple(b.symbol for b in series)
     md = MarketData(
         timeframe=timeframe, times=times, symbols=syms,

@@ -18,6 +18,7 @@ from engine.live import shadow
 from engine.live.shadow import write_report
 from engine.live.store import StateStore
 from engine.modes.setup import load_rules
+from engine.paths import leaves_root
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
     path = settings.state_path("dry_run")
     if not path.exists():
         raise LiveError(f"no dry_run state file at {path} (live.state_dir / live.account); run mode=dry_run first")
+    outside = leaves_root(path.parent, path)
+    if outside is not None:  # refused unopened: SQLite would read (and may quote) any file
+        raise LiveError(f"{path} is a symbolic link that leads outside live.state_dir (to {outside}); "
+                        f"expected the dry_run state file itself (run mode=dry_run first)")
     store = StateStore(path)
     try:
         report = compare(store, load_rules(cfg), cfg)

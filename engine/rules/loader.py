@@ -19,6 +19,7 @@ import cerberus
 import yaml
 
 from engine import yamlfast
+from engine.paths import leaves_root
 from engine.validators import validator
 
 from engine.rules.errors import RuleError, Where
@@ -27,6 +28,8 @@ from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
 
 KINDS = ("regime", "universe", "strategy", "risk", "execution")
+DEFAULT_FILES = {"regime": "regime.yaml", "universe": "universe.yaml", "strategy": "strategies/sma_cross.yaml",
+                 "risk": "risk.yaml", "execution": "execution.yaml"}
 
 
 @dataclass
@@ -45,6 +48,8 @@ class RegimeRules:
     default: str
     exclude_themes: tuple[str, ...]
     params: dict
+    # where index.exclude_themes is written, for errors that need the market to be found
+    exclude_where: Where = field(default_factory=lambda: Where("rules/regime.yaml", "", "index.exclude_themes"))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -403,6 +408,14 @@ class _FileCompiler:
 def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any] | None):
     path = Path(rel) if Path(rel).is_absolute() else rules_dir / rel
     label = f"rules/{rel}" if not Path(rel).is_absolute() else str(path)
+    outside = leaves_root(rules_dir, path)
+    if outside is not None:
+        # refused before it is read: a config could otherwise make the loader read (and its
+        # errors quote) any file on the machine
+        raise RuleError(Where(f"{kind}.file" if kind != "regime" else "regime.file"),
+                        f"the {kind} rule file {rel!r} leads outside the rules folder {rules_dir} (to {outside})",
+                        expected=f"a path inside {rules_dir} (e.g. {DEFAULT_FILES.get(kind, kind + '.yaml')}); "
+                                 f"to use rule files elsewhere, set rules_dir to their folder")
     data, text = _read_yaml(path, label)
     if data.get("kind") != kind:
         raise RuleError(Where(label, "", "kind", data.line_of("kind")), f"kind is {data.get('kind')!r}",
@@ -439,7 +452,8 @@ def load_ruleset(
     fc = _FileCompiler(label, "regime", p, ())
     regime_rules = fc.rules(data["regimes"], "regime")
     default = data["default"]
-    regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p)
+    regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
+                         _at(data, "index", "exclude_themes", label))
     labels = regime.labels
 
     data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))

@@ -1,0 +1,140 @@
+"""Hostile inputs (issue 21): credentials in URLs, paths leaving their roots, a regime index that
+selects nothing. Each gives one exact message, exit code 2 and no traceback; no credential is in
+any file a run writes."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.config.secrets import redact, redact_override, redact_urls, secret_values, url_credentials
+from engine.exchange.config import ExchangeConfig
+from engine.exchange.errors import ExchangeConfigError
+from engine.market.loaders import load_csv_dir
+from engine.market.validate import DataError
+from engine.rules.errors import RuleError
+from tests.helpers.market import csv_text, good_rows, write_text
+from tests.helpers.rules import create_rules_dir, edit_rule_file, load_shipped
+from tests.helpers.runs import run_cli
+
+ENV_NAMES = "exchange.api_key_env (COINBASE_API_KEY) and exchange.api_secret_env (COINBASE_API_SECRET)"
+
+# ---- credentials in URLs ---------------------------------------------------------------------
+URLS = [  # (url, its redacted form, the kinds named)
+    ("https://user:PASSWORD1@host.example/v3", "https://***@host.example/v3", "user:password"),
+    ("https://host.example/v3?token=TOKEN123&limit=5", "https://host.example/v3?token=***&limit=5",
+     "query parameter token="),
+    ("https://host.example/?apikey=KEY12345", "https://host.example/?apikey=***", "query parameter apikey="),
+    ("https://host.example/x?n=1&signature=SIG12345", "https://host.example/x?n=1&signature=***",
+     "query parameter signature="),
+    ("wss://TOKENONLY99@host.example:8443/ws", "wss://***@host.example:8443/ws", "user:password"),
+]
+
+
+@pytest.mark.parametrize("url,clean,kinds", URLS)
+def test_url_credentials_are_redacted_and_refused(url, clean, kinds):
+    assert redact_urls(url) == clean and redact({"rest_url": url}) == {"rest_url": clean}
+    assert redact_override(f"exchange.rest_url={url}") == f"exchange.rest_url={clean}"
+    with pytest.raises(ExchangeConfigError) as e:
+        ExchangeConfig.from_mapping({"rest_url": url})
+    assert str(e.value) == (f"'exchange.rest_url' holds credentials in its URL ({kinds}): give the URL without "
+                            f"them and export the credentials in {ENV_NAMES} (found: {clean})")
+
+
+def test_plain_urls_and_key_value_text_are_left_alone():
+    for text in ("https://api.coinbase.com/api/v3/brokerage/orders?limit=5&cursor=abc", "see key=value",
+                 "http://127.0.0.1:8765"):
+        assert redact_urls(text) == text and url_credentials(text) == []
+
+
+def test_the_password_of_a_url_is_a_secret_value_to_scrub():
+    vals = secret_values({"exchange": {"rest_url": "https://user:PASSWORD1@h/x"}}, {})
+    assert "PASSWORD1" in vals and "user:PASSWORD1" in vals and "user" not in vals
+
+
+def _files_holding(folder: Path, needles: tuple[str, ...]) -> list[str]:
+    hits = []
+    for p in folder.rglob("*"):
+        if p.is_file():
+            text = p.read_bytes().decode("utf-8", "replace")
+            hits += [f"{p.relative_to(folder)}: {n}" for n in needles if n in text]
+    return hits
+
+
+@pytest.mark.slow
+def test_run_with_credentials_in_the_url_is_refused_and_leaves_none(tmp_path):
+    url = "https://user:PASSWORD1@host.example/v3?token=TOKEN123"
+    out = tmp_path / "run"
+    r = run_cli([f"exchange.rest_url='{url}'", f"hydra.run.dir={out}"])
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert ("ERROR   [secret_in_url] exchange.rest_url: 'exchange.rest_url' holds credentials in its URL "
+            "(user:password and query parameter token=)") in r.stderr
+    assert _files_holding(out, ("PASSWORD1", "TOKEN123")) == []
+    assert (out / ".hydra" / "overrides.yaml").exists()
+    assert "PASSWORD1" not in r.stdout + r.stderr and "TOKEN123" not in r.stdout + r.stderr
+
+
+# ---- paths stay inside their roots -------------------------------------------------------------
+def test_rule_file_outside_rules_dir_is_refused_unread(tmp_path):
+    rules = create_rules_dir(tmp_path)
+    (tmp_path / "elsewhere.yaml").write_text("kind: strategy\n")
+    os.symlink("/etc/hostname", rules / "linked.yaml")
+    from engine.rules.loader import load_ruleset
+    from tests.helpers.rules import shipped_files
+    for rel, target in (("../elsewhere.yaml", tmp_path / "elsewhere.yaml"), ("linked.yaml", Path("/etc/hostname").resolve())):
+        with pytest.raises(RuleError) as e:
+            load_ruleset(rules, {**shipped_files(), "strategy": rel})
+        assert str(e.value) == (f"strategy.file: the strategy rule file {rel!r} leads outside the rules folder {rules} "
+                                f"(to {target}); expected a path inside {rules} (e.g. strategies/sma_cross.yaml); "
+                                f"to use rule files elsewhere, set rules_dir to their folder")
+
+
+def test_data_file_linked_outside_the_folder_is_refused_unread(tmp_path):
+    os.symlink("/etc/passwd", tmp_path / "BTC_USDC-1h.csv")
+    with pytest.raises(DataError) as e:
+        load_csv_dir(tmp_path, "1h")
+    assert str(e.value) == (f"{tmp_path}: BTC_USDC-1h.csv is a symbolic link that leads outside the data folder "
+                            f"(to /etc/passwd); expected a data file inside {tmp_path} (copy the file in, or set "
+                            f"data.path to its folder)")
+    assert "/bin/bash" not in str(e.value)  # no line of the linked file
+
+
+def test_link_inside_the_data_folder_is_read(tmp_path):
+    real = write_text(tmp_path, "real.txt", csv_text(good_rows(6)))
+    os.symlink(real, tmp_path / "BTC_USDC-1h.csv")
+    assert load_csv_dir(tmp_path, "1h").n_bars == 6
+
+
+def test_one_row_csv_names_the_file(tmp_path):
+    write_text(tmp_path, "BTC_USDC-1h.csv", csv_text(good_rows(1)))
+    with pytest.raises(DataError) as e:
+        load_csv_dir(tmp_path, "1h")
+    assert str(e.value) == (f"{tmp_path}: BTC_USDC-1h.csv (1 bar): the data holds 1 bar in all; expected at least "
+                            f"2 bars (a decision at one bar fills at the next)")
+
+
+@pytest.mark.slow
+def test_run_refuses_rule_file_outside_rules_in_validate_and_run(tmp_path):
+    for mode, code in (("validate", 1), ("backtest", 2)):
+        r = run_cli([f"mode={mode}", "strategy.file=../conf/strategy/sma_cross.yaml", f"hydra.run.dir={tmp_path / mode}"])
+        assert r.returncode == code and "Traceback" not in r.stderr
+        assert "[rule_file_outside] strategy.file: rule file '../conf/strategy/sma_cross.yaml' of strategy leads " \
+               "outside rules_dir" in r.stdout + r.stderr
+
+
+# ---- no silent fallback --------------------------------------------------------------------------
+def test_regime_index_excluding_every_theme_is_an_error(tmp_path):
+    from engine.cycle.prepare import prepare
+    from tests.helpers.market import small_spec
+    from engine.market.sample import generate_sample_market
+    market = generate_sample_market(small_spec())
+    themes = sorted({i.theme for i in market.info})
+    rules_dir = edit_rule_file(tmp_path, "regime.yaml", "exclude_themes: [stablecoin]", f"exclude_themes: [{', '.join(themes)}]")
+    rules = load_shipped(rules_dir)
+    with pytest.raises(RuleError) as e:
+        prepare(market, rules)
+    assert str(e.value) == (f"rules/regime.yaml:4, key 'index.exclude_themes': index.exclude_themes "
+                            f"[{', '.join(themes)}] excludes the theme of every product in the data "
+                            f"({', '.join(themes)}): the regime index would follow no product; expected at least one "
+                            f"theme of the data left in the index (exclude fewer themes)")
