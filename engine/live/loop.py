@@ -28,9 +28,10 @@ from engine.live import feed, pstate
 from engine.live.brokers import make_broker
 from engine.live.errors import LiveError
 from engine.live.reload import RuleReloader
-from engine.live.safeguards import burn_in_scale, kill_switch_on, paper_passed
+from engine.live.safeguards import PaperNeed, burn_in_scale, check_live_gate, kill_switch_on
 from engine.live.settings import LiveSettings
 from engine.live.store import StateStore, now_ms
+from engine.market import products
 from engine.market.data import iso_utc, timeframe_ms
 
 log = logging.getLogger("rulebook.live")
@@ -45,6 +46,8 @@ class Session:
         self.timeframe, self.tf_ms = timeframe, timeframe_ms(timeframe)
         self.store = store or StateStore(settings.state_path(mode))
         self.reloader = RuleReloader(cfg, load_rules)
+        self.facts = products.load_for(cfg)  # the product table every mode reads
+        self.exchange_name = str((cfg.get("exchange") or {}).get("name") or "")  # recorded per session (burn-in)
         self.broker = make_broker(mode, adapter)
         # the backtest's cost models, so paper and dry_run fill exactly as a backtest would
         costs = BacktestSettings.from_config(cfg.get("backtest") or {}, (cfg.get("exchange") or {}).get("fees"),
@@ -118,7 +121,11 @@ class Session:
             raise LiveError(f"state file {self.store.path} trades {', '.join(missing)}, which the exchange no longer lists")
         self.run_id = meta["run_id"]
         self.index = {s: j for j, s in enumerate(self.symbols)}
-        self.info = feed.symbol_infos(markets, self.symbols)
+        applied = feed.symbol_infos(markets, self.symbols, self.facts)
+        products.warn(log, applied, self.facts, f"{self.mode} account {self.settings.account}")
+        self.info = applied.info
+        self.store.put("state", "product_facts", {"table": self.facts.source, "sha256": self.facts.sha256,
+                                                  "info": [dataclasses.asdict(i) for i in self.info]})
         self.size_increment = np.array([i.size_increment for i in self.info])
         self.pf, self.halts = pstate.load(self.store.get("state", "portfolio"))
         self.pending = self.store.get("state", "pending")
@@ -165,7 +172,9 @@ class Session:
             self.store.put("meta", "session", {"symbols": symbols, "timeframe": self.timeframe, "mode": self.mode,
                                                "account": s.account, "run_id": f"{s.account}-{self.mode}-{now_ms()}",
                                                "initial_cash": cash, "created_wall_ms": now_ms(),
-                                               "info": [dataclasses.asdict(i) for i in feed.symbol_infos(markets, symbols)]}, db)
+                                               # the exchange's own facts: a shadow replay applies the product table to them as a backtest does
+                                               "info": [dataclasses.asdict(i) for i in feed.symbol_infos(
+                                                   markets, symbols, products.ProductFacts.empty()).info]}, db)
             self.pf, self.halts, self.symbols = pf, HaltState(), symbols
             self.put_state(db, "portfolio", pstate.dump(pf, self.halts))
             self.put_state(db, "pending", None)
@@ -174,12 +183,8 @@ class Session:
 
     def _check_live_gate(self) -> None:
         b = self.settings.burn_in
-        if b.require_paper:
-            paper = self.settings.state_path("paper")
-            if not paper_passed(paper, b.min_paper_cycles):
-                raise LiveError(f"live trading refused: no passing paper session recorded in {paper} (need one of "
-                                f">= {b.min_paper_cycles} cycles with no error alert, live.burn_in.min_paper_cycles); "
-                                f"run mode=paper live.account={self.settings.account} first")
+        check_live_gate(self.settings, PaperNeed(self.exchange_name, tuple(self.symbols), self.reloader.fingerprint,
+                                                 b.min_paper_cycles, b.min_paper_hours))
 
     def _record_rules(self, status: str, hashes: dict, error: str | None, t: int | None, only_new: bool = False) -> None:
         with self.store.txn() as db:
@@ -196,8 +201,8 @@ class Session:
     def run(self) -> dict:
         self.start()
         self.broker.reconcile(self)
-        self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status) VALUES (?, 'running')",
-                                                (now_ms(),)).lastrowid
+        self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status, exchange) "
+                                                "VALUES (?, 'running', ?)", (now_ms(), self.exchange_name)).lastrowid
         done, end_ms = 0, self.settings.end_ms()
         # wake for a stop request, and for a kill switch turned on while waiting for the next bar
         stop = lambda: self.stop_requested or (not self.kill_active and self._kill_on())
