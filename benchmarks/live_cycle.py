@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.cycle.decide import HaltState, Quotes, cap_tables, decide  # noqa: E402
+from engine.cycle.decide import HaltState, Quotes, cycle_plan, decide  # noqa: E402
 from engine.cycle.portfolio import Portfolio  # noqa: E402
 from engine.cycle.prepare import prepare  # noqa: E402
 from engine.live.store import StateStore  # noqa: E402
@@ -37,8 +37,8 @@ def main() -> None:
                 p = prepare(m, rules)
                 t = m.n_bars - 1
                 pf = Portfolio.empty(m.n_symbols, 10_000.0)
-                decide(p, t, pf, Quotes(p.close[t], p.store.arrays["spread_bps"][t], np.zeros(n),
-                                        p.store.arrays["volume_usd"][t]), HaltState(), cap_tables(p))
+                decide(cycle_plan(p), t, pf, Quotes(p.close[t], p.store.arrays["spread_bps"][t], np.zeros(n),
+                                                    p.store.arrays["volume_usd"][t]), HaltState())
             print(f"prepare+decide, {n} symbols x {bars} bars: {(time.perf_counter() - t0) / reps * 1000:.1f} ms/cycle")
         st = StateStore(Path(d) / "b.sqlite")
         rows = np.random.default_rng(0).random((1, 6, n))

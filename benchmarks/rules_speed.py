@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.cycle.decide import HaltState, Quotes, _eval_group, cap_tables, decide  # noqa: E402
+from engine.cycle.decide import HaltState, Quotes, _eval_group, cycle_plan, decide  # noqa: E402
 from engine.cycle.portfolio import Portfolio  # noqa: E402
 from engine.cycle.prepare import Prepared, prepare  # noqa: E402
 from engine.market.sample import SampleSpec, generate_sample_market  # noqa: E402
@@ -98,11 +98,11 @@ def bench_cycles(sizes: list[int], n_bars: int) -> None:
             vol = p.store.arrays["volume_usd"]
             zeros = np.zeros(n)
             quotes = [Quotes(p.close[t], spread[t], zeros, vol[t]) for t in range(n_bars)]
-            caps = cap_tables(p)
+            plan = cycle_plan(p)
             us_rules = per_cycle(lambda t: rules_cycle(p, t, pf, quotes[t]), bars)
 
             def full(t: int) -> None:
-                decide(p, t, pf, quotes[t], HaltState(), caps)
+                decide(plan, t, pf, quotes[t], HaltState())
             us_decide = per_cycle(full, bars)
             n_cycle = sum(len(g.cycle) for g in (p.entries, p.exits, p.vetoes, p.guards)) + len(p.halts)
             print(f"{strategy:<28}{n:>8}{us_rules:>16.1f}{us_decide:>17.1f}{n_cycle:>13}")

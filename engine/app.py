@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from engine.config.schema import MODES
+from engine.modes import MODES
 from engine.errors import UserError, user_error_types
 from engine.sweep.job import sweep_job
 
@@ -32,21 +32,9 @@ def dispatch(cfg: dict, out_dir: Path, overrides: list[str], redacted: dict) -> 
     mode = (cfg.get("mode") or {}).get("name", "backtest")
     if mode not in MODES:
         raise UserError(f"mode.name is {mode!r}; expected one of {', '.join(MODES)}")
-    if mode == "backtest":
-        from engine.modes import backtest
+    from engine.modes import runner
 
-        return backtest.run(cfg, out_dir, overrides, redacted)
-    if mode == "explain":
-        from engine import explain
-
-        return explain.main(cfg)
-    if mode in ("dry_run", "paper", "live"):
-        from engine.modes import live
-
-        return live.run(cfg, out_dir, overrides, redacted)
-    from engine.modes import shadow
-
-    return shadow.run(cfg, out_dir, overrides, redacted)
+    return runner(mode)(cfg, out_dir, overrides, redacted)
 
 
 @sweep_job

@@ -2,8 +2,8 @@
 
     python run.py mode=explain explain.run_dir=outputs/... explain.symbol=SOL/USDC explain.time=2024-11-02T14:00
 
-Reads ``trace.npz`` (every rule's verdict per symbol and bar, written by
-engine/backtest/trace.py) and ``results.json`` (fills, the run's config), reloads the rule
+Reads ``trace.npz`` (every rule's verdict per symbol and bar, written and read by
+engine/trace.py) and ``results.json`` (fills, the run's config), reloads the rule
 files the run used (for ids, scopes and ``why`` messages), and walks the stages of that cycle:
 regime, universe filters and ranking, exits, halts, entries, vetoes, caps, guards, outcome.
 Times are bar opens (UTC); a decision at bar t fills at bar t+1's open.
@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,58 +24,7 @@ from engine.errors import UserError
 from engine.market.data import iso_utc
 from engine.rules.errors import RuleError
 from engine.rules.loader import Rule, RuleSet
-
-
-@dataclass
-class Trace:
-    """The arrays of one trace.npz, unpacked lazily."""
-
-    z: Any
-    times: np.ndarray
-    symbols: tuple[str, ...]
-    regime_labels: tuple[str, ...]
-    regime_idx: np.ndarray
-    start: int
-    stop: int
-
-    @classmethod
-    def load(cls, path: Path) -> "Trace":
-        z = np.load(path, allow_pickle=False)
-        start, stop = (int(x) for x in z["range"])
-        return cls(z, z["times"], tuple(str(s) for s in z["symbols"]), tuple(str(s) for s in z["regime_labels"]),
-                   z["regime_idx"], start, stop)
-
-    def has(self, key: str) -> bool:
-        return key in self.z.files
-
-    def bit(self, key: str, t: int, i: int) -> bool | None:
-        """One symbol's verdict at bar t from a packed (T, N) mask; None if not recorded."""
-        if not self.has(key):
-            return None
-        row = self.z[key][t]
-        return bool(np.unpackbits(row, count=len(self.symbols))[i])
-
-    def row(self, key: str, t: int) -> np.ndarray:
-        return np.unpackbits(self.z[key][t], count=len(self.symbols)).astype(bool)
-
-    def event(self, key: str, t: int) -> np.ndarray | None:
-        """Symbol indices recorded for ``key`` at bar t; None if nothing was recorded at t."""
-        if not self.has(f"events_t:{key}"):
-            return None
-        ts = self.z[f"events_t:{key}"]
-        k = np.searchsorted(ts, t)
-        if k >= len(ts) or ts[k] != t:
-            return None
-        lens = self.z[f"events_len:{key}"]
-        off = int(lens[:k].sum())
-        return self.z[f"events_idx:{key}"][off: off + int(lens[k])]
-
-    def in_event(self, key: str, t: int, i: int) -> bool | None:
-        idx = self.event(key, t)
-        return None if idx is None else bool(np.any(idx == i))
-
-    def halts_at(self, t: int) -> list[str]:
-        return [k.split(":", 1)[1] for k in self.z.files if k.startswith("halt:") and np.any(self.z[k] == t)]
+from engine.trace import BLOCK, BUY, CANDIDATE, CLIP, CYCLE_TRUE, SELL, Trace, TraceError, series_key
 
 
 def parse_time(text: str) -> int:
@@ -164,10 +112,9 @@ def _stage_ids(tr: Trace, rules: RuleSet | None, stage: str) -> list[tuple[str, 
     """(rule id, rule) of a stage: from the rule files, else from what the trace recorded."""
     if rules is not None:
         return [(r.id, r) for r in _rules_of(rules, stage)]
-    prefix = f"series:{stage}:"
-    ids = [k[len(prefix):] for k in tr.z.files if k.startswith(prefix)]
+    ids = tr.series_ids(stage)
     if stage == "guard":  # guards reading the order have no series, only block events
-        ids += [k[len("events_t:block:"):] for k in tr.z.files if k.startswith("events_t:block:")]
+        ids += tr.event_ids(BLOCK)
     return [(rid, None) for rid in dict.fromkeys(ids)]
 
 
@@ -194,10 +141,10 @@ def _stage_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, p
 
 def _verdict(tr: Trace, stage: str, rid: str, t: int, i: int) -> bool | None:
     """A rule's verdict: its series mask, or the per-cycle event (None: not evaluated)."""
-    v = tr.bit(f"series:{stage}:{rid}", t, i)
+    v = tr.bit(series_key(stage, rid), t, i)
     if v is not None:
         return v
-    return tr.in_event(f"cycle_true:{rid}", t, i)
+    return tr.in_event(CYCLE_TRUE + rid, t, i)
 
 
 def explain(run_dir: Path | str, symbol: str, time: str) -> str:
@@ -208,6 +155,8 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
             raise UserError(f"explain.run_dir {run_dir} has no {p.name}; expected the output directory of a backtest run")
     try:
         tr = Trace.load(trace_path)
+    except TraceError as exc:
+        raise UserError(f"explain.run_dir {run_dir}: {exc}") from None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise UserError(f"explain.run_dir {run_dir}: trace.npz cannot be read ({type(exc).__name__}: {exc}); "
                         f"expected the trace a backtest run wrote, complete") from None
@@ -257,7 +206,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
         if scope:
             a.item(rid, "n/a", scope)
             continue
-        ok = tr.bit(f"series:universe:{rid}", t, i)
+        ok = tr.bit(series_key("universe", rid), t, i)
         why = _fill(rule.why, params["universe"]) if (rule is not None and not ok) else ""
         a.item(rid, "pass" if ok else "FAIL", why)
         if not ok:
@@ -288,8 +237,8 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     else:
         blocked_by_halt = halts
 
-    bought = bool(tr.in_event("buy", t, i))
-    sold = bool(tr.in_event("sell", t, i))
+    bought = bool(tr.in_event(BUY, t, i))
+    sold = bool(tr.in_event(SELL, t, i))
 
     if held:
         # 3 exits
@@ -310,10 +259,9 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
         a.head("\nvetoes (all must pass):")
         vetoes = _stage_rules(a, tr, rules, "veto", regime, params["risk"], t, i, shown=("pass", "VETO"), why_when=False,
                               evaluated=reached)
-        candidate = bool(tr.in_event("candidate", t, i))
+        candidate = bool(tr.in_event(CANDIDATE, t, i))
         a.head(f"  => entry candidate after signals and vetoes: {'yes' if candidate else 'no'}")
-        clips = [k.split(":", 1)[1] for k in tr.z.files
-                 if k.startswith("events_t:clip:") and tr.in_event(k[len("events_t:"):], t, i)]
+        clips = [cid for cid in tr.event_ids(CLIP) if tr.in_event(CLIP + cid, t, i)]
         if candidate:
             a.head("\nrisk caps:")
             a.item("(none clipped)" if not clips else ", ".join(clips), "clipped" if clips else "")
@@ -321,7 +269,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     # 5 guards (only orders are guarded)
     guards = []
     for rid, rule in _stage_ids(tr, rules, "guard"):
-        if tr.in_event(f"block:{rid}", t, i):
+        if tr.in_event(BLOCK + rid, t, i):
             guards.append(rid)
     if guards:
         a.head("\nexecution guards that stopped the order:")
@@ -342,7 +290,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
         outcome = "not bought: " + (f"filtered out by {', '.join(failed)}" if failed else member_text.split(": ", 1)[1])
     elif blocked_by_halt:
         outcome = f"not bought: entries blocked by halt {', '.join(blocked_by_halt)}"
-    elif not bool(tr.in_event("candidate", t, i)):
+    elif not bool(tr.in_event(CANDIDATE, t, i)):
         vetoed = [rid for rid, v in vetoes.items() if v is False]
         outcome = f"not bought: vetoed by {', '.join(vetoed)}" if vetoed else "not bought: no entry rule fired"
     elif guards:

@@ -11,7 +11,7 @@ import numpy as np
 
 import pytest
 
-from engine.backtest.costs import FeeSchedule, FeeTier, SlippageModel
+from engine.sim.costs import FeeSchedule, FeeTier, SlippageModel
 from tests.helpers.backtest import candle_market, flat_fees, make_broker, order, portfolio
 
 NAN = math.nan

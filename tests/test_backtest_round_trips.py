@@ -1,7 +1,7 @@
 """Round trips built from the broker's fills (results.json -> round_trips, trade statistics)."""
 from __future__ import annotations
 
-from engine.backtest.results import round_trips
+from engine.sim.results import round_trips
 from tests.helpers.backtest import candle_market, fills_result, make_broker, order, portfolio
 
 BAR = (0.01, 0.01, 0.01, 0.01, 1e12)
@@ -29,7 +29,7 @@ def test_benchmark_exposure_starts_at_its_first_invested_bar():
     """docs/metrics.md: the buy-and-hold benchmark holds cash before the first bar with data,
     so its exposure is 1 only from its first invested bar."""
     from engine.backtest.engine import BacktestSettings, run_backtest
-    from engine.backtest.results import build_results
+    from engine.sim.results import build_results
     from engine.cycle.prepare import prepare
     from engine.modes.setup import load_rules
     from tests.helpers.runs import compose_config

@@ -140,8 +140,11 @@ def test_config_from_mapping_and_errors():
         ExchangeConfig.from_mapping({"rate_limits": {"safty_margin": 0.1}})
     with pytest.raises(ExchangeConfigError, match=r"exchange\.timeout_ms: found 'fast', expected an integer"):
         ExchangeConfig.from_mapping({"timeout_ms": "fast"})
-    with pytest.raises(ExchangeConfigError, match="pool 'private' is missing"):
-        ExchangeConfig.from_mapping({"rate_limits": {"pools": {"public": {"limit_per_s": 1}}}})
+    # pools are each exchange's own (Binance: weight/orders_10s/orders_1d); a decay pool needs its ceiling
+    with pytest.raises(ExchangeConfigError, match=r"pools\.calls\.max_count: a decay pool needs"):
+        ExchangeConfig.from_mapping({"rate_limits": {"pools": {"calls": {"limit_per_s": 0.33, "kind": "decay"}}}})
+    with pytest.raises(ExchangeConfigError, match=r"exchange\.ccxt_id: found 'okx', expected one of binance, coinbase, kraken"):
+        ExchangeConfig.from_mapping({"ccxt_id": "okx"})
     with pytest.raises(ExchangeConfigError, match="NAME of an environment variable") as e:
         ExchangeConfig.from_mapping({"api_secret_env": "-----BEGIN EC PRIVATE KEY-----\nabc"})
     assert "abc" not in str(e.value)
@@ -153,4 +156,4 @@ def test_conf_yaml_files_load():
     import yaml
     for path in sorted(pathlib.Path("conf/exchange").glob("*.yaml")):
         cfg = ExchangeConfig.from_mapping(yaml.safe_load(path.read_text()), source=str(path))
-        assert cfg.rate_limits.pools["public"].limit_per_s > 0
+        assert cfg.rate_limits.pools and all(p.limit_per_s > 0 for p in cfg.rate_limits.pools.values())

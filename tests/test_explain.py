@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.backtest.engine import BacktestSettings, run_backtest
-from engine.backtest.results import build_results
+from engine.sim.results import build_results
 from engine.cycle.prepare import prepare
 from engine.errors import UserError
 from engine.explain import explain, main, parse_time

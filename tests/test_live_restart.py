@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from engine.live import brokers, loop
+from engine.live import brokers, exchange_broker, loop
 from engine.modes.live import open_session
 from tests.helpers.live import EmulatorProcess
 from tests.helpers.runs import compose_config
@@ -36,24 +36,24 @@ def _session(emu, tmp, monkeypatch, cycles):
 def test_a_fill_made_before_a_crash_is_adopted_after_a_late_restart(tmp_path, monkeypatch):
     emu = EmulatorProcess(tmp_path)
     try:
-        real_send = brokers.LiveBroker.send
+        real_send = exchange_broker.ExchangeBroker.submit
 
-        def send_then_die(self, s, t, orders, decision, quotes):
+        def send_then_die(self, ctx, t, orders, decision):
             for o in orders:
-                self._send_one(s, o)  # sent and acknowledged (a market order fills at once) ...
+                self._send_one(ctx, o)  # sent and acknowledged (a market order fills at once) ...
             if orders:
                 raise _Crash()  # ... killed before its fills were synced
 
-        monkeypatch.setattr(brokers.LiveBroker, "send", send_then_die)
+        monkeypatch.setattr(exchange_broker.ExchangeBroker, "submit", send_then_die)
         s = _session(emu, tmp_path, monkeypatch, cycles=200)
         _run_until_the_crash(s)
-        monkeypatch.setattr(brokers.LiveBroker, "send", real_send)
+        monkeypatch.setattr(exchange_broker.ExchangeBroker, "submit", real_send)
         # the operator restarts the loop five minutes later
         later = loop.now_ms
         monkeypatch.setattr(loop, "now_ms", lambda: later() + 300_000)
         s = _session(emu, tmp_path, monkeypatch, cycles=1)
         s.start()
-        s.broker.reconcile(s)
+        s.broker.reconcile(s.ctx)
         s.adapter.close()
         s.store.close()
         state = emu.dump(tmp_path / "dump.json")
@@ -97,15 +97,15 @@ def test_an_order_whose_answer_was_lost_is_found_after_a_restart_past_the_lookba
     15 min): the order was placed and filled, so it must be adopted, not abandoned."""
     x = _InProcessEmulator()
     try:
-        def send_in_an_outage(self, s, t, orders, decision, quotes):
+        def send_in_an_outage(self, ctx, t, orders, decision):
             if not orders:
                 return
             x.emu.faults.add("lost_response", "create_order", times=100)
             x.emu.faults.add("server_error", "list_orders", times=1000)
-            self._send_one(s, orders[0])
+            self._send_one(ctx, orders[0])
             raise _Crash()
 
-        monkeypatch.setattr(brokers.LiveBroker, "send", send_in_an_outage)
+        monkeypatch.setattr(exchange_broker.ExchangeBroker, "submit", send_in_an_outage)
         s = _session(x, tmp_path, monkeypatch, cycles=200)
         _run_until_the_crash(s)
         x.emu.faults.clear()
@@ -118,7 +118,7 @@ def test_an_order_whose_answer_was_lost_is_found_after_a_restart_past_the_lookba
         wall = s.adapter.wall_clock
         s.adapter.wall_clock = lambda: wall() + 1_200.0
         s.start()
-        s.broker.reconcile(s)
+        s.broker.reconcile(s.ctx)
         s.adapter.close()
         s.store.close()
         at_exchange = {o["client_order_id"]: o for o in x.emu.orders()}
@@ -140,13 +140,13 @@ def test_a_buy_recorded_before_a_crash_is_not_sent_on_restart_while_the_kill_swi
     from engine.live.safeguards import set_kill
     x = _InProcessEmulator()
     try:
-        broker = brokers.LiveBroker if mode == "live" else brokers.PaperBroker
+        broker = exchange_broker.ExchangeBroker if mode == "live" else brokers.SimulatedBroker
 
-        def die_before_sending(self, s, t, orders, decision, quotes):
-            if any(o["side"] == "buy" for o in orders):
+        def die_before_sending(self, ctx, t, orders, decision):
+            if any(o.side == "buy" for o in orders):
                 raise _Crash()
 
-        monkeypatch.setattr(broker, "send", die_before_sending)
+        monkeypatch.setattr(broker, "submit", die_before_sending)
         for k, v in EmulatorProcess.env().items():
             if k.startswith("RB_TEST_"):
                 monkeypatch.setenv(k, v)
@@ -163,7 +163,7 @@ def test_a_buy_recorded_before_a_crash_is_not_sent_on_restart_while_the_kill_swi
                 monkeypatch.setenv(k, v)
         s = open_session(compose_config(x.overrides(mode, tmp_path / "state", 1)), mode)
         s.start()
-        s.broker.reconcile(s)
+        s.broker.reconcile(s.ctx)
         s.adapter.close()
         s.store.close()
         sent = [o for o in x.emu.orders() if o["side"] == "BUY"]
@@ -302,19 +302,19 @@ def test_an_open_buy_is_not_bought_twice_and_its_cash_is_not_spent_again(tmp_pat
     try:
         s = _session(x, tmp_path, monkeypatch, cycles=5)
         s.start()
-        s.broker.reconcile(s)
+        s.broker.reconcile(s.ctx)
         s.session_id = None
         real = loop.decide
         plan = []
 
-        def wanting(p, t, pf, *a, **kw):
-            d = real(p, t, pf, *a, **kw)
+        def wanting(cycle_plan, t, pf, *a, **kw):
+            d, change = real(cycle_plan, t, pf, *a, **kw)
             d.sell_qty[:] = 0.0
             d.buy_qty[:] = 0.0
             for j, usd in plan:
-                d.buy_qty[j] = np.floor(usd / p.close[t, j] / s.size_increment[j]) * s.size_increment[j]
+                d.buy_qty[j] = np.floor(usd / cycle_plan.p.close[t, j] / s.size_increment[j]) * s.size_increment[j]
                 d.entry_rule[j] = "test"
-            return d
+            return d, change
 
         monkeypatch.setattr(loop, "decide", wanting)
         x.emu.faults.add("delayed_fill", "create_order", times=1, steps=10_000)

@@ -131,12 +131,14 @@ def test_burn_in_notional_cap_holds_without_a_scale(tmp_path):
     st = StateStore(tmp_path / "s.sqlite")
     settings = LiveSettings.from_mapping({"burn_in": {"cycles": 10, "cap_scale": 1.0, "max_order_notional": 50.0}})
     mid = np.array([100.0, 20.0])
-    s = SimpleNamespace(settings=settings, store=st, mode="live", symbols=["A/USDC", "B/USDC"],
+    from engine.modes import live_plan
+    s = SimpleNamespace(settings=settings, store=st, plan=live_plan("live"), symbols=["A/USDC", "B/USDC"],
                         size_increment=np.array([1e-8, 1e-8]), times_ms_of=lambda t: 0,
                         quotes=QuoteSnapshot(mid, mid, mid, np.zeros(2), np.zeros(2)))
     d = SimpleNamespace(buy_qty=np.array([2.0, 1.0]), sell_qty=np.zeros(2))
-    Session._guard(s, d, 0, np.zeros(2), False)
-    assert (d.buy_qty * mid).tolist() == pytest.approx([50.0, 20.0])
+    guarded, _ = Session._guard(s, d, 0, np.zeros(2), False)
+    assert (guarded.buy_qty * mid).tolist() == pytest.approx([50.0, 20.0])
+    assert d.buy_qty.tolist() == [2.0, 1.0]  # a new decision: the one decided is left as it was
     st.close()
 
 
@@ -163,13 +165,15 @@ def test_an_existing_account_refuses_a_changed_symbol_list(tmp_path):
 
 def test_a_paper_or_live_entry_counts_bars_held_like_the_backtest(tmp_path):
     """A decision at bar t fills in bar t+1 in a backtest (entry_bar = t+1, bars_held 0 at the next
-    cycle); a paper/live fill of the same decision must not make a position one bar older."""
+    cycle); a live fill of the same decision (recorded with its fill bar t+1) must not make a position one bar older."""
     from types import SimpleNamespace
 
-    from engine.backtest.broker import SimBroker
-    from engine.backtest.costs import FeeSchedule, SlippageModel
-    from engine.live.brokers import record_fill
+    from engine.live.exchange_broker import record_fill
+    from engine.live.port import BrokerFill
+    from engine.sim.costs import FeeSchedule, SlippageModel
+    from engine.sim.fills import SimBroker
     from tests.helpers.factories import OHLCV, make_market
+    from tests.helpers.live import broker_context
     market = make_market({"A/USDC": OHLCV.create_series(12), "B/USDC": OHLCV.create_series(12, seed=1)})
     t = 7
     back = Portfolio.empty(2, 10_000.0)
@@ -177,11 +181,11 @@ def test_a_paper_or_live_entry_counts_bars_held_like_the_backtest(tmp_path):
     SimBroker(market, FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
               SlippageModel("none"), np.full(2, 1e-8), 1.0).execute(d, t + 1, back)
     st = StateStore(tmp_path / "s.sqlite")
-    s = SimpleNamespace(symbols=list(market.symbols), pf=Portfolio.empty(2, 10_000.0), size_increment=np.full(2, 1e-8))
+    ctx = broker_context(st, list(market.symbols))
     with st.txn() as db:
-        record_fill(s, db, "f1", "cid", None, t, 0, "buy", 1.0, 100.0, 0.0, 0.0, 0, "r")
+        record_fill(ctx, db, BrokerFill("f1", "cid", None, t + 1, "A/USDC", "buy", 1.0, 100.0, 0.0, 0.0, 0, "r"))
     assert back.entry_bar[0] == t + 1
-    assert s.pf.entry_bar[0] == back.entry_bar[0]
+    assert ctx.book.pf.entry_bar[0] == back.entry_bar[0]
     st.close()
 
 
@@ -200,145 +204,15 @@ def test_hot_reload_reports_a_broken_edit_again_after_it_was_reverted(tmp_path):
     assert r.check()[0] == "rejected"
 
 
-def test_paper_fills_draw_the_configured_slippage_noise(tmp_path):
-    """backtest.slippage.noise_bps is part of the cost model paper fills with (always adverse)."""
-    from types import SimpleNamespace
-
-    from engine.backtest.costs import FeeSchedule, SlippageModel
-    from engine.live.brokers import PaperBroker
-    from engine.live.feed import QuoteSnapshot
-
-    def paper_buy_price(noise_bps: float) -> float:
-        st = StateStore(tmp_path / f"p{noise_bps}.sqlite")
-        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
-                      "VALUES ('c1', 5, 'A/USDC', 'buy', 1.0, 'market', 'r', 'new')")
-        s = SimpleNamespace(index={"A/USDC": 0}, symbols=["A/USDC"], store=st, seed=42,
-                            slippage=SlippageModel(noise_bps=noise_bps), bar_volume_usd=np.array([1e9]),
-                            clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.array([1e-8]),
-                            fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
-                            pf=Portfolio.empty(1, 10_000.0), halts=HaltState(), pending=None)
-        s.save_portfolio = lambda db: None
-        q = QuoteSnapshot(np.array([100.0]), np.array([99.9]), np.array([100.1]), np.array([20.0]), np.zeros(1))
-        PaperBroker()._fill(s, st.rows("SELECT * FROM orders")[0], q)
-        px = st.rows("SELECT price FROM fills")[0]["price"]
-        st.close()
-        return px
-
-    quiet = paper_buy_price(0.0)
-    assert quiet == pytest.approx(100.0 * (1 + 10 / 1e4))  # half the spread
-    assert paper_buy_price(50.0) > quiet
-
-
-def test_a_paper_order_filled_after_a_restart_pays_the_market_impact_of_its_bar(tmp_path):
-    """A paper order recorded at bar t but filled only after a restart pays the same slippage
-    (half spread + impact on bar t's quote volume) as when it is filled in its own cycle."""
-    from types import SimpleNamespace
-
-    from engine.backtest.costs import FeeSchedule, SlippageModel
-    from engine.live.brokers import PaperBroker
-    from engine.live.feed import QuoteSnapshot
-
-    def paper_buy_price(restart: bool) -> float:
-        st = StateStore(tmp_path / f"p{restart}.sqlite")
-        bar = np.array([[100.0], [101.0], [99.0], [100.0], [50.0], [20.0]])  # o h l c v spread: $5,000 traded
-        with st.txn() as db:
-            st.append_bars(db, np.array([0, 60_000, 120_000]), np.stack([bar, bar, bar]))
-        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
-                      "VALUES ('c1', 2, 'A/USDC', 'buy', 10.0, 'market', 'r', 'new')")
-        s = SimpleNamespace(index={"A/USDC": 0}, symbols=["A/USDC"], store=st, seed=42, slippage=SlippageModel(),
-                            bar_volume_usd=np.zeros(1) if restart else np.array([5_000.0]),
-                            clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.array([1e-8]),
-                            fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
-                            pf=Portfolio.empty(1, 10_000.0), halts=HaltState(), pending=None, kill_signal=False,
-                            settings=SimpleNamespace(kill_switch_file=None), order_is_fresh=lambda o: True)
-        s.save_portfolio = lambda db: None
-        s.alert = lambda *a, **k: None
-        q = QuoteSnapshot(np.array([100.0]), np.array([99.9]), np.array([100.1]), np.array([20.0]), np.zeros(1))
-        s.quotes = q
-        if restart:
-            PaperBroker().reconcile(s)
-        else:
-            PaperBroker()._fill(s, st.rows("SELECT * FROM orders")[0], q)
-        px = st.rows("SELECT price FROM fills")[0]["price"]
-        st.close()
-        return px
-
-    in_cycle = paper_buy_price(False)
-    assert in_cycle > 100.0 * (1 + 10 / 1e4)  # impact on top of half the spread
-    assert paper_buy_price(True) == in_cycle
-
-
-def test_paper_scales_a_cycles_buys_down_together_when_cash_is_short(tmp_path):
-    """docs/backtest.md: if the buys' cost exceeds the cash, all buys are scaled down pro rata.
-    Paper must not fill the first buy in full and starve the next one."""
-    from types import SimpleNamespace
-
-    from engine.backtest.costs import FeeSchedule, SlippageModel
-    from engine.live.brokers import PaperBroker
-    from engine.live.feed import QuoteSnapshot
-
-    st = StateStore(tmp_path / "p.sqlite")
-    for cid, sym in (("c1", "A/USDC"), ("c2", "B/USDC")):
-        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
-                      f"VALUES ('{cid}', 5, '{sym}', 'buy', 60.0, 'market', 'r', 'new')")
-    s = SimpleNamespace(index={"A/USDC": 0, "B/USDC": 1}, symbols=["A/USDC", "B/USDC"], store=st, seed=42,
-                        slippage=SlippageModel("none"), bar_volume_usd=np.zeros(2),
-                        clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.array([1e-8, 1e-8]),
-                        fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}),
-                        pf=Portfolio.empty(2, 10_000.0), halts=HaltState(), pending=None)
-    s.save_portfolio = lambda db: None
-    q = QuoteSnapshot(np.array([100.0, 100.0]), np.array([100.0, 100.0]), np.array([100.0, 100.0]), np.zeros(2), np.zeros(2))
-    PaperBroker().send(s, 5, st.rows("SELECT * FROM orders ORDER BY client_order_id"), None, q)
-    got = {r["symbol"]: r["qty"] for r in st.rows("SELECT symbol, qty FROM fills")}
-    st.close()
-    assert got == {"A/USDC": pytest.approx(50.0), "B/USDC": pytest.approx(50.0)}
-
-
-def test_paper_fills_of_one_side_of_a_cycle_share_one_fee_tier(tmp_path):
-    """docs/backtest.md, Fees: a bar's sells pay the tier reached before the bar, its buys the tier
-    reached after those sells; fills of one side share a tier. A paper buy that crosses a tier
-    threshold must not give the cycle's next buy a cheaper rate (paper and backtest would differ)."""
-    from types import SimpleNamespace
-
-    from engine.backtest.costs import FeeSchedule, SlippageModel
-    from engine.live.brokers import PaperBroker
-    from engine.live.feed import QuoteSnapshot
-
-    st = StateStore(tmp_path / "p.sqlite")
-    rows = (("c1", "A/USDC", "sell"), ("c2", "B/USDC", "sell"), ("c3", "C/USDC", "buy"), ("c4", "D/USDC", "buy"))
-    for cid, sym, side in rows:
-        st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status) "
-                      f"VALUES ('{cid}', 5, '{sym}', '{side}', 60.0, 'market', 'r', 'new')")
-    syms = [r[1] for r in rows]
-    fees = FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 100},
-                                              {"min_volume_usd": 5_000, "maker_bps": 0, "taker_bps": 50},
-                                              {"min_volume_usd": 15_000, "maker_bps": 0, "taker_bps": 10}]})
-    pf = Portfolio.empty(4, 100_000.0)
-    pf.qty[:2] = 60.0
-    s = SimpleNamespace(index={k: i for i, k in enumerate(syms)}, symbols=syms, store=st, seed=42,
-                        slippage=SlippageModel("none"), bar_volume_usd=np.zeros(4),
-                        clock=SimpleNamespace(now_ms=lambda: 0), size_increment=np.full(4, 1e-8),
-                        fees=fees, pf=pf, halts=HaltState(), pending=None)
-    s.save_portfolio = lambda db: None
-    q = QuoteSnapshot(np.full(4, 100.0), np.full(4, 100.0), np.full(4, 100.0), np.zeros(4), np.zeros(4))
-    PaperBroker().send(s, 5, st.rows("SELECT * FROM orders ORDER BY client_order_id"), None, q)
-    got = {r["symbol"]: r["fee"] for r in st.rows("SELECT symbol, fee FROM fills")}
-    st.close()
-    # sells: the tier before the bar (100 bps) for both; buys: the tier after the sells (12,000 -> 50 bps)
-    assert got == {"A/USDC": pytest.approx(60.0), "B/USDC": pytest.approx(60.0),
-                   "C/USDC": pytest.approx(30.0), "D/USDC": pytest.approx(30.0)}
-
-
 def test_a_sent_order_the_exchange_never_saw_is_abandoned_after_the_recovery_window(tmp_path):
     """An order left 'sent' (create's answer lost) that the exchange keeps reporting as not found
     must not hold its symbol and cash until a restart: once it has been unknown for longer than
     exchange.orders.recovery_lookback_s it is settled 'abandoned' (as reconcile would); a fresh one stays."""
     from types import SimpleNamespace
 
-    from engine.backtest.costs import FeeSchedule
-    from engine.cycle.decide import HaltState
-    from engine.live.brokers import LiveBroker
+    from engine.live.exchange_broker import ExchangeBroker
     from engine.live.store import now_ms
+    from tests.helpers.live import broker_context
 
     st = StateStore(tmp_path / "l.sqlite")
     for cid, sym, age_s in (("old", "A/USDC", 901), ("new", "B/USDC", 60)):
@@ -348,17 +222,13 @@ def test_a_sent_order_the_exchange_never_saw_is_abandoned_after_the_recovery_win
     lookups = []
     adapter = SimpleNamespace(config=SimpleNamespace(orders=SimpleNamespace(recovery_lookback_s=900.0)),
                               fetch_order_by_client_id=lambda cid, *a: lookups.append(cid))
-    s = SimpleNamespace(index={"A/USDC": 0, "B/USDC": 1}, symbols=["A/USDC", "B/USDC"], store=st, last_t=6,
-                        pf=Portfolio.empty(2, 10_000.0), halts=HaltState(), quotes=None,
-                        size_increment=np.full(2, 1e-8), clock=SimpleNamespace(now_ms=lambda: 0),
-                        fees=FeeSchedule.from_config({"tiers": [{"min_volume_usd": 0, "maker_bps": 0, "taker_bps": 0}]}))
-    s.alert = lambda *a, **k: None
-    LiveBroker(adapter).refresh_open(s)
+    ctx = broker_context(st, ["A/USDC", "B/USDC"])
+    ExchangeBroker(adapter).refresh_open(ctx)
     assert sorted(lookups) == ["new", "old"]
     assert dict(st.db.execute("SELECT client_order_id, status FROM orders").fetchall()) == {"old": "abandoned",
                                                                                            "new": "sent"}
     d = SimpleNamespace(sell_qty=np.zeros(2), buy_qty=np.array([1.0, 1.0]))
-    LiveBroker(adapter).net_of_open(s, d, np.array([100.0, 100.0]))
+    ExchangeBroker(adapter).available(ctx, d, np.array([100.0, 100.0]))
     assert d.buy_qty.tolist() == [1.0, 0.0]  # A is free again; B is still being entered
     st.close()
 
@@ -368,10 +238,10 @@ def test_a_fill_of_an_order_abandoned_as_never_seen_is_adopted_as_ours(tmp_path)
     attributed to our order (status updated), not adopted as a foreign fill with an error alert."""
     from types import SimpleNamespace
 
-    from engine.cycle.decide import HaltState
     from engine.exchange.types import Fill, OrderState
-    from engine.live.brokers import LiveBroker
+    from engine.live.exchange_broker import ExchangeBroker
     from engine.live.store import now_ms
+    from tests.helpers.live import broker_context
 
     st = StateStore(tmp_path / "l.sqlite")
     st.db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status, created_wall_ms, "
@@ -381,11 +251,8 @@ def test_a_fill_of_an_order_abandoned_as_never_seen_is_adopted_as_ours(tmp_path)
         fills=lambda since: [Fill("tr1", "X1", "A/USDC", "buy", 10.0, 100.0, 1.0, now_ms())],
         fetch_order_by_client_id=lambda cid, *a: OrderState(cid, "X1", "A/USDC", "buy", "market", "closed",
                                                             10.0, 10.0, 100.0))
-    s = SimpleNamespace(index={"A/USDC": 0}, symbols=["A/USDC"], store=st, last_t=6, started_wall_ms=now_ms(),
-                        pf=Portfolio.empty(1, 10_000.0), halts=HaltState(), size_increment=np.full(1, 1e-8))
-    s.put_state = lambda db, k, v: st.put("state", k, v, db)
-    s.save_portfolio = lambda db: None
-    assert LiveBroker(adapter).sync_fills(s) == 1
+    ctx = broker_context(st, ["A/USDC"])
+    assert ExchangeBroker(adapter).sync_fills(ctx) == 1
     assert st.rows("SELECT client_order_id FROM fills")[0]["client_order_id"] == "c1"
     assert st.rows("SELECT status, filled FROM orders")[0] == {"status": "filled", "filled": 10.0}
     assert st.db.execute("SELECT COUNT(*) FROM alerts WHERE kind='foreign_fill'").fetchone()[0] == 0

@@ -4,65 +4,33 @@ Per bar t: fill the orders decided at t-1 at this bar's open, mark the portfolio
 close, then decide (the same ``decide`` every mode runs).
 
 The fast path (the default) hands stretches of quiet bars, where ``decide`` provably does
-nothing, to :class:`QuietScanner`, which marks them with whole-array operations; busy bars
-run exactly as above. ``fast=False`` runs every bar through ``decide`` (the reference the
+nothing, to :class:`QuietScanner` (engine/cycle/quiet.py, built from the same plan as
+``decide``), which marks them with whole-array operations; busy bars run exactly as above.
+Neither writes into the loop's state: each returns what changed and the loop applies it. ``fast=False`` runs every bar through ``decide`` (the reference the
 tests compare the fast path with: results must be identical).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
-
 import numpy as np
 
-from engine.backtest.broker import Fill, SimBroker
-from engine.backtest.costs import DEFAULT_FEE_TIERS, FeeSchedule, SlippageModel
-from engine.backtest.quiet import QuietScanner
-from engine.backtest.trace import TraceRecorder
-from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
+from engine.cycle.decide import Quotes, decide
+from engine.cycle.plan import HaltState, cycle_plan
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import Prepared
+from engine.cycle.quiet import QuietScanner
+from engine.cycle.state import apply_change, apply_marks
+from engine.sim.fills import SimBroker
+from engine.sim.result import RunResult
+from engine.sim.settings import SimSettings
+from engine.trace import TraceRecorder
 
 DAY_MS = 86_400_000
 
 
-@dataclass(frozen=True)
-class BacktestSettings:
-    initial_cash: float = 10_000.0
-    fee_tiers: tuple = DEFAULT_FEE_TIERS
-    slippage: SlippageModel = SlippageModel()
-    max_participation: float = 0.1
-    seed: int = 42
-    start: int = 0  # first bar index
-    stop: int | None = None  # one past the last bar index
-
-    @classmethod
-    def from_config(cls, backtest: Mapping[str, Any], fees: Mapping[str, Any] | None, seed: int) -> "BacktestSettings":
-        """Costs and cash from the ``backtest`` section and ``exchange.fees`` (the window is
-        the caller's: it needs the market). Every simulated broker builds its costs here."""
-        slip = backtest.get("slippage") or {}
-        return cls(
-            initial_cash=float(backtest.get("initial_cash", 10_000.0)),
-            fee_tiers=tuple(dict(t) for t in (fees or {"tiers": DEFAULT_FEE_TIERS})["tiers"]),
-            slippage=SlippageModel(slip.get("model", "spread_impact"), float(slip.get("impact_coef", 0.1)),
-                                   float(slip.get("noise_bps", 0.0))),
-            max_participation=float(backtest.get("max_participation", 0.1)),
-            seed=int(seed),
-        )
-
-
-@dataclass
-class BacktestResult:
-    prepared: Prepared
-    start: int
-    stop: int
-    equity: np.ndarray  # (T_run,)
-    exposure: np.ndarray  # (T_run,) fraction of equity in positions
-    fills: list[Fill]
-    portfolio: Portfolio
-    trace: TraceRecorder
-    settings: BacktestSettings
-    stats: dict = field(default_factory=dict)
+# the backtest runs on the shared simulated-account types (engine/sim); the names stay
+# for the callers that read them as the backtest's
+BacktestSettings = SimSettings
+BacktestResult = RunResult
 
 
 # Quiet-bar scan blocks grow while bars stay quiet (cheap long skips) and shrink back after
@@ -78,9 +46,9 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
     if stop - start < 2:
         raise ValueError(f"the backtest window has {stop - start} bars; at least 2 are needed")
     pf = Portfolio.empty(n, s.initial_cash)
-    broker = SimBroker(m, FeeSchedule.from_config({"tiers": list(s.fee_tiers)}), s.slippage,
+    broker = SimBroker(m, s.fee_schedule(), s.slippage,
                        p.size_increment, s.max_participation, np.random.default_rng(s.seed))
-    caps = cap_tables(p)
+    plan = cycle_plan(p)
     halts = HaltState()
     trace = TraceRecorder(p, start, stop)
     close = p.close
@@ -90,7 +58,7 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
     equity = np.empty(stop - start)
     exposure = np.empty(stop - start)
     pending = None
-    scanner = QuietScanner.build(p) if fast else None
+    scanner = QuietScanner.build(plan) if fast else None
     block = MIN_BLOCK
     decided = skipped = 0
     busy_at = -1  # a bar the scanner already found busy
@@ -110,7 +78,14 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
             pending = None
         if (scanner is not None and t < stop - 1 and t != busy_at and t >= scan_from):
             end = min(t + block, stop - 1)
-            nxt = scanner.scan(pf, halts, t, end, equity, exposure, start, trace)
+            span = scanner.scan(pf, halts, t, end)
+            nxt = span.end
+            if nxt > t:
+                equity[t - start:nxt - start] = span.equity
+                exposure[t - start:nxt - start] = span.exposure
+                for hid, bars in span.halt_bars:
+                    trace.record_halts(hid, bars)
+                apply_marks(pf, span.marks)
             skipped += nxt - t
             if nxt < end:
                 busy_at, block = nxt, MIN_BLOCK
@@ -131,10 +106,10 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         exposure[k] = (eq - pf.cash) / eq if eq > 0 else 0.0
         if t == stop - 1:
             break  # nothing after the last bar to fill at
-        d = decide(p, t, pf, Quotes(c, spread[t], zeros, vol_usd[t]), halts, caps)
+        d, change = decide(plan, t, pf, Quotes(c, spread[t], zeros, vol_usd[t]), halts)
+        halts = apply_change(pf, change)
         decided += 1
         trace.record(d)
-        pf.exiting |= d.exit_intent
         if d.has_orders:
             pending = d
         t += 1

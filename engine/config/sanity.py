@@ -20,7 +20,7 @@ from .schema import MODES
 
 CHECKS_FILE = Path(__file__).with_name("sanity_checks.yaml")
 FUNCTIONS = frozenset({"is_set", "value_or", "file_exists", "env_set", "timeframe_s", "theme_cap",
-                       "is_ascending", "pluck", "len", "min", "max", "abs"})
+                       "is_ascending", "pluck", "len", "min", "max", "abs", "supported_exchanges"})
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SPEC_KEYS = {"id", "modes", "for_each", "when", "require", "severity", "needs_env", "path", "found",
               "expected", "message"}
@@ -196,7 +196,13 @@ def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, st
         "is_set": _is_set, "value_or": _value_or, "file_exists": _file_exists(root), "env_set": env_set, "theme_cap": theme_cap, "is_ascending": _is_ascending,
         "timeframe_s": lambda tf: TIMEFRAME_MS[tf] / 1000, "pluck": lambda xs, k: [x[k] for x in xs],
         "len": len, "min": min, "max": max, "abs": abs,
+        "supported_exchanges": _supported_exchanges,
     }
+
+
+def _supported_exchanges() -> list[str]:
+    from engine.exchange.profiles import supported_ids  # no ccxt import: validate stays fast
+    return supported_ids()
 
 
 def _strict_num(v):

@@ -108,12 +108,27 @@ EXCHANGE = {
     "ccxt_log_level": _str(allowed=LOG_LEVELS),
     "rate_limits": _dict({
         "pools": {"type": "dict", "keysrules": _str(regex=r"^[a-z][a-z0-9_]*$", meta="a pool name like 'public'"),
-                  "valuesrules": _dict({"limit_per_s": _num(gt=0, required=True), "burst_s": _num(gt=0)})},
+                  "valuesrules": _dict({
+                      "limit_per_s": _num(gt=0, required=True), "burst_s": _num(gt=0),
+                      "kind": _str(allowed=["window", "decay"]), "max_count": _num(gt=0, nullable=True),
+                      "apis": {"type": "list", "nullable": True, "schema": _str(empty=False)},
+                      "endpoints": {"type": "dict", "nullable": True, "keysrules": _str(), "valuesrules": _num(0)},
+                      "ccxt_cost_scale": _num(gt=0, nullable=True), "per_param": _str(nullable=True, empty=False),
+                      "used_header": _str(nullable=True, empty=False)})},
         "safety_margin": _num(0, 0.9),
         "alert_threshold": _num(None, 1, gt=0),
         "endpoint_costs": {"type": "dict", "keysrules": _str(), "valuesrules": _num(gt=0)},
         "learn_from_headers": {"type": "boolean"},
+        "limited_markers": {"type": "dict", "keysrules": _str(empty=False), "valuesrules": _str(empty=False)},
+        "pause_on_limited_s": _num(0, 3600),
     }),
+    # how the exchange takes our idempotent client order id (engine/exchange/config.py ClientIdConfig)
+    "client_id": _dict({
+        "param": _str(empty=False),
+        "style": _str(allowed=["prefixed", "uuid"]),
+        "unique": _str(allowed=["always", "open"]),
+    }),
+    "ccxt_options": {"type": "dict"},
     "retry": _dict({
         "max_attempts": _int(1, 50),
         "base_delay_s": _num(0, 600),

@@ -1,8 +1,10 @@
-"""One cycle: a pure function of (prepared rules and history, bar t, portfolio, quotes).
+"""One cycle: a pure function of (the run's plan, bar t, portfolio, quotes, halt state).
 
 Stages run in order — regime, universe, signals, risk, execution — over the whole universe
-at once. The result is a :class:`Decision`: order quantities per symbol plus the trace of
-which rule decided what. No I/O, no clock, no exchange: every mode calls this same code.
+at once. The result is a :class:`Decision` (order quantities per symbol plus the trace of
+which rule decided what) and a :class:`StateChange` (halts fired, a re-armed drawdown peak,
+exits under way) that the caller applies: ``decide`` writes into none of its inputs.
+No I/O, no clock, no exchange: every mode calls this same code.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ _sum = np.add.reduce
 # np.clip(a, lo, hi) is this ufunc behind a Python wrapper (numpy/_core/_methods.py: _clip)
 # (a private path: fall back to the public wrapper on a numpy that moves it)
 _clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None) or np.clip
+from engine.cycle.plan import CapStep, CyclePlan, HaltState, cycle_plan  # noqa: F401 (re-exported)
 from engine.cycle.prepare import Prepared, RuleGroup
+from engine.cycle.state import StateChange
 
 
 @dataclass
@@ -30,11 +34,6 @@ class Quotes:
     spread_bps: np.ndarray  # (N,)
     age_s: np.ndarray  # (N,) seconds since observed (0 in a backtest)
     bar_volume_usd: np.ndarray  # (N,) quote volume of the last bar, for the impact estimate
-
-
-@dataclass
-class HaltState:
-    until: dict[str, int] = field(default_factory=dict)  # halt id -> first bar it no longer holds
 
 
 @dataclass
@@ -55,65 +54,14 @@ class Decision:
     exit_intent: np.ndarray  # (N,) an exit was decided (kept until flat, even if guards held it)
     # (N,) limit price per order (NaN: market order); None when every order is a market order
     limit_price: np.ndarray | None = None
+    # cap id -> (N,) bool: a candidate the cap cut to nothing (a subset of ``clipped``), and a
+    # candidate that reached the cap with a weight and passed it untouched
+    cap_blocked: dict[str, np.ndarray] = field(default_factory=dict)
+    cap_passed: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def has_orders(self) -> bool:
         return bool(_count(self.sell_qty) or _count(self.buy_qty))  # .any() without its wrapper
-
-
-@dataclass
-class CapTables:
-    """Risk caps resolved against the universe's symbols and themes."""
-
-    asset: np.ndarray | None  # (N,) per-asset weight cap
-    theme: np.ndarray | None  # (n_themes,) per-theme weight cap
-    total: float | None
-    count: int | None
-    ids: dict[str, str]  # cap type -> rule id
-
-
-def cap_tables(p: Prepared) -> CapTables:
-    asset = theme = total = count = None
-    ids = {}
-    symbols = p.market.symbols
-    for c in p.rules.risk.caps:
-        ids[c.type] = c.id
-        if c.type == "asset_weight":
-            asset = np.array([c.per_symbol.get(s, c.limit) for s in symbols], dtype=np.float64)
-        elif c.type == "theme_weight":
-            theme = np.array([c.limits.get(th, c.limits["default"]) for th in p.theme_names])
-        elif c.type == "total_weight":
-            total = c.limit
-        elif c.type == "position_count":
-            count = int(c.limit)
-    return CapTables(asset, theme, total, count, ids)
-
-
-@dataclass
-class _Plan:
-    """Per-run constants of ``decide``, computed on its first call for a prepared run."""
-
-    needs_env: bool
-    has_vetoes: bool
-    # per group: (rule id, its (T, N) mask for a series rule, None for a per-cycle rule)
-    entry_rules: list[tuple[str, np.ndarray | None]]
-    exit_rules: list[tuple[str, np.ndarray | None]]
-    buyable: np.ndarray  # (T, N) in the universe and trading
-
-
-def _plan(p: Prepared) -> _Plan:
-    plan = p.extra.get("_decide_plan")
-    if plan is None:
-        def rules(g: RuleGroup) -> list[tuple[str, np.ndarray | None]]:
-            masks = {id(s.rule): s.mask for s in g.series}
-            return [(r.id, masks.get(id(r))) for r in g.rules]
-        plan = p.extra["_decide_plan"] = _Plan(
-            needs_env=bool(p.entries.cycle or p.exits.cycle or p.vetoes.cycle or p.halts or p.guards.cycle),
-            has_vetoes=bool(p.vetoes.series or p.vetoes.cycle),
-            entry_rules=rules(p.entries), exit_rules=rules(p.exits),
-            buyable=p.universe & p.available,
-        )
-    return plan
 
 
 def _eval_group(g: RuleGroup, env: dict, t: int, combine: str, verdicts: dict) -> np.ndarray:
@@ -153,8 +101,10 @@ def _allocate(w: np.ndarray, room: float) -> np.ndarray:
     return _clip(room - before, 0.0, w)  # the ufunc np.clip calls
 
 
-def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltState, caps: CapTables) -> Decision:
-    plan = _plan(p)
+def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltState) -> tuple[Decision, StateChange]:
+    """The decision at bar ``t`` and the state changes it implies (the caller applies them:
+    :func:`engine.cycle.state.apply_change`)."""
+    p = plan.p
     n = p.market.n_symbols
     held = pf.qty > 0
     any_held = any_(held)
@@ -164,18 +114,22 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
 
     # risk halts (portfolio level): they fire, then hold for their cooldown
     active, block, flatten = [], False, False
-    for h, fn in p.halts:
-        until = halt_state.until.get(h.rule.id, -1)
-        if until == t and h.action == "flatten":
+    until = halts.until
+    fired: dict[str, int] = {}
+    peak = None
+    for h in plan.halts:
+        u = until.get(h.id, -1)
+        if u == t and h.flatten:
             # the cooldown is over: re-arm by measuring drawdown from here, otherwise a
-            # drawdown halt would hold forever once the account is flat
-            pf.peak_equity = pf.equity
-        elif until < t and bool(fn(env, t)):
-            halt_state.until[h.rule.id] = t + h.cooldown_bars
-        if halt_state.until.get(h.rule.id, -1) > t:
-            active.append(h.rule.id)
+            # drawdown halt would hold forever once the account is flat (this cycle's rules
+            # already read the old peak: env was built above)
+            peak = pf.equity
+        elif u < t and bool(h.fn(env, t)):
+            u = fired[h.id] = t + h.cooldown_bars
+        if u > t:
+            active.append(h.id)
             block = True
-            flatten |= h.action == "flatten"
+            flatten |= h.flatten
 
     # exits: a rule says so, a flatten halt, or an exit already under way
     if any_held:
@@ -192,7 +146,7 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
 
     # entries: signal, in the universe, tradable now, not vetoed, no halt
     buy = np.zeros(n)
-    clipped: dict[str, np.ndarray] = {}
+    caps_seen = _NO_CAPS
     cand = ~held & plan.buyable[t]
     if not block and any_(cand):
         cand &= _eval_group(p.entries, env, t, "or", verdicts)
@@ -203,7 +157,7 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
     entry_rule = [""] * n
     if any_(cand):
         entry_rule = _first_rule(plan.entry_rules, t, verdicts, cand)
-        buy, clipped = _size(p, t, env, pf, close, cand, exiting, caps)
+        buy, caps_seen = _size(plan, t, env, pf, close, cand, exiting)
 
     # execution: round, then guards over every symbol with an order
     buy = _round_down(buy, p.size_increment)
@@ -236,8 +190,15 @@ def decide(p: Prepared, t: int, pf: Portfolio, quotes: Quotes, halt_state: HaltS
         buy = np.where(ok, buy, 0.0)
         sell = np.where(ok, sell, 0.0)
     limit = limit_prices(p, close, buy, sell) if any_order else None
-    return Decision(t, p.regime_labels[p.regime_idx[t]], sell, buy, entry_rule, exit_rule, active,
-                    verdicts, cand, clipped, blocked, exiting, limit)
+    clipped, cap_blocked, cap_passed = caps_seen
+    d = Decision(t, p.regime_labels[p.regime_idx[t]], sell, buy, entry_rule, exit_rule, active,
+                 verdicts, cand, clipped, blocked, exiting, limit, cap_blocked, cap_passed)
+    change = StateChange(t, HaltState({**until, **fired}) if fired else halts, peak,
+                         pf.exiting | exiting if pf.exiting is not None else exiting.copy())
+    return d, change
+
+
+_NO_CAPS: tuple[dict, dict, dict] = ({}, {}, {})
 
 
 def order_spec(p: Prepared) -> tuple[str, float]:
@@ -256,9 +217,13 @@ def limit_prices(p: Prepared, close: np.ndarray, buy: np.ndarray, sell: np.ndarr
     return np.where(buy > 0, close * (1.0 - k), np.where(sell > 0, close * (1.0 + k), np.nan))
 
 
-def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand: np.ndarray,
-          exiting: np.ndarray, caps: CapTables) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Target weights for the candidates, clipped by each cap in priority order."""
+def _size(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand: np.ndarray,
+          exiting: np.ndarray) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
+    """Target weights for the candidates, clipped by each cap in the risk file's order.
+
+    Returns the quantities and, per cap id, (N,) masks of the candidates it clipped (weight
+    reduced), blocked (reduced to nothing) and passed (reached it with a weight, untouched)."""
+    p = plan.p
     n = cand.shape[0]
     idx = nonzero(cand)
     # np.clip(x, 0.0, None) is np.maximum(x, 0.0) (numpy/_core/_methods.py: _clip)
@@ -270,43 +235,50 @@ def _size(p: Prepared, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand
         order = (-pr).argsort(kind="stable")  # np.argsort without its wrapper
         idx, w = idx[order], w[order]
     clipped: dict[str, np.ndarray] = {}
+    cap_blocked: dict[str, np.ndarray] = {}
+    cap_passed: dict[str, np.ndarray] = {}
 
-    def mark(cap_type: str, before: np.ndarray, after: np.ndarray) -> None:
+    def spread(m: np.ndarray) -> np.ndarray:
+        out = np.zeros(n, dtype=bool)
+        out[idx] = m
+        return out
+
+    def mark(cap_id: str, before: np.ndarray, after: np.ndarray) -> None:
         less = after < before - 1e-12
         if any_(less):
-            hit = np.zeros(n, dtype=bool)
-            hit[idx] = less
-            clipped[caps.ids[cap_type]] = hit
+            # two caps of one id cannot exist (ids are unique per file); OR keeps it safe
+            clipped[cap_id] = spread(less) | clipped.get(cap_id, False)
+            gone = less & ~(after > 0)
+            if any_(gone):
+                cap_blocked[cap_id] = spread(gone)
+        passed = (before > 0) & ~less
+        if any_(passed):
+            cap_passed[cap_id] = spread(passed)
 
     equity = pf.equity if pf.equity > 0 else 0.0
     keep = (pf.qty > 0) & ~exiting
     held_w = np.where(keep, pf.qty * close, 0.0) / equity if equity > 0 else np.zeros(n)
-    if caps.asset is not None:
-        new = np.minimum(w, caps.asset[idx])
-        mark("asset_weight", w, new)
-        w = new
-    if caps.theme is not None:
-        th = p.themes[idx]
-        room = caps.theme - np.bincount(p.themes, weights=held_w, minlength=len(caps.theme))
-        new = w.copy()
-        for code in sorted(set(th.tolist())):  # loop over the candidates' themes only (a handful)
-            sel = th == code
-            new[sel] = _allocate(w[sel], max(room[code], 0.0))
-        mark("theme_weight", w, new)
-        w = new
-    if caps.total is not None:
-        new = _allocate(w, max(caps.total - float(_sum(held_w)), 0.0))
-        mark("total_weight", w, new)
-        w = new
-    if caps.count is not None:
-        slots = max(caps.count - _count(keep), 0)
-        new = np.where((w > 0).cumsum() <= slots, w, 0.0)
-        mark("position_count", w, new)
+    for cap in plan.caps:
+        if cap.type == "asset_weight":
+            new = np.minimum(w, cap.asset[idx])
+        elif cap.type == "theme_weight":
+            th = p.themes[idx]
+            room = cap.theme - np.bincount(p.themes, weights=held_w, minlength=len(cap.theme))
+            new = w.copy()
+            for code in sorted(set(th.tolist())):  # loop over the candidates' themes only (a handful)
+                sel = th == code
+                new[sel] = _allocate(w[sel], max(room[code], 0.0))
+        elif cap.type == "total_weight":
+            new = _allocate(w, max(cap.limit - float(_sum(held_w)), 0.0))
+        else:  # position_count
+            slots = max(int(cap.limit) - _count(keep), 0)
+            new = np.where((w > 0).cumsum() <= slots, w, 0.0)
+        mark(cap.id, w, new)
         w = new
     qty = np.zeros(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         qty[idx] = np.where(close[idx] > 0, w * equity / close[idx], 0.0)
-    return qty, clipped
+    return qty, (clipped, cap_blocked, cap_passed)
 
 
 def _round_down(qty: np.ndarray, increment: np.ndarray) -> np.ndarray:

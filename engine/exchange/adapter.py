@@ -1,11 +1,13 @@
-"""ExchangeAdapter: the one object the live loop talks to (sync ccxt ``coinbase`` underneath).
+"""ExchangeAdapter: the one object the live loop talks to (the profile's sync ccxt class underneath).
 
 Every call goes through ``_call``: budgeted by pool, classified on failure, retried with
 exponential backoff and seeded jitter when it is safe. Creating an order is the special
-case: it always carries the caller's deterministic ``client_order_id`` (sent as
-Coinbase's native ``client_order_id``, because ccxt's coinbase replaces a unified
-``clientOrderId`` with its own ``ccxt-<uuid>``); when its fate is unknown (timeout,
+case: it always carries the caller's deterministic client order id, sent under the param the
+profile names (``exchange.client_id.param``: Coinbase ``client_order_id``, because ccxt's coinbase
+replaces a unified ``clientOrderId`` with its own ``ccxt-<uuid>``; Binance ``newClientOrderId``;
+Kraken ``clientOrderId``, which ccxt sends as ``cl_ord_id``); when its fate is unknown (timeout,
 dropped connection, 5xx) the adapter looks the id up and only resends the *same* id.
+What differs per exchange beyond the profile is in ``engine.exchange.quirks``.
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import ccxt
 import numpy as np
 
 from .budget import RateBudget
-from .client import BudgetedCoinbase, build_client
+from .client import build_client
 from .config import ExchangeConfig
 from .errors import AMBIGUOUS, TRANSIENT, ErrorKind, ExchangeCallError, ExchangeConfigError, classify
+from .ids import from_native, to_native
+from .quirks import quirks_for
 from .secrets import Credentials, install_log_redaction, load_credentials
 from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState, Quote
 
@@ -47,7 +51,9 @@ class ExchangeAdapter:
             rest_url, credentials = self._start_emulator(credentials)
         self.redactor = install_log_redaction(credentials, config.ccxt_log_level)
         self.budget = budget or RateBudget(config.rate_limits, clock=clock, sleep=sleep)
-        self.client: BudgetedCoinbase = build_client(rest_url, credentials, self.budget, config.timeout_ms)
+        self.client = build_client(config.ccxt_id, rest_url, credentials, self.budget, config.timeout_ms,
+                                   config.ccxt_options)
+        self.quirks = quirks_for(config.ccxt_id, self.client)
         self._markets: dict[str, MarketInfo] | None = None
         self._orders: dict[str, OrderState] = {}  # our ledger, by client order id
         self._quotes: dict[str, Quote] = {}
@@ -55,14 +61,16 @@ class ExchangeAdapter:
 
     # -- lifecycle --------------------------------------------------------------------
     def _start_emulator(self, credentials: Credentials | None):
-        from .emulator import CoinbaseEmulator
-        from .keys import throwaway_credentials
+        from .emulator import emulator_class
+        from .keys import throwaway_credentials_for
         e = self.config.emulator
-        creds = credentials or throwaway_credentials()
-        self._emulator = CoinbaseEmulator(seed=e.seed, products=e.products, speed=e.speed,
+        creds = credentials or throwaway_credentials_for(self.config.ccxt_id)
+        # HMAC exchanges (Kraken, Binance): the emulator checks every signature with the throwaway secret
+        keys = None if self.config.ccxt_id == "coinbase" else {creds.api_key: creds.secret}
+        self._emulator = emulator_class(self.config.ccxt_id)(seed=e.seed, api_keys=keys, products=e.products, speed=e.speed,
                                           quote_currency=e.quote_currency, starting_quote=e.starting_balance,
                                           enforce_rate_limits=e.enforce_rate_limits,
-                                          limits={k: p.limit_per_s for k, p in self.config.rate_limits.pools.items()},
+                                          limits=self.config.rate_limits.pools,
                                           host=e.host, port=e.port)
         try:
             self._emulator.start()
@@ -70,7 +78,7 @@ class ExchangeAdapter:
             self._emulator = None
             raise ExchangeConfigError(f"exchange.emulator.port: cannot listen on {e.host}:{e.port} ({exc.strerror}); "
                                       "expected a free port, or 0 for any free port") from None
-        log.info("started local Coinbase emulator at %s", self._emulator.url)
+        log.info("started the local %s emulator at %s", self.config.ccxt_id, self._emulator.url)
         return self._emulator.url, creds
 
     @property
@@ -125,28 +133,26 @@ class ExchangeAdapter:
         self.client.set_markets(spot)
         out = {}
         for m in spot:
-            info = m["info"]
             out[m["symbol"]] = MarketInfo(
                 symbol=m["symbol"], exchange_id=m["id"], base=m["base"], quote=m["quote"],
                 price_increment=float(m["precision"]["price"]), size_increment=float(m["precision"]["amount"]),
                 min_size=float(m["limits"]["amount"]["min"] or 0.0), min_notional=float(m["limits"]["cost"]["min"] or 0.0),
-                status=str(info.get("status", "")), trading_disabled=bool(info.get("trading_disabled")),
-                cancel_only=bool(info.get("cancel_only")), limit_only=bool(info.get("limit_only")),
-                post_only=bool(info.get("post_only")))
+                **self.quirks.market_flags(m))
         self._markets = dict(sorted(out.items()))
         return self._markets
 
     def _market(self, symbol: str) -> MarketInfo:
         markets = self.markets()
         if symbol not in markets:
-            raise ExchangeCallError(ErrorKind.BAD_REQUEST, "market", f"unknown symbol {symbol!r}; the exchange lists "
-                                    f"{len(markets)} spot markets (e.g. {', '.join(list(markets)[:3])})")
+            raise ExchangeCallError(ErrorKind.BAD_REQUEST, "market", f"unknown symbol {symbol!r} on {self.config.ccxt_id}; "
+                                    f"expected a unified spot symbol it lists ({len(markets)}, e.g. "
+                                    f"{', '.join(list(markets)[:3])})")
         return markets[symbol]
 
     def best_bid_ask(self, symbols: list[str]) -> dict[str, Quote]:
         for s in symbols:
             self._market(s)
-        raw = self._call("best_bid_ask", self.client.fetch_bids_asks, list(symbols))
+        raw = self.quirks.quotes(self._call, list(symbols))
         now = self.clock()
         out = {}
         for sym, t in raw.items():
@@ -166,16 +172,13 @@ class ExchangeAdapter:
 
     # -- account ----------------------------------------------------------------------
     def balances(self) -> dict[str, Balance]:
-        raw = self._call("balances", self.client.fetch_balance, {"v3": True})
+        raw = self._call("balances", self.client.fetch_balance, dict(self.quirks.balance_params))
         skip = {"info", "free", "used", "total", "timestamp", "datetime", "debt"}
         return {c: Balance(c, float(v.get("free") or 0.0), float(v.get("used") or 0.0))
                 for c, v in sorted(raw.items()) if c not in skip and isinstance(v, dict)}
 
     def fee_tier(self) -> FeeTier:
-        raw = self._call("fee_tier", self.client.v3PrivateGetBrokerageTransactionSummary, {"product_type": "SPOT"})
-        tier = raw.get("fee_tier") or {}
-        return FeeTier(str(tier.get("pricing_tier", "")), float(tier.get("maker_fee_rate") or 0.0),
-                       float(tier.get("taker_fee_rate") or 0.0), float(raw.get("total_volume") or 0.0))
+        return self.quirks.fee_tier(self._call, self.markets())
 
     # -- orders -----------------------------------------------------------------------
     def create_order(self, req: OrderRequest) -> OrderState:
@@ -186,11 +189,11 @@ class ExchangeAdapter:
         self._orders[req.client_order_id] = OrderState(req.client_order_id, None, req.symbol, req.side, req.type,
                                                        "unknown", req.qty, 0.0, None, req.limit_price)
         submitted_ms = int(self.wall_clock() * 1000)
-        params: dict[str, Any] = {"client_order_id": req.client_order_id}
+        params: dict[str, Any] = {self.config.client_id.param: to_native(req.client_order_id, self.config.client_id.style)}
         if req.post_only:
             params["postOnly"] = True
         price = req.limit_price
-        if req.type == "market" and req.side == "buy" and price is None:
+        if req.type == "market" and req.side == "buy" and price is None and self.quirks.market_buy_needs_price:
             # ccxt sends a market buy as quote_size = qty * price: use the freshest ask we have.
             q = self._quotes.get(req.symbol) or self.best_bid_ask([req.symbol]).get(req.symbol)
             if q is None:
@@ -209,6 +212,12 @@ class ExchangeAdapter:
                 if status is not None and 200 <= status < 300 and kind not in _REJECTIONS:
                     kind = ErrorKind.INVALID_ORDER  # an HTTP 200 success:false is a definite refusal
                 last = ExchangeCallError(kind, "create_order", str(e)[:500], attempt, status)
+                if kind in _REJECTIONS and attempt > 1 and self.config.client_id.unique == "open":
+                    # a resend refused as a duplicate (the id is unique among open orders): the first got in
+                    found = self._recover(req, submitted_ms)
+                    if found is not None:
+                        self._orders[req.client_order_id] = found
+                        return found
                 if kind in _REJECTIONS:
                     state = OrderState(req.client_order_id, None, req.symbol, req.side, req.type, "rejected",
                                        req.qty, 0.0, None, req.limit_price, reject_reason=f"{kind.value}: {str(e)[:200]}")
@@ -247,21 +256,13 @@ class ExchangeAdapter:
             return None
 
     def _find_by_client_id(self, cid: str, symbol: str | None, since_ms: int | None) -> OrderState | None:
-        cursor = None
-        for _ in range(50):  # pages of 100: enough for any lookback we allow
-            params = {"cursor": cursor} if cursor else {}
-            page = self._call("list_orders", self.client.fetch_orders, symbol, since_ms, 100, params)
-            for o in page:
-                if o.get("clientOrderId") == cid:
-                    return self._state(o, None)
-            # ccxt puts the next page's cursor on the first raw order, which its sort may move anywhere
-            cursor = next((o["info"]["cursor"] for o in page if (o.get("info") or {}).get("cursor")), None)
-            if not cursor:
-                return None
-        return None
+        native = to_native(cid, self.config.client_id.style)
+        raw = self.quirks.find_by_client_id(self._call, native, symbol, since_ms)
+        return None if raw is None else self._state(raw, None)
 
-    def _fetch_by_id(self, exchange_order_id: str, req: OrderRequest | None) -> OrderState:
-        raw = self._call("fetch_order", self.client.fetch_order, exchange_order_id)
+    def _fetch_by_id(self, exchange_order_id: str, req: OrderRequest | None, symbol: str | None = None) -> OrderState:
+        symbol = symbol or (req.symbol if req else None)
+        raw = self._call("fetch_order", self.client.fetch_order, exchange_order_id, symbol)
         return self._state(raw, req)
 
     def fetch_order_by_client_id(self, client_order_id: str, symbol: str | None = None,
@@ -269,7 +270,7 @@ class ExchangeAdapter:
         """``since_ms``: when the order may have been created at the earliest (default: the recovery lookback)."""
         known = self._orders.get(client_order_id)
         if known is not None and known.exchange_order_id:
-            state = self._fetch_by_id(known.exchange_order_id, None)
+            state = self._fetch_by_id(known.exchange_order_id, None, known.symbol)
         else:
             since = int(self.wall_clock() * 1000 - self.config.orders.recovery_lookback_s * 1000)
             if since_ms is not None:
@@ -295,15 +296,7 @@ class ExchangeAdapter:
     def open_orders(self, symbol: str | None = None) -> list[OrderState]:
         if symbol is not None:
             self._market(symbol)
-        raw, seen, cursor = [], set(), None
-        for _ in range(200):  # pages of 100: every open order, not only the newest 100
-            page = self._call("open_orders", self.client.fetch_open_orders, symbol, None, 100,
-                              {"cursor": cursor} if cursor else {})
-            raw += [o for o in page if o.get("id") not in seen]
-            seen.update(o.get("id") for o in page)
-            cursor = next((o["info"]["cursor"] for o in page if (o.get("info") or {}).get("cursor")), None)
-            if not cursor:
-                break
+        raw = self.quirks.open_orders(self._call, symbol)
         out = [self._state(o, None) for o in raw]
         for s in out:
             self._orders[s.client_order_id] = s
@@ -311,15 +304,9 @@ class ExchangeAdapter:
 
     def fills(self, since_ms: int, symbol: str | None = None) -> list[Fill]:
         self.markets()
-        raw, seen, cursor = [], set(), None
-        for _ in range(200):  # pages of 250 (Coinbase's maximum); the cursor rides on one trade's info
-            page = self._call("fills", self.client.fetch_my_trades, symbol, int(since_ms), 250,
-                              {"cursor": cursor} if cursor else {})
-            raw += [t for t in page if str(t["id"]) not in seen]
-            seen.update(str(t["id"]) for t in page)
-            cursor = next((t["info"]["cursor"] for t in page if (t.get("info") or {}).get("cursor")), None)
-            if not cursor:
-                break
+        symbols = sorted({o.symbol for o in self._orders.values() if o.symbol})
+        raw = self.quirks.fills(self._call, int(since_ms), symbol, symbols)
+        raw = list({str(t["id"]): t for t in raw}.values())
         out = []
         for t in raw:
             out.append(Fill(str(t["id"]), str(t["order"]), t["symbol"], t["side"], float(t["amount"]),
@@ -354,7 +341,7 @@ class ExchangeAdapter:
         qty = o.get("amount")
         if qty is None and req is not None:
             qty = req.qty
-        cid = o.get("clientOrderId") or (req.client_order_id if req else "")
+        cid = from_native(o.get("clientOrderId"), self.config.client_id.style) or (req.client_order_id if req else "")
         fee = (o.get("fee") or {}).get("cost")
         return OrderState(
             client_order_id=cid, exchange_order_id=o.get("id"), symbol=o.get("symbol") or (req.symbol if req else ""),

@@ -16,8 +16,27 @@ from .errors import ExchangeConfigError
 
 @dataclass(frozen=True)
 class PoolConfig:
-    limit_per_s: float  # the exchange's published limit for this pool
-    burst_s: float = 1.0  # the window over which the limit is counted
+    """One rate pool as the exchange counts it (see docs/exchange.md for each exchange's figures).
+
+    ``kind: window``: at most ``limit_per_s * burst_s`` cost in any ``burst_s`` seconds (Coinbase's
+    per-second pools, Binance's weight per minute and orders per 10 s / per day).
+    ``kind: decay``: a counter that each request raises by its cost and that drains at
+    ``limit_per_s`` per second, refused above ``max_count`` (Kraken's call and order counters).
+    """
+    limit_per_s: float  # window: the limit per second; decay: how fast the counter drains
+    burst_s: float = 1.0  # window: the window over which the limit is counted
+    kind: str = "window"  # window | decay
+    max_count: float | None = None  # decay: the counter's ceiling
+    # ccxt api tags this pool counts (ccxt's ``api`` of a request, e.g. "public", "private",
+    # "v3"); "*" = every request; None = the pool's own name (public / private)
+    apis: list | None = None
+    # when set, only these requests count ("METHOD path" as ccxt names the path -> cost)
+    endpoints: dict | None = None
+    # cost = ccxt's own cost for the endpoint (its api table) times this; None: 1 per request
+    # unless rate_limits.endpoint_costs names the endpoint (Binance: ccxt cost = 0.2 x weight -> 5)
+    ccxt_cost_scale: float | None = None
+    per_param: str | None = None  # one counter per value of this request param (Kraken: pair)
+    used_header: str | None = None  # response header with the server's count for this window
 
 
 @dataclass(frozen=True)
@@ -29,6 +48,10 @@ class RateLimitConfig:
     # "METHOD path" (path as ccxt names it, e.g. "GET brokerage/orders/historical/batch") -> cost
     endpoint_costs: dict[str, float] = field(default_factory=dict)
     learn_from_headers: bool = True
+    # an error text in a response body (HTTP 200 included) -> the pool it says is exhausted
+    # (Kraken answers 200 {"error": ["EAPI:Rate limit exceeded"]})
+    limited_markers: dict[str, str] = field(default_factory=dict)
+    pause_on_limited_s: float = 1.0  # how long a marker (or a 429 without Retry-After) pauses its pool
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,21 @@ class EmulatorConfig:
 
 
 @dataclass(frozen=True)
+class ClientIdConfig:
+    """How the exchange takes and gives back our idempotent client order id (docs/exchange.md)."""
+    param: str = "client_order_id"  # the create-order param the ccxt class sends through unchanged
+    style: str = "prefixed"  # prefixed: "rb-" + 32 hex (35 chars); uuid: the same hex as 8-4-4-4-12
+    # always: a resend with a known id returns the first order (Coinbase); open: the id is unique
+    # among OPEN orders only (Binance, Kraken): a resend after a fill would trade again, so the
+    # adapter always looks the id up before it resends
+    unique: str = "always"
+
+
+CLIENT_ID_STYLES = ("prefixed", "uuid")
+POOL_KINDS = ("window", "decay")
+
+
+@dataclass(frozen=True)
 class ExchangeConfig:
     name: str = "coinbase"
     ccxt_id: str = "coinbase"
@@ -72,8 +110,10 @@ class ExchangeConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
     orders: OrderConfig = field(default_factory=OrderConfig)
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
+    client_id: ClientIdConfig = field(default_factory=ClientIdConfig)
+    ccxt_options: dict = field(default_factory=dict)  # passed to the ccxt class's ``options``
     # Fee tiers (maker/taker bps by trailing 30-day volume): read by the simulated brokers
-    # (backtest, paper) through engine.backtest.costs.FeeSchedule; the adapter ignores them.
+    # (backtest, paper) through engine.sim.costs.FeeSchedule; the adapter ignores them.
     fees: dict | None = None
 
     @classmethod
@@ -85,7 +125,7 @@ class ExchangeConfig:
 
 
 _NESTED = {"rate_limits": RateLimitConfig, "retry": RetryConfig, "orders": OrderConfig,
-           "emulator": EmulatorConfig}
+           "emulator": EmulatorConfig, "client_id": ClientIdConfig}
 
 
 def _build(cls: type, data: Mapping[str, Any], path: str):
@@ -106,6 +146,14 @@ def _build(cls: type, data: Mapping[str, Any], path: str):
             kwargs[key] = _pools(value, where)
         elif cls is RateLimitConfig and key == "endpoint_costs":
             kwargs[key] = {str(k): _number(v, f"{where}.{k}", positive=True) for k, v in (value or {}).items()}
+        elif cls is PoolConfig and key == "endpoints":
+            kwargs[key] = {str(k): _number(v, f"{where}.{k}") for k, v in (value or {}).items()}
+        elif key in ("apis",) or (cls is ExchangeConfig and key == "ccxt_options") or \
+                (cls is RateLimitConfig and key == "limited_markers"):
+            expected = list if key == "apis" else dict
+            if value is not None and not isinstance(value, (list, tuple) if expected is list else Mapping):
+                raise ExchangeConfigError(f"{where}: found {value!r}, expected a {expected.__name__}")
+            kwargs[key] = None if value is None else (list(value) if expected is list else dict(value))
         else:
             kwargs[key] = _coerce(value, fields[key], where)
     obj = cls(**kwargs)
@@ -119,9 +167,6 @@ def _pools(value: Any, path: str) -> dict[str, PoolConfig]:
     out = {}
     for name, spec in value.items():
         out[str(name)] = _build(PoolConfig, spec, f"{path}.{name}")
-    for required in ("public", "private"):
-        if required not in out:
-            raise ExchangeConfigError(f"{path}: pool {required!r} is missing (expected public and private)")
     return out
 
 
@@ -160,6 +205,16 @@ def _check(obj: Any, path: str) -> None:
     if isinstance(obj, PoolConfig):
         if not obj.limit_per_s > 0 or not obj.burst_s > 0:
             raise ExchangeConfigError(f"{path}: limit_per_s and burst_s must be > 0, found {obj}")
+        if obj.kind not in POOL_KINDS:
+            raise ExchangeConfigError(f"{path}.kind: found {obj.kind!r}, expected one of {', '.join(POOL_KINDS)}")
+        if obj.kind == "decay" and not (obj.max_count or 0) > 0:
+            raise ExchangeConfigError(f"{path}.max_count: a decay pool needs its counter's ceiling (> 0), "
+                                      f"found {obj.max_count!r}")
+    if isinstance(obj, ClientIdConfig):
+        if obj.style not in CLIENT_ID_STYLES:
+            raise ExchangeConfigError(f"{path}.style: found {obj.style!r}, expected one of {', '.join(CLIENT_ID_STYLES)}")
+        if obj.unique not in ("always", "open"):
+            raise ExchangeConfigError(f"{path}.unique: found {obj.unique!r}, expected always or open")
     if isinstance(obj, RateLimitConfig):
         if not 0 <= obj.safety_margin < 1:
             raise ExchangeConfigError(f"{path}.safety_margin: found {obj.safety_margin}, expected 0 <= x < 1")
@@ -171,6 +226,8 @@ def _check(obj: Any, path: str) -> None:
         if not 0 <= obj.jitter <= 1:
             raise ExchangeConfigError(f"{path}.jitter: found {obj.jitter}, expected 0 <= x <= 1")
     if isinstance(obj, ExchangeConfig):
+        from .profiles import check_supported
+        check_supported(obj.ccxt_id, f"{path}.ccxt_id")
         for key in ("api_key_env", "api_secret_env"):
             name = getattr(obj, key)
             # A PEM or a long token here means someone pasted the secret itself.

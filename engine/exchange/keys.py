@@ -25,3 +25,17 @@ def throwaway_credentials(seed: int | None = None) -> Credentials:
 def public_key_of(credentials: Credentials):
     from cryptography.hazmat.primitives import serialization
     return serialization.load_pem_private_key(credentials.secret.encode(), password=None).public_key()
+
+
+def throwaway_credentials_for(ccxt_id: str, seed: int | None = None) -> Credentials:
+    """Throwaway keys in the shape each exchange issues: Coinbase a CDP name and an ES256 PEM;
+    Kraken a key and a base64 HMAC-SHA512 secret; Binance a 64-character key and HMAC-SHA256 secret."""
+    if ccxt_id == "coinbase":
+        return throwaway_credentials(seed)
+    import base64
+    import secrets as _secrets
+    raw = hashlib.sha256(f"rulebook-{ccxt_id}-{seed}".encode()).digest() if seed is not None else _secrets.token_bytes(32)
+    h = hashlib.sha512(raw).hexdigest()
+    if ccxt_id == "kraken":
+        return Credentials(api_key=base64.b64encode(raw + raw[:24]).decode(), secret=base64.b64encode(bytes.fromhex(h)).decode())
+    return Credentials(api_key=h[:64], secret=h[64:128])

@@ -22,17 +22,27 @@ class WallClock:
     def sleep_until(self, target_ms: int, stop: Callable[[], bool]) -> None:
         _sleep_until(self, target_ms + self.settle_ms, stop)
 
+    def resume_at(self, ms: int) -> None:
+        """Wall time cannot be moved (and is never behind an account's stored bars)."""
+
 
 class SimClock:
     """The emulator's accelerated clock, read from ``source`` (simulated epoch ms)."""
 
     settle_ms = 0
 
-    def __init__(self, speed: float, source: Callable[[], int]):
+    def __init__(self, speed: float, source: Callable[[], int], resume: Callable[[int], None] | None = None):
         if not speed or speed <= 0:
             raise ValueError(f"a simulated clock needs a speed > 0, found {speed!r}")
         self.speed = float(speed)
         self.source = source
+        self._resume = resume
+
+    def resume_at(self, ms: int) -> None:
+        """Move a simulated exchange we run ourselves forward to ``ms`` if it is behind (a restart
+        of exchange=local_sim starts its market afresh); one in another process cannot be moved."""
+        if self._resume is not None and self.now_ms() < ms:
+            self._resume(int(ms))
 
     @classmethod
     def from_origin(cls, speed: float, origin_ms: int, origin_wall_s: float) -> "SimClock":

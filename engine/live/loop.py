@@ -1,5 +1,8 @@
-"""The live loop: at each bar close on the mode's clock, refresh data, run the backtest's
-cycle at the newest bar, act through the mode's broker, and record every step in SQLite.
+"""The live loop: at each bar close on the mode's clock, refresh data, run the cycle at the
+newest bar, act through the mode's broker (engine/live/port.py), record every step in SQLite.
+
+The loop holds no branch on the mode: what differs (the broker, and a few declared facts) comes
+from the session plan engine/modes chose once (engine/live/plan.py).
 
 One session = start (create or reopen the account's state file) -> reconcile with the
 exchange -> cycles until the cycle limit or end time -> session record. Every step that
@@ -18,21 +21,24 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.backtest.costs import FeeSchedule
-from engine.backtest.engine import BacktestSettings
-from engine.cycle.decide import HaltState, Quotes, cap_tables, decide
+from engine.cycle.decide import HaltState, Quotes, decide
+from engine.cycle.plan import cycle_plan
+from engine.cycle.state import apply_change
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import prepare
 from engine.exchange.ids import make_client_order_id
 from engine.live import feed, pstate
-from engine.live.brokers import make_broker
 from engine.live.errors import LiveError
+from engine.live.plan import SessionPlan
+from engine.live.port import Book, BrokerContext, OrderTicket
 from engine.live.reload import RuleReloader
-from engine.live.safeguards import PaperNeed, burn_in_scale, check_live_gate, kill_switch_on
+from engine.live.safeguards import PaperNeed, burn_in_scale, check_live_gate, guard_decision, kill_switch_on
 from engine.live.settings import LiveSettings
 from engine.live.store import StateStore, now_ms
 from engine.market import products
+from engine.trace import cycle_record
 from engine.market.data import iso_utc, timeframe_ms
+from engine.sim.settings import SimSettings
 
 log = logging.getLogger("rulebook.live")
 alert_log = logging.getLogger("rulebook.live.alerts")
@@ -40,33 +46,38 @@ DAY_MS = 86_400_000
 
 
 class Session:
-    def __init__(self, mode: str, cfg: Mapping[str, Any], settings: LiveSettings, adapter, clock, timeframe: str,
-                 load_rules, store: StateStore | None = None):
-        self.mode, self.cfg, self.settings, self.adapter, self.clock = mode, cfg, settings, adapter, clock
+    def __init__(self, plan: SessionPlan, cfg: Mapping[str, Any], settings: LiveSettings, adapter, clock,
+                 timeframe: str, load_rules, store: StateStore | None = None):
+        self.plan, self.mode = plan, plan.name
+        self.cfg, self.settings, self.adapter, self.clock = cfg, settings, adapter, clock
         self.timeframe, self.tf_ms = timeframe, timeframe_ms(timeframe)
-        self.store = store or StateStore(settings.state_path(mode))
+        self.store = store or StateStore(settings.state_path(self.mode))
         self.reloader = RuleReloader(cfg, load_rules)
         self.facts = products.load_for(cfg)  # the product table every mode reads
         self.exchange_name = str((cfg.get("exchange") or {}).get("name") or "")  # recorded per session (burn-in)
-        self.broker = make_broker(mode, adapter)
-        # the backtest's cost models, so paper and dry_run fill exactly as a backtest would
-        costs = BacktestSettings.from_config(cfg.get("backtest") or {}, (cfg.get("exchange") or {}).get("fees"),
-                                             int(cfg.get("seed", 42)))
-        self.slippage = costs.slippage
-        self.fees = FeeSchedule.from_config({"tiers": list(costs.fee_tiers)})
-        self.max_participation = costs.max_participation
-        self.seed = costs.seed
+        self.broker = plan.broker(adapter)
+        # the backtest's cost model (engine/sim), so paper and dry_run fill exactly as a backtest would
+        self.costs = SimSettings.from_run_config(cfg)
         self.initial_cash = float(settings.initial_cash if settings.initial_cash is not None
-                                  else costs.initial_cash)
+                                  else self.costs.initial_cash)
+        self.book = Book(Portfolio.empty(0, self.initial_cash), HaltState(), self.costs.fee_schedule())
         self.stop_requested = False
         self.kill_signal = False
         self.quotes = None
         self.last_t: int | None = None
         self.started_wall_ms = now_ms()
-        self.pending = None
         self.kill_active = False
+        self.ctx: BrokerContext | None = None
 
-    # -- small helpers used by the brokers ----------------------------------------------------
+    @property
+    def pf(self) -> Portfolio:
+        return self.book.pf
+
+    @property
+    def halts(self) -> HaltState:
+        return self.book.halts
+
+    # -- small helpers ------------------------------------------------------------------------
     def alert(self, level: str, kind: str, message: str, t: int | None, data: dict | None = None) -> None:
         """An alert is a structured log record and a row in the state file."""
         rec = {"level": level, "kind": kind, "message": message, "mode": self.mode, "account": self.settings.account,
@@ -79,19 +90,15 @@ class Session:
         self.store.put("state", key, value, db)
 
     def save_portfolio(self, db) -> None:
-        self.put_state(db, "portfolio", pstate.dump(self.pf, self.halts))
-        self.put_state(db, "pending", self.pending)
+        pf = self.pf
+        self.put_state(db, "portfolio", pstate.dump(pf, self.halts))
+        self.put_state(db, "pending", self.book.pending)
         db.execute("DELETE FROM positions")
-        held = np.flatnonzero(self.pf.qty > 0)
+        held = np.flatnonzero(pf.qty > 0)
         db.executemany("INSERT INTO positions(symbol, qty, entry_price, entry_t, entry_rule) VALUES (?,?,?,?,?)",
-                       [(self.symbols[i], float(self.pf.qty[i]), float(self.pf.entry_price[i]),
-                         int(self.pf.entry_bar[i]), self.pf.entry_rule[i]) for i in held])
-        db.execute("INSERT OR REPLACE INTO cash(currency, amount) VALUES (?, ?)", (self.settings.quote_currency, self.pf.cash))
-
-    def order_is_fresh(self, o: dict) -> bool:
-        """Whether an order recorded but never sent may still go out (not older than the policy allows)."""
-        bar_close = int(self.times_ms_of(o["t"])) + self.tf_ms
-        return self.clock.now_ms() - bar_close <= self.settings.resend_max_age_bars * self.tf_ms + self.tf_ms
+                       [(self.symbols[i], float(pf.qty[i]), float(pf.entry_price[i]),
+                         int(pf.entry_bar[i]), pf.entry_rule[i]) for i in held])
+        db.execute("INSERT OR REPLACE INTO cash(currency, amount) VALUES (?, ?)", (self.settings.quote_currency, pf.cash))
 
     def times_ms_of(self, t: int) -> int:
         row = self.store.db.execute("SELECT time_ms FROM bars WHERE t=?", (t,)).fetchone()
@@ -127,16 +134,35 @@ class Session:
         self.store.put("state", "product_facts", {"table": self.facts.source, "sha256": self.facts.sha256,
                                                   "info": [dataclasses.asdict(i) for i in self.info]})
         self.size_increment = np.array([i.size_increment for i in self.info])
-        self.pf, self.halts = pstate.load(self.store.get("state", "portfolio"))
-        self.pending = self.store.get("state", "pending")
+        self.book.pf, self.book.halts = pstate.load(self.store.get("state", "portfolio"))
+        self.book.pending = self.store.get("state", "pending")
         for r in self.store.rows("SELECT time_ms, qty, price FROM fills ORDER BY time_ms, fill_id"):
-            self.fees.record(int(r["time_ms"]), r["qty"] * r["price"])  # the fee tier's trailing volume
+            self.book.fees.record(int(r["time_ms"]), r["qty"] * r["price"])  # the fee tier's trailing volume
         last = self.store.rows("SELECT MAX(t) AS t FROM cycles")[0]["t"]
         self.last_t = None if last is None else int(last)
         self.bar_volume_usd = np.zeros(len(self.symbols))
+        self._resume_clock()
+        self.ctx = BrokerContext(self.store, self.symbols, self.size_increment, self.costs, self.book, self.clock,
+                                 self.tf_ms, self.settings, self.alert, self.save_portfolio,
+                                 lambda: self.kill_signal or kill_switch_on(self.settings, self.store),
+                                 lambda: self.quotes)
         self._record_rules("loaded", self.reloader.rules.file_hashes, None, self.last_t, only_new=True)
-        if self.mode == "live":
+        if self.plan.gated:
             self._check_live_gate()
+
+    def _resume_clock(self) -> None:
+        """A restarted account resumes at its newest stored bar: a simulated exchange started afresh
+        (exchange=local_sim restarts at its first step) is moved there, instead of the session idling
+        until the exchange's clock catches up with the account; a clock that cannot move is refused."""
+        newest = self.store.last_bar_time()
+        if newest is None:
+            return
+        due = int(newest) + self.tf_ms  # the newest stored bar has closed
+        self.clock.resume_at(due)
+        if self.clock.now_ms() < due:
+            raise LiveError(f"the exchange's clock is at {iso_utc(self.clock.now_ms())}, before the close of the newest "
+                            f"bar in {self.store.path} ({iso_utc(due)}): this is not the exchange the account ran on "
+                            "(use another live.account or live.state_dir)")
 
     def _create(self, markets) -> None:
         s = self.settings
@@ -162,11 +188,9 @@ class Session:
                             "expected live.history_bars of history")
         q = feed.quotes(self.adapter, symbols)
         n = len(symbols)
-        cash = self.initial_cash
-        if self.mode == "live":  # the account's real cash; positions start from what we trade
-            bal = self.adapter.balances().get(s.quote_currency)
-            cash = bal.total if bal else 0.0
-        pf = Portfolio.empty(n, cash)
+        cash = self.broker.balances(s.quote_currency).cash  # live: the account's real cash
+        cash = self.initial_cash if cash is None else cash
+        self.book.pf, self.book.halts = Portfolio.empty(n, cash), HaltState()
         with self.store.txn() as db:
             feed.store_bars(self.store, db, times, ohlcv, q.spread_bps)
             self.store.put("meta", "session", {"symbols": symbols, "timeframe": self.timeframe, "mode": self.mode,
@@ -175,8 +199,7 @@ class Session:
                                                # the exchange's own facts: a shadow replay applies the product table to them as a backtest does
                                                "info": [dataclasses.asdict(i) for i in feed.symbol_infos(
                                                    markets, symbols, products.ProductFacts.empty()).info]}, db)
-            self.pf, self.halts, self.symbols = pf, HaltState(), symbols
-            self.put_state(db, "portfolio", pstate.dump(pf, self.halts))
+            self.put_state(db, "portfolio", pstate.dump(self.pf, self.halts))
             self.put_state(db, "pending", None)
             db.execute("INSERT OR REPLACE INTO cash(currency, amount) VALUES (?, ?)", (s.quote_currency, cash))
         log.info("%s account %s created: %d symbols, %d bars of history", self.mode, s.account, n, len(times))
@@ -200,7 +223,7 @@ class Session:
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
         self.start()
-        self.broker.reconcile(self)
+        self.broker.reconcile(self.ctx)
         self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status, exchange) "
                                                 "VALUES (?, 'running', ?)", (now_ms(), self.exchange_name)).lastrowid
         done, end_ms = 0, self.settings.end_ms()
@@ -231,7 +254,7 @@ class Session:
                     done += 1
                     if self.settings.max_cycles is not None and done >= self.settings.max_cycles:
                         break
-        self.broker.finish(self)
+        self.broker.finish(self.ctx)
         status = self._session_status(done)
         self.store.db.execute("UPDATE sessions SET ended_wall_ms=?, cycles=?, status=? WHERE id=?",
                               (now_ms(), done, status, self.session_id))
@@ -241,7 +264,7 @@ class Session:
     def _session_status(self, done: int) -> str:
         errors = self.store.db.execute("SELECT COUNT(*) FROM alerts WHERE level='error' AND wall_ms >= ?",
                                        (self.started_wall_ms,)).fetchone()[0]
-        if self.mode == "paper" and done >= self.settings.burn_in.min_paper_cycles and errors == 0:
+        if self.plan.proves_burn_in and done >= self.settings.burn_in.min_paper_cycles and errors == 0:
             return "passed"
         return "ended" if errors == 0 else "ended_with_errors"
 
@@ -263,7 +286,7 @@ class Session:
         n = self.store.n_bars()
         if self.last_t is None:
             return [n - 1]
-        if self.mode == "dry_run" and self.settings.shadow_catch_up:
+        if self.plan.decides_every_bar and self.settings.shadow_catch_up:
             return list(range(self.last_t + 1, n))
         skipped = n - 1 - (self.last_t + 1)
         if skipped > 0:
@@ -282,9 +305,7 @@ class Session:
             self.alert("error", "rules_rejected", f"rule edit rejected, previous rules keep running: {err}", t)
         market = feed.panel(self.store, self.timeframe, self.symbols, self.info, f"live:{self.mode}")
         p = prepare(market, self.reloader.rules)
-        if self.mode == "live":
-            self.broker.refresh_open(self)
-            self.broker.sync_fills(self)
+        self.broker.settle(self.ctx, market, t)  # what happened since the last cycle: fills, expiries
         close = p.close[t]
         spread = p.store.arrays["spread_bps"][t]
         self.bar_volume_usd = np.nan_to_num(p.store.arrays["volume_usd"][t])
@@ -292,14 +313,12 @@ class Session:
         age = q.age_s(self.adapter.clock())
         kill = self._apply_kill(t)
         with self.store.txn() as db:
-            self.broker.before_decide(self, market, t, db)
             eq = self.pf.mark(close, int(market.times[t] // DAY_MS))
             before = set(k for k, v in self.halts.until.items() if v > t)
-            d = decide(p, t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts, cap_tables(p))
-            notes = self._guard(d, t, age, kill)
-            if self.mode == "live":
-                notes += self.broker.net_of_open(self, d, close)
-            self.pf.exiting |= d.exit_intent
+            d, change = decide(cycle_plan(p), t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts)
+            self.book.halts = apply_change(self.pf, change)
+            d, notes = self._guard(d, t, age, kill)  # a new decision: decide's own is kept as decided
+            notes += self.broker.available(self.ctx, d, close)
             orders = self._order_rows(d, t, int(market.times[t]), db) if self.broker.places_orders else []
             self._record_decision(db, d, t, int(market.times[t]), eq)
             self.save_portfolio(db)
@@ -308,7 +327,7 @@ class Session:
         for level, kind, msg in notes:
             self.alert(level, kind, msg, t)
         self.last_t = t
-        self.broker.send(self, t, orders, d, q)
+        self.broker.submit(self.ctx, t, orders, d)
         if orders:
             with self.store.txn() as db:
                 db.execute("UPDATE cycles SET status='done' WHERE t=?", (t,))
@@ -320,53 +339,43 @@ class Session:
         """Kill switch: on its turning on, cancel open orders and alert once; entries stay halted while on."""
         kill = self._kill_on()
         if kill and not self.kill_active:
-            n = self.broker.cancel_all(self)
+            n = self.broker.cancel_all(self.ctx)
             self.alert("error", "kill_switch", f"kill switch on: {n} open order(s) cancelled, entries halted", t)
         self.kill_active = kill
         return kill
 
-    def _guard(self, d, t: int, age: np.ndarray, kill: bool) -> list[tuple[str, str, str]]:
-        """Loop-level safeguards on top of the rules: stale quotes, kill switch, live burn-in."""
+    def _guard(self, d, t: int, age: np.ndarray, kill: bool):
+        """Loop-level safeguards on top of the rules (stale quotes, kill switch, burn-in):
+        (the guarded decision, alert notes)."""
         notes = []
         stale = (age > self.settings.max_quote_age_s) & ((d.buy_qty > 0) | (d.sell_qty > 0))
         if stale.any():
-            d.buy_qty[stale] = 0.0
-            d.sell_qty[stale] = 0.0
             names = ", ".join(self.symbols[i] for i in np.flatnonzero(stale))
             notes.append(("warning", "stale_quote", f"orders blocked on stale quotes (> {self.settings.max_quote_age_s}s): {names}"))
-        if kill and d.buy_qty.any():
-            d.buy_qty[:] = 0.0
-        if self.mode == "live" and d.buy_qty.any():
-            scale, cap = burn_in_scale(self.settings.burn_in, self.store, self.times_ms_of(t))
-            if scale < 1.0 or np.isfinite(cap):  # in burn-in: the notional cap holds even at cap_scale 1
-                px = np.where(self.quotes.mid > 0, self.quotes.mid, np.nan) if self.quotes is not None else np.full(len(self.symbols), np.nan)
-                q = d.buy_qty * scale
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    q = np.where(q * px > cap, cap / px, q)
-                    q = np.floor(np.nan_to_num(q) / self.size_increment + 1e-9) * self.size_increment
-                d.buy_qty[:] = q
-        return notes
+        burn, px = None, None
+        if self.plan.burn_in and d.buy_qty.any():
+            burn = burn_in_scale(self.settings.burn_in, self.store, self.times_ms_of(t))
+            px = np.where(self.quotes.mid > 0, self.quotes.mid, np.nan) if self.quotes is not None else np.full(len(self.symbols), np.nan)
+        return guard_decision(d, stale, kill, burn, px, self.size_increment), notes
 
-    def _order_rows(self, d, t: int, bar_ms: int, db) -> list[dict]:
+    def _order_rows(self, d, t: int, bar_ms: int, db) -> list[OrderTicket]:
+        """Record the cycle's orders (before any is sent): market, or limit at the decision's limit price."""
         rows = []
+        limit = d.limit_price
         for side, qty, rules in (("sell", d.sell_qty, d.exit_rule), ("buy", d.buy_qty, d.entry_rule)):
             for i in np.flatnonzero(qty > 0):
                 cid = make_client_order_id(self.run_id, bar_ms, self.symbols[i], side, 0)
-                row = {"client_order_id": cid, "t": t, "symbol": self.symbols[i], "side": side, "qty": float(qty[i]),
-                       "type": "market", "rule": rules[i] or ("halt" if side == "sell" else ""), "status": "new"}
-                db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, rule, status, created_wall_ms, "
-                           "updated_wall_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                           (cid, t, row["symbol"], side, row["qty"], "market", row["rule"], "new", now_ms(), now_ms()))
-                rows.append(row)
+                px = None if limit is None or not np.isfinite(limit[i]) else float(limit[i])
+                o = OrderTicket(cid, t, self.symbols[i], side, float(qty[i]), "market" if px is None else "limit", px,
+                                rules[i] or ("halt" if side == "sell" else ""))
+                db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, limit_price, rule, status, "
+                           "created_wall_ms, updated_wall_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                           (cid, t, o.symbol, side, o.qty, o.type, px, o.rule, "new", now_ms(), now_ms()))
+                rows.append(o)
         return rows
 
     def _record_decision(self, db, d, t: int, bar_ms: int, eq: float) -> None:
-        trace = {"candidate": np.flatnonzero(d.candidates).tolist(),
-                 "cycle_true": {k: np.flatnonzero(np.broadcast_to(v, d.candidates.shape)).tolist()
-                                for k, v in d.cycle_verdicts.items()},
-                 "clip": {k: np.flatnonzero(v).tolist() for k, v in d.clipped.items()},
-                 "block": {k: np.flatnonzero(v).tolist() for k, v in d.blocked.items() if v.any()},
-                 "halts": list(d.halts)}
+        trace = cycle_record(d)
         db.executemany("INSERT INTO decisions(t, symbol, side, qty, rule) VALUES (?,?,?,?,?)",
                        [(t, self.symbols[i], "sell", float(d.sell_qty[i]), d.exit_rule[i]) for i in np.flatnonzero(d.sell_qty)]
                        + [(t, self.symbols[i], "buy", float(d.buy_qty[i]), d.entry_rule[i]) for i in np.flatnonzero(d.buy_qty)])

@@ -30,7 +30,8 @@ def load(d: dict) -> tuple[Portfolio, HaltState]:
 
 def apply_fill(pf: Portfolio, i: int, side: str, qty: float, price: float, fee: float, t: int, rule: str,
                size_increment: float) -> None:
-    """The backtest broker's bookkeeping for one fill (average entry price, entry bar, flat)."""
+    """The backtest broker's bookkeeping for one fill (average entry price, entry bar, flat);
+    ``t`` is the bar the fill belongs to (its decision bar + 1, as in the backtest)."""
     notional = qty * price
     if side == "buy":
         prev = pf.qty[i]

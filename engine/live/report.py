@@ -1,6 +1,6 @@
 """A live-clock session's results in the backtest's shape, so it leaves the same report.
 
-The recorded cycles, fills and decision traces are turned into a BacktestResult over the
+The recorded cycles, fills and decision traces are turned into a RunResult (engine/sim) over the
 stored bars and handed to the backtest's own ``build_results``.
 """
 from __future__ import annotations
@@ -9,11 +9,12 @@ import json
 
 import numpy as np
 
-from engine.backtest.broker import Fill
-from engine.backtest.engine import BacktestResult, BacktestSettings
-from engine.backtest.results import build_results
-from engine.backtest.trace import TraceRecorder
+from engine.sim.fills import Fill
+from engine.sim.result import RunResult
+from engine.sim.settings import SimSettings
+from engine.sim.results import build_results
 from engine.cycle.prepare import prepare
+from engine.trace import TraceRecorder, replay_cycle
 
 
 def live_results(s, run_info: dict) -> dict | None:
@@ -43,33 +44,24 @@ def live_results(s, run_info: dict) -> dict | None:
             last_eq, last_ex = equity[i], exposure[i]
         else:
             equity[i], exposure[i] = last_eq, last_ex
-    fills = [Fill(min(int(f["t"]) + (0 if s.mode == "dry_run" else 1), stop - 1), s.index[f["symbol"]], f["side"],
+    fills = [Fill(min(int(f["t"]), stop - 1),  # the bar it filled in
+                   s.index[f["symbol"]], f["side"],
                   f["qty"], f["price"], f["fee"], f["slippage"], f["rule"] or "")
              for f in store.rows("SELECT * FROM fills ORDER BY t, time_ms, fill_id")]
-    settings = BacktestSettings(initial_cash=float(store.get("meta", "session")["initial_cash"]),
-                                slippage=s.slippage, seed=s.seed, start=start, stop=stop)
-    res = BacktestResult(p, start, stop, equity, exposure, fills, s.pf, trace, settings)
+    settings = SimSettings(initial_cash=float(store.get("meta", "session")["initial_cash"]),
+                           slippage=s.costs.slippage, seed=s.costs.seed, start=start, stop=stop)
+    res = RunResult(p, start, stop, equity, exposure, fills, s.pf, trace, settings)
     out = build_results(res, run_info)
     out["live"] = live_summary(store)
     return out
 
 
 def _replay_trace(trace: TraceRecorder, t: int, tr: dict, store, index: dict) -> None:
-    ev = trace.events
-    for rid, idx in (tr.get("cycle_true") or {}).items():
-        ev["cycle_true:" + rid].append((t, np.array(idx, dtype=np.int32)))
-    if tr.get("candidate"):
-        ev["candidate"].append((t, np.array(tr["candidate"], dtype=np.int32)))
-    for cid, idx in (tr.get("clip") or {}).items():
-        ev["clip:" + cid].append((t, np.array(idx, dtype=np.int32)))
-    for gid, idx in (tr.get("block") or {}).items():
-        ev["block:" + gid].append((t, np.array(idx, dtype=np.int32)))
-    for side in ("buy", "sell"):
-        idx = [index[r["symbol"]] for r in store.rows("SELECT symbol FROM decisions WHERE t=? AND side=?", (t, side))]
-        if idx:
-            ev[side].append((t, np.array(sorted(idx), dtype=np.int32)))
-    for h in tr.get("halts") or []:
-        trace.halts[h].append(t)
+    sides = None
+    if "buy" not in tr:  # a cycle recorded before the trace carried its orders: the decisions table
+        sides = {side: [index[r["symbol"]] for r in store.rows("SELECT symbol FROM decisions WHERE t=? AND side=?",
+                                                                 (t, side))] for side in ("buy", "sell")}
+    replay_cycle(trace, t, tr, sides)
 
 
 def live_summary(store) -> dict:

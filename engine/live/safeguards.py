@@ -2,12 +2,17 @@
 required passing paper run before the first live order (the burn-in gate, docs/live.md)."""
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from engine.cycle.decide import Decision
 from engine.live.errors import LiveError
+
 from engine.live.settings import BurnIn, LiveSettings
 from engine.live.store import StateStore, now_ms
 from engine.paths import project_path
@@ -127,3 +132,23 @@ def check_live_gate(settings: LiveSettings, need: PaperNeed) -> None:
                         f"one on exchange {need.exchange} with the same symbols and rule set, of >= "
                         f"{need.min_cycles} cycles and >= {need.min_hours:g} h, with no unresolved alert; "
                         f"run mode=paper exchange={need.exchange} live.account={settings.account} first")
+def guard_decision(d: Decision, stale: np.ndarray, kill: bool, burn_in: tuple[float, float] | None,
+                   price: np.ndarray, increment: np.ndarray) -> Decision:
+    """The decision after the loop-level safeguards, as a new decision (``d`` is not changed):
+    no order on a ``stale`` quote, no buy while the kill switch is on, and in burn-in (``burn_in``
+    = (entry scale, max entry notional)) buys scaled down and capped at ``price`` (rounded down
+    to each product's ``increment``)."""
+    sell = np.where(stale, 0.0, d.sell_qty)
+    buy = np.where(stale, 0.0, d.buy_qty)
+    if kill:
+        buy = np.zeros_like(buy)
+    if burn_in is not None and buy.any():
+        scale, cap = burn_in
+        if scale < 1.0 or np.isfinite(cap):  # in burn-in: the notional cap holds even at cap_scale 1
+            q = buy * scale
+            with np.errstate(invalid="ignore", divide="ignore"):
+                q = np.where(q * price > cap, cap / price, q)
+                buy = np.floor(np.nan_to_num(q) / increment + 1e-9) * increment
+    out = copy.copy(d)  # a new decision (any object with these fields): d stays as decided
+    out.sell_qty, out.buy_qty = sell, buy
+    return out

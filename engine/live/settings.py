@@ -10,7 +10,6 @@ from typing import Any, Mapping
 from engine.live.errors import LiveError
 from engine.paths import project_path
 
-MODES = ("dry_run", "paper", "live")
 OPEN_ORDER_POLICIES = ("cancel", "keep")
 CLOCKS = ("auto", "wall", "sim")
 

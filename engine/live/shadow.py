@@ -11,17 +11,18 @@ import dataclasses
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from engine.backtest.engine import BacktestSettings, run_backtest
 from engine.cycle.prepare import prepare
 from engine.fileio import atomic_write_text
 from engine.live.errors import LiveError
 from engine.live.store import StateStore
+from engine.sim.settings import SimSettings
 from engine.market.data import MarketData, SymbolInfo, iso_utc, timeframe_ms
 from engine.rules.loader import RuleSet
+from engine.trace import BUY, SELL
 
 REL_TOL = 1e-9
 
@@ -43,7 +44,9 @@ def stored_market(store: StateStore, pad: bool = True) -> MarketData:
     return MarketData(meta["timeframe"], times, tuple(symbols), *cols, info=info, source="live:dry_run")
 
 
-def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any]) -> dict:
+def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any], replay: Callable) -> dict:
+    """``replay(prepared, settings)``: the backtest (engine/modes passes ``run_backtest``; live
+    imports nothing from engine/backtest)."""
     meta = store.get("meta", "session")
     if meta is None or meta.get("mode") != "dry_run":
         raise LiveError(f"{store.path} is not a dry_run state file (found mode {None if meta is None else meta.get('mode')!r}); "
@@ -55,10 +58,9 @@ def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any]) -> dict:
     p = prepare(market, rules)
     start, last = cycles[0]["t"], cycles[-1]["t"]
     # the backtest's own settings (fees, slippage, participation, seed) over the dry_run's bars and cash
-    costs = BacktestSettings.from_config(cfg.get("backtest") or {}, (cfg.get("exchange") or {}).get("fees"),
-                                         int(cfg.get("seed", 42)))
+    costs = SimSettings.from_run_config(cfg)
     settings = dataclasses.replace(costs, initial_cash=float(meta["initial_cash"]), start=start, stop=last + 2)
-    res = run_backtest(p, settings)
+    res = replay(p, settings)
     sym = market.symbols
     diffs: list[dict] = []
 
@@ -73,7 +75,7 @@ def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any]) -> dict:
         elif recorded[t]["regime"] != p.regime_labels[p.regime_idx[t]]:
             diff(t, "regime", None, recorded[t]["regime"], p.regime_labels[p.regime_idx[t]])
     # which symbols each side decided on, per bar
-    back = {(t, side): set(sym[i] for i in idx) for side in ("buy", "sell") for t, idx in res.trace.events.get(side, [])}
+    back = {(t, side): set(sym[i] for i in idx) for side in (BUY, SELL) for t, idx in res.trace.bars_of(side)}
     dry: dict = defaultdict(set)
     for r in store.rows("SELECT t, symbol, side FROM decisions"):
         dry[(r["t"], r["side"])].add(r["symbol"])

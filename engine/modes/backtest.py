@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from engine.backtest.diagnostics import as_dicts, diagnose
 from engine.backtest.engine import run_backtest
-from engine.backtest.results import build_results
+from engine.sim.results import build_results
 from engine.cycle.memory import reuse_freed_memory
 from engine.cycle.prepare import prepare
 from engine.market.data import iso_utc

@@ -49,7 +49,7 @@ def compose(overrides: list[str]) -> dict:
 def run_snapshot(overrides: list[str]) -> dict:
     """Backtest with these overrides; return what a baseline records."""
     from engine.backtest.engine import run_backtest
-    from engine.backtest.results import build_results
+    from engine.sim.results import build_results
     from engine.cycle.prepare import prepare
     from engine.modes.setup import backtest_settings, load_rules, market_for, run_identity
     from engine.report.jsonio import clean

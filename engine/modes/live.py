@@ -1,4 +1,8 @@
-"""mode=dry_run|paper|live: the backtest's cycle on a live clock (engine/live), then the same report."""
+"""mode=dry_run|paper|live: the cycle on a live clock (engine/live), then the backtest's report.
+
+The one place a live-clock mode's parts are chosen: the clock (the in-process emulator's
+simulated clock, or the wall clock), the feed (the exchange adapter) and the broker (the mode's
+plan in the engine/modes registry)."""
 from __future__ import annotations
 
 import logging
@@ -14,6 +18,7 @@ from engine.live.errors import LiveError
 from engine.live.loop import Session
 from engine.live.report import live_results
 from engine.live.settings import LiveSettings
+from engine.modes import LIVE_MODES, live_plan
 from engine.modes.setup import load_rules, run_identity
 
 log = logging.getLogger(__name__)
@@ -35,8 +40,11 @@ def make_clock(settings: LiveSettings, xcfg: ExchangeConfig, adapter):
     if kind == "wall":
         return WallClock(settings.settle_s)
     speed = settings.sim_speed or xcfg.emulator.speed
-    if adapter.emulator is not None:
-        return SimClock(speed, adapter.emulator.market.now_ms)
+    emu = adapter.emulator
+    if emu is not None:
+        def resume(ms: int) -> None:  # advance the in-process market to the account's newest bar
+            emu.advance(max(0, -(-(ms - emu.market.now_ms()) // emu.market.step_ms)))
+        return SimClock(speed, emu.market.now_ms, resume)
     if settings.sim_origin_ms is None or settings.sim_origin_wall_s is None:
         raise LiveError("live.clock=sim with an emulator in another process needs live.sim_origin_ms and "
                         "live.sim_origin_wall_s (its simulated time at a wall time)")
@@ -45,8 +53,9 @@ def make_clock(settings: LiveSettings, xcfg: ExchangeConfig, adapter):
 
 def open_session(cfg: Mapping[str, Any], mode: str | None = None) -> Session:
     mode = mode or (cfg.get("mode") or {}).get("name")
-    if mode not in ("dry_run", "paper", "live"):
-        raise LiveError(f"mode.name is {mode!r}; the live loop runs dry_run, paper or live")
+    if mode not in LIVE_MODES:
+        raise LiveError(f"mode.name is {mode!r}; the live loop runs {', '.join(LIVE_MODES)}")
+    plan = live_plan(mode)
     settings = LiveSettings.from_mapping(cfg.get("live"))
     xcfg = exchange_config(cfg)
     try:
@@ -55,7 +64,7 @@ def open_session(cfg: Mapping[str, Any], mode: str | None = None) -> Session:
         raise LiveError(str(e)) from None
     try:
         timeframe = settings.timeframe or ("1m" if adapter.emulator is not None else (cfg.get("data") or {}).get("timeframe", "1h"))
-        return Session(mode, cfg, settings, adapter, make_clock(settings, xcfg, adapter), timeframe, load_rules)
+        return Session(plan, cfg, settings, adapter, make_clock(settings, xcfg, adapter), timeframe, load_rules)
     except BaseException:
         adapter.close()
         raise

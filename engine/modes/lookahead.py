@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from engine.backtest.broker import fill_to_dict
+from engine.sim.fills import fill_to_dict
 from engine.backtest.engine import BacktestSettings, run_backtest
 from engine.cycle.prepare import Prepared, prepare
 from engine.market.data import MarketData, iso_utc

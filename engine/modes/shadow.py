@@ -13,11 +13,18 @@ from typing import Any, Mapping
 
 from engine.live.errors import LiveError
 from engine.live.settings import LiveSettings
-from engine.live.shadow import compare, write_report
+from engine.backtest.engine import run_backtest
+from engine.live import shadow
+from engine.live.shadow import write_report
 from engine.live.store import StateStore
 from engine.modes.setup import load_rules
 
 log = logging.getLogger(__name__)
+
+
+def compare(store: StateStore, rules, cfg: Mapping[str, Any]) -> dict:
+    """The shadow comparison with the backtest as its replay."""
+    return shadow.compare(store, rules, cfg, run_backtest)
 
 
 def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: Mapping[str, Any]) -> dict:

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from engine.backtest.broker import SimBroker
-from engine.backtest.costs import FeeSchedule, FeeTier, SlippageModel
+from engine.sim.fills import SimBroker
+from engine.sim.costs import FeeSchedule, FeeTier, SlippageModel
 from engine.backtest.engine import BacktestResult, BacktestSettings, run_backtest
-from engine.backtest.results import build_results
+from engine.sim.results import build_results
 from engine.cycle.decide import Decision
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import Prepared, prepare

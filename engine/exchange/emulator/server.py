@@ -1,4 +1,8 @@
-"""A local Coinbase Advanced Trade server (the endpoints the adapter uses) on 127.0.0.1.
+"""The emulator's HTTP server (``EmulatorBase``) and its Coinbase Advanced Trade front end.
+
+Kraken's and Binance's front ends (``kraken.py``, ``binance.py``) subclass ``EmulatorBase`` over
+the same matching engine (``book.py``). The Coinbase front end serves the endpoints the adapter
+uses on 127.0.0.1.
 
     with CoinbaseEmulator(seed=7) as emu:          # step mode: tests move the market
         client.urls["api"]["rest"] = emu.url
@@ -47,7 +51,6 @@ ROUTES = (  # method, path regex, route name, pool
     ("GET", r"/api/v3/brokerage/orders/historical/fills", "fills", "private"),
     ("GET", r"/api/v3/brokerage/orders/historical/(?P<oid>[^/]+)", "get_order", "private"),
 )
-_COMPILED = tuple((m, re.compile(p + r"$"), n, pool) for m, p, n, pool in ROUTES)
 
 
 class _HttpError(Exception):
@@ -59,9 +62,24 @@ def _b64url(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
-class CoinbaseEmulator:
+class EmulatorBase:
+    """One matching engine (``OrderBook`` over a ``SimMarket``) behind an exchange's REST front end.
+
+    A front end (a subclass) names its ``ROUTES`` and answers them in its exchange's wire format:
+    ``authenticate``, ``admit`` (its rate pools), ``dispatch``, and its error bodies.
+    """
+
+    ROUTES: tuple = ()
+    EXCHANGE = "exchange"
+
+    @classmethod
+    def _compiled(cls):
+        if "_COMPILED_ROUTES" not in cls.__dict__:
+            cls._COMPILED_ROUTES = tuple((m, re.compile(p + r"$"), n, pool) for m, p, n, pool in cls.ROUTES)
+        return cls._COMPILED_ROUTES
+
     def __init__(self, seed: int = 7, products: int = 8, speed: float | None = None, market: SimMarket | None = None,
-                 limits: dict[str, float] | None = None, enforce_rate_limits: bool = True,
+                 limits: dict | None = None, enforce_rate_limits: bool = True,
                  balances: dict[str, float] | None = None, quote_currency: str = "USDC",
                  api_keys: dict | None = None, send_rate_headers: bool = False, starting_quote: float = 100_000.0,
                  host: str = "127.0.0.1", port: int = 0):
@@ -74,7 +92,8 @@ class CoinbaseEmulator:
                 balances[p.base] = round(10_000.0 / q[1], 8) if q else 0.0
         self.book = OrderBook(self.market, balances, seed)
         self.faults = FaultPlan()
-        self.limits = dict(limits or {"public": 10.0, "private": 30.0})
+        self.limits = {k: getattr(v, "limit_per_s", v) for k, v in (limits or {"public": 10.0, "private": 30.0}).items()}
+        self.pool_specs = dict(limits or {})
         self.enforce_rate_limits = enforce_rate_limits
         self.send_rate_headers = send_rate_headers
         self.api_keys = dict(api_keys or {})
@@ -84,6 +103,8 @@ class CoinbaseEmulator:
         self.rate_limited: dict[str, int] = {"public": 0, "private": 0}
         self.requests: list[tuple[float, str, str]] = []  # (time, route, pool)
         self._lock = threading.Lock()
+        self._in_flight = 0  # requests being handled (a timeout fault sleeps inside one)
+        self._idle = threading.Condition(self._lock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -103,7 +124,7 @@ class CoinbaseEmulator:
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="coinbase-emulator", daemon=True)
+                                        name=f"{self.EXCHANGE}-emulator", daemon=True)
         self._thread.start()
         return self.url
 
@@ -114,7 +135,7 @@ class CoinbaseEmulator:
             self._thread.join(timeout=5)
             self._server = None
 
-    def __enter__(self) -> "CoinbaseEmulator":
+    def __enter__(self) -> "EmulatorBase":
         self.start()
         return self
 
@@ -132,6 +153,7 @@ class CoinbaseEmulator:
         return i
 
     def set_product_status(self, product: str, **flags) -> None:
+        """Flags on the engine's product (``"BTC/USDC"`` or ``"BTC-USDC"``): status, cancel_only, ..."""
         p = self.market.products[product.replace("/", "-")]
         for k, v in flags.items():
             if not hasattr(p, k):
@@ -157,9 +179,60 @@ class CoinbaseEmulator:
             best = max(best, hi - lo + 1)
         return best / window_s
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Until no request is being handled (e.g. a timeout fault's slow request, which the
+        client gave up on, has been processed server-side too); False if ``timeout`` s pass."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
     def request_count(self, pool: str | None = None) -> int:
         with self._lock:
             return sum(len(v) for k, v in self._arrivals.items() if pool in (None, k))
+
+    # -- front-end hooks (a subclass speaks its exchange's format) -----------------------
+    def parse_body(self, raw: bytes, headers) -> dict:
+        return json.loads(raw) if raw else {}
+
+    def authenticate(self, method: str, parts, headers, raw: bytes, query: dict, body: dict) -> str:
+        raise NotImplementedError
+
+    def admit(self, route: str, pool: str, who: str, query: dict, body: dict, params: dict) -> dict:
+        return self._admit(pool, who)
+
+    def response_headers(self, route: str, pool: str, who: str) -> dict:
+        return {}
+
+    def not_found(self, message: str):
+        return {"error": "NOT_FOUND", "message": message}
+
+    def server_error_body(self, status: int, message: str = "injected"):
+        return {"error": "internal_server_error" if status == 500 else "UNAVAILABLE", "message": message}
+
+    def rate_limit_fault(self, fault, pool: str) -> "_HttpError":
+        with self._lock:
+            self.rate_limited[pool] = self.rate_limited.get(pool, 0) + 1
+        return _HttpError(429, "Too Many Requests", {"Retry-After": str(fault.params.get("retry_after", 1))})
+
+    def dispatch(self, route: str, params: dict, query: dict, body: dict, fault) -> dict:
+        raise NotImplementedError
+
+    # -- the one matching engine, in neutral terms (front ends translate to it) ---------
+    def place_order(self, cid: str, product_id: str, side: str, otype: str, size: float, limit: float | None,
+                    post_only: bool, fault, unique_open: bool):
+        """Place through the book. ``unique_open``: the id is unique among open orders only (Binance,
+        Kraken): reusing an open order's id is refused, a closed order's id starts a new order."""
+        b = self.book
+        with b.lock:
+            if unique_open and cid in b.by_client:
+                if b.orders[b.by_client[cid]].status == "OPEN":
+                    raise Rejection("DUPLICATE_CLIENT_ID", f"an open order already has client id {cid}")
+                del b.by_client[cid]
+            spec = {"base_size": repr(float(size))}
+            if otype == "LIMIT":
+                spec.update(limit_price=repr(float(limit)), post_only=bool(post_only))
+            body = {"client_order_id": cid, "product_id": product_id, "side": side,
+                    "order_configuration": {("limit_limit_gtc" if otype == "LIMIT" else "market_market_ioc"): spec}}
+            return b.place(body, None if fault is None else {"kind": fault.kind, **fault.params})[0]
 
     # -- request handling (called from handler threads) -------------------------------
     def _admit(self, pool: str, who: str) -> dict:
@@ -187,6 +260,27 @@ class CoinbaseEmulator:
                                    "message": "Too many requests"},
                              {"Retry-After": "1", **headers})
         return headers
+
+
+class CoinbaseEmulator(EmulatorBase):
+    """Coinbase Advanced Trade v3: JSON bodies, ES256 JWT auth, public/private pools per second."""
+
+    ROUTES = ROUTES
+    EXCHANGE = "coinbase"
+
+    def authenticate(self, method, parts, headers, raw, query, body) -> str:
+        return self._authorize(method, parts.path, headers.get("Authorization"))
+
+    def rate_limit_fault(self, fault, pool):
+        with self._lock:
+            self.rate_limited[pool] += 1
+        retry = str(fault.params.get("retry_after", 1))
+        style = fault.params.get("body", "v3")
+        body = {"v3": {"error": "RATE_LIMIT_EXCEEDED", "error_details": "Too many requests",
+                       "message": "Too many requests"},
+                "v2": {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]},
+                }.get(style, "Too Many Requests")
+        return _HttpError(429, body, {"Retry-After": retry})
 
     def _authorize(self, method: str, path: str, auth: str | None) -> str:
         unauthorized = _HttpError(401, {"error": "unauthorized", "message": "invalid or missing JWT"})
@@ -355,7 +449,7 @@ def _parse_iso_ms(s: str | None) -> float | None:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    emu: CoinbaseEmulator
+    emu: "EmulatorBase"
 
     def setup(self) -> None:
         super().setup()
@@ -375,57 +469,62 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
     def _handle(self, method: str) -> None:
+        emu = self.emu
+        with emu._idle:
+            emu._in_flight += 1
+        try:
+            self._handle_counted(method)
+        finally:
+            with emu._idle:
+                emu._in_flight -= 1
+                emu._idle.notify_all()
+
+    def _handle_counted(self, method: str) -> None:
         emu = self.emu
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         extra_headers: dict = {}
         try:
-            for m, rx, name, pool in _COMPILED:
+            for m, rx, name, pool in emu._compiled():
                 match = rx.match(parts.path)
                 if m == method and match:
                     break
             else:
-                raise _HttpError(404, {"error": "NOT_FOUND", "message": f"no route for {method} {parts.path}"})
+                raise _HttpError(404, emu.not_found(f"no route for {method} {parts.path}"))
+            query = parse_qs(parts.query)
+            body = emu.parse_body(raw, self.headers)
             who = "public"
             if pool == "private":
-                who = emu._authorize(method, parts.path, self.headers.get("Authorization"))
+                who = emu.authenticate(method, parts, self.headers, raw, query, body)
             with emu._lock:
                 emu.requests.append((time.monotonic(), name, pool))
-            extra_headers = emu._admit(pool, who)
+            extra_headers = emu.admit(name, pool, who, query, body, match.groupdict())
             fault = emu.faults.take(name)
             if fault is not None:
                 if fault.kind == "rate_limit":
-                    with emu._lock:
-                        emu.rate_limited[pool] += 1
-                    retry = str(fault.params.get("retry_after", 1))
-                    style = fault.params.get("body", "v3")
-                    body = {"v3": {"error": "RATE_LIMIT_EXCEEDED", "error_details": "Too many requests",
-                                   "message": "Too many requests"},
-                            "v2": {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]},
-                            }.get(style, "Too Many Requests")
-                    raise _HttpError(429, body, {"Retry-After": retry})
+                    raise emu.rate_limit_fault(fault, pool)
                 if fault.kind == "server_error":
                     status = int(fault.params.get("status", 503))
-                    raise _HttpError(status, {"error": "internal_server_error" if status == 500 else "UNAVAILABLE",
-                                              "message": "injected"})
+                    raise _HttpError(status, emu.server_error_body(status))
                 if fault.kind == "drop":
                     self._drop()
                     return
                 if fault.kind == "timeout":
                     time.sleep(float(fault.params.get("delay_s", 1.0)))
-            body = json.loads(raw) if raw else {}
-            query = parse_qs(parts.query)
             result = emu.dispatch(name, match.groupdict(), query, body, fault)
             if fault is not None and fault.kind == "lost_response":
                 self._drop()
                 return
-            self._send(200, result, extra_headers)
+            self._send(200, result, {**extra_headers, **emu.response_headers(name, pool, who)})
         except _HttpError as e:
             self._send(e.status, e.body, {**extra_headers, **e.headers})
         except Exception as e:  # a bug in the emulator: answer 500 rather than hang the client
-            self._send(500, {"error": "internal_server_error", "message": repr(e)}, {})
+            self._send(500, emu.server_error_body(500, repr(e)), {})
 
     def _send(self, status: int, body, headers: dict) -> None:
         is_text = isinstance(body, str)

@@ -13,8 +13,11 @@ computed with whole-array operations. A bar is *quiet* when, in that block:
 
 These are supersets of what ``decide`` acts on (halts and vetoes are ignored, which can
 only make a bar look busy), so a quiet bar's decision is "nothing", and skipping it
-changes no result. The scanner marks the quiet bars (equity, exposure, portfolio state,
-the trace of active halts) exactly as the per-bar path would and returns the first busy bar.
+changes no result. The scan reads the same :class:`CyclePlan` as ``decide`` (its halts with
+their actions and cooldowns, the exit and entry groups, the buyable mask): it is the block
+form of the same plan, not a second copy of the rules. Like ``decide`` it writes into
+nothing it was given: it returns a :class:`QuietSpan` (the first busy bar, the quiet bars'
+equity and exposure, the halts that held, the portfolio's marks) that the caller applies.
 """
 from __future__ import annotations
 
@@ -22,12 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.backtest.trace import TraceRecorder
-from engine.cycle.decide import HaltState, _plan
+from engine.cycle.plan import CyclePlan, HaltState
 from engine.cycle.portfolio import Portfolio, portfolio_env
-from engine.cycle.prepare import Prepared, RuleGroup
-
-DAY_MS = 86_400_000
+from engine.cycle.prepare import RuleGroup
+from engine.cycle.state import Marks
 # the C entry points behind ``ndarray.any`` / ``np.count_nonzero`` (their Python wrappers cost
 # more than the work on a block of a few dozen bars)
 _any_rows = np.logical_or.reduce
@@ -35,42 +36,51 @@ _count = np.count_nonzero
 _sum_rows = np.add.reduce  # over bools: per-row counts, as np.count_nonzero(axis=1)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
+class QuietSpan:
+    """Bars ``start`` up to ``end`` (exclusive) are quiet; ``end`` is the first busy bar (or the
+    block's end). Empty (``end == start``) when the first bar is busy."""
+
+    start: int
+    end: int
+    equity: np.ndarray  # (end - start,) marked equity per quiet bar
+    exposure: np.ndarray  # (end - start,)
+    halt_bars: tuple[tuple[str, np.ndarray], ...]  # (halt id, bars of the span it held)
+    marks: Marks | None  # the portfolio's marks after the span's last bar (None: empty span)
+
+
+def _empty(a: int) -> QuietSpan:
+    return QuietSpan(a, a, np.empty(0), np.empty(0), (), None)
+
+
+@dataclass(frozen=True, eq=False)
 class QuietScanner:
-    p: Prepared
-    days: np.ndarray  # (T,) UTC day number of each bar
-    enterable: np.ndarray  # (T, N) in the universe, trading, and an entry series rule holds
-    buyable: np.ndarray  # (T, N) in the universe and trading
+    plan: CyclePlan
     needs_env: bool
-    # per-bar counts of the two masks above: with k symbols held, "some symbol not held is
-    # enterable" is ``count > count over the held columns``, an (m, k) test instead of (m, N)
-    enter_count: np.ndarray | None = None
-    buy_count: np.ndarray | None = None
+    # per-bar counts of the plan's enterable / buyable masks: with k symbols held, "some symbol
+    # not held is enterable" is ``count > count over the held columns``, an (m, k) test instead of (m, N)
+    enter_count: np.ndarray
+    buy_count: np.ndarray
 
     @classmethod
-    def build(cls, p: Prepared) -> "QuietScanner":
-        buyable = _plan(p).buyable  # decide's own (T, N) mask, built once per prepared run
-        needs_env = bool(p.entries.cycle or p.exits.cycle or p.halts)
-        enterable = buyable & p.entries.combined
-        return cls(p, p.market.times // DAY_MS, enterable, buyable, needs_env,
-                   np.count_nonzero(enterable, axis=1), np.count_nonzero(buyable, axis=1))
+    def build(cls, plan: CyclePlan) -> "QuietScanner":
+        p = plan.p
+        return cls(plan, bool(p.entries.cycle or p.exits.cycle or p.halts),
+                   np.count_nonzero(plan.enterable, axis=1), np.count_nonzero(plan.buyable, axis=1))
 
-    def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int, equity: np.ndarray, exposure: np.ndarray,
-             offset: int, trace: TraceRecorder) -> int:
-        """Mark the quiet bars from ``a`` on (at most up to ``b``); return the first busy bar (or ``b``).
-
-        ``equity`` and ``exposure`` are the run's curves, bar t at index ``t - offset``.
-        """
+    def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int) -> QuietSpan:
+        """The quiet bars from ``a`` on (at most up to ``b``), ending at the first busy bar."""
         if a >= b or (pf.exiting is not None and _count(pf.exiting)):
-            return a
-        p = self.p
+            return _empty(a)
+        plan = self.plan
+        p = plan.p
         m = b - a
         rows = np.arange(a, b)
         close = p.close[a:b]
         value = pf.value(close)
         eq = pf.cash + value
         prev = np.concatenate(([pf.equity], eq[:-1]))
-        days = self.days[a:b]
+        days = plan.days[a:b]
         new_day = days != np.concatenate(([pf.day], days[:-1]))
         first = np.where(new_day, np.arange(m), -1)
         np.maximum.accumulate(first, out=first)
@@ -83,26 +93,26 @@ class QuietScanner:
         busy = np.zeros(m, dtype=bool)
         col = lambda x: x[:, None]  # noqa: E731 - one bar per row, broadcast over symbols
         env = None
-        if p.halts:
+        if plan.halts:
             env = portfolio_env(pf, close, col(rows), col(eq), col(value), col(peak), col(day_start), col(prev))
         window = slice(a, b)
 
         active: list[tuple[str, np.ndarray]] = []
-        for h, fn in p.halts:
-            until = hs.until.get(h.rule.id, -1)
+        for h in plan.halts:
+            until = hs.get(h.id)
             if a <= until < b:  # the cooldown ends in this block
                 busy[until - a] = True
-            busy |= _rows(fn(env, window), m)
+            busy |= _rows(h.fn(env, window), m)
             if until > a:  # the halt holds over the block's first bars
                 on = rows < until
-                active.append((h.rule.id, on))
-                if h.action == "flatten" and any_held:
+                active.append((h.id, on))
+                if h.flatten and any_held:
                     busy |= on
 
         # series-level signals: only the held columns need looking at
         if any_held:
             busy |= _any_rows(p.exits.combined[a:b, hidx], axis=1)
-            enter = self.enter_count[a:b] > _sum_rows(self.enterable[a:b, hidx], axis=1, dtype=np.intp)
+            enter = self.enter_count[a:b] > _sum_rows(plan.enterable[a:b, hidx], axis=1, dtype=np.intp)
         else:
             enter = self.enter_count[a:b] > 0
         busy |= enter
@@ -118,7 +128,7 @@ class QuietScanner:
                 cbusy |= _cycle_any(p.exits, cenv, w, a, a + e, e)
             if p.entries.cycle:
                 if any_held:
-                    can_buy = self.buy_count[w] > _sum_rows(self.buyable[w, hidx], axis=1, dtype=np.intp)
+                    can_buy = self.buy_count[w] > _sum_rows(plan.buyable[w, hidx], axis=1, dtype=np.intp)
                 else:
                     can_buy = self.buy_count[w] > 0
                 cbusy |= can_buy & _cycle_any(p.entries, cenv, w, a, a + e, e)
@@ -126,18 +136,14 @@ class QuietScanner:
                 e = int(cbusy.argmax())
 
         if e == 0:
-            return a
+            return _empty(a)
         k = slice(0, e)
-        equity[a - offset:a - offset + e] = eq[k]
         with np.errstate(divide="ignore", invalid="ignore"):
-            exposure[a - offset:a - offset + e] = np.where(eq[k] > 0, (eq[k] - pf.cash) / eq[k], 0.0)
-        for hid, on in active:
-            trace.record_halts(hid, rows[k][on[k]])
+            exposure = np.where(eq[k] > 0, (eq[k] - pf.cash) / eq[k], 0.0)
         last = e - 1
-        pf.prev_equity, pf.equity = float(prev[last]), float(eq[last])
-        pf.day, pf.day_start_equity = int(days[last]), float(day_start[last])
-        pf.peak_equity = float(peak[last])
-        return a + e
+        return QuietSpan(a, a + e, eq[k], exposure, tuple((hid, rows[k][on[k]]) for hid, on in active),
+                         Marks(float(prev[last]), float(eq[last]), int(days[last]), float(day_start[last]),
+                               float(peak[last])))
 
 
 def _rows(v, m: int) -> np.ndarray:

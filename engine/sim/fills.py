@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.backtest.costs import FeeSchedule, SlippageModel
+from engine.sim.costs import FeeSchedule, SlippageModel
 from engine.cycle.decide import Decision
 from engine.cycle.npfast import nan_to_num
 from engine.cycle.portfolio import Portfolio

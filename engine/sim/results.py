@@ -1,16 +1,16 @@
-"""Turn a BacktestResult into the run's results dict (the JSON every report reads)."""
+"""Turn a RunResult (a backtest or a live-clock session) into the run's results dict (the JSON every report reads)."""
 from __future__ import annotations
 
 
 import numpy as np
 
-from engine.backtest.broker import fill_to_dict
-from engine.backtest.engine import BacktestResult
+from engine.sim.fills import fill_to_dict
+from engine.sim.result import RunResult
 from engine.market.data import iso_utc, timeframe_ms
 from engine.report.metrics import benchmark, compute_metrics
 
 
-def round_trips(res: BacktestResult) -> list[dict]:
+def round_trips(res: RunResult) -> list[dict]:
     """Entry-to-exit trades per symbol from the fills (partial fills grouped)."""
     m = res.prepared.market
     hours_per_bar = timeframe_ms(m.timeframe) / 3_600_000
@@ -49,7 +49,7 @@ def round_trips(res: BacktestResult) -> list[dict]:
     return out
 
 
-def _trip(res: BacktestResult, i: int, rt: dict, hours_per_bar: float) -> dict:
+def _trip(res: RunResult, i: int, rt: dict, hours_per_bar: float) -> dict:
     m = res.prepared.market
     entry_price = rt["cost"] / rt["qty"]
     closed = rt["t1"] is not None
@@ -79,7 +79,7 @@ def _trip(res: BacktestResult, i: int, rt: dict, hours_per_bar: float) -> dict:
     }
 
 
-def regime_spans(res: BacktestResult) -> list[list]:
+def regime_spans(res: RunResult) -> list[list]:
     p = res.prepared
     idx = p.regime_idx[res.start:res.stop]
     times = p.market.times[res.start:res.stop]
@@ -93,7 +93,7 @@ def regime_spans(res: BacktestResult) -> list[list]:
             for a, b in zip(starts, ends)]
 
 
-def build_results(res: BacktestResult, run_info: dict) -> dict:
+def build_results(res: RunResult, run_info: dict) -> dict:
     p = res.prepared
     m = p.market
     times = m.times[res.start:res.stop]

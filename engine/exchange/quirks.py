@@ -1,0 +1,200 @@
+"""What differs per exchange and needs code rather than a profile value.
+
+``Quirks`` is ccxt's unified API as the adapter uses it for any exchange; a subclass overrides
+only what its exchange does differently (docs/exchange.md has the table, with the ccxt function
+each choice rests on). ``call(op, fn, *args)`` is the adapter's retrying, classifying caller.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .errors import ErrorKind, ExchangeCallError
+from .types import FeeTier
+
+Call = Callable[..., Any]
+
+
+class Quirks:
+    """ccxt's unified calls, for an exchange that needs nothing special."""
+
+    market_buy_needs_price = False  # ccxt sends a market buy as a quote amount (Coinbase)
+    balance_params: dict = {}
+
+    def __init__(self, client):
+        self.client = client
+
+    # -- markets ----------------------------------------------------------------------
+    def market_flags(self, m: dict) -> dict:
+        """Product status as MarketInfo's flags; ``status`` is "online" when orders are accepted."""
+        return {"status": "online" if m.get("active", True) is not False else "offline",
+                "trading_disabled": m.get("active") is False, "cancel_only": False, "limit_only": False,
+                "post_only": False}
+
+    def fee_tier(self, call: Call, markets: dict) -> FeeTier:
+        """The default fee from ccxt's markets (the profile's tiers are what the simulators charge)."""
+        first = next(iter(markets.values()), None)
+        raw = self.client.markets.get(first.symbol) if first is not None else None
+        return FeeTier("ccxt markets", float((raw or {}).get("maker") or 0.0), float((raw or {}).get("taker") or 0.0), 0.0)
+
+    def quotes(self, call: Call, symbols: list[str]) -> dict:
+        if self.client.has.get("fetchBidsAsks"):
+            return call("best_bid_ask", self.client.fetch_bids_asks, list(symbols))
+        return call("best_bid_ask", self.client.fetch_tickers, list(symbols))
+
+    # -- orders -----------------------------------------------------------------------
+    def find_by_client_id(self, call: Call, native_id: str, symbol: str | None, since_ms: int | None) -> dict | None:
+        """The raw ccxt order whose client id is ``native_id``, or None."""
+        for fetch in (self.client.fetch_open_orders, self.client.fetch_closed_orders):
+            for o in call("list_orders", fetch, symbol, since_ms, None, {}):
+                if o.get("clientOrderId") == native_id:
+                    return o
+        return None
+
+    def open_orders(self, call: Call, symbol: str | None) -> list[dict]:
+        return call("open_orders", self.client.fetch_open_orders, symbol)
+
+    def fills(self, call: Call, since_ms: int, symbol: str | None, symbols: list[str]) -> list[dict]:
+        return call("fills", self.client.fetch_my_trades, symbol, int(since_ms))
+
+
+def _cursor(page: list[dict]) -> str | None:
+    # ccxt puts the next page's cursor on the first raw item, which its sort may move anywhere
+    return next((o["info"]["cursor"] for o in page if (o.get("info") or {}).get("cursor")), None)
+
+
+class CoinbaseQuirks(Quirks):
+    """Coinbase Advanced Trade (v3): cursor pages, a quote-sized market buy, its own fee summary."""
+
+    market_buy_needs_price = True  # coinbase.create_order: market buy -> quote_size = amount * price
+    balance_params = {"v3": True}
+
+    def market_flags(self, m: dict) -> dict:
+        info = m["info"]
+        return {"status": str(info.get("status", "")), "trading_disabled": bool(info.get("trading_disabled")),
+                "cancel_only": bool(info.get("cancel_only")), "limit_only": bool(info.get("limit_only")),
+                "post_only": bool(info.get("post_only"))}
+
+    def fee_tier(self, call: Call, markets: dict) -> FeeTier:
+        raw = call("fee_tier", self.client.v3PrivateGetBrokerageTransactionSummary, {"product_type": "SPOT"})
+        tier = raw.get("fee_tier") or {}
+        return FeeTier(str(tier.get("pricing_tier", "")), float(tier.get("maker_fee_rate") or 0.0),
+                       float(tier.get("taker_fee_rate") or 0.0), float(raw.get("total_volume") or 0.0))
+
+    def find_by_client_id(self, call, native_id, symbol, since_ms):
+        # v3 has no lookup by client id: list orders (newest first) and match
+        cursor = None
+        for _ in range(50):  # pages of 100: enough for any lookback we allow
+            page = call("list_orders", self.client.fetch_orders, symbol, since_ms, 100,
+                        {"cursor": cursor} if cursor else {})
+            for o in page:
+                if o.get("clientOrderId") == native_id:
+                    return o
+            cursor = _cursor(page)
+            if not cursor:
+                return None
+        return None
+
+    def open_orders(self, call, symbol):
+        raw, seen, cursor = [], set(), None
+        for _ in range(200):  # pages of 100: every open order, not only the newest 100
+            page = call("open_orders", self.client.fetch_open_orders, symbol, None, 100,
+                        {"cursor": cursor} if cursor else {})
+            raw += [o for o in page if o.get("id") not in seen]
+            seen.update(o.get("id") for o in page)
+            cursor = _cursor(page)
+            if not cursor:
+                break
+        return raw
+
+    def fills(self, call, since_ms, symbol, symbols):
+        raw, seen, cursor = [], set(), None
+        for _ in range(200):  # pages of 250 (Coinbase's maximum); the cursor rides on one trade's info
+            page = call("fills", self.client.fetch_my_trades, symbol, int(since_ms), 250,
+                        {"cursor": cursor} if cursor else {})
+            raw += [t for t in page if str(t["id"]) not in seen]
+            seen.update(str(t["id"]) for t in page)
+            cursor = _cursor(page)
+            if not cursor:
+                break
+        return raw
+
+
+class KrakenQuirks(Quirks):
+    """Kraken spot: ``cl_ord_id`` is found through OpenOrders/ClosedOrders (kraken.fetch_order takes
+    only a txid or an integer userref); trades come 50 a page by ``ofs``; a pair's status is a word."""
+
+    _STATUS = {"online": {}, "cancel_only": {"cancel_only": True}, "post_only": {"post_only": True},
+               "limit_only": {"limit_only": True}, "reduce_only": {"cancel_only": True}}
+
+    def market_flags(self, m: dict) -> dict:
+        word = str((m.get("info") or {}).get("status", "online"))
+        flags = {"status": "online" if word in self._STATUS else word, "trading_disabled": word not in self._STATUS,
+                 "cancel_only": False, "limit_only": False, "post_only": False}
+        flags.update(self._STATUS.get(word, {}))
+        return flags
+
+    def find_by_client_id(self, call, native_id, symbol, since_ms):
+        for op, fetch, since in (("open_orders", self.client.fetch_open_orders, None),
+                                 ("list_orders", self.client.fetch_closed_orders, since_ms)):
+            for o in call(op, fetch, None, since, None, {"clientOrderId": native_id}):
+                if o.get("clientOrderId") == native_id:
+                    return o
+        return None
+
+    def fills(self, call, since_ms, symbol, symbols):
+        raw, seen = [], set()
+        for _ in range(200):  # TradesHistory: 50 per page, newest first; ofs counts from the newest
+            page = call("fills", self.client.fetch_my_trades, symbol, int(since_ms), None, {"ofs": len(raw)})
+            new = [t for t in page if str(t["id"]) not in seen]
+            raw += new
+            seen.update(str(t["id"]) for t in new)
+            if len(page) < 50 or not new:
+                break
+        return raw
+
+
+class BinanceQuirks(Quirks):
+    """Binance spot: GET /api/v3/order takes ``origClientOrderId`` (binance.fetch_order), but every
+    order and trade query needs a symbol; a symbol's status is TRADING / HALT / BREAK."""
+
+    def market_flags(self, m: dict) -> dict:
+        info = m.get("info") or {}
+        word = str(info.get("status", "TRADING"))
+        types = info.get("orderTypes") or []
+        return {"status": "online" if word == "TRADING" else word.lower(),
+                "trading_disabled": word != "TRADING" or info.get("isSpotTradingAllowed") is False,
+                "cancel_only": False, "limit_only": bool(types) and "MARKET" not in types,
+                "post_only": bool(types) and types == ["LIMIT_MAKER"]}
+
+    def find_by_client_id(self, call, native_id, symbol, since_ms):
+        if symbol is None:
+            raise ExchangeCallError(ErrorKind.BAD_REQUEST, "fetch_order",
+                                    f"binance looks an order up by client id within one symbol; none given for {native_id}")
+        try:
+            return call("fetch_order", self.client.fetch_order, None, symbol, {"origClientOrderId": native_id})
+        except ExchangeCallError as e:
+            if e.kind in (ErrorKind.ORDER_NOT_FOUND,):
+                return None
+            raise
+
+    def fills(self, call, since_ms, symbol, symbols):
+        raw = []
+        for s in ([symbol] if symbol else symbols):  # myTrades needs a symbol: the ledger's symbols
+            start = int(since_ms)
+            for _ in range(200):  # pages of 1000 from ``since``
+                page = call("fills", self.client.fetch_my_trades, s, start, 1000)
+                raw += page
+                if len(page) < 1000:
+                    break
+                start = int(page[-1]["timestamp"]) + 1
+        return raw
+
+
+QUIRKS: dict[str, type[Quirks]] = {"coinbase": CoinbaseQuirks, "kraken": KrakenQuirks, "binance": BinanceQuirks}
+
+
+def quirks_for(ccxt_id: str, client) -> Quirks:
+    return QUIRKS.get(ccxt_id, Quirks)(client)
+
+
+__all__ = ["Quirks", "CoinbaseQuirks", "KrakenQuirks", "BinanceQuirks", "QUIRKS", "quirks_for"]

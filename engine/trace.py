@@ -1,0 +1,283 @@
+"""The decisions trace: which rule decided what, per symbol, per cycle. This module owns its
+keys, its writer and its readers, for every mode (backtest, dry_run, paper, live, shadow,
+explain); nothing else spells a trace key.
+
+Series-level verdicts are already whole (T, N) masks in the prepared rules: they are saved
+as packed bits. Per-cycle verdicts (rules reading the portfolio or the order), risk clips,
+guard blocks and halts are recorded sparsely as they happen. ``TraceRecorder.save`` writes
+one ``trace.npz`` that :class:`Trace` reads back (``engine.explain``). A live-clock cycle
+stores the same events as JSON (:func:`cycle_record`), replayed by :func:`replay_cycle`.
+
+trace.npz keys (format version ``VERSION``, stored as ``version``; a trace without it is
+version 1, which has the same keys):
+  times, symbols, regime_labels, regime_idx, range, available, universe, eligible, rebuilds
+  regime:<rule>                      (T,) bool
+  series:<stage>:<rule>              (T, ceil(N/8)) packed bits; stage: universe, entry, exit, veto, guard
+  events_t:<event> / events_len:<event> / events_idx:<event>
+                                     the bars, counts and symbol indices of one event key
+  halt:<halt>                        bars the halt held
+Event keys: candidate, buy, sell, cycle_true:<rule>, clip:<cap> (weight reduced),
+cap_block:<cap> (reduced to nothing), cap_pass:<cap> (reached the cap, untouched), block:<guard>.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from engine.cycle.decide import Decision
+from engine.cycle.prepare import Prepared
+from engine.fileio import atomic_write
+
+_count = np.count_nonzero
+
+VERSION = 2  # 2: adds the version key and the cap_block / cap_pass events (readable as 1)
+
+CANDIDATE, BUY, SELL = "candidate", "buy", "sell"
+CYCLE_TRUE, CLIP, CAP_BLOCK, CAP_PASS, BLOCK = "cycle_true:", "clip:", "cap_block:", "cap_pass:", "block:"
+HALT, SERIES, REGIME = "halt:", "series:", "regime:"
+EV_T, EV_LEN, EV_IDX = "events_t:", "events_len:", "events_idx:"
+STAGES = ("universe", "entry", "exit", "veto", "guard")
+# the JSON record of one live cycle: event prefix -> its field (a mapping id -> indices)
+_JSON_GROUPS = (("cycle_true", CYCLE_TRUE), ("clip", CLIP), ("cap_block", CAP_BLOCK), ("cap_pass", CAP_PASS),
+                ("block", BLOCK))
+
+
+class TraceError(ValueError):
+    """A trace file this engine cannot read (a newer format, a missing key)."""
+
+
+def series_key(stage: str, rule_id: str) -> str:
+    return f"{SERIES}{stage}:{rule_id}"
+
+
+def _idx(m: np.ndarray) -> np.ndarray:
+    return m.nonzero()[0].astype(np.int32)
+
+
+def decision_events(d: Decision) -> dict[str, np.ndarray]:
+    """The events of one decision: event key -> symbol indices (only keys that hold somewhere)."""
+    ev: dict[str, np.ndarray] = {}
+    shape = d.candidates.shape
+    for rid, v in d.cycle_verdicts.items():
+        # only cycles where the rule held somewhere: a quiet bar skipped by the fast
+        # path and the same bar run through ``decide`` leave the same trace
+        if v.shape != shape:  # a constant verdict holds for every symbol or none
+            v = np.broadcast_to(v, shape)
+        if _count(v):
+            ev[CYCLE_TRUE + rid] = _idx(v)
+    if _count(d.candidates):
+        ev[CANDIDATE] = _idx(d.candidates)
+    for prefix, masks in ((CLIP, d.clipped), (CAP_BLOCK, d.cap_blocked), (CAP_PASS, d.cap_passed),
+                          (BLOCK, d.blocked)):
+        for cid, m in masks.items():
+            if _count(m):
+                ev[prefix + cid] = _idx(m)
+    if _count(d.buy_qty):
+        ev[BUY] = _idx(d.buy_qty)
+    if _count(d.sell_qty):
+        ev[SELL] = _idx(d.sell_qty)
+    return ev
+
+
+def cycle_record(d: Decision) -> dict[str, Any]:
+    """One decision's trace as JSON-ready data (a live-clock cycle's ``trace`` column)."""
+    ev = decision_events(d)
+    out: dict[str, Any] = {field: {} for field, _ in _JSON_GROUPS}
+    out.update({CANDIDATE: [], BUY: [], SELL: []})
+    for key, idx in ev.items():
+        for field, prefix in _JSON_GROUPS:
+            if key.startswith(prefix):
+                out[field][key[len(prefix):]] = idx.tolist()
+                break
+        else:
+            out[key] = idx.tolist()  # candidate, buy, sell
+    out["halts"] = list(d.halts)
+    return out
+
+
+class TraceRecorder:
+    """The trace of one run, recorded cycle by cycle (bars ``start`` to ``stop``)."""
+
+    def __init__(self, p: Prepared, start: int, stop: int):
+        self.p = p
+        self.start, self.stop = start, stop
+        # event key -> [(t, symbol indices)], in bar order (see the module doc for the keys)
+        self.events: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        self.halts: dict[str, list[int]] = defaultdict(list)
+
+    def record(self, d: Decision) -> None:
+        self.record_events(d.t, decision_events(d), d.halts)
+
+    def record_events(self, t: int, events: dict[str, np.ndarray], halts: Iterable[str]) -> None:
+        ev = self.events
+        for key, idx in events.items():
+            ev[key].append((t, idx))
+        for h in halts:
+            self.halts[h].append(t)
+
+    def record_halts(self, halt_id: str, bars: np.ndarray) -> None:
+        """Bars of a quiet stretch during which ``halt_id`` held (no order could follow)."""
+        self.halts[halt_id].extend(int(b) for b in bars)
+
+    def bars_of(self, key: str) -> list[tuple[int, np.ndarray]]:
+        """The (bar, symbol indices) recorded for one event key (e.g. ``BUY``)."""
+        return self.events.get(key, [])
+
+    # -- statistics for reports ---------------------------------------------------------------
+    def rule_stats(self) -> dict[str, dict[str, int]]:
+        """passed / blocked / clipped counts per rule over the run's cycles (symbol-cycles).
+
+        A cap counts each entry candidate that reached it with a weight: passed (untouched),
+        clipped (reduced, still bought) or blocked (reduced to nothing)."""
+        p, sl = self.p, slice(self.start, self.stop - 1)
+        listed = ~np.isnan(p.close[sl])
+        stats: dict[str, dict[str, int]] = {}
+        n_of = lambda key: sum(len(i) for _, i in self.events.get(key, []))  # noqa: E731
+
+        def put(label: str, passed: int, blocked: int, clipped: int = 0) -> None:
+            stats[label] = {"passed": int(passed), "blocked": int(blocked), "clipped": int(clipped)}
+
+        rs = p.rules
+        for rid, m in p.regime_masks.items():
+            put(f"regime:{rid}", m[sl].sum(), (~m[sl]).sum())
+        for rid, m in p.filter_masks.items():
+            put(f"universe:{rid}", (m[sl] & listed).sum(), (~m[sl] & listed).sum())
+        for kind, group in (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes)):
+            for s in group.series:
+                put(f"{kind}:{s.rule.id}", (s.mask[sl] & listed).sum(), (~s.mask[sl] & listed).sum())
+        for kind, group in (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes), ("guard", p.guards)):
+            for c in group.cycle:
+                put(f"{kind}:{c.rule.id}", n_of(CYCLE_TRUE + c.rule.id), 0)
+        for key in self.events:
+            if key.startswith(BLOCK):
+                label = f"guard:{key[len(BLOCK):]}"
+                cur = stats.setdefault(label, {"passed": 0, "blocked": 0, "clipped": 0})
+                cur["blocked"] += n_of(key)
+        cap_ids = [c.id for c in rs.risk.caps]
+        cap_ids += [k[len(CLIP):] for k in self.events if k.startswith(CLIP) and k[len(CLIP):] not in cap_ids]
+        for cid in cap_ids:
+            blocked = n_of(CAP_BLOCK + cid)
+            put(f"cap:{cid}", n_of(CAP_PASS + cid), blocked, n_of(CLIP + cid) - blocked)
+        for h in rs.risk.halts:
+            stats[f"halt:{h.rule.id}"] = {"passed": 0, "blocked": len(self.halts.get(h.rule.id, [])), "clipped": 0}
+        return dict(sorted(stats.items()))
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        p = self.p
+        arrays: dict[str, np.ndarray] = {
+            "version": np.array(VERSION, dtype=np.int32),
+            "times": p.market.times,
+            "symbols": np.array(p.market.symbols),
+            "regime_labels": np.array(p.regime_labels),
+            "regime_idx": p.regime_idx,
+            "range": np.array([self.start, self.stop]),
+            "available": np.packbits(p.available, axis=1),
+            "universe": np.packbits(p.universe, axis=1),
+            "eligible": np.packbits(p.eligible, axis=1),
+            "rebuilds": p.rebuilds,
+        }
+        for rid, m in p.regime_masks.items():
+            arrays[REGIME + rid] = m
+        for rid, m in p.filter_masks.items():
+            arrays[series_key("universe", rid)] = np.packbits(m, axis=1)
+        for kind, group in (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes), ("guard", p.guards)):
+            for s in group.series:
+                arrays[series_key(kind, s.rule.id)] = np.packbits(s.mask, axis=1)
+        for key, ev in self.events.items():
+            if ev:
+                arrays[EV_T + key] = np.array([t for t, _ in ev], dtype=np.int32)
+                arrays[EV_LEN + key] = np.array([len(i) for _, i in ev], dtype=np.int32)
+                arrays[EV_IDX + key] = np.concatenate([i for _, i in ev]).astype(np.int32)
+        for hid, ts in self.halts.items():
+            arrays[HALT + hid] = np.array(ts, dtype=np.int32)
+        atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+def replay_cycle(trace: TraceRecorder, t: int, record: dict, sides: dict[str, list[int]] | None = None) -> None:
+    """Add one live cycle's stored :func:`cycle_record` to ``trace``. ``sides``: the symbol
+    indices bought and sold at t, for records written before they carried their own."""
+    events: dict[str, np.ndarray] = {}
+    for field, prefix in _JSON_GROUPS:
+        for rid, idx in (record.get(field) or {}).items():
+            if idx:
+                events[prefix + rid] = np.array(idx, dtype=np.int32)
+    for key in (CANDIDATE, BUY, SELL):
+        idx = record.get(key)
+        if idx is None and sides is not None and key in sides:
+            idx = sides[key]
+        if idx:
+            events[key] = np.array(sorted(idx), dtype=np.int32)
+    trace.record_events(t, events, record.get("halts") or [])
+
+
+@dataclass
+class Trace:
+    """The arrays of one trace.npz, unpacked lazily."""
+
+    z: Any
+    times: np.ndarray
+    symbols: tuple[str, ...]
+    regime_labels: tuple[str, ...]
+    regime_idx: np.ndarray
+    start: int
+    stop: int
+
+    @classmethod
+    def load(cls, path: Path) -> "Trace":
+        z = np.load(path, allow_pickle=False)
+        version = int(z["version"]) if "version" in z.files else 1
+        if version > VERSION:
+            raise TraceError(f"{path} is a version {version} trace, written by a newer engine; this engine reads "
+                             f"trace versions 1 to {VERSION}: run the same rulebook version that wrote it")
+        start, stop = (int(x) for x in z["range"])
+        return cls(z, z["times"], tuple(str(s) for s in z["symbols"]), tuple(str(s) for s in z["regime_labels"]),
+                   z["regime_idx"], start, stop)
+
+    @property
+    def files(self) -> list[str]:
+        return self.z.files
+
+    def has(self, key: str) -> bool:
+        return key in self.z.files
+
+    def bit(self, key: str, t: int, i: int) -> bool | None:
+        """One symbol's verdict at bar t from a packed (T, N) mask; None if not recorded."""
+        if not self.has(key):
+            return None
+        row = self.z[key][t]
+        return bool(np.unpackbits(row, count=len(self.symbols))[i])
+
+    def row(self, key: str, t: int) -> np.ndarray:
+        return np.unpackbits(self.z[key][t], count=len(self.symbols)).astype(bool)
+
+    def event(self, key: str, t: int) -> np.ndarray | None:
+        """Symbol indices recorded for ``key`` at bar t; None if nothing was recorded at t."""
+        if not self.has(EV_T + key):
+            return None
+        ts = self.z[EV_T + key]
+        k = np.searchsorted(ts, t)
+        if k >= len(ts) or ts[k] != t:
+            return None
+        lens = self.z[EV_LEN + key]
+        off = int(lens[:k].sum())
+        return self.z[EV_IDX + key][off: off + int(lens[k])]
+
+    def in_event(self, key: str, t: int, i: int) -> bool | None:
+        idx = self.event(key, t)
+        return None if idx is None else bool(np.any(idx == i))
+
+    def event_ids(self, prefix: str) -> list[str]:
+        """The ids recorded under an event prefix (``BLOCK``, ``CLIP``...), in file order."""
+        return [k[len(EV_T) + len(prefix):] for k in self.z.files if k.startswith(EV_T + prefix)]
+
+    def series_ids(self, stage: str) -> list[str]:
+        p = f"{SERIES}{stage}:"
+        return [k[len(p):] for k in self.z.files if k.startswith(p)]
+
+    def halts_at(self, t: int) -> list[str]:
+        return [k[len(HALT):] for k in self.z.files if k.startswith(HALT) and np.any(self.z[k] == t)]
