@@ -17,7 +17,7 @@ TABLE = PROJECT_ROOT / "rules" / "products.yaml"
 
 
 def test_the_sample_market_agrees_with_the_table_exactly():
-    md = generate_sample_market(SampleSpec(n_symbols=42, n_bars=48)  # the whole catalogue (USDC is the quote))
+    md = generate_sample_market(SampleSpec(n_symbols=42, n_bars=48))  # the whole catalogue (USDC is the quote)
     applied = apply(load_product_facts(TABLE), md.info, stated=True)
     assert applied.undeclared == () and applied.disagreements == ()
     assert applied.info == md.info  # same themes, increments and minimum notional: the backtest is unchanged
