@@ -28,6 +28,7 @@ from engine.market.data import SymbolInfo
 from engine.validators import validator
 
 UNDECLARED = "other"
+REL_AGREE = 1e-9  # increments within this relative distance agree (decimal text vs computed powers of ten)
 _NAME = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"
 _MARKET = {"type": "dict", "schema": {
     "theme": {"type": "string", "regex": _NAME},
@@ -150,8 +151,11 @@ def apply(facts: ProductFacts, info: tuple[SymbolInfo, ...], stated: bool) -> Ap
                 vals[name] = mine
                 continue
             table = float(m[name])
+            if abs(mine - table) <= REL_AGREE * max(abs(mine), abs(table)):
+                vals[name] = mine  # the same fact written two ways (10.0**-5 vs 1e-05): the source's bits stay
+                continue
             vals[name] = max(mine, table)
-            if stated and mine != table:
+            if stated:
                 notes.append(f"{i.symbol} {name}: source {mine!r}, {Path(facts.source).name} {table!r}; "
                              f"using {vals[name]!r} (the stricter)")
         out.append(dataclasses.replace(i, theme=theme, **vals))
