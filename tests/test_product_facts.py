@@ -30,7 +30,7 @@ def test_stricter_wins_and_disagreements_are_named():
     eth, new = a.info
     assert (eth.theme, eth.price_increment, eth.size_increment, eth.min_notional) == ("L1", 0.01, 1e-7, 5.0)
     assert new.theme == "other" and a.undeclared == ("NEWCOIN/USDC",)
-    assert len(a.disagreements) == 2 and all(d.startswith("ETH/USDC") for d in a.disagreements)
+    assert len(a.disagreements) == 3 and all(d.startswith("ETH/USDC") for d in a.disagreements)
 
 
 def test_an_undeclared_product_gets_a_warning_naming_it(caplog):
