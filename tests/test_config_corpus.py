@@ -231,9 +231,6 @@ CASES = [
            "deprecated.removed", "risk.burn_in", "replaced by live.burn_in"),
     Broken("renamed_shadow", ((S, "backtest.cash", 5000.0), (D, "backtest.initial_cash")), "deprecated.renamed",
            "backtest.cash", "migrated for this run", mode="shadow", warning_only=True, live_requirements=False),
-    Broken("live_sample_data", ((S, "data.source", "sample"), (S, "data.sample", {
-        "seed": 1, "n_symbols": 30, "start": "2024-01-01", "n_bars": 100})), "sanity.live_on_sample_data",
-           "data.source", "must not warm up on the generated sample market", mode="live", base="live", env=LIVE_ENV),
     Broken("paper_no_exchange", ((S, "exchange.ccxt_id", None),), "sanity.exchange_without_market_data",
            "exchange.ccxt_id", "needs an exchange to read it from", mode="paper"),
     Broken("dry_run_no_exchange", ((S, "exchange.ccxt_id", None),), "sanity.exchange_without_market_data",
@@ -302,3 +299,14 @@ def test_all_problems_are_reported_at_once():
                                                  "secret_in_config"}
     text = report.format()
     assert text.count("ERROR") == 5 and "did you mean: seed?" in text and "abcdefgh" not in text
+
+
+def test_live_needs_no_file_data_source():
+    """A live start on the default config (data=sample, never read by live) passes the data checks,
+    and one naming data=csv without a path is not asked for one either: live reads the exchange."""
+    for cfg in (live_config(), edited(live_config(), (S, "data.source", "csv"), (S, "data.path", None))):
+        report = check_config(cfg, mode="live", env=LIVE_ENV)
+        assert not [p for p in report.problems if p.path.startswith("data")], report.format()
+    # a backtest still needs its files' folder
+    report = check_config(edited(valid_config(), (S, "data.source", "csv"), (S, "data.path", None)), mode="backtest", env={})
+    assert [p.code for p in report.problems] == ["sanity.file_data_needs_path"]

@@ -164,8 +164,12 @@ def test_real_data_info_defaults(tmp_path):
     write_rows(tmp_path, "BTC/USDC", good_rows(3, price=42000.0), "csv")
     write_rows(tmp_path, "NXT/BTC", good_rows(3, price=0.00002), "csv")
     md = load_csv_dir(tmp_path)
-    btc, nxt = md.info
-    assert (btc.theme, nxt.theme) == ("L1", "other")
+    assert {i.theme for i in md.info} == {"other"}  # files carry no theme: the product table assigns it
+    from engine.market.products import apply, load_product_facts
+    from engine.paths import PROJECT_ROOT
+    applied = apply(load_product_facts(PROJECT_ROOT / "rules" / "products.yaml"), md.info, stated=False)
+    btc, nxt = applied.info
+    assert (btc.theme, nxt.theme) == ("L1", "other") and applied.undeclared == ("NXT/BTC",)
     assert btc.min_notional == 1.0 and nxt.min_notional == 0.0
     assert 0 < nxt.price_increment <= 1e-8 and btc.price_increment <= 10.0
 

@@ -158,13 +158,31 @@ def _is_ascending(xs) -> bool:
     return all(a < b for a, b in zip(xs, xs[1:]))
 
 
+def _table_theme(cfg: dict):
+    """Themes from the run's product table (rules/products.yaml): the one source every mode reads."""
+    from engine.errors import UserError
+    from engine.market.products import load_for
+    try:
+        facts = load_for(cfg)
+    except (UserError, TypeError, ValueError):  # a broken table is reported when the run loads it
+        return lambda symbol: None
+    return facts.theme_of
+
+
 def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, str] | None, root: Path) -> dict:
+    table_theme = None
+
     def theme_cap(symbol):
+        nonlocal table_theme
         caps = paths.get(cfg, "risk.params.theme_caps")
         total = paths.get(cfg, "risk.params.max_total_exposure")
         if not isinstance(caps, dict) or not caps:
             return _strict_num(total)
-        theme = (symbol_themes or {}).get(symbol)
+        if symbol_themes is not None:
+            theme = symbol_themes.get(symbol)
+        else:
+            table_theme = table_theme or _table_theme(cfg)
+            theme = table_theme(symbol) if isinstance(symbol, str) else None
         if theme is None:
             return max(caps.values())  # unknown theme: only flag a cap above every theme's cap
         if theme in caps:

@@ -251,6 +251,7 @@ LIVE_BURN_IN = {
     "max_order_notional": _num(None, MAX_AMOUNT, gt=0),
     "require_paper": {"type": "boolean"},
     "min_paper_cycles": _int(1),
+    "min_paper_hours": _num(0),  # wall-clock length of that paper session
 }
 LIVE = {
     "account": _str(regex=r"^[A-Za-z0-9_-]+$", meta="letters, digits, '-' or '_' (it names the state file)"),
@@ -294,6 +295,8 @@ COMPOSED: dict[str, dict] = {
     **{name: _dict(schema, required=name not in OPTIONAL_GROUPS) for name, schema in GROUP_SCHEMAS.items()},
     "seed": _int(0, 2**32 - 1, required=True),
     "rules_dir": _str(required=True, empty=False),
+    "product_facts": _str(nullable=True, empty=False, regex=r"^[^\s]+\.ya?ml$",
+                          meta="a .yaml product table under rules_dir (or absolute), or null"),
     "explain": _dict({
         "run_dir": _str(nullable=True),
         "symbol": {**SYMBOL, "nullable": True},

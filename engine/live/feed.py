@@ -13,6 +13,7 @@ import numpy as np
 from engine.exchange.types import MarketInfo, Quote
 from engine.live.store import StateStore
 from engine.market.data import MarketData, SymbolInfo
+from engine.market.products import UNDECLARED, Applied, ProductFacts, apply
 
 MAX_PER_REQUEST = 300  # Coinbase serves at most 300 candles per request (ccxt's default limit)
 
@@ -29,10 +30,12 @@ class QuoteSnapshot:
         return np.maximum(now_s - self.observed_at, 0.0)
 
 
-def symbol_infos(markets: dict[str, MarketInfo], symbols: list[str], themes: dict | None = None) -> tuple[SymbolInfo, ...]:
-    themes = themes or {}
-    return tuple(SymbolInfo(s, themes.get(s, "other"), markets[s].price_increment, markets[s].size_increment,
-                            max(markets[s].min_notional, 0.0)) for s in symbols)
+def symbol_infos(markets: dict[str, MarketInfo], symbols: list[str], facts: ProductFacts) -> Applied:
+    """The traded products' facts: the exchange's increments and minimum notional, combined with
+    the product table as a backtest combines it (themes from the table; the stricter increment)."""
+    stated = tuple(SymbolInfo(s, UNDECLARED, markets[s].price_increment, markets[s].size_increment,
+                              max(markets[s].min_notional, 0.0)) for s in symbols)
+    return apply(facts, stated, stated=True)
 
 
 def fetch_bars(adapter, symbols: list[str], timeframe: str, tf_ms: int, since_ms: int, until_close_ms: int

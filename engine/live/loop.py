@@ -32,9 +32,10 @@ from engine.live.errors import LiveError
 from engine.live.plan import SessionPlan
 from engine.live.port import Book, BrokerContext, OrderTicket
 from engine.live.reload import RuleReloader
-from engine.live.safeguards import burn_in_scale, guard_decision, kill_switch_on, paper_passed
+from engine.live.safeguards import PaperNeed, burn_in_scale, check_live_gate, guard_decision, kill_switch_on
 from engine.live.settings import LiveSettings
 from engine.live.store import StateStore, now_ms
+from engine.market import products
 from engine.trace import cycle_record
 from engine.market.data import iso_utc, timeframe_ms
 from engine.sim.settings import SimSettings
@@ -52,6 +53,8 @@ class Session:
         self.timeframe, self.tf_ms = timeframe, timeframe_ms(timeframe)
         self.store = store or StateStore(settings.state_path(self.mode))
         self.reloader = RuleReloader(cfg, load_rules)
+        self.facts = products.load_for(cfg)  # the product table every mode reads
+        self.exchange_name = str((cfg.get("exchange") or {}).get("name") or "")  # recorded per session (burn-in)
         self.broker = plan.broker(adapter)
         # the backtest's cost model (engine/sim), so paper and dry_run fill exactly as a backtest would
         self.costs = SimSettings.from_run_config(cfg)
@@ -125,7 +128,11 @@ class Session:
             raise LiveError(f"state file {self.store.path} trades {', '.join(missing)}, which the exchange no longer lists")
         self.run_id = meta["run_id"]
         self.index = {s: j for j, s in enumerate(self.symbols)}
-        self.info = feed.symbol_infos(markets, self.symbols)
+        applied = feed.symbol_infos(markets, self.symbols, self.facts)
+        products.warn(log, applied, self.facts, f"{self.mode} account {self.settings.account}")
+        self.info = applied.info
+        self.store.put("state", "product_facts", {"table": self.facts.source, "sha256": self.facts.sha256,
+                                                  "info": [dataclasses.asdict(i) for i in self.info]})
         self.size_increment = np.array([i.size_increment for i in self.info])
         self.book.pf, self.book.halts = pstate.load(self.store.get("state", "portfolio"))
         self.book.pending = self.store.get("state", "pending")
@@ -189,7 +196,9 @@ class Session:
             self.store.put("meta", "session", {"symbols": symbols, "timeframe": self.timeframe, "mode": self.mode,
                                                "account": s.account, "run_id": f"{s.account}-{self.mode}-{now_ms()}",
                                                "initial_cash": cash, "created_wall_ms": now_ms(),
-                                               "info": [dataclasses.asdict(i) for i in feed.symbol_infos(markets, symbols)]}, db)
+                                               # the exchange's own facts: a shadow replay applies the product table to them as a backtest does
+                                               "info": [dataclasses.asdict(i) for i in feed.symbol_infos(
+                                                   markets, symbols, products.ProductFacts.empty()).info]}, db)
             self.put_state(db, "portfolio", pstate.dump(self.pf, self.halts))
             self.put_state(db, "pending", None)
             db.execute("INSERT OR REPLACE INTO cash(currency, amount) VALUES (?, ?)", (s.quote_currency, cash))
@@ -197,12 +206,8 @@ class Session:
 
     def _check_live_gate(self) -> None:
         b = self.settings.burn_in
-        if b.require_paper:
-            paper = self.settings.state_path("paper")
-            if not paper_passed(paper, b.min_paper_cycles):
-                raise LiveError(f"live trading refused: no passing paper session recorded in {paper} (need one of "
-                                f">= {b.min_paper_cycles} cycles with no error alert, live.burn_in.min_paper_cycles); "
-                                f"run mode=paper live.account={self.settings.account} first")
+        check_live_gate(self.settings, PaperNeed(self.exchange_name, tuple(self.symbols), self.reloader.fingerprint,
+                                                 b.min_paper_cycles, b.min_paper_hours))
 
     def _record_rules(self, status: str, hashes: dict, error: str | None, t: int | None, only_new: bool = False) -> None:
         with self.store.txn() as db:
@@ -219,8 +224,8 @@ class Session:
     def run(self) -> dict:
         self.start()
         self.broker.reconcile(self.ctx)
-        self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status) VALUES (?, 'running')",
-                                                (now_ms(),)).lastrowid
+        self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status, exchange) "
+                                                "VALUES (?, 'running', ?)", (now_ms(), self.exchange_name)).lastrowid
         done, end_ms = 0, self.settings.end_ms()
         # wake for a stop request, and for a kill switch turned on while waiting for the next bar
         stop = lambda: self.stop_requested or (not self.kill_active and self._kill_on())

@@ -21,7 +21,10 @@ class BurnIn:
     cap_scale: float = 0.25  # entries are scaled by this during burn-in
     max_order_notional: float = 100.0  # and no entry above this notional (quote currency)
     require_paper: bool = True  # a passing paper session of the same account must exist
-    min_paper_cycles: int = 10  # what "passing" means: at least this many cycles, no error alert
+    # what "passing" means (engine/live/safeguards.py, paper_verdict): same exchange, symbols and rule
+    # set, at least this many cycles and this many wall-clock hours, no unresolved alert
+    min_paper_cycles: int = 24
+    min_paper_hours: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class LiveSettings:
             raise LiveError(f"live.clock is {self.clock!r}; expected one of {', '.join(CLOCKS)}")
         if self.history_bars < 2:
             raise LiveError(f"live.history_bars is {self.history_bars}; expected >= 2")
+        if self.burn_in.min_paper_cycles < 1 or self.burn_in.min_paper_hours < 0:
+            raise LiveError(f"live.burn_in.min_paper_cycles is {self.burn_in.min_paper_cycles} and min_paper_hours "
+                            f"{self.burn_in.min_paper_hours}; expected >= 1 and >= 0")
         if not 0 < self.burn_in.cap_scale <= 1:
             raise LiveError(f"live.burn_in.cap_scale is {self.burn_in.cap_scale}; expected 0 < x <= 1")
         if not self.account.replace("_", "").replace("-", "").isalnum():

@@ -37,7 +37,10 @@ def stored_market(store: StateStore, pad: bool = True) -> MarketData:
         times = np.append(times, times[-1] + timeframe_ms(meta["timeframe"]))
         data = np.concatenate([data, np.full((1, 6, len(symbols)), np.nan)])
     cols = [np.ascontiguousarray(data[:, k, :]) for k in range(6)]
-    info = tuple(SymbolInfo(**i) for i in meta["info"])
+    # the product facts the session decided with (the exchange's, combined with the product table);
+    # state files from before the table recorded only the exchange's
+    used = store.get("state", "product_facts")
+    info = tuple(SymbolInfo(**i) for i in (used["info"] if used else meta["info"]))
     return MarketData(meta["timeframe"], times, tuple(symbols), *cols, info=info, source="live:dry_run")
 
 

@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, start
   ended_wall_ms INTEGER, cycles INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL);
 """
 
+def _add_columns(db: sqlite3.Connection, table: str, cols: dict[str, str]) -> None:
+    """Columns added after a state file was first created (older files gain them on open)."""
+    have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+    for name, kind in cols.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 FINAL = ("filled", "canceled", "rejected", "abandoned")
 
 
@@ -65,9 +73,9 @@ class StateStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a committed step survives a power cut too
         self.db.executescript(SCHEMA)
-        cols = {r[1] for r in self.db.execute("PRAGMA table_info(orders)")}
-        if "limit_price" not in cols:  # a state file written before limit orders were recorded
-            self.db.execute("ALTER TABLE orders ADD COLUMN limit_price REAL")
+        _add_columns(self.db, "sessions", {"exchange": "TEXT"})  # which exchange a session ran on (burn-in gate)
+        _add_columns(self.db, "alerts", {"resolved_wall_ms": "INTEGER"})  # an operator resolved it
+        _add_columns(self.db, "orders", {"limit_price": "REAL"})  # a file written before limit orders were recorded
 
     def close(self) -> None:
         self.db.close()

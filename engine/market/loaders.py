@@ -21,7 +21,6 @@ import pandas as pd
 from engine.market.align import align
 from engine.paths import leaves_root
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
-from engine.market.sample import known_theme
 from engine.market.validate import Bars, DataError, find_panel_gaps, validate_bars, warn_gaps, where
 
 log = logging.getLogger(__name__)
@@ -392,7 +391,8 @@ def infer_price_increment(prices: np.ndarray) -> float:
 def _info(symbol: str, bars: Bars) -> SymbolInfo:
     base, quote = symbol.split("/")
     prices = np.concatenate([bars.open, bars.high, bars.low, bars.close])
-    return SymbolInfo(symbol=symbol, theme=known_theme(base), price_increment=infer_price_increment(prices),
+    # the theme comes from the product table (engine/market/products.py), applied by the caller
+    return SymbolInfo(symbol=symbol, theme="other", price_increment=infer_price_increment(prices),
                       min_notional=_MIN_NOTIONAL_BY_QUOTE.get(quote, 0.0))
 
 

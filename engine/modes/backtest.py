@@ -12,7 +12,7 @@ from engine.sim.results import build_results
 from engine.cycle.memory import reuse_freed_memory
 from engine.cycle.prepare import prepare
 from engine.market.data import iso_utc
-from engine.modes.setup import backtest_settings, load_market, load_rules, run_identity
+from engine.modes.setup import backtest_settings, load_rules, market_for, run_identity
 from engine.report.options import ReportOptions
 from engine.report.outputs import write_run_outputs
 from engine.sweep.job import run_progress
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _backtest(cfg: Mapping[str, Any]):
-    market = load_market(cfg["data"])
+    market = market_for(cfg)
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, market)
     log.info("backtest %s: %d symbols x %d bars (%s .. %s)", rules.strategy.name, market.n_symbols,

@@ -51,11 +51,11 @@ def run_snapshot(overrides: list[str]) -> dict:
     from engine.backtest.engine import run_backtest
     from engine.sim.results import build_results
     from engine.cycle.prepare import prepare
-    from engine.modes.setup import backtest_settings, load_market, load_rules, run_identity
+    from engine.modes.setup import backtest_settings, load_rules, market_for, run_identity
     from engine.report.jsonio import clean
 
     cfg = compose(overrides)
-    market = load_market(cfg["data"])
+    market = market_for(cfg)
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, market)
     res = run_backtest(prepare(market, rules), settings)

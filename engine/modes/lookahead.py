@@ -102,7 +102,7 @@ def analyze(market: MarketData, rules: RuleSet, settings: BacktestSettings, poin
 def main(argv: list[str] | None = None) -> int:
     from engine.errors import user_error_types
     from engine.modes.baseline import compose
-    from engine.modes.setup import backtest_settings, load_market, load_rules
+    from engine.modes.setup import backtest_settings, load_rules, market_for
     from engine.report.jsonio import write_json
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         cfg = compose(overrides)
-        market = load_market(cfg["data"])
+        market = market_for(cfg)
         changes, cuts = analyze(market, load_rules(cfg), backtest_settings(cfg, market), args.points)
     except user_error_types() as exc:
         print(f"error: {exc}", file=sys.stderr)

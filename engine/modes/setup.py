@@ -44,6 +44,21 @@ def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
     raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade")
 
 
+def market_for(cfg: Mapping[str, Any]) -> MarketData:
+    """The run's market (``data``) with the product table's facts (``product_facts``) applied:
+    the one place a backtest learns themes, increments and minimum notional."""
+    import logging
+
+    from engine.market import products
+
+    market = load_market(cfg["data"])
+    facts = products.load_for(cfg)
+    applied = products.apply(facts, market.info, stated=market.source.startswith("sample:"))
+    products.warn(logging.getLogger("rulebook.market"), applied, facts, market.source)
+    market.info = applied.info
+    return market
+
+
 def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
     files = {"regime": "regime.yaml"}
     params: dict[str, dict] = {}

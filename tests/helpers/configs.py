@@ -41,8 +41,8 @@ def valid_config() -> dict:
 
 def live_config() -> dict:
     """A config that passes every live check when LIVE_ENV is the environment (the burn-in is
-    conf/live/default.yaml's)."""
-    return composed("mode=live", "data=csv", "data.path=/data/ohlcv")
+    conf/live/default.yaml's). No data source beyond the default: live reads bars from the exchange."""
+    return composed("mode=live")
 
 
 def shadow_config(state_dir: Path, account: str = "default", *, with_state: bool = True) -> dict:

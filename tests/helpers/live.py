@@ -44,7 +44,7 @@ def live_overrides(mode: str, state_dir: Path, *extra: str, cycles: int = 5, spe
     rules = active_rules_dir(Path(state_dir).parent)
     return [f"mode={mode}", "exchange=local_sim", *LIVE_GROUP, f"live.state_dir={state_dir}", f"rules_dir={rules}",
             f"live.max_cycles={cycles}", f"exchange.emulator.speed={speed}", f"exchange.emulator.products={products}",
-            "live.burn_in.min_paper_cycles=3", *ACTIVE, *extra]
+            "live.burn_in.min_paper_cycles=3", "live.burn_in.min_paper_hours=0", *ACTIVE, *extra]
 
 
 def live_config(mode: str, state_dir: Path, *extra: str, **kw) -> dict:
