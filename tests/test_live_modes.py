@@ -92,19 +92,21 @@ def test_paper_account_persists_across_restarts_and_live_needs_it(tmp_path):
     paper = state / "default-paper.sqlite"
     fills1 = q(paper, "SELECT COUNT(*) FROM fills")[0][0]
     cash1 = q(paper, "SELECT amount FROM cash")[0][0]
+    # the first session must trade, or the cash check below cannot tell a kept account from a reset one
+    assert fills1 > 0 and cash1 != 10_000, "the test strategy should trade in the first 4 paper cycles"
     res = run_mode("paper", state, tmp_path / "p2", cycles=4)
     assert [s for s in res["live"]["sessions"] if s["status"] == "passed"]
     assert q(paper, "SELECT COUNT(*) FROM fills")[0][0] >= fills1
     buys = q(paper, "SELECT COALESCE(SUM(qty*price+fee),0) FROM fills WHERE side='buy'")[0][0]
     sells = q(paper, "SELECT COALESCE(SUM(qty*price-fee),0) FROM fills WHERE side='sell'")[0][0]
     assert q(paper, "SELECT amount FROM cash")[0][0] == pytest.approx(10_000 - buys + sells, rel=1e-9)
-    assert cash1 != 10_000 or fills1 == 0
     # with a passing paper session recorded, live starts and trades under burn-in caps
     res = run_mode("live", state, tmp_path / "live1", "live.burn_in.max_order_notional=200", cycles=6)
     live = state / "default-live.sqlite"
     sent = q(live, "SELECT qty, avg_price, side FROM orders WHERE status='filled'")
-    assert sent, "live should have placed orders on the emulator"
-    assert all(qty * px <= 200 * 1.01 for qty, px, side in sent if side == "buy")
+    buys = [qty * px for qty, px, side in sent if side == "buy"]
+    assert buys, "live should have bought on the emulator"
+    assert max(buys) <= 200 * 1.01
     assert q(live, "SELECT COUNT(*) FROM orders GROUP BY client_order_id HAVING COUNT(*) > 1") == []
 
 

@@ -146,9 +146,31 @@ def test_a_negative_literal_size_is_refused(tmp_path):
     assert "size is -0.05" in str(err) and "a target weight >= 0" in err.expected
 
 
-def test_a_size_expression_may_be_negative_for_some_symbols():
+def _fills_with_size(where: Path, size: str) -> list[tuple]:
+    """(bar, symbol, side, qty, price) of each fill of a backtest whose strategy sizes by ``size`` (fast windows: it trades)."""
+    from engine.backtest.engine import run_backtest
+    from tests.helpers.backtest import prepared_run
+    rules_dir = edit_rule_file(where, S, "size: params.weight", f"size: {size}")
+    p, s = prepared_run((f"rules_dir={rules_dir}", "strategy.params.fast=5", "strategy.params.slow=20"),
+                        n_symbols=30, n_bars=24 * 30)
+    return [(f.t, f.symbol_idx, f.side, f.qty, f.price) for f in run_backtest(p, s).fills]
+
+
+def test_a_size_expression_may_be_negative_for_some_symbols(tmp_path):
     # an expression is clipped at 0 per symbol (docs/rules.md): only a constant below 0 is a mistake
-    load_shipped(params={"strategy": {"weight": 0}})
+    size = "pct_change(close, 24)"
+    rules_dir = edit_rule_file(tmp_path, S, "size: params.weight", f"size: {size}")
+    assert load_shipped(rules_dir).strategy.size.key == size  # loads: no error for an expression
+    from tests.helpers.backtest import sample_market
+    close = sample_market(30, 24 * 30).close
+    change = close[24:] / close[:-24] - 1.0
+    assert (change < 0).any() and (change > 0).any(), "the expression should be negative for some symbols"
+    raw = _fills_with_size(tmp_path / "raw", size)
+    assert any(f[2] == "buy" for f in raw), "the strategy should buy where the size is positive"
+    # negative counts as 0 for that symbol only: the same fills as the expression clipped at 0 by hand
+    assert raw == _fills_with_size(tmp_path / "clipped", f"clip({size}, 0, 1)")
+    # and an expression that is never positive buys nothing
+    assert [f for f in _fills_with_size(tmp_path / "never", f"clip({size}, -1, 0)") if f[2] == "buy"] == []
 
 
 def test_overrides_reach_the_params():

@@ -1,7 +1,7 @@
 """Factories for the live-mode tests: configs, a Coinbase emulator in its own process, and
 the live loop as a subprocess (so SIGKILL of the loop never kills the exchange).
 
-    python -m tests.helpers.live serve INFO_FILE [--speed S] [--products N] [--cash C]
+    python -m tests.helpers.live serve SPEED PRODUCTS CASH   (prints its address line, then serves)
     python -m tests.helpers.live loop CFG_JSON MODE
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.paths import PROJECT_ROOT
 from tests.helpers.runs import compose_config
+from tests.helpers.wait import LineReader, wait_until
 
 # conf/config.yaml may not list the live group yet: append it only then
 LIVE_GROUP = [] if "- live:" in (PROJECT_ROOT / "conf" / "config.yaml").read_text() else ["+live=default"]
@@ -92,26 +93,24 @@ class EmulatorProcess:
     account's base balances are exactly the positions the loop traded)."""
 
     def __init__(self, tmp: Path, speed: float = 120.0, products: int = 3, cash: float = 10_000.0):
-        self.info_file = tmp / "emulator.json"
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "serve", str(self.info_file),
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "serve",
                                       str(speed), str(products), str(cash)], cwd=PROJECT_ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
-        for _ in range(200):
-            if self.info_file.exists() and self.info_file.stat().st_size:
-                break
-            time.sleep(0.05)
-        self.info = json.loads(self.info_file.read_text())
+        self.lines = LineReader(self.proc.stdout, "the emulator process")
+        try:  # it writes one JSON line once it listens
+            self.info = json.loads(self.lines.next(60, "its address line"))
+        except BaseException:
+            self.close()
+            raise
 
     def dump(self, path: Path) -> dict:
-        path.unlink(missing_ok=True)
+        """The emulator's orders and balances, written to ``path`` (it answers ``dumped`` when done)."""
         self.proc.stdin.write(f"dump {path}\n")
         self.proc.stdin.flush()
-        for _ in range(200):
-            if path.exists() and path.stat().st_size:
-                return json.loads(path.read_text())
-            time.sleep(0.05)
-        raise TimeoutError("the emulator process did not dump its state")
+        if self.lines.next(30, "the reply to dump") != "dumped":
+            raise AssertionError("the emulator process answered dump with another line")
+        return json.loads(path.read_text())
 
     def close(self) -> None:
         self.proc.kill()
@@ -136,12 +135,8 @@ class EmulatorProcess:
 
 def wait_started(log: Path, n: int, timeout: float = 30.0) -> None:
     """Until the log holds ``n`` "loop process started" lines (imports done, the loop begins)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if log.exists() and log.read_text().count("loop process started") >= n:
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"the loop process did not start within {timeout}s; see {log}")
+    wait_until(lambda: log.exists() and log.read_text().count("loop process started") >= n, timeout,
+               f"start number {n} of the loop process (see {log})")
 
 
 def start_loop(cfg_file: Path, mode: str, log: Path) -> subprocess.Popen:
@@ -149,7 +144,9 @@ def start_loop(cfg_file: Path, mode: str, log: Path) -> subprocess.Popen:
                             cwd=PROJECT_ROOT, env=EmulatorProcess.env(), stdout=log.open("a"), stderr=subprocess.STDOUT)
 
 
-def _serve(info_file: str, speed: str, products: str, cash: str) -> None:
+def _serve(speed: str, products: str, cash: str) -> None:
+    """The emulator process: one JSON line (its address and clock) once it listens, then one
+    ``dumped`` line per ``dump PATH`` command, after PATH is written."""
     from engine.exchange.emulator import CoinbaseEmulator
     from engine.exchange.emulator.market import SimMarket
     market = SimMarket.generate(seed=7, n_products=int(products), speed=float(speed))
@@ -157,14 +154,14 @@ def _serve(info_file: str, speed: str, products: str, cash: str) -> None:
     emu.start()
     wall = time.time()
     sim = market.now_ms()
-    Path(info_file + ".tmp").write_text(json.dumps({"url": emu.url, "sim_ms": sim, "wall_s": wall, "speed": float(speed)}))
-    os.replace(info_file + ".tmp", info_file)
+    print(json.dumps({"url": emu.url, "sim_ms": sim, "wall_s": wall, "speed": float(speed)}), flush=True)
     for line in sys.stdin:
         cmd, _, arg = line.strip().partition(" ")
         if cmd == "dump":
             state = {"orders": emu.orders(), "balances": emu.balances()}
             Path(arg + ".tmp").write_text(json.dumps(state))
             os.replace(arg + ".tmp", arg)
+            print("dumped", flush=True)
         elif cmd == "quit":
             break
     emu.stop()
@@ -187,6 +184,6 @@ def _loop(cfg_file: str, mode: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        _serve(*sys.argv[2:6])
+        _serve(*sys.argv[2:5])
     elif sys.argv[1] == "loop":
         _loop(sys.argv[2], sys.argv[3])

@@ -84,6 +84,8 @@ class CoinbaseEmulator:
         self.rate_limited: dict[str, int] = {"public": 0, "private": 0}
         self.requests: list[tuple[float, str, str]] = []  # (time, route, pool)
         self._lock = threading.Lock()
+        self._in_flight = 0  # requests being handled (a timeout fault sleeps inside one)
+        self._idle = threading.Condition(self._lock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -156,6 +158,12 @@ class CoinbaseEmulator:
                 lo += 1
             best = max(best, hi - lo + 1)
         return best / window_s
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until no request is being handled (e.g. a timeout fault's slow request, which the
+        client gave up on, has been processed server-side too); False if ``timeout`` s pass."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     def request_count(self, pool: str | None = None) -> int:
         with self._lock:
@@ -376,6 +384,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
+        emu = self.emu
+        with emu._idle:
+            emu._in_flight += 1
+        try:
+            self._handle_counted(method)
+        finally:
+            with emu._idle:
+                emu._in_flight -= 1
+                emu._idle.notify_all()
+
+    def _handle_counted(self, method: str) -> None:
         emu = self.emu
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
