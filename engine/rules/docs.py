@@ -57,7 +57,7 @@ the top `rank.top` kept; the list is rebuilt when `cache.ttl` expires on the run
 the regime changes. Strategy: any `entry` rule opens, any `exit` rule closes; `size` is the
 target weight (fraction of equity; below 0 for a symbol counts as 0, and a constant `size`
 below 0 is refused when the file loads); `priority` orders candidates when caps bind. Risk: caps
-clip target weights in file order; a halt blocks entries (or flattens) while it holds and for
+clip target weights in file order (two caps of one type both apply, the tighter holds); a halt blocks entries (or flattens) while it holds and for
 `cooldown_bars` after; every veto must hold for an entry. Execution: every guard must hold for
 an order to be sent. A rule outside its `regimes:` does not apply (an entry/exit is false, a
 filter/veto/guard passes).
@@ -199,7 +199,10 @@ def _explain() -> list[str]:
         "```", "",
         "The answer walks the stages (regime, universe filters with their `why` messages, ranking,",
         "entry/exit rules, vetoes, halts, caps, guards) and says whether an order went out.",
-        "`results.json` -> `rule_stats` counts how often each rule passed, blocked or clipped.", "",
+        "`results.json` -> `rule_stats` counts how often each rule passed, blocked or clipped; a cap counts",
+        "each entry candidate that reached it with a weight: passed (untouched), clipped (reduced) or blocked",
+        "(reduced to nothing). `engine/trace.py` owns the trace's keys, writer and reader for every mode;",
+        "a trace written by a newer engine is refused with a clear error (format `version`, now 2).", "",
     ]
 
 
