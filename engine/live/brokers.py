@@ -59,7 +59,21 @@ def _stored_limits(limit: np.ndarray | None) -> list | None:
     return None if limit is None else [None if not math.isfinite(x) else float(x) for x in limit.tolist()]
 
 
-class NoneBroker:
+class _LocalBroker:
+    """A broker with no account of its own (dry_run, paper): its fills are the ones it wrote into
+    the state itself, and its cash starts from live.initial_cash."""
+
+    def fills_since(self, ctx: BrokerContext, cursor_ms: int) -> list[BrokerFill]:
+        return stored_fills(ctx, cursor_ms)
+
+    def balances(self, quote_currency: str) -> Balances:
+        return Balances(None)  # no account of its own: it starts from live.initial_cash
+
+    def finish(self, ctx: BrokerContext) -> None:
+        pass
+
+
+class NoneBroker(_LocalBroker):
     """dry_run: decisions only. The virtual portfolio fills each decision in its next bar with the
     backtest's fill model, so a backtest over the same bars decides the same (mode=shadow)."""
 
@@ -105,17 +119,8 @@ class NoneBroker:
     def open_orders(self, ctx: BrokerContext) -> list[OrderTicket]:
         return []
 
-    def fills_since(self, ctx: BrokerContext, cursor_ms: int) -> list[BrokerFill]:
-        return stored_fills(ctx, cursor_ms)
 
-    def balances(self, quote_currency: str) -> Balances:
-        return Balances(None)  # no account of its own: it starts from live.initial_cash
-
-    def finish(self, ctx: BrokerContext) -> None:
-        pass
-
-
-class SimulatedBroker:
+class SimulatedBroker(_LocalBroker):
     """paper: every order recorded with its client order id, accepted by the simulator and filled
     (or, a limit not reached, cancelled) in the bar after its decision bar, exactly as in a backtest."""
 
@@ -202,11 +207,3 @@ class SimulatedBroker:
     def open_orders(self, ctx: BrokerContext) -> list[OrderTicket]:
         return [OrderTicket.from_row(o) for o in ctx.store.open_orders()]
 
-    def fills_since(self, ctx: BrokerContext, cursor_ms: int) -> list[BrokerFill]:
-        return stored_fills(ctx, cursor_ms)
-
-    def balances(self, quote_currency: str) -> Balances:
-        return Balances(None)  # no account of its own: it starts from live.initial_cash
-
-    def finish(self, ctx: BrokerContext) -> None:
-        pass

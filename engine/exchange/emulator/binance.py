@@ -68,12 +68,8 @@ class BinanceEmulator(EmulatorBase):
 
     def __init__(self, *args, quote_currency: str = "USDT", **kw):
         super().__init__(*args, quote_currency=quote_currency, **kw)
-        pools = dict(DEFAULT_POOLS)
-        for name, spec in self.pool_specs.items():
-            if name in pools:
-                pools[name] = ServerPool.from_spec(spec)
-        self.server_limits = ServerLimits(pools)
-        self.rate_limited = {p: 0 for p in pools}
+        self.server_limits = ServerLimits.from_profile(DEFAULT_POOLS, self.pool_specs)
+        self.rate_limited = {p: 0 for p in self.server_limits.pools}
         self.banned = 0  # 418 answers
         self._retry_until = 0.0
         self.symbol_of = {self.native(p): pid for pid, p in self.market.products.items()}

@@ -71,12 +71,8 @@ class KrakenEmulator(EmulatorBase):
 
     def __init__(self, *args, quote_currency: str = "USD", **kw):
         super().__init__(*args, quote_currency=quote_currency, **kw)
-        pools = dict(DEFAULT_POOLS)
-        for name, spec in self.pool_specs.items():
-            if name in pools:
-                pools[name] = ServerPool.from_spec(spec)
-        self.server_limits = ServerLimits(pools)
-        self.rate_limited = {p: 0 for p in pools}
+        self.server_limits = ServerLimits.from_profile(DEFAULT_POOLS, self.pool_specs)
+        self.rate_limited = {p: 0 for p in self.server_limits.pools}
         self._nonces: dict[str, int] = {}
         self.pair_of = {}  # native pair id -> engine product id
         for pid, p in self.market.products.items():

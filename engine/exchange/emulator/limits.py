@@ -39,6 +39,13 @@ class ServerLimits:
         self.arrivals: dict[str, list[tuple[float, float]]] = {p: [] for p in pools}  # (time, cost)
         self.refused: dict[str, int] = {p: 0 for p in pools}
 
+    @classmethod
+    def from_profile(cls, defaults: dict[str, ServerPool], specs) -> "ServerLimits":
+        """An exchange's own pools, each replaced by the profile's spec where the profile gives one
+        (a spec naming a pool this exchange does not count is ignored)."""
+        return cls({name: ServerPool.from_spec(specs[name]) if name in specs else pool
+                    for name, pool in defaults.items()})
+
     def used(self, pool: str, who: str = "") -> float:
         with self._lock:
             return self._used(pool, who, self.clock())
