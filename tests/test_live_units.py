@@ -228,7 +228,7 @@ def test_a_sent_order_the_exchange_never_saw_is_abandoned_after_the_recovery_win
     assert dict(st.db.execute("SELECT client_order_id, status FROM orders").fetchall()) == {"old": "abandoned",
                                                                                            "new": "sent"}
     d = SimpleNamespace(sell_qty=np.zeros(2), buy_qty=np.array([1.0, 1.0]))
-    ExchangeBroker(adapter).available(ctx, d, np.array([100.0, 100.0]))
+    d, _ = ExchangeBroker(adapter).available(ctx, d, np.array([100.0, 100.0]))
     assert d.buy_qty.tolist() == [1.0, 0.0]  # A is free again; B is still being entered
     st.close()
 

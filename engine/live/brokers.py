@@ -98,8 +98,8 @@ class NoneBroker(_LocalBroker):
             ctx.book.pending = None
             ctx.save(db)
 
-    def available(self, ctx: BrokerContext, d, close: np.ndarray) -> list[Note]:
-        return []
+    def available(self, ctx: BrokerContext, d, close: np.ndarray) -> tuple[object, list[Note]]:
+        return d, []
 
     def submit(self, ctx: BrokerContext, t: int, orders: list[OrderTicket], d) -> None:
         if not d.has_orders:
@@ -184,8 +184,8 @@ class SimulatedBroker(_LocalBroker):
                                                   "nothing held or no cash)")
             ctx.save(db)
 
-    def available(self, ctx: BrokerContext, d, close: np.ndarray) -> list[Note]:
-        return []  # every earlier order is settled before a decision (its bar is stored by then)
+    def available(self, ctx: BrokerContext, d, close: np.ndarray) -> tuple[object, list[Note]]:
+        return d, []  # every earlier order is settled before a decision (its bar is stored by then)
 
     def submit(self, ctx: BrokerContext, t: int, orders: list[OrderTicket], d) -> None:
         if not orders:

@@ -9,6 +9,7 @@ cancelled, as the backtest cancels it at its fill bar's end.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -81,8 +82,8 @@ class ExchangeBroker:
                 self.cancel(ctx, o["client_order_id"])  # good for one bar
         self.sync_fills(ctx)
 
-    def available(self, ctx: BrokerContext, d, close: np.ndarray) -> list[Note]:
-        """Orders still open hold what they will spend: an open buy's quantity is not bought again and
+    def available(self, ctx: BrokerContext, d, close: np.ndarray) -> tuple[object, list[Note]]:
+        """A new decision, ``d`` trimmed to what open orders do not already commit. Orders still open hold what they will spend: an open buy's quantity is not bought again and
         its cost (at the ask, with the taker fee) is not spent again; an open sell's quantity is not sold
         again (nor topped up). Buys that cost more than the cash left are scaled down together, as in the backtest."""
         n = len(ctx.symbols)
@@ -96,7 +97,7 @@ class ExchangeBroker:
         px = np.nan_to_num(px)
         rate = ctx.book.fees.tier(ctx.clock.now_ms()).taker_bps / 1e4
         inc = ctx.size_increment
-        d.sell_qty[:] = np.minimum(d.sell_qty, np.maximum(pf.qty - sell, 0.0))
+        sell_qty = np.minimum(d.sell_qty, np.maximum(pf.qty - sell, 0.0))
         want = np.where(buy > 0, 0.0, d.buy_qty)  # being entered already: as if held (no top-up either)
         free = pf.cash - float((buy * px * (1.0 + rate)).sum())
         cost = float((want * px * (1.0 + rate)).sum())
@@ -106,8 +107,9 @@ class ExchangeBroker:
         if (want < d.buy_qty - 1e-12).any() and (buy.any() or sell.any()):
             notes.append(("info", "open_orders", f"buys reduced by {int((buy > 0).sum())} open buy order(s) "
                           f"holding {pf.cash - free:.2f} of {pf.cash:.2f} cash"))
-        d.buy_qty[:] = want
-        return notes
+        out = copy.copy(d)  # decide's decision stays as decided
+        out.sell_qty, out.buy_qty = sell_qty, want
+        return out, notes
 
     def submit(self, ctx: BrokerContext, t: int, orders: list[OrderTicket], d) -> None:
         for o in orders:

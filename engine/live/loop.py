@@ -318,7 +318,8 @@ class Session:
             d, change = decide(cycle_plan(p), t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts)
             self.book.halts = apply_change(self.pf, change)
             d, notes = self._guard(d, t, age, kill)  # a new decision: decide's own is kept as decided
-            notes += self.broker.available(self.ctx, d, close)
+            d, held = self.broker.available(self.ctx, d, close)
+            notes += held
             orders = self._order_rows(d, t, int(market.times[t]), db) if self.broker.places_orders else []
             self._record_decision(db, d, t, int(market.times[t]), eq)
             self.save_portfolio(db)

@@ -125,8 +125,8 @@ class Broker(Protocol):
     def settle(self, ctx: BrokerContext, market, t: int) -> None:
         """Before deciding at bar t: take in what happened since (fills, expiries) and apply it."""
 
-    def available(self, ctx: BrokerContext, d, close: np.ndarray) -> list[Note]:
-        """Trim the decision ``d`` to what is not already committed by open orders."""
+    def available(self, ctx: BrokerContext, d, close: np.ndarray) -> tuple[object, list[Note]]:
+        """A new decision: ``d`` trimmed to what open orders do not already commit (``d`` is not edited)."""
 
     def submit(self, ctx: BrokerContext, t: int, orders: list[OrderTicket], d) -> None:
         """Act on a cycle's recorded orders (or, placing none, on its decision)."""
