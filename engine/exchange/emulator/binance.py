@@ -86,6 +86,9 @@ class BinanceEmulator(EmulatorBase):
             raise BinanceError(400, -1121, "Invalid symbol.")
         return pid
 
+    def exchange_order_id(self, order_id: str) -> str:
+        return str(self.order_num(order_id))
+
     def order_num(self, order_id: str) -> int:
         n = self._num.get(order_id)
         if n is None:

@@ -98,6 +98,9 @@ class KrakenEmulator(EmulatorBase):
             raise KrakenError("EQuery:Unknown asset pair")
         return pid
 
+    def exchange_order_id(self, order_id: str) -> str:
+        return self.txid(order_id)
+
     def txid(self, order_id: str) -> str:
         t = self._txid.get(order_id)
         if t is None:

@@ -69,7 +69,8 @@ class ServerLimits:
             for pool, who, cost in charges:
                 self.arrivals[pool].append((now, cost))
             for pool, who, cost in charges:
-                if enforce and self._used(pool, who, now) + cost > self.pools[pool].limit + 1e-9:
+                # _used also creates and drains the counter: needed even when nothing is enforced
+                if self._used(pool, who, now) + cost > self.pools[pool].limit + 1e-9 and enforce:
                     self.refused[pool] += 1
                     return pool
             for pool, who, cost in charges:

@@ -163,6 +163,10 @@ class EmulatorBase:
     def orders(self) -> list[dict]:
         return self.book.snapshot()
 
+    def exchange_order_id(self, order_id: str) -> str:
+        """The id this front end gives the engine's order ``order_id`` on the wire (what ccxt reports)."""
+        return order_id
+
     def balances(self) -> dict[str, tuple[float, float]]:
         with self.book.lock:
             a = self.book.account
