@@ -31,6 +31,7 @@ from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState,
 log = logging.getLogger("rulebook.exchange")
 
 _REJECTIONS = (ErrorKind.INSUFFICIENT_FUNDS, ErrorKind.INVALID_ORDER, ErrorKind.BAD_REQUEST)
+_THROTTLED = (ErrorKind.RATE_LIMIT, ErrorKind.DDOS)  # refused before it was placed: safe to resend
 _STATUS = {"open": "open", "closed": "closed", "canceled": "canceled", "cancelled": "canceled",
            "expired": "canceled", "rejected": "rejected"}
 
@@ -209,8 +210,10 @@ class ExchangeAdapter:
             except ccxt.BaseError as e:
                 status = self.client.last.status
                 kind = classify(e, status)
-                if status is not None and 200 <= status < 300 and kind not in _REJECTIONS:
-                    kind = ErrorKind.INVALID_ORDER  # an HTTP 200 success:false is a definite refusal
+                if status is not None and 200 <= status < 300 and kind not in _REJECTIONS + _THROTTLED:
+                    # an HTTP 200 success:false is a definite refusal; but Kraken answers every error with
+                    # 200, and its "EOrder:Rate limit exceeded" means "not placed, try later": retried
+                    kind = ErrorKind.INVALID_ORDER
                 last = ExchangeCallError(kind, "create_order", str(e)[:500], attempt, status)
                 if kind in _REJECTIONS and attempt > 1 and self.config.client_id.unique == "open":
                     # a resend refused as a duplicate (the id is unique among open orders): the first got in

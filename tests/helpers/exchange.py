@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import pathlib
+
+import yaml
 
 from engine.exchange import ExchangeAdapter, ExchangeConfig, OrderRequest, make_client_order_id
 from engine.exchange.config import OrderConfig, PoolConfig, RateLimitConfig, RetryConfig
@@ -9,6 +12,19 @@ from engine.exchange.emulator import CoinbaseEmulator
 from engine.exchange.keys import public_key_of, throwaway_credentials
 
 KEY_ENV, SECRET_ENV = "RB_TEST_CB_KEY", "RB_TEST_CB_SECRET"
+CONF = pathlib.Path(__file__).resolve().parents[2] / "conf" / "exchange"
+
+
+def sim_config(name: str, products: int = 3, **sections) -> ExchangeConfig:
+    """A shipped profile (``conf/exchange/<name>.yaml``, e.g. ``kraken_sim``) as an ExchangeConfig,
+    with ``products`` emulator products; ``sections`` update its mappings, e.g.
+    ``retry={"base_delay_s": 0.01}`` or ``rate_limits={"pause_on_limited_s": 0.2}``."""
+    raw = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    raw.pop("fees")  # the simulators' schedule, not the adapter's
+    raw["emulator"]["products"] = products
+    for key, changes in sections.items():
+        raw[key] = {**raw[key], **changes} if isinstance(raw.get(key), dict) else changes
+    return ExchangeConfig.from_mapping(raw)
 
 
 def throwaway_test_credentials(seed: int = 1):

@@ -107,10 +107,19 @@ class BinanceEmulator(EmulatorBase):
         return {"code": -1001 if status >= 502 else -1000, "msg": "Internal error; unable to process your request. Please try again."}
 
     def rate_limit_fault(self, fault, pool):
+        """An injected refusal: ``status`` 429 (default) or 418 (an IP ban), with ``retry_after`` seconds.
+        As on Binance, calling again before Retry-After has passed draws a 418 ban (see ``admit``)."""
+        status, retry = int(fault.params.get("status", 429)), float(fault.params.get("retry_after", 1))
         with self._lock:
-            self.rate_limited["weight"] += 1
-        return BinanceError(429, -1003, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
-                            {"Retry-After": str(fault.params.get("retry_after", 1))})
+            if status == 418:
+                self.banned += 1
+            else:
+                self.rate_limited["weight"] += 1
+            self._retry_until = max(self._retry_until, time.monotonic() + retry)
+        msg = ("Way too much request weight used; IP banned until "
+               f"{int((time.time() + retry) * 1000)}." if status == 418 else
+               "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.")
+        return BinanceError(status, -1003, msg, {"Retry-After": f"{retry:g}"})
 
     def authenticate(self, method, parts, headers, raw, query, body) -> str:
         key = headers.get("X-MBX-APIKEY")

@@ -122,9 +122,14 @@ class KrakenEmulator(EmulatorBase):
         return {"error": ["EService:Unavailable" if status >= 502 else "EGeneral:Internal error"]}
 
     def rate_limit_fault(self, fault, pool):
+        """An injected refusal; ``error``: "EAPI:Rate limit exceeded" (default, the per-key call
+        counter), "EOrder:Rate limit exceeded" (the per-pair order counter) or "EGeneral:Too many requests"."""
+        error = str(fault.params.get("error", "EAPI:Rate limit exceeded"))
+        counted = {"EAPI:Rate limit exceeded": "calls", "EOrder:Rate limit exceeded": "orders",
+                   "EGeneral:Too many requests": "public"}.get(error, "calls")
         with self._lock:
-            self.rate_limited[pool if pool in self.rate_limited else "calls"] += 1
-        return KrakenError("EAPI:Rate limit exceeded")
+            self.rate_limited[counted] += 1
+        return KrakenError(error)
 
     def authenticate(self, method, parts, headers, raw, query, body) -> str:
         key, sig = headers.get("API-Key"), headers.get("API-Sign")
