@@ -15,13 +15,15 @@ KEY_ENV, SECRET_ENV = "RB_TEST_CB_KEY", "RB_TEST_CB_SECRET"
 CONF = pathlib.Path(__file__).resolve().parents[2] / "conf" / "exchange"
 
 
-def sim_config(name: str, products: int = 3, **sections) -> ExchangeConfig:
+def sim_config(name: str, products: int = 3, rest_url: str | None = None, **sections) -> ExchangeConfig:
     """A shipped profile (``conf/exchange/<name>.yaml``, e.g. ``kraken_sim``) as an ExchangeConfig,
     with ``products`` emulator products; ``sections`` update its mappings, e.g.
     ``retry={"base_delay_s": 0.01}`` or ``rate_limits={"pause_on_limited_s": 0.2}``."""
     raw = yaml.safe_load((CONF / f"{name}.yaml").read_text())
     raw.pop("fees")  # the simulators' schedule, not the adapter's
     raw["emulator"]["products"] = products
+    if rest_url:
+        raw["rest_url"] = rest_url
     for key, changes in sections.items():
         raw[key] = {**raw[key], **changes} if isinstance(raw.get(key), dict) else changes
     return ExchangeConfig.from_mapping(raw)
