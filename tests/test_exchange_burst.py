@@ -8,7 +8,10 @@ records every arrival, so the peak it *saw* is measured, not assumed.
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from engine.exchange import ExchangeAdapter
+import pytest
+
+from engine.exchange import ErrorKind, ExchangeAdapter, ExchangeCallError
+from tests.helpers.burst import order_burst
 from tests.helpers.exchange import emulator_and_adapter, env_for, throwaway_test_credentials
 
 PUBLIC, PRIVATE = 25.0, 75.0
@@ -64,7 +67,36 @@ def test_burst_of_500_never_exceeds_a_pool_and_never_draws_a_429(capsys):
 
 
 def test_an_unbudgeted_client_does_draw_429s():
-    # Control: with the client's budget set far above the server's limit, the same burst is refused.
-    with emulator_and_adapter(limits=(PUBLIC, PRIVATE), client_limits=(10_000.0, 10_000.0), max_attempts=8) as (emu, ad):
-        run_burst(emu, ad, n=150)
-        assert emu.rate_limited["public"] + emu.rate_limited["private"] > 0
+    """Control: with the client's budget far above the server's limit, requests past the limit are
+    refused. The server's rate clock is frozen, so every request lands in one window however slowly
+    a loaded machine sends them: the refusal comes at exactly the request past the limit."""
+    with emulator_and_adapter(limits=(PUBLIC, PRIVATE), client_limits=(10_000.0, 10_000.0), max_attempts=1,
+                              server_clock=lambda: 1_000.0) as (emu, ad):
+        ad.markets()
+        already = emu.request_count("private")  # markets() is private on Coinbase v3
+        refused = None
+        for k in range(int(PRIVATE) + 1):
+            try:
+                ad.balances()
+            except ExchangeCallError as e:
+                refused = (k, e.kind)
+                break
+        assert refused == (int(PRIVATE) - already, ErrorKind.RATE_LIMIT)
+        assert emu.rate_limited == {"public": 0, "private": 1}
+        assert ad.rate_metrics()["private"]["rate_limited"] == 1 and ad.rate_metrics()["private"]["pauses"] == 0
+
+
+# past each exchange's tightest order pool at its real limits: Coinbase private 30/s (27 after the
+# margin), Kraken's per-pair order counter (54 of 60), Binance's orders per 10 s (90 of 100)
+ORDER_BURSTS = [("local_sim", 40, "private"), ("kraken_sim", 58, "orders"), ("binance_sim", 95, "orders_10s")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile,n,pool", ORDER_BURSTS, ids=[p for p, _, _ in ORDER_BURSTS])
+def test_an_order_burst_at_each_exchanges_real_limits_draws_no_rate_limit_answer(profile, n, pool):
+    r = order_burst(profile, n)
+    assert r["placed"] == r["at_exchange"] == n and r["refused"] == 0
+    assert r["server_429"] == 0 and r["server_418"] == 0
+    assert r["client"][pool]["pauses"] >= 1  # the budget held the burst back, on the pool that binds
+    peak, limit, _ = r["server_peak"][pool]
+    assert peak <= limit

@@ -50,11 +50,13 @@ def make_config(url: str, public: float = 10.0, private: float = 30.0, margin: f
 
 @contextlib.contextmanager
 def emulator_and_adapter(limits: tuple[float, float] = (10.0, 30.0), client_limits: tuple[float, float] | None = None,
-                         verify_keys: bool = True, **config_changes):
-    """A running emulator (step mode, seed 7) and an adapter pointed at it with throwaway keys."""
+                         verify_keys: bool = True, server_clock=None, **config_changes):
+    """A running emulator (step mode, seed 7) and an adapter pointed at it with throwaway keys;
+    ``server_clock``: the clock the emulator's rate pools count by (e.g. frozen)."""
     creds = throwaway_test_credentials()
     keys = {creds.api_key: public_key_of(creds)} if verify_keys else None
-    emu = CoinbaseEmulator(seed=7, products=6, limits={"public": limits[0], "private": limits[1]}, api_keys=keys)
+    emu = CoinbaseEmulator(seed=7, products=6, limits={"public": limits[0], "private": limits[1]}, api_keys=keys,
+                           **({"rate_clock": server_clock} if server_clock else {}))
     with emu:
         pub, priv = client_limits or limits
         adapter = ExchangeAdapter(make_config(emu.url, pub, priv, **config_changes), environ=env_for(creds))

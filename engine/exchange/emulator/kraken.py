@@ -71,7 +71,7 @@ class KrakenEmulator(EmulatorBase):
 
     def __init__(self, *args, quote_currency: str = "USD", **kw):
         super().__init__(*args, quote_currency=quote_currency, **kw)
-        self.server_limits = ServerLimits.from_profile(DEFAULT_POOLS, self.pool_specs)
+        self.server_limits = ServerLimits.from_profile(DEFAULT_POOLS, self.pool_specs, self.rate_clock)
         self.rate_limited = {p: 0 for p in self.server_limits.pools}
         self._nonces: dict[str, int] = {}
         self.pair_of = {}  # native pair id -> engine product id
