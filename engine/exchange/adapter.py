@@ -24,6 +24,7 @@ from .client import build_client
 from .config import ExchangeConfig
 from .errors import AMBIGUOUS, TRANSIENT, ErrorKind, ExchangeCallError, ExchangeConfigError, classify
 from .ids import from_native, to_native
+from .presend import refusal
 from .quirks import quirks_for
 from .secrets import Credentials, install_log_redaction, load_credentials
 from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState, Quote
@@ -187,6 +188,15 @@ class ExchangeAdapter:
         known = self._orders.get(req.client_order_id)
         if known is not None and known.status != "unknown":
             return known  # the same decision twice: nothing to send
+        q = self._quotes.get(req.symbol)
+        touch = (q.ask if req.side == "buy" else q.bid) if q is not None else None
+        why = refusal(req, m, self.config.ccxt_id, req.limit_price if req.type == "limit" else touch)
+        if why is not None:  # the exchange would refuse it: say why in our words, send nothing
+            log.warning("create_order %s refused before sending: %s", req.client_order_id, why)
+            state = OrderState(req.client_order_id, None, req.symbol, req.side, req.type, "rejected", req.qty, 0.0,
+                               None, req.limit_price, reject_reason=f"refused before sending: {why}")
+            self._orders[req.client_order_id] = state
+            return state
         self._orders[req.client_order_id] = OrderState(req.client_order_id, None, req.symbol, req.side, req.type,
                                                        "unknown", req.qty, 0.0, None, req.limit_price)
         submitted_ms = int(self.wall_clock() * 1000)
