@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=2.5)
     ap.add_argument("--threads", type=int, default=4)
     a = ap.parse_args()
-    for profile in a.profiles.split(","):
+    for profile in filter(None, a.profiles.split(",")):
         n = a.orders or DEFAULT_ORDERS.get(profile, 100)
         for budgeted in (True, False):
             _print(order_burst(profile, n, budgeted))
