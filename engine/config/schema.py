@@ -26,7 +26,7 @@ MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow"
 # Modes with requirements of their own (mode=validate/explain may check one as mode.target).
 RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow")
 LIVE_CLOCK_MODES = ("dry_run", "paper", "live")
-DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade")
+DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade", "store")
 SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
 DATE_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
 # live.end_time is read with numpy (engine.live.settings.end_ms), which has no time zones: UTC only.
