@@ -49,10 +49,13 @@ filters:
 `params:`. The Hydra config overrides them (`python run.py universe.params.top=10`,
 `strategy.params.fast=12`); an override of a param the file does not define, or of another
 kind (a string for a number), is an error. Fields such as `rank.top`, cap `limit` and
-`cooldown_bars` accept a literal or `params.x`.
+`cooldown_bars` accept a literal, `params.x` or an expression of them (`params.top * 2`); every
+expression field accepts any expression of its type (`size: params.weight * 0.5` and
+`size: 0.5 * params.weight` are the same rule).
 
 **How rules combine.** Regime rules: the first that holds names the cycle's regime, else
-`default`. Universe filters: all that apply must hold; survivors are ranked by `rank.by` and
+`default`. Universe filters: all that apply must hold (no `filters:` at all: every product
+with a bar qualifies); survivors are ranked by `rank.by` and
 the top `rank.top` kept; the list is rebuilt when `cache.ttl` expires on the run's clock or
 the regime changes. Strategy: any `entry` rule opens, any `exit` rule closes; `size` is the
 target weight (fraction of equity; below 0 for a symbol counts as 0, and a constant `size`

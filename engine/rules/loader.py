@@ -23,7 +23,7 @@ from engine.paths import leaves_root
 from engine.validators import validator
 
 from engine.rules.errors import RuleError, Where
-from engine.rules.expr import BOOL, NUM, Expr, Namespace, compile_expression
+from engine.rules.expr import BOOL, CONST, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
 
@@ -314,14 +314,27 @@ def _check_override(key: str, default: Any, value: Any, label: str) -> Any:
                     expected=f"{_kind_of(default)} like the rule file's default {_show(default)}")
 
 
+_BARE_PARAM = re.compile(r"^\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
 def _resolve(value: Any, params: dict, where: Where, what: str) -> Any:
-    """A literal, or ``params.x`` resolved from the params."""
-    if isinstance(value, str) and value.startswith("params."):
-        name = value[len("params."):]
+    """A literal, ``params.x`` resolved from the params (a mapping param too), or an expression
+    of literals and params (``params.top * 2``) computed at load."""
+    if not isinstance(value, str):
+        return value
+    bare = _BARE_PARAM.match(value)
+    if bare:
+        name = bare.group(1)
         if name not in params:
-            raise RuleError(where, f"{what} refers to unknown {value}{_did_you_mean(name, list(params), 'params.{}')}")
+            raise RuleError(where, f"{what} refers to unknown {value.strip()}"
+                                   f"{_did_you_mean(name, list(params), 'params.{}')}")
         return params[name]
-    return value
+    if "params." not in value:
+        return value  # a plain word: the caller says what it expected
+    expr = compile_expression(value, Namespace(series={}, params=params), where)
+    if expr.level != CONST:  # pragma: no cover - a params-only namespace has nothing else
+        raise RuleError(where, f"{what} is {value!r}", expected="literals and params.x only")
+    return expr.value
 
 
 def _positive_int(value: Any, where: Where, what: str) -> int:
@@ -459,7 +472,7 @@ def load_ruleset(
     data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))
     hashes[label] = h
     fc = _FileCompiler(label, "universe", p, labels)
-    filters = fc.rules(data["filters"], "universe")
+    filters = fc.rules(data.get("filters") or [], "universe")
     rank = data.get("rank") or {}
     rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
     w_top = _at(data, "rank", "top", label)
@@ -477,7 +490,8 @@ def load_ruleset(
     exits = fc.rules(data["exit"], "strategy")
     w_size = Where(label, "", "size", data.line_of("size"))
     size = fc.expr(data["size"], "strategy", w_size, NUM)
-    size_value = _resolve(data["size"], p, w_size, "size")
+    # the compiled expression, not the text: 'params.weight * 0.5' is as constant as '0.5 * params.weight'
+    size_value = size.value if size.level == CONST else None
     if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
         # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
         src = f" ({data['size']})" if isinstance(data["size"], str) else ""

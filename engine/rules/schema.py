@@ -39,7 +39,7 @@ SCHEMAS: dict[str, dict] = {
                 "rebuild_on_regime_change": {"type": "boolean"},
             },
         },
-        "filters": {"type": "list", "required": True, "schema": _RULE},
+        "filters": {"type": "list", "schema": _RULE},  # none: every product (ranked and cut to top)
         "rank": {
             "type": "dict",
             "schema": {
