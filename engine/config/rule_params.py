@@ -18,7 +18,7 @@ from engine.paths import leaves_root
 from . import paths
 from .problems import ConfigProblem
 
-RULE_GROUPS = ("strategy", "universe", "risk", "execution")
+RULE_GROUPS = ("regime", "strategy", "universe", "risk", "execution")
 _cache: dict[tuple[str, int], frozenset[str] | None] = {}
 
 

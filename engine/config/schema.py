@@ -193,6 +193,14 @@ STRATEGY = {
     "params": _dict(STRATEGY_PARAMS, allow_unknown=True, required=True),
 }
 
+REGIME_PARAMS = {
+    "fast": _int(1, MAX_WINDOW_BARS),
+    "slow": _int(1, MAX_WINDOW_BARS),
+    "vol_window": _int(2, MAX_WINDOW_BARS),
+    "high_vol": _num(gt=0),
+}
+REGIME = {"file": RULE_FILE, "params": _dict(REGIME_PARAMS, allow_unknown=True, required=True)}
+
 UNIVERSE_PARAMS = {
     "min_volume_usd": _num(0, MAX_AMOUNT),
     "max_spread_bps": _num(None, 10_000, gt=0),
@@ -284,7 +292,7 @@ REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
           "max_table_rows": _int(1, 1_000_000)}
 
 GROUP_SCHEMAS: dict[str, dict] = {
-    "mode": MODE, "exchange": EXCHANGE, "data": DATA, "strategy": STRATEGY, "universe": UNIVERSE,
+    "mode": MODE, "exchange": EXCHANGE, "data": DATA, "regime": REGIME, "strategy": STRATEGY, "universe": UNIVERSE,
     "risk": RISK, "execution": EXECUTION, "backtest": BACKTEST, "report": REPORT, "live": LIVE,
 }
 # Groups a composed config may lack (a backtest never reads `live`; the live-clock modes require it

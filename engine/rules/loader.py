@@ -391,7 +391,7 @@ class _FileCompiler:
         ns = self.ns(names_key)
         for item in items:
             rid = self.claim(item)
-            regimes = item.get("regimes")
+            regimes = self.regime_scope(item)
             if regimes is not None and self.regimes:
                 for r in regimes:
                     if r not in self.regimes:
@@ -404,6 +404,20 @@ class _FileCompiler:
             self.check_template(why, item)
             out.append(Rule(rid, expr, where, tuple(regimes) if regimes else None, why, str(item["when"])))
         return out
+
+    def regime_scope(self, item: Mapping) -> list[str] | None:
+        """The rule's ``regimes:``: a literal list or ``params.x`` naming a list param. An empty
+        list from a param lifts the scope (the rule applies in every regime)."""
+        regimes = item.get("regimes")
+        if not isinstance(regimes, str):
+            return regimes
+        where = self.where(item, "regimes")
+        value = _resolve(regimes, self.params, where, "regimes")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(r, str) for r in value):
+            src = f" ({regimes})" if value is not regimes else ""
+            raise RuleError(where, f"'regimes' is {_show(value)}{src}",
+                            expected="a list of regimes such as [bull, chop], or params.x naming such a list")
+        return list(value) or None
 
     def check_template(self, why: str, item: Mapping) -> None:
         for name in re.findall(r"\{([^}]*)\}", why or ""):

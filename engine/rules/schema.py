@@ -7,7 +7,8 @@ _NUM_EXPR_REQ = {**_NUM_EXPR, "required": True}
 EXPRESSION_RULES = (_EXPR, _NUM_EXPR, _NUM_EXPR_REQ)  # for the generated reference
 _ID = {"type": "string", "required": True, "regex": r"^[A-Za-z_][A-Za-z0-9_]*$"}
 _WHY = {"type": "string"}
-_REGIMES = {"type": "list", "schema": {"type": "string"}, "minlength": 1}
+# a literal list, or params.x naming a list param (so a config can change a rule's regimes)
+_REGIMES = {"type": ["list", "string"], "schema": {"type": "string"}, "minlength": 1}
 _PARAMS = {"type": "dict", "keysrules": {"type": "string", "regex": r"^[A-Za-z_][A-Za-z0-9_]*$"}}
 
 _RULE = {"type": "dict", "schema": {"id": _ID, "when": _EXPR, "why": _WHY, "regimes": _REGIMES}}
