@@ -126,3 +126,127 @@ def test_the_regime_params_sweep_with_m(tmp_path):
     fast = sorted(read_json(tmp_path / job / "results.json")["run"]["config"]["regime"]["params"]["fast"]
                   for job in outcomes)
     assert fast == [24, 48]
+
+
+# -- item 1: several timeframes ------------------------------------------------------------------
+
+DAY_MS = 86_400_000
+
+
+def _daily_from_files(market, folder):
+    """The market's days as an exchange's daily candles, aggregated by pandas (not by the engine),
+    written as 1d files and loaded back through the file loader, products as in ``market``."""
+    import dataclasses
+
+    import pandas as pd
+
+    from engine.market.loaders import load_market as load_files
+    from tests.helpers.market import write_rows
+
+    for j, sym in enumerate(market.symbols):
+        f = pd.DataFrame({"open": market.open[:, j], "high": market.high[:, j], "low": market.low[:, j],
+                          "close": market.close[:, j], "volume": market.volume[:, j]},
+                         index=pd.to_datetime(market.times, unit="ms", utc=True)).dropna(subset=["close"])
+        d = f.resample("1D").agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+        d = d.dropna(subset=["close"])
+        rows = [[int(ts.value // 1_000_000), *map(float, r)] for ts, r in zip(d.index, d.to_numpy())]
+        write_rows(folder, sym, rows, "parquet", "1d")
+    daily = load_files("parquet", folder, "1d").select(list(market.symbols))
+    return dataclasses.replace(daily, info=market.info, _hash=None)
+
+
+def _closed_day(market):
+    """Per hourly bar, the row of the last UTC day that has closed (its close at or before the bar's)."""
+    return (market.times + 3_600_000) // DAY_MS - 1 - market.times[0] // DAY_MS
+
+
+def _series(src, market, kind="universe"):
+    from engine.cycle.features import market_series
+    from engine.cycle.prepare import _Timeframes
+    from engine.rules.expr import FeatureStore
+    from tests.helpers.rules import compile_rule
+    store = FeatureStore(market_series(market), (market.n_bars, market.n_symbols),
+                         coarser=_Timeframes(market).market_store)
+    return np.asarray(compile_rule(src, kind, want=None).series(store), dtype=np.float64)
+
+
+def test_on_1d_equals_the_rule_on_separately_loaded_daily_bars(tmp_path):
+    market = sample_market(30, 24 * 40)
+    daily = _daily_from_files(market, tmp_path / "daily")
+    assert daily.n_bars == 40
+    day = _closed_day(market)
+    assert (day[:23] == -1).all() and day[23] == 0  # the first day is readable once its last hour closed
+    seen = day >= 0
+    # prices are picked, not summed: bit-identical
+    for src in ("sma(close, 5)", "rsi(close, 7)", "atr(high, low, close, 3)", "rolling_max(high, 4) - low",
+                "pct_change(close, 2) * 100", "bars_listed", "open"):
+        hourly = _series(f'on("1d", {src})', market)
+        np.testing.assert_array_equal(hourly[seen], _series(src, daily)[day[seen]], err_msg=src)
+        assert np.isnan(hourly[~seen]).all(), src
+    # a day's volume is a sum of 24 hours: pandas adds them in another order (last bit only)
+    hourly = _series('on("1d", volume_usd)', market)
+    np.testing.assert_allclose(hourly[seen], _series("volume_usd", daily)[day[seen]], rtol=1e-14)
+
+
+def test_a_regime_file_on_1d_equals_the_regime_on_daily_bars(tmp_path):
+    from engine.cycle.prepare import prepare as prep
+    rules_dir = edit_rule_file(tmp_path, "regime.yaml", "kind: regime\n", "kind: regime\ntimeframe: 1d\n")
+    small = {"regime": {"fast": 3, "slow": 8, "vol_window": 5, "high_vol": 1.5}}
+    market = sample_market(30, 24 * 40)
+    daily = _daily_from_files(market, tmp_path / "daily")
+    hourly_run = prep(market, load_shipped(rules_dir, params=small))
+    daily_run = prep(daily, load_shipped(SHIPPED_RULES, params=small))
+    day = _closed_day(market)
+    seen = day >= 0
+    got = np.array(hourly_run.regime_labels)[hourly_run.regime_idx]
+    want = np.array(daily_run.regime_labels)[daily_run.regime_idx]
+    assert (got[seen] == want[day[seen]]).all()
+    assert len(set(want[8:])) > 1, "the regime should change over the days for the test to mean something"
+    # a daily regime changes only at the hour a day closes
+    changes = np.flatnonzero(got[1:] != got[:-1]) + 1
+    assert changes.size and ((market.times[changes] + 3_600_000) % DAY_MS == 0).all()
+
+
+def test_a_strategy_reads_a_daily_trend_on_hourly_bars(tmp_path):
+    rules_dir = edit_rule_file(tmp_path, S, "when: crossover(sma(close, params.fast), sma(close, params.slow))",
+                               'when: crossover(sma(close, params.fast), sma(close, params.slow)) and '
+                               'on("1d", close > sma(close, 5))')
+    rs = load_shipped(rules_dir, params={"strategy": {"fast": 5, "slow": 20}})
+    market = sample_market(30, 24 * 40)
+    p = prepare(market, rs)
+    trend = _series('on("1d", close > sma(close, 5))', market) > 0
+    assert p.entries.combined.any()
+    assert not (p.entries.combined & ~trend).any()
+
+
+def test_on_reads_nothing_of_a_day_that_has_not_closed():
+    market = sample_market(30, 24 * 10)
+    full = _series('on("1d", close)', market)
+    # cut the data in the middle of day 5: every value read before the cut is unchanged
+    cut = market.select(stop=24 * 5 + 7)
+    part = _series('on("1d", close)', cut)
+    np.testing.assert_array_equal(part, full[: cut.n_bars])
+
+
+def test_the_lookahead_proof_covers_a_daily_regime_and_on(tmp_path, monkeypatch):
+    from engine.market import coarse
+    from engine.modes.lookahead import analyze
+    from tests.helpers.backtest import prepared_run
+    rules_dir = edit_rule_file(tmp_path, S, "when: crossover(sma(close, params.fast), sma(close, params.slow))",
+                               'when: crossover(sma(close, params.fast), sma(close, params.slow)) and '
+                               'on("1d", close > sma(close, 3))')
+    p, s = prepared_run((f"rules_dir={rules_dir}", "regime=daily", "strategy.params.fast=5",
+                         "strategy.params.slow=20"), n_bars=24 * 30)
+    assert p.rules.regime.timeframe == "1d"
+    changes, cuts = analyze(p.market, p.rules, s, points=6)
+    assert len(cuts) == 6 and changes == []
+
+    # the same proof catches a day read before it has closed (the day in progress)
+    real = coarse.resample
+
+    def peeking(market, timeframe):
+        c = real(market, timeframe)
+        return coarse.Coarse(c.market, np.minimum(c.closed + 1, c.market.n_bars - 1))
+    monkeypatch.setattr("engine.cycle.prepare.resample", peeking)
+    changes, _ = analyze(p.market, p.rules, s, points=6)
+    assert {c.stage for c in changes} >= {"regime", "entry"}, changes

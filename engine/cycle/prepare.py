@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.cycle.features import index_series, market_series
 from engine.cycle.memory import reuse_freed_memory
+from engine.market.coarse import Coarse, resample
 from engine.market.data import MarketData
 from engine.rules.errors import RuleError
 from engine.rules.expr import CYCLE, FeatureStore
@@ -94,11 +95,37 @@ def check_regime_index(rules: RuleSet, market: MarketData) -> None:
                         expected="at least one theme of the data left in the index (exclude fewer themes)")
 
 
-def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray]):
+class _Timeframes:
+    """The coarser panels a run's rules read (``on("1d", ...)``, a file's ``timeframe:``), each
+    resampled from the base bars once and shared by the market and index stores."""
+
+    def __init__(self, market: MarketData):
+        self.market = market
+        self._built: dict[str, Coarse] = {}
+
+    def coarse(self, timeframe: str) -> Coarse:
+        if timeframe not in self._built:
+            self._built[timeframe] = resample(self.market, timeframe)  # ValueError: not coarser
+        return self._built[timeframe]
+
+    def market_store(self, timeframe: str) -> tuple[FeatureStore, np.ndarray]:
+        c = self.coarse(timeframe)
+        shape = (c.market.n_bars, c.market.n_symbols)
+        return FeatureStore(market_series(c.market), shape), c.closed
+
+    def index_store(self, exclude_themes: tuple[str, ...]):
+        def build(timeframe: str) -> tuple[FeatureStore, np.ndarray]:
+            c = self.coarse(timeframe)
+            close = market_series(c.market)["close"]
+            return FeatureStore(index_series(c.market, close, exclude_themes), (c.market.n_bars, 1)), c.closed
+        return build
+
+
+def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray], frames: _Timeframes):
     check_regime_index(rules, market)
     idx = index_series(market, base["close"], rules.regime.exclude_themes)
     t = market.n_bars
-    store = FeatureStore(idx, (t, 1))
+    store = FeatureStore(idx, (t, 1), coarser=frames.index_store(rules.regime.exclude_themes))
     labels = rules.regime.labels
     out = np.full(t, labels.index(rules.regime.default), dtype=np.int16)
     decided = np.zeros(t, dtype=bool)
@@ -189,10 +216,11 @@ def prepare(market: MarketData, rules: RuleSet) -> Prepared:
 def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
     base = market_series(market)
     shape = (market.n_bars, market.n_symbols)
-    labels, regime_idx, regime_masks = _regimes(rules, market, base)
+    frames = _Timeframes(market)
+    labels, regime_idx, regime_masks = _regimes(rules, market, base, frames)
     label_arr = np.array(labels)[regime_idx]
     base["regime"] = np.broadcast_to(label_arr[:, None], shape)
-    store = FeatureStore(base, shape)
+    store = FeatureStore(base, shape, coarser=frames.market_store)
 
     filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
     filter_masks = {s.rule.id: s.mask for s in filters.series}

@@ -65,6 +65,18 @@ clip target weights in file order (two caps of one type both apply, the tighter 
 an order to be sent. A rule outside its `regimes:` does not apply (an entry/exit is false, a
 filter/veto/guard passes).
 
+**Timeframes.** `on("1d", expr)` reads `expr` on coarser bars built from the data's own: a UTC
+day (or 2h, 4h, 6h bar...) of base bars makes one bar with the open of its first bar, the
+high/low extremes, the close and spread of its last and the summed volume, and windows inside
+count those bars (`on("1d", sma(close, 20))` is a 20-day average). At each base bar it reads
+the last coarse bar that has *closed* (on hourly data, a day becomes readable at its 23:00 bar,
+which closes at midnight), so it never looks ahead, and it equals the same expression run on
+separately loaded daily files. The timeframe must be a whole multiple of the data's; `on()` is
+not nested, reads market series only (not `regime`, `position.*`, `portfolio.*`, `order.*`), and
+may be combined with base-bar terms (`crossover(...) and on("1d", close > sma(close, 20))`). A
+regime file with `timeframe: 1d` reads every rule on daily bars (rules/regime_daily.yaml,
+`python run.py regime=daily`): its label changes only when a day closes.
+
 **When a file is wrong** the run stops before trading, exits with code 2 and prints one
 message naming the file and YAML line, the rule id, the key, the line and column inside the
 expression and what was expected, e.g.

@@ -50,6 +50,7 @@ class RegimeRules:
     params: dict
     # where index.exclude_themes is written, for errors that need the market to be found
     exclude_where: Where = field(default_factory=lambda: Where("rules/regime.yaml", "", "index.exclude_themes"))
+    timeframe: str | None = None  # the file's `timeframe:` (None: the data's own bars)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -366,13 +367,15 @@ def parse_duration_ms(value: Any, where: Where, what: str) -> int:
 
 
 class _FileCompiler:
-    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...]):
+    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...], timeframe: str | None = None):
         self.label, self.kind, self.params, self.regimes = label, kind, params, regimes
+        self.timeframe = timeframe  # the file's `timeframe:` (regime files): every rule reads those bars
         self.seen: dict[str, int | None] = {}  # rule id -> its line (ids are unique per file)
 
     def ns(self, names_key: str) -> Namespace:
         series, cycle = KIND_NAMES[names_key]
-        return Namespace(series=types(series), cycle=types(cycle), params=self.params, regimes=self.regimes)
+        return Namespace(series=types(series), cycle=types(cycle), params=self.params, regimes=self.regimes,
+                         timeframe=self.timeframe)
 
     def where(self, item: Mapping, key: str, rule_id: str | None = None) -> Where:
         line = item.line_of(key) if isinstance(item, LineMap) else None
@@ -476,11 +479,11 @@ def load_ruleset(
     # regime first: its labels are what the other files may name
     data, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"))
     hashes[label] = h
-    fc = _FileCompiler(label, "regime", p, ())
+    fc = _FileCompiler(label, "regime", p, (), data.get("timeframe"))
     regime_rules = fc.rules(data["regimes"], "regime")
     default = data["default"]
     regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
-                         _at(data, "index", "exclude_themes", label))
+                         _at(data, "index", "exclude_themes", label), data.get("timeframe"))
     labels = regime.labels
 
     data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))

@@ -1,6 +1,8 @@
 """Cerberus schemas of the rule files, one per kind. Unknown keys are rejected."""
 from __future__ import annotations
 
+from engine.market.data import TIMEFRAME_MS
+
 _EXPR = {"type": ["string", "number", "boolean"], "required": True}  # a boolean expression
 _NUM_EXPR = {"type": ["string", "number"]}  # a numeric expression
 _NUM_EXPR_REQ = {**_NUM_EXPR, "required": True}
@@ -18,6 +20,8 @@ _NUM_OR_PARAM = {"type": ["number", "string"]}
 SCHEMAS: dict[str, dict] = {
     "regime": {
         "kind": {"type": "string", "allowed": ["regime"], "required": True},
+        # every regime rule reads bars of this timeframe, built from the data's (coarser only)
+        "timeframe": {"type": "string", "allowed": list(TIMEFRAME_MS)},
         "params": _PARAMS,
         "index": {
             "type": "dict",
