@@ -250,3 +250,17 @@ def test_the_lookahead_proof_covers_a_daily_regime_and_on(tmp_path, monkeypatch)
     monkeypatch.setattr("engine.cycle.prepare.resample", peeking)
     changes, _ = analyze(p.market, p.rules, s, points=6)
     assert {c.stage for c in changes} >= {"regime", "entry"}, changes
+
+
+def test_on_a_timeframe_not_coarser_than_the_data_names_the_rule_when_the_market_is_known(tmp_path):
+    from engine.rules.errors import RuleError
+    rules_dir = edit_rule_file(tmp_path, S, "when: crossunder(sma(close, params.fast), sma(close, params.slow))",
+                               'when: crossunder(sma(close, params.fast), sma(close, params.slow)) or on("1h", close < 1)')
+    rs = load_shipped(rules_dir)  # the data's timeframe is not known when the file loads
+    with pytest.raises(RuleError) as info:
+        prepare(sample_market(30, 24 * 5), rs)
+    err = info.value
+    assert err.where.file == f"rules/{S}" and err.where.rule == "death_cross", str(err)
+    assert (err.line, err.col) == (1, 68), str(err)  # the timeframe literal
+    assert "on() cannot read 1h bars: timeframe 1h is not a whole multiple, above 1, of the data's 1h bars" in str(err)
+    assert "a timeframe coarser than the data's" in err.expected
