@@ -17,7 +17,7 @@ from engine.market.coarse import Coarse, resample
 from engine.market.data import MarketData
 from engine.rules.errors import RuleError
 from engine.rules.expr import CYCLE, FeatureStore
-from engine.rules.loader import Halt, Rule, RuleSet
+from engine.rules.loader import Book, Halt, Rule, RuleSet
 
 CycleFn = Callable[[dict, int], Any]
 
@@ -53,6 +53,30 @@ class RuleGroup:
 
 
 @dataclass
+class PreparedSleeve:
+    """One strategy of a book, prepared: its own entry/exit groups, size and priority."""
+
+    name: str
+    entries: RuleGroup
+    exits: RuleGroup
+    size: CycleFn
+    priority: CycleFn | None
+    weight: float | None  # fixed share of equity (None: inverse_vol)
+
+
+@dataclass
+class PreparedBook:
+    sleeves: tuple[PreparedSleeve, ...]
+    allocation: str  # fixed | inverse_vol
+    vol: np.ndarray | None  # (T, N) trailing volatility of bar returns (inverse_vol), else None
+    book: Book
+
+    def owners(self, entry_rule: list, idx: np.ndarray) -> np.ndarray:
+        """The sleeve index of the positions (or candidates) ``idx`` from the rule that opened them."""
+        return np.array([self.book.owner_of(entry_rule[i]) for i in idx.tolist()], dtype=np.int64)
+
+
+@dataclass
 class Prepared:
     market: MarketData
     rules: RuleSet
@@ -77,6 +101,7 @@ class Prepared:
     theme_names: tuple[str, ...]
     size_increment: np.ndarray  # (N,)
     extra: dict = field(default_factory=dict)
+    book: PreparedBook | None = None  # several strategies in one account (rules.book)
 
     @property
     def n_rebuilds(self) -> int:
@@ -234,6 +259,7 @@ def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
     guards = _group(rules.execution.guards, store, labels, regime_idx, "and", shape)
     halts = [(h, h.rule.when.bind(store)) for h in rules.risk.halts]
 
+    book = _book(rules, store, labels, regime_idx, shape) if rules.book is not None else None
     theme_names = tuple(sorted({i.theme for i in market.info}))
     themes = np.array([theme_names.index(i.theme) for i in market.info], dtype=np.int64)
     return Prepared(
@@ -243,5 +269,26 @@ def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
         entries=entries, exits=exits, vetoes=vetoes,
         size=s.size.bind(store), priority=s.priority.bind(store) if s.priority is not None else None,
         halts=halts, guards=guards, themes=themes, theme_names=theme_names,
-        size_increment=np.array([i.size_increment for i in market.info], dtype=np.float64),
+        size_increment=np.array([i.size_increment for i in market.info], dtype=np.float64), book=book,
     )
+
+
+def _book(rules: RuleSet, store: FeatureStore, labels, regime_idx, shape) -> PreparedBook:
+    """Each strategy of the book with its own groups (the union groups in ``Prepared.entries`` /
+    ``exits`` are what the trace and the quiet-bar scan read); the trailing volatility that an
+    inverse-volatility book divides by."""
+    b = rules.book
+    sleeves = []
+    for sl in b.sleeves:
+        st = sl.strategy
+        sleeves.append(PreparedSleeve(
+            sl.name, _group(st.entries, store, labels, regime_idx, "or", shape),
+            _group(st.exits, store, labels, regime_idx, "or", shape), st.size.bind(store),
+            st.priority.bind(store) if st.priority is not None else None, sl.weight))
+    vol = None
+    if b.allocation == "inverse_vol":
+        from engine.rules.functions import FUNCTIONS
+        close = store.arrays["close"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vol = FUNCTIONS["std"].impl(FUNCTIONS["pct_change"].impl(close, 1), b.vol_window)
+    return PreparedBook(tuple(sleeves), b.allocation, vol, b)

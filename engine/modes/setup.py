@@ -66,7 +66,7 @@ def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
         section = cfg.get(g) or {}
         files[g] = section.get("file") or f"{g}.yaml"
         params[g] = dict(section.get("params") or {})
-    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params)
+    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None)
 
 
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:

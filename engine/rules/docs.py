@@ -77,6 +77,24 @@ may be combined with base-bar terms (`crossover(...) and on("1d", close > sma(cl
 regime file with `timeframe: 1d` reads every rule on daily bars (rules/regime_daily.yaml,
 `python run.py regime=daily`): its label changes only when a day closes.
 
+**Books: several strategies in one account.** The config's `book` group (conf/book,
+`python run.py book=trend_reversion`) names several strategy files, each with its own params,
+instead of the `strategy` group:
+`book: {allocation: fixed, strategies: {trend: {file: strategies/sma_cross.yaml, weight: 0.6, params: {...}}, ...}}`.
+There is one account and one set of risk caps (the risk file) for the whole book. A book's rule
+ids read `<strategy>.<rule id>` (`trend.golden_cross`) in fills, trades, the trace and `mode=explain`.
+A symbol is held by at most one strategy, the one whose entry opened it (the first in book order
+when several fire); it closes on that strategy's exits only (or a risk halt). A strategy's
+`size` is a fraction of its share: its target weight is `size x share`, and what it holds plus
+what it buys stays within its share (the cap `book.<strategy>`, applied before the risk caps);
+candidates are taken in book order, then by their strategy's `priority`. `allocation: fixed`:
+each strategy's `weight` is its share (the weights add up to at most 1). `allocation:
+inverse_vol` (no weights): shares proportional to 1 / the value-weighted trailing volatility
+(std of bar returns over `vol_window` bars) of what each strategy holds, or of the universe's
+members for a strategy that holds nothing, summing to 1. `results.json` gains `strategies`
+(per strategy: share, metrics, equity curve) and each fill a `strategy`; the report a
+Strategies table and one equity line per strategy.
+
 **When a file is wrong** the run stops before trading, exits with code 2 and prints one
 message naming the file and YAML line, the rule id, the key, the line and column inside the
 expression and what was expected, e.g.
