@@ -131,13 +131,17 @@ def _stage_ids(tr: Trace, rules: RuleSet | None, stage: str) -> list[tuple[str, 
 
 def _stage_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, params: dict, t: int, i: int,
                  shown: tuple[str, str] = ("FIRES", "-"), why_when: bool = True,
-                 evaluated: bool = False) -> dict[str, bool | None]:
+                 evaluated: bool = False, owner: str | None = None) -> dict[str, bool | None]:
     """One line per rule of a stage: n/a outside its regimes, else its verdict shown as
     ``shown`` (true, false), with its why when the verdict is ``why_when``.
     Returns the verdicts of the rules in scope (None: not evaluated). ``evaluated``: the stage
-    surely ran for this symbol, so a per-cycle rule with no trace event held for no symbol."""
+    surely ran for this symbol, so a per-cycle rule with no trace event held for no symbol.
+    ``owner``: a book's position closes on its own strategy's exits only; the others are n/a."""
     verdicts: dict[str, bool | None] = {}
     for rid, rule in _stage_ids(tr, rules, stage):
+        if owner is not None and not rid.startswith(owner + "."):
+            a.item(rid, "n/a", f"the position belongs to strategy {owner}")
+            continue
         scope = _scope_note(rule, regime)
         if scope:
             a.item(rid, "n/a", scope)
@@ -265,7 +269,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     if held:
         # 3 exits
         a.head("\nexit rules (any closes):")
-        _stage_rules(a, tr, rules, "exit", regime, params["strategy"], t, i)
+        _stage_rules(a, tr, rules, "exit", regime, params["strategy"], t, i, owner=owner)
     else:
         # 4 halts, entries, vetoes
         a.head("\nrisk halts:")

@@ -10,7 +10,7 @@ from engine.paths import PROJECT_ROOT
 CONF, RULES = PROJECT_ROOT / "conf", PROJECT_ROOT / "rules"
 
 # the conf option that stands for the rule file's own defaults
-DEFAULT_OPTIONS = ["regime/default", "strategy/sma_cross", "strategy/momentum", "universe/default", "execution/default", "risk/balanced"]
+DEFAULT_OPTIONS = ["regime/default", "regime/daily", "strategy/mean_reversion", "strategy/sma_cross", "strategy/momentum", "universe/default", "execution/default", "risk/balanced"]
 
 
 def _conf(option: str) -> dict:

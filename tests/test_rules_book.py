@@ -202,4 +202,6 @@ def test_explain_names_the_strategy(tmp_path):
     assert "reversion.dip_in_uptrend" in text  # the entry rules are listed with their strategy
     # a bar later the symbol is held: by that strategy
     later = np.datetime_as_string(np.datetime64(int(p.market.times[t]), "ms"), unit="m")
-    assert "(strategy reversion)" in explain(tmp_path, buy["symbol"], later)
+    held = explain(tmp_path, buy["symbol"], later)
+    assert "(strategy reversion)" in held
+    assert "trend.death_cross" in held and "n/a  - the position belongs to strategy reversion" in held
