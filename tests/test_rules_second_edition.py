@@ -119,13 +119,15 @@ def test_a_dashed_symbol_key_is_still_checked_as_a_symbol():
 @pytest.mark.slow
 def test_the_regime_params_sweep_with_m(tmp_path):
     from tests.helpers.sweep import SMALL_MARKET, job_outcomes, read_json, run_sweep
-    proc = run_sweep(["regime.params.fast=24,48", *SMALL_MARKET], tmp_path, tmp_path / "cache")
+    # the sample book: a daily regime whose params sweep, two strategies reported in each job
+    proc = run_sweep(["book=trend_reversion", "regime.params.fast=2,4", *SMALL_MARKET], tmp_path, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
     outcomes = job_outcomes(tmp_path)
     assert list(outcomes.values()) == ["ok", "ok"]
-    fast = sorted(read_json(tmp_path / job / "results.json")["run"]["config"]["regime"]["params"]["fast"]
-                  for job in outcomes)
-    assert fast == [24, 48]
+    results = [read_json(tmp_path / job / "results.json") for job in outcomes]
+    assert sorted(r["run"]["config"]["regime"]["params"]["fast"] for r in results) == [2, 4]
+    assert {r["run"]["config"]["regime"]["file"] for r in results} == {"regime_daily.yaml"}
+    assert all(set(r["strategies"]) == {"trend", "reversion"} for r in results)
 
 
 # -- item 1: several timeframes ------------------------------------------------------------------
