@@ -13,12 +13,12 @@ import numpy as np
 
 import engine
 from engine.backtest.engine import BacktestSettings
+from engine.config.rule_params import RULE_GROUPS  # the config groups that each name a rule file
 from engine.errors import UserError
 from engine.market.data import MarketData
 from engine.paths import project_path
 from engine.rules.loader import RuleSet, load_ruleset
 
-RULE_GROUPS = ("strategy", "universe", "risk", "execution")
 
 
 def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
@@ -68,17 +68,13 @@ def market_for(cfg: Mapping[str, Any]) -> MarketData:
 
 
 def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
-    files = {"regime": "regime.yaml"}
+    files: dict[str, str] = {}
     params: dict[str, dict] = {}
     for g in RULE_GROUPS:
         section = cfg.get(g) or {}
         files[g] = section.get("file") or f"{g}.yaml"
         params[g] = dict(section.get("params") or {})
-    regime = cfg.get("regime") or {}
-    if regime:
-        files["regime"] = regime.get("file", "regime.yaml")
-        params["regime"] = dict(regime.get("params") or {})
-    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params)
+    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None)
 
 
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
