@@ -30,6 +30,7 @@ from engine.cycle.prepare import prepare
 from engine.exchange.ids import make_client_order_id
 from engine.live import controls, feed, pstate
 from engine.live.errors import LiveError
+from engine.live.notify.dispatcher import Dispatcher
 from engine.live.plan import SessionPlan
 from engine.live.port import Book, BrokerContext, OrderTicket
 from engine.live.reload import RuleReloader
@@ -72,6 +73,7 @@ class Session:
         self.ctx: BrokerContext | None = None
         self.session_id: int | None = None
         self.last_beat_wall_ms = 0
+        settings.notify.check_env()  # every channel's URL/token variable is set (values never shown)
 
     @property
     def pf(self) -> Portfolio:
@@ -230,6 +232,15 @@ class Session:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
+        # alerts and fills reach people from a background thread reading the committed state
+        notifier = Dispatcher.start_for(self.settings.notify, self.store.path)
+        try:
+            return self._run()
+        finally:
+            if notifier is not None:
+                notifier.stop()
+
+    def _run(self) -> dict:
         self.start()
         self.broker.reconcile(self.ctx)
         self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status, exchange) "

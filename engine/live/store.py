@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, wall_ms
 CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT NOT NULL, wall_ms INTEGER);
 CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, started_wall_ms INTEGER,
   ended_wall_ms INTEGER, cycles INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, source_id TEXT NOT NULL,
+  channel TEXT NOT NULL, event TEXT NOT NULL, level TEXT NOT NULL, text TEXT NOT NULL, payload TEXT NOT NULL,
+  dedup_key TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_wall_ms INTEGER NOT NULL,
+  next_wall_ms INTEGER NOT NULL, sent_wall_ms INTEGER, batch INTEGER, error TEXT, UNIQUE(source, source_id, channel));
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, status, next_wall_ms);
 CREATE TABLE IF NOT EXISTS control_log (id INTEGER PRIMARY KEY AUTOINCREMENT, wall_ms INTEGER NOT NULL,
   action TEXT NOT NULL, who TEXT NOT NULL, via TEXT NOT NULL, applied_wall_ms INTEGER, detail TEXT);
 """
