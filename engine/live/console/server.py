@@ -49,6 +49,7 @@ ENDPOINTS = [
     ("GET", "/api/alerts", "the newest alerts (?limit=20)"),
     ("GET", "/api/why", "why ?symbol=S was (not) traded at ?t=bar index or ISO time, from the stored trace"),
     ("GET", "/api/controls", "operator actions: who, when, via, applied"),
+    ("GET", "/metrics", "Prometheus metrics (engine/live/console/metrics.py)"),
     ("POST", "/api/control/pause", "pause entries (bearer token)"),
     ("POST", "/api/control/resume", "resume: pause and kill switch off (bearer token)"),
     ("POST", "/api/control/kill", "kill switch on (bearer token)"),
@@ -136,6 +137,7 @@ class Console:
             web.get("/api/alerts", view(lambda st, q: views.alerts(st, _int_arg(q, "limit", 20)))),
             web.get("/api/why", view(self._why)),
             web.get("/api/controls", view(lambda st, q: controls.history(st, _int_arg(q, "limit", 50)))),
+            web.get("/metrics", self.metrics),
             *[web.post(f"/api/control/{a}", self._control(a)) for a in controls.ACTIONS],
         ])
         return app
@@ -165,6 +167,16 @@ class Console:
         if not sym or not t:
             raise ValueError("/api/why needs ?symbol=SYMBOL&t=BAR_INDEX_OR_ISO_TIME")
         return views.why(st, sym, t)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        from engine.live.console.metrics import exposition
+        try:
+            body, ctype = exposition(self.state)
+        except ImportError:
+            raise web.HTTPNotImplemented(text="prometheus-client is not installed: pip install -e '.[console]'\n")
+        except (FileNotFoundError, sqlite3.Error) as e:
+            raise _unavailable(f"the state file cannot be read: {e}") from None
+        return web.Response(body=body, headers={"Content-Type": ctype})
 
     def authorised(self, request: web.Request) -> bool:
         if self._token is None:
