@@ -223,7 +223,7 @@ def test_a_paper_session_delivers_each_event_type_once_across_a_restart(tmp_path
     db.close()
     ids = [b.get("alert_id") or b.get("fill_id") for b in hook]
     assert len(ids) == len(set(ids)) == n_fills + n_alerts, "each alert and fill once"
-    assert [b["text"] for b in env.bodies("/slack/")] == [
-        "[default paper] ERROR kill_switch: kill switch on: 0 open order(s) cancelled, entries halted"]
+    slack = [b["text"] for b in env.bodies("/slack/")]  # the errors-only channel: the kill switch alone
+    assert len(slack) == 1 and slack[0].startswith("[default paper] ERROR kill_switch: kill switch on: "), slack
     assert {s for *_, s, _ in outbox(f)} == {"sent"}
     assert files_containing(tmp_path, SECRET) == [], "a webhook URL was written to a file"

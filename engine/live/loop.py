@@ -146,6 +146,8 @@ class Session:
             self.book.fees.record(int(r["time_ms"]), r["qty"] * r["price"])  # the fee tier's trailing volume
         last = self.store.rows("SELECT MAX(t) AS t FROM cycles")[0]["t"]
         self.last_t = None if last is None else int(last)
+        self.cycles_total = self.store.db.execute("SELECT COUNT(*) FROM cycles").fetchone()[0]  # burn-in milestones
+        self.cycles_session = 0
         self.bar_volume_usd = np.zeros(len(self.symbols))
         self._resume_clock()
         self.ctx = BrokerContext(self.store, self.symbols, self.size_increment, self.costs, self.book, self.clock,
@@ -390,14 +392,13 @@ class Session:
         """Alert once when live burn-in ends (full caps from now) or a paper session has run the cycles
         the burn-in gate asks of it."""
         b = self.settings.burn_in
-        if self.plan.burn_in and b.cycles > 0:
-            n = self.store.db.execute("SELECT COUNT(*) FROM cycles").fetchone()[0]
-            if n == b.cycles:
-                self.alert("info", "burn_in", f"burn-in over after {n} cycles: entries at full size from now", t)
-        if self.plan.proves_burn_in:
-            n = self.store.db.execute("SELECT COUNT(*) FROM cycles WHERE session=?", (self.session_id,)).fetchone()[0]
-            if n == b.min_paper_cycles:
-                self.alert("info", "burn_in", f"paper session reached {n} cycles (live.burn_in.min_paper_cycles)", t)
+        self.cycles_total += 1  # counted here, not in SQL: a COUNT over cycles grows with the account
+        self.cycles_session += 1
+        if self.plan.burn_in and b.cycles > 0 and self.cycles_total == b.cycles:
+            self.alert("info", "burn_in", f"burn-in over after {b.cycles} cycles: entries at full size from now", t)
+        if self.plan.proves_burn_in and self.cycles_session == b.min_paper_cycles:
+            self.alert("info", "burn_in", f"paper session reached {b.min_paper_cycles} cycles "
+                       "(live.burn_in.min_paper_cycles)", t)
 
     def _kill_on(self) -> bool:
         return kill_switch_on(self.settings, self.store) or self.kill_signal

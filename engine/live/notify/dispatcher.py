@@ -80,6 +80,9 @@ class Dispatcher:
     # -- the thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         store = StateStore(self.state)
+        # WAL + NORMAL on this connection only: a commit survives a crash of the process, and a power cut
+        # can at worst lose the newest "sent" marks (sent again: at least once), never an alert or a fill
+        store.db.execute("PRAGMA synchronous=NORMAL")
         senders = {name: Sender(c, self.s.timeout_s) for name, c in self.channels.items()}
         try:
             meta = store.get("meta", "session") or {}
