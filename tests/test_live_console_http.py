@@ -188,3 +188,32 @@ def test_a_running_paper_session_is_watched_and_paused_over_http(tmp_path):
             srv.stop()
         run.close()
     assert files_containing(tmp_path, token) == []
+
+
+def test_serve_command_runs_the_console_as_a_companion_process(served, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from engine.paths import PROJECT_ROOT
+    from tests.helpers.wait import LineReader
+    _, f, _ = served
+    token = new_token()
+    err = tmp_path / "serve.log"
+    p = subprocess.Popen([sys.executable, "-m", "engine.live", "serve", "--state", str(f), "--port", "0"],
+                         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=err.open("w"), text=True,
+                         env={**os.environ, "RULEBOOK_CONSOLE_TOKEN": token})
+    try:
+        line = LineReader(p.stdout, "the console process").next(60, "its address line")
+        url = line.split(" at ")[-1].strip().rstrip("/")
+        assert url.startswith("http://127.0.0.1:")
+        assert request(url + "/api/status").json()["mode"] == "paper"
+        assert request(url + "/api/control/kill", "POST", {"Authorization": "Bearer wrong"}, b"").status == 401
+        assert request(url + "/api/control/kill", "POST", {"Authorization": "Bearer " + token}, b"").status == 200
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    log = err.read_text()
+    assert "refused POST /api/control/kill from 127.0.0.1: 401" in log and token not in log
+    assert files_containing(tmp_path, token) == [] and files_containing(f.parent, token) == []

@@ -235,7 +235,7 @@ class ConsoleServer:
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
+            self.port = self._runner.addresses[0][1]  # the bound port (port 0: the one the OS chose)
         except BaseException as e:  # noqa: BLE001 - handed to start()
             self._error = e
             self._ready.set()
