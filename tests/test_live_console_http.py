@@ -168,6 +168,16 @@ def test_a_running_paper_session_is_watched_and_paused_over_http(tmp_path):
         status = lambda: request(srv.url + "/api/status").json()
         first = wait_until(lambda: (s := status())["last_cycle"] and s, 60, "a first cycle")
         assert first["heartbeat"]["running"] is True and first["heartbeat"]["pid"] == run.proc.pid
+        # the command line sees the same running session
+        import contextlib
+        import io
+
+        from engine.live.__main__ import main
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["status", "--state", str(run.state), "--json"]) == 0
+        cli = json.loads(out.getvalue())
+        assert cli["heartbeat"]["running"] is True and cli["heartbeat"]["state"] == "running"
         wait_until(lambda: status()["last_cycle"]["t"] > first["last_cycle"]["t"], 60, "the next cycle")
         r = request(srv.url + "/api/control/pause", "POST", {"Authorization": "Bearer " + token}, b"")
         assert r.status == 200
