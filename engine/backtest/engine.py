@@ -100,6 +100,8 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
                 t = nxt
                 continue
         c = close[t]
+        if t == stop - 1 and s.close_at_end:
+            broker.close_out(t, pf)
         eq = pf.mark(c, int(m.times[t] // DAY_MS))
         k = t - start
         equity[k] = eq
@@ -114,4 +116,5 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
             pending = d
         t += 1
     return BacktestResult(p, start, stop, equity, exposure, broker.fills, pf, trace, s,
-                          {"bars": stop - start, "decided": decided, "skipped": skipped})
+                          {"bars": stop - start, "decided": decided, "skipped": skipped,
+                           "participation": broker.cuts.as_dict(s.max_participation)})

@@ -118,4 +118,6 @@ def build_results(res: RunResult, run_info: dict) -> dict:
         "universe": {"rebuilds": int(p.rebuilds[res.start:res.stop].sum()),
                      "size_mean": float(universe.sum(axis=1).mean())},
         "run": run_info,
+        # what the volume participation cap cut (a backtest counts it; a live-clock session has none)
+        **({"participation": res.stats["participation"]} if "participation" in (res.stats or {}) else {}),
     }
