@@ -62,6 +62,27 @@ clip target weights in file order (two caps of one type both apply, the tighter 
 an order to be sent. A rule outside its `regimes:` does not apply (an entry/exit is false, a
 filter/veto/guard passes).
 
+**Protections** (a strategy's optional `protect:` block) are filled inside the bar by the
+simulated broker (backtest, paper), not at the close like exit rules; the fill rules are items
+9-13 of the fill model in docs/backtest.md.
+
+```yaml
+protect:
+  stop_loss: 0.05                           # sell 5% below the entry price
+  take_profit: params.take_profit           # a fraction above the entry price
+  trailing_stop: 2 * atr(high, low, close, 14)  # a fraction below the highest high, or a price distance
+  time_stop: 48                             # bars held: sold at that bar's open
+```
+
+`stop_loss`, `take_profit` and `trailing_stop` are a fraction (a number or `params.x`: of the
+entry price, of the highest high for the trailing stop) or an expression of market data giving
+a price distance, read at the entry's decision bar and fixed for the position (NaN or <= 0:
+that protection is off for it). Refused at load: a stop or trailing fraction outside (0, 1)
+(a stop beyond 100% is below zero), a take-profit <= 0 (at or below the entry, or below the
+stop), and an expression that reads `position.*` or `portfolio.*` (known only after the entry
+fills: it would read the future). The fill's rule is `protect:stop_loss`, `protect:take_profit`,
+`protect:trailing_stop` or `protect:time_stop`.
+
 **When a file is wrong** the run stops before trading, exits with code 2 and prints one
 message naming the file and YAML line, the rule id, the key, the line and column inside the
 expression and what was expected, e.g.

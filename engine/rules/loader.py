@@ -23,7 +23,7 @@ from engine.paths import leaves_root
 from engine.validators import validator
 
 from engine.rules.errors import RuleError, Where
-from engine.rules.expr import BOOL, NUM, Expr, Namespace, compile_expression
+from engine.rules.expr import BOOL, CYCLE, CONST, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
 
@@ -68,6 +68,35 @@ class UniverseRules:
     params: dict
 
 
+@dataclass(frozen=True)
+class Protection:
+    """One price protection of a strategy's ``protect:`` block, fixed at entry: a constant
+    ``fraction`` of the entry price (of the highest high, for a trailing stop), or a
+    ``distance`` in price units, a market expression read at the entry's decision bar."""
+
+    kind: str  # stop_loss | take_profit | trailing_stop
+    where: Where
+    source: str
+    fraction: float | None = None
+    distance: Expr | None = None
+
+
+@dataclass(frozen=True)
+class ProtectRules:
+    stop_loss: Protection | None = None
+    take_profit: Protection | None = None
+    trailing_stop: Protection | None = None
+    time_stop: int | None = None  # bars held; the position is sold at the open of that bar
+
+    @property
+    def active(self) -> bool:
+        return any(x is not None for x in (self.stop_loss, self.take_profit, self.trailing_stop, self.time_stop))
+
+    @property
+    def prices(self) -> tuple[Protection, ...]:
+        return tuple(x for x in (self.stop_loss, self.take_profit, self.trailing_stop) if x is not None)
+
+
 @dataclass
 class StrategyRules:
     name: str
@@ -76,6 +105,7 @@ class StrategyRules:
     size: Expr
     priority: Expr | None
     params: dict
+    protect: ProtectRules = field(default_factory=ProtectRules)
 
 
 @dataclass
@@ -485,7 +515,8 @@ def load_ruleset(
                         expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
     priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
                 if "priority" in data else None)
-    strategy = StrategyRules(data["name"], entries, exits, size, priority, p)
+    protect = _protect(data, fc, p, label)
+    strategy = StrategyRules(data["name"], entries, exits, size, priority, p, protect)
 
     data, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"))
     hashes[label] = h
@@ -508,6 +539,61 @@ def load_ruleset(
     execution = ExecutionRules(guards, order.get("type", "market"), p, float(order.get("offset_bps", 0.0)))
 
     return RuleSet(regime, universe, strategy, risk, execution, hashes)
+
+
+_PROTECT_WHAT = {
+    "stop_loss": "the stop sells below the entry price",
+    "take_profit": "the take-profit sells above the entry price",
+    "trailing_stop": "the trailing stop sells below the highest high since entry",
+}
+
+
+def _protect(data: Mapping, fc: _FileCompiler, p: dict, label: str) -> ProtectRules:
+    """The strategy's ``protect:`` block, checked at load (docs/rules.md, Protections)."""
+    block = data.get("protect")
+    if not block:
+        return ProtectRules()
+    line = block.line if isinstance(block, LineMap) else None
+
+    def where(key: str) -> Where:
+        return Where(label, "protect", key, block.line_of(key) if isinstance(block, LineMap) else line)
+
+    found: dict[str, Protection] = {}
+    for kind in ("stop_loss", "take_profit", "trailing_stop"):
+        if kind not in block:
+            continue
+        w = where(kind)
+        src = block[kind]
+        expr = compile_expression(src, fc.ns("strategy"), w, want=NUM)
+        if expr.level == CYCLE:
+            names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", str(src)))
+            reads = ", ".join(sorted(names & set(fc.ns("strategy").cycle))) or "the portfolio"
+            raise RuleError(w, f"{kind} {src!r} reads {reads}, which is known only after the entry fills "
+                               f"(in the bar after the decision): a level fixed at entry from it reads the future",
+                            expected="a fraction such as 0.05, or an expression of market data such as 2 * atr(14)")
+        if expr.level == CONST:
+            v = float(expr.value)
+            if kind == "take_profit":
+                if not v > 0:
+                    sl = found.get("stop_loss")
+                    below = (f": the take-profit at {100 * (1 + v):g}% of the entry price is at or below the stop at "
+                             f"{100 * (1 - sl.fraction):g}%" if sl is not None and sl.fraction is not None
+                             and 1 + v <= 1 - sl.fraction else ": at or below the entry price, it would sell at once")
+                    raise RuleError(w, f"take_profit is {v:g}{below}",
+                                    expected="a fraction > 0 (0.1: sell 10% above the entry price)")
+            elif not 0 < v < 1:
+                raise RuleError(w, f"{kind} is {v:g}: {_PROTECT_WHAT[kind]} by {100 * v:g}%"
+                                   + (", a level at or below zero that can never trigger" if v >= 1 else
+                                      ", which is no protection" if v <= 0 else ""),
+                                expected="a fraction between 0 and 1, exclusive (0.05: 5% below)")
+            found[kind] = Protection(kind, w, str(src), fraction=v)
+        else:
+            found[kind] = Protection(kind, w, str(src), distance=expr)
+    time_stop = None
+    if "time_stop" in block:
+        w = where("time_stop")
+        time_stop = _positive_int(_resolve(block["time_stop"], p, w, "time_stop"), w, "time_stop")
+    return ProtectRules(found.get("stop_loss"), found.get("take_profit"), found.get("trailing_stop"), time_stop)
 
 
 def _cap(c: Mapping, fc: _FileCompiler, p: dict) -> Cap:

@@ -57,6 +57,16 @@ SCHEMAS: dict[str, dict] = {
         "exit": {"type": "list", "required": True, "schema": _RULE},
         "size": _NUM_EXPR_REQ,
         "priority": _NUM_EXPR,
+        # protections filled inside the bar (docs/backtest.md, fill model items 9-13)
+        "protect": {
+            "type": "dict",
+            "schema": {
+                "stop_loss": _NUM_EXPR,
+                "take_profit": _NUM_EXPR,
+                "trailing_stop": _NUM_EXPR,
+                "time_stop": {"type": ["integer", "string"]},
+            },
+        },
     },
     "risk": {
         "kind": {"type": "string", "allowed": ["risk"], "required": True},
