@@ -18,6 +18,7 @@ from engine.cycle.plan import HaltState, cycle_plan
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import Prepared
 from engine.cycle.quiet import QuietScanner
+from engine.cycle.locks import after_fills
 from engine.cycle.state import apply_change, apply_marks
 from engine.sim.fills import SimBroker
 from engine.sim.protect import Protector
@@ -75,6 +76,7 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         if progress is not None and t >= next_report:
             progress(t - start, stop - start)
             next_report = t + 512
+        seen = len(broker.fills)
         if pending is not None:
             # fill first: the bar after a fill is as likely to be quiet as any other, and the
             # scanner starts from the portfolio as it stands after this bar's fills
@@ -82,6 +84,8 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
             pending = None
         # protections fill inside the bar, after its open's fills (docs/backtest.md items 9-13)
         protector.step(broker, t, pf)
+        if plan.locks and len(broker.fills) > seen:  # trades closed: the risk file's scoped locks
+            halts = after_fills(plan.locks, p.themes, halts, broker.fills[seen:], pf.qty, t)
         if (scanner is not None and t < stop - 1 and t != busy_at and t >= scan_from):
             end = min(t + block, stop - 1)
             # a bar where a protection may fire is not quiet: the scan stops before it

@@ -16,7 +16,7 @@ from engine.cycle.memory import reuse_freed_memory
 from engine.market.data import MarketData
 from engine.rules.errors import RuleError
 from engine.rules.expr import CYCLE, FeatureStore
-from engine.rules.loader import Halt, Rule, RuleSet
+from engine.rules.loader import Halt, Rule, RuleSet, check_lock_themes
 
 CycleFn = Callable[[dict, int], Any]
 
@@ -207,6 +207,7 @@ def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
     halts = [(h, h.rule.when.bind(store)) for h in rules.risk.halts]
 
     theme_names = tuple(sorted({i.theme for i in market.info}))
+    check_lock_themes(rules, theme_names)
     themes = np.array([theme_names.index(i.theme) for i in market.info], dtype=np.int64)
     return Prepared(
         market=market, rules=rules, store=store, available=base["available"], close=base["close"],

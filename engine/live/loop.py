@@ -28,6 +28,7 @@ from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import prepare
 from engine.exchange.ids import make_client_order_id
 from engine.live import feed, pstate
+from engine.sim.protect import Levels
 from engine.live.errors import LiveError
 from engine.live.plan import SessionPlan
 from engine.live.port import Book, BrokerContext, OrderTicket
@@ -93,6 +94,8 @@ class Session:
         pf = self.pf
         self.put_state(db, "portfolio", pstate.dump(pf, self.halts))
         self.put_state(db, "pending", self.book.pending)
+        lv = self.book.levels
+        self.put_state(db, "protect", {"t": self.book.protect_t, "levels": lv.to_dict() if lv is not None else None})
         db.execute("DELETE FROM positions")
         held = np.flatnonzero(pf.qty > 0)
         db.executemany("INSERT INTO positions(symbol, qty, entry_price, entry_t, entry_rule) VALUES (?,?,?,?,?)",
@@ -136,6 +139,10 @@ class Session:
         self.size_increment = np.array([i.size_increment for i in self.info])
         self.book.pf, self.book.halts = pstate.load(self.store.get("state", "portfolio"))
         self.book.pending = self.store.get("state", "pending")
+        self.book.protect = self.reloader.rules.strategy.protect
+        prot = self.store.get("state", "protect") or {}
+        self.book.protect_t = int(prot.get("t", -1))
+        self.book.levels = (Levels.from_dict(prot["levels"], len(self.book.pf.qty)) if prot.get("levels") else None)
         for r in self.store.rows("SELECT time_ms, qty, price FROM fills ORDER BY time_ms, fill_id"):
             self.book.fees.record(int(r["time_ms"]), r["qty"] * r["price"])  # the fee tier's trailing volume
         last = self.store.rows("SELECT MAX(t) AS t FROM cycles")[0]["t"]
@@ -305,6 +312,7 @@ class Session:
             self.alert("error", "rules_rejected", f"rule edit rejected, previous rules keep running: {err}", t)
         market = feed.panel(self.store, self.timeframe, self.symbols, self.info, f"live:{self.mode}")
         p = prepare(market, self.reloader.rules)
+        self.book.protect = self.reloader.rules.strategy.protect  # filled by the broker's settle, as in a backtest
         self.broker.settle(self.ctx, market, t)  # what happened since the last cycle: fills, expiries
         close = p.close[t]
         spread = p.store.arrays["spread_bps"][t]

@@ -124,12 +124,33 @@ class Halt:
     cooldown_bars: int
 
 
+@dataclass(frozen=True)
+class Lock:
+    """A scoped protection of the risk file that locks entries (cooldown, stop_outs, low_profit):
+    when it fires on a closed trade, new entries into its scope (the trade's symbol, every
+    symbol of its theme, or all) are blocked for ``lock_bars`` bars."""
+
+    id: str
+    type: str  # cooldown | stop_outs | low_profit
+    scope: str  # symbol | theme | portfolio
+    lock_bars: int
+    where: Where
+    count: int = 1  # stop_outs: stop-outs within window_bars that fire it
+    window_bars: int = 1
+    min_trades: int = 1  # low_profit: closed trades within window_bars ...
+    min_return: float = 0.0  # ... whose summed return is below this
+    themes: tuple[str, ...] = ()  # only trades of these themes count (empty: all)
+    themes_where: Where | None = None
+    why: str = ""
+
+
 @dataclass
 class RiskRules:
     caps: list[Cap]
     halts: list[Halt]
     vetoes: list[Rule]
     params: dict
+    locks: list[Lock] = field(default_factory=list)
 
 
 @dataclass
@@ -529,7 +550,11 @@ def load_ruleset(
         cd = _positive_int(_resolve(hd.get("cooldown_bars", 1), p, w_cd, "cooldown_bars"), w_cd, "cooldown_bars")
         halts.append(Halt(rule, hd["action"], cd))
     vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes")
-    risk = RiskRules(caps, halts, vetoes, p)
+    locks = []
+    for pd in data.get("protections") or []:
+        got = _protection(pd, fc, p)
+        (halts if isinstance(got, list) else locks).extend(got if isinstance(got, list) else [got])
+    risk = RiskRules(caps, halts, vetoes, p, locks)
 
     data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"))
     hashes[label] = h
@@ -594,6 +619,80 @@ def _protect(data: Mapping, fc: _FileCompiler, p: dict, label: str) -> ProtectRu
         w = where("time_stop")
         time_stop = _positive_int(_resolve(block["time_stop"], p, w, "time_stop"), w, "time_stop")
     return ProtectRules(found.get("stop_loss"), found.get("take_profit"), found.get("trailing_stop"), time_stop)
+
+
+def _protection(d: Mapping, fc: _FileCompiler, p: dict) -> "Lock | list[Halt]":
+    """One entry of the risk file's ``protections:`` (docs/rules.md, Scoped protections). The
+    equity stop becomes two portfolio halts, ``<id>.reducing`` (block entries: exits only) and
+    ``<id>.halted`` (flatten, held ``lock_bars``), so it runs, traces and reports as halts do."""
+    rid = fc.claim(d)
+    kind = d["type"]
+
+    def num(key: str, default=None, lo=None, hi=None, what="a number"):
+        w = fc.where(d, key)
+        if key not in d:
+            if default is None:
+                raise RuleError(w, f"protection type {kind} needs '{key}'", expected=f"{key}: {what} or params.x")
+            return default
+        v = _resolve(d[key], p, w, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (lo is not None and not v > lo) \
+                or (hi is not None and not v < hi):
+            raise RuleError(w, f"{key} is {v!r}", expected=what)
+        return float(v)
+
+    def bars(key: str, default=None) -> int:
+        w = fc.where(d, key)
+        if key not in d:
+            if default is None:
+                raise RuleError(w, f"protection type {kind} needs '{key}'", expected=f"{key}: a whole number of bars")
+            return default
+        return _positive_int(_resolve(d[key], p, w, key), w, key)
+
+    if kind == "equity_stop":
+        if d.get("scope", "portfolio") != "portfolio" or "themes" in d:
+            raise RuleError(fc.where(d, "scope" if "scope" in d else "themes"),
+                            "an equity stop measures the whole account's equity",
+                            expected="scope: portfolio (or no scope), no themes")
+        frac = "a fraction of the peak equity between 0 and 1, exclusive"
+        reduce_at = num("reduce_at", lo=0, hi=1, what=frac)
+        halt_at = num("halt_at", lo=0, hi=1, what=frac)
+        if halt_at <= reduce_at:
+            raise RuleError(fc.where(d, "halt_at"), f"halt_at {halt_at:g} is not beyond reduce_at {reduce_at:g}",
+                            expected="halt_at > reduce_at (reducing first, then halted)")
+        lock = bars("lock_bars")
+        out = []
+        for state, level, action, cooldown in (("reducing", reduce_at, "block_entries", 1),
+                                               ("halted", halt_at, "flatten", lock)):
+            w = fc.where(d, "reduce_at" if state == "reducing" else "halt_at", rid)
+            src = f"portfolio.drawdown <= -{level!r}"
+            why = d.get("why") or f"equity {100 * level:g}% below its peak: {state}"
+            out.append(Halt(Rule(f"{rid}.{state}", fc.expr(src, "risk.halts", w, BOOL), w, None, why, src),
+                            action, cooldown))
+        return out
+    scope = d.get("scope", "symbol")
+    themes = tuple(d.get("themes") or ())
+    common = dict(id=rid, type=kind, scope=scope, where=fc.where(d, "type"), themes=themes,
+                  themes_where=fc.where(d, "themes") if themes else None, why=d.get("why", ""))
+    for key in ("reduce_at", "halt_at"):
+        if key in d:
+            raise RuleError(fc.where(d, key), f"'{key}' belongs to an equity_stop, not a {kind}",
+                            expected="count, window_bars, lock_bars, min_trades, min_return as the type needs")
+    if kind == "cooldown":
+        return Lock(**common, lock_bars=bars("lock_bars"))
+    if kind == "stop_outs":
+        return Lock(**common, lock_bars=bars("lock_bars"), count=bars("count"), window_bars=bars("window_bars"))
+    return Lock(**common, lock_bars=bars("lock_bars"), window_bars=bars("window_bars"),
+                min_trades=bars("min_trades", 1), min_return=num("min_return", 0.0, lo=-1, what="a return above -1"))
+
+
+def check_lock_themes(rules: "RuleSet", themes: tuple[str, ...]) -> None:
+    """A protection that names a theme no product has would never fire: refused (the market's
+    themes are known only once it is loaded)."""
+    for lk in rules.risk.locks:
+        for th in lk.themes:
+            if th not in themes:
+                raise RuleError(lk.themes_where, f"theme '{th}' is not the theme of any traded product"
+                                f"{_did_you_mean(th, themes)}", expected="one of " + ", ".join(themes))
 
 
 def _cap(c: Mapping, fc: _FileCompiler, p: dict) -> Cap:
