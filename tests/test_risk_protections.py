@@ -182,3 +182,13 @@ def test_explain_says_which_protection_locked_a_symbol(locked_run, tmp_path):
     text = explain(tmp_path, p.market.symbols[int(idx[0])], iso_utc(int(p.market.times[t])))
     assert "cooldown_after_stop" in text and "LOCKED" in text
     assert "not bought: locked by protection cooldown_after_stop" in text
+
+
+def test_the_report_lists_the_protections_and_the_equity_stop_states(locked_run):
+    from engine.report.outputs import render_backtest_report
+
+    _, _, res, _, _ = locked_run
+    html = render_backtest_report(build_results(res, {}))
+    for name in ("protection:cooldown_after_stop", "protection:theme_stop_outs", "halt:equity_stop.reducing",
+                 "halt:equity_stop.halted", "protect:stop_loss"):
+        assert name in html, name

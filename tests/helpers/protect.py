@@ -85,4 +85,23 @@ def run_scenario(sc: Scenario, fast: bool = False) -> Outcome:
     return Outcome(broker.fills, pf, protector)
 
 
-__all__ = ["BAR0", "NAN_BAR", "Outcome", "Scenario", "flat_fees", "protect_rules", "run_scenario"]
+def locks_of_fills(res) -> list:
+    """The scoped locks' ``until`` after a backtest's fills, replayed bar by bar with the function
+    the backtest and the live loop apply (a backtest's result does not keep its halt state)."""
+    import numpy as np
+
+    from engine.cycle.locks import after_fills
+    from engine.cycle.plan import HaltState, cycle_plan
+
+    plan = cycle_plan(res.prepared)
+    halts, qty = HaltState(), np.zeros(res.prepared.market.n_symbols)
+    for bar in sorted({f.t for f in res.fills}):
+        mine = [f for f in res.fills if f.t == bar]
+        for f in mine:
+            qty[f.symbol_idx] += f.qty if f.side == "buy" else -f.qty
+        held = np.where(qty > res.prepared.size_increment * 1e-6, qty, 0.0)
+        halts = after_fills(plan.locks, res.prepared.themes, halts, mine, held, bar)
+    return halts.locks.until.tolist()
+
+
+__all__ = ["BAR0", "NAN_BAR", "Outcome", "Scenario", "flat_fees", "locks_of_fills", "protect_rules", "run_scenario"]
