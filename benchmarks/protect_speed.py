@@ -24,6 +24,8 @@ LOCKS = ("protections:\n  - {id: cooldown, type: cooldown, scope: symbol, lock_b
 
 def rules_copy(tmp: Path, protect: bool, locks: bool) -> Path:
     root = tmp / f"rules-{int(protect)}{int(locks)}"
+    if root.exists():
+        return root
     shutil.copytree(ROOT / "rules", root)
     if protect:
         s = root / "strategies" / "sma_cross.yaml"

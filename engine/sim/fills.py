@@ -16,6 +16,7 @@ Fill model (docs/backtest.md lists it for users):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class SimBroker:
     cuts: "ParticipationCuts" = field(default_factory=lambda: ParticipationCuts())
     # called with (t, symbols that opened a position, portfolio) after a bar's buys: the
     # protections fix their levels at entry (engine/sim/protect.py)
-    on_entry: object = None
+    on_entry: "Callable[[int, np.ndarray, Portfolio], None] | None" = None
 
     def _prices(self, t: int, idx: np.ndarray, q: np.ndarray, side: int, limit: np.ndarray | None,
                 tier, price: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -89,11 +90,11 @@ class SimBroker:
         out: list[Fill] = []
 
         if sidx.size:
-            sell = self._capped(t, sidx, d.sell_qty)
+            sell = self.capped(t, sidx, d.sell_qty)
             out += self.sell(t, sidx, sell, pf, [d.exit_rule[i] for i in sidx.tolist()], limit)
 
         if bidx.size:
-            buy = self._capped(t, bidx, d.buy_qty)
+            buy = self.capped(t, bidx, d.buy_qty)
             inc = self.size_increment[bidx]
             # a buy cut by the participation cap is rounded down to the increment again
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -176,7 +177,7 @@ class SimBroker:
         self.fills.extend(out)
         return out
 
-    def _capped(self, t: int, idx: np.ndarray, qty: np.ndarray) -> np.ndarray:
+    def capped(self, t: int, idx: np.ndarray, qty: np.ndarray) -> np.ndarray:
         """Order quantities ``qty[idx]`` capped by the bar's volume participation; zero where
         the product is not trading (a missing bar, or one without volume). Orders the cap cuts
         are counted in ``self.cuts`` (the run's participation diagnostic)."""

@@ -155,7 +155,7 @@ class Protector:
             kind = np.where(gap_stop | hit_stop, stop_kind,
                             np.where(gap_take | hit_take, "protect:take_profit", "protect:time_stop"))[fired]
             sidx = idx[fired]
-            q = broker._capped(t, sidx, pf.qty)
+            q = broker.capped(t, sidx, pf.qty)
             trading = q > 0
             sidx, q, price, kind = sidx[trading], q[trading], price[trading], kind[trading]
             if sidx.size:
