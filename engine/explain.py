@@ -202,6 +202,10 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     held = _holding(results, symbol, int(tr.times[t]))
     available = tr.bit("available", t, i)
     a.head(f"\nposition: {'holding ' + f'{held:g}' if held else 'flat'}; bar data: {'yes' if available else 'missing (gap or not listed)'}")
+    for f in results.get("trades") or []:  # the strategy's protect: block fills inside the bar
+        if (f.get("symbol") == symbol and str(f.get("rule") or "").startswith("protect:")
+                and parse_time(f["time"]) == int(tr.times[t])):
+            a.head(f"  {f['rule']} sold {f['qty']:g} at {f['price']:g} inside this bar (before its close)")
 
     # 2 universe
     a.head("\nuniverse filters (all that apply must pass):")

@@ -192,3 +192,14 @@ def test_the_report_lists_the_protections_and_the_equity_stop_states(locked_run)
     for name in ("protection:cooldown_after_stop", "protection:theme_stop_outs", "halt:equity_stop.reducing",
                  "halt:equity_stop.halted", "protect:stop_loss"):
         assert name in html, name
+
+
+def test_explain_names_a_protection_that_sold_inside_the_bar(locked_run, tmp_path):
+    p, s, res, _, root = locked_run
+    res.trace.save(tmp_path / "trace.npz")
+    results = build_results(res, {})
+    (tmp_path / "results.json").write_text(json.dumps(results, default=float))
+    f = next(f for f in results["trades"] if f["rule"] == "protect:stop_loss")
+    text = explain(tmp_path, f["symbol"], f["time"])
+    assert f"protect:stop_loss sold {f['qty']:g} at {f['price']:g} inside this bar" in text
+    assert "position: flat" in text
