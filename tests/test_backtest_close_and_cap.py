@@ -93,3 +93,20 @@ def test_a_tight_cap_reaches_results_and_diagnostics():
     part = results["participation"]
     assert part["cut"] > 0 and part["orders"] >= part["cut"] and 0 < part["cut_share"] <= 1
     assert "participation_cap" in [d.code for d in diagnose(results, p.market.symbols)]
+
+
+@pytest.mark.slow
+def test_a_binding_cap_warns_in_log_results_and_report(tmp_path):
+    import json
+
+    from tests.helpers.runs import run_cli
+
+    r = run_cli(["data.sample.n_symbols=30", "data.sample.n_bars=1500", "backtest.max_participation=0.0001",
+                 f"hydra.run.dir={tmp_path}"])
+    assert r.returncode == 0, r.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    (d,) = [d for d in results["diagnostics"] if d["code"] == "participation_cap"]
+    cut = results["participation"]["cut"]
+    assert cut > 0 and f"cut {cut} of {results['participation']['orders']} fills" in d["message"]
+    assert "participation_cap: the volume participation cap" in (tmp_path / "run.log").read_text()
+    assert "the volume participation cap (backtest.max_participation = 0.0001)" in (tmp_path / "report.html").read_text()
