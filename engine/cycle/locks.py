@@ -43,7 +43,7 @@ class LockState:
                    np.array([np.nan if x is None else x for x in d["entry"]], dtype=np.float64))
 
 
-def _fires(step: LockStep, scope: np.ndarray, trades: list, closing) -> bool:
+def _fires(step: LockStep, trades: list, closing) -> bool:
     if step.type == "cooldown":
         return closing[2]
     if step.type == "stop_outs":
@@ -85,7 +85,7 @@ def after_fills(steps: tuple[LockStep, ...], themes: np.ndarray, halts: HaltStat
                 scope = (np.arange(n) == i) if s.scope == "symbol" else \
                     (themes == themes[i]) if s.scope == "theme" else np.ones(n, dtype=bool)
                 trades = [e for e in events if e[0] > t - s.window_bars and scope[e[1]] and s.counts[e[1]]]
-                if _fires(s, scope, trades, c):
+                if _fires(s, trades, c):
                     end = t + s.lock_bars
                     sel = scope & (until < end)
                     until[sel] = end

@@ -71,8 +71,12 @@ def protector_for(ctx: BrokerContext, market) -> Protector | None:
 
 
 def protection_rows(ctx: BrokerContext, protector: Protector | None, t: int) -> list[int]:
-    """The bars up to t whose protections are not filled yet (none without protections)."""
-    return [] if protector is None else list(range(ctx.book.protect_t + 1, t + 1))
+    """The bars up to t whose protections are not filled yet (none without protections). An account
+    that never filled any (a new one, or one whose rules gained a protect: block) starts at t:
+    the bars before it are history, not to be traded again."""
+    if protector is None:
+        return []
+    return list(range(ctx.book.protect_t + 1 if ctx.book.protect_t >= 0 else t, t + 1))
 
 
 def protect_bar(ctx: BrokerContext, market, row: int, protector: Protector) -> None:

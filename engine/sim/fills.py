@@ -51,7 +51,7 @@ class SimBroker:
     cuts: "ParticipationCuts" = field(default_factory=lambda: ParticipationCuts())
     # called with (t, symbols that opened a position, portfolio) after a bar's buys: the
     # protections fix their levels at entry (engine/sim/protect.py)
-    on_entry: "Callable[[int, np.ndarray, Portfolio], None] | None" = None
+    on_entry: Callable[[int, np.ndarray, Portfolio], None] | None = None
 
     def _prices(self, t: int, idx: np.ndarray, q: np.ndarray, side: int, limit: np.ndarray | None,
                 tier, price: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
