@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from engine.paths import PROJECT_ROOT
 
 from engine.backtest.engine import run_backtest
 from engine.cycle.prepare import prepare
 from engine.modes.setup import backtest_settings
+from engine.paths import PROJECT_ROOT
 from engine.sim.results import build_results
 from tests.helpers.backtest import sample_market
 from tests.helpers.rules import create_rules_dir, load_error, load_shipped
