@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-
 from engine.backtest.engine import run_backtest
 from engine.cycle.prepare import prepare
 from engine.modes.setup import backtest_settings
