@@ -138,3 +138,49 @@ def test_regime_index_excluding_every_theme_is_an_error(tmp_path):
                             f"[{', '.join(themes)}] excludes the theme of every product in the data "
                             f"({', '.join(themes)}): the regime index would follow no product; expected at least one "
                             f"theme of the data left in the index (exclude fewer themes)")
+
+
+# ---- numbers in rule files: finite, bounded where parsed ------------------------------------------
+FINITE = "expected a finite number (NaN and infinity are not allowed)"
+RULE_NUMBERS = [  # (file, old text, new text, the exact message)
+    ("execution.yaml", "order: {type: market}", "order: {type: limit, offset_bps: .nan}",
+     f"rules/execution.yaml:9, key 'order.offset_bps': 'offset_bps' is nan; {FINITE}"),
+    ("execution.yaml", "order: {type: market}", "order: {type: limit, offset_bps: -.inf}",
+     f"rules/execution.yaml:9, key 'order.offset_bps': 'offset_bps' is -inf; {FINITE}"),
+    ("execution.yaml", "order: {type: market}", "order: {type: limit, offset_bps: 1500}",
+     "rules/execution.yaml:9, key 'order.offset_bps': 'offset_bps' is 1500; expected a number from -1000 to 1000"),
+    ("risk.yaml", "max_total_exposure: 0.8", "max_total_exposure: .nan",
+     f"rules/risk.yaml:6, key 'params.max_total_exposure': 'max_total_exposure' is nan; {FINITE}"),
+    ("risk.yaml", "cooldown_bars: 24", "cooldown_bars: .inf",
+     f"rules/risk.yaml:13, key 'params.cooldown_bars': 'cooldown_bars' is inf; {FINITE}"),
+    ("universe.yaml", "top: 20", "top: .nan", f"rules/universe.yaml:10, key 'params.top': 'top' is nan; {FINITE}"),
+    ("strategies/sma_cross.yaml", "size: params.weight", "size: .nan",
+     f"rules/strategies/sma_cross.yaml:22, key 'size': 'size' is nan; {FINITE}"),
+    ("risk.yaml", "cooldown_bars: 24", "cooldown_bars: 1.0e+20",
+     "rules/risk.yaml:23, rule 'hourly_loss', key 'cooldown_bars': cooldown_bars is 1e+20; expected a positive "
+     "whole number, at most 1,000,000"),
+    ("universe.yaml", "ttl: 24h", "ttl: 99999999999999999999w",
+     "rules/universe.yaml:5, key 'cache.ttl': cache.ttl is '99999999999999999999w', longer than 520w; expected a "
+     "duration such as 30m, 24h, 7d, 1w (or seconds), at most 520w"),
+    ("universe.yaml", "ttl: 24h", "ttl: 315360001",
+     "rules/universe.yaml:5, key 'cache.ttl': cache.ttl is 315360001, longer than 520w; expected a "
+     "duration such as 30m, 24h, 7d, 1w (or seconds), at most 520w"),
+]
+
+
+@pytest.mark.parametrize("rel,old,new,message", RULE_NUMBERS, ids=[c[2] for c in RULE_NUMBERS])
+def test_rule_file_numbers_are_finite_and_bounded(tmp_path, rel, old, new, message):
+    from tests.helpers.rules import load_error
+    assert str(load_error(edit_rule_file(tmp_path, rel, old, new))) == message
+
+
+def test_ttl_at_the_bound_loads(tmp_path):
+    rules = load_shipped(edit_rule_file(tmp_path, "universe.yaml", "ttl: 24h", "ttl: 520w"))
+    assert rules.universe.ttl_ms == 520 * 604_800_000
+
+
+def test_config_param_override_must_be_finite():
+    from tests.helpers.rules import SHIPPED_RULES, load_error
+    err = load_error(SHIPPED_RULES, params={"risk": {"max_total_exposure": float("nan")}})
+    assert str(err) == ("rules/risk.yaml, key 'params.max_total_exposure': config sets params.max_total_exposure "
+                        f"to nan; {FINITE}")

@@ -177,6 +177,10 @@ DATA = {
     }, nullable=True),
 }
 
+# A param the rule file declares but this schema does not know: any type, but a number is finite
+# (the rule loader refuses NaN and infinity in every param; validate says so too).
+UNKNOWN_PARAM = {"finite": True}
+
 STRATEGY_PARAMS = {
     "fast": _int(1, MAX_WINDOW_BARS),
     "slow": _int(1, MAX_WINDOW_BARS),
@@ -190,7 +194,7 @@ STRATEGY_PARAMS = {
 STRATEGY = {
     "name": _str(required=True, regex=r"^[a-z][a-z0-9_]*$", meta="a snake_case strategy name"),
     "file": RULE_FILE,
-    "params": _dict(STRATEGY_PARAMS, allow_unknown=True, required=True),
+    "params": _dict(STRATEGY_PARAMS, allow_unknown=UNKNOWN_PARAM, required=True),
 }
 
 UNIVERSE_PARAMS = {
@@ -199,7 +203,7 @@ UNIVERSE_PARAMS = {
     "min_history_bars": _int(0, MAX_WINDOW_BARS),
     "top": _int(1, MAX_COUNT_BARS),
 }
-UNIVERSE = {"file": RULE_FILE, "params": _dict(UNIVERSE_PARAMS, allow_unknown=True, required=True)}
+UNIVERSE = {"file": RULE_FILE, "params": _dict(UNIVERSE_PARAMS, allow_unknown=UNKNOWN_PARAM, required=True)}
 
 RISK_PARAMS = {
     "max_position_weight": POS_FRACTION(),
@@ -218,7 +222,7 @@ RISK_PARAMS = {
 # The burn-in period lives in live.burn_in (what the live loop enforces); risk.burn_in was removed.
 RISK = {
     "file": RULE_FILE,
-    "params": _dict(RISK_PARAMS, allow_unknown=True, required=True),
+    "params": _dict(RISK_PARAMS, allow_unknown=UNKNOWN_PARAM, required=True),
 }
 
 EXECUTION_PARAMS = {
@@ -227,7 +231,7 @@ EXECUTION_PARAMS = {
     "max_slippage_bps": _num(None, 10_000, gt=0),
     "quote_max_age_s": _num(gt=0),
 }
-EXECUTION = {"file": RULE_FILE, "params": _dict(EXECUTION_PARAMS, allow_unknown=True, required=True)}
+EXECUTION = {"file": RULE_FILE, "params": _dict(EXECUTION_PARAMS, allow_unknown=UNKNOWN_PARAM, required=True)}
 
 BACKTEST = {
     "initial_cash": _num(None, MAX_AMOUNT, gt=0, required=True),
@@ -484,7 +488,9 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
             bound += f" (range: {range_text(rules)})"
         return ConfigProblem(kind, path, _found(path, value), bound, f"'{path}' {says.format(_bound(e.constraint))}")
     if code == NOT_FINITE.code:
-        return ConfigProblem("not_finite", path, _found(path, value), f"a finite number, {range_text(rules)}",
+        rng = range_text(rules)
+        return ConfigProblem("not_finite", path, _found(path, value),
+                             "a finite number" + ("" if rng == "any finite value" else f", {rng}"),
                              f"'{path}' must be a finite number (NaN and infinity are not allowed)")
     if code == errors.UNALLOWED_VALUE.code:
         allowed = [str(a) for a in e.constraint]
