@@ -47,9 +47,9 @@ def main(cfg: DictConfig) -> Any:
     out_dir, overrides = _hydra_context()
     try:
         if OmegaConf.select(cfg, "mode.name") == "validate":
-            sys.exit(validate_entry(cfg))
+            sys.exit(validate_entry(cfg, overrides=overrides))
         # every other mode: the same checks first; renamed keys come back migrated
-        report = prepare_run(cfg, log)
+        report = prepare_run(cfg, log, overrides=overrides)
         return dispatch(report.config, out_dir, overrides, redact(report.config))
     except errors as exc:
         print(f"error: {redact_urls(str(exc))}", file=sys.stderr)

@@ -184,3 +184,90 @@ def test_config_param_override_must_be_finite():
     err = load_error(SHIPPED_RULES, params={"risk": {"max_total_exposure": float("nan")}})
     assert str(err) == ("rules/risk.yaml, key 'params.max_total_exposure': config sets params.max_total_exposure "
                         f"to nan; {FINITE}")
+
+
+# ---- config: overrides that do nothing, theme names, the product table, the exchange's keys -------
+def _check(*overrides: str, mode: str = "backtest", env: dict | None = None):
+    from engine.config import check_config
+    from tests.helpers.configs import LIVE_ENV, composed
+    return check_config(composed(*overrides), mode=mode, env=LIVE_ENV if env is None else env, overrides=overrides)
+
+
+def test_empty_mapping_override_is_refused_with_how_to_replace():
+    report = _check("risk.params.theme_caps={}")
+    assert [p.format() for p in report.problems] == [
+        "[empty_mapping_merges] risk.params.theme_caps: 'risk.params.theme_caps={}' changes nothing: Hydra merges a "
+        "mapping given on the command line into the default one, so every entry of the default stays (found: "
+        "risk.params.theme_caps={} (the composed value stays {default: 0.4, meme: 0.1}); expected: to replace the "
+        "mapping, delete it and add the new one: '~risk.params.theme_caps' '+risk.params.theme_caps={...}')"]
+    assert _check("risk.params.asset_caps={}").ok  # empty already: nothing silently kept
+
+
+def test_theme_caps_replaced_need_a_default():
+    replaced = _check("~risk.params.theme_caps", "+risk.params.theme_caps={default: 0.3}")
+    assert replaced.ok and replaced.config["risk"]["params"]["theme_caps"] == {"default": 0.3}
+    report = _check("~risk.params.theme_caps", "+risk.params.theme_caps={}")
+    assert [p.format() for p in report.problems] == [
+        "[missing_key] risk.params.theme_caps.default: required key 'risk.params.theme_caps.default' is missing "
+        "(found: nothing; expected: a value (required))"]
+
+
+@pytest.mark.parametrize("theme", ["L1", "L2", "DeFi", "AI", "meme", "exchange_token"])
+def test_built_in_themes_are_theme_cap_keys(theme):
+    from engine.config import redact
+    report = _check(f"++risk.params.theme_caps.{theme}=0.2")
+    assert report.ok and report.warnings == [], report.format()
+    # a theme is no secret: "exchange_token" is written as it is
+    assert redact(report.config)["risk"]["params"]["theme_caps"][theme] == 0.2
+    assert redact_override(f"risk.params.theme_caps.{theme}=0.2") == f"risk.params.theme_caps.{theme}=0.2"
+
+
+def test_theme_cap_keys_that_are_no_theme_name_are_refused():
+    from engine.config import check_config
+    from tests.helpers.configs import LIVE_ENV, edited, valid_config
+    report = check_config(edited(valid_config(), ("set", "risk.params.theme_caps.De Fi", 0.2)), mode="backtest",
+                          env=LIVE_ENV)
+    assert [p.format() for p in report.problems] == [
+        "[format] risk.params.theme_caps.De Fi: key 'De Fi' in 'risk.params.theme_caps' must be a "
+        "theme name like 'meme' or 'DeFi' (found: key 'De Fi'; expected: keys that are a theme name like 'meme' or "
+        "'DeFi')"]
+
+
+def test_theme_cap_on_no_theme_of_the_table_is_a_named_warning():
+    report = _check("+risk.params.theme_caps.defi=0.2")
+    assert report.ok and [w.format() for w in report.warnings] == [
+        "[sanity.theme_cap_unknown_theme] risk.params.theme_caps.defi: theme cap 'defi' names no theme of any "
+        "product, so it caps nothing (found: defi; expected: a theme of the product table products.yaml (spelt as "
+        "there): [AI, DeFi, L1, L2, exchange_token, gaming, meme, oracle, other, payments, stablecoin], or default)"]
+    assert _check("product_facts=null", "+risk.params.theme_caps.defi=0.2").warnings == []  # no table: no themes
+
+
+def test_broken_product_table_is_a_config_problem(tmp_path):
+    table = tmp_path / "products.yaml"
+    table.write_text("kind: products\nthemes: {BTC: 'L 1'}\n")
+    report = _check(f"product_facts={table}")
+    assert [p.format() for p in report.problems] == [
+        f"[product_facts] product_facts: {table}: themes.BTC: value does not match regex "
+        "'^[A-Za-z][A-Za-z0-9_]{0,39}$' (found 'L 1'; expected a mapping of base currency (e.g. BTC) to theme name "
+        f"(letters, digits, _)) (found: {table}; expected: a readable product table (rules/products.yaml), or "
+        "product_facts=null for none)"]
+
+
+@pytest.mark.parametrize("mode", ["dry_run", "paper", "live"])
+def test_the_exchange_keys_must_be_exported_in_every_mode_that_opens_the_exchange(mode):
+    report = _check(f"mode={mode}", mode=mode, env={"COINBASE_API_SECRET": "x" * 20})
+    assert [p.format() for p in report.problems] == [
+        "[sanity.live_api_key_env_unset] exchange.api_key_env: environment variable COINBASE_API_KEY (named by "
+        "exchange.api_key_env) is not set (found: COINBASE_API_KEY is not set in the environment; expected: export "
+        "COINBASE_API_KEY=<your API key> before starting (dry_run, paper and live open the exchange with it))"]
+    assert _check(f"mode={mode}", "exchange=local_sim", mode=mode, env={}).codes() == (
+        ["sanity.live_on_local_sim"] if mode == "live" else [])  # the emulator makes its own throwaway keys
+
+
+@pytest.mark.parametrize("override,code,path", [
+    ("+strategy.params.foo=nan", "not_finite", "strategy.params.foo"),  # a param the schema does not know
+    ("risk.params.theme_caps.meme=nan", "not_finite", "risk.params.theme_caps.meme"),
+    ("backtest.initial_cash=inf", "not_finite", "backtest.initial_cash"),
+])
+def test_config_numbers_are_finite_even_unknown_params(override, code, path):
+    assert [(p.code, p.path) for p in _check(override).problems] == [(code, path)]

@@ -7,12 +7,12 @@ All problems are collected, none stops the others; the function never raises on 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pathlib import Path
 
-from . import deprecations, paths, rule_params, sanity, schema
+from . import deprecations, overrides as cli_overrides, paths, rule_params, sanity, schema
 from .problems import ConfigProblem, ConfigReport
 from .secrets import find_secret_values, scrub, secret_values, _walk
 
@@ -40,6 +40,19 @@ def _missing_values(cfg: Any) -> list[ConfigProblem]:
     ]
 
 
+def _product_table(cfg: dict) -> list[ConfigProblem]:
+    """The product table every mode reads at start: validate reports it as the run would."""
+    from engine.errors import UserError
+    from engine.market.products import load_for, table_path
+
+    try:
+        load_for(cfg)
+    except UserError as exc:
+        return [ConfigProblem("product_facts", "product_facts", str(table_path(cfg)), "a readable product table "
+                              "(rules/products.yaml), or product_facts=null for none", str(exc))]
+    return []
+
+
 def _scrubbed(p: ConfigProblem, secrets: list[str]) -> ConfigProblem:
     if not secrets:
         return p
@@ -48,7 +61,7 @@ def _scrubbed(p: ConfigProblem, secrets: list[str]) -> ConfigProblem:
 
 
 def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
-           symbol_themes: Mapping[str, str] | None, rules_root: Path) -> ConfigReport:
+           symbol_themes: Mapping[str, str] | None, rules_root: Path, overrides: Sequence[str]) -> ConfigReport:
     if not isinstance(cfg, dict):
         return ConfigReport(config={}, mode=mode, problems=schema.validate(cfg))
     problems: list[ConfigProblem] = []
@@ -57,6 +70,7 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
                                       f"unknown mode {mode!r}"))
     target = effective_mode(cfg, mode)
     problems += _missing_values(cfg)
+    problems += cli_overrides.check_overrides(cfg, overrides)
     problems += find_secret_values(cfg)
     migrated, dep_problems, warnings = deprecations.migrate(cfg, target)
     problems += dep_problems
@@ -68,6 +82,8 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
     already = [p.path for p in problems]
     problems += [p for p in rule_params.check_rule_params(migrated, rules_root, already)
                  if not any(paths.overlaps(p.path, a) for a in already)]
+    if not any(paths.overlaps("product_facts", a) or paths.overlaps("rules_dir", a) for a in already):
+        problems += _product_table(migrated)
     errors, sanity_warnings = sanity.run_checks(
         migrated, mode=target, env=env, known_bad=[p.path for p in problems],
         symbol_themes=symbol_themes, use_env=live_requirements, root=rules_root,
@@ -81,7 +97,8 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
 
 
 def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requirements: bool = True,
-                 symbol_themes: Mapping[str, str] | None = None, rules_root: str | Path | None = None) -> ConfigReport:
+                 symbol_themes: Mapping[str, str] | None = None, rules_root: str | Path | None = None,
+                 overrides: Sequence[str] = ()) -> ConfigReport:
     """Check a composed config (a plain dict, Hydra's `hydra` key removed) for `mode`.
 
     env: the process environment (os.environ); only read, and only for the variables the config
@@ -90,11 +107,12 @@ def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requireme
     the market data) makes the per-asset vs theme cap check exact; without it an asset cap is only
     compared with the largest theme cap. rules_root: where a relative rules_dir is found (default:
     the project root, where run.py lives); params overrides are checked against each rule file's
-    params. Never raises on bad input.
+    params. overrides: the command line's Hydra overrides (those that would silently do nothing are
+    refused: engine/config/overrides.py). Never raises on bad input.
     """
     root = Path(rules_root) if rules_root is not None else PROJECT_ROOT
     try:
-        return _check(cfg, mode, env, live_requirements, symbol_themes, root)
+        return _check(cfg, mode, env, live_requirements, symbol_themes, root, overrides)
     except Exception as exc:  # a bug here must still give the caller a clean, refusing report
         return ConfigReport(config={}, mode=str(mode), problems=[ConfigProblem(
             "internal_error", "", type(exc).__name__, "a clean check",

@@ -15,12 +15,13 @@ from typing import Any
 from cerberus import TypeDefinition, Validator, errors
 
 from engine.market.data import TIMEFRAME_MS
+from engine.market.products import THEME_RE
 from engine.rules.bounds import MAX_COUNT_BARS, MAX_WINDOW_BARS
 from engine.validators import validator
 
 from . import paths
 from .problems import ConfigProblem
-from .secrets import is_env_name_key, is_secret_key
+from .secrets import is_env_name_key, is_secret_path
 
 MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow")
 # Modes with requirements of their own (mode=validate/explain may check one as mode.target).
@@ -211,8 +212,10 @@ RISK_PARAMS = {
     # spot_no_leverage can say why it is refused.
     "max_total_exposure": _num(gt=0),
     "max_positions": _int(1),
-    "theme_caps": {"type": "dict", "keysrules": _str(regex=r"^[a-z][a-z0-9_]*$", meta="a theme name like 'meme'"),
-                   "valuesrules": FRACTION()},
+    # theme -> cap; themes as the product table spells them (L1, DeFi, meme); 'default' caps the
+    # themes not listed and is required (the risk file's theme_weight cap reads it)
+    "theme_caps": {"type": "dict", "keysrules": _str(regex=THEME_RE, meta="a theme name like 'meme' or 'DeFi'"),
+                   "valuesrules": FRACTION(), "schema": {"default": FRACTION(required=True)}, "allow_unknown": True},
     "asset_caps": {"type": "dict", "keysrules": SYMBOL, "valuesrules": FRACTION()},
     "hourly_loss_limit": POS_FRACTION(),
     "daily_loss_limit": POS_FRACTION(),
@@ -405,7 +408,7 @@ def _schema_at(schema: dict, path: tuple) -> dict | None:
 
 def _found(path: str, value: Any) -> str:
     leaf = path.rsplit(".", 1)[-1]
-    if is_secret_key(leaf) or is_env_name_key(leaf):
+    if is_secret_path(path) or is_env_name_key(leaf):
         return "***"
     return f"{paths.show(value)} ({_type_name(value)})"
 

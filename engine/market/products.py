@@ -29,7 +29,9 @@ from engine.validators import validator
 
 UNDECLARED = "other"
 REL_AGREE = 1e-9  # increments within this relative distance agree (decimal text vs computed powers of ten)
-_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"
+# A theme name (L1, DeFi, meme, exchange_token): the one pattern the table and theme caps share.
+THEME_RE = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"
+_NAME = THEME_RE
 _MARKET = {"type": "dict", "schema": {
     "theme": {"type": "string", "regex": _NAME},
     "price_increment": {"type": "number", "min": 1e-18, "max": 1e9},
