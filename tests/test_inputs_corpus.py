@@ -271,3 +271,25 @@ def test_the_exchange_keys_must_be_exported_in_every_mode_that_opens_the_exchang
 ])
 def test_config_numbers_are_finite_even_unknown_params(override, code, path):
     assert [(p.code, p.path) for p in _check(override).problems] == [(code, path)]
+
+
+# ---- named warnings: in the log, results.json's diagnostics and the report's box -------------------
+@pytest.mark.slow
+def test_start_up_warnings_are_named_in_log_results_and_report(tmp_path):
+    import json
+    from tests.helpers.rules import SHIPPED_RULES
+    table = tmp_path / "products.yaml"
+    table.write_text((SHIPPED_RULES / "products.yaml").read_text().replace("  DOGE: meme\n", ""))
+    out = tmp_path / "run"
+    r = run_cli(["data.sample.n_symbols=30", "data.sample.n_bars=600", "++risk.params.theme_caps.defi=0.2",
+                 f"product_facts={table}", f"hydra.run.dir={out}"])
+    assert r.returncode == 0, r.stderr
+    diagnostics = json.loads((out / "results.json").read_text())["diagnostics"]
+    assert [d["code"] for d in diagnostics][:2] == ["sanity.theme_cap_unknown_theme", "undeclared_theme"]
+    assert diagnostics[0]["message"].startswith("risk.params.theme_caps.defi: theme cap 'defi' names no theme")
+    assert diagnostics[1]["message"] == (f"sample:seed=7: 1 traded product(s) have no declared theme in {table} and "
+                                         "count as 'other': DOGE/USDC")
+    log = (out / "run.log").read_text()
+    assert "[sanity.theme_cap_unknown_theme] risk.params.theme_caps.defi" in log and "[undeclared_theme]" in log
+    html = (out / "report.html").read_text()
+    assert "<code>sanity.theme_cap_unknown_theme</code>" in html and "<code>undeclared_theme</code>" in html

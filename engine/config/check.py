@@ -125,8 +125,12 @@ _seen_warnings: set[tuple[str, str]] = set()
 
 def emit_warnings(report: ConfigReport, logger: logging.Logger) -> int:
     """Log each warning once per process (a sweep checks many configs); returns how many were logged."""
+    from engine import run_warnings
+
     n = 0
     for w in report.warnings:
+        # every run's results name its warnings, even one a sweep logged for an earlier job
+        run_warnings.note(w.code, w.format().split("] ", 1)[-1])
         key = (w.code, w.path)
         if key in _seen_warnings:
             continue

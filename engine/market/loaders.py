@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine import run_warnings
 from engine.market.align import align
 from engine.paths import leaves_root
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
@@ -80,7 +81,8 @@ def discover(path: Path | str, timeframe: str, exts: Iterable[str]) -> dict[str,
             continue
         symbol = pair_to_symbol(m["pair"])
         if symbol is None:
-            log.warning("%s: skipped, the name is not BASE_QUOTE-%s.%s", f.name, timeframe, m["ext"])
+            run_warnings.warn(log, "data_file_skipped",
+                              f"{f.name}: skipped, the name is not BASE_QUOTE-{timeframe}.{m['ext']}")
             continue
         if symbol in found:
             raise DataError(

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from engine import run_warnings
 from engine.errors import UserError
 from engine.market.data import SymbolInfo
 from engine.validators import validator
@@ -169,9 +170,10 @@ def warn(log, applied: Applied, facts: ProductFacts, where: str) -> None:
     if applied.undeclared:
         names = list(applied.undeclared)
         shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-        log.warning("%s: %d traded product(s) have no declared theme in %s and count as %r: %s",
-                    where, len(names), facts.source, UNDECLARED, shown)
+        run_warnings.warn(log, "undeclared_theme", f"{where}: {len(names)} traded product(s) have no declared theme "
+                          f"in {facts.source} and count as {UNDECLARED!r}: {shown}")
     for n in applied.disagreements[:20]:
-        log.warning("%s: product facts disagree: %s", where, n)
+        run_warnings.warn(log, "product_facts_disagree", f"{where}: product facts disagree: {n}")
     if len(applied.disagreements) > 20:
-        log.warning("%s: %d more product-fact disagreements", where, len(applied.disagreements) - 20)
+        run_warnings.warn(log, "product_facts_disagree",
+                          f"{where}: {len(applied.disagreements) - 20} more product-fact disagreements")
