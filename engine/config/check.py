@@ -12,7 +12,7 @@ from typing import Any
 
 from pathlib import Path
 
-from . import deprecations, overrides as cli_overrides, paths, rule_params, sanity, schema
+from . import data_span, deprecations, overrides as cli_overrides, paths, rule_params, sanity, schema
 from .problems import ConfigProblem, ConfigReport
 from .secrets import find_secret_values, scrub, secret_values, _walk
 
@@ -89,6 +89,8 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
         symbol_themes=symbol_themes, use_env=live_requirements, root=rules_root,
     )
     problems += errors
+    # last: a sanity check says more (a reversed window) than "the window holds no bars"
+    problems += data_span.check_data_span(migrated, target, [p.path for p in problems])
     warnings += sanity_warnings
     secrets = secret_values(cfg, env)
     return ConfigReport(config=migrated, mode=mode if target == mode else f"{mode} (as {target})",

@@ -16,6 +16,8 @@ from cerberus import TypeDefinition, Validator, errors
 
 from engine.market.data import TIMEFRAME_MS
 from engine.market.products import THEME_RE
+from engine.market.sample import MAX_SYMBOLS as SAMPLE_MAX_SYMBOLS, MIN_BARS as SAMPLE_MIN_BARS
+from engine.market.sample import MIN_SYMBOLS as SAMPLE_MIN_SYMBOLS
 from engine.rules.bounds import MAX_COUNT_BARS, MAX_WINDOW_BARS
 from engine.validators import validator
 
@@ -172,9 +174,9 @@ DATA = {
     "default_spread_bps": _num(0, 10_000),
     "sample": _dict({
         "seed": _int(0, required=True),
-        "n_symbols": _int(30, 2000, required=True),
+        "n_symbols": _int(SAMPLE_MIN_SYMBOLS, SAMPLE_MAX_SYMBOLS, required=True),
         "start": _str(regex=DATE_RE, required=True, meta="an ISO date like '2024-01-01'"),
-        "n_bars": _int(1, 10_000_000, required=True),
+        "n_bars": _int(SAMPLE_MIN_BARS, 10_000_000, required=True),
     }, nullable=True),
 }
 

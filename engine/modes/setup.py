@@ -75,16 +75,21 @@ def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
 
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
     """Bar range [start, stop) for backtest.start / backtest.end (ISO dates, UTC)."""
+    return window_of(market.times, bt_cfg)
+
+
+def window_of(times: np.ndarray, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
+    """:func:`window` over the bar times alone (mode=validate knows a sample market's times unbuilt)."""
     def to_ms(v: Any, key: str) -> int:
         try:
             return int(np.datetime64(str(v).replace("Z", ""), "ms").astype(np.int64))
         except ValueError:
             raise UserError(f"backtest.{key} is {v!r}; expected an ISO date such as 2024-03-01") from None
-    start = 0 if bt_cfg.get("start") is None else int(np.searchsorted(market.times, to_ms(bt_cfg["start"], "start")))
-    stop = market.n_bars if bt_cfg.get("end") is None else int(np.searchsorted(market.times, to_ms(bt_cfg["end"], "end")))
+    start = 0 if bt_cfg.get("start") is None else int(np.searchsorted(times, to_ms(bt_cfg["start"], "start")))
+    stop = len(times) if bt_cfg.get("end") is None else int(np.searchsorted(times, to_ms(bt_cfg["end"], "end")))
     if stop - start < 2:
         raise UserError(f"backtest window {bt_cfg.get('start')} .. {bt_cfg.get('end')} holds {max(stop - start, 0)} bars "
-                        f"of data that spans {market.n_bars} bars; expected at least 2")
+                        f"of data that spans {len(times)} bars; expected at least 2")
     return start, stop
 
 
