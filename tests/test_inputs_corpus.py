@@ -293,3 +293,32 @@ def test_start_up_warnings_are_named_in_log_results_and_report(tmp_path):
     assert "[sanity.theme_cap_unknown_theme] risk.params.theme_caps.defi" in log and "[undeclared_theme]" in log
     html = (out / "report.html").read_text()
     assert "<code>sanity.theme_cap_unknown_theme</code>" in html and "<code>undeclared_theme</code>" in html
+
+
+# ---- the product table: inside rules_dir, and never echoed when it is no product table --------------
+def test_product_table_leaving_rules_dir_is_refused(tmp_path):
+    from engine.errors import UserError
+    from engine.market.products import load_for
+    from engine.paths import project_path
+    (tmp_path / "t.yaml").write_text("kind: products\n")
+    rel = os.path.relpath(tmp_path / "t.yaml", project_path("rules"))
+    with pytest.raises(UserError) as e:
+        load_for({"product_facts": rel, "rules_dir": "rules"})
+    assert str(e.value) == (f"product_facts: the product table {rel!r} leads outside the rules folder "
+                            f"{project_path('rules')} (to {tmp_path / 't.yaml'}); expected a path inside it (e.g. "
+                            "products.yaml), or an absolute path")
+
+
+@pytest.mark.parametrize("text,says", [
+    ("password: hunter2-SECRET\nfoo: [unclosed\n",
+     ":3:1: not a YAML product table (expected ',' or ']', but got '<stream end>'); expected a mapping with kind: "
+     "products, themes, markets"),
+    ("password: hunter2-SECRET\n", ": no 'kind: products' at the top; expected the product table (rules/products.yaml)"),
+])
+def test_a_file_that_is_no_product_table_is_not_echoed(tmp_path, text, says):
+    from engine.errors import UserError
+    from engine.market.products import load_product_facts
+    (tmp_path / "t.yaml").write_text(text)
+    with pytest.raises(UserError) as e:
+        load_product_facts(tmp_path / "t.yaml")
+    assert str(e.value) == f"{tmp_path / 't.yaml'}{says}" and "hunter2" not in str(e.value)

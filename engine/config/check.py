@@ -49,7 +49,8 @@ def _product_table(cfg: dict) -> list[ConfigProblem]:
         load_for(cfg)
     except UserError as exc:
         return [ConfigProblem("product_facts", "product_facts", str(table_path(cfg)), "a readable product table "
-                              "(rules/products.yaml), or product_facts=null for none", str(exc))]
+                              "(rules/products.yaml), or product_facts=null for none",
+                              str(exc).removeprefix("product_facts: "))]
     return []
 
 

@@ -96,8 +96,20 @@ def table_path(cfg: Mapping[str, Any]) -> Path | None:
 
 
 def load_for(cfg: Mapping[str, Any]) -> ProductFacts:
+    from engine.paths import leaves_root, project_path
+
     path = table_path(cfg)
-    return ProductFacts.empty() if path is None else load_product_facts(path)
+    if path is None:
+        return ProductFacts.empty()
+    if not Path(str(cfg.get("product_facts"))).is_absolute():
+        # like a rule file: a relative name (or a link) must not lead the loader out of rules_dir
+        root = project_path(cfg.get("rules_dir", "rules"))
+        outside = leaves_root(root, path)
+        if outside is not None:
+            raise UserError(f"product_facts: the product table {cfg.get('product_facts')!r} leads outside the rules "
+                            f"folder {root} (to {outside}); expected a path inside it (e.g. products.yaml), or an "
+                            f"absolute path")
+    return load_product_facts(path)
 
 
 def load_product_facts(path: Path | str) -> ProductFacts:
@@ -109,10 +121,19 @@ def load_product_facts(path: Path | str) -> ProductFacts:
                         "(rules/products.yaml), or product_facts=null for none") from None
     try:
         data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"{path}: not a YAML product table ({type(e).__name__}: {e})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file; expected the YAML product table") from None
+    except yaml.YAMLError as e:
+        # where and what, never the line itself: the file may be anything the config points at
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise UserError(f"{path}{at}: not a YAML product table ({getattr(e, 'problem', None) or type(e).__name__}); "
+                        f"expected a mapping with kind: products, themes, markets") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: found {type(data).__name__}, expected a mapping with kind: products, themes, markets")
+    if data.get("kind") != "products":
+        # checked before any value is quoted: a file that is no product table is not echoed
+        raise UserError(f"{path}: no 'kind: products' at the top; expected the product table (rules/products.yaml)")
     v = validator("products", SCHEMA)
     if not v.validate(data):
         raise UserError(f"{path}: " + "; ".join(_problems(v.errors, data)))
