@@ -322,3 +322,13 @@ def test_a_file_that_is_no_product_table_is_not_echoed(tmp_path, text, says):
     with pytest.raises(UserError) as e:
         load_product_facts(tmp_path / "t.yaml")
     assert str(e.value) == f"{tmp_path / 't.yaml'}{says}" and "hunter2" not in str(e.value)
+
+
+@pytest.mark.parametrize("make,says", [
+    (lambda d: d / "absent", "{d}/absent: not a directory, expected a folder of OHLCV files"),
+    (lambda d: d, "{d}: no .csv files for timeframe '1h', expected names like BTC_USDC-1h.csv"),
+])
+def test_validate_lists_the_data_folder_as_the_run_would(tmp_path, make, says):
+    report = _check("data=csv", f"data.path={make(tmp_path)}")
+    assert [(p.code, p.path, p.message) for p in report.problems] == [
+        ("data_files", "data.path", says.format(d=tmp_path))]

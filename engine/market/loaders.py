@@ -398,7 +398,8 @@ def _info(symbol: str, bars: Bars) -> SymbolInfo:
                       min_notional=_MIN_NOTIONAL_BY_QUOTE.get(quote, 0.0))
 
 
-def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None) -> MarketData:
+def select_files(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None) -> dict[str, Path]:
+    """{symbol: file} a load would read, from the folder's listing alone (mode=validate asks too)."""
     files = discover(path, timeframe, SOURCES[source])
     if symbols is not None:
         wanted = list(dict.fromkeys(symbols))
@@ -408,6 +409,11 @@ def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] 
                 f"{path}: no {timeframe} {source} file for symbol(s) {', '.join(absent)}; "
                 f"available: {', '.join(sorted(files)) or 'none'} (files are named like BTC_USDC-{timeframe}.*)")
         files = {s: files[s] for s in wanted}
+    return files
+
+
+def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None) -> MarketData:
+    files = select_files(source, path, timeframe, symbols)
     series = []
     for symbol in sorted(files):
         f = files[symbol]
