@@ -2,7 +2,7 @@
 
 The sample market's settings (data.sample) and so its bar times follow from the config alone:
 mode=validate checks them, and the backtest window against them, with the run's own code and
-message (engine/market/sample.py SampleSpec, engine/modes/setup.py window_of). For a file source
+message (engine/market/sample.py SampleSpec, engine/market/window.py window_of). For a file source
 the folder's listing is checked (the folder, a file per symbol asked for, links inside it:
 engine/market/loaders.py select_files); the files' contents, and so their span, are read at the
 run's start.
@@ -30,7 +30,7 @@ def check_data_span(cfg: dict, mode: str, known_bad: list[str]) -> list[ConfigPr
     from engine.errors import UserError
     from engine.market.data import TIMEFRAME_MS
     from engine.market.sample import SampleSpec, SampleSpecError
-    from engine.modes.setup import window_of
+    from engine.market.window import window_of
 
     sample: Any = paths.get(cfg, "data.sample", None)
     timeframe = paths.get(cfg, "data.timeframe", "1h")

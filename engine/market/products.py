@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from engine import run_warnings
+from engine import run_warnings, yamlfast
 from engine.errors import UserError
 from engine.market.data import SymbolInfo
 from engine.validators import validator
@@ -112,6 +112,9 @@ def load_for(cfg: Mapping[str, Any]) -> ProductFacts:
     return load_product_facts(path)
 
 
+_loaded: dict[tuple[str, str], ProductFacts] = {}  # (path, sha256 of its bytes) -> the parsed table
+
+
 def load_product_facts(path: Path | str) -> ProductFacts:
     path = Path(path)
     try:
@@ -119,8 +122,17 @@ def load_product_facts(path: Path | str) -> ProductFacts:
     except OSError as e:
         raise UserError(f"product_facts: cannot read {path} ({e.strerror or e}); expected the product table "
                         "(rules/products.yaml), or product_facts=null for none") from None
+    # the config check reads the table on every check (a sweep checks hundreds of configs): parse once
+    key = (str(path), hashlib.sha256(raw).hexdigest())
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = _parse(path, raw)
+    return _loaded[key]
+
+
+def _parse(path: Path, raw: bytes) -> ProductFacts:
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = yamlfast.safe_load(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file; expected the YAML product table") from None
     except yaml.YAMLError as e:

@@ -16,6 +16,7 @@ from engine.backtest.engine import BacktestSettings
 from engine.errors import UserError
 from engine.market.data import MarketData
 from engine.paths import project_path
+from engine.market.window import window_of
 from engine.rules.loader import RuleSet, load_ruleset
 
 RULE_GROUPS = ("strategy", "universe", "risk", "execution")
@@ -76,21 +77,6 @@ def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
     """Bar range [start, stop) for backtest.start / backtest.end (ISO dates, UTC)."""
     return window_of(market.times, bt_cfg)
-
-
-def window_of(times: np.ndarray, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
-    """:func:`window` over the bar times alone (mode=validate knows a sample market's times unbuilt)."""
-    def to_ms(v: Any, key: str) -> int:
-        try:
-            return int(np.datetime64(str(v).replace("Z", ""), "ms").astype(np.int64))
-        except ValueError:
-            raise UserError(f"backtest.{key} is {v!r}; expected an ISO date such as 2024-03-01") from None
-    start = 0 if bt_cfg.get("start") is None else int(np.searchsorted(times, to_ms(bt_cfg["start"], "start")))
-    stop = len(times) if bt_cfg.get("end") is None else int(np.searchsorted(times, to_ms(bt_cfg["end"], "end")))
-    if stop - start < 2:
-        raise UserError(f"backtest window {bt_cfg.get('start')} .. {bt_cfg.get('end')} holds {max(stop - start, 0)} bars "
-                        f"of data that spans {len(times)} bars; expected at least 2")
-    return start, stop
 
 
 def backtest_settings(cfg: Mapping[str, Any], market: MarketData) -> BacktestSettings:
