@@ -332,3 +332,12 @@ def test_validate_lists_the_data_folder_as_the_run_would(tmp_path, make, says):
     report = _check("data=csv", f"data.path={make(tmp_path)}")
     assert [(p.code, p.path, p.message) for p in report.problems] == [
         ("data_files", "data.path", says.format(d=tmp_path))]
+
+
+@pytest.mark.slow
+def test_run_py_passes_the_command_line_to_the_check(tmp_path):
+    for mode, code in (("validate", 1), ("backtest", 2)):
+        r = run_cli([f"mode={mode}", "risk.params.theme_caps={}", f"hydra.run.dir={tmp_path / mode}"])
+        assert r.returncode == code and "Traceback" not in r.stderr
+        assert "ERROR   [empty_mapping_merges] risk.params.theme_caps: 'risk.params.theme_caps={}' changes nothing" \
+            in r.stdout + r.stderr
