@@ -41,7 +41,7 @@ def configs(draw) -> list[str]:
 
 
 @pytest.mark.slow  # about 0.5 s of CPU per example: a config check, then a run's start, each composed
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs())
 def test_validate_says_ok_exactly_when_the_run_starts(overrides):
     said = validate_verdict(overrides)
