@@ -155,7 +155,7 @@ RULE_NUMBERS = [  # (file, old text, new text, the exact message)
      f"rules/risk.yaml:13, key 'params.cooldown_bars': 'cooldown_bars' is inf; {FINITE}"),
     ("universe.yaml", "top: 20", "top: .nan", f"rules/universe.yaml:10, key 'params.top': 'top' is nan; {FINITE}"),
     ("strategies/sma_cross.yaml", "size: params.weight", "size: .nan",
-     f"rules/strategies/sma_cross.yaml:22, key 'size': 'size' is nan; {FINITE}"),
+     f"rules/strategies/sma_cross.yaml:23, key 'size': 'size' is nan; {FINITE}"),
     ("risk.yaml", "cooldown_bars: 24", "cooldown_bars: 1.0e+20",
      "rules/risk.yaml:23, rule 'hourly_loss', key 'cooldown_bars': cooldown_bars is 1e+20; expected a positive "
      "whole number, at most 1,000,000"),

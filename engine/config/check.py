@@ -12,7 +12,7 @@ from typing import Any
 
 from pathlib import Path
 
-from . import data_span, deprecations, overrides as cli_overrides, paths, rule_params, sanity, schema
+from . import data_span, deprecations, overrides as cli_overrides, paths, rule_params, sanity, schema, symbol_keys
 from .problems import ConfigProblem, ConfigReport
 from .secrets import find_secret_values, scrub, secret_values, _walk
 
@@ -74,6 +74,7 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
     problems += cli_overrides.check_overrides(cfg, overrides)
     problems += find_secret_values(cfg)
     migrated, dep_problems, warnings = deprecations.migrate(cfg, target)
+    migrated = symbol_keys.restore(migrated)  # BTC-USDC (command-line spelling) -> BTC/USDC
     problems += dep_problems
     already = [p.path for p in problems]
     problems += sorted(
