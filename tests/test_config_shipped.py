@@ -47,7 +47,9 @@ def test_shipped_combinations_validate_in_every_mode(strategy, risk, data, tmp_p
         # validate lists the folder as the run would (a file per symbol, named BASE_QUOTE-1h.<ext>)
         folder = tmp_path / "ohlcv"
         folder.mkdir()
-        (folder / f"BTC_USDC-1h.{ {'csv': 'csv', 'parquet': 'parquet', 'freqtrade': 'feather'}[data]}").write_text("")
+        ext = {"csv": "csv", "parquet": "parquet", "freqtrade": "feather"}.get(data)  # the store: read at the start
+        if ext:
+            (folder / f"BTC_USDC-1h.{ext}").write_text("")
         overrides.append(f"data.path={folder}")
     base = composed(*overrides)
     # shadow replays a dry_run's state file: give it one
