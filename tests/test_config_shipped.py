@@ -44,7 +44,13 @@ def test_each_slippage_option_fills_backtest_slippage_and_validates(option):
 def test_shipped_combinations_validate_in_every_mode(strategy, risk, data, tmp_path):
     overrides = [f"strategy={strategy}", f"risk={risk}", f"data={data}"]
     if data != "sample":
-        overrides.append("data.path=/data/ohlcv")
+        # validate lists the folder as the run would (a file per symbol, named BASE_QUOTE-1h.<ext>)
+        folder = tmp_path / "ohlcv"
+        folder.mkdir()
+        ext = {"csv": "csv", "parquet": "parquet", "freqtrade": "feather"}.get(data)  # the store: read at the start
+        if ext:
+            (folder / f"BTC_USDC-1h.{ext}").write_text("")
+        overrides.append(f"data.path={folder}")
     base = composed(*overrides)
     # shadow replays a dry_run's state file: give it one
     state = shadow_config(tmp_path / "state")["live"]["state_dir"]
@@ -52,9 +58,13 @@ def test_shipped_combinations_validate_in_every_mode(strategy, risk, data, tmp_p
         # conf/mode/*.yaml only name the mode (checked below), so set it rather than recompose.
         cfg = edited(base, ("set", "mode", yaml.safe_load((CONF_DIR / "mode" / f"{mode}.yaml").read_text())),
                      ("set", "live.state_dir", state))
-        report = check_config(cfg, mode=mode, env={})
+        # the exchange's keys exported: dry_run and paper open the exchange with them
+        report = check_config(cfg, mode=mode, env=LIVE_ENV)
         assert report.ok, report.format()
         assert report.warnings == [], report.format()
+        if mode in ("dry_run", "paper"):
+            assert check_config(cfg, mode=mode, env={}).codes() == [
+                "sanity.live_api_key_env_unset", "sanity.live_api_secret_env_unset"]
 
 
 def test_mode_files_only_name_the_mode():

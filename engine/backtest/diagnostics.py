@@ -6,17 +6,12 @@ They are warnings, never errors: an empty universe can be what a user asked for.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping
+
+from engine.run_warnings import Diagnostic, as_dicts  # noqa: F401  (as_dicts: for the modes)
 
 # Quotes whose amounts are US dollars, near enough for the `*_usd` names and USD thresholds.
 USD_QUOTES = frozenset({"USD", "USDC", "USDT", "DAI", "PYUSD", "BUSD", "TUSD", "FDUSD", "USDP", "GUSD"})
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    code: str
-    message: str
 
 
 def _most_blocking(rule_stats: Mapping[str, Mapping[str, int]], prefix: str) -> tuple[str, int, int] | None:
@@ -87,6 +82,3 @@ def diagnose(results: Mapping[str, Any], symbols: Iterable[str]) -> list[Diagnos
         ))
     return out
 
-
-def as_dicts(diagnostics: Iterable[Diagnostic]) -> list[dict]:
-    return [asdict(d) for d in diagnostics]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from engine import yamlfast
 from engine.paths import leaves_root
 from engine.validators import validator
 
+from engine.rules.bounds import MAX_COUNT_BARS, MAX_TTL_MS, MAX_TTL_TEXT
 from engine.rules.errors import RuleError, Where
 from engine.rules.expr import BOOL, CYCLE, CONST, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
@@ -322,6 +324,13 @@ def _describe_error(e: Any, schema: Mapping[str, Any]) -> tuple[str, str | None]
         return f"'{field_}' is {_show(e.value)}", "one of " + ", ".join(map(str, e.constraint))
     if e.rule == "regex":
         return f"'{field_}' is {_show(e.value)}", "a name of letters, digits and '_' that does not start with a digit"
+    if e.rule in ("min", "max"):
+        rules: Any = schema
+        for part in e.schema_path[:-1]:
+            rules = rules.get(part, {}) if isinstance(rules, Mapping) else {}
+        lo, hi = rules.get("min"), rules.get("max")
+        rng = f"from {lo:g} to {hi:g}" if lo is not None and hi is not None else f">= {lo:g}" if lo is not None else f"<= {hi:g}"
+        return f"'{field_}' is {_show(e.value)}", f"a number {rng}"
     if e.rule == "minlength":
         return f"'{field_}' is empty", f"at least {e.constraint} item(s)"
     return f"'{field_}': {cerberus.errors.BasicErrorHandler.messages.get(e.code, e.rule)}", None
@@ -364,6 +373,33 @@ def _validate(data: dict, kind: str, label: str) -> None:
     raise RuleError(Where(label, rule, path, line), message + more, expected=expected)
 
 
+FINITE = "a finite number (NaN and infinity are not allowed)"
+
+
+def _non_finite(node: Any, path: tuple = ()) -> tuple[tuple, float] | None:
+    """The path and value of the first NaN or infinity in a parsed file, in file order."""
+    if isinstance(node, float):
+        return None if math.isfinite(node) else (path, node)
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        found = _non_finite(v, path + (k,))
+        if found is not None:
+            return found
+    return None
+
+
+def _check_finite(data: dict, label: str) -> None:
+    # YAML reads `.nan` and `.inf` as numbers, and both pass every range check (a NaN offset_bps
+    # made every limit order a market order): no rule file holds one anywhere.
+    found = _non_finite(data)
+    if found is None:
+        return
+    path, value = found
+    rule, line = _locate(data, path)
+    key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+    raise RuleError(Where(label, rule, key, line), f"'{path[-1]}' is {value!r}", expected=FINITE)
+
+
 def _merge_params(file_params: dict, overrides: Mapping[str, Any] | None, label: str) -> dict:
     params = copy.deepcopy(file_params or {})
     for k, v in (overrides or {}).items():
@@ -372,6 +408,8 @@ def _merge_params(file_params: dict, overrides: Mapping[str, Any] | None, label:
                             f"{_did_you_mean(k, list(params))}",
                             expected="one of " + ", ".join(sorted(params)))
         params[k] = _check_override(k, params[k], v, label)
+        if _non_finite(params[k]) is not None:
+            raise RuleError(Where(label, "", f"params.{k}"), f"config sets params.{k} to {_show(v)}", expected=FINITE)
     return params
 
 
@@ -420,14 +458,17 @@ def _resolve(value: Any, params: dict, where: Where, what: str) -> Any:
     return expr.value
 
 
-def _positive_int(value: Any, where: Where, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
-        raise RuleError(where, f"{what} is {value!r}", expected="a positive whole number")
+def _positive_int(value: Any, where: Where, what: str, hi: int = MAX_COUNT_BARS) -> int:
+    # math.isfinite first: int() of NaN or infinity raises, and a count beyond `hi` (a cooldown
+    # of 1e20 bars) would silently last the whole run
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or int(value) != value or not 1 <= value <= hi):
+        raise RuleError(where, f"{what} is {value!r}", expected=f"a positive whole number, at most {hi:,}")
     return int(value)
 
 
 def _fraction(value: Any, where: Where, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:  # NaN fails too
         raise RuleError(where, f"{what} is {value!r}", expected="a fraction between 0 and 1")
     return float(value)
 
@@ -436,13 +477,19 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 
 
 def parse_duration_ms(value: Any, where: Where, what: str) -> int:
+    """A duration (``30m``, ``24h``, ``7d``, ``1w``, or whole seconds) in ms, at most MAX_TTL_MS."""
+    expected = f"a duration such as 30m, 24h, 7d, 1w (or seconds), at most {MAX_TTL_TEXT}"
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value * 1000
-    m = _DURATION.match(str(value))
-    if not m or int(m.group(1)) <= 0:
-        raise RuleError(where, f"{what} is {value!r}", expected="a duration such as 30m, 24h, 7d, 1w (or seconds)")
-    unit = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}[m.group(2)]
-    return int(m.group(1)) * unit
+        ms = value * 1000
+    else:
+        m = _DURATION.match(str(value))
+        if not m or int(m.group(1)) <= 0:
+            raise RuleError(where, f"{what} is {_show(value)}", expected=expected)
+        ms = int(m.group(1)) * {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}[m.group(2)]
+    if ms > MAX_TTL_MS:
+        # unbounded, it overflowed int64 where the cache's expiry bar is searched for
+        raise RuleError(where, f"{what} is {_show(value)}, longer than {MAX_TTL_TEXT}", expected=expected)
+    return ms
 
 
 # -- compiling --------------------------------------------------------------------------------
@@ -532,6 +579,7 @@ def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any
     if data.get("kind") != kind:
         raise RuleError(Where(label, "", "kind", data.line_of("kind")), f"kind is {data.get('kind')!r}",
                         expected=f"kind: {kind} (this file is given as the {kind} file)")
+    _check_finite(data, label)  # first: NaN would pass the schema's ranges, -inf fail them unclearly
     _validate(data, kind, label)
     params = _merge_params(data.get("params") or {}, overrides, label)
     return data, label, params, hashlib.sha256(text.encode()).hexdigest()
@@ -577,7 +625,7 @@ def load_ruleset(
     rank = data.get("rank") or {}
     rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
     w_top = _at(data, "rank", "top", label)
-    top = _positive_int(_resolve(rank.get("top", 10**9), p, w_top, "rank.top"), w_top, "rank.top")
+    top = _positive_int(_resolve(rank["top"], p, w_top, "rank.top"), w_top, "rank.top") if "top" in rank else 10**9
     cache = data.get("cache") or {}
     w_ttl = _at(data, "cache", "ttl", label)
     ttl = parse_duration_ms(cache.get("ttl", "1h"), w_ttl, "cache.ttl")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine.market.data import TIMEFRAME_MS
+from engine.rules.bounds import MAX_OFFSET_BPS
 
 _EXPR = {"type": ["string", "number", "boolean"], "required": True}  # a boolean expression
 _NUM_EXPR = {"type": ["string", "number"]}  # a numeric expression
@@ -129,7 +130,7 @@ SCHEMAS: dict[str, dict] = {
         "kind": {"type": "string", "allowed": ["execution"], "required": True},
         "params": _PARAMS,
         "order": {"type": "dict", "schema": {"type": {"type": "string", "allowed": ["market", "limit"]},
-                                             "offset_bps": {"type": "number", "min": -1000, "max": 1000}}},
+                                             "offset_bps": {"type": "number", "min": -MAX_OFFSET_BPS, "max": MAX_OFFSET_BPS}}},
         "guards": {"type": "list", "schema": _RULE},
     },
 }
