@@ -19,8 +19,7 @@ from .check import check_config, emit_warnings
 from .problems import ConfigError, ConfigProblem, ConfigReport
 from .secrets import install_log_redaction, secret_values
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = PROJECT_ROOT / "conf"
+from engine.paths import BUILTIN_CONF as CONF_DIR  # a project's own conf/ comes first (hydra_plugins/)
 
 
 def to_plain(cfg: Any) -> tuple[dict, list[ConfigProblem]]:
@@ -34,11 +33,17 @@ def to_plain(cfg: Any) -> tuple[dict, list[ConfigProblem]]:
         except OmegaConfBaseException as exc:
             key = getattr(exc, "full_key", "") or ""
             return {}, [ConfigProblem("interpolation", str(key), "an unresolvable ${...}", "a resolvable value",
-                                      f"cannot resolve '{key}': {type(exc).__name__}")]
+                                      f"cannot resolve '{key}': {_first_line(exc)}")]
     else:
         plain = dict(cfg)
     plain.pop("hydra", None)
     return plain, []
+
+
+def _first_line(exc: Exception) -> str:
+    """OmegaConf's message without its key/type trailer lines ("full_key: ...")."""
+    text = str(exc).strip().splitlines()
+    return " ".join(text[0].split()) if text else type(exc).__name__
 
 
 def _mode_of(plain: dict, mode: str | None) -> str:
