@@ -51,6 +51,19 @@ def _yaml(exc: yaml.YAMLError, roots: Sequence[Path]) -> str:
     return f"{where}: {problem}{ctx}; expected valid YAML"
 
 
+def _unparsable(overrides: Sequence[str]) -> str | None:
+    """The first override Hydra's grammar rejects on its own (Hydra's message does not name it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for o in overrides:
+        try:
+            parser.parse_override(o)
+        except Exception:  # noqa: BLE001 - this is the one
+            return o
+    return None
+
+
 def _failing_override(overrides: Sequence[str], key: str) -> str | None:
     for o in overrides:
         k = o.split("=", 1)[0].lstrip("+~")
@@ -108,7 +121,7 @@ def describe(exc: BaseException, overrides: Sequence[str], roots: Sequence[Path]
     if isinstance(exc, OverrideParseException):
         detail = " ".join(str(exc).split("\nSee ")[0].split())
         m = re.search(r"Error parsing override '([^']*)'", detail)
-        bad = m.group(1) if m else next((o for o in overrides if o in detail), None)
+        bad = m.group(1) if m else _unparsable(overrides)
         head = f"override {bad!r}" if bad else "an override"
         detail = re.sub(r"Error parsing override '[^']*'\s*", "", detail)
         return f"{head} is not valid override syntax ({detail}); expected {GRAMMAR}"

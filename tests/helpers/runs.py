@@ -33,3 +33,11 @@ def run_cli(args: list[str], cwd: Path | None = None, env: dict | None = None, t
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *args], cwd=cwd or PROJECT_ROOT,
                           capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def run_rulebook(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The ``rulebook`` command (``python -m engine.cli``) run in ``cwd`` (the project), output captured."""
+    full_env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}
+    full_env.pop("RULEBOOK_PROJECT", None)
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
