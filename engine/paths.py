@@ -49,6 +49,19 @@ def project_path(p: str | Path) -> Path:
     return p if p.is_absolute() else project_root() / p
 
 
+def rules_path(rules_dir: str | Path = "rules", root: Path | None = None) -> Path:
+    """The folder of the rule files: ``rules_dir`` if absolute, else under the project root. A
+    project without a ``rules/`` folder of its own (an empty folder, a notebook's) runs the
+    built-in rule files when ``rules_dir`` is the default ``rules``."""
+    p = Path(rules_dir).expanduser()
+    if p.is_absolute():
+        return p
+    own = (project_root() if root is None else Path(root)) / p
+    if p == Path("rules") and not own.exists():
+        return BUILTIN_RULES
+    return own
+
+
 def config_dirs(project: Path | None = None) -> list[Path]:
     """Hydra's config folders, first match wins: the project's ``conf/`` (when it has one and it is
     not the built-in one), then the built-in ``conf/``."""

@@ -83,13 +83,13 @@ class Applied:
 
 def table_path(cfg: Mapping[str, Any]) -> Path | None:
     """The table the config selects (``product_facts``: under ``rules_dir`` unless absolute); None: no table."""
-    from engine.paths import project_path
+    from engine.paths import rules_path
 
     name = cfg.get("product_facts", "products.yaml")
     if name in (None, "", "none", "null"):
         return None
     p = Path(str(name))
-    return p if p.is_absolute() else project_path(cfg.get("rules_dir", "rules")) / p
+    return p if p.is_absolute() else rules_path(cfg.get("rules_dir", "rules")) / p
 
 
 def load_for(cfg: Mapping[str, Any]) -> ProductFacts:

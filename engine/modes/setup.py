@@ -15,7 +15,7 @@ import engine
 from engine.backtest.engine import BacktestSettings
 from engine.errors import UserError
 from engine.market.data import MarketData
-from engine.paths import project_path
+from engine.paths import project_path, rules_path
 from engine.rules.loader import RuleSet, load_ruleset
 
 RULE_GROUPS = ("strategy", "universe", "risk", "execution")
@@ -70,7 +70,7 @@ def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
     if regime:
         files["regime"] = regime.get("file", "regime.yaml")
         params["regime"] = dict(regime.get("params") or {})
-    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params)
+    return load_ruleset(rules_path(cfg.get("rules_dir", "rules")), files, params)
 
 
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
