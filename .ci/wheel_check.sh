@@ -51,6 +51,9 @@ assert (proj / ".cache" / "rulebook").is_dir(), "the sample market cache is not 
 print(f"results reflect the edit: {sum(t['rule'] == 'project_edit_cross' for t in res['trades'])} "
       f"entries by project_edit_cross, {res['metrics']['n_fills']} fills")
 PY
+# The project's conf/ comes first: the experiment `rulebook init` wrote is found and applied.
+"$RULEBOOK" +experiment=mine mode=validate > "$WORK/validate.log" 2>&1 || { cat "$WORK/validate.log"; exit 1; }
+grep -q "config OK" "$WORK/validate.log" || { cat "$WORK/validate.log"; exit 1; }
 # A user mistake through the installed command: one line, exit 2.
 set +e
 "$RULEBOOK" strategy.params.fastt=3 > "$WORK/err.log" 2>&1
