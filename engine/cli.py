@@ -118,7 +118,9 @@ def run(argv: Sequence[str], project: Path) -> None:
     if ours:
         os.environ["HYDRA_FULL_ERROR"] = "1"
     app = hydra.main(version_base="1.3", config_path=str(BUILTIN_CONF), config_name="config")(_task)
-    sys.argv = [sys.argv[0], *argv]
+    # Hydra names the job after the task function's file (here cli): keep run.py's name, run.log
+    named = any(a.lstrip("+").startswith("hydra.job.name=") for a in argv)
+    sys.argv = [sys.argv[0], *argv, *([] if named else ["hydra.job.name=run"])]
     try:
         app()
     except USER_ERRORS as exc:
