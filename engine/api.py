@@ -50,21 +50,15 @@ def _in_project(project: str | Path | None) -> Iterator[Path]:
 def _reject_mode(overrides: Sequence[str], mode: str) -> list[str]:
     for o in overrides:
         if o.split("=", 1)[0].lstrip("+~") == "mode":
-            raise UserError(f"override {o!r}: {type_name(mode)} sets mode={mode} itself; "
+            raise UserError(f"override {o!r}: {mode.capitalize()} sets mode={mode} itself; "
                             f"expected no mode= override (use the class of that mode)")
     return [f"mode={mode}", *overrides]
 
 
-def type_name(mode: str) -> str:
-    return {"backtest": "Backtest", "validate": "Validate", "explain": "Explain"}.get(mode, mode)
-
-
-def compose(overrides: Sequence[str]) -> dict:
-    """The composed config as a plain dict (unresolved ``${...}`` stay for the check to report);
-    Hydra's errors become a UserError with rulebook's one-line message."""
-    from omegaconf import OmegaConf
-
-    from engine.cli import _compose, _error_line, migrate_overrides
+def compose(overrides: Sequence[str]) -> Any:
+    """The composed config (a DictConfig: a ``${...}`` stays unresolved for the check to report),
+    as the command composes it; Hydra's errors become a UserError with the command's one-line message."""
+    from engine.cli import _compose, _error_line, drop_renamed_defaults, migrate_overrides
     from engine.config.hydra_errors import USER_ERRORS
 
     overrides = migrate_overrides(list(overrides))
@@ -72,14 +66,8 @@ def compose(overrides: Sequence[str]) -> dict:
         cfg = _compose(overrides)
     except USER_ERRORS as exc:
         raise UserError(_error_line(exc, overrides)) from None
-    _drop_renamed_defaults(cfg, overrides)
-    return cfg if OmegaConf.is_config(cfg) else OmegaConf.create(cfg)
-
-
-def _drop_renamed_defaults(cfg: Any, overrides: Sequence[str]) -> None:
-    from engine.cli import drop_renamed_defaults
-
     drop_renamed_defaults(cfg, overrides)
+    return cfg
 
 
 def _default_out_dir(root: Path) -> Path:
@@ -192,7 +180,8 @@ class Explain:
     def run(self) -> str:
         given = {"run_dir": self.run_dir, "symbol": self.symbol, "time": self.time}
         extra = [f"explain.{k}='{v}'" for k, v in given.items() if v is not None]
-        with _in_project(self.project), contextlib.redirect_stdout(open(os.devnull, "w")):
+        # mode=explain prints its answer; here it is returned instead
+        with _in_project(self.project), open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             return _run_mode("explain", [*self.overrides, *extra], Path(os.devnull))
 
 
