@@ -27,13 +27,20 @@ from typing import Any, Sequence
 
 from engine.paths import BUILTIN_CONF, PROJECT_ENV, config_dirs
 
-_TASK_STARTED = False
+IN_TASK = "__rulebook_in_task__"
 
 
 def _task(cfg: Any) -> Any:
     """Hydra's task function: the composed config goes to engine.app."""
-    global _TASK_STARTED
-    _TASK_STARTED = True
+    try:
+        return _run_task(cfg)
+    except Exception as exc:
+        # raised by the run itself, not by Hydra's composing: never dressed up as a user error
+        setattr(exc, IN_TASK, True)
+        raise
+
+
+def _run_task(cfg: Any) -> Any:
     from engine.app import main as run_app
 
     from hydra.core.hydra_config import HydraConfig
@@ -124,7 +131,7 @@ def run(argv: Sequence[str], project: Path) -> None:
     try:
         app()
     except USER_ERRORS as exc:
-        if not ours or _TASK_STARTED:  # raised by the run itself: a bug, keep the traceback
+        if not ours or getattr(exc, IN_TASK, False):  # raised by the run itself: a bug, keep the traceback
             raise
         print(f"error: {_error_line(exc, argv)}", file=sys.stderr)
         sys.exit(2)

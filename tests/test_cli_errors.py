@@ -36,9 +36,14 @@ def test_hydra_mistakes_are_one_line_and_exit_2(tmp_path, args, expected):
     assert line.startswith(expected), line
 
 
-def test_a_sweep_reports_an_unknown_key_the_same_way(tmp_path):
-    line = one_error_line(run_cli(["-m", "strategy.params.fastt=3,4", f"hydra.sweep.dir={tmp_path}"]))
-    assert "did you mean 'fast'?" in line
+@pytest.mark.parametrize("sweep, expected", [
+    ("strategy.params.fastt=3,4", "did you mean 'fast'?"),
+    ("strategy=sma_cross,smacross", "config group 'strategy' has no option 'smacross'; did you mean 'sma_cross'?"),
+])
+def test_a_sweep_reports_a_mistake_the_same_way(tmp_path, sweep, expected):
+    line = one_error_line(run_cli(["-m", sweep, "data.sample.n_symbols=30", "data.sample.n_bars=1500",
+                                   f"hydra.sweep.dir={tmp_path}"]))
+    assert expected in line
 
 
 @pytest.mark.parametrize("text, expected", [
