@@ -58,14 +58,14 @@ def _reject_mode(overrides: Sequence[str], mode: str) -> list[str]:
 def compose(overrides: Sequence[str]) -> Any:
     """The composed config (a DictConfig: a ``${...}`` stays unresolved for the check to report),
     as the command composes it; Hydra's errors become a UserError with the command's one-line message."""
-    from engine.cli import _compose, _error_line, drop_renamed_defaults, migrate_overrides
+    from engine.cli import compose_config, error_line, drop_renamed_defaults, migrate_overrides
     from engine.config.hydra_errors import USER_ERRORS
 
     overrides = migrate_overrides(list(overrides))
     try:
-        cfg = _compose(overrides)
+        cfg = compose_config(overrides)
     except USER_ERRORS as exc:
-        raise UserError(_error_line(exc, overrides)) from None
+        raise UserError(error_line(exc, overrides)) from None
     drop_renamed_defaults(cfg, overrides)
     return cfg
 

@@ -88,7 +88,8 @@ def migrate_overrides(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _compose(overrides: list[str]) -> Any:
+def compose_config(overrides: list[str]) -> Any:
+    """The config as the command composes it (the project's conf/ first), outside a run."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -97,12 +98,13 @@ def _compose(overrides: list[str]) -> Any:
         return compose(config_name="config", overrides=overrides)
 
 
-def _error_line(exc: BaseException, argv: Sequence[str]) -> str:
+def error_line(exc: BaseException, argv: Sequence[str]) -> str:
+    """Hydra's, OmegaConf's or PyYAML's error as the one line printed after "error: "."""
     from engine.config.hydra_errors import describe, keys_at_factory
     from engine.config.secrets import redact_urls
 
     overrides = overrides_of(argv)
-    return redact_urls(describe(exc, overrides, config_dirs(), keys_at_factory(_compose)))
+    return redact_urls(describe(exc, overrides, config_dirs(), keys_at_factory(compose_config)))
 
 
 def run(argv: Sequence[str], project: Path) -> None:
@@ -133,7 +135,7 @@ def run(argv: Sequence[str], project: Path) -> None:
     except USER_ERRORS as exc:
         if not ours or getattr(exc, IN_TASK, False):  # raised by the run itself: a bug, keep the traceback
             raise
-        print(f"error: {_error_line(exc, argv)}", file=sys.stderr)
+        print(f"error: {error_line(exc, argv)}", file=sys.stderr)
         sys.exit(2)
     finally:
         if ours:
