@@ -15,7 +15,7 @@ setup(
               *find_namespace_packages(include=["hydra_plugins.rulebook_project"])],
     package_dir=DEFAULTS,
     package_data={
-        "engine": ["config/*.yaml"],
+        "engine": ["config/*.yaml", "live/console/*.html"],
         "engine._defaults.conf": ["*.yaml", "**/*.yaml"],
         "engine._defaults.rules": ["*.yaml", "**/*.yaml"],
         "engine._defaults.reports": ["*.j2", "static/*"],

@@ -26,7 +26,7 @@ MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow"
 # Modes with requirements of their own (mode=validate/explain may check one as mode.target).
 RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow")
 LIVE_CLOCK_MODES = ("dry_run", "paper", "live")
-DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade")
+DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade", "store")
 SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
 DATE_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
 # live.end_time is read with numpy (engine.live.settings.end_ms), which has no time zones: UTC only.
@@ -195,6 +195,28 @@ STRATEGY = {
     "params": _dict(STRATEGY_PARAMS, allow_unknown=True, required=True),
 }
 
+REGIME_PARAMS = {
+    "fast": _int(1, MAX_WINDOW_BARS),
+    "slow": _int(1, MAX_WINDOW_BARS),
+    "vol_window": _int(2, MAX_WINDOW_BARS),
+    "high_vol": _num(gt=0),
+}
+REGIME = {"file": RULE_FILE, "params": _dict(REGIME_PARAMS, allow_unknown=True, required=True)}
+
+# Several strategies in one account (conf/book; engine/rules/loader.py checks the files and params).
+BOOK_STRATEGY = {
+    "file": RULE_FILE,
+    "weight": _num(None, 1, gt=0, nullable=True, meta="a share of equity in (0, 1] (allocation: fixed)"),
+    "params": {"type": "dict"},
+}
+BOOK = {
+    "allocation": _str(allowed=["fixed", "inverse_vol"]),
+    "vol_window": _int(2, MAX_WINDOW_BARS),
+    "strategies": {"type": "dict", "required": True, "empty": False,
+                   "keysrules": _str(regex=r"^[a-z][a-z0-9_]*$", meta="a snake_case strategy name"),
+                   "valuesrules": _dict(BOOK_STRATEGY)},
+}
+
 UNIVERSE_PARAMS = {
     "min_volume_usd": _num(0, MAX_AMOUNT),
     "max_spread_bps": _num(None, 10_000, gt=0),
@@ -255,6 +277,28 @@ LIVE_BURN_IN = {
     "min_paper_cycles": _int(1),
     "min_paper_hours": _num(0),  # wall-clock length of that paper session
 }
+ENV_VAR = _str(regex=r"^[A-Za-z_][A-Za-z0-9_]*$", nullable=True,
+               meta="the NAME of an environment variable (secrets never go in a config file)")
+LIVE_NOTIFY_CHANNEL = {
+    "name": _str(empty=False),
+    "type": _str(required=True, allowed=["webhook", "telegram", "slack", "discord"]),
+    "url_env": ENV_VAR, "token_env": ENV_VAR, "chat_id_env": ENV_VAR,
+    "api_url": _str(regex=r"^https?://", meta="an http(s) URL"),
+    "events": {"type": "list", "schema": _str(allowed=["fill", "error", "warning", "halt", "reload", "burn_in", "kill"])},
+    "min_level": _str(allowed=["info", "warning", "error"]),
+}
+# alerts to people (engine/live/notify/settings.py, docs/console.md)
+LIVE_NOTIFY = {
+    "channels": {"type": "list", "nullable": True, "schema": _dict(LIVE_NOTIFY_CHANNEL)},
+    "rate_per_minute": _int(1),
+    "dedup_s": _num(0),
+    "max_attempts": _int(1),
+    "retry_base_s": _num(0),
+    "retry_max_s": _num(0),
+    "timeout_s": _num(gt=0),
+    "poll_s": _num(gt=0),
+    "drain_s": _num(0),
+}
 LIVE = {
     "account": _str(regex=r"^[A-Za-z0-9_-]+$", meta="letters, digits, '-' or '_' (it names the state file)"),
     "state_dir": _str(empty=False),
@@ -279,6 +323,7 @@ LIVE = {
     "shadow_catch_up": {"type": "boolean"},
     # null: the loop's defaults; live mode requires the section (sanity check live_needs_burn_in)
     "burn_in": _dict(LIVE_BURN_IN, nullable=True),
+    "notify": _dict(LIVE_NOTIFY, nullable=True),
 }
 
 REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
@@ -286,12 +331,12 @@ REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
           "max_table_rows": _int(1, 1_000_000)}
 
 GROUP_SCHEMAS: dict[str, dict] = {
-    "mode": MODE, "exchange": EXCHANGE, "data": DATA, "strategy": STRATEGY, "universe": UNIVERSE,
+    "mode": MODE, "exchange": EXCHANGE, "data": DATA, "regime": REGIME, "strategy": STRATEGY, "book": BOOK, "universe": UNIVERSE,
     "risk": RISK, "execution": EXECUTION, "backtest": BACKTEST, "report": REPORT, "live": LIVE,
 }
 # Groups a composed config may lack (a backtest never reads `live`; the live-clock modes require it
 # through the sanity check live_clock_needs_live_group).
-OPTIONAL_GROUPS = frozenset({"live"})
+OPTIONAL_GROUPS = frozenset({"live", "book"})
 
 COMPOSED: dict[str, dict] = {
     **{name: _dict(schema, required=name not in OPTIONAL_GROUPS) for name, schema in GROUP_SCHEMAS.items()},

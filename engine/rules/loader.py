@@ -23,7 +23,7 @@ from engine.paths import leaves_root
 from engine.validators import validator
 
 from engine.rules.errors import RuleError, Where
-from engine.rules.expr import BOOL, NUM, Expr, Namespace, compile_expression
+from engine.rules.expr import BOOL, CONST, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
 
@@ -50,6 +50,7 @@ class RegimeRules:
     params: dict
     # where index.exclude_themes is written, for errors that need the market to be found
     exclude_where: Where = field(default_factory=lambda: Where("rules/regime.yaml", "", "index.exclude_themes"))
+    timeframe: str | None = None  # the file's `timeframe:` (None: the data's own bars)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -76,6 +77,35 @@ class StrategyRules:
     size: Expr
     priority: Expr | None
     params: dict
+
+
+@dataclass
+class Sleeve:
+    """One strategy of a book: its rules (ids prefixed ``name.``), and its fixed share of equity
+    (None under inverse-volatility allocation)."""
+
+    name: str
+    strategy: StrategyRules
+    weight: float | None
+    file: str
+
+
+@dataclass
+class Book:
+    """Several strategies in one account (docs/rules.md, "Books"): one set of risk caps, each
+    position owned by the strategy that opened it."""
+
+    sleeves: tuple[Sleeve, ...]
+    allocation: str  # fixed | inverse_vol
+    vol_window: int  # bars of the trailing volatility (inverse_vol)
+
+    def owner_of(self, rule_id: str) -> int:
+        """The sleeve index a (prefixed) rule id belongs to; -1 for none (a halt's, '')."""
+        name = rule_id.split(".", 1)[0] if "." in rule_id else None
+        return next((k for k, sl in enumerate(self.sleeves) if sl.name == name), -1)
+
+
+BOOK_SEP = "."  # a book's rule ids read "<strategy>.<rule id>"
 
 
 @dataclass
@@ -118,6 +148,8 @@ class RuleSet:
     risk: RiskRules
     execution: ExecutionRules
     file_hashes: dict[str, str]  # file -> sha256 of its text (recorded with every run)
+    # several strategies in one account: ``strategy`` then holds all their rules, ids prefixed
+    book: Book | None = None
 
     def all_rules(self) -> list[tuple[str, Rule]]:
         """(stage, rule) for every expression rule, in pipeline order."""
@@ -314,14 +346,27 @@ def _check_override(key: str, default: Any, value: Any, label: str) -> Any:
                     expected=f"{_kind_of(default)} like the rule file's default {_show(default)}")
 
 
+_BARE_PARAM = re.compile(r"^\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
 def _resolve(value: Any, params: dict, where: Where, what: str) -> Any:
-    """A literal, or ``params.x`` resolved from the params."""
-    if isinstance(value, str) and value.startswith("params."):
-        name = value[len("params."):]
+    """A literal, ``params.x`` resolved from the params (a mapping param too), or an expression
+    of literals and params (``params.top * 2``) computed at load."""
+    if not isinstance(value, str):
+        return value
+    bare = _BARE_PARAM.match(value)
+    if bare:
+        name = bare.group(1)
         if name not in params:
-            raise RuleError(where, f"{what} refers to unknown {value}{_did_you_mean(name, list(params), 'params.{}')}")
+            raise RuleError(where, f"{what} refers to unknown {value.strip()}"
+                                   f"{_did_you_mean(name, list(params), 'params.{}')}")
         return params[name]
-    return value
+    if "params." not in value:
+        return value  # a plain word: the caller says what it expected
+    expr = compile_expression(value, Namespace(series={}, params=params), where)
+    if expr.level != CONST:  # pragma: no cover - a params-only namespace has nothing else
+        raise RuleError(where, f"{what} is {value!r}", expected="literals and params.x only")
+    return expr.value
 
 
 def _positive_int(value: Any, where: Where, what: str) -> int:
@@ -353,13 +398,15 @@ def parse_duration_ms(value: Any, where: Where, what: str) -> int:
 
 
 class _FileCompiler:
-    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...]):
+    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...], timeframe: str | None = None):
         self.label, self.kind, self.params, self.regimes = label, kind, params, regimes
+        self.timeframe = timeframe  # the file's `timeframe:` (regime files): every rule reads those bars
         self.seen: dict[str, int | None] = {}  # rule id -> its line (ids are unique per file)
 
     def ns(self, names_key: str) -> Namespace:
         series, cycle = KIND_NAMES[names_key]
-        return Namespace(series=types(series), cycle=types(cycle), params=self.params, regimes=self.regimes)
+        return Namespace(series=types(series), cycle=types(cycle), params=self.params, regimes=self.regimes,
+                         timeframe=self.timeframe)
 
     def where(self, item: Mapping, key: str, rule_id: str | None = None) -> Where:
         line = item.line_of(key) if isinstance(item, LineMap) else None
@@ -378,7 +425,7 @@ class _FileCompiler:
         ns = self.ns(names_key)
         for item in items:
             rid = self.claim(item)
-            regimes = item.get("regimes")
+            regimes = self.regime_scope(item)
             if regimes is not None and self.regimes:
                 for r in regimes:
                     if r not in self.regimes:
@@ -391,6 +438,20 @@ class _FileCompiler:
             self.check_template(why, item)
             out.append(Rule(rid, expr, where, tuple(regimes) if regimes else None, why, str(item["when"])))
         return out
+
+    def regime_scope(self, item: Mapping) -> list[str] | None:
+        """The rule's ``regimes:``: a literal list or ``params.x`` naming a list param. An empty
+        list from a param lifts the scope (the rule applies in every regime)."""
+        regimes = item.get("regimes")
+        if not isinstance(regimes, str):
+            return regimes
+        where = self.where(item, "regimes")
+        value = _resolve(regimes, self.params, where, "regimes")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(r, str) for r in value):
+            src = f" ({regimes})" if value is not regimes else ""
+            raise RuleError(where, f"'regimes' is {_show(value)}{src}",
+                            expected="a list of regimes such as [bull, chop], or params.x naming such a list")
+        return list(value) or None
 
     def check_template(self, why: str, item: Mapping) -> None:
         for name in re.findall(r"\{([^}]*)\}", why or ""):
@@ -436,30 +497,32 @@ def load_ruleset(
     rules_dir: Path | str,
     files: Mapping[str, str],
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    book: Mapping[str, Any] | None = None,
 ) -> RuleSet:
     """Load the five rule files. ``files`` maps kind -> path relative to ``rules_dir``;
-    ``params`` maps kind -> overrides of that file's params (from the Hydra config)."""
+    ``params`` maps kind -> overrides of that file's params (from the Hydra config). ``book``
+    (the config's ``book`` section): several strategy files instead of ``files["strategy"]``."""
     rules_dir = Path(rules_dir)
     params = params or {}
     hashes: dict[str, str] = {}
-    missing = [k for k in KINDS if k not in files]
+    missing = [k for k in KINDS if k not in files and not (k == "strategy" and book is not None)]
     if missing:
         raise RuleError(Where("config"), f"no rule file given for {', '.join(missing)}")
 
     # regime first: its labels are what the other files may name
     data, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"))
     hashes[label] = h
-    fc = _FileCompiler(label, "regime", p, ())
+    fc = _FileCompiler(label, "regime", p, (), data.get("timeframe"))
     regime_rules = fc.rules(data["regimes"], "regime")
     default = data["default"]
     regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
-                         _at(data, "index", "exclude_themes", label))
+                         _at(data, "index", "exclude_themes", label), data.get("timeframe"))
     labels = regime.labels
 
     data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))
     hashes[label] = h
     fc = _FileCompiler(label, "universe", p, labels)
-    filters = fc.rules(data["filters"], "universe")
+    filters = fc.rules(data.get("filters") or [], "universe")
     rank = data.get("rank") or {}
     rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
     w_top = _at(data, "rank", "top", label)
@@ -470,22 +533,12 @@ def load_ruleset(
     universe = UniverseRules(filters, rank_by, bool(rank.get("descending", True)), top, ttl,
                              bool(cache.get("rebuild_on_regime_change", True)), p)
 
-    data, label, p, h = _load_file(rules_dir, files["strategy"], "strategy", params.get("strategy"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "strategy", p, labels)
-    entries = fc.rules(data["entry"], "strategy")
-    exits = fc.rules(data["exit"], "strategy")
-    w_size = Where(label, "", "size", data.line_of("size"))
-    size = fc.expr(data["size"], "strategy", w_size, NUM)
-    size_value = _resolve(data["size"], p, w_size, "size")
-    if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
-        # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
-        src = f" ({data['size']})" if isinstance(data["size"], str) else ""
-        raise RuleError(w_size, f"size is {size_value!r}{src}",
-                        expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
-    priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
-                if "priority" in data else None)
-    strategy = StrategyRules(data["name"], entries, exits, size, priority, p)
+    book_rules = None
+    if book is None:
+        strategy = _load_strategy(rules_dir, files["strategy"], params.get("strategy"), labels, hashes)
+    else:
+        book_rules = _load_book(rules_dir, book, labels, hashes)
+        strategy = _book_strategy(book_rules)
 
     data, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"))
     hashes[label] = h
@@ -507,7 +560,90 @@ def load_ruleset(
     order = data.get("order") or {}
     execution = ExecutionRules(guards, order.get("type", "market"), p, float(order.get("offset_bps", 0.0)))
 
-    return RuleSet(regime, universe, strategy, risk, execution, hashes)
+    return RuleSet(regime, universe, strategy, risk, execution, hashes, book_rules)
+
+
+def _load_strategy(rules_dir: Path, rel: str, overrides: Mapping[str, Any] | None, labels: tuple[str, ...],
+                   hashes: dict[str, str]) -> StrategyRules:
+    data, label, p, h = _load_file(rules_dir, rel, "strategy", overrides)
+    hashes[label] = h
+    fc = _FileCompiler(label, "strategy", p, labels)
+    entries = fc.rules(data["entry"], "strategy")
+    exits = fc.rules(data["exit"], "strategy")
+    w_size = Where(label, "", "size", data.line_of("size"))
+    size = fc.expr(data["size"], "strategy", w_size, NUM)
+    # the compiled expression, not the text: 'params.weight * 0.5' is as constant as '0.5 * params.weight'
+    size_value = size.value if size.level == CONST else None
+    if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
+        # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
+        src = f" ({data['size']})" if isinstance(data["size"], str) else ""
+        raise RuleError(w_size, f"size is {size_value!r}{src}",
+                        expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
+    priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
+                if "priority" in data else None)
+    return StrategyRules(data["name"], entries, exits, size, priority, p)
+
+
+_BOOK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+ALLOCATIONS = ("fixed", "inverse_vol")
+
+
+def _load_book(rules_dir: Path, book: Mapping[str, Any], labels: tuple[str, ...], hashes: dict[str, str]) -> Book:
+    """The ``book`` config section: ``allocation``, ``vol_window`` and ``strategies`` (name ->
+    ``{file, weight, params}``), each strategy file loaded with its own params."""
+    allocation = book.get("allocation", "fixed")
+    if allocation not in ALLOCATIONS:
+        raise RuleError(Where("book.allocation"), f"allocation is {allocation!r}", expected="one of " + ", ".join(ALLOCATIONS))
+    vol_window = _positive_int(book.get("vol_window", 720), Where("book.vol_window"), "vol_window")
+    strategies = book.get("strategies") or {}
+    if not isinstance(strategies, Mapping) or len(strategies) < 1:
+        raise RuleError(Where("book.strategies"), f"the book's strategies are {_show(strategies)}",
+                        expected="a mapping of strategy name -> {file, weight, params}")
+    sleeves = []
+    for name, spec in strategies.items():
+        where = Where(f"book.strategies.{name}")
+        if not isinstance(name, str) or not _BOOK_NAME.match(name):
+            raise RuleError(where, f"strategy name {name!r}", expected="a snake_case name such as trend")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("file"), str):
+            raise RuleError(where, f"the strategy is {_show(spec)}", expected="a mapping with file: strategies/x.yaml")
+        weight = spec.get("weight")
+        if allocation == "fixed":
+            weight = _fraction(weight, Where(f"book.strategies.{name}.weight"), "weight")
+        elif weight is not None:
+            raise RuleError(Where(f"book.strategies.{name}.weight"), f"weight is {weight!r} under inverse_vol",
+                            expected=f"no weight: inverse_vol sets each share from volatility (on the command line: "
+                                     f"~book.strategies.{name}.weight), or allocation: fixed")
+        rules = _load_strategy(rules_dir, spec["file"], spec.get("params"), labels, hashes)
+        sleeves.append(Sleeve(name, _prefixed(rules, name), weight, spec["file"]))
+    if allocation == "fixed":
+        total = sum(sl.weight for sl in sleeves)
+        if total > 1 + 1e-9 or total <= 0:
+            raise RuleError(Where("book.strategies"), f"the strategies' weights add up to {total:g}",
+                            expected="a total above 0 and at most 1 (a share of the account each)")
+    return Book(tuple(sleeves), allocation, vol_window)
+
+
+def _prefixed(s: StrategyRules, name: str) -> StrategyRules:
+    """A book's copy of a strategy: rule ids ``name.id`` (a fill names its strategy) and its
+    messages' ``{params.x}`` filled with this strategy's own params (two strategies' params may
+    share names)."""
+    def fill(why: str) -> str:
+        return re.sub(r"\{params\.([A-Za-z_][A-Za-z0-9_]*)\}",
+                      lambda m: str(s.params[m.group(1)]) if m.group(1) in s.params else m.group(0), why or "")
+
+    def ren(rules: list[Rule]) -> list[Rule]:
+        return [Rule(f"{name}{BOOK_SEP}{r.id}", r.when, r.where, r.regimes, fill(r.why), r.source) for r in rules]
+    return StrategyRules(s.name, ren(s.entries), ren(s.exits), s.size, s.priority, s.params)
+
+
+def _book_strategy(book: Book) -> StrategyRules:
+    """Every strategy's rules in book order, as one strategy for what reads rules by stage (the
+    trace, explain, the lookahead proof, the quiet-bar scan); sizing reads the sleeves."""
+    first = book.sleeves[0].strategy
+    return StrategyRules("+".join(sl.name for sl in book.sleeves),
+                         [r for sl in book.sleeves for r in sl.strategy.entries],
+                         [r for sl in book.sleeves for r in sl.strategy.exits],
+                         first.size, None, {})
 
 
 def _cap(c: Mapping, fc: _FileCompiler, p: dict) -> Cap:
