@@ -15,7 +15,8 @@ setup(
               *find_namespace_packages(include=["hydra_plugins.rulebook_project"])],
     package_dir=DEFAULTS,
     package_data={
-        "engine": ["config/*.yaml", "live/console/*.html"],
+        # here, not in pyproject.toml: a [tool.setuptools.package-data] table there replaces this one
+        "engine": ["config/*.yaml", "live/console/*.html"],  # sanity checks, the dashboard page
         "engine._defaults.conf": ["*.yaml", "**/*.yaml"],
         "engine._defaults.rules": ["*.yaml", "**/*.yaml"],
         "engine._defaults.reports": ["*.j2", "static/*"],

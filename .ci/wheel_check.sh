@@ -12,9 +12,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/rulebook-wheel.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 t0=$(date +%s)
 
-# setuptools builds in build/ (git-ignored) and never removes what it copied there before: start
+# setuptools builds in build/ and rulebook.egg-info/ (git-ignored) and never removes what it put there: start
 # clean, or a module deleted from engine/ would still ship
-rm -rf "$SRC/build"
+rm -rf "$SRC/build" "$SRC/rulebook.egg-info"
 "$PY" -m pip wheel -q --no-deps -w "$WORK/dist" "$SRC"
 WHEEL=$(ls "$WORK"/dist/rulebook-*.whl)
 echo "wheel: $(basename "$WHEEL") $(du -k "$WHEEL" | cut -f1) KiB"
