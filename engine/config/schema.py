@@ -258,6 +258,7 @@ BACKTEST = {
     "start": DATE,
     "end": DATE,
     "max_participation": _num(hi=1, gt=0),
+    "close_at_end": {"type": "boolean"},
     "slippage": _dict({
         "model": _str(required=True, allowed=["spread_impact", "none"]),
         "impact_coef": _num(0, 100),

@@ -23,7 +23,7 @@ from engine.paths import leaves_root
 from engine.validators import validator
 
 from engine.rules.errors import RuleError, Where
-from engine.rules.expr import BOOL, CONST, NUM, Expr, Namespace, compile_expression
+from engine.rules.expr import BOOL, CYCLE, CONST, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
 
@@ -69,6 +69,35 @@ class UniverseRules:
     params: dict
 
 
+@dataclass(frozen=True)
+class Protection:
+    """One price protection of a strategy's ``protect:`` block, fixed at entry: a constant
+    ``fraction`` of the entry price (of the highest high, for a trailing stop), or a
+    ``distance`` in price units, a market expression read at the entry's decision bar."""
+
+    kind: str  # stop_loss | take_profit | trailing_stop
+    where: Where
+    source: str
+    fraction: float | None = None
+    distance: Expr | None = None
+
+
+@dataclass(frozen=True)
+class ProtectRules:
+    stop_loss: Protection | None = None
+    take_profit: Protection | None = None
+    trailing_stop: Protection | None = None
+    time_stop: int | None = None  # bars held; the position is sold at the open of that bar
+
+    @property
+    def active(self) -> bool:
+        return any(x is not None for x in (self.stop_loss, self.take_profit, self.trailing_stop, self.time_stop))
+
+    @property
+    def prices(self) -> tuple[Protection, ...]:
+        return tuple(x for x in (self.stop_loss, self.take_profit, self.trailing_stop) if x is not None)
+
+
 @dataclass
 class StrategyRules:
     name: str
@@ -77,6 +106,7 @@ class StrategyRules:
     size: Expr
     priority: Expr | None
     params: dict
+    protect: ProtectRules = field(default_factory=ProtectRules)
 
 
 @dataclass
@@ -124,12 +154,33 @@ class Halt:
     cooldown_bars: int
 
 
+@dataclass(frozen=True)
+class Lock:
+    """A scoped protection of the risk file that locks entries (cooldown, stop_outs, low_profit):
+    when it fires on a closed trade, new entries into its scope (the trade's symbol, every
+    symbol of its theme, or all) are blocked for ``lock_bars`` bars."""
+
+    id: str
+    type: str  # cooldown | stop_outs | low_profit
+    scope: str  # symbol | theme | portfolio
+    lock_bars: int
+    where: Where
+    count: int = 1  # stop_outs: stop-outs within window_bars that fire it
+    window_bars: int = 1
+    min_trades: int = 1  # low_profit: closed trades within window_bars ...
+    min_return: float = 0.0  # ... whose summed return is below this
+    themes: tuple[str, ...] = ()  # only trades of these themes count (empty: all)
+    themes_where: Where | None = None
+    why: str = ""
+
+
 @dataclass
 class RiskRules:
     caps: list[Cap]
     halts: list[Halt]
     vetoes: list[Rule]
     params: dict
+    locks: list[Lock] = field(default_factory=list)
 
 
 @dataclass
@@ -551,7 +602,11 @@ def load_ruleset(
         cd = _positive_int(_resolve(hd.get("cooldown_bars", 1), p, w_cd, "cooldown_bars"), w_cd, "cooldown_bars")
         halts.append(Halt(rule, hd["action"], cd))
     vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes")
-    risk = RiskRules(caps, halts, vetoes, p)
+    locks = []
+    for pd in data.get("protections") or []:
+        got = _protection(pd, fc, p)
+        (halts if isinstance(got, list) else locks).extend(got if isinstance(got, list) else [got])
+    risk = RiskRules(caps, halts, vetoes, p, locks)
 
     data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"))
     hashes[label] = h
@@ -581,7 +636,8 @@ def _load_strategy(rules_dir: Path, rel: str, overrides: Mapping[str, Any] | Non
                         expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
     priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
                 if "priority" in data else None)
-    return StrategyRules(data["name"], entries, exits, size, priority, p)
+    protect = _protect(data, fc, p, label)
+    return StrategyRules(data["name"], entries, exits, size, priority, p, protect)
 
 
 _BOOK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -614,6 +670,11 @@ def _load_book(rules_dir: Path, book: Mapping[str, Any], labels: tuple[str, ...]
                             expected=f"no weight: inverse_vol sets each share from volatility (on the command line: "
                                      f"~book.strategies.{name}.weight), or allocation: fixed")
         rules = _load_strategy(rules_dir, spec["file"], spec.get("params"), labels, hashes)
+        if rules.protect.active:
+            # the simulated broker keeps one protect block per account: a book's strategies would share it
+            raise RuleError(Where(spec["file"], "protect"), f"strategy {name} of the book has a protect: block",
+                            expected="no protect: block in a book's strategy files (a book does not apply "
+                                     "per-strategy protections yet); use the risk file's protections: instead")
         sleeves.append(Sleeve(name, _prefixed(rules, name), weight, spec["file"]))
     if allocation == "fixed":
         total = sum(sl.weight for sl in sleeves)
@@ -633,7 +694,7 @@ def _prefixed(s: StrategyRules, name: str) -> StrategyRules:
 
     def ren(rules: list[Rule]) -> list[Rule]:
         return [Rule(f"{name}{BOOK_SEP}{r.id}", r.when, r.where, r.regimes, fill(r.why), r.source) for r in rules]
-    return StrategyRules(s.name, ren(s.entries), ren(s.exits), s.size, s.priority, s.params)
+    return StrategyRules(s.name, ren(s.entries), ren(s.exits), s.size, s.priority, s.params, s.protect)
 
 
 def _book_strategy(book: Book) -> StrategyRules:
@@ -644,6 +705,135 @@ def _book_strategy(book: Book) -> StrategyRules:
                          [r for sl in book.sleeves for r in sl.strategy.entries],
                          [r for sl in book.sleeves for r in sl.strategy.exits],
                          first.size, None, {})
+
+
+_PROTECT_WHAT = {
+    "stop_loss": "the stop sells below the entry price",
+    "take_profit": "the take-profit sells above the entry price",
+    "trailing_stop": "the trailing stop sells below the highest high since entry",
+}
+
+
+def _protect(data: Mapping, fc: _FileCompiler, p: dict, label: str) -> ProtectRules:
+    """The strategy's ``protect:`` block, checked at load (docs/rules.md, Protections)."""
+    block = data.get("protect")
+    if not block:
+        return ProtectRules()
+    line = block.line if isinstance(block, LineMap) else None
+
+    def where(key: str) -> Where:
+        return Where(label, "protect", key, block.line_of(key) if isinstance(block, LineMap) else line)
+
+    found: dict[str, Protection] = {}
+    for kind in ("stop_loss", "take_profit", "trailing_stop"):
+        if kind not in block:
+            continue
+        w = where(kind)
+        src = block[kind]
+        expr = compile_expression(src, fc.ns("strategy"), w, want=NUM)
+        if expr.level == CYCLE:
+            names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", str(src)))
+            reads = ", ".join(sorted(names & set(fc.ns("strategy").cycle))) or "the portfolio"
+            raise RuleError(w, f"{kind} {src!r} reads {reads}, which is known only after the entry fills "
+                               f"(in the bar after the decision): a level fixed at entry from it reads the future",
+                            expected="a fraction such as 0.05, or an expression of market data such as 2 * atr(14)")
+        if expr.level == CONST:
+            v = float(expr.value)
+            if kind == "take_profit":
+                if not v > 0:
+                    sl = found.get("stop_loss")
+                    below = (f": the take-profit at {100 * (1 + v):g}% of the entry price is at or below the stop at "
+                             f"{100 * (1 - sl.fraction):g}%" if sl is not None and sl.fraction is not None
+                             and 1 + v <= 1 - sl.fraction else ": at or below the entry price, it would sell at once")
+                    raise RuleError(w, f"take_profit is {v:g}{below}",
+                                    expected="a fraction > 0 (0.1: sell 10% above the entry price)")
+            elif not 0 < v < 1:
+                raise RuleError(w, f"{kind} is {v:g}: {_PROTECT_WHAT[kind]} by {100 * v:g}%"
+                                   + (", a level at or below zero that can never trigger" if v >= 1 else
+                                      ", which is no protection" if v <= 0 else ""),
+                                expected="a fraction between 0 and 1, exclusive (0.05: 5% below)")
+            found[kind] = Protection(kind, w, str(src), fraction=v)
+        else:
+            found[kind] = Protection(kind, w, str(src), distance=expr)
+    time_stop = None
+    if "time_stop" in block:
+        w = where("time_stop")
+        time_stop = _positive_int(_resolve(block["time_stop"], p, w, "time_stop"), w, "time_stop")
+    return ProtectRules(found.get("stop_loss"), found.get("take_profit"), found.get("trailing_stop"), time_stop)
+
+
+def _protection(d: Mapping, fc: _FileCompiler, p: dict) -> "Lock | list[Halt]":
+    """One entry of the risk file's ``protections:`` (docs/rules.md, Scoped protections). The
+    equity stop becomes two portfolio halts, ``<id>.reducing`` (block entries: exits only) and
+    ``<id>.halted`` (flatten, held ``lock_bars``), so it runs, traces and reports as halts do."""
+    rid = fc.claim(d)
+    kind = d["type"]
+
+    def num(key: str, default=None, lo=None, hi=None, what="a number"):
+        w = fc.where(d, key)
+        if key not in d:
+            if default is None:
+                raise RuleError(w, f"protection type {kind} needs '{key}'", expected=f"{key}: {what} or params.x")
+            return default
+        v = _resolve(d[key], p, w, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (lo is not None and not v > lo) \
+                or (hi is not None and not v < hi):
+            raise RuleError(w, f"{key} is {v!r}", expected=what)
+        return float(v)
+
+    def bars(key: str, default=None) -> int:
+        w = fc.where(d, key)
+        if key not in d:
+            if default is None:
+                raise RuleError(w, f"protection type {kind} needs '{key}'", expected=f"{key}: a whole number of bars")
+            return default
+        return _positive_int(_resolve(d[key], p, w, key), w, key)
+
+    if kind == "equity_stop":
+        if d.get("scope", "portfolio") != "portfolio" or "themes" in d:
+            raise RuleError(fc.where(d, "scope" if "scope" in d else "themes"),
+                            "an equity stop measures the whole account's equity",
+                            expected="scope: portfolio (or no scope), no themes")
+        frac = "a fraction of the peak equity between 0 and 1, exclusive"
+        reduce_at = num("reduce_at", lo=0, hi=1, what=frac)
+        halt_at = num("halt_at", lo=0, hi=1, what=frac)
+        if halt_at <= reduce_at:
+            raise RuleError(fc.where(d, "halt_at"), f"halt_at {halt_at:g} is not beyond reduce_at {reduce_at:g}",
+                            expected="halt_at > reduce_at (reducing first, then halted)")
+        lock = bars("lock_bars")
+        out = []
+        for state, level, action, cooldown in (("reducing", reduce_at, "block_entries", 1),
+                                               ("halted", halt_at, "flatten", lock)):
+            w = fc.where(d, "reduce_at" if state == "reducing" else "halt_at", rid)
+            src = f"portfolio.drawdown <= -{level!r}"
+            why = d.get("why") or f"equity {100 * level:g}% below its peak: {state}"
+            out.append(Halt(Rule(f"{rid}.{state}", fc.expr(src, "risk.halts", w, BOOL), w, None, why, src),
+                            action, cooldown))
+        return out
+    scope = d.get("scope", "symbol")
+    themes = tuple(d.get("themes") or ())
+    common = dict(id=rid, type=kind, scope=scope, where=fc.where(d, "type"), themes=themes,
+                  themes_where=fc.where(d, "themes") if themes else None, why=d.get("why", ""))
+    for key in ("reduce_at", "halt_at"):
+        if key in d:
+            raise RuleError(fc.where(d, key), f"'{key}' belongs to an equity_stop, not a {kind}",
+                            expected="count, window_bars, lock_bars, min_trades, min_return as the type needs")
+    if kind == "cooldown":
+        return Lock(**common, lock_bars=bars("lock_bars"))
+    if kind == "stop_outs":
+        return Lock(**common, lock_bars=bars("lock_bars"), count=bars("count"), window_bars=bars("window_bars"))
+    return Lock(**common, lock_bars=bars("lock_bars"), window_bars=bars("window_bars"),
+                min_trades=bars("min_trades", 1), min_return=num("min_return", 0.0, lo=-1, what="a return above -1"))
+
+
+def check_lock_themes(rules: "RuleSet", themes: tuple[str, ...]) -> None:
+    """A protection that names a theme no product has would never fire: refused (the market's
+    themes are known only once it is loaded)."""
+    for lk in rules.risk.locks:
+        for th in lk.themes:
+            if th not in themes:
+                raise RuleError(lk.themes_where, f"theme '{th}' is not the theme of any traded product"
+                                f"{_did_you_mean(th, themes)}", expected="one of " + ", ".join(themes))
 
 
 def _cap(c: Mapping, fc: _FileCompiler, p: dict) -> Cap:
