@@ -77,7 +77,7 @@ def end_to_end(n_symbols: int, n_bars: int, runs: int = 5, bytecode: bool = True
         else:
             env["PYTHONDONTWRITEBYTECODE"] = "1"
             root = Path(d) / "project"
-            for part in ("engine", "conf", "rules", "reports"):
+            for part in ("engine", "hydra_plugins", "conf", "rules", "reports"):
                 shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
             shutil.copy2(ROOT / "run.py", root / "run.py")
         args = [sys.executable, str(root / "run.py"), f"data.sample.n_symbols={n_symbols}",

@@ -25,7 +25,8 @@ def _hydra_context() -> tuple[Path, list[str]]:
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
-    return Path(hc.runtime.output_dir), list(hc.overrides.task)
+    # unresolved: a ${...} typed in an override is the config check's to report
+    return Path(hc.runtime.output_dir), [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
 
 
 def dispatch(cfg: dict, out_dir: Path, overrides: list[str], redacted: dict) -> Any:

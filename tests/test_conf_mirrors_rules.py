@@ -10,7 +10,8 @@ from engine.paths import PROJECT_ROOT
 CONF, RULES = PROJECT_ROOT / "conf", PROJECT_ROOT / "rules"
 
 # the conf option that stands for the rule file's own defaults
-DEFAULT_OPTIONS = ["regime/default", "regime/daily", "strategy/mean_reversion", "strategy/sma_cross", "strategy/momentum", "universe/default", "execution/default", "risk/balanced"]
+DEFAULT_OPTIONS = ["regime/default", "regime/daily", "strategy/mean_reversion", "strategy/sma_cross", "strategy/momentum",
+                   "universe/default", "universe/all", "execution/default", "risk/balanced"]
 
 
 def _conf(option: str) -> dict:

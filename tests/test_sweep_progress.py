@@ -1,11 +1,11 @@
-"""engine/progress.py: draws bars processed and ETA on a terminal, nothing anywhere else."""
+"""engine/progress.py: tqdm draws bars processed and ETA on a terminal, nothing anywhere else."""
 from __future__ import annotations
 
 import io
 
 import pytest
 
-from engine.progress import Progress, ProgressSettingError, format_duration, progress_enabled, status_line
+from engine.progress import Progress, ProgressSettingError, format_duration, progress_enabled
 
 
 class FakeTerminal(io.StringIO):
@@ -15,14 +15,6 @@ class FakeTerminal(io.StringIO):
 
     def isatty(self) -> bool:
         return self.tty
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_quiet_when_not_a_terminal():
@@ -35,48 +27,48 @@ def test_quiet_when_not_a_terminal():
     assert p.draws == 0
 
 
-def test_draws_bars_and_eta_on_a_terminal():
-    stream, clock = FakeTerminal(), FakeClock()
-    p = Progress("backtest sma_cross", stream=stream, clock=clock, min_interval=0.0)
-    clock.now += 2.0
-    p(1000, 4000)  # 500 bars/s, 3000 to go -> 6 s
-    out = stream.getvalue()
-    assert out.startswith("\rbacktest sma_cross  1,000/4,000 bars")
-    assert "25.0%" in out and "500 bars/s" in out and "ETA 6s" in out
+def test_draws_bars_and_rate_on_a_terminal():
+    stream = FakeTerminal()
+    p = Progress("backtest sma_cross", stream=stream, min_interval=0.0)
+    p(1000, 4000)
+    last = stream.getvalue().split("\r")[-1]
+    assert last.startswith("backtest sma_cross:  25%|") and "| 1000/4000 [" in last and "bars/s]" in last
 
 
 def test_redraws_are_throttled():
-    stream, clock = FakeTerminal(), FakeClock()
-    p = Progress(stream=stream, clock=clock, min_interval=0.25)
-    for k in range(100):  # all at the same instant: one draw
+    stream = FakeTerminal()
+    p = Progress(stream=stream, min_interval=3600.0)
+    for k in range(100):  # well within the interval: only the first draw
         p(k, 100)
     assert p.draws == 1
-    clock.now += 0.3
-    p(100, 100)
-    assert p.draws == 2
+    p.close(100)  # the final state is always drawn
+    assert p.draws == 2 and " 100/100 " in stream.getvalue().split("\r")[-1]
 
 
 def test_close_draws_the_final_state_and_ends_the_line():
-    stream, clock = FakeTerminal(), FakeClock()
-    with Progress("run", stream=stream, clock=clock, min_interval=0.0) as p:
-        clock.now += 1.0
+    stream = FakeTerminal()
+    with Progress("run", stream=stream, min_interval=0.0) as p:
         p(512, 2000)
     out = stream.getvalue()
     assert out.endswith("\n")
-    assert "2,000/2,000 bars  100.0%" in out.splitlines()[-1]
+    assert "run: 100%|" in out.split("\r")[-1] and "2000/2000" in out.split("\r")[-1]
 
 
-def test_shorter_line_blanks_the_tail_of_the_previous_one():
-    stream, clock = FakeTerminal(), FakeClock()
-    p = Progress(stream=stream, clock=clock, min_interval=0.0)
-    clock.now += 1000.0
-    p(1, 1_000_000)  # long ETA text
-    first = stream.getvalue()
-    clock.now += 1.0
-    p(10, 10)  # a shorter line: without padding the old tail would stay on screen
-    second = stream.getvalue()[len(first):]
-    assert len(second) >= len(first)
-    assert len(second.rstrip(" ")) < len(first)  # ... so the length comes from the padding
+def test_an_error_leaves_the_line_where_it_stopped():
+    stream = FakeTerminal()
+    with pytest.raises(RuntimeError), Progress("run", stream=stream, min_interval=0.0) as p:
+        p(512, 2000)
+        raise RuntimeError("boom")
+    last = stream.getvalue().split("\r")[-1]
+    assert " 512/2000 " in last and last.endswith("\n")
+
+
+def test_the_env_override_draws_into_a_pipe():
+    stream = FakeTerminal(tty=False)
+    p = Progress("bt", stream=stream, enabled=progress_enabled(stream, env={"RULEBOOK_PROGRESS": "always"}),
+                 min_interval=0.0)
+    p(5, 10)
+    assert p.draws >= 1 and "5/10" in stream.getvalue()
 
 
 @pytest.mark.parametrize("value,tty,expected", [("always", False, True), ("never", True, False),
@@ -96,10 +88,6 @@ def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
 
-def test_status_line_before_any_progress_has_unknown_eta():
-    assert status_line("", 0, 10, 0.0).endswith("ETA ?")
-
-
 def test_the_backtest_loop_drives_it(tmp_path):
     """run_backtest(p, s, progress) reports bars processed; close() ends at 100%."""
     from engine.backtest.engine import run_backtest
@@ -116,4 +104,4 @@ def test_the_backtest_loop_drives_it(tmp_path):
         run_backtest(prepare(market, load_rules(cfg)), settings, progress=progress)
     lines = stream.getvalue().split("\r")
     assert progress.draws >= 3  # every 512 bars of 1,500, then the final state
-    assert "1,500/1,500 bars  100.0%" in lines[-1] and lines[-1].endswith("\n")
+    assert "100%|" in lines[-1] and "1500/1500" in lines[-1] and lines[-1].endswith("\n")

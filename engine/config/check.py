@@ -12,11 +12,12 @@ from typing import Any
 
 from pathlib import Path
 
+from engine.paths import project_root
+
 from . import data_span, deprecations, overrides as cli_overrides, paths, rule_params, sanity, schema, symbol_keys
 from .problems import ConfigProblem, ConfigReport
 from .secrets import find_secret_values, scrub, secret_values, _walk
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Modes whose own requirements are checked; validate/explain check their mode.target's, if any.
 RUN_MODES = frozenset(schema.RUN_MODES)
@@ -114,7 +115,7 @@ def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requireme
     params. overrides: the command line's Hydra overrides (those that would silently do nothing are
     refused: engine/config/overrides.py). Never raises on bad input.
     """
-    root = Path(rules_root) if rules_root is not None else PROJECT_ROOT
+    root = Path(rules_root) if rules_root is not None else project_root()
     try:
         return _check(cfg, mode, env, live_requirements, symbol_themes, root, overrides)
     except Exception as exc:  # a bug here must still give the caller a clean, refusing report

@@ -19,8 +19,7 @@ from .check import check_config, emit_warnings
 from .problems import ConfigError, ConfigProblem, ConfigReport
 from .secrets import install_log_redaction, secret_values
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = PROJECT_ROOT / "conf"
+from engine.paths import BUILTIN_CONF as CONF_DIR  # a project's own conf/ comes first (hydra_plugins/)
 
 
 def to_plain(cfg: Any) -> tuple[dict, list[ConfigProblem]]:
@@ -34,11 +33,17 @@ def to_plain(cfg: Any) -> tuple[dict, list[ConfigProblem]]:
         except OmegaConfBaseException as exc:
             key = getattr(exc, "full_key", "") or ""
             return {}, [ConfigProblem("interpolation", str(key), "an unresolvable ${...}", "a resolvable value",
-                                      f"cannot resolve '{key}': {type(exc).__name__}")]
+                                      f"cannot resolve '{key}': {_first_line(exc)}")]
     else:
         plain = dict(cfg)
     plain.pop("hydra", None)
     return plain, []
+
+
+def _first_line(exc: Exception) -> str:
+    """OmegaConf's message without its key/type trailer lines ("full_key: ...")."""
+    text = str(exc).strip().splitlines()
+    return " ".join(text[0].split()) if text else type(exc).__name__
 
 
 def _mode_of(plain: dict, mode: str | None) -> str:
@@ -99,15 +104,18 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None, ou
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. mode=live risk=conservative")
     args = parser.parse_args(argv)
     out = out or sys.stdout
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    from engine.cli import drop_renamed_defaults, migrate_overrides
+    from engine.config.hydra_errors import USER_ERRORS, describe, keys_at_factory
 
+    conf_dir = Path(args.conf).resolve()
+    overrides = migrate_overrides(args.overrides)  # a deprecated key is migrated as in a file
     try:
-        cfg = compose(args.overrides, Path(args.conf).resolve())
-    except (HydraException, OmegaConfBaseException) as exc:
-        # Hydra refuses unknown keys and options at override time; its message names them.
-        text = " ".join(line.strip() for line in str(exc).strip().splitlines()) or type(exc).__name__
+        cfg = compose(overrides, conf_dir)
+    except USER_ERRORS as exc:
+        # Hydra refuses unknown keys and options at override time: the same line as run.py prints
+        text = describe(exc, overrides, [conf_dir], keys_at_factory(lambda o: compose(o, conf_dir)))
         print(f"ERROR   [compose] {text}\nconfig is NOT valid: it could not be composed", file=out)
         return 1
+    drop_renamed_defaults(cfg, overrides)
     return validate_entry(cfg, env, mode=args.as_mode, live_requirements=not args.no_env, out=out,
                           overrides=args.overrides)

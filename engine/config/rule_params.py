@@ -7,8 +7,9 @@ in mode=validate too, instead of being silently ignored.
 from __future__ import annotations
 
 import difflib
-import os
 from pathlib import Path
+
+from engine.paths import rules_path
 
 import yaml
 
@@ -43,7 +44,7 @@ def check_rule_params(cfg: dict, root: Path, known_bad: list[str]) -> list[Confi
     rules_dir = cfg.get("rules_dir")
     if not isinstance(rules_dir, str) or not rules_dir:
         return []
-    base = Path(rules_dir) if os.path.isabs(rules_dir) else root / rules_dir
+    base = rules_path(rules_dir, root)
     problems: list[ConfigProblem] = []
     # each rule-file group, and each strategy of a book (book.strategies.<name>)
     strategies = paths.get(cfg, "book.strategies", None)

@@ -22,7 +22,6 @@ CHECKS_FILE = Path(__file__).with_name("sanity_checks.yaml")
 FUNCTIONS = frozenset({"is_set", "value_or", "file_exists", "env_set", "timeframe_s", "theme_cap", "table_themes",
                        "is_ascending", "pluck", "len", "min", "max", "abs", "supported_exchanges",
                        "memory_need_gib", "memory_budget_gib"})
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SPEC_KEYS = {"id", "modes", "for_each", "when", "require", "severity", "needs_env", "path", "found",
               "expected", "message"}
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
@@ -246,10 +245,14 @@ def _strict_num(v):
 def run_checks(cfg: dict, *, mode: str, env: Mapping[str, str], known_bad: list[str],
                symbol_themes: Mapping[str, str] | None = None, use_env: bool = True,
                checks: tuple[SanityCheck, ...] | None = None,
-               root: Path = PROJECT_ROOT) -> tuple[list[ConfigProblem], list[ConfigProblem]]:
+               root: Path | None = None) -> tuple[list[ConfigProblem], list[ConfigProblem]]:
     """Return (errors, warnings). known_bad: paths with schema problems; checks reading them are skipped.
     use_env=False skips the needs_env checks (environment variables, files such as state files);
     root: where relative paths of file_exists() are found (the project root)."""
+    if root is None:
+        from engine.paths import project_root
+
+        root = project_root()
     funcs = _functions(cfg, env, symbol_themes, root)
     errors: list[ConfigProblem] = []
     warnings: list[ConfigProblem] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from engine.errors import user_error_types
-from engine.paths import project_path
+from engine.paths import rules_path
 from engine.rules.loader import RuleSet
 
 
@@ -20,7 +20,7 @@ class RuleReloader:
 
     def path_of(self, label: str) -> Path:
         if label.startswith("rules/"):
-            return project_path(self.cfg.get("rules_dir", "rules")) / label[len("rules/"):]
+            return rules_path(self.cfg.get("rules_dir", "rules")) / label[len("rules/"):]
         return Path(label)
 
     def current_hashes(self) -> dict[str, str]:

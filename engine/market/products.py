@@ -86,24 +86,24 @@ class Applied:
 
 def table_path(cfg: Mapping[str, Any]) -> Path | None:
     """The table the config selects (``product_facts``: under ``rules_dir`` unless absolute); None: no table."""
-    from engine.paths import project_path
+    from engine.paths import rules_path
 
     name = cfg.get("product_facts", "products.yaml")
     if name in (None, "", "none", "null"):
         return None
     p = Path(str(name))
-    return p if p.is_absolute() else project_path(cfg.get("rules_dir", "rules")) / p
+    return p if p.is_absolute() else rules_path(cfg.get("rules_dir", "rules")) / p
 
 
 def load_for(cfg: Mapping[str, Any]) -> ProductFacts:
-    from engine.paths import leaves_root, project_path
+    from engine.paths import leaves_root, rules_path
 
     path = table_path(cfg)
     if path is None:
         return ProductFacts.empty()
     if not Path(str(cfg.get("product_facts"))).is_absolute():
         # like a rule file: a relative name (or a link) must not lead the loader out of rules_dir
-        root = project_path(cfg.get("rules_dir", "rules"))
+        root = rules_path(cfg.get("rules_dir", "rules"))  # where table_path looked: the project's or the built-ins
         outside = leaves_root(root, path)
         if outside is not None:
             raise UserError(f"product_facts: the product table {cfg.get('product_facts')!r} leads outside the rules "

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.paths import PROJECT_ROOT
+from engine.paths import SOURCE_ROOT
 
-BASELINE_DIR = PROJECT_ROOT / "baselines"
+BASELINE_DIR = SOURCE_ROOT / "baselines"  # committed in the source tree; not shipped in the wheel
 REL_TOL, ABS_TOL = 1e-9, 1e-9
 
 

@@ -16,7 +16,7 @@ from engine.backtest.engine import BacktestSettings
 from engine.config.rule_params import RULE_GROUPS  # the config groups that each name a rule file
 from engine.errors import UserError
 from engine.market.data import MarketData
-from engine.paths import project_path
+from engine.paths import project_path, rules_path
 from engine.market.window import window_of
 from engine.rules.loader import RuleSet, load_ruleset
 
@@ -75,7 +75,7 @@ def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
         section = cfg.get(g) or {}
         files[g] = section.get("file") or f"{g}.yaml"
         params[g] = dict(section.get("params") or {})
-    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None)
+    return load_ruleset(rules_path(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None)
 
 
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:

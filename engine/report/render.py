@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "reports"
+from engine.paths import TEMPLATES_DIR  # noqa: E402  (the built-in reports/, also in a wheel)
 
 
 def fmt(value: Any, kind: str = "num") -> str:

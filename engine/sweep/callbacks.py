@@ -146,10 +146,13 @@ class SweepSetup(_HydraCallback):
         _make_dir(Path(str(config.hydra.run.dir)), "hydra.run.dir")
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
         root = sweep_root(config)
         _make_dir(root, "hydra.sweep.dir")
         try:
-            plan: SweepPlan | None = sweep_plan([str(o) for o in config.hydra.overrides.task])
+            plan: SweepPlan | None = sweep_plan(
+                [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)])
         except Exception as exc:  # Hydra itself reports malformed overrides; do not mask that
             log.debug("sweep plan unavailable: %s", exc)
             plan = None

@@ -56,6 +56,7 @@ def job_context() -> JobContext | None:
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
+        from omegaconf import OmegaConf
     except ImportError:  # pragma: no cover - hydra is a declared dependency
         return None
     if not HydraConfig.initialized():
@@ -63,7 +64,8 @@ def job_context() -> JobContext | None:
     hc = HydraConfig.get()
     return JobContext(
         out_dir=Path(hc.runtime.output_dir),
-        overrides=[str(o) for o in hc.overrides.task],
+        # unresolved: an override may hold a ${...} that the config check reports (exit 2)
+        overrides=[str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)],
         multirun=hc.mode == RunMode.MULTIRUN,
         launcher=str((hc.get("launcher") or {}).get("_target_", "")),
         sweeper=str((hc.get("sweeper") or {}).get("_target_", "")),

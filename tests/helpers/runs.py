@@ -71,3 +71,11 @@ def start_verdict(overrides: list[str]) -> tuple[str, list[str]] | None:
     except user_error_types() as exc:
         return type(exc).__name__, [str(exc)]
     return None
+
+
+def run_rulebook(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The ``rulebook`` command (``python -m engine.cli``) run in ``cwd`` (the project), output captured."""
+    full_env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}
+    full_env.pop("RULEBOOK_PROJECT", None)
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env=full_env, timeout=timeout)

@@ -1,0 +1,74 @@
+"""User projects (engine/project.py, engine/paths.py, hydra_plugins/rulebook_project): the
+project's conf/ first on Hydra's search path, its relative paths against its own folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from engine.api import Backtest, compose as compose_run
+from engine.paths import BUILTIN_RULES, PROJECT_ENV, project_path, rules_path
+from engine.project import ProjectExistsError, init_project
+
+SMALL = ["data.sample.n_symbols=30", "data.sample.n_bars=1500"]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    root = init_project(tmp_path / "proj")
+    monkeypatch.setenv(PROJECT_ENV, str(root))
+    return root
+
+
+def test_init_writes_conf_rules_and_a_readme(project):
+    assert (project / "rules" / "strategies" / "sma_cross.yaml").read_text() == \
+        (BUILTIN_RULES / "strategies" / "sma_cross.yaml").read_text()
+    assert (project / "conf" / "experiment" / "mine.yaml").is_file()
+    assert "What to edit" in (project / "README.md").read_text()
+    assert "outputs/" in (project / ".gitignore").read_text()
+    with pytest.raises(ProjectExistsError, match="already holds conf, rules, README.md"):
+        init_project(project)
+
+
+def test_project_conf_adds_and_replaces_options_and_the_rest_stays_built_in(project):
+    (project / "conf" / "strategy").mkdir()
+    (project / "conf" / "strategy" / "mine.yaml").write_text(
+        "name: mine\nfile: strategies/sma_cross.yaml\nparams: {fast: 7, slow: 70, weight: 0.05, stop_loss: 0.1}\n")
+    (project / "conf" / "risk").mkdir()
+    (project / "conf" / "risk" / "balanced.yaml").write_text(
+        (Path(__file__).parents[1] / "conf" / "risk" / "balanced.yaml").read_text().replace(
+            "max_positions: 8", "max_positions: 3"))
+    cfg = compose_run(["strategy=mine"])
+    assert cfg.strategy.params.fast == 7                       # the project's new option
+    assert cfg.risk.params.max_positions == 3                  # the project's file replaced the built-in
+    assert cfg.exchange.name == "coinbase" and cfg.mode.name == "backtest"   # built-in groups
+    mine = compose_run(["+experiment=mine"])                   # the experiment init wrote
+    assert mine.strategy.params.fast == 24 and mine.backtest.initial_cash == 25000
+
+
+def test_relative_paths_resolve_in_the_project(project, tmp_path, monkeypatch):
+    assert project_path("state") == project / "state"
+    assert rules_path("rules") == project / "rules"
+    monkeypatch.setenv(PROJECT_ENV, str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    assert rules_path("rules") == BUILTIN_RULES                # no rules/ of its own: the built-ins
+    assert rules_path("my_rules") == tmp_path / "empty" / "my_rules"
+
+
+def test_a_run_reads_the_projects_edited_rule_file(project):
+    f = project / "rules" / "strategies" / "sma_cross.yaml"
+    f.write_text(f.read_text().replace("- id: golden_cross", "- id: edited_cross"))
+    res = Backtest(overrides=SMALL).run()
+    assert res.out_dir.is_relative_to(project / "outputs")
+    assert set(res.fills["rule"]) & {"edited_cross"} and "golden_cross" not in set(res.fills["rule"])
+    assert (project / ".cache" / "rulebook").is_dir()          # the sample market cached in the project
+
+
+def test_other_hydra_apps_keep_their_own_search_path(project, tmp_path):
+    other = tmp_path / "other_conf"
+    other.mkdir()
+    (other / "config.yaml").write_text("x: 1\n")
+    (project / "conf" / "config.yaml").write_text("x: 2\n")  # would win if the plugin applied here
+    with initialize_config_dir(version_base="1.3", config_dir=str(other)):
+        assert compose(config_name="config").x == 1
