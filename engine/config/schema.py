@@ -22,9 +22,9 @@ from . import paths
 from .problems import ConfigProblem
 from .secrets import is_env_name_key, is_secret_key
 
-MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow", "walkforward")
+MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow", "walkforward", "grid")
 # Modes with requirements of their own (mode=validate/explain may check one as mode.target).
-RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow", "walkforward")
+RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow", "walkforward", "grid")
 LIVE_CLOCK_MODES = ("dry_run", "paper", "live")
 DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade")
 SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
@@ -296,6 +296,8 @@ WALKFORWARD = {
     "warn": _dict({"oos_sharpe_fraction": _num(), "pbo": FRACTION()}),
 }
 
+SEARCH = {"grid": {"type": "dict", "required": True, "empty": False}, "workers": _int(1, 64)}
+
 REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
           "max_chart_points": _int(100, 100_000),
           "max_table_rows": _int(1, 1_000_000)}
@@ -303,11 +305,11 @@ REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
 GROUP_SCHEMAS: dict[str, dict] = {
     "mode": MODE, "exchange": EXCHANGE, "data": DATA, "strategy": STRATEGY, "universe": UNIVERSE,
     "risk": RISK, "execution": EXECUTION, "backtest": BACKTEST, "report": REPORT, "live": LIVE,
-    "walkforward": WALKFORWARD,
+    "walkforward": WALKFORWARD, "search": SEARCH,
 }
 # Groups a composed config may lack (a backtest never reads `live`; the live-clock modes require it
 # through the sanity check live_clock_needs_live_group).
-OPTIONAL_GROUPS = frozenset({"live", "walkforward"})
+OPTIONAL_GROUPS = frozenset({"live", "walkforward", "search"})
 
 COMPOSED: dict[str, dict] = {
     **{name: _dict(schema, required=name not in OPTIONAL_GROUPS) for name, schema in GROUP_SCHEMAS.items()},

@@ -18,6 +18,7 @@ RUNNERS: dict[str, str] = {
     "explain": "engine.modes:_explain",
     "shadow": "engine.modes.shadow:run",
     "walkforward": "engine.modes.walkforward:run",
+    "grid": "engine.modes.grid:run",
 }
 MODES = tuple(RUNNERS)
 LIVE_MODES = ("dry_run", "paper", "live")  # the live-clock loop's modes (engine/live)

@@ -153,8 +153,6 @@ def best_runs(rows: Sequence[RunRow]) -> dict[str, str]:
 def best_run_dsr(sweep_dir: Path, rows: Sequence[RunRow], best_id: str | None) -> dict[str, Any] | None:
     """The deflated Sharpe ratio of the best run by Sharpe (docs/metrics.md): N = the successful
     runs, V = the variance of their per-bar Sharpe ratios, moments from the best run's equity."""
-    from engine.research.overfit import deflated_sharpe, moments, trial_sharpe_variance
-
     if best_id is None:
         return None
     data = _read_json(Path(sweep_dir) / best_id / "results.json")
@@ -163,12 +161,17 @@ def best_run_dsr(sweep_dir: Path, rows: Sequence[RunRow], best_id: str | None) -
         per_bar = 1.0 / math.sqrt(bars_per_year(str(metrics.get("timeframe"))))
     except ValueError:
         return None  # no timeframe recorded: no per-bar Sharpe ratios
-    ok = [r for r in rows if r.status == "ok"]
-    sharpes = [r.metrics.get("sharpe") * per_bar if isinstance(r.metrics.get("sharpe"), (int, float)) else None
-               for r in ok]
     returns = bar_returns([float(v) for _, v in equity], float(metrics.get("initial_equity") or 0.0) or 1.0)
-    d = deflated_sharpe(moments(returns), len(ok), trial_sharpe_variance(sharpes)).to_json()
-    return {"run": best_id, **d}
+    return deflated_best(best_id, returns, [r.metrics.get("sharpe") for r in rows if r.status == "ok"], per_bar)
+
+
+def deflated_best(best_id: str, returns, sharpes: Sequence[Any], per_bar: float) -> dict[str, Any]:
+    """DSR of the best run from its per-bar returns and every run's annualised Sharpe ratio
+    (``per_bar`` = 1 / sqrt(bars per year) turns those into per-bar ones)."""
+    from engine.research.overfit import deflated_sharpe, moments, trial_sharpe_variance
+
+    per = [x * per_bar if isinstance(x, (int, float)) else None for x in sharpes]
+    return {"run": best_id, **deflated_sharpe(moments(returns), len(sharpes), trial_sharpe_variance(per)).to_json()}
 
 
 def summarise(sweep_dir: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import numpy as np
 from engine.backtest.diagnostics import Diagnostic
 from engine.backtest.engine import run_backtest
 from engine.cycle.prepare import Prepared, prepare
+from engine.cycle.shared import SharedFeatures
 from engine.errors import UserError
 from engine.market.data import MarketData, iso_utc, timeframe_ms
 from engine.report.metrics import bar_returns, benchmark, compute_metrics
@@ -170,12 +171,13 @@ def build_trials(cfg: Mapping[str, Any], market: MarketData, spec: WalkForwardSp
     from engine.modes.setup import backtest_settings, load_rules
 
     trials = []
+    shared = SharedFeatures(market)  # sma(close, 48) once for every grid point that reads it
     for i, point in enumerate(grid_points(spec.axes)):
         pcfg = apply_point(cfg, point)
         rules = load_rules(pcfg)
-        prepared = prepare(market, rules)
+        prepared = prepare(market, rules, shared)
         trials.append(Trial(i, point, prepared, backtest_settings(pcfg, market),
-                            feature_lookback(prepared.store.arrays.keys())))
+                            feature_lookback(sorted(prepared.store.used))))
     return trials
 
 

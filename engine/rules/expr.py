@@ -61,8 +61,12 @@ class FeatureStore:
         # a mutable mapping is kept as is, so a lazy one (market columns built on first
         # read) stays lazy
         self.arrays = base if isinstance(base, MutableMapping) else dict(base)
+        # the keys this store was asked for: what its rules read, even when ``arrays`` is shared
+        # with other rule sets (engine/cycle/shared.py) and holds their features too
+        self.used: set[str] = set()
 
     def get(self, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+        self.used.add(key)
         if key in self.arrays:
             return self.arrays[key]
         # a constant broadcasts as a view: no (T, N) array of one number
