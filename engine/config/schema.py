@@ -26,7 +26,7 @@ MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow"
 # Modes with requirements of their own (mode=validate/explain may check one as mode.target).
 RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow", "walkforward", "grid")
 LIVE_CLOCK_MODES = ("dry_run", "paper", "live")
-DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade")
+DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade", "store")
 SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
 DATE_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
 # live.end_time is read with numpy (engine.live.settings.end_ms), which has no time zones: UTC only.
@@ -169,6 +169,8 @@ DATA = {
     "symbols": {"type": "list", "nullable": True, "minlength": 1, "schema": SYMBOL},
     "cache_dir": _str(nullable=True, empty=False),
     "default_spread_bps": _num(0, 10_000),
+    # refuse a run whose estimated peak memory is above this (null: what the machine has free)
+    "max_memory_gib": _num(nullable=True, gt=0, hi=1e6),
     "sample": _dict({
         "seed": _int(0, required=True),
         "n_symbols": _int(30, 2000, required=True),

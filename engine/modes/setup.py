@@ -26,22 +26,30 @@ def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
     if source == "sample":
         from engine.market.sample import SampleSpec, load_sample_market
 
+        from engine.market.memory import require_fits
+
         spec = SampleSpec.from_mapping({**dict(data_cfg.get("sample") or {}), "timeframe": data_cfg.get("timeframe", "1h")})
+        require_fits(spec.n_bars, spec.n_symbols, spec.timeframe, data_cfg.get("max_memory_gib"), "data.sample")
         return load_sample_market(spec, project_path(data_cfg.get("cache_dir", ".cache/rulebook")))
-    if source in ("csv", "parquet", "freqtrade"):
+    if source in ("csv", "parquet", "freqtrade", "store"):
         from engine.market.loaders import load_market as load_files
+        from engine.market.store import MarketStore
 
         path = data_cfg.get("path")
         if not path or path == "???":
             raise UserError(f"data.path is not set; data={source} needs the folder of the files (data.path=DIR)")
         symbols = data_cfg.get("symbols")
-        market = load_files(source, project_path(path), data_cfg.get("timeframe", "1h"),
-                            list(symbols) if symbols else None)
+        symbols = list(symbols) if symbols else None
+        timeframe, max_gib = data_cfg.get("timeframe", "1h"), data_cfg.get("max_memory_gib")
+        if source == "store":
+            market = MarketStore(project_path(path)).load(timeframe, symbols, max_memory_gib=max_gib)
+        else:
+            market = load_files(source, project_path(path), timeframe, symbols, max_gib)
         default = float(data_cfg.get("default_spread_bps", 5.0))
         missing = np.isnan(market.spread_bps) & ~np.isnan(market.close)
         market.spread_bps = np.where(missing, default, market.spread_bps)
         return market
-    raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade")
+    raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade, store")
 
 
 def market_for(cfg: Mapping[str, Any]) -> MarketData:
