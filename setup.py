@@ -12,7 +12,7 @@ DEFAULTS = {f"engine._defaults.{name}": name for name in ("conf", "rules", "repo
 
 setup(
     packages=[*find_packages(include=["engine", "engine.*"]), *DEFAULTS,
-              *find_namespace_packages(include=["hydra_plugins.rulebook_project"])],
+              *find_namespace_packages(include=["hydra_plugins.rulebook_*"])],
     package_dir=DEFAULTS,
     package_data={
         # here, not in pyproject.toml: a [tool.setuptools.package-data] table there replaces this one

@@ -81,3 +81,25 @@ def test_sweep_report_in_chromium(browser, tmp_path):
                .map(e => e.getAttribute('data-metric')); })()""")
     assert visible == ["total_return"]
     page.screenshot(tmp_path / "sweep_report.png")
+
+
+def test_walkforward_report_in_chromium(browser, tmp_path):
+    from tests.helpers.walkforward import run_walkforward_mode
+
+    run_walkforward_mode(tmp_path)
+    doc = json.loads((tmp_path / "walkforward.json").read_text())
+    page = browser.open((tmp_path / "walkforward.html").as_uri())
+    assert page.network_requests() == []
+    assert page.console_errors() == []
+    shown = page.evaluate("""(() => ({dsr: document.getElementById('dsr').textContent.trim(),
+        pbo: document.getElementById('pbo').textContent.trim(),
+        warn: !!document.getElementById('warnings'),
+        chart: document.querySelectorAll('#oos-equity path.line').length,
+        folds: document.getElementById('folds-table').tBodies[0].rows.length}))()""")
+    assert shown == {"dsr": f"{doc['statistics']['deflated_sharpe']['dsr']:,.3f}",
+                     "pbo": f"{doc['statistics']['pbo']['pbo']:,.3f}",
+                     "warn": bool(doc["warnings"]), "chart": 2, "folds": len(doc["folds"])}
+    sort = page.evaluate(SORTED_DESC % ("folds-table", "OOS Sharpe"))
+    assert sort["state"] == "descending" and sort["sorted"] and sort["n"] >= 1
+    shot = page.screenshot(tmp_path / "walkforward_report.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -177,3 +177,53 @@ def test_callback_masks_the_secret_a_failed_job_printed(tmp_path, monkeypatch):
     for name in ("sweep.json", "sweep.html"):
         text = (root / name).read_text()
         assert "sk-live-0123456789" not in text and "auth failed for" in text
+
+
+def test_two_swept_params_get_a_heatmap_per_metric(sweep):
+    from engine.report.sweep import sweep_context
+
+    s = summarise(sweep)
+    ctx = sweep_context(s)
+    sharpe = next(c for c in ctx["charts"] if c["metric"] == "sharpe")
+    h = sharpe["heatmap"]
+    assert (h["x"], h["y"]) == ("strategy.params.threshold", "universe.params.top")
+    assert h["x_values"] == [0.01, 0.02] and h["y_values"] == [5, 10, 20]
+    by_id = {r["id"]: r for r in s["runs"]}
+    for y, row in zip(h["y_values"], h["rows"]):
+        for x, cell in zip(h["x_values"], row):
+            run = by_id[cell["run"]]
+            assert run["params"]["universe.params.top"] == y and run["params"]["strategy.params.threshold"] == x
+            assert cell["value"] == run["metrics"]["sharpe"]
+    # the best cell is green, the worst red
+    cells = [c for row in h["rows"] for c in row]
+    assert max(cells, key=lambda c: c["value"])["colour"] == "#4ade80"
+    assert min(cells, key=lambda c: c["value"])["colour"] == "#f87171"
+    html = (write_sweep_report(sweep))["sweep_html"].read_text()
+    assert 'id="heatmap-sharpe"' in html and html.count('<table class="heatmap"') == len(ctx["charts"])
+
+
+def test_one_swept_param_gets_no_heatmap(tmp_path):
+    from engine.report.sweep import sweep_context
+
+    ctx = sweep_context(summarise(make_sweep(tmp_path / "s", thresholds=(0.01,), failed=False)))
+    assert all(c["heatmap"] is None for c in ctx["charts"])
+
+
+def test_sweep_reports_the_deflated_sharpe_of_its_best_run(sweep):
+    import math
+
+    from engine.report.metrics import bar_returns
+    from engine.research.overfit import deflated_sharpe, moments, trial_sharpe_variance
+
+    s = summarise(sweep)
+    d = s["deflated_sharpe"]
+    assert d["run"] == s["best"]["sharpe"]
+    ok = [r for r in s["runs"] if r["status"] == "ok"]
+    per_bar = [r["metrics"]["sharpe"] / math.sqrt(365 * 24) for r in ok]
+    data = json.loads((sweep / d["run"] / "results.json").read_text())
+    r = bar_returns([v for _, v in data["equity"]], data["metrics"]["initial_equity"])
+    want = deflated_sharpe(moments(r), len(ok), trial_sharpe_variance(per_bar))
+    assert d["dsr"] == want.dsr and d["n_trials"] == 6 and d["sr0"] > 0
+    # the best run's own per-bar Sharpe is what was ranked
+    assert d["sharpe"] == pytest.approx(next(x for x, q in zip(per_bar, ok) if q["id"] == d["run"]), rel=1e-9)
+    assert 'id="sweep-dsr"' in write_sweep_report(sweep)["sweep_html"].read_text()

@@ -25,9 +25,9 @@ from . import paths
 from .problems import ConfigProblem
 from .secrets import is_env_name_key, is_secret_path
 
-MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow")
+MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow", "walkforward", "grid")
 # Modes with requirements of their own (mode=validate/explain may check one as mode.target).
-RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow")
+RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow", "walkforward", "grid")
 LIVE_CLOCK_MODES = ("dry_run", "paper", "live")
 DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade", "store")
 SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
@@ -336,6 +336,25 @@ LIVE = {
     "notify": _dict(LIVE_NOTIFY, nullable=True),
 }
 
+# mode=walkforward (engine/research/folds.py, walkforward.py): lengths are bars or "<n>h|d|w".
+LENGTH = {"type": ["integer", "string"], "regex": r"^\d+\s*[hdw]$", "min": 1,
+          "meta": "a number of bars (720) or hours/days/weeks like '36h', '30d', '2w'"}
+WALKFORWARD = {
+    "scheme": _str(required=True, allowed=["rolling", "anchored"]),
+    "train": {**LENGTH, "required": True},
+    "test": {**LENGTH, "required": True},
+    "purge": {**LENGTH, "min": 0},
+    "search": _str(allowed=["grid"]),
+    "objective": _str(empty=False),
+    "direction": _str(allowed=["maximize", "minimize"]),
+    "min_trades": _int(0),
+    "pbo_blocks": _int(2, 32),
+    "grid": {"type": "dict", "required": True, "empty": False},
+    "warn": _dict({"oos_sharpe_fraction": _num(), "pbo": FRACTION()}),
+}
+
+SEARCH = {"grid": {"type": "dict", "required": True, "empty": False}, "workers": _int(1, 64)}
+
 REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
           "max_chart_points": _int(100, 100_000),
           "max_table_rows": _int(1, 1_000_000)}
@@ -343,10 +362,11 @@ REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
 GROUP_SCHEMAS: dict[str, dict] = {
     "mode": MODE, "exchange": EXCHANGE, "data": DATA, "regime": REGIME, "strategy": STRATEGY, "book": BOOK, "universe": UNIVERSE,
     "risk": RISK, "execution": EXECUTION, "backtest": BACKTEST, "report": REPORT, "live": LIVE,
+    "walkforward": WALKFORWARD, "search": SEARCH,
 }
 # Groups a composed config may lack (a backtest never reads `live`; the live-clock modes require it
 # through the sanity check live_clock_needs_live_group).
-OPTIONAL_GROUPS = frozenset({"live", "book"})
+OPTIONAL_GROUPS = frozenset({"live", "book", "walkforward", "search"})
 
 COMPOSED: dict[str, dict] = {
     **{name: _dict(schema, required=name not in OPTIONAL_GROUPS) for name, schema in GROUP_SCHEMAS.items()},

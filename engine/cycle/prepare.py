@@ -7,7 +7,7 @@ Rules that read the portfolio or the order are bound to per-cycle closures.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from engine.market.data import MarketData
 from engine.rules.errors import RuleError
 from engine.rules.expr import CYCLE, FeatureStore
 from engine.rules.loader import Book, Halt, Rule, RuleSet, check_lock_themes
+
+if TYPE_CHECKING:
+    from engine.cycle.shared import SharedFeatures
 
 CycleFn = Callable[[dict, int], Any]
 
@@ -233,18 +236,26 @@ def _universe(rules: RuleSet, market: MarketData, store: FeatureStore, eligible:
     return member, rebuilds
 
 
-def prepare(market: MarketData, rules: RuleSet) -> Prepared:
+def prepare(market: MarketData, rules: RuleSet, shared: "SharedFeatures | None" = None) -> Prepared:
+    """``shared``: features already computed over this market by other rule sets (a sweep's
+    earlier jobs, a walk-forward's other grid points; engine/cycle/shared.py), reused and added to."""
     with reuse_freed_memory():  # dozens of big temporaries: see engine/cycle/memory.py
-        return _prepare(market, rules)
+        return _prepare(market, rules, shared)
 
 
-def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
-    base = market_series(market)
+def _prepare(market: MarketData, rules: RuleSet, shared: "SharedFeatures | None" = None) -> Prepared:
+    if shared is not None and shared.market is not market:
+        raise ValueError("prepare: the shared features belong to another market")
+    base = market_series(market) if shared is None else shared.base
     shape = (market.n_bars, market.n_symbols)
     frames = _Timeframes(market)
     labels, regime_idx, regime_masks = _regimes(rules, market, base, frames)
     label_arr = np.array(labels)[regime_idx]
-    base["regime"] = np.broadcast_to(label_arr[:, None], shape)
+    regime = np.broadcast_to(label_arr[:, None], shape)
+    if shared is None:
+        base["regime"] = regime
+    else:
+        base = shared.layer(labels, regime_idx, regime)
     store = FeatureStore(base, shape, coarser=frames.market_store)
 
     filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)

@@ -17,6 +17,8 @@ RUNNERS: dict[str, str] = {
     "validate": "engine.modes:_validate",
     "explain": "engine.modes:_explain",
     "shadow": "engine.modes.shadow:run",
+    "walkforward": "engine.modes.walkforward:run",
+    "grid": "engine.modes.grid:run",
 }
 MODES = tuple(RUNNERS)
 LIVE_MODES = ("dry_run", "paper", "live")  # the live-clock loop's modes (engine/live)

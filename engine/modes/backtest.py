@@ -13,7 +13,7 @@ from engine.sim.results import build_results
 from engine.cycle.memory import reuse_freed_memory
 from engine.cycle.prepare import prepare
 from engine.market.data import iso_utc
-from engine.modes.setup import backtest_settings, load_rules, market_for, run_identity
+from engine.modes.setup import backtest_settings, load_rules, market_and_features, run_identity
 from engine.report.options import ReportOptions
 from engine.report.outputs import write_run_outputs
 from engine.sweep.job import run_progress
@@ -22,13 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def _backtest(cfg: Mapping[str, Any]):
-    market = market_for(cfg)
+    market, shared = market_and_features(cfg)  # a sweep's jobs share the market and its features
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, market)
     log.info("backtest %s: %d symbols x %d bars (%s .. %s)", rules.strategy.name, market.n_symbols,
              settings.stop - settings.start, iso_utc(int(market.times[settings.start])),
              iso_utc(int(market.times[settings.stop - 1])))
-    prepared = prepare(market, rules)
+    prepared = prepare(market, rules, shared)
     with run_progress(f"backtest {rules.strategy.name}") as progress:
         res = run_backtest(prepared, settings, progress=progress)
     return market, rules, settings, res

@@ -68,6 +68,35 @@ def market_for(cfg: Mapping[str, Any]) -> MarketData:
     return market
 
 
+# The last market a multirun job of this process built, with the features its rules computed:
+# the next job of the same sweep (Hydra's basic launcher runs them one after another in one
+# process; joblib's workers are reused too) starts from them instead of from the files.
+_SWEEP_MARKET: dict[str, Any] = {}
+SHARED_MAX_BYTES = 2 << 30  # start afresh beyond this: a long sweep over many windows keeps no unbounded cache
+
+
+def _market_key(cfg: Mapping[str, Any]) -> str:
+    return json.dumps({k: cfg.get(k) for k in ("data", "product_facts", "rules_dir")}, sort_keys=True, default=str)
+
+
+def market_and_features(cfg: Mapping[str, Any]):
+    """``(market, shared)``: ``market_for(cfg)`` and, under a multirun, the features earlier jobs
+    of this process computed over the same market (engine/cycle/shared.py); ``shared`` is None
+    outside a multirun, where one run per process has nothing to share."""
+    from engine.cycle.shared import SharedFeatures
+    from engine.sweep.job import in_multirun
+
+    if not in_multirun():
+        return market_for(cfg), None
+    key = _market_key(cfg)
+    hit = _SWEEP_MARKET.get(key)
+    if hit is not None and hit.nbytes() <= SHARED_MAX_BYTES:
+        return hit.market, hit
+    _SWEEP_MARKET.clear()
+    shared = _SWEEP_MARKET[key] = SharedFeatures(market_for(cfg))
+    return shared.market, shared
+
+
 def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
     files: dict[str, str] = {}
     params: dict[str, dict] = {}

@@ -29,9 +29,10 @@ from markupsafe import Markup
 
 from engine.config.secrets import redact_override, scrub, secret_values
 from engine.report.charts import scatter_chart
+from engine.report.heatmap import heatmap
 from engine.report.errors import ReportError
 from engine.report.jsonio import atomic_write_text, dumps
-from engine.report.metrics import HEADLINE, METRIC_DEFINITIONS
+from engine.report.metrics import HEADLINE, METRIC_DEFINITIONS, bar_returns, bars_per_year
 from engine.report.render import render
 
 log = logging.getLogger(__name__)
@@ -149,18 +150,44 @@ def best_runs(rows: Sequence[RunRow]) -> dict[str, str]:
     return best
 
 
+def best_run_dsr(sweep_dir: Path, rows: Sequence[RunRow], best_id: str | None) -> dict[str, Any] | None:
+    """The deflated Sharpe ratio of the best run by Sharpe (docs/metrics.md): N = the successful
+    runs, V = the variance of their per-bar Sharpe ratios, moments from the best run's equity."""
+    if best_id is None:
+        return None
+    data = _read_json(Path(sweep_dir) / best_id / "results.json")
+    metrics, equity = data.get("metrics") or {}, data.get("equity") or []
+    try:
+        per_bar = 1.0 / math.sqrt(bars_per_year(str(metrics.get("timeframe"))))
+    except ValueError:
+        return None  # no timeframe recorded: no per-bar Sharpe ratios
+    returns = bar_returns([float(v) for _, v in equity], float(metrics.get("initial_equity") or 0.0) or 1.0)
+    return deflated_best(best_id, returns, [r.metrics.get("sharpe") for r in rows if r.status == "ok"], per_bar)
+
+
+def deflated_best(best_id: str, returns, sharpes: Sequence[Any], per_bar: float) -> dict[str, Any]:
+    """DSR of the best run from its per-bar returns and every run's annualised Sharpe ratio
+    (``per_bar`` = 1 / sqrt(bars per year) turns those into per-bar ones)."""
+    from engine.research.overfit import deflated_sharpe, moments, trial_sharpe_variance
+
+    per = [x * per_bar if isinstance(x, (int, float)) else None for x in sharpes]
+    return {"run": best_id, **deflated_sharpe(moments(returns), len(sharpes), trial_sharpe_variance(per)).to_json()}
+
+
 def summarise(sweep_dir: Path) -> dict[str, Any]:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ReportError(f"sweep directory {sweep_dir} does not exist; expected a Hydra multirun directory")
     rows = [read_run(sweep_dir, d) for d in job_dirs(sweep_dir)]
+    best = best_runs(rows)
     return {
         "sweep_dir": sweep_dir.name,
         "n_runs": len(rows),
         "n_failed": sum(r.status == "failed" for r in rows),
         "params": swept_params(rows),
         "metrics": list(HEADLINE),
-        "best": best_runs(rows),
+        "best": best,
+        "deflated_sharpe": best_run_dsr(sweep_dir, rows, best.get("sharpe")),
         "runs": [r.to_json() for r in rows],
     }
 
@@ -181,7 +208,8 @@ def sweep_context(summary: dict[str, Any]) -> dict[str, Any]:
                 [r["params"][p] for r in pts], [r["metrics"].get(metric) for r in pts], x_name=p, y_name=label,
                 y_kind="pct" if kind == "pct" else ("money" if kind == "money" else "num"),
                 labels=[f"run {r['id']}" for r in pts], highlight=hl))})
-        charts.append({"metric": metric, "label": label, "charts": per_param})
+        heat = heatmap(ok, params[0], params[1], metric, _higher) if len(params) == 2 else None
+        charts.append({"metric": metric, "label": label, "kind": kind, "charts": per_param, "heatmap": heat})
     columns = [{"key": m, "label": METRIC_DEFINITIONS[m][0], "kind": METRIC_DEFINITIONS[m][1]} for m in HEADLINE]
     return {"title": f"rulebook sweep: {summary['sweep_dir']}", "summary": summary, "runs": runs, "params": params,
             "best": best, "columns": columns,

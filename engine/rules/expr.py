@@ -82,8 +82,12 @@ class FeatureStore:
                 raise ValueError("these series have no coarser timeframe")
             self._coarse[timeframe] = self._coarser(timeframe)
         return self._coarse[timeframe]
+        # the keys this store was asked for: what its rules read, even when ``arrays`` is shared
+        # with other rule sets (engine/cycle/shared.py) and holds their features too
+        self.used: set[str] = set()
 
     def get(self, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+        self.used.add(key)
         if key in self.arrays:
             return self.arrays[key]
         # a constant broadcasts as a view: no (T, N) array of one number

@@ -93,14 +93,21 @@ def regime_spans(res: RunResult) -> list[list]:
             for a, b in zip(starts, ends)]
 
 
+def run_metrics(res: RunResult) -> tuple[dict, list[dict], list[dict]]:
+    """(metrics, fills, round trips) of a run: what build_results and a search's trials read."""
+    m = res.prepared.market
+    fills = [fill_to_dict(f, m) for f in res.fills]
+    trips = round_trips(res)
+    metrics = compute_metrics(m.times[res.start:res.stop], res.equity, res.exposure, fills, trips, m.timeframe,
+                              res.settings.initial_cash)
+    return metrics, fills, trips
+
+
 def build_results(res: RunResult, run_info: dict) -> dict:
     p = res.prepared
     m = p.market
     times = m.times[res.start:res.stop]
-    fills = [fill_to_dict(f, m) for f in res.fills]
-    trips = round_trips(res)
-    metrics = compute_metrics(times, res.equity, res.exposure, fills, trips, m.timeframe,
-                              res.settings.initial_cash)
+    metrics, fills, trips = run_metrics(res)
     # exposure 1 from the benchmark's first invested bar (docs/metrics.md), 0 before it
     bench_eq, bench = benchmark(times, m.close[res.start:res.stop], m.timeframe, res.settings.initial_cash)
     iso = [iso_utc(int(x)) for x in times]

@@ -1,0 +1,32 @@
+"""Small walk-forward configs and runs: a 30-symbol, 2000-bar sample market, a 2x2 grid."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers.runs import compose_config
+
+SMALL_MARKET = ["data.sample.n_symbols=30", "data.sample.n_bars=2000"]
+SMALL_WF = ["mode=walkforward", "walkforward.train=20d", "walkforward.test=10d", "walkforward.purge=1d",
+            "walkforward.pbo_blocks=8", "walkforward.grid.strategy.params.fast=[6,12]",
+            "walkforward.grid.strategy.params.slow=[48,96]"]
+
+
+def wf_overrides(*extra: str) -> list[str]:
+    return [*SMALL_MARKET, *SMALL_WF, *extra]
+
+
+def wf_config(*extra: str) -> dict:
+    return compose_config(wf_overrides(*extra))
+
+
+def run_walkforward_mode(out_dir: Path, *extra: str) -> dict:
+    """mode=walkforward in-process, as run.py would run it (the checked config)."""
+    import logging
+
+    from engine.config.entry import prepare_run
+    from engine.config import redact
+    from engine.modes import runner
+
+    ov = wf_overrides(*extra)
+    report = prepare_run(compose_config(ov), logging.getLogger("test"))
+    return runner("walkforward")(report.config, out_dir, ov, redact(report.config))

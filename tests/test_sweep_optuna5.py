@@ -1,0 +1,100 @@
+"""rulebook's Optuna sweeper (hydra/sweeper=rulebook_optuna) on a current Optuna: samplers, search
+space, and a study in SQLite that resumes after a kill with no completed trial run again.
+
+Needs optuna >= 3 (the optuna extra); skipped where only Hydra's optuna sweeper's optuna 2 is installed.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna", minversion="3.0", reason="rulebook's sweeper needs optuna >= 3 (pip install -e '.[optuna]')")
+
+from engine.paths import PROJECT_ROOT  # noqa: E402
+from engine.sweep.optuna_sweeper import OptunaSweeperError, distributions  # noqa: E402
+from tests.helpers.wait import wait_until  # noqa: E402
+from tests.helpers.walkforward import SMALL_MARKET  # noqa: E402
+
+SPACE = ["strategy.params.fast=range(6,48,step=6)", "strategy.params.slow=range(48,192,step=24)"]
+
+
+def _args(sweep_dir: Path, storage: Path, n_trials: int, *extra: str) -> list[str]:
+    return [sys.executable, str(PROJECT_ROOT / "run.py"), "-m", "hydra/sweeper=rulebook_optuna", "+sweep.objective=sharpe",
+            f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.n_startup_trials=2",
+            f"hydra.sweeper.storage=sqlite:///{storage}", "hydra.sweeper.study_name=t", *SMALL_MARKET,
+            "report.html=false", "report.csv=false", *SPACE, f"hydra.sweep.dir={sweep_dir}", *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "RULEBOOK_PROGRESS": "never"}
+
+
+def _trials(storage: Path):
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{storage}")
+    return study.get_trials(deepcopy=False)
+
+
+def _n_complete(storage: Path) -> int:
+    try:
+        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in _trials(storage))
+    except Exception:  # the study is not created yet
+        return 0
+
+
+def test_search_space_from_hydra_sweep_syntax():
+    d, grid = distributions({"a": "range(6,48,step=6)", "b": "choice(x,y)", "c": "interval(0.1,0.5)", "n": "interval(1,9)"})
+    assert (d["a"].low, d["a"].high, d["a"].step) == (6, 42, 6) and grid["a"] == [6, 12, 18, 24, 30, 36, 42]
+    assert list(d["b"].choices) == ["x", "y"] and grid["b"] == ["x", "y"]
+    assert (d["c"].low, d["c"].high) == (0.1, 0.5) and grid["c"] is None
+    assert isinstance(d["n"], optuna.distributions.FloatDistribution)  # Hydra reads interval bounds as floats
+    with pytest.raises(OptunaSweeperError, match="hydra.sweeper.params.k is '5', a single value"):
+        distributions({"k": "5"})
+
+
+@pytest.mark.slow
+def test_grid_sampler_runs_every_point_once(tmp_path):
+    storage = tmp_path / "g.db"
+    args = _args(tmp_path / "s", storage, 50, "hydra.sweeper.sampler=grid")
+    args = [a for a in args if not a.startswith("strategy.params")] + ["strategy.params.fast=choice(6,12)",
+                                                                        "strategy.params.slow=choice(48,96)"]
+    r = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    done = [t for t in _trials(storage) if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted((t.params["strategy.params.fast"], t.params["strategy.params.slow"]) for t in done) == \
+        [(6, 48), (6, 96), (12, 48), (12, 96)]
+    assert (tmp_path / "s" / "optimization_results.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_without_running_a_completed_trial_again(tmp_path):
+    storage, first, second = tmp_path / "study.db", tmp_path / "first", tmp_path / "second"
+    n = 6
+    log = (tmp_path / "first.log").open("w")
+    proc = subprocess.Popen(_args(first, storage, n), stdout=log, stderr=log,
+                            env=_env(), start_new_session=True)
+    try:
+        wait_until(lambda: storage.is_file() and _n_complete(storage) >= 2, timeout=300, what="two completed trials")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    S = optuna.trial.TrialState
+    before = _trials(storage)
+    # a trial whose metric is undefined (no trade) is told FAIL: it ran, and counts as done
+    ran_before = {t.number: t.params for t in before if t.state in (S.COMPLETE, S.FAIL)}
+    orphans = [t.number for t in before if t.state == S.RUNNING]  # killed mid-run
+    assert 2 <= len(ran_before) < n
+    r = subprocess.run(_args(second, storage, n), capture_output=True, text=True, env=_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    after = _trials(storage)
+    ran = [t for t in after if t.state in (S.COMPLETE, S.FAIL) and t.number not in orphans]
+    assert len(ran) == n and not any(t.state == S.RUNNING for t in after)
+    # the resumed process ran only the trials still to do (the killed one among them, once more)
+    assert len(list(second.glob("*/results.json"))) == n - len(ran_before)
+    # and the ones that had run kept their numbers, parameters and states
+    assert {t.number: t.params for t in ran if t.number in ran_before} == ran_before
+    assert "resumes with" in r.stdout + r.stderr
