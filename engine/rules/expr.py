@@ -73,6 +73,9 @@ class FeatureStore:
         # timeframe -> (the store of the coarser bars, per base bar the last closed coarse row)
         self._coarser = coarser
         self._coarse: dict[str, tuple[FeatureStore, np.ndarray]] = {}
+        # the keys this store was asked for: what its rules read, even when ``arrays`` is shared
+        # with other rule sets (engine/cycle/shared.py) and holds their features too
+        self.used: set[str] = set()
 
     def coarse(self, timeframe: str) -> tuple["FeatureStore", np.ndarray]:
         """The store of ``timeframe`` bars built from these and the base bar -> closed coarse row
@@ -82,9 +85,6 @@ class FeatureStore:
                 raise ValueError("these series have no coarser timeframe")
             self._coarse[timeframe] = self._coarser(timeframe)
         return self._coarse[timeframe]
-        # the keys this store was asked for: what its rules read, even when ``arrays`` is shared
-        # with other rule sets (engine/cycle/shared.py) and holds their features too
-        self.used: set[str] = set()
 
     def get(self, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
         self.used.add(key)
