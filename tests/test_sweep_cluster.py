@@ -18,7 +18,7 @@ GRID = ["strategy.params.fast=12,24", *SMALL_MARKET]
 @pytest.mark.skipif(not (plugin_available("ray") and plugin_available("hydra_plugins.hydra_ray_launcher")),
                     reason='Ray and hydra-ray-launcher are not installed (pip install -e ".[ray]")')
 def test_a_sweep_runs_on_the_worker_of_a_two_node_ray_cluster(tmp_path):
-    from tests.helpers.ray_cluster import WORKER_RESOURCE, alive_nodes, two_node_cluster
+    from tests.helpers.ray_cluster import WORKER_RESOURCE, alive_nodes, cluster_env, two_node_cluster
 
     with two_node_cluster() as address:
         nodes = alive_nodes(address)
@@ -26,7 +26,7 @@ def test_a_sweep_runs_on_the_worker_of_a_two_node_ray_cluster(tmp_path):
         # every job demands the worker's resource: it can run on the worker node only
         proc = run_sweep(["hydra/launcher=cluster", f"hydra.launcher.ray.init.address={address}",
                           f"++hydra.launcher.ray.remote.resources={{{WORKER_RESOURCE}:1}}", *GRID],
-                         tmp_path / "sweep", tmp_path / "cache", timeout=420)
+                         tmp_path / "sweep", tmp_path / "cache", env=cluster_env(), timeout=420)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Ray Launcher is launching 2 jobs" in proc.stderr + proc.stdout
     assert job_outcomes(tmp_path / "sweep") == {"0": "ok", "1": "ok"}

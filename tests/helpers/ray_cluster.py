@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,30 +25,32 @@ from tests.helpers.wait import wait_until
 
 WORKER_RESOURCE = "worker_node"
 
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
 def _ray() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
+# Ray's token authentication: each cluster of this helper gets its own token, passed through the
+# environment. Without it every cluster on the machine shares ~/.ray/auth_token, which a private
+# cluster started at the same time (tests/test_sweep_e2e.py) may rewrite: the worker then fails to
+# join ("InvalidAuthToken").
+_TOKEN = secrets.token_hex(32)
 
-def _env() -> dict:
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-
+def cluster_env() -> dict:
+    """The environment for every process that starts, joins or drives this helper's clusters."""
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _TOKEN}
 
 def alive_nodes(address: str) -> list[dict]:
     """[{resources...}] of the cluster's live nodes, asked from a fresh driver process."""
     code = ("import json, ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
             "print(json.dumps([n['Resources'] for n in ray.nodes() if n['Alive']]))") % address
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cluster_env(), timeout=120)
     if out.returncode != 0:
         return []
     return json.loads(out.stdout.strip().splitlines()[-1])
-
 
 def _cluster_pids(temp_dir: str) -> list[int]:
     """Processes whose command line names the cluster's temp dir (every Ray daemon and worker of
@@ -64,7 +67,6 @@ def _cluster_pids(temp_dir: str) -> list[int]:
                     pids.append(int(d.name))
     return pids
 
-
 def _kill_cluster(temp_dir: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in _cluster_pids(temp_dir):
@@ -75,6 +77,10 @@ def _kill_cluster(temp_dir: str) -> None:
                        poll_s=0.2)
             return
 
+def _ray_start(args: list[str]) -> None:
+    out = subprocess.run([_ray(), "start", *args], capture_output=True, text=True, env=cluster_env(), timeout=180)
+    if out.returncode != 0:
+        raise AssertionError(f"ray start {' '.join(args)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
 
 @contextlib.contextmanager
 def two_node_cluster() -> Iterator[str]:
@@ -85,12 +91,10 @@ def two_node_cluster() -> Iterator[str]:
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus=1", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
     try:
-        subprocess.run([_ray(), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                        "--include-dashboard=false", f"--ray-client-server-port={_free_port()}",
-                        *common], check=True, capture_output=True, text=True, env=_env(), timeout=180)
-        subprocess.run([_ray(), "start", f"--address={address}", "--node-ip-address=127.0.0.1",
-                        f"--resources={json.dumps({WORKER_RESOURCE: 2})}", *common],
-                       check=True, capture_output=True, text=True, env=_env(), timeout=180)
+        _ray_start(["--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                    f"--ray-client-server-port={_free_port()}", *common])
+        _ray_start([f"--address={address}", "--node-ip-address=127.0.0.1",
+                    f"--resources={json.dumps({WORKER_RESOURCE: 2})}", *common])
         wait_until(lambda: len(alive_nodes(address)) == 2, timeout=120, what="both Ray nodes alive", poll_s=1.0)
         yield address
     finally:
