@@ -14,6 +14,7 @@ from typing import Any
 
 from cerberus import TypeDefinition, Validator, errors
 
+from engine.live.settings import CLOCKS
 from engine.market.data import TIMEFRAME_MS
 from engine.rules.bounds import MAX_COUNT_BARS, MAX_WINDOW_BARS
 from engine.validators import validator
@@ -154,7 +155,7 @@ EXCHANGE = {
         "host": _str(empty=False),
         "port": _int(0, 65535),
         "seed": _int(0),
-        "speed": _num(gt=0),
+        "speed": _num(gt=0, nullable=True),  # null: step mode (moved by live.clock=step)
         "products": _int(1),
         "quote_currency": _str(regex=r"^[A-Z0-9]{2,10}$", meta="a currency code like 'USDC'"),
         "starting_balance": _num(None, MAX_AMOUNT, gt=0),
@@ -265,7 +266,7 @@ LIVE = {
     "max_symbols": _int(1),
     "history_bars": _int(2, MAX_WINDOW_BARS),
     "initial_cash": _num(None, MAX_AMOUNT, gt=0, nullable=True),
-    "clock": _str(allowed=["auto", "wall", "sim"]),
+    "clock": _str(allowed=list(CLOCKS)),
     "sim_speed": _num(gt=0, nullable=True),
     "sim_origin_ms": _int(0, nullable=True),
     "sim_origin_wall_s": _num(0, nullable=True),
