@@ -90,6 +90,8 @@ MODE = {
     "name": _str(required=True, allowed=list(MODES)),
     # mode=validate / explain may say which run mode's requirements to check (e.g. target=live).
     "target": _str(nullable=True, allowed=list(RUN_MODES)),
+    # mode=shadow / explain: the live-clock account whose state file they read
+    "state": _str(nullable=True, allowed=list(LIVE_CLOCK_MODES)),
 }
 
 FEE_TIER = _dict({
