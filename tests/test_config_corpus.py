@@ -20,7 +20,8 @@ class Broken:
     message: str  # a substring of the problem's message
     mode: str = "backtest"
     base: str = "valid"  # or "live" / "csv"
-    env: dict = field(default_factory=dict)
+    # the exchange's keys exported, as dry_run, paper and live need (cases about them give their own)
+    env: dict = field(default_factory=lambda: dict(LIVE_ENV))
     expected: str | None = None  # a substring of the problem's "expected"
     suggestions: tuple = ()
     themes: dict | None = None

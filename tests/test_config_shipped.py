@@ -49,9 +49,13 @@ def test_shipped_combinations_validate_in_every_mode(strategy, risk, data, tmp_p
         # conf/mode/*.yaml only name the mode (checked below), so set it rather than recompose.
         cfg = edited(base, ("set", "mode", yaml.safe_load((CONF_DIR / "mode" / f"{mode}.yaml").read_text())),
                      ("set", "live.state_dir", state))
-        report = check_config(cfg, mode=mode, env={})
+        # the exchange's keys exported: dry_run and paper open the exchange with them
+        report = check_config(cfg, mode=mode, env=LIVE_ENV)
         assert report.ok, report.format()
         assert report.warnings == [], report.format()
+        if mode in ("dry_run", "paper"):
+            assert check_config(cfg, mode=mode, env={}).codes() == [
+                "sanity.live_api_key_env_unset", "sanity.live_api_secret_env_unset"]
 
 
 def test_mode_files_only_name_the_mode():
@@ -60,7 +64,7 @@ def test_mode_files_only_name_the_mode():
     for path in paths:
         doc = yaml.safe_load(path.read_text())
         assert doc["name"] == path.stem
-        assert set(doc) <= {"name", "target"}
+        assert set(doc) <= {"name", "target", "state"}  # state: the account shadow / explain read
 
 
 @pytest.mark.parametrize("risk,live", list(itertools.product(RISKS, LIVE_GROUPS)))

@@ -12,7 +12,7 @@ from typing import Any
 
 from pathlib import Path
 
-from . import deprecations, paths, rule_params, sanity, schema
+from . import deprecations, paths, rule_params, run_inputs, sanity, schema
 from .problems import ConfigProblem, ConfigReport
 from .secrets import find_secret_values, scrub, secret_values, _walk
 
@@ -48,7 +48,7 @@ def _scrubbed(p: ConfigProblem, secrets: list[str]) -> ConfigProblem:
 
 
 def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
-           symbol_themes: Mapping[str, str] | None, rules_root: Path) -> ConfigReport:
+           symbol_themes: Mapping[str, str] | None, rules_root: Path, inputs: bool = False) -> ConfigReport:
     if not isinstance(cfg, dict):
         return ConfigReport(config={}, mode=mode, problems=schema.validate(cfg))
     problems: list[ConfigProblem] = []
@@ -74,6 +74,8 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
     )
     problems += errors
     warnings += sanity_warnings
+    if inputs:
+        problems += run_inputs.check(migrated, target, rules_root, [p.path for p in problems])
     secrets = secret_values(cfg, env)
     return ConfigReport(config=migrated, mode=mode if target == mode else f"{mode} (as {target})",
                         problems=[_scrubbed(p, secrets) for p in problems],
@@ -81,7 +83,8 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
 
 
 def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requirements: bool = True,
-                 symbol_themes: Mapping[str, str] | None = None, rules_root: str | Path | None = None) -> ConfigReport:
+                 symbol_themes: Mapping[str, str] | None = None, rules_root: str | Path | None = None,
+                 inputs: bool = False) -> ConfigReport:
     """Check a composed config (a plain dict, Hydra's `hydra` key removed) for `mode`.
 
     env: the process environment (os.environ); only read, and only for the variables the config
@@ -90,11 +93,13 @@ def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requireme
     the market data) makes the per-asset vs theme cap check exact; without it an asset cap is only
     compared with the largest theme cap. rules_root: where a relative rules_dir is found (default:
     the project root, where run.py lives); params overrides are checked against each rule file's
-    params. Never raises on bad input.
+    params. inputs: also read what a run would read (every rule file, every error at once; the
+    product table; a backtest's market data and window): engine/config/run_inputs.py, mode=validate.
+    Never raises on bad input.
     """
     root = Path(rules_root) if rules_root is not None else PROJECT_ROOT
     try:
-        return _check(cfg, mode, env, live_requirements, symbol_themes, root)
+        return _check(cfg, mode, env, live_requirements, symbol_themes, root, inputs)
     except Exception as exc:  # a bug here must still give the caller a clean, refusing report
         return ConfigReport(config={}, mode=str(mode), problems=[ConfigProblem(
             "internal_error", "", type(exc).__name__, "a clean check",

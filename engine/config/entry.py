@@ -49,19 +49,21 @@ def _mode_of(plain: dict, mode: str | None) -> str:
 
 
 def run_check(cfg: Any, env: Mapping[str, str] | None = None, *, mode: str | None = None,
-              live_requirements: bool = True, symbol_themes: Mapping[str, str] | None = None) -> ConfigReport:
+              live_requirements: bool = True, symbol_themes: Mapping[str, str] | None = None,
+              inputs: bool = False) -> ConfigReport:
     plain, problems = to_plain(cfg)
     env = os.environ if env is None else env
     if problems:
         return ConfigReport(config=plain, problems=problems, mode=_mode_of(plain, mode))
     return check_config(plain, mode=_mode_of(plain, mode), env=env, live_requirements=live_requirements,
-                        symbol_themes=symbol_themes)
+                        symbol_themes=symbol_themes, inputs=inputs)
 
 
 def validate_entry(cfg: Any, env: Mapping[str, str] | None = None, *, mode: str | None = None,
                    live_requirements: bool = True, out: TextIO | None = None) -> int:
-    """mode=validate: print every problem and warning, return the exit code (0 sound, 1 not)."""
-    report = run_check(cfg, env, mode=mode, live_requirements=live_requirements)
+    """mode=validate: print every problem and warning, return the exit code (0 sound, 1 not); it
+    also reads the inputs a run reads (every rule file, the product table, a backtest's data)."""
+    report = run_check(cfg, env, mode=mode, live_requirements=live_requirements, inputs=True)
     print(report.format(), file=out or sys.stdout)
     return 0 if report.ok else 1
 

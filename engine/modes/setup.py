@@ -59,7 +59,14 @@ def market_for(cfg: Mapping[str, Any]) -> MarketData:
     return market
 
 
-def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
+def load_rules(cfg: Mapping[str, Any], gather: bool = False) -> RuleSet:
+    """The run's rule set (``gather``: raise every rule-file error at once, as mode=validate does)."""
+    files, params = rule_sources(cfg)
+    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params, gather=gather)
+
+
+def rule_sources(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, dict]]:
+    """The rule files a config names (kind -> path under rules_dir) and its params overrides."""
     files = {"regime": "regime.yaml"}
     params: dict[str, dict] = {}
     for g in RULE_GROUPS:
@@ -70,7 +77,7 @@ def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
     if regime:
         files["regime"] = regime.get("file", "regime.yaml")
         params["regime"] = dict(regime.get("params") or {})
-    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params)
+    return files, params
 
 
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:

@@ -22,7 +22,9 @@ from engine import yamlfast
 from engine.paths import leaves_root
 from engine.validators import validator
 
-from engine.rules.errors import RuleError, Where
+from contextlib import contextmanager
+
+from engine.rules.errors import RuleError, RuleErrors, Where
 from engine.rules.expr import BOOL, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
@@ -267,18 +269,41 @@ def _locate(data: Any, path: tuple) -> tuple[str, int | None]:
     return rule, line
 
 
-def _validate(data: dict, kind: str, label: str) -> None:
+def _validate(data: dict, kind: str, label: str, every: bool = False) -> None:
+    """Raise the file's first schema error (``every``: all of them, as one RuleErrors)."""
     schema = SCHEMAS[kind]
     v = validator(f"rules:{kind}", schema)
     if v.validate(data):
         return
     leaves = sorted(_leaf_errors(v._errors), key=lambda e: _locate(data, e.document_path)[1] or 0)
-    first = leaves[0]
-    rule, line = _locate(data, first.document_path)
-    message, expected = _describe_error(first, schema)
-    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first.document_path).replace(".[", "[")
-    more = f" (and {len(leaves) - 1} more problem(s) in this file)" if len(leaves) > 1 else ""
-    raise RuleError(Where(label, rule, path, line), message + more, expected=expected)
+    errors = []
+    for i, leaf in enumerate(leaves):
+        rule, line = _locate(data, leaf.document_path)
+        message, expected = _describe_error(leaf, schema)
+        path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in leaf.document_path).replace(".[", "[")
+        more = f" (and {len(leaves) - 1} more problem(s) in this file)" if len(leaves) > 1 and not every else ""
+        errors.append(RuleError(Where(label, rule, path, line), message + more, expected=expected))
+        if not every:
+            raise errors[0]
+    raise RuleErrors(errors)
+
+
+class _Sink:
+    """Where a rule file's errors go: raised at once (loading for a run), or gathered so that
+    mode=validate reports every one (``gather``). A failing part is skipped; the parts after it
+    still run."""
+
+    def __init__(self, gather: bool):
+        self.errors: list[RuleError] | None = [] if gather else None
+
+    @contextmanager
+    def part(self):
+        try:
+            yield
+        except RuleError as e:
+            if self.errors is None:
+                raise
+            self.errors.extend(e.errors if isinstance(e, RuleErrors) else [e])
 
 
 def _merge_params(file_params: dict, overrides: Mapping[str, Any] | None, label: str) -> dict:
@@ -353,8 +378,9 @@ def parse_duration_ms(value: Any, where: Where, what: str) -> int:
 
 
 class _FileCompiler:
-    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...]):
+    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...], sink: _Sink | None = None):
         self.label, self.kind, self.params, self.regimes = label, kind, params, regimes
+        self.sink = sink or _Sink(False)
         self.seen: dict[str, int | None] = {}  # rule id -> its line (ids are unique per file)
 
     def ns(self, names_key: str) -> Namespace:
@@ -377,20 +403,24 @@ class _FileCompiler:
         out = []
         ns = self.ns(names_key)
         for item in items:
-            rid = self.claim(item)
-            regimes = item.get("regimes")
-            if regimes is not None and self.regimes:
-                for r in regimes:
-                    if r not in self.regimes:
-                        raise RuleError(self.where(item, "regimes"),
-                                        f"regime '{r}' is not defined by the regime file{_did_you_mean(r, self.regimes)}",
-                                        expected="one of " + ", ".join(self.regimes))
-            where = self.where(item, "when")
-            expr = compile_expression(item["when"], ns, where, want=BOOL)
-            why = item.get("why", "")
-            self.check_template(why, item)
-            out.append(Rule(rid, expr, where, tuple(regimes) if regimes else None, why, str(item["when"])))
+            with self.sink.part():  # one rule's error does not hide the next rule's
+                out.append(self._rule(item, ns))
         return out
+
+    def _rule(self, item: Mapping, ns: Namespace) -> Rule:
+        rid = self.claim(item)
+        regimes = item.get("regimes")
+        if regimes is not None and self.regimes:
+            for r in regimes:
+                if r not in self.regimes:
+                    raise RuleError(self.where(item, "regimes"),
+                                    f"regime '{r}' is not defined by the regime file{_did_you_mean(r, self.regimes)}",
+                                    expected="one of " + ", ".join(self.regimes))
+        where = self.where(item, "when")
+        expr = compile_expression(item["when"], ns, where, want=BOOL)
+        why = item.get("why", "")
+        self.check_template(why, item)
+        return Rule(rid, expr, where, tuple(regimes) if regimes else None, why, str(item["when"]))
 
     def check_template(self, why: str, item: Mapping) -> None:
         for name in re.findall(r"\{([^}]*)\}", why or ""):
@@ -405,7 +435,7 @@ class _FileCompiler:
         return compile_expression(src, self.ns(names_key), where, want=want)
 
 
-def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any] | None):
+def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any] | None, every: bool = False):
     path = Path(rel) if Path(rel).is_absolute() else rules_dir / rel
     label = f"rules/{rel}" if not Path(rel).is_absolute() else str(path)
     outside = leaves_root(rules_dir, path)
@@ -420,7 +450,7 @@ def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any
     if data.get("kind") != kind:
         raise RuleError(Where(label, "", "kind", data.line_of("kind")), f"kind is {data.get('kind')!r}",
                         expected=f"kind: {kind} (this file is given as the {kind} file)")
-    _validate(data, kind, label)
+    _validate(data, kind, label, every)
     params = _merge_params(data.get("params") or {}, overrides, label)
     return data, label, params, hashlib.sha256(text.encode()).hexdigest()
 
@@ -436,77 +466,104 @@ def load_ruleset(
     rules_dir: Path | str,
     files: Mapping[str, str],
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    gather: bool = False,
 ) -> RuleSet:
     """Load the five rule files. ``files`` maps kind -> path relative to ``rules_dir``;
-    ``params`` maps kind -> overrides of that file's params (from the Hydra config)."""
+    ``params`` maps kind -> overrides of that file's params (from the Hydra config).
+    ``gather``: on errors, raise one :class:`RuleErrors` holding every error of every file (each
+    schema error, each rule, each cap and halt), not only the first (mode=validate)."""
     rules_dir = Path(rules_dir)
     params = params or {}
     hashes: dict[str, str] = {}
     missing = [k for k in KINDS if k not in files]
     if missing:
         raise RuleError(Where("config"), f"no rule file given for {', '.join(missing)}")
+    sink = _Sink(gather)
+    part = sink.part
+    labels: tuple[str, ...] = ()  # a broken regime file: the others' regime names are not checked
+    regime = universe = strategy = risk = execution = None
 
     # regime first: its labels are what the other files may name
-    data, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "regime", p, ())
-    regime_rules = fc.rules(data["regimes"], "regime")
-    default = data["default"]
-    regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
-                         _at(data, "index", "exclude_themes", label))
-    labels = regime.labels
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "regime", p, (), sink)
+        regime_rules = fc.rules(data["regimes"], "regime")
+        default = data["default"]
+        regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
+                             _at(data, "index", "exclude_themes", label))
+        labels = regime.labels
 
-    data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "universe", p, labels)
-    filters = fc.rules(data["filters"], "universe")
-    rank = data.get("rank") or {}
-    rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
-    w_top = _at(data, "rank", "top", label)
-    top = _positive_int(_resolve(rank.get("top", 10**9), p, w_top, "rank.top"), w_top, "rank.top")
-    cache = data.get("cache") or {}
-    w_ttl = _at(data, "cache", "ttl", label)
-    ttl = parse_duration_ms(cache.get("ttl", "1h"), w_ttl, "cache.ttl")
-    universe = UniverseRules(filters, rank_by, bool(rank.get("descending", True)), top, ttl,
-                             bool(cache.get("rebuild_on_regime_change", True)), p)
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "universe", p, labels, sink)
+        filters = fc.rules(data["filters"], "universe")
+        rank = data.get("rank") or {}
+        rank_by, top, ttl = None, 10**9, 0
+        with part():
+            rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
+        with part():
+            w_top = _at(data, "rank", "top", label)
+            top = _positive_int(_resolve(rank.get("top", 10**9), p, w_top, "rank.top"), w_top, "rank.top")
+        cache = data.get("cache") or {}
+        with part():
+            w_ttl = _at(data, "cache", "ttl", label)
+            ttl = parse_duration_ms(cache.get("ttl", "1h"), w_ttl, "cache.ttl")
+        universe = UniverseRules(filters, rank_by, bool(rank.get("descending", True)), top, ttl,
+                                 bool(cache.get("rebuild_on_regime_change", True)), p)
 
-    data, label, p, h = _load_file(rules_dir, files["strategy"], "strategy", params.get("strategy"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "strategy", p, labels)
-    entries = fc.rules(data["entry"], "strategy")
-    exits = fc.rules(data["exit"], "strategy")
-    w_size = Where(label, "", "size", data.line_of("size"))
-    size = fc.expr(data["size"], "strategy", w_size, NUM)
-    size_value = _resolve(data["size"], p, w_size, "size")
-    if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
-        # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
-        src = f" ({data['size']})" if isinstance(data["size"], str) else ""
-        raise RuleError(w_size, f"size is {size_value!r}{src}",
-                        expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
-    priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
-                if "priority" in data else None)
-    strategy = StrategyRules(data["name"], entries, exits, size, priority, p)
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["strategy"], "strategy", params.get("strategy"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "strategy", p, labels, sink)
+        entries = fc.rules(data["entry"], "strategy")
+        exits = fc.rules(data["exit"], "strategy")
+        size = priority = None
+        with part():
+            w_size = Where(label, "", "size", data.line_of("size"))
+            size = fc.expr(data["size"], "strategy", w_size, NUM)
+            size_value = _resolve(data["size"], p, w_size, "size")
+            if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
+                # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
+                src = f" ({data['size']})" if isinstance(data["size"], str) else ""
+                raise RuleError(w_size, f"size is {size_value!r}{src}",
+                                expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
+        with part():
+            priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
+                        if "priority" in data else None)
+        strategy = StrategyRules(data["name"], entries, exits, size, priority, p)
 
-    data, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "risk", p, labels)
-    caps = [_cap(c, fc, p) for c in data.get("caps") or []]
-    halts = []
-    for hd in data.get("halts") or []:
-        rule = fc.rules([hd], "risk.halts")[0]
-        w_cd = fc.where(hd, "cooldown_bars")
-        cd = _positive_int(_resolve(hd.get("cooldown_bars", 1), p, w_cd, "cooldown_bars"), w_cd, "cooldown_bars")
-        halts.append(Halt(rule, hd["action"], cd))
-    vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes")
-    risk = RiskRules(caps, halts, vetoes, p)
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "risk", p, labels, sink)
+        caps = []
+        for c in data.get("caps") or []:
+            with part():
+                caps.append(_cap(c, fc, p))
+        halts = []
+        for hd in data.get("halts") or []:
+            with part():
+                rules = fc.rules([hd], "risk.halts")
+                if rules:  # (gathering: its error is already recorded)
+                    w_cd = fc.where(hd, "cooldown_bars")
+                    cd = _positive_int(_resolve(hd.get("cooldown_bars", 1), p, w_cd, "cooldown_bars"), w_cd,
+                                       "cooldown_bars")
+                    halts.append(Halt(rules[0], hd["action"], cd))
+        vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes")
+        risk = RiskRules(caps, halts, vetoes, p)
 
-    data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "execution", p, labels)
-    guards = fc.rules(data.get("guards") or [], "execution")
-    order = data.get("order") or {}
-    execution = ExecutionRules(guards, order.get("type", "market"), p, float(order.get("offset_bps", 0.0)))
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "execution", p, labels, sink)
+        guards = fc.rules(data.get("guards") or [], "execution")
+        order = data.get("order") or {}
+        execution = ExecutionRules(guards, order.get("type", "market"), p, float(order.get("offset_bps", 0.0)))
 
+    if sink.errors:
+        raise RuleErrors(sink.errors)
     return RuleSet(regime, universe, strategy, risk, execution, hashes)
 
 
