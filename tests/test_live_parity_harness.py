@@ -88,3 +88,16 @@ def test_a_limit_order_sent_as_market_is_caught_naming_symbol_bar_and_field(tmp_
 def test_a_config_the_harness_cannot_compare_exactly_is_refused(tmp_path, extra, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")):
         parity.session_config(parity_config(tmp_path, *extra), "paper", tmp_path / "state", 5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cycles", "1"], "error: --cycles is 1; expected >= 2"),
+    (["--", "exchange=nowhere"], "error: In 'config': Could not find 'exchange/nowhere'"),
+    (["--", "backtest.slippage.noise_bps=2"], "error: backtest.slippage.noise_bps is 2.0; the parity harness"),
+    (["--", "risk.params.max_total_exposure=3"], "error: the config is not valid for mode=dry_run:"),
+])
+def test_the_command_refuses_bad_input_with_one_message_and_exit_code_2(args, message, capsys):
+    assert parity.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message), err
+    assert "Traceback" not in err

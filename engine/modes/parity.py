@@ -305,8 +305,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.cycles < 2:
         print(f"error: --cycles is {args.cycles}; expected >= 2", file=sys.stderr)
         return 2
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from engine.config.entry import run_check
+
     try:
         cfg = compose(["exchange=local_sim", *overrides])
+    except (HydraException, OmegaConfBaseException) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    for mode in MODES:  # the checks a run of each mode makes before it starts
+        checked = run_check(cfg, mode=mode)
+        if not checked.ok:
+            print(f"error: the config is not valid for mode={mode}:\n{checked.format()}", file=sys.stderr)
+            return 2
+    try:
         report = run(cfg, args.cycles, None if args.state_dir is None else Path(args.state_dir))
     except user_error_types() as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -316,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     for s in report.sessions:
         print(f"parity {s.mode}: {s.cycles} cycles {s.start} .. {s.end}, {s.counts['decisions']} decisions, "
               f"{s.counts['orders']} orders, {s.counts['fills']} fills; {len(s.differences)} difference(s)")
+        if not s.counts["decisions"] and not s.counts["backtest_fills"]:
+            print(f"WARNING parity {s.mode}: nothing was decided in {s.cycles} cycles, so zero differences prove "
+                  "little: use rules that trade on the emulator's 1m bars (e.g. strategy.params.fast=2 "
+                  "strategy.params.slow=5 universe.params.min_history_bars=10 live.history_bars=60)")
     if args.out:
         write_json(args.out, report.to_dict())
     return 1 if report.differences else 0
