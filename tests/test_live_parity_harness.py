@@ -101,3 +101,27 @@ def test_the_command_refuses_bad_input_with_one_message_and_exit_code_2(args, me
     err = capsys.readouterr().err
     assert err.startswith(message), err
     assert "Traceback" not in err
+
+
+def test_the_step_clock_moves_the_emulator_to_the_bar_close_at_once():
+    from engine.exchange.emulator import CoinbaseEmulator
+    from engine.live.clock import StepClock
+
+    clock = StepClock(CoinbaseEmulator(products=1, speed=None))
+    start = clock.now_ms()
+    clock.sleep_until(start + 3 * 60_000 - 1, lambda: False)  # rounds up to whole steps
+    assert clock.now_ms() == start + 3 * 60_000
+    clock.sleep_until(start, lambda: False)  # already there: nothing moves
+    clock.sleep_until(start + 10 * 60_000, lambda: True)  # a stop request: nothing moves
+    assert clock.now_ms() == start + 3 * 60_000
+
+
+def test_the_step_clock_needs_an_in_process_emulator_in_step_mode():
+    from types import SimpleNamespace
+
+    from engine.live.errors import LiveError
+    from engine.live.settings import LiveSettings
+    from engine.modes.live import make_clock
+
+    with pytest.raises(LiveError, match="live.clock=step moves the in-process emulator's market bar by bar"):
+        make_clock(LiveSettings(clock="step"), None, SimpleNamespace(emulator=None))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -174,7 +175,8 @@ def compare(store: StateStore, cfg: Mapping[str, Any], mode: str, emulated=None,
     settings = dataclasses.replace(SimSettings.from_run_config(cfg), initial_cash=float(meta["initial_cash"]),
                                    start=start, stop=last + 2)
     decided: list = []
-    res = run_backtest(p, settings, observe=decided.append)
+    # every bar through decide (the reference path): each bar's trace is compared, quiet ones too
+    res = run_backtest(p, settings, fast=False, observe=decided.append)
     sym = market.symbols
     out = SessionParity(mode, str(store.path), len(cycles), iso_utc(int(market.times[start])),
                         iso_utc(int(market.times[last])), {})
@@ -231,7 +233,6 @@ def compare(store: StateStore, cfg: Mapping[str, Any], mode: str, emulated=None,
 
 
 def _json(text: str | None) -> dict:
-    import json
     return json.loads(text) if text else {}
 
 
