@@ -81,3 +81,24 @@ def test_validate_for_paper_on_a_real_exchange_needs_its_api_key_variables():
     env = {"COINBASE_API_KEY": "organizations/x/apiKeys/y", "COINBASE_API_SECRET": "not-a-real-secret-value"}
     code, text = _validate("mode.target=paper", "exchange=coinbase", env=env)
     assert "api_key_env_unset" not in text and "api_secret_env_unset" not in text
+
+
+def test_every_schema_error_of_a_file_is_gathered_while_a_run_stops_at_the_first(tmp_path):
+    text = (SHIPPED_RULES / "execution.yaml").read_text()
+    text = text.replace("order: {type: market}", "order: {type: stop}", 1)
+    text = text.replace("    why: spread wider than", "    whyy: spread wider than", 1)
+    rules = create_rules_dir(tmp_path, {"execution.yaml": text})
+    try:
+        load_ruleset(rules, shipped_files())
+    except RuleErrors:
+        raise AssertionError("a run's load raises one RuleError, not the gathered list")
+    except Exception as e:  # noqa: BLE001 - the run's single error
+        assert "(and 1 more problem(s) in this file)" in str(e), str(e)
+    try:
+        load_ruleset(rules, shipped_files(), gather=True)
+    except RuleErrors as e:
+        got = [(x.where.file, x.where.key, x.message) for x in e.errors]
+    else:
+        raise AssertionError("the broken rules loaded")
+    assert got == [("rules/execution.yaml", "order.type", "'type' is 'stop'"),
+                   ("rules/execution.yaml", "guards[1].whyy", "unknown key 'whyy' (did you mean 'why'?)")], got
