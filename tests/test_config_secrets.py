@@ -129,8 +129,13 @@ def test_log_filter_scrubs_ccxt_debug_records_and_tracebacks():
     root = logging.getLogger()
     root.addHandler(handler)
     ccxt_log = logging.getLogger("ccxt.base.exchange")
-    old_level = ccxt_log.level
+    app_log = logging.getLogger("rulebook")
+    # An earlier in-process Hydra run (dictConfig with disable_existing_loggers) may have disabled
+    # these loggers or stopped propagation; this test is about the filter, so it sets both itself.
+    saved = [(lg, lg.level, lg.disabled, lg.propagate) for lg in (ccxt_log, app_log)]
     ccxt_log.setLevel(logging.DEBUG)
+    for lg in (ccxt_log, app_log):
+        lg.disabled, lg.propagate = False, True
     try:
         install_log_redaction(secret_values(valid_config(), LIVE_ENV))
         ccxt_log.debug("POST /orders headers {'Authorization': 'Bearer %s'}", SECRET_KEY)
@@ -141,7 +146,9 @@ def test_log_filter_scrubs_ccxt_debug_records_and_tracebacks():
             logging.getLogger("rulebook").exception("order failed")
     finally:
         root.removeHandler(handler)
-        ccxt_log.setLevel(old_level)
+        for lg, level, disabled, propagate in saved:
+            lg.setLevel(level)
+            lg.disabled, lg.propagate = disabled, propagate
     text = stream.getvalue()
     assert "Bearer ***" in text and "order failed" in text and "RuntimeError: auth failed for ***" in text
     assert _leaks(text) == []
