@@ -46,7 +46,6 @@ from engine.live.shadow import stored_market
 from engine.live.store import StateStore
 from engine.market import products
 from engine.market.data import SymbolInfo, iso_utc
-from engine.modes import LIVE_MODES
 from engine.modes.setup import load_rules
 from engine.sim.settings import SimSettings
 from engine.trace import cycle_record
@@ -143,7 +142,7 @@ def run_session(cfg: Mapping[str, Any], mode: str) -> SessionParity:
 
 def run(cfg: Mapping[str, Any], cycles: int = 30, state_dir: Path | None = None,
         modes: tuple[str, ...] = MODES) -> ParityReport:
-    bad = [m for m in modes if m not in LIVE_MODES]
+    bad = [m for m in modes if m not in MODES]
     if bad:
         raise UserError(f"parity modes {bad}; expected some of {', '.join(MODES)}")
     with tempfile.TemporaryDirectory(prefix="rulebook-parity-") as tmp:
