@@ -1,19 +1,10 @@
 """Kraken and Binance through their real ccxt classes against their emulator front ends."""
 from __future__ import annotations
 
-import pathlib
-
 import pytest
-import yaml
 
 from engine.exchange import ExchangeAdapter, ExchangeConfig, OrderRequest, make_client_order_id
-
-
-def sim_config(name: str) -> ExchangeConfig:
-    raw = yaml.safe_load(pathlib.Path(f"conf/exchange/{name}.yaml").read_text())
-    raw.pop("fees")
-    raw["emulator"]["products"] = 3
-    return ExchangeConfig.from_mapping(raw)
+from tests.helpers.exchange import sim_config
 
 
 @pytest.mark.parametrize("name,native", [("kraken_sim", "XBTUSDC"), ("binance_sim", "BTCUSDC")])

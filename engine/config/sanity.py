@@ -20,7 +20,8 @@ from .schema import MODES
 
 CHECKS_FILE = Path(__file__).with_name("sanity_checks.yaml")
 FUNCTIONS = frozenset({"is_set", "value_or", "file_exists", "env_set", "timeframe_s", "theme_cap",
-                       "is_ascending", "pluck", "len", "min", "max", "abs", "supported_exchanges"})
+                       "is_ascending", "pluck", "len", "min", "max", "abs", "supported_exchanges",
+                       "memory_need_gib", "memory_budget_gib"})
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SPEC_KEYS = {"id", "modes", "for_each", "when", "require", "severity", "needs_env", "path", "found",
               "expected", "message"}
@@ -197,7 +198,22 @@ def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, st
         "timeframe_s": lambda tf: TIMEFRAME_MS[tf] / 1000, "pluck": lambda xs, k: [x[k] for x in xs],
         "len": len, "min": min, "max": max, "abs": abs,
         "supported_exchanges": _supported_exchanges,
+        "memory_need_gib": _memory_need_gib, "memory_budget_gib": _memory_budget_gib,
     }
+
+
+def _memory_need_gib(n_bars, n_symbols) -> float:
+    from engine.market.memory import GIB, estimate_bytes
+    return round(estimate_bytes(int(n_bars), int(n_symbols)) / GIB, 1)
+
+
+def _memory_budget_gib(max_gib) -> float:
+    """``data.max_memory_gib``, else what the machine has free now (infinite when unknown)."""
+    from engine.market.memory import GIB, available_bytes
+    if max_gib is not None:
+        return float(max_gib)
+    free = available_bytes()
+    return float("inf") if free is None else round(free / GIB, 1)
 
 
 def _supported_exchanges() -> list[str]:

@@ -172,6 +172,8 @@ DATA = {
     "symbols": {"type": "list", "nullable": True, "minlength": 1, "schema": SYMBOL},
     "cache_dir": _str(nullable=True, empty=False),
     "default_spread_bps": _num(0, 10_000),
+    # refuse a run whose estimated peak memory is above this (null: what the machine has free)
+    "max_memory_gib": _num(nullable=True, gt=0, hi=1e6),
     "sample": _dict({
         "seed": _int(0, required=True),
         "n_symbols": _int(30, 2000, required=True),

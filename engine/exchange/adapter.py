@@ -24,6 +24,7 @@ from .client import build_client
 from .config import ExchangeConfig
 from .errors import AMBIGUOUS, TRANSIENT, ErrorKind, ExchangeCallError, ExchangeConfigError, classify
 from .ids import from_native, to_native
+from .presend import refusal
 from .quirks import quirks_for
 from .secrets import Credentials, install_log_redaction, load_credentials
 from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState, Quote
@@ -31,6 +32,7 @@ from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState,
 log = logging.getLogger("rulebook.exchange")
 
 _REJECTIONS = (ErrorKind.INSUFFICIENT_FUNDS, ErrorKind.INVALID_ORDER, ErrorKind.BAD_REQUEST)
+_THROTTLED = (ErrorKind.RATE_LIMIT, ErrorKind.DDOS)  # refused before it was placed: safe to resend
 _STATUS = {"open": "open", "closed": "closed", "canceled": "canceled", "cancelled": "canceled",
            "expired": "canceled", "rejected": "rejected"}
 
@@ -186,6 +188,15 @@ class ExchangeAdapter:
         known = self._orders.get(req.client_order_id)
         if known is not None and known.status != "unknown":
             return known  # the same decision twice: nothing to send
+        q = self._quotes.get(req.symbol)
+        touch = (q.ask if req.side == "buy" else q.bid) if q is not None else None
+        why = refusal(req, m, self.config.ccxt_id, req.limit_price if req.type == "limit" else touch)
+        if why is not None:  # the exchange would refuse it: say why in our words, send nothing
+            log.warning("create_order %s refused before sending: %s", req.client_order_id, why)
+            state = OrderState(req.client_order_id, None, req.symbol, req.side, req.type, "rejected", req.qty, 0.0,
+                               None, req.limit_price, reject_reason=f"refused before sending: {why}")
+            self._orders[req.client_order_id] = state
+            return state
         self._orders[req.client_order_id] = OrderState(req.client_order_id, None, req.symbol, req.side, req.type,
                                                        "unknown", req.qty, 0.0, None, req.limit_price)
         submitted_ms = int(self.wall_clock() * 1000)
@@ -209,8 +220,10 @@ class ExchangeAdapter:
             except ccxt.BaseError as e:
                 status = self.client.last.status
                 kind = classify(e, status)
-                if status is not None and 200 <= status < 300 and kind not in _REJECTIONS:
-                    kind = ErrorKind.INVALID_ORDER  # an HTTP 200 success:false is a definite refusal
+                if status is not None and 200 <= status < 300 and kind not in _REJECTIONS + _THROTTLED:
+                    # an HTTP 200 success:false is a definite refusal; but Kraken answers every error with
+                    # 200, and its "EOrder:Rate limit exceeded" means "not placed, try later": retried
+                    kind = ErrorKind.INVALID_ORDER
                 last = ExchangeCallError(kind, "create_order", str(e)[:500], attempt, status)
                 if kind in _REJECTIONS and attempt > 1 and self.config.client_id.unique == "open":
                     # a resend refused as a duplicate (the id is unique among open orders): the first got in

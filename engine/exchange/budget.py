@@ -61,7 +61,7 @@ class _Counter:
         self.window_s = spec.burst_s
         self.limit = float(spec.max_count) if self.decay else spec.limit_per_s * spec.burst_s
         self.capacity = self.limit * (1.0 - margin)
-        self.events: deque[tuple[float, float]] = deque()  # window: (time, cost)
+        self.events: deque[list[float]] = deque()  # window: [time, cost]; time moves to the answer's
         self.spent = 0.0  # window: cost inside the window; decay: the counter
         self.updated = 0.0  # decay: when ``spent`` was last drained
         self.paused_until = 0.0
@@ -95,10 +95,23 @@ class _Counter:
                 return max(t + self.window_s - now, 1e-6)
         return max(self.events[-1][0] + self.window_s - now, 1e-6)
 
-    def add(self, now: float, cost: float) -> None:
-        if not self.decay:
-            self.events.append((now, cost))
+    def add(self, now: float, cost: float) -> list[float] | None:
         self.spent += cost
+        if self.decay:
+            return None
+        event = [now, cost]
+        self.events.append(event)
+        return event
+
+    def answered(self, event: list[float], now: float) -> None:
+        """Move ``event`` to time ``now`` (and to the end: the deque stays in time order), unless it
+        has expired already."""
+        for i in range(len(self.events) - 1, -1, -1):  # it is near the end: just sent
+            if self.events[i] is event:
+                del self.events[i]
+                event[0] = max(event[0], now)
+                self.events.append(event)
+                return
 
     def used(self) -> float:
         """Fraction of the real limit in use now."""
@@ -178,6 +191,11 @@ class RateBudget:
 
     def acquire_all(self, charges: Iterable[Charge]) -> float:
         """Block until every charge fits in its pool, record them all, return seconds waited."""
+        return self.admit(charges)[0]
+
+    def admit(self, charges: Iterable[Charge]) -> tuple[float, list]:
+        """``acquire_all``, also returning the window events it recorded: pass them to ``answered``
+        when the response arrives."""
         charges = list(charges)
         for name, key, cost in charges:
             p = self._pool(name)
@@ -201,15 +219,24 @@ class RateBudget:
                         counted.add(name)
                     wait = max(wait, w)
                 if wait <= 0.0:
-                    for name, key, cost in charges:
-                        self._record(self._pools[name], key, cost, now, waited)
-                    return waited
+                    events = [self._record(self._pools[name], key, cost, now, waited) for name, key, cost in charges]
+                    return waited, [e for e in events if e is not None]
             self.sleep(wait)
             waited += wait
 
-    def _record(self, p: _Pool, key: str, cost: float, now: float, waited: float) -> None:
+    def answered(self, events: Iterable[tuple["_Counter", list[float]]]) -> None:
+        """A request's answer came back: count its window events from now, not from when it was sent.
+        The server counted it at some moment in between; counting from the later end means network
+        and server latency (jitter under load) can never leave the server's window fuller than ours."""
+        with self._lock:
+            now = self.clock()
+            for c, e in events:
+                c.answered(e, now)
+
+    def _record(self, p: _Pool, key: str, cost: float, now: float, waited: float):
         c = p.counter(key)
-        c.add(now, cost)
+        event = c.add(now, cost)
+        event = None if event is None else (c, event)
         m = p.metrics
         m.requests += 1
         m.cost += cost
@@ -218,6 +245,7 @@ class RateBudget:
         m.peak_rate = max(m.peak_rate, c.spent if c.decay else c.spent / c.window_s)
         m.paused_s += waited
         self._maybe_alert(p, c)
+        return event
 
     def _maybe_alert(self, p: _Pool, c: _Counter) -> None:
         used = c.used()

@@ -25,6 +25,7 @@ class _Last(threading.local):
     status: int | None = None
     headers: dict | None = None
     charges: list = []
+    events: list = []  # the window events the request recorded (moved to its answer's time)
 
 
 _CLASSES: dict[str, type] = {}
@@ -47,13 +48,14 @@ def budgeted_class(ccxt_id: str) -> type:
         self.last.charges = charges
         self.last.status = None
         self.last.headers = None
-        self.budget.acquire_all(charges)
+        self.last.events = self.budget.admit(charges)[1]
         return base.fetch2(self, path, api, method, params, config)
 
     def handle_errors(self, code, reason, url, method, headers, body, response, requestHeaders, requestBody):
         # Called for every HTTP response (success and error) before ccxt raises anything.
         self.last.status = code
         self.last.headers = dict(headers or {})
+        self.budget.answered(self.last.events)
         self.budget.observe(self.last.charges, code, self.last.headers, body if isinstance(body, str) else None)
         return base.handle_errors(self, code, reason, url, method, headers, body, response, requestHeaders, requestBody)
 

@@ -396,7 +396,8 @@ def _info(symbol: str, bars: Bars) -> SymbolInfo:
                       min_notional=_MIN_NOTIONAL_BY_QUOTE.get(quote, 0.0))
 
 
-def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None) -> MarketData:
+def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None,
+          max_memory_gib: float | None = None) -> MarketData:
     files = discover(path, timeframe, SOURCES[source])
     if symbols is not None:
         wanted = list(dict.fromkeys(symbols))
@@ -413,7 +414,7 @@ def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] 
         bars = _READERS[ext](f, symbol)
         validate_bars(bars, timeframe)
         series.append(bars)
-    times, cols = align(series, timeframe)
+    times, cols = align(series, timeframe, max_memory_gib)
     if len(times) < 2:
         files_rows = ", ".join(f"{b.file} ({b.times.size} bar{'s' if b.times.size != 1 else ''})" for b in series[:5])
         more = f" and {len(series) - 5} more" if len(series) > 5 else ""
@@ -447,8 +448,10 @@ def load_freqtrade_dir(path: Path | str, timeframe: str, symbols: Iterable[str] 
     return _load("freqtrade", path, timeframe, symbols)
 
 
-def load_market(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None = None) -> MarketData:
-    """Dispatch on ``source``: ``csv`` | ``parquet`` | ``freqtrade``."""
+def load_market(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None = None,
+                max_memory_gib: float | None = None) -> MarketData:
+    """Dispatch on ``source``: ``csv`` | ``parquet`` | ``freqtrade``. ``max_memory_gib``: refuse
+    data whose backtest would need more (None: what the machine has available)."""
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; expected one of {', '.join(SOURCES)}")
-    return _load(source, path, timeframe, symbols)
+    return _load(source, path, timeframe, symbols, max_memory_gib)

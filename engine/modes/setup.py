@@ -26,7 +26,10 @@ def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
     if source == "sample":
         from engine.market.sample import SampleSpec, load_sample_market
 
+        from engine.market.memory import require_fits
+
         spec = SampleSpec.from_mapping({**dict(data_cfg.get("sample") or {}), "timeframe": data_cfg.get("timeframe", "1h")})
+        require_fits(spec.n_bars, spec.n_symbols, spec.timeframe, data_cfg.get("max_memory_gib"), "data.sample")
         return load_sample_market(spec, project_path(data_cfg.get("cache_dir", ".cache/rulebook")))
     if source in ("csv", "parquet", "freqtrade"):
         from engine.market.loaders import load_market as load_files
@@ -36,7 +39,7 @@ def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
             raise UserError(f"data.path is not set; data={source} needs the folder of the files (data.path=DIR)")
         symbols = data_cfg.get("symbols")
         market = load_files(source, project_path(path), data_cfg.get("timeframe", "1h"),
-                            list(symbols) if symbols else None)
+                            list(symbols) if symbols else None, data_cfg.get("max_memory_gib"))
         default = float(data_cfg.get("default_spread_bps", 5.0))
         missing = np.isnan(market.spread_bps) & ~np.isnan(market.close)
         market.spread_bps = np.where(missing, default, market.spread_bps)

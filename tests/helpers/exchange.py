@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import pathlib
+
+import yaml
 
 from engine.exchange import ExchangeAdapter, ExchangeConfig, OrderRequest, make_client_order_id
 from engine.exchange.config import OrderConfig, PoolConfig, RateLimitConfig, RetryConfig
@@ -9,6 +12,21 @@ from engine.exchange.emulator import CoinbaseEmulator
 from engine.exchange.keys import public_key_of, throwaway_credentials
 
 KEY_ENV, SECRET_ENV = "RB_TEST_CB_KEY", "RB_TEST_CB_SECRET"
+CONF = pathlib.Path(__file__).resolve().parents[2] / "conf" / "exchange"
+
+
+def sim_config(name: str, products: int = 3, rest_url: str | None = None, **sections) -> ExchangeConfig:
+    """A shipped profile (``conf/exchange/<name>.yaml``, e.g. ``kraken_sim``) as an ExchangeConfig,
+    with ``products`` emulator products; ``sections`` update its mappings, e.g.
+    ``retry={"base_delay_s": 0.01}`` or ``rate_limits={"pause_on_limited_s": 0.2}``."""
+    raw = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    raw.pop("fees")  # the simulators' schedule, not the adapter's
+    raw["emulator"]["products"] = products
+    if rest_url:
+        raw["rest_url"] = rest_url
+    for key, changes in sections.items():
+        raw[key] = {**raw[key], **changes} if isinstance(raw.get(key), dict) else changes
+    return ExchangeConfig.from_mapping(raw)
 
 
 def throwaway_test_credentials(seed: int = 1):
@@ -32,11 +50,13 @@ def make_config(url: str, public: float = 10.0, private: float = 30.0, margin: f
 
 @contextlib.contextmanager
 def emulator_and_adapter(limits: tuple[float, float] = (10.0, 30.0), client_limits: tuple[float, float] | None = None,
-                         verify_keys: bool = True, **config_changes):
-    """A running emulator (step mode, seed 7) and an adapter pointed at it with throwaway keys."""
+                         verify_keys: bool = True, server_clock=None, **config_changes):
+    """A running emulator (step mode, seed 7) and an adapter pointed at it with throwaway keys;
+    ``server_clock``: the clock the emulator's rate pools count by (e.g. frozen)."""
     creds = throwaway_test_credentials()
     keys = {creds.api_key: public_key_of(creds)} if verify_keys else None
-    emu = CoinbaseEmulator(seed=7, products=6, limits={"public": limits[0], "private": limits[1]}, api_keys=keys)
+    emu = CoinbaseEmulator(seed=7, products=6, limits={"public": limits[0], "private": limits[1]}, api_keys=keys,
+                           **({"rate_clock": server_clock} if server_clock else {}))
     with emu:
         pub, priv = client_limits or limits
         adapter = ExchangeAdapter(make_config(emu.url, pub, priv, **config_changes), environ=env_for(creds))

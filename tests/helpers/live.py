@@ -1,8 +1,9 @@
-"""Factories for the live-mode tests: configs, a Coinbase emulator in its own process, and
-the live loop as a subprocess (so SIGKILL of the loop never kills the exchange).
+"""Factories for the live-mode tests: configs, an exchange emulator (Coinbase, Kraken or Binance
+front end) in its own process, and the live loop as a subprocess (so SIGKILL of the loop never
+kills the exchange).
 
-    python -m tests.helpers.live serve SPEED PRODUCTS CASH   (prints its address line, then serves)
-    python -m tests.helpers.live loop CFG_JSON MODE
+    python -m tests.helpers.live serve SPEED PRODUCTS CASH [EXCHANGE]   (prints its address line, then serves)
+    python -m tests.helpers.live loop CFG_JSON MODE [EXCHANGE [DIE_AT]]
 """
 from __future__ import annotations
 
@@ -88,13 +89,22 @@ def broker_context(store, symbols: list[str], cash: float = 10_000.0, costs=None
 
 
 # -- an emulator in another process --------------------------------------------------------------
-class EmulatorProcess:
-    """``python -m tests.helpers.live serve``: a CoinbaseEmulator with only quote cash (so the
-    account's base balances are exactly the positions the loop traded)."""
+# the shipped profile that drives each exchange's emulator front end through its real ccxt class
+SIM_PROFILE = {"coinbase": "local_sim", "kraken": "kraken_sim", "binance": "binance_sim"}
+# where the loop subprocess SIGKILLs itself (``start_loop(..., die_at=...)``): after the cycle recorded
+# its orders and before the first is sent; or once the exchange has answered the first create
+DIE_AT = ("before_send", "after_send")
 
-    def __init__(self, tmp: Path, speed: float = 120.0, products: int = 3, cash: float = 10_000.0):
+
+class EmulatorProcess:
+    """``python -m tests.helpers.live serve``: an emulator (``exchange``'s front end) with only quote
+    cash (so the account's base balances are exactly the positions the loop traded)."""
+
+    def __init__(self, tmp: Path, speed: float = 120.0, products: int = 3, cash: float = 10_000.0,
+                 exchange: str = "coinbase"):
+        self.exchange = exchange
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "serve",
-                                      str(speed), str(products), str(cash)], cwd=PROJECT_ROOT,
+                                      str(speed), str(products), str(cash), exchange], cwd=PROJECT_ROOT,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         self.lines = LineReader(self.proc.stdout, "the emulator process")
@@ -118,7 +128,8 @@ class EmulatorProcess:
 
     def overrides(self, mode: str, state_dir: Path, cycles: int) -> list[str]:
         i = self.info
-        return [f"mode={mode}", "exchange=local_sim", *LIVE_GROUP, f"live.state_dir={state_dir}",
+        profile = SIM_PROFILE[getattr(self, "exchange", "coinbase")]
+        return [f"mode={mode}", f"exchange={profile}", *LIVE_GROUP, f"live.state_dir={state_dir}",
                 f"live.max_cycles={cycles}", "exchange.emulator.autostart=false",
                 f"rules_dir={active_rules_dir(Path(state_dir).parent)}", f"exchange.rest_url={i['url']}",
                 "exchange.api_key_env=RB_TEST_KEY", "exchange.api_secret_env=RB_TEST_SECRET",
@@ -127,9 +138,10 @@ class EmulatorProcess:
                 "live.burn_in.cycles=0", *ACTIVE]
 
     @staticmethod
-    def env() -> dict:
-        from engine.exchange.keys import throwaway_credentials
-        c = throwaway_credentials(seed=1)
+    def env(exchange: str = "coinbase") -> dict:
+        """Throwaway keys in the shape ``exchange`` issues (ccxt's kraken decodes a base64 secret)."""
+        from engine.exchange.keys import throwaway_credentials_for
+        c = throwaway_credentials_for(exchange, seed=1)
         return {**os.environ, "RB_TEST_KEY": c.api_key, "RB_TEST_SECRET": c.secret}
 
 
@@ -139,18 +151,22 @@ def wait_started(log: Path, n: int, timeout: float = 30.0) -> None:
                f"start number {n} of the loop process (see {log})")
 
 
-def start_loop(cfg_file: Path, mode: str, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "loop", str(cfg_file), mode],
-                            cwd=PROJECT_ROOT, env=EmulatorProcess.env(), stdout=log.open("a"), stderr=subprocess.STDOUT)
+def start_loop(cfg_file: Path, mode: str, log: Path, exchange: str = "coinbase",
+               die_at: str | None = None) -> subprocess.Popen:
+    args = [str(cfg_file), mode, exchange] + ([die_at] if die_at else [])
+    return subprocess.Popen([sys.executable, "-m", "tests.helpers.live", "loop", *args],
+                            cwd=PROJECT_ROOT, env=EmulatorProcess.env(exchange), stdout=log.open("a"),
+                            stderr=subprocess.STDOUT)
 
 
-def _serve(speed: str, products: str, cash: str) -> None:
+def _serve(speed: str, products: str, cash: str, exchange: str = "coinbase") -> None:
     """The emulator process: one JSON line (its address and clock) once it listens, then one
-    ``dumped`` line per ``dump PATH`` command, after PATH is written."""
-    from engine.exchange.emulator import CoinbaseEmulator
+    ``dumped`` line per ``dump PATH`` command, after PATH is written. Orders in the dump carry
+    ``exchange_order_id``: the id as that exchange names it (Kraken's txid, Binance's orderId)."""
+    from engine.exchange.emulator import emulator_class
     from engine.exchange.emulator.market import SimMarket
     market = SimMarket.generate(seed=7, n_products=int(products), speed=float(speed))
-    emu = CoinbaseEmulator(market=market, balances={"USDC": float(cash)}, enforce_rate_limits=False)
+    emu = emulator_class(exchange)(market=market, balances={"USDC": float(cash)}, enforce_rate_limits=False)
     emu.start()
     wall = time.time()
     sim = market.now_ms()
@@ -158,7 +174,8 @@ def _serve(speed: str, products: str, cash: str) -> None:
     for line in sys.stdin:
         cmd, _, arg = line.strip().partition(" ")
         if cmd == "dump":
-            state = {"orders": emu.orders(), "balances": emu.balances()}
+            state = {"orders": [{**o, "exchange_order_id": emu.exchange_order_id(o["order_id"])} for o in emu.orders()],
+                     "balances": emu.balances()}
             Path(arg + ".tmp").write_text(json.dumps(state))
             os.replace(arg + ".tmp", arg)
             print("dumped", flush=True)
@@ -167,11 +184,40 @@ def _serve(speed: str, products: str, cash: str) -> None:
     emu.stop()
 
 
-def _loop(cfg_file: str, mode: str) -> None:
+def _die_at(point: str) -> None:
+    """Plant a SIGKILL of this very process at ``point`` (one of DIE_AT): a real kill, at an exact step."""
+    import signal
+
+    from engine.exchange.adapter import ExchangeAdapter
+    from engine.live.exchange_broker import ExchangeBroker
+
+    def die(what: str) -> None:
+        print(f"SIGKILL {what}", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if point == "before_send":
+        def submit(self, ctx, t, orders, d):
+            if orders:  # recorded as 'new' in the state file by the cycle's transaction, not sent
+                die(f"before sending {orders[0].client_order_id}")
+        ExchangeBroker.submit = submit
+    elif point == "after_send":
+        create = ExchangeAdapter.create_order
+
+        def create_then_die(self, req):
+            create(self, req)  # at the exchange now; the state file still says 'new'
+            die(f"after sending {req.client_order_id}")
+        ExchangeAdapter.create_order = create_then_die
+    else:
+        raise ValueError(f"die_at {point!r}; expected one of {', '.join(DIE_AT)}")
+
+
+def _loop(cfg_file: str, mode: str, exchange: str = "coinbase", die_at: str | None = None) -> None:
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("rulebook.exchange").setLevel(logging.WARNING)
     from engine.modes.live import open_session
+    if die_at:
+        _die_at(die_at)
     print("loop process started", flush=True)  # the crash test kills only after this line
     cfg = json.loads(Path(cfg_file).read_text())
     s = open_session(cfg, mode)
@@ -180,13 +226,6 @@ def _loop(cfg_file: str, mode: str) -> None:
     finally:
         s.adapter.close()
         s.store.close()
-
-
-if __name__ == "__main__":
-    if sys.argv[1] == "serve":
-        _serve(*sys.argv[2:5])
-    elif sys.argv[1] == "loop":
-        _loop(sys.argv[2], sys.argv[3])
 
 
 # -- the parity harness ------------------------------------------------------------------------
@@ -201,3 +240,10 @@ def parity_overrides(where: Path, *extra: str, products: int = 3) -> list[str]:
 
 def parity_config(where: Path, *extra: str, **kw) -> dict:
     return compose_config(parity_overrides(where, *extra, **kw))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        _serve(*sys.argv[2:6])
+    elif sys.argv[1] == "loop":
+        _loop(*sys.argv[2:6])

@@ -26,6 +26,7 @@ from .server import EmulatorBase, _HttpError
 # Binance's published figures (docs/exchange.md): used when no profile is given
 DEFAULT_POOLS = {"weight": ServerPool("window", 6000.0, 60.0), "orders_10s": ServerPool("window", 100.0, 10.0),
                  "orders_1d": ServerPool("window", 200000.0, 86400.0)}
+MAX_BAN_S = 3 * 86400.0  # "from 2 minutes to 3 days" (Binance spot API docs, LIMITS)
 STATUS = {"OPEN": "NEW", "FILLED": "FILLED", "CANCELLED": "CANCELED"}
 _V = r"/api/v3/"
 ROUTES = (  # method, path, route, pool
@@ -68,7 +69,7 @@ class BinanceEmulator(EmulatorBase):
 
     def __init__(self, *args, quote_currency: str = "USDT", **kw):
         super().__init__(*args, quote_currency=quote_currency, **kw)
-        self.server_limits = ServerLimits.from_profile(DEFAULT_POOLS, self.pool_specs)
+        self.server_limits = ServerLimits.from_profile(DEFAULT_POOLS, self.pool_specs, self.rate_clock)
         self.rate_limited = {p: 0 for p in self.server_limits.pools}
         self.banned = 0  # 418 answers
         self._retry_until = 0.0
@@ -85,6 +86,9 @@ class BinanceEmulator(EmulatorBase):
         if pid is None:
             raise BinanceError(400, -1121, "Invalid symbol.")
         return pid
+
+    def exchange_order_id(self, order_id: str) -> str:
+        return str(self.order_num(order_id))
 
     def order_num(self, order_id: str) -> int:
         n = self._num.get(order_id)
@@ -104,10 +108,19 @@ class BinanceEmulator(EmulatorBase):
         return {"code": -1001 if status >= 502 else -1000, "msg": "Internal error; unable to process your request. Please try again."}
 
     def rate_limit_fault(self, fault, pool):
+        """An injected refusal: ``status`` 429 (default) or 418 (an IP ban), with ``retry_after`` seconds.
+        As on Binance, calling again before Retry-After has passed draws a 418 ban (see ``admit``)."""
+        status, retry = int(fault.params.get("status", 429)), float(fault.params.get("retry_after", 1))
         with self._lock:
-            self.rate_limited["weight"] += 1
-        return BinanceError(429, -1003, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
-                            {"Retry-After": str(fault.params.get("retry_after", 1))})
+            if status == 418:
+                self.banned += 1
+            else:
+                self.rate_limited["weight"] += 1
+            self._retry_until = max(self._retry_until, self.rate_clock() + retry)
+        msg = ("Way too much request weight used; IP banned until "
+               f"{int((time.time() + retry) * 1000)}." if status == 418 else
+               "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.")
+        return BinanceError(status, -1003, msg, {"Retry-After": f"{retry:g}"})
 
     def authenticate(self, method, parts, headers, raw, query, body) -> str:
         key = headers.get("X-MBX-APIKEY")
@@ -130,11 +143,11 @@ class BinanceEmulator(EmulatorBase):
 
     def admit(self, route, pool, who, query, body, params):
         q = {k: v[0] for k, v in query.items()}
-        now = time.monotonic()
+        now = self.rate_clock()
         if self.enforce_rate_limits and now < self._retry_until:
             # called again before Retry-After passed: Binance bans the IP (418), for longer each time
             self.banned += 1
-            ban = max(2.0, 2.0 * (self._retry_until - now))
+            ban = min(max(2.0, 2.0 * (self._retry_until - now)), MAX_BAN_S)
             self._retry_until = now + ban
             raise BinanceError(418, -1003, f"Way too much request weight used; IP banned until {int((time.time() + ban) * 1000)}.",
                                {"Retry-After": str(int(ban + 0.999))})

@@ -71,7 +71,7 @@ class KrakenEmulator(EmulatorBase):
 
     def __init__(self, *args, quote_currency: str = "USD", **kw):
         super().__init__(*args, quote_currency=quote_currency, **kw)
-        self.server_limits = ServerLimits.from_profile(DEFAULT_POOLS, self.pool_specs)
+        self.server_limits = ServerLimits.from_profile(DEFAULT_POOLS, self.pool_specs, self.rate_clock)
         self.rate_limited = {p: 0 for p in self.server_limits.pools}
         self._nonces: dict[str, int] = {}
         self.pair_of = {}  # native pair id -> engine product id
@@ -98,6 +98,9 @@ class KrakenEmulator(EmulatorBase):
             raise KrakenError("EQuery:Unknown asset pair")
         return pid
 
+    def exchange_order_id(self, order_id: str) -> str:
+        return self.txid(order_id)
+
     def txid(self, order_id: str) -> str:
         t = self._txid.get(order_id)
         if t is None:
@@ -119,9 +122,14 @@ class KrakenEmulator(EmulatorBase):
         return {"error": ["EService:Unavailable" if status >= 502 else "EGeneral:Internal error"]}
 
     def rate_limit_fault(self, fault, pool):
+        """An injected refusal; ``error``: "EAPI:Rate limit exceeded" (default, the per-key call
+        counter), "EOrder:Rate limit exceeded" (the per-pair order counter) or "EGeneral:Too many requests"."""
+        error = str(fault.params.get("error", "EAPI:Rate limit exceeded"))
+        counted = {"EAPI:Rate limit exceeded": "calls", "EOrder:Rate limit exceeded": "orders",
+                   "EGeneral:Too many requests": "public"}.get(error, "calls")
         with self._lock:
-            self.rate_limited[pool if pool in self.rate_limited else "calls"] += 1
-        return KrakenError("EAPI:Rate limit exceeded")
+            self.rate_limited[counted] += 1
+        return KrakenError(error)
 
     def authenticate(self, method, parts, headers, raw, query, body) -> str:
         key, sig = headers.get("API-Key"), headers.get("API-Sign")

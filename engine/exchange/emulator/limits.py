@@ -40,11 +40,11 @@ class ServerLimits:
         self.refused: dict[str, int] = {p: 0 for p in pools}
 
     @classmethod
-    def from_profile(cls, defaults: dict[str, ServerPool], specs) -> "ServerLimits":
+    def from_profile(cls, defaults: dict[str, ServerPool], specs, clock=time.monotonic) -> "ServerLimits":
         """An exchange's own pools, each replaced by the profile's spec where the profile gives one
         (a spec naming a pool this exchange does not count is ignored)."""
         return cls({name: ServerPool.from_spec(specs[name]) if name in specs else pool
-                    for name, pool in defaults.items()})
+                    for name, pool in defaults.items()}, clock)
 
     def used(self, pool: str, who: str = "") -> float:
         with self._lock:
@@ -69,7 +69,8 @@ class ServerLimits:
             for pool, who, cost in charges:
                 self.arrivals[pool].append((now, cost))
             for pool, who, cost in charges:
-                if enforce and self._used(pool, who, now) + cost > self.pools[pool].limit + 1e-9:
+                # _used also creates and drains the counter: needed even when nothing is enforced
+                if self._used(pool, who, now) + cost > self.pools[pool].limit + 1e-9 and enforce:
                     self.refused[pool] += 1
                     return pool
             for pool, who, cost in charges:

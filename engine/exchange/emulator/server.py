@@ -82,7 +82,7 @@ class EmulatorBase:
                  limits: dict | None = None, enforce_rate_limits: bool = True,
                  balances: dict[str, float] | None = None, quote_currency: str = "USDC",
                  api_keys: dict | None = None, send_rate_headers: bool = False, starting_quote: float = 100_000.0,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, rate_clock=time.monotonic):
         self.market = market or SimMarket.generate(seed=seed, n_products=products, quote=quote_currency, speed=speed)
         quotes = {p.quote for p in self.market.products.values()}
         if balances is None:
@@ -95,6 +95,9 @@ class EmulatorBase:
         self.limits = {k: getattr(v, "limit_per_s", v) for k, v in (limits or {"public": 10.0, "private": 30.0}).items()}
         self.pool_specs = dict(limits or {})
         self.enforce_rate_limits = enforce_rate_limits
+        # the clock the rate pools count by (and arrivals are stamped with): a test may freeze it so
+        # that every request falls in one window, however fast or slow the machine sends them
+        self.rate_clock = rate_clock
         self.send_rate_headers = send_rate_headers
         self.api_keys = dict(api_keys or {})
         self.host, self.port = host, port
@@ -162,6 +165,10 @@ class EmulatorBase:
 
     def orders(self) -> list[dict]:
         return self.book.snapshot()
+
+    def exchange_order_id(self, order_id: str) -> str:
+        """The id this front end gives the engine's order ``order_id`` on the wire (what ccxt reports)."""
+        return order_id
 
     def balances(self) -> dict[str, tuple[float, float]]:
         with self.book.lock:
@@ -237,7 +244,7 @@ class EmulatorBase:
     # -- request handling (called from handler threads) -------------------------------
     def _admit(self, pool: str, who: str) -> dict:
         """Record an arrival; raise 429 if this pool's window is full."""
-        now = time.monotonic()
+        now = self.rate_clock()
         limit = self.limits.get(pool, 1e9)
         with self._lock:
             self._arrivals[pool].append(now)
@@ -502,7 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
             if pool == "private":
                 who = emu.authenticate(method, parts, self.headers, raw, query, body)
             with emu._lock:
-                emu.requests.append((time.monotonic(), name, pool))
+                emu.requests.append((emu.rate_clock(), name, pool))
             extra_headers = emu.admit(name, pool, who, query, body, match.groupdict())
             fault = emu.faults.take(name)
             if fault is not None:
