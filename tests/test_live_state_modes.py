@@ -81,3 +81,13 @@ def test_explain_on_an_account_with_no_state_file_says_so(tmp_path):
                "explain.time=2024-01-02T09:30")
     with pytest.raises(UserError, match=r"mode.state=live: no state file at .*default-live\.sqlite"):
         explain.main(cfg)
+
+
+def test_the_config_check_of_shadow_looks_for_the_account_mode_state_names(tmp_path):
+    from engine.config import check_config
+
+    state = tmp_path / "none"
+    report = check_config(_cfg(tmp_path, state, "mode=shadow", "mode.state=paper"), mode="shadow", env={})
+    found = [p for p in report.problems if p.code == "sanity.shadow_needs_dry_run_state"]
+    assert [p.found for p in found] == [f"no file {state}/default-paper.sqlite"], report.format()
+    assert "replays a paper account and there is none to replay" in found[0].message
