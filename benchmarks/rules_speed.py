@@ -3,6 +3,10 @@
     python benchmarks/rules_speed.py            # 100 / 500 / 2,000 symbols; precompute at 2,000 x 8,784
     python benchmarks/rules_speed.py --quick    # smaller precompute (2,000 x 2,000)
 
+Each shipped strategy runs with the hourly regime; "book" is conf/book/trend_reversion: two
+strategies (sma_cross 60%, mean_reversion 40%, which reads a second timeframe through
+``on("1d", ...)``) in one account over the daily regime (rules/regime_daily.yaml, timeframe: 1d).
+
 Per cycle, "rules" is everything a cycle evaluates from the rule files: the portfolio
 namespace, halts, exit and entry rules (series rows + per-cycle closures), vetoes, size and
 priority, and every execution guard with the order namespace. "decide" is the whole cycle
@@ -26,13 +30,21 @@ from engine.cycle.prepare import Prepared, prepare  # noqa: E402
 from engine.market.sample import SampleSpec, generate_sample_market  # noqa: E402
 from engine.rules.loader import load_ruleset  # noqa: E402
 
-RULES = Path(__file__).resolve().parents[1] / "rules"
-STRATEGIES = sorted(p.relative_to(RULES).as_posix() for p in (RULES / "strategies").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "rules"
+BOOK = "book"  # conf/book/trend_reversion.yaml
+STRATEGIES = sorted(p.relative_to(RULES).as_posix() for p in (RULES / "strategies").glob("*.yaml")) + [BOOK]
 
 
 def load(strategy: str):
-    return load_ruleset(RULES, {"regime": "regime.yaml", "universe": "universe.yaml", "strategy": strategy,
-                                "risk": "risk.yaml", "execution": "execution.yaml"})
+    files = {"regime": "regime.yaml", "universe": "universe.yaml", "strategy": strategy,
+             "risk": "risk.yaml", "execution": "execution.yaml"}
+    if strategy != BOOK:
+        return load_ruleset(RULES, files)
+    import yaml
+    conf = yaml.safe_load((ROOT / "conf" / "book" / "trend_reversion.yaml").read_text())
+    daily = yaml.safe_load((ROOT / "conf" / "regime" / "daily.yaml").read_text())
+    return load_ruleset(RULES, {**files, "regime": daily["file"]}, {"regime": daily["params"]}, conf["book"])
 
 
 def portfolio(p: Prepared, t: int, share: float = 0.1, seed: int = 0) -> Portfolio:
@@ -56,12 +68,20 @@ def rules_cycle(p: Prepared, t: int, pf: Portfolio, quotes: Quotes) -> int:
     env = pf.env(close, t)
     verdicts: dict = {}
     halted = [bool(fn(env, t)) for _, fn in p.halts]
-    exits = _eval_group(p.exits, env, t, "or", verdicts)
     cand = p.universe[t] & p.available[t] & (pf.qty <= 0)
-    entries = _eval_group(p.entries, env, t, "or", verdicts) & cand
+    if p.book is None:
+        exits = _eval_group(p.exits, env, t, "or", verdicts)
+        entries = _eval_group(p.entries, env, t, "or", verdicts) & cand
+        size = p.size(env, t)
+        prio = p.priority(env, t) if p.priority is not None else None
+    else:  # every strategy of the book: its exits, entries, size and priority
+        exits = entries = np.zeros(close.shape[0], dtype=bool)
+        for sl in p.book.sleeves:
+            exits = exits | _eval_group(sl.exits, env, t, "or", verdicts)
+            entries = entries | (_eval_group(sl.entries, env, t, "or", verdicts) & cand)
+            size = sl.size(env, t)
+            prio = sl.priority(env, t) if sl.priority is not None else None
     vetoes = _eval_group(p.vetoes, env, t, "and", verdicts)
-    size = p.size(env, t)
-    prio = p.priority(env, t) if p.priority is not None else None
     notional = np.where(entries | exits, 1000.0, 0.0)
     genv = dict(env)
     genv.update({"order.notional": notional, "order.is_entry": entries,
@@ -105,7 +125,8 @@ def bench_cycles(sizes: list[int], n_bars: int) -> None:
                 decide(plan, t, pf, quotes[t], HaltState())
             us_decide = per_cycle(full, bars)
             n_cycle = sum(len(g.cycle) for g in (p.entries, p.exits, p.vetoes, p.guards)) + len(p.halts)
-            print(f"{strategy:<28}{n:>8}{us_rules:>16.1f}{us_decide:>17.1f}{n_cycle:>13}")
+            label = "book (2 strategies, 1d+1h)" if strategy == BOOK else strategy
+            print(f"{label:<28}{n:>8}{us_rules:>16.1f}{us_decide:>17.1f}{n_cycle:>13}")
 
 
 def bench_prepare(n_symbols: int, n_bars: int) -> None:
@@ -121,7 +142,8 @@ def bench_prepare(n_symbols: int, n_bars: int) -> None:
             t0 = time.perf_counter()
             p = prepare(market, rules)
             times.append(time.perf_counter() - t0)
-        print(f"  {strategy:<28} {min(times):6.2f} s  ({len(p.store.arrays)} arrays in the feature store)")
+        label = "book (2 strategies, 1d+1h)" if strategy == BOOK else strategy
+        print(f"  {label:<28} {min(times):6.2f} s  ({len(p.store.arrays)} arrays in the feature store)")
         del p
 
 

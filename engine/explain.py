@@ -81,6 +81,16 @@ def _holding(results: Mapping[str, Any], symbol: str, time_ms: int) -> float:
     return qty if qty > 1e-12 else 0.0
 
 
+def _strategy_at(results: Mapping[str, Any], symbol: str, time_ms: int, side: str = "buy") -> str | None:
+    """A book run: the strategy of the last ``side`` fill of ``symbol`` at or before ``time_ms``
+    (the strategy holding it, or the one whose order the cycle before sent)."""
+    name = None
+    for f in results.get("trades") or []:
+        if f.get("symbol") == symbol and f.get("side") == side and parse_time(f["time"]) <= time_ms:
+            name = f.get("strategy") or name
+    return name
+
+
 def _scope_note(rule: Rule | None, regime: str) -> str | None:
     if rule is not None and rule.regimes and regime not in rule.regimes:
         return f"does not apply in {regime} (only in {', '.join(rule.regimes)})"
@@ -122,13 +132,17 @@ def _stage_ids(tr: Trace, rules: RuleSet | None, stage: str) -> list[tuple[str, 
 
 def _stage_rules(a, tr: Trace, rules: RuleSet | None, stage: str, regime: str, params: dict, t: int, i: int,
                  shown: tuple[str, str] = ("FIRES", "-"), why_when: bool = True,
-                 evaluated: bool = False) -> dict[str, bool | None]:
+                 evaluated: bool = False, owner: str | None = None) -> dict[str, bool | None]:
     """One line per rule of a stage: n/a outside its regimes, else its verdict shown as
     ``shown`` (true, false), with its why when the verdict is ``why_when``.
     Returns the verdicts of the rules in scope (None: not evaluated). ``evaluated``: the stage
-    surely ran for this symbol, so a per-cycle rule with no trace event held for no symbol."""
+    surely ran for this symbol, so a per-cycle rule with no trace event held for no symbol.
+    ``owner``: a book's position closes on its own strategy's exits only; the others are n/a."""
     verdicts: dict[str, bool | None] = {}
     for rid, rule in _stage_ids(tr, rules, stage):
+        if owner is not None and not rid.startswith(owner + "."):
+            a.item(rid, "n/a", f"the position belongs to strategy {owner}")
+            continue
         scope = _scope_note(rule, regime)
         if scope:
             a.item(rid, "n/a", scope)
@@ -202,7 +216,14 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
 
     held = _holding(results, symbol, int(tr.times[t]))
     available = tr.bit("available", t, i)
-    a.head(f"\nposition: {'holding ' + f'{held:g}' if held else 'flat'}; bar data: {'yes' if available else 'missing (gap or not listed)'}")
+    book = results.get("strategies") or {}
+    if book:
+        a.head("\nbook: " + ", ".join(f"{name} ({float(st.get('share') or 0):.0%} of equity)" for name, st in book.items())
+               + "; one account, one set of risk caps")
+    owner = _strategy_at(results, symbol, int(tr.times[t])) if (book and held) else None
+    a.head(f"\nposition: {'holding ' + f'{held:g}' if held else 'flat'}"
+           + (f" (strategy {owner})" if owner else "")
+           + f"; bar data: {'yes' if available else 'missing (gap or not listed)'}")
 
     # 2 universe
     a.head("\nuniverse filters (all that apply must pass):")
@@ -249,7 +270,7 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     if held:
         # 3 exits
         a.head("\nexit rules (any closes):")
-        _stage_rules(a, tr, rules, "exit", regime, params["strategy"], t, i)
+        _stage_rules(a, tr, rules, "exit", regime, params["strategy"], t, i, owner=owner)
     else:
         # 4 halts, entries, vetoes
         a.head("\nrisk halts:")
@@ -284,10 +305,14 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
             a.item(rid, "BLOCKED", _fill(rule.why, params["execution"]) if rule else "")
 
     # 6 outcome
+    by = ""
+    if book and (bought or sold):
+        who = _strategy_at(results, symbol, int(tr.times[t + 1]), "buy" if bought else "sell")
+        by = f" for strategy {who}" if who else ""
     if bought:
-        outcome = f"BUY order sent; it fills at the {nxt} open"
+        outcome = f"BUY order sent{by}; it fills at the {nxt} open"
     elif sold:
-        outcome = f"SELL order sent; it fills at the {nxt} open"
+        outcome = f"SELL order sent{by}; it fills at the {nxt} open"
     elif held:
         outcome = "held: no exit rule fired" if not guards else f"held: the exit was stopped by {', '.join(guards)}"
     elif not available:

@@ -10,7 +10,7 @@ from engine.paths import PROJECT_ROOT
 CONF, RULES = PROJECT_ROOT / "conf", PROJECT_ROOT / "rules"
 
 # the conf option that stands for the rule file's own defaults
-DEFAULT_OPTIONS = ["strategy/sma_cross", "strategy/momentum", "universe/default", "execution/default", "risk/balanced"]
+DEFAULT_OPTIONS = ["regime/default", "regime/daily", "strategy/mean_reversion", "strategy/sma_cross", "strategy/momentum", "universe/default", "execution/default", "risk/balanced"]
 
 
 def _conf(option: str) -> dict:
@@ -28,7 +28,7 @@ def test_default_option_equals_rule_file_defaults(option):
 
 
 @pytest.mark.parametrize("option", sorted(str(p.relative_to(CONF).with_suffix(""))
-                                          for g in ("strategy", "universe", "execution", "risk")
+                                          for g in ("regime", "strategy", "universe", "execution", "risk")
                                           for p in (CONF / g).glob("*.yaml")))
 def test_every_option_lists_exactly_the_rule_file_params(option):
     doc = _conf(option)

@@ -13,7 +13,7 @@ import pytest
 
 from engine.exchange.ids import from_native
 from engine.modes.live import open_session
-from tests.helpers.live import DIE_AT, EmulatorProcess, live_overrides, start_loop
+from tests.helpers.live import DIE_AT, EmulatorProcess, live_overrides, start_loop, state_rows
 from tests.helpers.runs import compose_config
 
 EXCHANGES = ["coinbase", "kraken", "binance"]
@@ -48,14 +48,6 @@ def test_a_paper_session_runs_against_each_exchange_emulator_through_its_ccxt_cl
     assert server_429 == 0 and sum(m["rate_limited"] for m in metrics.values()) == 0
 
 
-def _rows(path, sql, args=()):
-    db = sqlite3.connect(str(path))
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("die_at", DIE_AT)
 @pytest.mark.parametrize("exchange", EXCHANGES)
@@ -83,7 +75,7 @@ def test_sigkill_around_sending_an_order_then_restart_leaves_exactly_one_order(t
     before = [from_native(o["client_order_id"], style) for o in mid["orders"]]
     assert before.count(killed) == (0 if die_at == "before_send" else 1)  # the kill came where planted
     db = tmp_path / "state" / "default-live.sqlite"
-    ours = {cid: (st, eid) for cid, st, eid in _rows(db, "SELECT client_order_id, status, exchange_order_id FROM orders")}
+    ours = {cid: (st, eid) for cid, st, eid in state_rows(db, "SELECT client_order_id, status, exchange_order_id FROM orders")}
     at_exchange = [{**o, "cid": from_native(o["client_order_id"], style)} for o in state["orders"]]
     cids = [o["cid"] for o in at_exchange]
     assert cids.count(killed) == 1, f"order {killed}: {cids.count(killed)} at the exchange, expected exactly one"
@@ -92,14 +84,14 @@ def test_sigkill_around_sending_an_order_then_restart_leaves_exactly_one_order(t
         assert o["cid"] in ours, f"order {o['cid']} at the exchange is not in the state file"
         assert ours[o["cid"]][1] == o["exchange_order_id"]
     assert ours[killed][0] in ("open", "filled", "canceled")
-    assert _rows(db, "SELECT COUNT(*) FROM orders WHERE status IN ('new', 'sent')")[0][0] == 0
+    assert state_rows(db, "SELECT COUNT(*) FROM orders WHERE status IN ('new', 'sent')")[0][0] == 0
     filled = {o["cid"]: float(o["filled_size"]) for o in at_exchange}
-    recorded = dict(_rows(db, "SELECT client_order_id, SUM(qty) FROM fills GROUP BY client_order_id"))
+    recorded = dict(state_rows(db, "SELECT client_order_id, SUM(qty) FROM fills GROUP BY client_order_id"))
     assert set(recorded) <= set(filled)
     for cid, qty in filled.items():  # fills reconciled both ways
         assert recorded.get(cid, 0.0) == pytest.approx(qty, rel=1e-9), cid
-    positions = dict(_rows(db, "SELECT symbol, qty FROM positions"))
+    positions = dict(state_rows(db, "SELECT symbol, qty FROM positions"))
     for ccy, (avail, hold) in state["balances"].items():
         if ccy != "USDC":
             assert positions.get(f"{ccy}/USDC", 0.0) == pytest.approx(avail + hold, rel=1e-9, abs=1e-12), ccy
-    assert _rows(db, "SELECT amount FROM cash")[0][0] == pytest.approx(sum(state["balances"]["USDC"]), rel=1e-9)
+    assert state_rows(db, "SELECT amount FROM cash")[0][0] == pytest.approx(sum(state["balances"]["USDC"]), rel=1e-9)

@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sqlite3
 import time
 
 import pytest
 
-from tests.helpers.live import EmulatorProcess, start_loop, wait_started
+from tests.helpers.live import EmulatorProcess, start_loop, state_rows, wait_started
 from tests.helpers.runs import compose_config
 
 KILLS = 10  # per mode: 20 in all
@@ -40,14 +39,6 @@ def _crash_runs(tmp, emu, mode: str, seed: int) -> None:
     assert p.wait(timeout=60) == 0, log.read_text()[-3000:]
 
 
-def _rows(path, sql, args=()):
-    db = sqlite3.connect(str(path))
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
-
-
 @pytest.mark.slow
 def test_sigkill_live_loop_loses_and_duplicates_no_order(tmp_path):
     emu = EmulatorProcess(tmp_path)
@@ -57,7 +48,7 @@ def test_sigkill_live_loop_loses_and_duplicates_no_order(tmp_path):
     finally:
         emu.close()
     db = tmp_path / "state" / "default-live.sqlite"
-    ours = {cid: (st, eid) for cid, st, eid in _rows(db, "SELECT client_order_id, status, exchange_order_id FROM orders")}
+    ours = {cid: (st, eid) for cid, st, eid in state_rows(db, "SELECT client_order_id, status, exchange_order_id FROM orders")}
     at_exchange = [o for o in state["orders"] if o["client_order_id"].startswith("rb-")]
     assert len(at_exchange) >= 5, "the loop should have traded"
     # none lost: every order the exchange has is recorded, with its exchange id
@@ -67,22 +58,22 @@ def test_sigkill_live_loop_loses_and_duplicates_no_order(tmp_path):
     # none duplicated: one exchange order per client id and at most one order per (bar, symbol, side)
     cids = [o["client_order_id"] for o in at_exchange]
     assert len(cids) == len(set(cids))
-    assert _rows(db, "SELECT t, symbol, side FROM orders GROUP BY t, symbol, side HAVING COUNT(*) > 1") == []
+    assert state_rows(db, "SELECT t, symbol, side FROM orders GROUP BY t, symbol, side HAVING COUNT(*) > 1") == []
     # settled: nothing left in an unknown state, and recorded fills equal the exchange's
-    assert _rows(db, "SELECT COUNT(*) FROM orders WHERE status IN ('new', 'sent')")[0][0] == 0
+    assert state_rows(db, "SELECT COUNT(*) FROM orders WHERE status IN ('new', 'sent')")[0][0] == 0
     filled = {o["client_order_id"]: float(o["filled_size"]) for o in at_exchange}
-    recorded = dict(_rows(db, "SELECT client_order_id, SUM(qty) FROM fills GROUP BY client_order_id"))
+    recorded = dict(state_rows(db, "SELECT client_order_id, SUM(qty) FROM fills GROUP BY client_order_id"))
     assert sum(filled.values()) > 0, "the exchange should have filled some of the loop's orders"
     assert set(recorded) <= set(filled), "a recorded fill of an order the exchange does not hold"
     for cid, qty in filled.items():  # both ways: an exchange fill never adopted fails here too
         assert recorded.get(cid, 0.0) == pytest.approx(qty, rel=1e-9), cid
     # positions equal the emulator's balances (the account started with quote cash only)
-    positions = dict(_rows(db, "SELECT symbol, qty FROM positions"))
+    positions = dict(state_rows(db, "SELECT symbol, qty FROM positions"))
     for ccy, (avail, hold) in state["balances"].items():
         if ccy == "USDC":
             continue
         assert positions.get(f"{ccy}/USDC", 0.0) == pytest.approx(avail + hold, rel=1e-9, abs=1e-12)
-    cash = _rows(db, "SELECT amount FROM cash")[0][0]
+    cash = state_rows(db, "SELECT amount FROM cash")[0][0]
     assert cash == pytest.approx(sum(state["balances"]["USDC"]), rel=1e-9)
 
 
@@ -94,16 +85,16 @@ def test_sigkill_paper_loop_keeps_one_fill_per_order(tmp_path):
     finally:
         emu.close()
     db = tmp_path / "state" / "default-paper.sqlite"
-    n_orders = _rows(db, "SELECT COUNT(*) FROM orders")[0][0]
+    n_orders = state_rows(db, "SELECT COUNT(*) FROM orders")[0][0]
     assert n_orders >= 5
-    assert _rows(db, "SELECT COUNT(*) FROM orders WHERE status IN ('new', 'sent')")[0][0] == 0
-    assert _rows(db, "SELECT client_order_id FROM fills GROUP BY client_order_id HAVING COUNT(*) > 1") == []
-    assert _rows(db, "SELECT COUNT(*) FROM orders o WHERE status='filled' AND NOT EXISTS "
+    assert state_rows(db, "SELECT COUNT(*) FROM orders WHERE status IN ('new', 'sent')")[0][0] == 0
+    assert state_rows(db, "SELECT client_order_id FROM fills GROUP BY client_order_id HAVING COUNT(*) > 1") == []
+    assert state_rows(db, "SELECT COUNT(*) FROM orders o WHERE status='filled' AND NOT EXISTS "
                      "(SELECT 1 FROM fills f WHERE f.client_order_id=o.client_order_id)")[0][0] == 0
     # positions and cash are exactly what the fills add up to
-    for sym, qty in _rows(db, "SELECT symbol, qty FROM positions"):
-        net = _rows(db, "SELECT SUM(CASE side WHEN 'buy' THEN qty ELSE -qty END) FROM fills WHERE symbol=?", (sym,))[0][0]
+    for sym, qty in state_rows(db, "SELECT symbol, qty FROM positions"):
+        net = state_rows(db, "SELECT SUM(CASE side WHEN 'buy' THEN qty ELSE -qty END) FROM fills WHERE symbol=?", (sym,))[0][0]
         assert qty == pytest.approx(net, rel=1e-9)
-    buys = _rows(db, "SELECT COALESCE(SUM(qty*price+fee),0) FROM fills WHERE side='buy'")[0][0]
-    sells = _rows(db, "SELECT COALESCE(SUM(qty*price-fee),0) FROM fills WHERE side='sell'")[0][0]
-    assert _rows(db, "SELECT amount FROM cash")[0][0] == pytest.approx(10_000 - buys + sells, rel=1e-9)
+    buys = state_rows(db, "SELECT COALESCE(SUM(qty*price+fee),0) FROM fills WHERE side='buy'")[0][0]
+    sells = state_rows(db, "SELECT COALESCE(SUM(qty*price-fee),0) FROM fills WHERE side='sell'")[0][0]
+    assert state_rows(db, "SELECT amount FROM cash")[0][0] == pytest.approx(10_000 - buys + sells, rel=1e-9)

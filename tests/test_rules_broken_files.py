@@ -22,6 +22,8 @@ def line_of(rules_dir: Path, rel: str, fragment: str) -> int:
 
 U, S, R, X, G = "universe.yaml", "strategies/sma_cross.yaml", "risk.yaml", "execution.yaml", "regime.yaml"
 
+_DEATH = "when: crossunder(sma(close, params.fast), sma(close, params.slow))"
+
 # (id, file, old text, new text, rule id, line fragment (None: no line), message fragment, expected fragment)
 EDITS = [
     ("unknown_key_did_you_mean", U, "    why: 24h volume", "    wy: 24h volume", "liquid", "wy: 24h",
@@ -49,13 +51,13 @@ EDITS = [
      "cooldown_bars is -1", "a positive whole number"),
     ("rule_id_not_a_name", U, "  - id: no_stablecoins", "  - id: no-stablecoins", "no-stablecoins", "id: no-stablecoins",
      "'id' is 'no-stablecoins'", "letters, digits and '_'"),
-    ("entry_list_empty", S, "entry:\n  - id: golden_cross\n    regimes: [bull, chop]\n    when: crossover(sma(close, params.fast), sma(close, params.slow))\n    why: sma({params.fast}) crossed above sma({params.slow})\n",
+    ("entry_list_empty", S, "entry:\n  - id: golden_cross\n    regimes: params.entry_regimes\n    when: crossover(sma(close, params.fast), sma(close, params.slow))\n    why: sma({params.fast}) crossed above sma({params.slow})\n",
      "entry: []\n", "", "entry: []", "'entry' is empty", "at least 1 item"),
     ("missing_when", X, "    when: spread_bps <= params.max_spread_bps\n", "", "max_spread", "id: max_spread",
      "required key 'when' is missing", None),
     ("regimes_empty_list", U, "regimes: [bear, high_vol]", "regimes: []", "no_memes_in_bear", "regimes: []",
      "'regimes' is empty", "at least 1 item"),
-    ("regimes_not_a_list", S, "regimes: [bull, chop]", "regimes: bull", "golden_cross", "regimes: bull",
+    ("regimes_not_a_list", S, "regimes: params.entry_regimes", "regimes: bull", "golden_cross", "regimes: bull",
      "'regimes' is 'bull'", "a list"),
     ("boolean_where_number_needed", S, "size: params.weight", "size: position.held", "", "size: position.held",
      "the expression is a boolean (true/false)", "a number"),
@@ -84,7 +86,37 @@ EDITS = [
     ("param_dict_in_expression", R, "when: pct_change(close, 24) > -0.15", "when: pct_change(close, 24) > params.theme_caps",
      "no_falling_knife", "last:params.theme_caps", "'params.theme_caps' is a mapping", "a number, boolean or string parameter"),
     ("invalid_yaml_indentation", U, "    why: spread wider", "   why: spread wider", "", None, "invalid YAML", None),
+    # second edition (issue 17): timeframes, regimes and fields from params, field expressions
+    ("on_unknown_timeframe", S, _DEATH, 'when: on("1x", close > sma(close, 5))', "death_cross", 'on("1x"',
+     "unknown timeframe '1x'", "one of 1m, 5m"),
+    ("on_nested", S, _DEATH, 'when: on("1d", on("4h", close) > 1)', "death_cross", 'on("1d", on(',
+     "on() inside expressions that already read 1d bars", "one timeframe per expression"),
+    ("on_reads_the_portfolio", S, _DEATH, 'when: on("1d", position.return_pct < 0)', "death_cross", 'on("1d", pos',
+     "on() reads 1d bars, but the expression changes with the portfolio", "market columns and features"),
+    ("on_reads_the_regime_label", S, _DEATH, 'when: on("1d", regime == "bull")', "death_cross", 'on("1d", regime',
+     "'regime' is a label of the base bars and cannot be read on 1d bars", 'inside on("1d", ...)'),
+    ("on_one_argument", S, _DEATH, 'when: on("1d")', "death_cross", 'on("1d")',
+     "on() takes 2 arguments, 1 given", 'on("1d", expr)'),
+    ("on_timeframe_not_a_literal", S, _DEATH, "when: on(params.fast, close > 1)", "death_cross", "on(params.fast",
+     "the timeframe of on() must be a quoted literal", 'on("1d", expr)'),
+    ("regime_file_timeframe_unknown", G, "kind: regime\n", "kind: regime\ntimeframe: 1x\n", "", "timeframe: 1x",
+     "'timeframe' is '1x'", "one of 1m"),
+    ("regimes_param_not_a_list", S, "regimes: params.entry_regimes", "regimes: params.weight", "golden_cross",
+     "regimes: params.weight", "'regimes' is 0.1 (params.weight)", "a list of regimes"),
+    ("regimes_param_unknown", S, "regimes: params.entry_regimes", "regimes: params.entry_regime", "golden_cross",
+     "regimes: params.entry_regime", "regimes refers to unknown params.entry_regime (did you mean 'params.entry_regimes'?)",
+     None),
+    ("rank_top_expression_not_whole", U, "top: params.top}", "top: params.top / 3}", "", "top: params.top / 3",
+     "rank.top is 6.66", "a positive whole number"),
+    ("rank_top_expression_unknown_param", U, "top: params.top}", "top: params.tpo * 2}", "", "top: params.tpo",
+     "unknown name 'params.tpo' (did you mean 'params.top'", None),
+    ("size_expression_unknown_param", S, "size: params.weight", "size: params.weigth * 0.5", "", "size: params.weigth",
+     "unknown name 'params.weigth' (did you mean 'params.weight'", "one of: params.fast"),
 ]
+# the line and column inside the expression of the cases above that point into one
+COLUMNS = {"on_unknown_timeframe": (1, 4), "on_nested": (1, 10), "on_reads_the_portfolio": (1, 1),
+           "on_reads_the_regime_label": (1, 10), "on_one_argument": (1, 1), "on_timeframe_not_a_literal": (1, 4),
+           "rank_top_expression_unknown_param": (1, 1), "size_expression_unknown_param": (1, 1)}
 
 
 @pytest.mark.parametrize("case", EDITS, ids=[e[0] for e in EDITS])
@@ -102,6 +134,8 @@ def test_broken_file_gives_its_precise_error(tmp_path, case):
     assert message in text, text
     if expected is not None:
         assert err.expected is not None and expected in err.expected, text
+    if case[0] in COLUMNS:
+        assert (err.line, err.col) == COLUMNS[case[0]], text
     assert "Traceback" not in text
 
 

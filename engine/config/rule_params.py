@@ -18,7 +18,7 @@ from engine.paths import leaves_root
 from . import paths
 from .problems import ConfigProblem
 
-RULE_GROUPS = ("strategy", "universe", "risk", "execution")
+RULE_GROUPS = ("regime", "strategy", "universe", "risk", "execution")
 _cache: dict[tuple[str, int], frozenset[str] | None] = {}
 
 
@@ -45,7 +45,10 @@ def check_rule_params(cfg: dict, root: Path, known_bad: list[str]) -> list[Confi
         return []
     base = Path(rules_dir) if os.path.isabs(rules_dir) else root / rules_dir
     problems: list[ConfigProblem] = []
-    for group in RULE_GROUPS:
+    # each rule-file group, and each strategy of a book (book.strategies.<name>)
+    strategies = paths.get(cfg, "book.strategies", None)
+    groups = list(RULE_GROUPS) + ([f"book.strategies.{k}" for k in strategies] if isinstance(strategies, dict) else [])
+    for group in groups:
         file = paths.get(cfg, f"{group}.file")
         params = paths.get(cfg, f"{group}.params")
         if not isinstance(file, str) or any(paths.overlaps(f"{group}.file", b) for b in known_bad):

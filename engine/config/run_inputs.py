@@ -38,7 +38,7 @@ def rule_file_problems(cfg: dict, root: Path, already: list[str]) -> list[Config
     rules_dir = str(cfg.get("rules_dir") or "rules")
     base = Path(rules_dir) if os.path.isabs(rules_dir) else root / rules_dir
     try:
-        load_ruleset(base, files, params, gather=True)
+        load_ruleset(base, files, params, cfg.get("book") or None, gather=True)
     except RuleErrors as e:
         errors = e.errors
     except RuleError as e:

@@ -27,7 +27,7 @@ MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow"
 # Modes with requirements of their own (mode=validate/explain may check one as mode.target).
 RUN_MODES = ("backtest", "dry_run", "paper", "live", "shadow")
 LIVE_CLOCK_MODES = ("dry_run", "paper", "live")
-DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade")
+DATA_SOURCES = ("sample", "csv", "parquet", "freqtrade", "store")
 SYMBOL_RE = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
 DATE_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
 # live.end_time is read with numpy (engine.live.settings.end_ms), which has no time zones: UTC only.
@@ -198,6 +198,28 @@ STRATEGY = {
     "params": _dict(STRATEGY_PARAMS, allow_unknown=True, required=True),
 }
 
+REGIME_PARAMS = {
+    "fast": _int(1, MAX_WINDOW_BARS),
+    "slow": _int(1, MAX_WINDOW_BARS),
+    "vol_window": _int(2, MAX_WINDOW_BARS),
+    "high_vol": _num(gt=0),
+}
+REGIME = {"file": RULE_FILE, "params": _dict(REGIME_PARAMS, allow_unknown=True, required=True)}
+
+# Several strategies in one account (conf/book; engine/rules/loader.py checks the files and params).
+BOOK_STRATEGY = {
+    "file": RULE_FILE,
+    "weight": _num(None, 1, gt=0, nullable=True, meta="a share of equity in (0, 1] (allocation: fixed)"),
+    "params": {"type": "dict"},
+}
+BOOK = {
+    "allocation": _str(allowed=["fixed", "inverse_vol"]),
+    "vol_window": _int(2, MAX_WINDOW_BARS),
+    "strategies": {"type": "dict", "required": True, "empty": False,
+                   "keysrules": _str(regex=r"^[a-z][a-z0-9_]*$", meta="a snake_case strategy name"),
+                   "valuesrules": _dict(BOOK_STRATEGY)},
+}
+
 UNIVERSE_PARAMS = {
     "min_volume_usd": _num(0, MAX_AMOUNT),
     "max_spread_bps": _num(None, 10_000, gt=0),
@@ -289,12 +311,12 @@ REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},
           "max_table_rows": _int(1, 1_000_000)}
 
 GROUP_SCHEMAS: dict[str, dict] = {
-    "mode": MODE, "exchange": EXCHANGE, "data": DATA, "strategy": STRATEGY, "universe": UNIVERSE,
+    "mode": MODE, "exchange": EXCHANGE, "data": DATA, "regime": REGIME, "strategy": STRATEGY, "book": BOOK, "universe": UNIVERSE,
     "risk": RISK, "execution": EXECUTION, "backtest": BACKTEST, "report": REPORT, "live": LIVE,
 }
 # Groups a composed config may lack (a backtest never reads `live`; the live-clock modes require it
 # through the sanity check live_clock_needs_live_group).
-OPTIONAL_GROUPS = frozenset({"live"})
+OPTIONAL_GROUPS = frozenset({"live", "book"})
 
 COMPOSED: dict[str, dict] = {
     **{name: _dict(schema, required=name not in OPTIONAL_GROUPS) for name, schema in GROUP_SCHEMAS.items()},

@@ -132,15 +132,34 @@ def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltSt
             flatten |= h.flatten
 
     # exits: a rule says so, a flatten halt, or an exit already under way
+    owner = None
     if any_held:
-        exit_sig = _eval_group(p.exits, env, t, "or", verdicts)
+        if p.book is None:
+            exit_sig = _eval_group(p.exits, env, t, "or", verdicts)
+        else:  # a book: a position closes on the exits of the strategy that opened it
+            owner = np.full(n, -1, dtype=np.int64)
+            hidx = nonzero(held)
+            owner[hidx] = p.book.owners(pf.entry_rule, hidx)
+            exit_sig = np.zeros(n, dtype=bool)
+            for k, sl in enumerate(p.book.sleeves):
+                mine = owner == k
+                if any_(mine):
+                    exit_sig |= _eval_group(sl.exits, env, t, "or", verdicts) & mine
         exiting = held & (exit_sig | flatten | pf.exiting)
     else:
         exiting = np.zeros(n, dtype=bool)
     sell = np.where(exiting, pf.qty, 0.0)
     exit_rule = [""] * n
     if any_(exiting):
-        exit_rule = _first_rule(plan.exit_rules, t, verdicts, held & exit_sig)
+        if owner is None:
+            exit_rule = _first_rule(plan.exit_rules, t, verdicts, held & exit_sig)
+        else:
+            for k, rules in enumerate(plan.sleeve_exit_rules):
+                mine = held & exit_sig & (owner == k)
+                if any_(mine):
+                    got = _first_rule(rules, t, verdicts, mine)
+                    for i in nonzero(mine).tolist():
+                        exit_rule[i] = got[i]
         if flatten:
             exit_rule = [r or ("halt:" + active[-1] if exiting[i] else "") for i, r in enumerate(exit_rule)]
 
@@ -157,7 +176,7 @@ def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltSt
     entry_rule = [""] * n
     if any_(cand):
         entry_rule = _first_rule(plan.entry_rules, t, verdicts, cand)
-        buy, caps_seen = _size(plan, t, env, pf, close, cand, exiting)
+        buy, caps_seen = _size(plan, t, env, pf, close, cand, exiting, entry_rule)
 
     # execution: round, then guards over every symbol with an order
     buy = _round_down(buy, p.size_increment)
@@ -218,7 +237,7 @@ def limit_prices(p: Prepared, close: np.ndarray, buy: np.ndarray, sell: np.ndarr
 
 
 def _size(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand: np.ndarray,
-          exiting: np.ndarray) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
+          exiting: np.ndarray, entry_rule: list) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
     """Target weights for the candidates, clipped by each cap in the risk file's order.
 
     Returns the quantities and, per cap id, (N,) masks of the candidates it clipped (weight
@@ -226,34 +245,117 @@ def _size(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, 
     p = plan.p
     n = cand.shape[0]
     idx = nonzero(cand)
+    if p.book is not None:
+        return _size_book(plan, t, env, pf, close, idx, entry_rule, exiting)
     # np.clip(x, 0.0, None) is np.maximum(x, 0.0) (numpy/_core/_methods.py: _clip)
     w = nan_to_num(np.maximum(row(np.asarray(p.size(env, t), dtype=np.float64), n)[idx], 0.0))
     if p.priority is not None:
-        pr = row(np.asarray(p.priority(env, t), dtype=np.float64), n)[idx]
-        if _count(np.isfinite(pr)) != pr.size:  # NaN ranks last (inf and -inf become finite)
-            pr = np.nan_to_num(pr, nan=-np.inf)
-        order = (-pr).argsort(kind="stable")  # np.argsort without its wrapper
+        order = _by_priority(p.priority(env, t), n, idx)
         idx, w = idx[order], w[order]
+    return _apply_caps(plan, pf, close, exiting, idx, w, {}, {}, {})
+
+
+def _by_priority(values, n: int, idx: np.ndarray) -> np.ndarray:
+    """The order of candidates ``idx`` by descending priority (NaN last, ties in symbol order)."""
+    pr = row(np.asarray(values, dtype=np.float64), n)[idx]
+    if _count(np.isfinite(pr)) != pr.size:  # NaN ranks last (inf and -inf become finite)
+        pr = np.nan_to_num(pr, nan=-np.inf)
+    return (-pr).argsort(kind="stable")  # np.argsort without its wrapper
+
+
+def book_shares(book, pf: Portfolio, close: np.ndarray, t: int, owner: np.ndarray, universe: np.ndarray) -> np.ndarray:
+    """Each strategy's share of equity this cycle: the fixed weights, or (inverse_vol) shares
+    proportional to 1 / the value-weighted trailing volatility of what the strategy holds (of the
+    universe's members when it holds nothing), summing to 1."""
+    if book.allocation == "fixed":
+        return np.array([sl.weight for sl in book.sleeves], dtype=np.float64)
+    vol = book.vol[t]
+    ok = np.isfinite(vol) & (vol > 0)
+    pool = universe & ok
+    base = float(vol[pool].mean()) if any_(pool) else 1.0
+    value = np.where(pf.qty > 0, pf.qty * close, 0.0)
+    sig = np.empty(len(book.sleeves))
+    for k in range(len(book.sleeves)):
+        mine = (owner == k) & ok & (value > 0)
+        sig[k] = float((value[mine] * vol[mine]).sum() / value[mine].sum()) if any_(mine) else base
+    inv = 1.0 / sig
+    return inv / inv.sum()
+
+
+def _size_book(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, idx: np.ndarray,
+               entry_rule: list, exiting: np.ndarray) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
+    """A book's target weights: each candidate sized by the strategy whose entry opened it, times
+    that strategy's share; candidates in book order, then by their strategy's priority; each
+    strategy's positions within its share (cap ``book.<name>``), then the book's risk caps."""
+    p = plan.p
+    book = p.book
+    n = close.shape[0]
+    owner = np.full(n, -1, dtype=np.int64)
+    held_idx = nonzero(pf.qty > 0)
+    owner[held_idx] = book.owners(pf.entry_rule, held_idx)
+    shares = book_shares(book, pf, close, t, owner, plan.buyable[t])
+    sk = book.owners(entry_rule, idx)
+    w = np.zeros(idx.size)
+    order_parts = []
+    for k, sl in enumerate(book.sleeves):
+        sel = nonzero(sk == k)
+        if not sel.size:
+            continue
+        ik = idx[sel]
+        wk = nan_to_num(np.maximum(row(np.asarray(sl.size(env, t), dtype=np.float64), n)[ik], 0.0)) * shares[k]
+        if sl.priority is not None:
+            o = _by_priority(sl.priority(env, t), n, ik)
+            sel, wk = sel[o], wk[o]
+        w[sel] = wk
+        order_parts.append(sel)
+    order = np.concatenate(order_parts) if order_parts else np.zeros(0, dtype=np.int64)
+    idx, w, sk = idx[order], w[order], sk[order]
     clipped: dict[str, np.ndarray] = {}
     cap_blocked: dict[str, np.ndarray] = {}
     cap_passed: dict[str, np.ndarray] = {}
+    # each strategy within its share of equity: what it keeps plus what it buys
+    equity = pf.equity if pf.equity > 0 else 0.0
+    keep = (pf.qty > 0) & ~exiting
+    held_w = np.where(keep, pf.qty * close, 0.0) / equity if equity > 0 else np.zeros(n)
+    new = w.copy()
+    for k, sl in enumerate(book.sleeves):
+        sel = sk == k
+        if any_(sel):
+            room = max(float(shares[k]) - float(_sum(held_w[owner == k])), 0.0)
+            new[sel] = _allocate(w[sel], room)
+            _mark(n, idx, f"book.{sl.name}", np.where(sel, w, 0.0), np.where(sel, new, 0.0),
+                  clipped, cap_blocked, cap_passed)
+    return _apply_caps(plan, pf, close, exiting, idx, new, clipped, cap_blocked, cap_passed)
 
+
+def _mark(n: int, idx: np.ndarray, cap_id: str, before: np.ndarray, after: np.ndarray,
+          clipped: dict, cap_blocked: dict, cap_passed: dict) -> None:
+    """Record which candidates a cap clipped (weight reduced), blocked (to nothing) and passed."""
     def spread(m: np.ndarray) -> np.ndarray:
         out = np.zeros(n, dtype=bool)
         out[idx] = m
         return out
+    less = after < before - 1e-12
+    if any_(less):
+        # two caps of one id cannot exist (ids are unique per file); OR keeps it safe
+        clipped[cap_id] = spread(less) | clipped.get(cap_id, False)
+        gone = less & ~(after > 0)
+        if any_(gone):
+            cap_blocked[cap_id] = spread(gone)
+    passed = (before > 0) & ~less
+    if any_(passed):
+        cap_passed[cap_id] = spread(passed)
+
+
+def _apply_caps(plan: CyclePlan, pf: Portfolio, close: np.ndarray, exiting: np.ndarray, idx: np.ndarray,
+                w: np.ndarray, clipped: dict, cap_blocked: dict, cap_passed: dict
+                ) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
+    """Clip the ordered candidates' weights by each risk cap in file order; the quantities."""
+    p = plan.p
+    n = close.shape[0]
 
     def mark(cap_id: str, before: np.ndarray, after: np.ndarray) -> None:
-        less = after < before - 1e-12
-        if any_(less):
-            # two caps of one id cannot exist (ids are unique per file); OR keeps it safe
-            clipped[cap_id] = spread(less) | clipped.get(cap_id, False)
-            gone = less & ~(after > 0)
-            if any_(gone):
-                cap_blocked[cap_id] = spread(gone)
-        passed = (before > 0) & ~less
-        if any_(passed):
-            cap_passed[cap_id] = spread(passed)
+        _mark(n, idx, cap_id, before, after, clipped, cap_blocked, cap_passed)
 
     equity = pf.equity if pf.equity > 0 else 0.0
     keep = (pf.qty > 0) & ~exiting

@@ -65,6 +65,8 @@ class CyclePlan:
     buyable: np.ndarray  # (T, N) in the universe and trading
     enterable: np.ndarray  # (T, N) buyable and an entry series rule holds
     days: np.ndarray  # (T,) UTC day number of each bar (the portfolio's day roll)
+    # a book: per strategy, its exit rules as ``exit_rules`` (which rule closed a position)
+    sleeve_exit_rules: tuple[tuple[tuple[str, np.ndarray | None], ...], ...] = ()
 
     @property
     def entries(self) -> RuleGroup:
@@ -109,4 +111,5 @@ def cycle_plan(p: Prepared) -> CyclePlan:
         entry_rules=rules(p.entries), exit_rules=rules(p.exits),
         buyable=buyable, enterable=buyable & p.entries.combined,
         days=p.market.times // DAY_MS,
+        sleeve_exit_rules=tuple(rules(sl.exits) for sl in p.book.sleeves) if p.book is not None else (),
     )

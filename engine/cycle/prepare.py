@@ -13,10 +13,11 @@ import numpy as np
 
 from engine.cycle.features import index_series, market_series
 from engine.cycle.memory import reuse_freed_memory
+from engine.market.coarse import Coarse, resample
 from engine.market.data import MarketData
 from engine.rules.errors import RuleError
 from engine.rules.expr import CYCLE, FeatureStore
-from engine.rules.loader import Halt, Rule, RuleSet
+from engine.rules.loader import Book, Halt, Rule, RuleSet
 
 CycleFn = Callable[[dict, int], Any]
 
@@ -52,6 +53,30 @@ class RuleGroup:
 
 
 @dataclass
+class PreparedSleeve:
+    """One strategy of a book, prepared: its own entry/exit groups, size and priority."""
+
+    name: str
+    entries: RuleGroup
+    exits: RuleGroup
+    size: CycleFn
+    priority: CycleFn | None
+    weight: float | None  # fixed share of equity (None: inverse_vol)
+
+
+@dataclass
+class PreparedBook:
+    sleeves: tuple[PreparedSleeve, ...]
+    allocation: str  # fixed | inverse_vol
+    vol: np.ndarray | None  # (T, N) trailing volatility of bar returns (inverse_vol), else None
+    book: Book
+
+    def owners(self, entry_rule: list, idx: np.ndarray) -> np.ndarray:
+        """The sleeve index of the positions (or candidates) ``idx`` from the rule that opened them."""
+        return np.array([self.book.owner_of(entry_rule[i]) for i in idx.tolist()], dtype=np.int64)
+
+
+@dataclass
 class Prepared:
     market: MarketData
     rules: RuleSet
@@ -76,6 +101,7 @@ class Prepared:
     theme_names: tuple[str, ...]
     size_increment: np.ndarray  # (N,)
     extra: dict = field(default_factory=dict)
+    book: PreparedBook | None = None  # several strategies in one account (rules.book)
 
     @property
     def n_rebuilds(self) -> int:
@@ -94,11 +120,37 @@ def check_regime_index(rules: RuleSet, market: MarketData) -> None:
                         expected="at least one theme of the data left in the index (exclude fewer themes)")
 
 
-def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray]):
+class _Timeframes:
+    """The coarser panels a run's rules read (``on("1d", ...)``, a file's ``timeframe:``), each
+    resampled from the base bars once and shared by the market and index stores."""
+
+    def __init__(self, market: MarketData):
+        self.market = market
+        self._built: dict[str, Coarse] = {}
+
+    def coarse(self, timeframe: str) -> Coarse:
+        if timeframe not in self._built:
+            self._built[timeframe] = resample(self.market, timeframe)  # ValueError: not coarser
+        return self._built[timeframe]
+
+    def market_store(self, timeframe: str) -> tuple[FeatureStore, np.ndarray]:
+        c = self.coarse(timeframe)
+        shape = (c.market.n_bars, c.market.n_symbols)
+        return FeatureStore(market_series(c.market), shape), c.closed
+
+    def index_store(self, exclude_themes: tuple[str, ...]):
+        def build(timeframe: str) -> tuple[FeatureStore, np.ndarray]:
+            c = self.coarse(timeframe)
+            close = market_series(c.market)["close"]
+            return FeatureStore(index_series(c.market, close, exclude_themes), (c.market.n_bars, 1)), c.closed
+        return build
+
+
+def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray], frames: _Timeframes):
     check_regime_index(rules, market)
     idx = index_series(market, base["close"], rules.regime.exclude_themes)
     t = market.n_bars
-    store = FeatureStore(idx, (t, 1))
+    store = FeatureStore(idx, (t, 1), coarser=frames.index_store(rules.regime.exclude_themes))
     labels = rules.regime.labels
     out = np.full(t, labels.index(rules.regime.default), dtype=np.int16)
     decided = np.zeros(t, dtype=bool)
@@ -189,10 +241,11 @@ def prepare(market: MarketData, rules: RuleSet) -> Prepared:
 def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
     base = market_series(market)
     shape = (market.n_bars, market.n_symbols)
-    labels, regime_idx, regime_masks = _regimes(rules, market, base)
+    frames = _Timeframes(market)
+    labels, regime_idx, regime_masks = _regimes(rules, market, base, frames)
     label_arr = np.array(labels)[regime_idx]
     base["regime"] = np.broadcast_to(label_arr[:, None], shape)
-    store = FeatureStore(base, shape)
+    store = FeatureStore(base, shape, coarser=frames.market_store)
 
     filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
     filter_masks = {s.rule.id: s.mask for s in filters.series}
@@ -206,6 +259,7 @@ def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
     guards = _group(rules.execution.guards, store, labels, regime_idx, "and", shape)
     halts = [(h, h.rule.when.bind(store)) for h in rules.risk.halts]
 
+    book = _book(rules, store, labels, regime_idx, shape) if rules.book is not None else None
     theme_names = tuple(sorted({i.theme for i in market.info}))
     themes = np.array([theme_names.index(i.theme) for i in market.info], dtype=np.int64)
     return Prepared(
@@ -215,5 +269,26 @@ def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
         entries=entries, exits=exits, vetoes=vetoes,
         size=s.size.bind(store), priority=s.priority.bind(store) if s.priority is not None else None,
         halts=halts, guards=guards, themes=themes, theme_names=theme_names,
-        size_increment=np.array([i.size_increment for i in market.info], dtype=np.float64),
+        size_increment=np.array([i.size_increment for i in market.info], dtype=np.float64), book=book,
     )
+
+
+def _book(rules: RuleSet, store: FeatureStore, labels, regime_idx, shape) -> PreparedBook:
+    """Each strategy of the book with its own groups (the union groups in ``Prepared.entries`` /
+    ``exits`` are what the trace and the quiet-bar scan read); the trailing volatility that an
+    inverse-volatility book divides by."""
+    b = rules.book
+    sleeves = []
+    for sl in b.sleeves:
+        st = sl.strategy
+        sleeves.append(PreparedSleeve(
+            sl.name, _group(st.entries, store, labels, regime_idx, "or", shape),
+            _group(st.exits, store, labels, regime_idx, "or", shape), st.size.bind(store),
+            st.priority.bind(store) if st.priority is not None else None, sl.weight))
+    vol = None
+    if b.allocation == "inverse_vol":
+        from engine.rules.functions import FUNCTIONS
+        close = store.arrays["close"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vol = FUNCTIONS["std"].impl(FUNCTIONS["pct_change"].impl(close, 1), b.vol_window)
+    return PreparedBook(tuple(sleeves), b.allocation, vol, b)

@@ -1,7 +1,11 @@
-"""Download OHLCV through ccxt into the local store (the CSV layout ``data=csv`` reads).
+"""Download OHLCV through ccxt into CSV files (``data=csv``) or the Parquet market store (``data=store``).
 
     python -m engine.market.download --exchange coinbase --symbols BTC/USDC,ETH/USDC \\
         --timeframe 1h --since 2024-01-01 --until 2024-07-01 --out data/coinbase
+    python -m engine.market.download ... --store data/store     # only the ranges not fetched yet
+
+The store (engine/market/store.py) keeps one Parquet file per symbol and month and the ranges
+already fetched, so a second download asks the exchange for nothing it has answered before.
 
 One ``BASE_QUOTE-<timeframe>.csv`` per symbol (``date,open,high,low,close,volume``, ISO-8601
 UTC dates). Requests are paged (``--page`` bars each, ccxt's rate limiter on); an existing
@@ -96,6 +100,35 @@ def download(exchange, symbols: list[str], timeframe: str, since_ms: int, until_
     return out
 
 
+def download_to_store(exchange, symbols: list[str], timeframe: str, since_ms: int, until_ms: int, store,
+                      page: int = 300, now_ms: int | None = None) -> list[Downloaded]:
+    """Fetch only the ranges the store has not fetched yet, and merge them in (validated,
+    month files replaced atomically). The bar still open at ``now_ms`` is never recorded as
+    fetched: the next download asks for it again once it has closed."""
+    import time
+
+    if timeframe not in TIMEFRAME_MS:
+        raise DataError(f"unknown timeframe {timeframe!r}; expected one of {', '.join(TIMEFRAME_MS)}")
+    if until_ms <= since_ms:
+        raise DataError(f"--until ({iso_utc(until_ms)}) is not after --since ({iso_utc(since_ms)})")
+    step = TIMEFRAME_MS[timeframe]
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    until_ms = min(until_ms, now_ms // step * step)  # bars that have closed by now
+    out = []
+    for symbol in symbols:
+        fetched = 0
+        for a, b in store.missing(symbol, timeframe, since_ms, until_ms):
+            rows = fetch_range(exchange, symbol, timeframe, a, b, page)
+            store.write(symbol, timeframe, rows, fetched=(a, b))
+            fetched += len(rows)
+        total = store.count(symbol, timeframe)
+        if total == 0:
+            raise DataError(f"{exchange.id} returned no {timeframe} bars for {symbol} between "
+                            f"{iso_utc(since_ms)} and {iso_utc(until_ms)}")
+        out.append(Downloaded(symbol, store.root / timeframe / symbol.replace("/", "_"), total, fetched))
+    return out
+
+
 def _ms(text: str, flag: str) -> int:
     try:
         return int(np.datetime64(text.replace("Z", ""), "ms").astype(np.int64))
@@ -112,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeframe", default="1h")
     ap.add_argument("--since", required=True)
     ap.add_argument("--until", required=True)
-    ap.add_argument("--out", required=True, help="folder of the CSV store (data.path for data=csv)")
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="folder of CSV files (data.path for data=csv)")
+    where.add_argument("--store", help="a Parquet market store (data=store data.path=DIR): fetches only "
+                                       "the ranges it does not hold yet")
     ap.add_argument("--page", type=int, default=300, help="bars per request")
     args = ap.parse_args(argv)
     try:
@@ -120,8 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         if cls is None:
             raise DataError(f"--exchange {args.exchange!r} is not a ccxt exchange id")
         ex = cls({"enableRateLimit": True})
-        done = download(ex, [s.strip() for s in args.symbols.split(",") if s.strip()], args.timeframe,
-                        _ms(args.since, "--since"), _ms(args.until, "--until"), args.out, args.page)
+        symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+        since, until = _ms(args.since, "--since"), _ms(args.until, "--until")
+        if args.store:
+            from engine.market.store import MarketStore
+
+            done = download_to_store(ex, symbols, args.timeframe, since, until, MarketStore(args.store), args.page)
+        else:
+            done = download(ex, symbols, args.timeframe, since, until, args.out, args.page)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

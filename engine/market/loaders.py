@@ -414,12 +414,19 @@ def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] 
         bars = _READERS[ext](f, symbol)
         validate_bars(bars, timeframe)
         series.append(bars)
+    return assemble(series, timeframe, f"{source}:{Path(path)}", str(path), max_memory_gib)
+
+
+def assemble(series: list[Bars], timeframe: str, source: str, where: str,
+             max_memory_gib: float | None = None) -> MarketData:
+    """Validated series (sorted by symbol) on one grid, as MarketData; gaps logged once.
+    ``where`` names the data's folder in messages."""
     times, cols = align(series, timeframe, max_memory_gib)
     if len(times) < 2:
         files_rows = ", ".join(f"{b.file} ({b.times.size} bar{'s' if b.times.size != 1 else ''})" for b in series[:5])
         more = f" and {len(series) - 5} more" if len(series) > 5 else ""
         raise DataError(
-            f"{path}: {files_rows}{more}: the data holds {len(times)} bar in all; expected at least 2 bars "
+            f"{where}: {files_rows}{more}: the data holds {len(times)} bar in all; expected at least 2 bars "
             f"(a decision at one bar fills at the next)", file=series[0].file, found=len(times),
             expected="at least 2 bars")
     syms = tuple(b.symbol for b in series)
@@ -427,7 +434,7 @@ def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] 
         timeframe=timeframe, times=times, symbols=syms,
         spread_bps=np.full((len(times), len(syms)), np.nan),
         info=tuple(_info(b.symbol, b) for b in series),
-        source=f"{source}:{Path(path)}", **cols,
+        source=source, **cols,
     )
     warn_gaps(find_panel_gaps(md.symbols, md.times, md.available, timeframe), md.source, log)
     return md

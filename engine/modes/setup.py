@@ -13,12 +13,12 @@ import numpy as np
 
 import engine
 from engine.backtest.engine import BacktestSettings
+from engine.config.rule_params import RULE_GROUPS  # the config groups that each name a rule file
 from engine.errors import UserError
 from engine.market.data import MarketData
 from engine.paths import project_path
 from engine.rules.loader import RuleSet, load_ruleset
 
-RULE_GROUPS = ("strategy", "universe", "risk", "execution")
 
 
 def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
@@ -31,20 +31,25 @@ def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
         spec = SampleSpec.from_mapping({**dict(data_cfg.get("sample") or {}), "timeframe": data_cfg.get("timeframe", "1h")})
         require_fits(spec.n_bars, spec.n_symbols, spec.timeframe, data_cfg.get("max_memory_gib"), "data.sample")
         return load_sample_market(spec, project_path(data_cfg.get("cache_dir", ".cache/rulebook")))
-    if source in ("csv", "parquet", "freqtrade"):
+    if source in ("csv", "parquet", "freqtrade", "store"):
         from engine.market.loaders import load_market as load_files
+        from engine.market.store import MarketStore
 
         path = data_cfg.get("path")
         if not path or path == "???":
             raise UserError(f"data.path is not set; data={source} needs the folder of the files (data.path=DIR)")
         symbols = data_cfg.get("symbols")
-        market = load_files(source, project_path(path), data_cfg.get("timeframe", "1h"),
-                            list(symbols) if symbols else None, data_cfg.get("max_memory_gib"))
+        symbols = list(symbols) if symbols else None
+        timeframe, max_gib = data_cfg.get("timeframe", "1h"), data_cfg.get("max_memory_gib")
+        if source == "store":
+            market = MarketStore(project_path(path)).load(timeframe, symbols, max_memory_gib=max_gib)
+        else:
+            market = load_files(source, project_path(path), timeframe, symbols, max_gib)
         default = float(data_cfg.get("default_spread_bps", 5.0))
         missing = np.isnan(market.spread_bps) & ~np.isnan(market.close)
         market.spread_bps = np.where(missing, default, market.spread_bps)
         return market
-    raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade")
+    raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade, store")
 
 
 def market_for(cfg: Mapping[str, Any]) -> MarketData:
@@ -65,21 +70,18 @@ def market_for(cfg: Mapping[str, Any]) -> MarketData:
 def load_rules(cfg: Mapping[str, Any], gather: bool = False) -> RuleSet:
     """The run's rule set (``gather``: raise every rule-file error at once, as mode=validate does)."""
     files, params = rule_sources(cfg)
-    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params, gather=gather)
+    return load_ruleset(project_path(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None,
+                        gather=gather)
 
 
 def rule_sources(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, dict]]:
     """The rule files a config names (kind -> path under rules_dir) and its params overrides."""
-    files = {"regime": "regime.yaml"}
+    files: dict[str, str] = {}
     params: dict[str, dict] = {}
     for g in RULE_GROUPS:
         section = cfg.get(g) or {}
         files[g] = section.get("file") or f"{g}.yaml"
         params[g] = dict(section.get("params") or {})
-    regime = cfg.get("regime") or {}
-    if regime:
-        files["regime"] = regime.get("file", "regime.yaml")
-        params["regime"] = dict(regime.get("params") or {})
     return files, params
 
 

@@ -16,6 +16,8 @@ from engine.config.secrets import redact, redact_override
 from engine.report.timeutil import iso_to_ms
 
 REQUIRED = ("metrics", "equity", "run")
+# the columns of a book's per-strategy table
+STRATEGY_METRICS = ("final_equity", "total_return", "sharpe", "max_drawdown", "n_trades", "win_rate", "fees_paid")
 
 
 def check_results(results: Mapping[str, Any]) -> None:
@@ -58,9 +60,13 @@ def build_context(results: Mapping[str, Any], timing: Mapping[str, Any] | None =
         r_end = iso_to_ms((r[1] for r in regimes), where="results.regimes")
         bands = [Band(int(a), int(z), str(r[2])) for a, z, r in zip(r_start, r_end, regimes)]
     pts = options.max_chart_points
-    eq_series = [Series("Strategy", t_eq, eq, PALETTE[0], width=1.8)]
+    strategies = results.get("strategies") or {}  # a book: several strategies in one account
+    eq_series = [Series("Book" if strategies else "Strategy", t_eq, eq, PALETTE[0], width=1.8)]
     if b_eq.size:
         eq_series.append(Series("Buy & hold", t_b, b_eq, PALETTE[1]))
+    for k, (name, st) in enumerate(strategies.items()):
+        t_s, s_eq = series_arrays(st.get("equity") or [], f"strategies.{name}.equity")
+        eq_series.append(Series(f"{name} ({st.get('share', 0):.0%})", t_s, s_eq, PALETTE[4 + k % 4]))
     dd_series = [Series("Strategy drawdown", t_eq, drawdown(eq, initial), PALETTE[2], area=True)]
     if b_eq.size:
         dd_series.append(Series("Buy & hold drawdown", t_b, drawdown(b_eq, initial), PALETTE[1]))
@@ -110,6 +116,9 @@ def build_context(results: Mapping[str, Any], timing: Mapping[str, Any] | None =
         "per_symbol": sorted(bd.get("per_symbol", {}).items(), key=lambda kv: -(kv[1].get("pnl") or 0.0)),
         "per_theme": sorted(bd.get("per_theme", {}).items(), key=lambda kv: -(kv[1].get("pnl") or 0.0)),
         "rule_rows": rule_rows,
+        "strategies": [{"name": name, "file": st.get("file"), "share": st.get("share"),
+                        "n_fills": st.get("n_fills"), **{k: (st.get("metrics") or {}).get(k) for k in STRATEGY_METRICS}}
+                       for name, st in strategies.items()],
         "universe": results.get("universe") or {},
         "diagnostics": [d for d in results.get("diagnostics") or [] if isinstance(d, Mapping)],
         "n_fills": len(results.get("trades") or []),

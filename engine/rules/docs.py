@@ -49,10 +49,13 @@ filters:
 `params:`. The Hydra config overrides them (`python run.py universe.params.top=10`,
 `strategy.params.fast=12`); an override of a param the file does not define, or of another
 kind (a string for a number), is an error. Fields such as `rank.top`, cap `limit` and
-`cooldown_bars` accept a literal or `params.x`.
+`cooldown_bars` accept a literal, `params.x` or an expression of them (`params.top * 2`); every
+expression field accepts any expression of its type (`size: params.weight * 0.5` and
+`size: 0.5 * params.weight` are the same rule).
 
 **How rules combine.** Regime rules: the first that holds names the cycle's regime, else
-`default`. Universe filters: all that apply must hold; survivors are ranked by `rank.by` and
+`default`. Universe filters: all that apply must hold (no `filters:` at all: every product
+with a bar qualifies); survivors are ranked by `rank.by` and
 the top `rank.top` kept; the list is rebuilt when `cache.ttl` expires on the run's clock or
 the regime changes. Strategy: any `entry` rule opens, any `exit` rule closes; `size` is the
 target weight (fraction of equity; below 0 for a symbol counts as 0, and a constant `size`
@@ -61,6 +64,36 @@ clip target weights in file order (two caps of one type both apply, the tighter 
 `cooldown_bars` after; every veto must hold for an entry. Execution: every guard must hold for
 an order to be sent. A rule outside its `regimes:` does not apply (an entry/exit is false, a
 filter/veto/guard passes).
+
+**Timeframes.** `on("1d", expr)` reads `expr` on coarser bars built from the data's own: a UTC
+day (or 2h, 4h, 6h bar...) of base bars makes one bar with the open of its first bar, the
+high/low extremes, the close and spread of its last and the summed volume, and windows inside
+count those bars (`on("1d", sma(close, 20))` is a 20-day average). At each base bar it reads
+the last coarse bar that has *closed* (on hourly data, a day becomes readable at its 23:00 bar,
+which closes at midnight), so it never looks ahead, and it equals the same expression run on
+separately loaded daily files. The timeframe must be a whole multiple of the data's; `on()` is
+not nested, reads market series only (not `regime`, `position.*`, `portfolio.*`, `order.*`), and
+may be combined with base-bar terms (`crossover(...) and on("1d", close > sma(close, 20))`). A
+regime file with `timeframe: 1d` reads every rule on daily bars (rules/regime_daily.yaml,
+`python run.py regime=daily`): its label changes only when a day closes.
+
+**Books: several strategies in one account.** The config's `book` group (conf/book,
+`python run.py book=trend_reversion`) names several strategy files, each with its own params,
+instead of the `strategy` group:
+`book: {allocation: fixed, strategies: {trend: {file: strategies/sma_cross.yaml, weight: 0.6, params: {...}}, ...}}`.
+There is one account and one set of risk caps (the risk file) for the whole book. A book's rule
+ids read `<strategy>.<rule id>` (`trend.golden_cross`) in fills, trades, the trace and `mode=explain`.
+A symbol is held by at most one strategy, the one whose entry opened it (the first in book order
+when several fire); it closes on that strategy's exits only (or a risk halt). A strategy's
+`size` is a fraction of its share: its target weight is `size x share`, and what it holds plus
+what it buys stays within its share (the cap `book.<strategy>`, applied before the risk caps);
+candidates are taken in book order, then by their strategy's `priority`. `allocation: fixed`:
+each strategy's `weight` is its share (the weights add up to at most 1). `allocation:
+inverse_vol` (no weights): shares proportional to 1 / the value-weighted trailing volatility
+(std of bar returns over `vol_window` bars) of what each strategy holds, or of the universe's
+members for a strategy that holds nothing, summing to 1. `results.json` gains `strategies`
+(per strategy: share, metrics, equity curve) and each fill a `strategy`; the report a
+Strategies table and one equity line per strategy.
 
 **When a file is wrong** the run stops before trading, exits with code 2 and prints one
 message naming the file and YAML line, the rule id, the key, the line and column inside the

@@ -26,10 +26,17 @@ import numpy as np
 
 from engine import detmath
 from engine.rules.errors import RuleError, Where
+from engine.market.coarse import on_base_clock
+from engine.market.data import TIMEFRAME_MS
 from engine.rules.functions import FUNCTIONS, FunctionSpec, signature
 
 NUM, BOOL, STR = "number", "bool", "string"
 CONST, SERIES, CYCLE = 0, 1, 2
+
+# on(timeframe, expr): the one special form (its first argument is a timeframe, not a value)
+ON_SIGNATURE = 'on("1d", expr)'
+# series that exist on the base bars only (the cycle's regime label): not readable inside on()
+BASE_CLOCK_ONLY = ("regime",)
 
 # Roots reachable with a dot. Everything else with a dot is rejected.
 DOTTED_ROOTS = ("params", "position", "portfolio", "order")
@@ -43,6 +50,7 @@ class Namespace:
     cycle: Mapping[str, str] = field(default_factory=dict)  # dotted or plain name -> type
     params: Mapping[str, Any] = field(default_factory=dict)
     regimes: tuple[str, ...] = ()  # labels the regime file defines (checks "regime == 'x'")
+    timeframe: str | None = None  # the file's `timeframe:`: every expression reads those bars
 
     def all_names(self) -> list[str]:
         return sorted([*self.series, *self.cycle, *(f"params.{p}" for p in self.params)])
@@ -56,11 +64,24 @@ class FeatureStore:
     and reused across rules and files (``sma(close, 50)`` is computed once).
     """
 
-    def __init__(self, base: Mapping[str, np.ndarray], shape: tuple[int, int]):
+    def __init__(self, base: Mapping[str, np.ndarray], shape: tuple[int, int],
+                 coarser: Callable[[str], tuple["FeatureStore", np.ndarray]] | None = None):
         self.shape = shape
         # a mutable mapping is kept as is, so a lazy one (market columns built on first
         # read) stays lazy
         self.arrays = base if isinstance(base, MutableMapping) else dict(base)
+        # timeframe -> (the store of the coarser bars, per base bar the last closed coarse row)
+        self._coarser = coarser
+        self._coarse: dict[str, tuple[FeatureStore, np.ndarray]] = {}
+
+    def coarse(self, timeframe: str) -> tuple["FeatureStore", np.ndarray]:
+        """The store of ``timeframe`` bars built from these and the base bar -> closed coarse row
+        map (engine/market/coarse.py); built once per timeframe. ValueError: it cannot be built."""
+        if timeframe not in self._coarse:
+            if self._coarser is None:
+                raise ValueError("these series have no coarser timeframe")
+            self._coarse[timeframe] = self._coarser(timeframe)
+        return self._coarse[timeframe]
 
     def get(self, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
         if key in self.arrays:
@@ -155,6 +176,7 @@ def _type_name(t: str) -> str:
 class _Compiler:
     def __init__(self, src: str, ns: Namespace, where: Where):
         self.src, self.ns, self.where = src, ns, where
+        self.on: str | None = None  # inside on(timeframe, ...): that timeframe
 
     # -- errors -----------------------------------------------------------------------
     def fail(self, node: ast.AST | None, message: str, expected: str | None = None) -> RuleError:
@@ -197,7 +219,13 @@ class _Compiler:
             raise RuleError(self.where, "the expression is nested too deeply to parse",
                             expected=f"at most {_MAX_DEPTH} levels of nesting") from None
         self._check_size(tree.body)
-        return self.visit(tree.body)
+        if self.ns.timeframe is None:
+            return self.visit(tree.body)
+        # a file with `timeframe:` reads every expression on those bars, as if wrapped in on()
+        self.on = self.ns.timeframe
+        inner = self.visit(tree.body)
+        self.on = None
+        return self._on_clock(inner, self.ns.timeframe, tree.body, "the file's timeframe")
 
     def _check_size(self, root: ast.AST) -> None:
         """Reject huge or deeply nested trees before the recursive visit (iteratively)."""
@@ -259,6 +287,9 @@ class _Compiler:
             v = name.lower() == "true"
             return Expr(BOOL, CONST, repr(v), value=v)
         if name in self.ns.series:
+            if self.on is not None and name in BASE_CLOCK_ONLY:
+                raise self.fail(node, f"'{name}' is a label of the base bars and cannot be read on {self.on} bars",
+                                expected=f"market columns and features inside on(\"{self.on}\", ...)")
             return self._series_name(name, self.ns.series[name])
         if name in self.ns.cycle:
             return self._cycle_name(name, self.ns.cycle[name])
@@ -438,6 +469,8 @@ class _Compiler:
         name = node.func.id
         if name.startswith("_"):
             raise self.fail(node, f"names starting with '_' are not allowed ('{name}')", expected="a registered function")
+        if name == "on":
+            return self._on_call(node)
         spec = FUNCTIONS.get(name)
         if spec is None:
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=3)
@@ -447,6 +480,50 @@ class _Compiler:
         if spec.kind == "series":
             return self._series_call(spec, args, node)
         return self._elementwise_call(spec, args, node)
+
+    def _on_call(self, node: ast.Call) -> Expr:
+        """``on("1d", expr)``: ``expr`` over coarser bars built from the base bars, read at each
+        base bar from the last coarse bar that has closed (engine/market/coarse.py)."""
+        if node.keywords or len(node.args) != 2:
+            raise self.fail(node, f"on() takes 2 arguments, {len(node.args) + len(node.keywords)} given",
+                            expected=ON_SIGNATURE)
+        tf_node, inner_node = node.args
+        if not (isinstance(tf_node, ast.Constant) and isinstance(tf_node.value, str)):
+            raise self.fail(tf_node, "the timeframe of on() must be a quoted literal", expected=ON_SIGNATURE)
+        tf = tf_node.value
+        if tf not in TIMEFRAME_MS:
+            close = difflib.get_close_matches(tf, list(TIMEFRAME_MS), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise self.fail(tf_node, f"unknown timeframe '{tf}'{hint}", expected="one of " + ", ".join(TIMEFRAME_MS))
+        if self.on is not None:
+            raise self.fail(node, f"on() inside expressions that already read {self.on} bars",
+                            expected="one timeframe per expression (on() is not nested)")
+        self.on = tf
+        inner = self.visit(inner_node)
+        self.on = None
+        return self._on_clock(inner, tf, node, "on()", tf_node)
+
+    def _on_clock(self, inner: Expr, tf: str, node: ast.AST, what: str, tf_node: ast.AST | None = None) -> Expr:
+        if inner.level == CYCLE:
+            raise self.fail(node, f"{what} reads {tf} bars, but the expression changes with the portfolio or the "
+                                  "order each cycle", expected="an expression of market columns and features")
+        if inner.level == CONST:
+            if what == "on()":
+                raise self.fail(node, "on() got only constants", expected="a time series argument such as close")
+            return inner
+        # the base bars' timeframe is known once the market is: check it then, pointing here
+        where, src = self.where, self.src
+        line, col = self._position(getattr(tf_node or node, "col_offset", None))
+
+        def build(store, inner=inner, tf=tf):
+            try:
+                coarse, closed = store.coarse(tf)
+            except ValueError as exc:
+                raise RuleError(where, f"{what} cannot read {tf} bars: {exc}", source=src, line=line, col=col,
+                                expected="a timeframe coarser than the data's, a whole multiple of it") from None
+            return on_base_clock(np.asarray(inner.series(coarse)), closed)
+        key = f"on({tf!r}, {inner.key})"
+        return Expr(inner.type, SERIES, key, build=build, features=(key,))
 
     def _bind_args(self, spec: FunctionSpec, node: ast.Call) -> list[tuple[Expr, ast.AST]]:
         sig = signature(spec)

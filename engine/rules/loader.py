@@ -25,7 +25,7 @@ from engine.validators import validator
 from contextlib import contextmanager
 
 from engine.rules.errors import RuleError, RuleErrors, Where
-from engine.rules.expr import BOOL, NUM, Expr, Namespace, compile_expression
+from engine.rules.expr import BOOL, CONST, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
 
@@ -52,6 +52,7 @@ class RegimeRules:
     params: dict
     # where index.exclude_themes is written, for errors that need the market to be found
     exclude_where: Where = field(default_factory=lambda: Where("rules/regime.yaml", "", "index.exclude_themes"))
+    timeframe: str | None = None  # the file's `timeframe:` (None: the data's own bars)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -78,6 +79,35 @@ class StrategyRules:
     size: Expr
     priority: Expr | None
     params: dict
+
+
+@dataclass
+class Sleeve:
+    """One strategy of a book: its rules (ids prefixed ``name.``), and its fixed share of equity
+    (None under inverse-volatility allocation)."""
+
+    name: str
+    strategy: StrategyRules
+    weight: float | None
+    file: str
+
+
+@dataclass
+class Book:
+    """Several strategies in one account (docs/rules.md, "Books"): one set of risk caps, each
+    position owned by the strategy that opened it."""
+
+    sleeves: tuple[Sleeve, ...]
+    allocation: str  # fixed | inverse_vol
+    vol_window: int  # bars of the trailing volatility (inverse_vol)
+
+    def owner_of(self, rule_id: str) -> int:
+        """The sleeve index a (prefixed) rule id belongs to; -1 for none (a halt's, '')."""
+        name = rule_id.split(".", 1)[0] if "." in rule_id else None
+        return next((k for k, sl in enumerate(self.sleeves) if sl.name == name), -1)
+
+
+BOOK_SEP = "."  # a book's rule ids read "<strategy>.<rule id>"
 
 
 @dataclass
@@ -120,6 +150,8 @@ class RuleSet:
     risk: RiskRules
     execution: ExecutionRules
     file_hashes: dict[str, str]  # file -> sha256 of its text (recorded with every run)
+    # several strategies in one account: ``strategy`` then holds all their rules, ids prefixed
+    book: Book | None = None
 
     def all_rules(self) -> list[tuple[str, Rule]]:
         """(stage, rule) for every expression rule, in pipeline order."""
@@ -277,7 +309,7 @@ def _validate(data: dict, kind: str, label: str, every: bool = False) -> None:
         return
     leaves = sorted(_leaf_errors(v._errors), key=lambda e: _locate(data, e.document_path)[1] or 0)
     errors = []
-    for i, leaf in enumerate(leaves):
+    for leaf in leaves:
         rule, line = _locate(data, leaf.document_path)
         message, expected = _describe_error(leaf, schema)
         path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in leaf.document_path).replace(".[", "[")
@@ -339,14 +371,27 @@ def _check_override(key: str, default: Any, value: Any, label: str) -> Any:
                     expected=f"{_kind_of(default)} like the rule file's default {_show(default)}")
 
 
+_BARE_PARAM = re.compile(r"^\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
 def _resolve(value: Any, params: dict, where: Where, what: str) -> Any:
-    """A literal, or ``params.x`` resolved from the params."""
-    if isinstance(value, str) and value.startswith("params."):
-        name = value[len("params."):]
+    """A literal, ``params.x`` resolved from the params (a mapping param too), or an expression
+    of literals and params (``params.top * 2``) computed at load."""
+    if not isinstance(value, str):
+        return value
+    bare = _BARE_PARAM.match(value)
+    if bare:
+        name = bare.group(1)
         if name not in params:
-            raise RuleError(where, f"{what} refers to unknown {value}{_did_you_mean(name, list(params), 'params.{}')}")
+            raise RuleError(where, f"{what} refers to unknown {value.strip()}"
+                                   f"{_did_you_mean(name, list(params), 'params.{}')}")
         return params[name]
-    return value
+    if "params." not in value:
+        return value  # a plain word: the caller says what it expected
+    expr = compile_expression(value, Namespace(series={}, params=params), where)
+    if expr.level != CONST:  # pragma: no cover - a params-only namespace has nothing else
+        raise RuleError(where, f"{what} is {value!r}", expected="literals and params.x only")
+    return expr.value
 
 
 def _positive_int(value: Any, where: Where, what: str) -> int:
@@ -378,14 +423,17 @@ def parse_duration_ms(value: Any, where: Where, what: str) -> int:
 
 
 class _FileCompiler:
-    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...], sink: _Sink | None = None):
+    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...], timeframe: str | None = None,
+                 sink: _Sink | None = None):
         self.label, self.kind, self.params, self.regimes = label, kind, params, regimes
         self.sink = sink or _Sink(False)
+        self.timeframe = timeframe  # the file's `timeframe:` (regime files): every rule reads those bars
         self.seen: dict[str, int | None] = {}  # rule id -> its line (ids are unique per file)
 
     def ns(self, names_key: str) -> Namespace:
         series, cycle = KIND_NAMES[names_key]
-        return Namespace(series=types(series), cycle=types(cycle), params=self.params, regimes=self.regimes)
+        return Namespace(series=types(series), cycle=types(cycle), params=self.params, regimes=self.regimes,
+                         timeframe=self.timeframe)
 
     def where(self, item: Mapping, key: str, rule_id: str | None = None) -> Where:
         line = item.line_of(key) if isinstance(item, LineMap) else None
@@ -409,7 +457,7 @@ class _FileCompiler:
 
     def _rule(self, item: Mapping, ns: Namespace) -> Rule:
         rid = self.claim(item)
-        regimes = item.get("regimes")
+        regimes = self.regime_scope(item)
         if regimes is not None and self.regimes:
             for r in regimes:
                 if r not in self.regimes:
@@ -421,6 +469,20 @@ class _FileCompiler:
         why = item.get("why", "")
         self.check_template(why, item)
         return Rule(rid, expr, where, tuple(regimes) if regimes else None, why, str(item["when"]))
+
+    def regime_scope(self, item: Mapping) -> list[str] | None:
+        """The rule's ``regimes:``: a literal list or ``params.x`` naming a list param. An empty
+        list from a param lifts the scope (the rule applies in every regime)."""
+        regimes = item.get("regimes")
+        if not isinstance(regimes, str):
+            return regimes
+        where = self.where(item, "regimes")
+        value = _resolve(regimes, self.params, where, "regimes")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(r, str) for r in value):
+            src = f" ({regimes})" if value is not regimes else ""
+            raise RuleError(where, f"'regimes' is {_show(value)}{src}",
+                            expected="a list of regimes such as [bull, chop], or params.x naming such a list")
+        return list(value) or None
 
     def check_template(self, why: str, item: Mapping) -> None:
         for name in re.findall(r"\{([^}]*)\}", why or ""):
@@ -466,39 +528,41 @@ def load_ruleset(
     rules_dir: Path | str,
     files: Mapping[str, str],
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    book: Mapping[str, Any] | None = None,
     gather: bool = False,
 ) -> RuleSet:
     """Load the five rule files. ``files`` maps kind -> path relative to ``rules_dir``;
-    ``params`` maps kind -> overrides of that file's params (from the Hydra config).
+    ``params`` maps kind -> overrides of that file's params (from the Hydra config). ``book``
+    (the config's ``book`` section): several strategy files instead of ``files["strategy"]``.
     ``gather``: on errors, raise one :class:`RuleErrors` holding every error of every file (each
     schema error, each rule, each cap and halt), not only the first (mode=validate)."""
     rules_dir = Path(rules_dir)
     params = params or {}
     hashes: dict[str, str] = {}
-    missing = [k for k in KINDS if k not in files]
+    missing = [k for k in KINDS if k not in files and not (k == "strategy" and book is not None)]
     if missing:
         raise RuleError(Where("config"), f"no rule file given for {', '.join(missing)}")
     sink = _Sink(gather)
     part = sink.part
     labels: tuple[str, ...] = ()  # a broken regime file: the others' regime names are not checked
-    regime = universe = strategy = risk = execution = None
+    regime = universe = strategy = risk = execution = book_rules = None
 
     # regime first: its labels are what the other files may name
     with part():
         data, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"), gather)
         hashes[label] = h
-        fc = _FileCompiler(label, "regime", p, (), sink)
+        fc = _FileCompiler(label, "regime", p, (), data.get("timeframe"), sink)
         regime_rules = fc.rules(data["regimes"], "regime")
         default = data["default"]
         regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
-                             _at(data, "index", "exclude_themes", label))
+                             _at(data, "index", "exclude_themes", label), data.get("timeframe"))
         labels = regime.labels
 
     with part():
         data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"), gather)
         hashes[label] = h
-        fc = _FileCompiler(label, "universe", p, labels, sink)
-        filters = fc.rules(data["filters"], "universe")
+        fc = _FileCompiler(label, "universe", p, labels, sink=sink)
+        filters = fc.rules(data.get("filters") or [], "universe")
         rank = data.get("rank") or {}
         rank_by, top, ttl = None, 10**9, 0
         with part():
@@ -514,30 +578,16 @@ def load_ruleset(
                                  bool(cache.get("rebuild_on_regime_change", True)), p)
 
     with part():
-        data, label, p, h = _load_file(rules_dir, files["strategy"], "strategy", params.get("strategy"), gather)
-        hashes[label] = h
-        fc = _FileCompiler(label, "strategy", p, labels, sink)
-        entries = fc.rules(data["entry"], "strategy")
-        exits = fc.rules(data["exit"], "strategy")
-        size = priority = None
-        with part():
-            w_size = Where(label, "", "size", data.line_of("size"))
-            size = fc.expr(data["size"], "strategy", w_size, NUM)
-            size_value = _resolve(data["size"], p, w_size, "size")
-            if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
-                # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
-                src = f" ({data['size']})" if isinstance(data["size"], str) else ""
-                raise RuleError(w_size, f"size is {size_value!r}{src}",
-                                expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
-        with part():
-            priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
-                        if "priority" in data else None)
-        strategy = StrategyRules(data["name"], entries, exits, size, priority, p)
+        if book is None:
+            strategy = _load_strategy(rules_dir, files["strategy"], params.get("strategy"), labels, hashes, sink)
+        else:
+            book_rules = _load_book(rules_dir, book, labels, hashes)
+            strategy = _book_strategy(book_rules)
 
     with part():
         data, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"), gather)
         hashes[label] = h
-        fc = _FileCompiler(label, "risk", p, labels, sink)
+        fc = _FileCompiler(label, "risk", p, labels, sink=sink)
         caps = []
         for c in data.get("caps") or []:
             with part():
@@ -557,14 +607,101 @@ def load_ruleset(
     with part():
         data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"), gather)
         hashes[label] = h
-        fc = _FileCompiler(label, "execution", p, labels, sink)
+        fc = _FileCompiler(label, "execution", p, labels, sink=sink)
         guards = fc.rules(data.get("guards") or [], "execution")
         order = data.get("order") or {}
         execution = ExecutionRules(guards, order.get("type", "market"), p, float(order.get("offset_bps", 0.0)))
 
     if sink.errors:
         raise RuleErrors(sink.errors)
-    return RuleSet(regime, universe, strategy, risk, execution, hashes)
+    return RuleSet(regime, universe, strategy, risk, execution, hashes, book_rules)
+
+
+def _load_strategy(rules_dir: Path, rel: str, overrides: Mapping[str, Any] | None, labels: tuple[str, ...],
+                   hashes: dict[str, str], sink: _Sink | None = None) -> StrategyRules:
+    sink = sink or _Sink(False)
+    data, label, p, h = _load_file(rules_dir, rel, "strategy", overrides, sink.errors is not None)
+    hashes[label] = h
+    fc = _FileCompiler(label, "strategy", p, labels, sink=sink)
+    entries = fc.rules(data["entry"], "strategy")
+    exits = fc.rules(data["exit"], "strategy")
+    size = priority = None
+    with sink.part():
+        w_size = Where(label, "", "size", data.line_of("size"))
+        size = fc.expr(data["size"], "strategy", w_size, NUM)
+        # the compiled expression, not the text: 'params.weight * 0.5' is as constant as '0.5 * params.weight'
+        size_value = size.value if size.level == CONST else None
+        if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
+            # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
+            src = f" ({data['size']})" if isinstance(data["size"], str) else ""
+            raise RuleError(w_size, f"size is {size_value!r}{src}",
+                            expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
+    with sink.part():
+        priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
+                    if "priority" in data else None)
+    return StrategyRules(data["name"], entries, exits, size, priority, p)
+
+
+_BOOK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+ALLOCATIONS = ("fixed", "inverse_vol")
+
+
+def _load_book(rules_dir: Path, book: Mapping[str, Any], labels: tuple[str, ...], hashes: dict[str, str]) -> Book:
+    """The ``book`` config section: ``allocation``, ``vol_window`` and ``strategies`` (name ->
+    ``{file, weight, params}``), each strategy file loaded with its own params."""
+    allocation = book.get("allocation", "fixed")
+    if allocation not in ALLOCATIONS:
+        raise RuleError(Where("book.allocation"), f"allocation is {allocation!r}", expected="one of " + ", ".join(ALLOCATIONS))
+    vol_window = _positive_int(book.get("vol_window", 720), Where("book.vol_window"), "vol_window")
+    strategies = book.get("strategies") or {}
+    if not isinstance(strategies, Mapping) or len(strategies) < 1:
+        raise RuleError(Where("book.strategies"), f"the book's strategies are {_show(strategies)}",
+                        expected="a mapping of strategy name -> {file, weight, params}")
+    sleeves = []
+    for name, spec in strategies.items():
+        where = Where(f"book.strategies.{name}")
+        if not isinstance(name, str) or not _BOOK_NAME.match(name):
+            raise RuleError(where, f"strategy name {name!r}", expected="a snake_case name such as trend")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("file"), str):
+            raise RuleError(where, f"the strategy is {_show(spec)}", expected="a mapping with file: strategies/x.yaml")
+        weight = spec.get("weight")
+        if allocation == "fixed":
+            weight = _fraction(weight, Where(f"book.strategies.{name}.weight"), "weight")
+        elif weight is not None:
+            raise RuleError(Where(f"book.strategies.{name}.weight"), f"weight is {weight!r} under inverse_vol",
+                            expected=f"no weight: inverse_vol sets each share from volatility (on the command line: "
+                                     f"~book.strategies.{name}.weight), or allocation: fixed")
+        rules = _load_strategy(rules_dir, spec["file"], spec.get("params"), labels, hashes)
+        sleeves.append(Sleeve(name, _prefixed(rules, name), weight, spec["file"]))
+    if allocation == "fixed":
+        total = sum(sl.weight for sl in sleeves)
+        if total > 1 + 1e-9 or total <= 0:
+            raise RuleError(Where("book.strategies"), f"the strategies' weights add up to {total:g}",
+                            expected="a total above 0 and at most 1 (a share of the account each)")
+    return Book(tuple(sleeves), allocation, vol_window)
+
+
+def _prefixed(s: StrategyRules, name: str) -> StrategyRules:
+    """A book's copy of a strategy: rule ids ``name.id`` (a fill names its strategy) and its
+    messages' ``{params.x}`` filled with this strategy's own params (two strategies' params may
+    share names)."""
+    def fill(why: str) -> str:
+        return re.sub(r"\{params\.([A-Za-z_][A-Za-z0-9_]*)\}",
+                      lambda m: str(s.params[m.group(1)]) if m.group(1) in s.params else m.group(0), why or "")
+
+    def ren(rules: list[Rule]) -> list[Rule]:
+        return [Rule(f"{name}{BOOK_SEP}{r.id}", r.when, r.where, r.regimes, fill(r.why), r.source) for r in rules]
+    return StrategyRules(s.name, ren(s.entries), ren(s.exits), s.size, s.priority, s.params)
+
+
+def _book_strategy(book: Book) -> StrategyRules:
+    """Every strategy's rules in book order, as one strategy for what reads rules by stage (the
+    trace, explain, the lookahead proof, the quiet-bar scan); sizing reads the sleeves."""
+    first = book.sleeves[0].strategy
+    return StrategyRules("+".join(sl.name for sl in book.sleeves),
+                         [r for sl in book.sleeves for r in sl.strategy.entries],
+                         [r for sl in book.sleeves for r in sl.strategy.exits],
+                         first.size, None, {})
 
 
 def _cap(c: Mapping, fc: _FileCompiler, p: dict) -> Cap:

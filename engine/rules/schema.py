@@ -1,13 +1,16 @@
 """Cerberus schemas of the rule files, one per kind. Unknown keys are rejected."""
 from __future__ import annotations
 
+from engine.market.data import TIMEFRAME_MS
+
 _EXPR = {"type": ["string", "number", "boolean"], "required": True}  # a boolean expression
 _NUM_EXPR = {"type": ["string", "number"]}  # a numeric expression
 _NUM_EXPR_REQ = {**_NUM_EXPR, "required": True}
 EXPRESSION_RULES = (_EXPR, _NUM_EXPR, _NUM_EXPR_REQ)  # for the generated reference
 _ID = {"type": "string", "required": True, "regex": r"^[A-Za-z_][A-Za-z0-9_]*$"}
 _WHY = {"type": "string"}
-_REGIMES = {"type": "list", "schema": {"type": "string"}, "minlength": 1}
+# a literal list, or params.x naming a list param (so a config can change a rule's regimes)
+_REGIMES = {"type": ["list", "string"], "schema": {"type": "string"}, "minlength": 1}
 _PARAMS = {"type": "dict", "keysrules": {"type": "string", "regex": r"^[A-Za-z_][A-Za-z0-9_]*$"}}
 
 _RULE = {"type": "dict", "schema": {"id": _ID, "when": _EXPR, "why": _WHY, "regimes": _REGIMES}}
@@ -17,6 +20,8 @@ _NUM_OR_PARAM = {"type": ["number", "string"]}
 SCHEMAS: dict[str, dict] = {
     "regime": {
         "kind": {"type": "string", "allowed": ["regime"], "required": True},
+        # every regime rule reads bars of this timeframe, built from the data's (coarser only)
+        "timeframe": {"type": "string", "allowed": list(TIMEFRAME_MS)},
         "params": _PARAMS,
         "index": {
             "type": "dict",
@@ -39,7 +44,7 @@ SCHEMAS: dict[str, dict] = {
                 "rebuild_on_regime_change": {"type": "boolean"},
             },
         },
-        "filters": {"type": "list", "required": True, "schema": _RULE},
+        "filters": {"type": "list", "schema": _RULE},  # none: every product (ranked and cut to top)
         "rank": {
             "type": "dict",
             "schema": {

@@ -105,6 +105,12 @@ def build_results(res: RunResult, run_info: dict) -> dict:
     bench_eq, bench = benchmark(times, m.close[res.start:res.stop], m.timeframe, res.settings.initial_cash)
     iso = [iso_utc(int(x)) for x in times]
     universe = p.universe[res.start:res.stop]
+    book = {}
+    if p.rules.book is not None:  # several strategies: each fill names its strategy (sets fills[i]["strategy"])
+        from engine.sim.strategies import strategy_results
+        book = {"strategies": {name: {**{k: v for k, v in r.items() if k != "equity"},
+                                      "equity": [[a, float(b)] for a, b in zip(iso, r["equity"])]}
+                               for name, r in strategy_results(res, fills, trips, times).items()}}
     return {
         "metrics": metrics,
         "benchmark": bench,
@@ -118,4 +124,5 @@ def build_results(res: RunResult, run_info: dict) -> dict:
         "universe": {"rebuilds": int(p.rebuilds[res.start:res.stop].sum()),
                      "size_mean": float(universe.sum(axis=1).mean())},
         "run": run_info,
+        **book,
     }

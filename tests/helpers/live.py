@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -143,6 +144,15 @@ class EmulatorProcess:
         from engine.exchange.keys import throwaway_credentials_for
         c = throwaway_credentials_for(exchange, seed=1)
         return {**os.environ, "RB_TEST_KEY": c.api_key, "RB_TEST_SECRET": c.secret}
+
+
+def state_rows(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    """Rows of one query on a session's state file, the connection closed after."""
+    db = sqlite3.connect(str(path))
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
 
 
 def wait_started(log: Path, n: int, timeout: float = 30.0) -> None:

@@ -1,0 +1,176 @@
+"""The Parquet market store: month files, validated atomic writes, incremental downloads through
+the real ccxt class against a local candles server, the summary command, and data=store runs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from engine.market import store as store_mod
+from engine.market.download import download_to_store
+from engine.market.loaders import load_csv_dir
+from engine.market.store import MarketStore, merge_ranges, subtract_ranges
+from engine.market.validate import DataError
+from tests.helpers.candles import HOUR, T0, candle_server, exchange
+from tests.helpers.factories import write_csv_dir
+from tests.helpers.market import good_rows, small_spec
+from tests.helpers.runs import run_cli
+
+H_MS = HOUR * 1000
+T0_MS = T0 * 1000  # 2024-01-01T00:00:00Z
+
+
+def rows(n: int, t0: int = T0_MS, price: float = 100.0) -> np.ndarray:
+    return np.array(good_rows(n, t0, "1h", price), dtype=np.float64)
+
+
+@pytest.fixture
+def stub():
+    with candle_server() as srv:
+        yield srv
+
+
+def test_ranges_merge_and_subtract():
+    assert merge_ranges([(5, 7), (0, 2), (2, 4)]) == [(0, 4), (5, 7)]
+    assert subtract_ranges((0, 10), [(2, 4), (3, 6), (8, 12)]) == [(0, 2), (6, 8)]
+    assert subtract_ranges((0, 10), []) == [(0, 10)] and subtract_ranges((2, 3), [(0, 10)]) == []
+
+
+def test_bars_land_in_one_file_per_month_and_read_back_exactly(tmp_path):
+    st = MarketStore(tmp_path)
+    r = rows(24 * 70)  # 2024-01-01 .. 2024-03-10
+    assert st.write("BTC/USDC", "1h", r) == len(r)
+    assert sorted(p.name for p in (tmp_path / "1h" / "BTC_USDC").glob("*.parquet")) == [
+        "2024-01.parquet", "2024-02.parquet", "2024-03.parquet"]
+    b = st.read("BTC/USDC", "1h")
+    assert np.array_equal(b.times, r[:, 0].astype(np.int64)) and np.array_equal(b.close, r[:, 4])
+    assert st.symbols("1h") == ["BTC/USDC"] and st.timeframes() == ["1h"]
+
+
+def test_a_windowed_read_opens_only_the_months_it_needs(tmp_path, monkeypatch):
+    st = MarketStore(tmp_path)
+    st.write("BTC/USDC", "1h", rows(24 * 70))
+    opened = []
+    real = st._read_month
+    monkeypatch.setattr(st, "_read_month", lambda p: opened.append(p.name) or real(p))
+    feb = T0_MS + 31 * 24 * H_MS
+    b = st.read("BTC/USDC", "1h", feb, feb + 24 * H_MS)
+    assert opened == ["2024-02.parquet"] and b.times.size == 24 and b.times[0] == feb
+
+
+def test_a_write_replaces_bars_at_the_same_times_and_keeps_the_rest(tmp_path):
+    st = MarketStore(tmp_path)
+    st.write("BTC/USDC", "1h", rows(48))
+    again = rows(10, T0_MS + 40 * H_MS, price=200.0)
+    assert st.write("BTC/USDC", "1h", again) == 50
+    b = st.read("BTC/USDC", "1h")
+    assert b.open[0] == 100.0 and b.open[40] == 200.0 and b.times.size == 50
+
+
+def test_a_bad_bar_is_refused_and_nothing_is_written(tmp_path):
+    st = MarketStore(tmp_path)
+    st.write("BTC/USDC", "1h", rows(24))
+    before = (tmp_path / "1h" / "BTC_USDC" / "2024-01.parquet").read_bytes()
+    bad = rows(5, T0_MS + 24 * H_MS)
+    bad[2, 2] = bad[2, 3] * 0.5  # high below low
+    with pytest.raises(DataError, match=r"BTC/USDC 1h 2024-01 .*high"):
+        st.write("BTC/USDC", "1h", bad)
+    assert (tmp_path / "1h" / "BTC_USDC" / "2024-01.parquet").read_bytes() == before
+    assert st.count("BTC/USDC", "1h") == 24
+
+
+def test_a_crash_while_writing_leaves_each_month_whole(tmp_path, monkeypatch):
+    st = MarketStore(tmp_path)
+    st.write("BTC/USDC", "1h", rows(24 * 40))  # January and February
+    feb = (tmp_path / "1h" / "BTC_USDC" / "2024-02.parquet").read_bytes()
+    calls = []
+    real = pq.write_table
+
+    def dies_on_the_second(table, where, **kw):
+        calls.append(where)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(table, where, **kw)
+
+    monkeypatch.setattr(store_mod.pq, "write_table", dies_on_the_second)
+    with pytest.raises(OSError):
+        st.write("BTC/USDC", "1h", rows(24 * 40, price=300.0))
+    assert (tmp_path / "1h" / "BTC_USDC" / "2024-02.parquet").read_bytes() == feb  # old February, whole
+    assert st.read("BTC/USDC", "1h").open[0] == 300.0  # new January, whole
+    assert not [p for p in (tmp_path / "1h" / "BTC_USDC").iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_a_second_download_fetches_only_what_the_store_lacks(stub, tmp_path):
+    stub.bars["BTC-USDC"] = [(T0 + i * HOUR, 100.0 + i) for i in range(200) if i != 30]  # an hour with no trade
+    ex, st = exchange(stub), MarketStore(tmp_path)
+    now = T0_MS + 1000 * H_MS
+    (d,) = download_to_store(ex, ["BTC/USDC"], "1h", T0_MS, T0_MS + 100 * H_MS, st, page=50, now_ms=now)
+    assert (d.new, d.bars) == (99, 99) and len(stub.requests) == 2
+    stub.requests.clear()
+    (d,) = download_to_store(ex, ["BTC/USDC"], "1h", T0_MS, T0_MS + 150 * H_MS, st, page=50, now_ms=now)
+    assert (d.new, d.bars) == (50, 149)
+    starts = [int(q["start"]) for _, q in stub.requests]
+    assert starts == [T0 + 100 * HOUR]  # the missing hour 30 was answered before: not asked again
+    stub.requests.clear()
+    download_to_store(ex, ["BTC/USDC"], "1h", T0_MS, T0_MS + 150 * H_MS, st, page=50, now_ms=now)
+    assert stub.requests == []
+
+
+def test_the_bar_still_open_is_not_recorded_as_fetched(stub, tmp_path):
+    stub.bars["BTC-USDC"] = [(T0 + i * HOUR, 100.0 + i) for i in range(20)]
+    ex, st = exchange(stub), MarketStore(tmp_path)
+    now = T0_MS + 10 * H_MS + 1800_000  # half way through bar 10
+    download_to_store(ex, ["BTC/USDC"], "1h", T0_MS, T0_MS + 20 * H_MS, st, now_ms=now)
+    assert st.coverage("BTC/USDC", "1h") == [(T0_MS, T0_MS + 10 * H_MS)] and st.count("BTC/USDC", "1h") == 10
+
+
+def test_the_store_loads_like_the_same_bars_in_csv_files(tmp_path):
+    from engine.market.sample import generate_sample_market
+
+    md = generate_sample_market(small_spec(n_bars=24 * 45))
+    csv_dir = write_csv_dir(tmp_path / "csv", md)
+    ref = load_csv_dir(csv_dir, "1h")
+    st = MarketStore(tmp_path / "store")
+    for j, s in enumerate(ref.symbols):
+        ok = ~np.isnan(ref.close[:, j])
+        st.write(s, "1h", np.column_stack([ref.times[ok].astype(np.float64), ref.open[ok, j], ref.high[ok, j],
+                                           ref.low[ok, j], ref.close[ok, j], ref.volume[ok, j]]))
+    got = st.load("1h")
+    assert got.symbols == ref.symbols and np.array_equal(got.times, ref.times)
+    for c in ("open", "high", "low", "close", "volume"):
+        assert np.array_equal(getattr(got, c), getattr(ref, c), equal_nan=True), c
+
+
+def test_summary_names_symbols_ranges_and_gaps(tmp_path, capsys):
+    st = MarketStore(tmp_path)
+    r = rows(48)
+    st.write("BTC/USDC", "1h", np.delete(r, [10, 11, 30], axis=0))
+    st.write("ETH/USDC", "1h", rows(24 * 35, price=2000.0))
+    (btc, eth) = st.summary()
+    assert (btc.symbol, btc.bars, btc.gaps, btc.missing_bars, btc.months) == ("BTC/USDC", 45, 2, 3, 1)
+    assert (eth.first, eth.months, eth.gaps) == ("2024-01-01T00:00:00Z", 2, 0)
+    assert store_mod.main(["summary", str(tmp_path), "--json"]) == 0
+    assert [r["symbol"] for r in json.loads(capsys.readouterr().out)] == ["BTC/USDC", "ETH/USDC"]
+    assert store_mod.main(["summary", str(tmp_path)]) == 0
+    assert "BTC/USDC" in capsys.readouterr().out
+    assert store_mod.main(["summary", str(tmp_path / "none")]) == 2
+
+
+def test_a_backtest_runs_on_the_store(tmp_path):
+    from engine.market.sample import generate_sample_market
+
+    md = generate_sample_market(small_spec(n_bars=24 * 30))
+    st = MarketStore(tmp_path / "store")
+    for j, s in enumerate(md.symbols):
+        ok = ~np.isnan(md.close[:, j])
+        st.write(s, "1h", np.column_stack([md.times[ok].astype(np.float64), md.open[ok, j], md.high[ok, j],
+                                           md.low[ok, j], md.close[ok, j], md.volume[ok, j]]))
+    out = run_cli(["data=store", f"data.path={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'out'}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["run"]["data_source"] == f"store:{tmp_path / 'store'}" and res["run"]["symbols"] == 30 and res["trades"]
+    missing = run_cli(["data=store", f"data.path={tmp_path / 'store'}", "data.timeframe=5m",
+                       f"hydra.run.dir={tmp_path / 'out2'}"])
+    assert missing.returncode == 2 and "the store holds no 5m bars; timeframes there: 1h" in missing.stderr
