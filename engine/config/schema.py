@@ -280,6 +280,28 @@ LIVE_BURN_IN = {
     "min_paper_cycles": _int(1),
     "min_paper_hours": _num(0),  # wall-clock length of that paper session
 }
+ENV_VAR = _str(regex=r"^[A-Za-z_][A-Za-z0-9_]*$", nullable=True,
+               meta="the NAME of an environment variable (secrets never go in a config file)")
+LIVE_NOTIFY_CHANNEL = {
+    "name": _str(empty=False),
+    "type": _str(required=True, allowed=["webhook", "telegram", "slack", "discord"]),
+    "url_env": ENV_VAR, "token_env": ENV_VAR, "chat_id_env": ENV_VAR,
+    "api_url": _str(regex=r"^https?://", meta="an http(s) URL"),
+    "events": {"type": "list", "schema": _str(allowed=["fill", "error", "warning", "halt", "reload", "burn_in", "kill"])},
+    "min_level": _str(allowed=["info", "warning", "error"]),
+}
+# alerts to people (engine/live/notify/settings.py, docs/console.md)
+LIVE_NOTIFY = {
+    "channels": {"type": "list", "nullable": True, "schema": _dict(LIVE_NOTIFY_CHANNEL)},
+    "rate_per_minute": _int(1),
+    "dedup_s": _num(0),
+    "max_attempts": _int(1),
+    "retry_base_s": _num(0),
+    "retry_max_s": _num(0),
+    "timeout_s": _num(gt=0),
+    "poll_s": _num(gt=0),
+    "drain_s": _num(0),
+}
 LIVE = {
     "account": _str(regex=r"^[A-Za-z0-9_-]+$", meta="letters, digits, '-' or '_' (it names the state file)"),
     "state_dir": _str(empty=False),
@@ -304,6 +326,7 @@ LIVE = {
     "shadow_catch_up": {"type": "boolean"},
     # null: the loop's defaults; live mode requires the section (sanity check live_needs_burn_in)
     "burn_in": _dict(LIVE_BURN_IN, nullable=True),
+    "notify": _dict(LIVE_NOTIFY, nullable=True),
 }
 
 REPORT = {"html": {"type": "boolean"}, "csv": {"type": "boolean"},

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,8 +28,9 @@ from engine.cycle.state import apply_change
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import prepare
 from engine.exchange.ids import make_client_order_id
-from engine.live import feed, pstate
+from engine.live import controls, feed, pstate
 from engine.live.errors import LiveError
+from engine.live.notify.dispatcher import Dispatcher
 from engine.live.plan import SessionPlan
 from engine.live.port import Book, BrokerContext, OrderTicket
 from engine.live.reload import RuleReloader
@@ -43,6 +45,7 @@ from engine.sim.settings import SimSettings
 log = logging.getLogger("rulebook.live")
 alert_log = logging.getLogger("rulebook.live.alerts")
 DAY_MS = 86_400_000
+BEAT_MS = 10_000  # while waiting for the next bar the loop still beats this often (wall ms)
 
 
 class Session:
@@ -68,6 +71,9 @@ class Session:
         self.started_wall_ms = now_ms()
         self.kill_active = False
         self.ctx: BrokerContext | None = None
+        self.session_id: int | None = None
+        self.last_beat_wall_ms = 0
+        settings.notify.check_env()  # every channel's URL/token variable is set (values never shown)
 
     @property
     def pf(self) -> Portfolio:
@@ -140,6 +146,8 @@ class Session:
             self.book.fees.record(int(r["time_ms"]), r["qty"] * r["price"])  # the fee tier's trailing volume
         last = self.store.rows("SELECT MAX(t) AS t FROM cycles")[0]["t"]
         self.last_t = None if last is None else int(last)
+        self.cycles_total = self.store.db.execute("SELECT COUNT(*) FROM cycles").fetchone()[0]  # burn-in milestones
+        self.cycles_session = 0
         self.bar_volume_usd = np.zeros(len(self.symbols))
         self._resume_clock()
         self.ctx = BrokerContext(self.store, self.symbols, self.size_increment, self.costs, self.book, self.clock,
@@ -147,6 +155,10 @@ class Session:
                                  lambda: self.kill_signal or kill_switch_on(self.settings, self.store),
                                  lambda: self.quotes)
         self._record_rules("loaded", self.reloader.rules.file_hashes, None, self.last_t, only_new=True)
+        b = self.settings.burn_in
+        self.store.put("state", "burn_in", {"applies": self.plan.burn_in, "proves": self.plan.proves_burn_in,
+                                            "cycles": b.cycles, "days": b.days, "min_paper_cycles": b.min_paper_cycles,
+                                            "min_paper_hours": b.min_paper_hours})
         if self.plan.gated:
             self._check_live_gate()
 
@@ -222,13 +234,24 @@ class Session:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
+        # alerts and fills reach people from a background thread reading the committed state
+        notifier = Dispatcher.start_for(self.settings.notify, self.store.path)
+        try:
+            return self._run()
+        finally:
+            if notifier is not None:
+                notifier.stop()
+
+    def _run(self) -> dict:
         self.start()
         self.broker.reconcile(self.ctx)
         self.session_id = self.store.db.execute("INSERT INTO sessions(started_wall_ms, status, exchange) "
                                                 "VALUES (?, 'running', ?)", (now_ms(), self.exchange_name)).lastrowid
+        self.beat(None)
         done, end_ms = 0, self.settings.end_ms()
         # wake for a stop request, and for a kill switch turned on while waiting for the next bar
-        stop = lambda: self.stop_requested or (not self.kill_active and self._kill_on())
+        # (and beat now and then, so a console tells a waiting loop from a dead one)
+        stop = lambda: self._beat_if_due() or self.stop_requested or (not self.kill_active and self._kill_on())
         with _signals(self):
             while not self.stop_requested:
                 if self.settings.max_cycles is not None and done >= self.settings.max_cycles:
@@ -258,8 +281,33 @@ class Session:
         status = self._session_status(done)
         self.store.db.execute("UPDATE sessions SET ended_wall_ms=?, cycles=?, status=? WHERE id=?",
                               (now_ms(), done, status, self.session_id))
+        self.beat(None, status="stopped")
         log.info("%s session ended after %d cycles (%s)", self.mode, done, status)
         return {"cycles": done, "status": status}
+
+    # -- heartbeat ----------------------------------------------------------------------------
+    def _heartbeat(self, status: str = "running", cycle: dict | None = None) -> dict:
+        """What the console reads to tell a running session from one that died: when the loop last
+        beat, when it will beat again at the latest, its clock (to extrapolate the bar it is due at)
+        and the exchange's rate budgets as this process sees them."""
+        wall = now_ms()
+        interval = self.tf_ms / self.clock.speed
+        hb = {"status": status, "wall_ms": wall, "pid": os.getpid(), "session": self.session_id,
+              "clock_ms": self.clock.now_ms(), "speed": self.clock.speed, "tf_ms": self.tf_ms,
+              "settle_ms": getattr(self.clock, "settle_ms", 0), "interval_wall_ms": interval,
+              "due_wall_ms": wall + min(interval, BEAT_MS), "rate": _rate_use(self.adapter)}
+        if cycle:
+            hb.update(cycle)
+        self.last_beat_wall_ms = wall
+        return hb
+
+    def beat(self, db, status: str = "running", cycle: dict | None = None) -> None:
+        self.put_state(db, "heartbeat", self._heartbeat(status, cycle))
+
+    def _beat_if_due(self) -> bool:
+        if now_ms() - self.last_beat_wall_ms >= BEAT_MS:
+            self.beat(None)
+        return False
 
     def _session_status(self, done: int) -> str:
         errors = self.store.db.execute("SELECT COUNT(*) FROM alerts WHERE level='error' AND wall_ms >= ?",
@@ -296,7 +344,9 @@ class Session:
 
     # -- one cycle ----------------------------------------------------------------------------
     def cycle(self, t: int) -> None:
-        status, changed, err = self.reloader.check()
+        t0 = time.perf_counter()
+        asked = controls.pending(self.store)  # operator actions since the last cycle (engine/live/controls.py)
+        status, changed, err = self.reloader.check(force=any(a["action"] == "reload" for a in asked))
         if status == "loaded":
             self._record_rules("loaded", changed, None, t)
             self.alert("info", "rules_reloaded", f"rule files reloaded: {', '.join(sorted(changed))}", t, {"hashes": changed})
@@ -321,17 +371,34 @@ class Session:
             d, held = self.broker.available(self.ctx, d, close)
             notes += held
             orders = self._order_rows(d, t, int(market.times[t]), db) if self.broker.places_orders else []
-            self._record_decision(db, d, t, int(market.times[t]), eq)
+            lag_ms = (self.clock.now_ms() - int(market.times[t]) - self.tf_ms) / self.clock.speed  # wall ms after close
+            cycle_ms = (time.perf_counter() - t0) * 1000.0
+            self._record_decision(db, d, t, int(market.times[t]), eq, cycle_ms, lag_ms)
             self.save_portfolio(db)
+            controls.mark_applied(db, [a["id"] for a in asked])
+            self.beat(db, cycle={"t": t, "bar_ms": int(market.times[t]), "cycle_ms": cycle_ms, "lag_ms": lag_ms})
         for h in sorted(set(d.halts) - before):
             self.alert("warning", "halt", f"risk halt {h} active: entries blocked", t)
         for level, kind, msg in notes:
             self.alert(level, kind, msg, t)
+        self._burn_in_milestone(t)
         self.last_t = t
         self.broker.submit(self.ctx, t, orders, d)
         if orders:
             with self.store.txn() as db:
                 db.execute("UPDATE cycles SET status='done' WHERE t=?", (t,))
+
+    def _burn_in_milestone(self, t: int) -> None:
+        """Alert once when live burn-in ends (full caps from now) or a paper session has run the cycles
+        the burn-in gate asks of it."""
+        b = self.settings.burn_in
+        self.cycles_total += 1  # counted here, not in SQL: a COUNT over cycles grows with the account
+        self.cycles_session += 1
+        if self.plan.burn_in and b.cycles > 0 and self.cycles_total == b.cycles:
+            self.alert("info", "burn_in", f"burn-in over after {b.cycles} cycles: entries at full size from now", t)
+        if self.plan.proves_burn_in and self.cycles_session == b.min_paper_cycles:
+            self.alert("info", "burn_in", f"paper session reached {b.min_paper_cycles} cycles "
+                       "(live.burn_in.min_paper_cycles)", t)
 
     def _kill_on(self) -> bool:
         return kill_switch_on(self.settings, self.store) or self.kill_signal
@@ -357,7 +424,9 @@ class Session:
         if self.plan.burn_in and d.buy_qty.any():
             burn = burn_in_scale(self.settings.burn_in, self.store, self.times_ms_of(t))
             px = np.where(self.quotes.mid > 0, self.quotes.mid, np.nan) if self.quotes is not None else np.full(len(self.symbols), np.nan)
-        return guard_decision(d, stale, kill, burn, px, self.size_increment), notes
+        # paused entries block buys as the kill switch does, without cancelling anything
+        halt_entries = kill or controls.entries_paused(self.store)
+        return guard_decision(d, stale, halt_entries, burn, px, self.size_increment), notes
 
     def _order_rows(self, d, t: int, bar_ms: int, db) -> list[OrderTicket]:
         """Record the cycle's orders (before any is sent): market, or limit at the decision's limit price."""
@@ -375,7 +444,7 @@ class Session:
                 rows.append(o)
         return rows
 
-    def _record_decision(self, db, d, t: int, bar_ms: int, eq: float) -> None:
+    def _record_decision(self, db, d, t: int, bar_ms: int, eq: float, cycle_ms: float, lag_ms: float) -> None:
         trace = cycle_record(d)
         db.executemany("INSERT INTO decisions(t, symbol, side, qty, rule) VALUES (?,?,?,?,?)",
                        [(t, self.symbols[i], "sell", float(d.sell_qty[i]), d.exit_rule[i]) for i in np.flatnonzero(d.sell_qty)]
@@ -383,11 +452,22 @@ class Session:
         exposure = (eq - self.pf.cash) / eq if eq > 0 else 0.0
         status = "decided" if self.broker.places_orders and d.has_orders else "done"
         db.execute("INSERT INTO cycles(t, time_ms, status, regime, equity, cash, exposure, halts, rules_hash, trace, "
-                   "session, decided_wall_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                   "session, decided_wall_ms, cycle_ms, lag_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                    (t, bar_ms, status, d.regime, eq, self.pf.cash, exposure, json.dumps(d.halts),
-                    self.reloader.fingerprint, json.dumps(trace, sort_keys=True), self.session_id, now_ms()))
+                    self.reloader.fingerprint, json.dumps(trace, sort_keys=True), self.session_id, now_ms(),
+                    cycle_ms, lag_ms))
         log.info("%s cycle %s: regime %s, equity %.2f, %d sell(s), %d buy(s)", self.mode, iso_utc(bar_ms + self.tf_ms),
                  d.regime, eq, int((d.sell_qty > 0).sum()), int((d.buy_qty > 0).sum()))
+
+
+def _rate_use(adapter) -> dict:
+    """Per rate pool: requests, cost and the peak share of its window's capacity used so far."""
+    out = {}
+    for pool, m in adapter.rate_metrics().items():
+        cap = (m.get("extra") or {}).get("capacity_per_window") or 0.0
+        out[pool] = {"requests": m["requests"], "cost": m["cost"], "pauses": m["pauses"],
+                     "peak_use": (m["extra"]["peak_used"] / cap) if cap else 0.0}
+    return out
 
 
 def _trim_unserved(times: np.ndarray, ohlcv: np.ndarray):

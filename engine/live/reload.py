@@ -39,14 +39,17 @@ class RuleReloader:
     def fingerprint(self) -> str:
         return hashlib.sha256("|".join(f"{k}={v}" for k, v in sorted(self.rules.file_hashes.items())).encode()).hexdigest()[:16]
 
-    def check(self) -> tuple[str, dict[str, str], str | None]:
-        """('same'|'loaded'|'rejected', {file: new hash} of changed files, error message)."""
+    def check(self, force: bool = False) -> tuple[str, dict[str, str], str | None]:
+        """('same'|'loaded'|'rejected', {file: new hash} of changed files, error message).
+        ``force`` (an operator's reload): load and validate the files even when none changed."""
         now = self.current_hashes()
         changed = {k: v for k, v in now.items() if v != self.rules.file_hashes.get(k)}
-        if not changed:
+        if force and not changed:
+            changed = dict(now)
+        elif not changed:
             self.rejected.clear()  # a broken edit was reverted: the same mistake again is a new edit
             return "same", {}, None
-        if all(self.rejected.get(k) == v for k, v in changed.items()):
+        if not force and all(self.rejected.get(k) == v for k, v in changed.items()):
             return "same", {}, None  # the same broken edit: reported once already
         try:
             new = self.load(self.cfg)

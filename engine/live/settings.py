@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.live.errors import LiveError
+from engine.live.notify.settings import NotifySettings
 from engine.paths import project_path
 
 OPEN_ORDER_POLICIES = ("cancel", "keep")
@@ -50,13 +51,16 @@ class LiveSettings:
     kill_switch_file: str | None = None  # this file existing = kill switch on
     shadow_catch_up: bool = True  # dry_run decides every missed bar (so the backtest replay matches)
     burn_in: BurnIn = field(default_factory=BurnIn)
+    notify: NotifySettings = field(default_factory=NotifySettings)  # alerts to people (docs/console.md)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> "LiveSettings":
         data = dict(data or {})
         burn = data.pop("burn_in", None) or {}
+        notify = data.pop("notify", None)
         kw = _fields(cls, data, "live")
         kw["burn_in"] = BurnIn(**_fields(BurnIn, burn, "live.burn_in"))
+        kw["notify"] = NotifySettings.from_mapping(notify)
         s = cls(**kw)
         s.check()
         return s

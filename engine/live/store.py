@@ -47,6 +47,13 @@ CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, wall_ms
 CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT NOT NULL, wall_ms INTEGER);
 CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, started_wall_ms INTEGER,
   ended_wall_ms INTEGER, cycles INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, source_id TEXT NOT NULL,
+  channel TEXT NOT NULL, event TEXT NOT NULL, level TEXT NOT NULL, text TEXT NOT NULL, payload TEXT NOT NULL,
+  dedup_key TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_wall_ms INTEGER NOT NULL,
+  next_wall_ms INTEGER NOT NULL, sent_wall_ms INTEGER, batch INTEGER, error TEXT, UNIQUE(source, source_id, channel));
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, status, next_wall_ms);
+CREATE TABLE IF NOT EXISTS control_log (id INTEGER PRIMARY KEY AUTOINCREMENT, wall_ms INTEGER NOT NULL,
+  action TEXT NOT NULL, who TEXT NOT NULL, via TEXT NOT NULL, applied_wall_ms INTEGER, detail TEXT);
 """
 
 def _add_columns(db: sqlite3.Connection, table: str, cols: dict[str, str]) -> None:
@@ -76,6 +83,13 @@ class StateStore:
         _add_columns(self.db, "sessions", {"exchange": "TEXT"})  # which exchange a session ran on (burn-in gate)
         _add_columns(self.db, "alerts", {"resolved_wall_ms": "INTEGER"})  # an operator resolved it
         _add_columns(self.db, "orders", {"limit_price": "REAL"})  # a file written before limit orders were recorded
+        # how long the cycle took up to its decision's commit, and how late after its bar's close it decided
+        _add_columns(self.db, "cycles", {"cycle_ms": "REAL", "lag_ms": "REAL"})
+
+    @classmethod
+    def reader(cls, path: Path) -> "ReadOnlyStore":
+        """A read-only view of an existing state file (the console's, which must never write)."""
+        return ReadOnlyStore(path)
 
     def close(self) -> None:
         self.db.close()
@@ -144,3 +158,16 @@ class StateStore:
               data: dict | None = None) -> None:
         (db or self.db).execute("INSERT INTO alerts(wall_ms, t, level, kind, message, data) VALUES (?,?,?,?,?,?)",
                                 (now_ms(), t, level, kind, message, json.dumps(data or {}, sort_keys=True, default=str)))
+
+
+class ReadOnlyStore(StateStore):
+    """The same queries on a connection SQLite opens read-only: a write raises, whatever asks for it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"no state file at {self.path}")
+        self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30,
+                                  check_same_thread=False)
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(cycles)")}
+        self.has_cycle_timing = "cycle_ms" in have
