@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from engine import run_warnings
 from engine.modes import MODES
 from engine.errors import UserError, user_error_types
 from engine.sweep.job import sweep_job
@@ -47,10 +48,11 @@ def main(cfg: DictConfig) -> Any:
     out_dir, overrides = _hydra_context()
     try:
         if OmegaConf.select(cfg, "mode.name") == "validate":
-            sys.exit(validate_entry(cfg))
-        # every other mode: the same checks first; renamed keys come back migrated
-        report = prepare_run(cfg, log)
-        return dispatch(report.config, out_dir, overrides, redact(report.config))
+            sys.exit(validate_entry(cfg, overrides=overrides))
+        with run_warnings.collecting():  # the run's named warnings, for its results and report
+            # every other mode: the same checks first; renamed keys come back migrated
+            report = prepare_run(cfg, log, overrides=overrides)
+            return dispatch(report.config, out_dir, overrides, redact(report.config))
     except errors as exc:
         print(f"error: {redact_urls(str(exc))}", file=sys.stderr)
         log.debug("user error", exc_info=True)

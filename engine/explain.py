@@ -26,7 +26,7 @@ from engine.errors import UserError
 from engine.market.data import iso_utc
 from engine.rules.errors import RuleError
 from engine.rules.loader import Rule, RuleSet
-from engine.trace import BLOCK, BUY, CANDIDATE, CLIP, CYCLE_TRUE, SELL, Trace, TraceError, series_key
+from engine.trace import BLOCK, BUY, CANDIDATE, CLIP, CYCLE_TRUE, LOCK, SELL, Trace, TraceError, series_key
 
 
 def parse_time(text: str) -> int:
@@ -224,6 +224,10 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
     a.head(f"\nposition: {'holding ' + f'{held:g}' if held else 'flat'}"
            + (f" (strategy {owner})" if owner else "")
            + f"; bar data: {'yes' if available else 'missing (gap or not listed)'}")
+    for f in results.get("trades") or []:  # the strategy's protect: block fills inside the bar
+        if (f.get("symbol") == symbol and str(f.get("rule") or "").startswith("protect:")
+                and parse_time(f["time"]) == int(tr.times[t])):
+            a.head(f"  {f['rule']} sold {f['qty']:g} at {f['price']:g} inside this bar (before its close)")
 
     # 2 universe
     a.head("\nuniverse filters (all that apply must pass):")
@@ -281,8 +285,16 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
             a.item(hid, "ACTIVE", (f"{h.action}: " + _fill(h.rule.why, params["risk"])) if h else "")
         a.head("\nentry rules (any opens):")
         entries = _stage_rules(a, tr, rules, "entry", regime, params["strategy"], t, i)
-        # an entry fired for a buyable symbol with no halt: decide ran the vetoes on it
-        reached = any(entries.values()) and member and bool(available) and not blocked_by_halt
+        # a scoped protection of the risk file (cooldown, stop_outs, low_profit) locked it out
+        locked_by = [lid for lid in tr.event_ids(LOCK) if tr.in_event(LOCK + lid, t, i)]
+        if locked_by:
+            a.head("\nscoped protections:")
+            for lid in locked_by:
+                lk = next((x for x in rules.risk.locks if x.id == lid), None) if rules else None
+                a.item(lid, "LOCKED", (f"{lk.type}, scope {lk.scope}" + (f": {lk.why}" if lk.why else "")) if lk else "")
+        # an entry fired for a buyable symbol with no halt or lock: decide ran the vetoes on it
+        reached = (any(entries.values()) and member and bool(available) and not blocked_by_halt
+                   and not locked_by)
         a.head("\nvetoes (all must pass):")
         vetoes = _stage_rules(a, tr, rules, "veto", regime, params["risk"], t, i, shown=("pass", "VETO"), why_when=False,
                               evaluated=reached)
@@ -321,6 +333,8 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
         outcome = "not bought: " + (f"filtered out by {', '.join(failed)}" if failed else member_text.split(": ", 1)[1])
     elif blocked_by_halt:
         outcome = f"not bought: entries blocked by halt {', '.join(blocked_by_halt)}"
+    elif not held and locked_by:
+        outcome = f"not bought: locked by protection {', '.join(locked_by)}"
     elif not bool(tr.in_event(CANDIDATE, t, i)):
         vetoed = [rid for rid, v in vetoes.items() if v is False]
         outcome = f"not bought: vetoed by {', '.join(vetoed)}" if vetoed else "not bought: no entry rule fired"

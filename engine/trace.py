@@ -17,7 +17,8 @@ version 1, which has the same keys):
                                      the bars, counts and symbol indices of one event key
   halt:<halt>                        bars the halt held
 Event keys: candidate, buy, sell, cycle_true:<rule>, clip:<cap> (weight reduced),
-cap_block:<cap> (reduced to nothing), cap_pass:<cap> (reached the cap, untouched), block:<guard>.
+cap_block:<cap> (reduced to nothing), cap_pass:<cap> (reached the cap, untouched), block:<guard>,
+lock:<protection> (an entry candidate a scoped protection of the risk file locked out).
 """
 from __future__ import annotations
 
@@ -38,12 +39,13 @@ VERSION = 2  # 2: adds the version key and the cap_block / cap_pass events (read
 
 CANDIDATE, BUY, SELL = "candidate", "buy", "sell"
 CYCLE_TRUE, CLIP, CAP_BLOCK, CAP_PASS, BLOCK = "cycle_true:", "clip:", "cap_block:", "cap_pass:", "block:"
+LOCK = "lock:"
 HALT, SERIES, REGIME = "halt:", "series:", "regime:"
 EV_T, EV_LEN, EV_IDX = "events_t:", "events_len:", "events_idx:"
 STAGES = ("universe", "entry", "exit", "veto", "guard")
 # the JSON record of one live cycle: event prefix -> its field (a mapping id -> indices)
 _JSON_GROUPS = (("cycle_true", CYCLE_TRUE), ("clip", CLIP), ("cap_block", CAP_BLOCK), ("cap_pass", CAP_PASS),
-                ("block", BLOCK))
+                ("block", BLOCK), ("lock", LOCK))
 
 
 class TraceError(ValueError):
@@ -72,7 +74,7 @@ def decision_events(d: Decision) -> dict[str, np.ndarray]:
     if _count(d.candidates):
         ev[CANDIDATE] = _idx(d.candidates)
     for prefix, masks in ((CLIP, d.clipped), (CAP_BLOCK, d.cap_blocked), (CAP_PASS, d.cap_passed),
-                          (BLOCK, d.blocked)):
+                          (BLOCK, d.blocked), (LOCK, d.locked)):
         for cid, m in masks.items():
             if _count(m):
                 ev[prefix + cid] = _idx(m)
@@ -162,6 +164,8 @@ class TraceRecorder:
         for cid in cap_ids:
             blocked = n_of(CAP_BLOCK + cid)
             put(f"cap:{cid}", n_of(CAP_PASS + cid), blocked, n_of(CLIP + cid) - blocked)
+        for lk in rs.risk.locks:
+            put(f"protection:{lk.id}", 0, n_of(LOCK + lk.id))
         for h in rs.risk.halts:
             stats[f"halt:{h.rule.id}"] = {"passed": 0, "blocked": len(self.halts.get(h.rule.id, [])), "clipped": 0}
         return dict(sorted(stats.items()))

@@ -44,7 +44,13 @@ def test_each_slippage_option_fills_backtest_slippage_and_validates(option):
 def test_shipped_combinations_validate_in_every_mode(strategy, risk, data, tmp_path):
     overrides = [f"strategy={strategy}", f"risk={risk}", f"data={data}"]
     if data != "sample":
-        overrides.append("data.path=/data/ohlcv")
+        # validate lists the folder as the run would (a file per symbol, named BASE_QUOTE-1h.<ext>)
+        folder = tmp_path / "ohlcv"
+        folder.mkdir()
+        ext = {"csv": "csv", "parquet": "parquet", "freqtrade": "feather"}.get(data)  # the store: read at the start
+        if ext:
+            (folder / f"BTC_USDC-1h.{ext}").write_text("")
+        overrides.append(f"data.path={folder}")
     base = composed(*overrides)
     # shadow replays a dry_run's state file: give it one
     state = shadow_config(tmp_path / "state")["live"]["state_dir"]

@@ -205,3 +205,15 @@ def test_explain_names_the_strategy(tmp_path):
     held = explain(tmp_path, buy["symbol"], later)
     assert "(strategy reversion)" in held
     assert "trend.death_cross" in held and "n/a  - the position belongs to strategy reversion" in held
+
+
+def test_a_protect_block_in_a_books_strategy_is_refused_until_books_apply_them(tmp_path):
+    from tests.helpers.rules import create_rules_dir
+
+    strategy = "strategies/sma_cross.yaml"
+    text = (create_rules_dir(tmp_path / "base") / strategy).read_text()
+    root = create_rules_dir(tmp_path / "rules", {strategy: text + "protect:\n  stop_loss: 0.05\n"})
+    with pytest.raises(RuleError) as info:
+        prepared_run(BOOK + (f"rules_dir={root}",), n_symbols=30, n_bars=100)
+    assert info.value.where.file == strategy and "strategy trend of the book has a protect: block" in str(info.value)
+    assert "risk file's protections:" in (info.value.expected or "")

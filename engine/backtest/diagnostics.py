@@ -6,17 +6,12 @@ They are warnings, never errors: an empty universe can be what a user asked for.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping
+
+from engine.run_warnings import Diagnostic, as_dicts  # noqa: F401  (as_dicts: for the modes)
 
 # Quotes whose amounts are US dollars, near enough for the `*_usd` names and USD thresholds.
 USD_QUOTES = frozenset({"USD", "USDC", "USDT", "DAI", "PYUSD", "BUSD", "TUSD", "FDUSD", "USDP", "GUSD"})
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    code: str
-    message: str
 
 
 def _most_blocking(rule_stats: Mapping[str, Mapping[str, int]], prefix: str) -> tuple[str, int, int] | None:
@@ -58,6 +53,16 @@ def diagnose(results: Mapping[str, Any], symbols: Iterable[str]) -> list[Diagnos
             named = ", ".join(f"{k} blocked {n}" for n, k in sorted(stoppers, key=lambda x: (-x[0], x[1]))[:3])
             after = f"; the entries passed on {passed} symbol-bars" + (f", and {named}" if named else "")
         out.append(Diagnostic("no_trades", f"no trade in the whole run{after}."))
+    cap = results.get("participation") or {}
+    if cap.get("cut"):
+        out.append(Diagnostic(
+            "participation_cap",
+            f"the volume participation cap (backtest.max_participation = {cap['max_participation']:g}) cut "
+            f"{cap['cut']} of {cap['orders']} fills: {100.0 * cap['cut_share']:.1f}% of their notional "
+            f"({cap['cut_notional']:.2f} of {cap['wanted_notional']:.2f}), up to "
+            f"{100.0 * cap['max_cut_share']:.1f}% of one order. Cut entries are smaller than sized; cut "
+            f"exits retry next bar.",
+        ))
     quotes = sorted({s.rsplit("/", 1)[-1] for s in symbols if "/" in s})
     # US-dollar quotes (USD, USDC, USDT, ...) are one currency here, near enough for a backtest
     families = {"USD" if q in USD_QUOTES else q for q in quotes}
@@ -77,6 +82,3 @@ def diagnose(results: Mapping[str, Any], symbols: Iterable[str]) -> list[Diagnos
         ))
     return out
 
-
-def as_dicts(diagnostics: Iterable[Diagnostic]) -> list[dict]:
-    return [asdict(d) for d in diagnostics]

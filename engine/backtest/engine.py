@@ -18,8 +18,10 @@ from engine.cycle.plan import HaltState, cycle_plan
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import Prepared
 from engine.cycle.quiet import QuietScanner
+from engine.cycle.locks import after_fills
 from engine.cycle.state import apply_change, apply_marks
 from engine.sim.fills import SimBroker
+from engine.sim.protect import Protector
 from engine.sim.result import RunResult
 from engine.sim.settings import SimSettings
 from engine.trace import TraceRecorder
@@ -50,6 +52,9 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
     pf = Portfolio.empty(n, s.initial_cash)
     broker = SimBroker(m, s.fee_schedule(), s.slippage,
                        p.size_increment, s.max_participation, np.random.default_rng(s.seed))
+    protector = Protector(p.rules.strategy.protect, m, p.store)
+    if protector.active:
+        broker.on_entry = protector.on_entry
     plan = cycle_plan(p)
     halts = HaltState()
     trace = TraceRecorder(p, start, stop)
@@ -73,13 +78,20 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         if progress is not None and t >= next_report:
             progress(t - start, stop - start)
             next_report = t + 512
+        seen = len(broker.fills)
         if pending is not None:
             # fill first: the bar after a fill is as likely to be quiet as any other, and the
             # scanner starts from the portfolio as it stands after this bar's fills
             broker.execute(pending, t, pf)
             pending = None
+        # protections fill inside the bar, after its open's fills (docs/backtest.md items 9-13)
+        protector.step(broker, t, pf)
+        if plan.locks and len(broker.fills) > seen:  # trades closed: the risk file's scoped locks
+            halts = after_fills(plan.locks, p.themes, halts, broker.fills[seen:], pf.qty, t)
         if (scanner is not None and t < stop - 1 and t != busy_at and t >= scan_from):
             end = min(t + block, stop - 1)
+            # a bar where a protection may fire is not quiet: the scan stops before it
+            end = protector.horizon(pf, t + 1, end)
             span = scanner.scan(pf, halts, t, end)
             nxt = span.end
             if nxt > t:
@@ -99,9 +111,12 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
             else:
                 backoff = 0
             if nxt > t:
+                protector.advance(pf, t + 1, nxt)  # the quiet bars' highs, into the trailing stops
                 t = nxt
                 continue
         c = close[t]
+        if t == stop - 1 and s.close_at_end:
+            broker.close_out(t, pf)
         eq = pf.mark(c, int(m.times[t] // DAY_MS))
         k = t - start
         equity[k] = eq
@@ -118,4 +133,5 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
             pending = d
         t += 1
     return BacktestResult(p, start, stop, equity, exposure, broker.fills, pf, trace, s,
-                          {"bars": stop - start, "decided": decided, "skipped": skipped})
+                          {"bars": stop - start, "decided": decided, "skipped": skipped,
+                           "participation": broker.cuts.as_dict(s.max_participation)})

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import paths
 from .problems import ConfigProblem
-from .secrets import REDACTED, is_secret_key
+from .secrets import REDACTED, is_secret_path
 
 # Modes in which a renamed key is migrated with a warning; anywhere else (live) it is an error,
 # because a live config must say exactly what it means. shadow replays a dry_run: as lenient.
@@ -63,7 +63,7 @@ DEPRECATED_PATHS = frozenset(r.old for r in RENAMED) | frozenset(r.old for r in 
 
 
 def _show(path: str, value: Any) -> str:
-    return REDACTED if is_secret_key(path.rsplit(".", 1)[-1]) else paths.show(value)
+    return REDACTED if is_secret_path(path) else paths.show(value)
 
 
 def migrate(cfg: dict, mode: str) -> tuple[dict, list[ConfigProblem], list[ConfigProblem]]:

@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -50,29 +50,29 @@ def _mode_of(plain: dict, mode: str | None) -> str:
 
 def run_check(cfg: Any, env: Mapping[str, str] | None = None, *, mode: str | None = None,
               live_requirements: bool = True, symbol_themes: Mapping[str, str] | None = None,
-              inputs: bool = False) -> ConfigReport:
+              overrides: Sequence[str] = (), inputs: bool = False) -> ConfigReport:
     plain, problems = to_plain(cfg)
     env = os.environ if env is None else env
     if problems:
         return ConfigReport(config=plain, problems=problems, mode=_mode_of(plain, mode))
     return check_config(plain, mode=_mode_of(plain, mode), env=env, live_requirements=live_requirements,
-                        symbol_themes=symbol_themes, inputs=inputs)
+                        symbol_themes=symbol_themes, overrides=overrides, inputs=inputs)
 
 
 def validate_entry(cfg: Any, env: Mapping[str, str] | None = None, *, mode: str | None = None,
-                   live_requirements: bool = True, out: TextIO | None = None) -> int:
+                   live_requirements: bool = True, out: TextIO | None = None, overrides: Sequence[str] = ()) -> int:
     """mode=validate: print every problem and warning, return the exit code (0 sound, 1 not); it
-    also reads the inputs a run reads (every rule file, the product table, a backtest's data)."""
-    report = run_check(cfg, env, mode=mode, live_requirements=live_requirements, inputs=True)
+    also reads the inputs a run reads (every rule file, a backtest's data source and window)."""
+    report = run_check(cfg, env, mode=mode, live_requirements=live_requirements, overrides=overrides, inputs=True)
     print(report.format(), file=out or sys.stdout)
     return 0 if report.ok else 1
 
 
 def prepare_run(cfg: Any, logger: logging.Logger, env: Mapping[str, str] | None = None,
-                symbol_themes: Mapping[str, str] | None = None) -> ConfigReport:
+                symbol_themes: Mapping[str, str] | None = None, overrides: Sequence[str] = ()) -> ConfigReport:
     """Every mode but validate: check, log warnings once, keep secrets out of logs, refuse on problems."""
     env = os.environ if env is None else env
-    report = run_check(cfg, env, symbol_themes=symbol_themes)
+    report = run_check(cfg, env, symbol_themes=symbol_themes, overrides=overrides)
     install_log_redaction(secret_values(report.config, env))
     emit_warnings(report, logger)
     if not report.ok:
@@ -110,4 +110,5 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None, ou
         text = " ".join(line.strip() for line in str(exc).strip().splitlines()) or type(exc).__name__
         print(f"ERROR   [compose] {text}\nconfig is NOT valid: it could not be composed", file=out)
         return 1
-    return validate_entry(cfg, env, mode=args.as_mode, live_requirements=not args.no_env, out=out)
+    return validate_entry(cfg, env, mode=args.as_mode, live_requirements=not args.no_env, out=out,
+                          overrides=args.overrides)

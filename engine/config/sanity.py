@@ -19,7 +19,7 @@ from .problems import ConfigProblem
 from .schema import MODES
 
 CHECKS_FILE = Path(__file__).with_name("sanity_checks.yaml")
-FUNCTIONS = frozenset({"is_set", "value_or", "file_exists", "env_set", "timeframe_s", "theme_cap",
+FUNCTIONS = frozenset({"is_set", "value_or", "file_exists", "env_set", "timeframe_s", "theme_cap", "table_themes",
                        "is_ascending", "pluck", "len", "min", "max", "abs", "supported_exchanges",
                        "memory_need_gib", "memory_budget_gib"})
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -159,15 +159,31 @@ def _is_ascending(xs) -> bool:
     return all(a < b for a, b in zip(xs, xs[1:]))
 
 
-def _table_theme(cfg: dict):
-    """Themes from the run's product table (rules/products.yaml): the one source every mode reads."""
+def _table(cfg: dict):
+    """The run's product table (rules/products.yaml): the one source of themes every mode reads;
+    None when it does not load (check.py reports why)."""
     from engine.errors import UserError
     from engine.market.products import load_for
     try:
-        facts = load_for(cfg)
-    except (UserError, TypeError, ValueError):  # a broken table is reported when the run loads it
-        return lambda symbol: None
-    return facts.theme_of
+        return load_for(cfg)
+    except (UserError, TypeError, ValueError):
+        return None
+
+
+def _table_theme(cfg: dict):
+    facts = _table(cfg)
+    return facts.theme_of if facts is not None else (lambda symbol: None)
+
+
+def _table_themes(cfg: dict):
+    def table_themes() -> list[str]:
+        from engine.market.products import UNDECLARED
+        facts = _table(cfg)
+        if facts is None or not (facts.themes or facts.markets):
+            raise Skip("no product table")  # every product is theme 'other': nothing to compare with
+        named = set(facts.themes.values()) | {m["theme"] for m in facts.markets.values() if "theme" in m}
+        return sorted(named | {UNDECLARED})
+    return table_themes
 
 
 def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, str] | None, root: Path) -> dict:
@@ -197,7 +213,7 @@ def _functions(cfg: dict, env: Mapping[str, str], symbol_themes: Mapping[str, st
         "is_set": _is_set, "value_or": _value_or, "file_exists": _file_exists(root), "env_set": env_set, "theme_cap": theme_cap, "is_ascending": _is_ascending,
         "timeframe_s": lambda tf: TIMEFRAME_MS[tf] / 1000, "pluck": lambda xs, k: [x[k] for x in xs],
         "len": len, "min": min, "max": max, "abs": abs,
-        "supported_exchanges": _supported_exchanges,
+        "supported_exchanges": _supported_exchanges, "table_themes": _table_themes(cfg),
         "memory_need_gib": _memory_need_gib, "memory_budget_gib": _memory_budget_gib,
     }
 

@@ -16,12 +16,15 @@ from cerberus import TypeDefinition, Validator, errors
 
 from engine.live.settings import CLOCKS
 from engine.market.data import TIMEFRAME_MS
+from engine.market.products import THEME_RE
+from engine.market.sample import MAX_SYMBOLS as SAMPLE_MAX_SYMBOLS, MIN_BARS as SAMPLE_MIN_BARS
+from engine.market.sample import MIN_SYMBOLS as SAMPLE_MIN_SYMBOLS
 from engine.rules.bounds import MAX_COUNT_BARS, MAX_WINDOW_BARS
 from engine.validators import validator
 
 from . import paths
 from .problems import ConfigProblem
-from .secrets import is_env_name_key, is_secret_key
+from .secrets import is_env_name_key, is_secret_path
 
 MODES = ("backtest", "dry_run", "paper", "live", "validate", "explain", "shadow")
 # Modes with requirements of their own (mode=validate/explain may check one as mode.target).
@@ -176,11 +179,15 @@ DATA = {
     "max_memory_gib": _num(nullable=True, gt=0, hi=1e6),
     "sample": _dict({
         "seed": _int(0, required=True),
-        "n_symbols": _int(30, 2000, required=True),
+        "n_symbols": _int(SAMPLE_MIN_SYMBOLS, SAMPLE_MAX_SYMBOLS, required=True),
         "start": _str(regex=DATE_RE, required=True, meta="an ISO date like '2024-01-01'"),
-        "n_bars": _int(1, 10_000_000, required=True),
+        "n_bars": _int(SAMPLE_MIN_BARS, 10_000_000, required=True),
     }, nullable=True),
 }
+
+# A param the rule file declares but this schema does not know: any type, but a number is finite
+# (the rule loader refuses NaN and infinity in every param; validate says so too).
+UNKNOWN_PARAM = {"finite": True}
 
 STRATEGY_PARAMS = {
     "fast": _int(1, MAX_WINDOW_BARS),
@@ -195,7 +202,7 @@ STRATEGY_PARAMS = {
 STRATEGY = {
     "name": _str(required=True, regex=r"^[a-z][a-z0-9_]*$", meta="a snake_case strategy name"),
     "file": RULE_FILE,
-    "params": _dict(STRATEGY_PARAMS, allow_unknown=True, required=True),
+    "params": _dict(STRATEGY_PARAMS, allow_unknown=UNKNOWN_PARAM, required=True),
 }
 
 REGIME_PARAMS = {
@@ -226,7 +233,7 @@ UNIVERSE_PARAMS = {
     "min_history_bars": _int(0, MAX_WINDOW_BARS),
     "top": _int(1, MAX_COUNT_BARS),
 }
-UNIVERSE = {"file": RULE_FILE, "params": _dict(UNIVERSE_PARAMS, allow_unknown=True, required=True)}
+UNIVERSE = {"file": RULE_FILE, "params": _dict(UNIVERSE_PARAMS, allow_unknown=UNKNOWN_PARAM, required=True)}
 
 RISK_PARAMS = {
     "max_position_weight": POS_FRACTION(),
@@ -234,8 +241,10 @@ RISK_PARAMS = {
     # spot_no_leverage can say why it is refused.
     "max_total_exposure": _num(gt=0),
     "max_positions": _int(1),
-    "theme_caps": {"type": "dict", "keysrules": _str(regex=r"^[a-z][a-z0-9_]*$", meta="a theme name like 'meme'"),
-                   "valuesrules": FRACTION()},
+    # theme -> cap; themes as the product table spells them (L1, DeFi, meme); 'default' caps the
+    # themes not listed and is required (the risk file's theme_weight cap reads it)
+    "theme_caps": {"type": "dict", "keysrules": _str(regex=THEME_RE, meta="a theme name like 'meme' or 'DeFi'"),
+                   "valuesrules": FRACTION(), "schema": {"default": FRACTION(required=True)}, "allow_unknown": True},
     "asset_caps": {"type": "dict", "keysrules": SYMBOL, "valuesrules": FRACTION()},
     "hourly_loss_limit": POS_FRACTION(),
     "daily_loss_limit": POS_FRACTION(),
@@ -245,7 +254,7 @@ RISK_PARAMS = {
 # The burn-in period lives in live.burn_in (what the live loop enforces); risk.burn_in was removed.
 RISK = {
     "file": RULE_FILE,
-    "params": _dict(RISK_PARAMS, allow_unknown=True, required=True),
+    "params": _dict(RISK_PARAMS, allow_unknown=UNKNOWN_PARAM, required=True),
 }
 
 EXECUTION_PARAMS = {
@@ -254,13 +263,14 @@ EXECUTION_PARAMS = {
     "max_slippage_bps": _num(None, 10_000, gt=0),
     "quote_max_age_s": _num(gt=0),
 }
-EXECUTION = {"file": RULE_FILE, "params": _dict(EXECUTION_PARAMS, allow_unknown=True, required=True)}
+EXECUTION = {"file": RULE_FILE, "params": _dict(EXECUTION_PARAMS, allow_unknown=UNKNOWN_PARAM, required=True)}
 
 BACKTEST = {
     "initial_cash": _num(None, MAX_AMOUNT, gt=0, required=True),
     "start": DATE,
     "end": DATE,
     "max_participation": _num(hi=1, gt=0),
+    "close_at_end": {"type": "boolean"},
     "slippage": _dict({
         "model": _str(required=True, allowed=["spread_impact", "none"]),
         "impact_coef": _num(0, 100),
@@ -451,7 +461,7 @@ def _schema_at(schema: dict, path: tuple) -> dict | None:
 
 def _found(path: str, value: Any) -> str:
     leaf = path.rsplit(".", 1)[-1]
-    if is_secret_key(leaf) or is_env_name_key(leaf):
+    if is_secret_path(path) or is_env_name_key(leaf):
         return "***"
     return f"{paths.show(value)} ({_type_name(value)})"
 
@@ -534,7 +544,9 @@ def _to_problem(e, schema: dict, prefix: str) -> ConfigProblem:
             bound += f" (range: {range_text(rules)})"
         return ConfigProblem(kind, path, _found(path, value), bound, f"'{path}' {says.format(_bound(e.constraint))}")
     if code == NOT_FINITE.code:
-        return ConfigProblem("not_finite", path, _found(path, value), f"a finite number, {range_text(rules)}",
+        rng = range_text(rules)
+        return ConfigProblem("not_finite", path, _found(path, value),
+                             "a finite number" + ("" if rng == "any finite value" else f", {rng}"),
                              f"'{path}' must be a finite number (NaN and infinity are not allowed)")
     if code == errors.UNALLOWED_VALUE.code:
         allowed = [str(a) for a in e.constraint]

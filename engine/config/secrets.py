@@ -55,6 +55,17 @@ def is_secret_key(key: Any) -> bool:
     return any(w in _SECRET_WORDS for w in _words(key))
 
 
+# Mappings whose keys name things of the market (themes, symbols), never settings: the theme
+# "exchange_token" is no token, and its cap no secret.
+DATA_KEYED = frozenset({"risk.params.theme_caps", "risk.params.asset_caps"})
+
+
+def is_secret_path(path: str) -> bool:
+    """is_secret_key of the path's last key, unless the key names a theme or symbol (DATA_KEYED)."""
+    parent, _, leaf = path.rpartition(".")
+    return parent not in DATA_KEYED and is_secret_key(leaf)
+
+
 def _holds_literal(value: Any) -> bool:
     # None and "" mean "not set"; bools are switches, not credentials; "???" is Hydra's missing marker.
     if value is None or isinstance(value, bool):
@@ -181,7 +192,7 @@ def find_secret_values(cfg: Any) -> list[ConfigProblem]:
     """Every literal secret in the config, as problems; the values themselves are never repeated."""
     problems: list[ConfigProblem] = []
     for path, key, value in _walk(cfg, ""):
-        if is_secret_key(key) and _holds_literal(value) and not isinstance(value, (dict, list)):
+        if is_secret_path(path) and _holds_literal(value) and not isinstance(value, (dict, list)):
             problems.append(ConfigProblem(
                 code="secret_in_config",
                 path=path,
@@ -217,7 +228,7 @@ def _pasted_into_env_key(key: Any, value: Any) -> bool:
             and not (isinstance(value, str) and (ENV_NAME.match(value) or value.strip() in ("", "???"))))
 
 
-def redact(cfg: Any) -> Any:
+def redact(cfg: Any, _path: str = "") -> Any:
     """A copy of cfg safe to write: values under secret-looking keys become "***".
 
     Env-var NAME keys (api_key_env) are kept when they hold a variable name: the name is not the
@@ -226,13 +237,14 @@ def redact(cfg: Any) -> Any:
     if isinstance(cfg, dict):
         out = {}
         for k, v in cfg.items():
-            if (is_secret_key(k) and _holds_literal(v)) or _pasted_into_env_key(k, v):
+            path = f"{_path}.{k}" if _path else str(k)
+            if (is_secret_path(path) and _holds_literal(v)) or _pasted_into_env_key(k, v):
                 out[k] = REDACTED
             else:
-                out[k] = redact(v)
+                out[k] = redact(v, path)
         return out
     if isinstance(cfg, list):
-        return [redact(v) for v in cfg]
+        return [redact(v, f"{_path}.{i}") for i, v in enumerate(cfg)]
     if isinstance(cfg, tuple):
         return tuple(redact(v) for v in cfg)
     if looks_like_secret_value(cfg):
@@ -250,9 +262,10 @@ def redact_override(text: str) -> str:
     m = _OVERRIDE.match(text)
     if not m:
         return text
-    leaf = m.group("key").split("@")[0].rsplit(".", 1)[-1]
+    key = m.group("key").split("@")[0]
+    leaf = key.rsplit(".", 1)[-1]
     value = m.group("value")
-    if is_secret_key(leaf) or _pasted_into_env_key(leaf, value) or looks_like_secret_value(value):
+    if is_secret_path(key) or _pasted_into_env_key(leaf, value) or looks_like_secret_value(value):
         return f"{m.group('prefix')}{m.group('key')}={REDACTED}"
     return redact_urls(text)
 

@@ -58,6 +58,8 @@ class Decision:
     # candidate that reached the cap with a weight and passed it untouched
     cap_blocked: dict[str, np.ndarray] = field(default_factory=dict)
     cap_passed: dict[str, np.ndarray] = field(default_factory=dict)
+    # protection id -> (N,) bool: an entry candidate its scoped lock blocked (engine/cycle/locks.py)
+    locked: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def has_orders(self) -> bool:
@@ -171,6 +173,14 @@ def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltSt
         cand &= _eval_group(p.entries, env, t, "or", verdicts)
     else:
         cand = np.zeros(n, dtype=bool)
+    locked: dict[str, np.ndarray] = {}
+    lk = halts.locks
+    if lk is not None and any_(cand):
+        hit = cand & (lk.until > t)
+        if any_(hit):
+            for pid in sorted(set(lk.by[hit].tolist())):
+                locked[pid] = hit & (lk.by == pid)
+            cand = cand & ~hit
     if plan.has_vetoes and any_(cand):
         cand &= _eval_group(p.vetoes, env, t, "and", verdicts)
     entry_rule = [""] * n
@@ -211,8 +221,8 @@ def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltSt
     limit = limit_prices(p, close, buy, sell) if any_order else None
     clipped, cap_blocked, cap_passed = caps_seen
     d = Decision(t, p.regime_labels[p.regime_idx[t]], sell, buy, entry_rule, exit_rule, active,
-                 verdicts, cand, clipped, blocked, exiting, limit, cap_blocked, cap_passed)
-    change = StateChange(t, HaltState({**until, **fired}) if fired else halts, peak,
+                 verdicts, cand, clipped, blocked, exiting, limit, cap_blocked, cap_passed, locked)
+    change = StateChange(t, HaltState({**until, **fired}, halts.locks) if fired else halts, peak,
                          pf.exiting | exiting if pf.exiting is not None else exiting.copy())
     return d, change
 

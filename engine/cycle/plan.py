@@ -9,7 +9,7 @@ nor the scan keeps a cache inside its inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class HaltState:
     """Halt id -> first bar it no longer holds. Frozen: a cycle returns a new one."""
 
     until: Mapping[str, int] = None  # type: ignore[assignment]
+    # the scoped locks of the risk file's protections (engine/cycle/locks.py); None: none yet
+    locks: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "until", dict(self.until or {}))
@@ -39,6 +41,31 @@ class HaltStep:
     fn: CycleFn  # fn(env, t or a window of bars) -> the condition
     cooldown_bars: int
     flatten: bool  # "flatten" (sell everything) rather than "block_entries"
+
+
+@dataclass(frozen=True, eq=False)
+class LockStep:
+    """One scoped protection that locks entries (engine/cycle/locks.py), resolved against the universe."""
+
+    id: str
+    type: str  # cooldown | stop_outs | low_profit
+    scope: str  # symbol | theme | portfolio
+    lock_bars: int
+    count: int
+    window_bars: int
+    min_trades: int
+    min_return: float
+    counts: np.ndarray  # (N,) bool: the symbol's trades count (its theme is among ``themes:``, or none given)
+
+
+def lock_steps(p: Prepared) -> tuple[LockStep, ...]:
+    out = []
+    for lk in p.rules.risk.locks:
+        counts = (np.array([i.theme in lk.themes for i in p.market.info], dtype=bool) if lk.themes
+                  else np.ones(p.market.n_symbols, dtype=bool))
+        out.append(LockStep(lk.id, lk.type, lk.scope, lk.lock_bars, lk.count, lk.window_bars, lk.min_trades,
+                            lk.min_return, counts))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,7 @@ class CyclePlan:
     days: np.ndarray  # (T,) UTC day number of each bar (the portfolio's day roll)
     # a book: per strategy, its exit rules as ``exit_rules`` (which rule closed a position)
     sleeve_exit_rules: tuple[tuple[tuple[str, np.ndarray | None], ...], ...] = ()
+    locks: tuple[LockStep, ...] = ()  # the risk file's scoped locks
 
     @property
     def entries(self) -> RuleGroup:
@@ -112,4 +140,5 @@ def cycle_plan(p: Prepared) -> CyclePlan:
         buyable=buyable, enterable=buyable & p.entries.combined,
         days=p.market.times // DAY_MS,
         sleeve_exit_rules=tuple(rules(sl.exits) for sl in p.book.sleeves) if p.book is not None else (),
+        locks=lock_steps(p),
     )

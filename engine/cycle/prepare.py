@@ -17,7 +17,7 @@ from engine.market.coarse import Coarse, resample
 from engine.market.data import MarketData
 from engine.rules.errors import RuleError
 from engine.rules.expr import CYCLE, FeatureStore
-from engine.rules.loader import Book, Halt, Rule, RuleSet
+from engine.rules.loader import Book, Halt, Rule, RuleSet, check_lock_themes
 
 CycleFn = Callable[[dict, int], Any]
 
@@ -261,6 +261,7 @@ def _prepare(market: MarketData, rules: RuleSet) -> Prepared:
 
     book = _book(rules, store, labels, regime_idx, shape) if rules.book is not None else None
     theme_names = tuple(sorted({i.theme for i in market.info}))
+    check_lock_themes(rules, theme_names)
     themes = np.array([theme_names.index(i.theme) for i in market.info], dtype=np.int64)
     return Prepared(
         market=market, rules=rules, store=store, available=base["available"], close=base["close"],

@@ -22,7 +22,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from engine.live.port import Balances, BrokerContext, BrokerFill, Note, OrderTicket
+from engine.cycle.features import market_series
+from engine.rules.expr import FeatureStore
 from engine.sim.fills import Fill, SimBroker
+from engine.sim.protect import Levels, Protector
 
 
 def insert_fill(ctx: BrokerContext, db, f: BrokerFill) -> None:
@@ -39,13 +42,58 @@ def stored_fills(ctx: BrokerContext, cursor_ms: int) -> list[BrokerFill]:
             for r in ctx.store.rows("SELECT * FROM fills WHERE time_ms >= ? ORDER BY time_ms, fill_id", (cursor_ms,))]
 
 
-def simulate(ctx: BrokerContext, market, row: int, d) -> list[Fill]:
-    """Fill decision ``d`` in bar ``row`` with the backtest's fill model (updates the book's portfolio
-    and the fee tier's window). Seeded per bar, so a replay draws the same slippage noise."""
+def _sim(ctx: BrokerContext, market, row: int, protector: Protector | None) -> SimBroker:
     c = ctx.costs
     sim = SimBroker(market, ctx.book.fees, c.slippage, ctx.size_increment, c.max_participation,
                     np.random.default_rng(c.seed + row))
-    return sim.execute(d, row, ctx.book.pf)
+    if protector is not None:
+        sim.on_entry = protector.on_entry  # levels fixed at entry, as in a backtest
+    return sim
+
+
+def simulate(ctx: BrokerContext, market, row: int, d, protector: Protector | None = None) -> list[Fill]:
+    """Fill decision ``d`` in bar ``row`` with the backtest's fill model (updates the book's portfolio
+    and the fee tier's window). Seeded per bar, so a replay draws the same slippage noise."""
+    return _sim(ctx, market, row, protector).execute(d, row, ctx.book.pf)
+
+
+def protector_for(ctx: BrokerContext, market) -> Protector | None:
+    """The backtest's protections (engine/sim/protect.py) over the stored bars, with the book's
+    levels; None when the strategy has no ``protect:`` block."""
+    book = ctx.book
+    if not book.protect.active:
+        return None
+    n = market.n_symbols
+    if book.levels is None or book.levels.stop.shape[0] != n:
+        book.levels = Levels.empty(n)
+    store = FeatureStore(market_series(market), (market.n_bars, n))
+    return Protector(book.protect, market, store, book.levels)
+
+
+def protection_rows(ctx: BrokerContext, protector: Protector | None, t: int) -> list[int]:
+    """The bars up to t whose protections are not filled yet (none without protections). An account
+    that never filled any (a new one, or one whose rules gained a protect: block) starts at t:
+    the bars before it are history, not to be traded again."""
+    if protector is None:
+        return []
+    return list(range(ctx.book.protect_t + 1 if ctx.book.protect_t >= 0 else t, t + 1))
+
+
+def protect_bar(ctx: BrokerContext, market, row: int, protector: Protector) -> None:
+    """Fill what bar ``row`` triggers of the protections (after that bar's orders), as the backtest
+    does; the fills are written with the book in one transaction."""
+    if not (ctx.book.pf.qty > 0).any():
+        ctx.book.protect_t = row  # nothing held: nothing to fill (saved with the cycle's state)
+        return
+    fills = protector.step(_sim(ctx, market, row, protector), row, ctx.book.pf)
+    ctx.book.protect_t = row
+    if not fills:
+        return  # the trailing highs moved: saved with the cycle's state (replaying the bar is harmless)
+    with ctx.store.txn() as db:
+        for f in fills:
+            insert_fill(ctx, db, BrokerFill(f"protect-{row}-{f.symbol_idx}", None, None, row, ctx.symbols[f.symbol_idx],
+                                            f.side, f.qty, f.price, f.fee, f.slippage, int(market.times[row]), f.rule))
+        ctx.save(db)
 
 
 def _limits(values) -> np.ndarray | None:
@@ -84,14 +132,22 @@ class NoneBroker(_LocalBroker):
 
     def settle(self, ctx: BrokerContext, market, t: int) -> None:
         pend = ctx.book.pending
-        if not pend or pend["t"] >= t or pend["t"] + 1 >= market.n_bars:
-            return
-        row = pend["t"] + 1
+        protector = protector_for(ctx, market)
+        fill_row = None
+        if pend and pend["t"] < t and pend["t"] + 1 < market.n_bars:
+            fill_row = pend["t"] + 1
+        for row in sorted(set(protection_rows(ctx, protector, t)) | ({fill_row} if fill_row is not None else set())):
+            if row == fill_row:
+                self._fill(ctx, market, row, pend, protector)
+            if protector is not None and row > ctx.book.protect_t:
+                protect_bar(ctx, market, row, protector)
+
+    def _fill(self, ctx: BrokerContext, market, row: int, pend: dict, protector: Protector | None) -> None:
         d = SimpleNamespace(sell_qty=np.array(pend["sell"]), buy_qty=np.array(pend["buy"]),
                             exit_rule=pend["exit_rule"], entry_rule=pend["entry_rule"],
                             limit_price=_limits(pend.get("limit")))
         with ctx.store.txn() as db:
-            for f in simulate(ctx, market, row, d):
+            for f in simulate(ctx, market, row, d, protector):
                 insert_fill(ctx, db, BrokerFill(f"dry-{row}-{f.symbol_idx}-{f.side}", None, None, row,
                                                 ctx.symbols[f.symbol_idx], f.side, f.qty, f.price, f.fee, f.slippage,
                                                 int(market.times[row]), f.rule))
@@ -148,10 +204,14 @@ class SimulatedBroker(_LocalBroker):
         for o in ctx.store.open_orders():
             if o["status"] == "open" and int(o["t"]) < t and int(o["t"]) + 1 < market.n_bars:
                 by_bar[int(o["t"])].append(o)
-        for b in sorted(by_bar):
-            self._fill_bar(ctx, market, b + 1, by_bar[b])
+        protector = protector_for(ctx, market)
+        for row in sorted(set(protection_rows(ctx, protector, t)) | {b + 1 for b in by_bar}):
+            if row - 1 in by_bar:
+                self._fill_bar(ctx, market, row, by_bar[row - 1], protector)
+            if protector is not None and row > ctx.book.protect_t:
+                protect_bar(ctx, market, row, protector)
 
-    def _fill_bar(self, ctx: BrokerContext, market, row: int, orders: list[dict]) -> None:
+    def _fill_bar(self, ctx: BrokerContext, market, row: int, orders: list[dict], protector=None) -> None:
         n = len(ctx.symbols)
         sell, buy, limit = np.zeros(n), np.zeros(n), np.full(n, np.nan)
         exit_rule, entry_rule = [""] * n, [""] * n
@@ -168,7 +228,7 @@ class SimulatedBroker(_LocalBroker):
         when = int(market.times[row])
         with ctx.store.txn() as db:
             filled = set()
-            for f in simulate(ctx, market, row, d):
+            for f in simulate(ctx, market, row, d, protector):
                 o = by_key[(f.symbol_idx, f.side)]
                 cid = o["client_order_id"]
                 insert_fill(ctx, db, BrokerFill("paper-" + cid, cid, None, row, o["symbol"], f.side, f.qty, f.price,

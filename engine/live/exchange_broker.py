@@ -51,6 +51,11 @@ class ExchangeBroker:
     # -- the port -------------------------------------------------------------------------------
     def reconcile(self, ctx: BrokerContext) -> None:
         """Settle every order whose fate we did not record, then adopt the fills we missed."""
+        if ctx.book.protect.active:
+            # said at start, so nobody believes a live account protected (docs/live.md)
+            ctx.alert("warning", "protections_not_enforced",
+                      "the strategy's protect: block is filled by the simulated broker only (backtest, "
+                      "dry_run, paper); live places no stop on the exchange and does not enforce it", None)
         for o in ctx.store.open_orders():
             cid = o["client_order_id"]
             st = self.adapter.fetch_order_by_client_id(cid, o["symbol"], _recorded_ms(o))

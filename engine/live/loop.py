@@ -18,17 +18,20 @@ import os
 import signal
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any, Mapping
 
 import numpy as np
 
 from engine.cycle.decide import HaltState, Quotes, decide
+from engine.cycle.locks import after_fills
 from engine.cycle.plan import cycle_plan
 from engine.cycle.state import apply_change
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import prepare
 from engine.exchange.ids import make_client_order_id
 from engine.live import controls, feed, pstate
+from engine.sim.protect import Levels
 from engine.live.errors import LiveError
 from engine.live.notify.dispatcher import Dispatcher
 from engine.live.plan import SessionPlan
@@ -99,6 +102,8 @@ class Session:
         pf = self.pf
         self.put_state(db, "portfolio", pstate.dump(pf, self.halts))
         self.put_state(db, "pending", self.book.pending)
+        lv = self.book.levels
+        self.put_state(db, "protect", {"t": self.book.protect_t, "levels": lv.to_dict() if lv is not None else None})
         db.execute("DELETE FROM positions")
         held = np.flatnonzero(pf.qty > 0)
         db.executemany("INSERT INTO positions(symbol, qty, entry_price, entry_t, entry_rule) VALUES (?,?,?,?,?)",
@@ -142,6 +147,10 @@ class Session:
         self.size_increment = np.array([i.size_increment for i in self.info])
         self.book.pf, self.book.halts = pstate.load(self.store.get("state", "portfolio"))
         self.book.pending = self.store.get("state", "pending")
+        self.book.protect = self.reloader.rules.strategy.protect
+        prot = self.store.get("state", "protect") or {}
+        self.book.protect_t = int(prot.get("t", -1))
+        self.book.levels = (Levels.from_dict(prot["levels"], len(self.book.pf.qty)) if prot.get("levels") else None)
         for r in self.store.rows("SELECT time_ms, qty, price FROM fills ORDER BY time_ms, fill_id"):
             self.book.fees.record(int(r["time_ms"]), r["qty"] * r["price"])  # the fee tier's trailing volume
         last = self.store.rows("SELECT MAX(t) AS t FROM cycles")[0]["t"]
@@ -355,7 +364,11 @@ class Session:
             self.alert("error", "rules_rejected", f"rule edit rejected, previous rules keep running: {err}", t)
         market = feed.panel(self.store, self.timeframe, self.symbols, self.info, f"live:{self.mode}")
         p = prepare(market, self.reloader.rules)
-        self.broker.settle(self.ctx, market, t)  # what happened since the last cycle: fills, expiries
+        self.book.protect = self.reloader.rules.strategy.protect  # filled by the broker's settle, as in a backtest
+        self.broker.settle(self.ctx, market, t)
+        plan = cycle_plan(p)
+        if plan.locks:
+            self.book.halts = self._locks_after_fills(plan, p, t)  # what happened since the last cycle: fills, expiries
         close = p.close[t]
         spread = p.store.arrays["spread_bps"][t]
         self.bar_volume_usd = np.nan_to_num(p.store.arrays["volume_usd"][t])
@@ -365,7 +378,7 @@ class Session:
         with self.store.txn() as db:
             eq = self.pf.mark(close, int(market.times[t] // DAY_MS))
             before = set(k for k, v in self.halts.until.items() if v > t)
-            d, change = decide(cycle_plan(p), t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts)
+            d, change = decide(plan, t, self.pf, Quotes(close, spread, age, self.bar_volume_usd), self.halts)
             self.book.halts = apply_change(self.pf, change)
             d, notes = self._guard(d, t, age, kill)  # a new decision: decide's own is kept as decided
             d, held = self.broker.available(self.ctx, d, close)
@@ -443,6 +456,28 @@ class Session:
                            (cid, t, o.symbol, side, o.qty, o.type, px, o.rule, "new", now_ms(), now_ms()))
                 rows.append(o)
         return rows
+
+    def _locks_after_fills(self, plan, p, t: int):
+        """The risk file's scoped locks after the fills of the bars since the last cycle, bar by
+        bar as a backtest applies them (engine/cycle/locks.py); saved with the cycle's state."""
+        since = -1 if self.last_t is None else self.last_t
+        rows = self.store.rows("SELECT t, symbol, side, qty, price, rule FROM fills WHERE t > ? AND t <= ? "
+                               "ORDER BY t, rowid", (since, t))
+        halts = self.halts
+        if not rows:
+            return halts
+        fills = [SimpleNamespace(t=int(r["t"]), symbol_idx=self.index[r["symbol"]], side=r["side"], qty=float(r["qty"]),
+                                 price=float(r["price"]), rule=r["rule"] or "") for r in rows]
+        qty = self.pf.qty.copy()  # the positions before these fills, then bar by bar after them
+        for f in fills:
+            qty[f.symbol_idx] -= f.qty if f.side == "buy" else -f.qty
+        for bar in sorted({f.t for f in fills}):
+            mine = [f for f in fills if f.t == bar]
+            for f in mine:
+                qty[f.symbol_idx] += f.qty if f.side == "buy" else -f.qty
+            held = np.where(qty > self.size_increment * 1e-6, qty, 0.0)
+            halts = after_fills(plan.locks, p.themes, halts, mine, held, bar)
+        return halts
 
     def _record_decision(self, db, d, t: int, bar_ms: int, eq: float, cycle_ms: float, lag_ms: float) -> None:
         trace = cycle_record(d)

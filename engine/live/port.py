@@ -22,7 +22,9 @@ import numpy as np
 
 from engine.cycle.decide import HaltState
 from engine.cycle.portfolio import Portfolio
+from engine.rules.loader import ProtectRules
 from engine.sim.costs import FeeSchedule
+from engine.sim.protect import Levels
 from engine.sim.settings import SimSettings
 
 
@@ -78,6 +80,12 @@ class Book:
     halts: HaltState
     fees: FeeSchedule
     pending: dict | None = None
+    # the strategy's protect: block (set by the loop from the rules it runs) and, while positions
+    # are held, their levels (engine/sim/protect.py); ``protect_t``: the last bar whose
+    # protections were filled
+    protect: ProtectRules = field(default_factory=ProtectRules)
+    levels: Levels | None = None
+    protect_t: int = -1
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.cycle.decide import HaltState
+from engine.cycle.locks import LockState
 from engine.cycle.portfolio import Portfolio
 
 
@@ -14,6 +15,7 @@ def dump(pf: Portfolio, halts: HaltState) -> dict:
         "entry_bar": pf.entry_bar.tolist(), "entry_rule": list(pf.entry_rule), "exiting": pf.exiting.tolist(),
         "peak_equity": pf.peak_equity, "day_start_equity": pf.day_start_equity, "day": pf.day,
         "prev_equity": pf.prev_equity, "equity": pf.equity, "halts": dict(halts.until),
+        "locks": halts.locks.to_dict() if halts.locks is not None else None,
     }
 
 
@@ -25,7 +27,8 @@ def load(d: dict) -> tuple[Portfolio, HaltState]:
         exiting=np.array(d["exiting"], dtype=bool), peak_equity=float(d["peak_equity"]),
         day_start_equity=float(d["day_start_equity"]), day=int(d["day"]), prev_equity=float(d["prev_equity"]),
         equity=float(d["equity"]))
-    return pf, HaltState({k: int(v) for k, v in d["halts"].items()})
+    locks = LockState.from_dict(d["locks"]) if d.get("locks") else None
+    return pf, HaltState({k: int(v) for k, v in d["halts"].items()}, locks)
 
 
 def apply_fill(pf: Portfolio, i: int, side: str, qty: float, price: float, fee: float, t: int, rule: str,

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine import run_warnings
 from engine.market.align import align
 from engine.paths import leaves_root
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
@@ -80,7 +81,8 @@ def discover(path: Path | str, timeframe: str, exts: Iterable[str]) -> dict[str,
             continue
         symbol = pair_to_symbol(m["pair"])
         if symbol is None:
-            log.warning("%s: skipped, the name is not BASE_QUOTE-%s.%s", f.name, timeframe, m["ext"])
+            run_warnings.warn(log, "data_file_skipped",
+                              f"{f.name}: skipped, the name is not BASE_QUOTE-{timeframe}.{m['ext']}")
             continue
         if symbol in found:
             raise DataError(
@@ -396,8 +398,8 @@ def _info(symbol: str, bars: Bars) -> SymbolInfo:
                       min_notional=_MIN_NOTIONAL_BY_QUOTE.get(quote, 0.0))
 
 
-def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None,
-          max_memory_gib: float | None = None) -> MarketData:
+def select_files(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None) -> dict[str, Path]:
+    """{symbol: file} a load would read, from the folder's listing alone (mode=validate asks too)."""
     files = discover(path, timeframe, SOURCES[source])
     if symbols is not None:
         wanted = list(dict.fromkeys(symbols))
@@ -407,6 +409,12 @@ def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] 
                 f"{path}: no {timeframe} {source} file for symbol(s) {', '.join(absent)}; "
                 f"available: {', '.join(sorted(files)) or 'none'} (files are named like BTC_USDC-{timeframe}.*)")
         files = {s: files[s] for s in wanted}
+    return files
+
+
+def _load(source: str, path: Path | str, timeframe: str, symbols: Iterable[str] | None,
+          max_memory_gib: float | None = None) -> MarketData:
+    files = select_files(source, path, timeframe, symbols)
     series = []
     for symbol in sorted(files):
         f = files[symbol]

@@ -23,13 +23,16 @@ from typing import Any, Mapping
 
 import yaml
 
+from engine import run_warnings, yamlfast
 from engine.errors import UserError
 from engine.market.data import SymbolInfo
 from engine.validators import validator
 
 UNDECLARED = "other"
 REL_AGREE = 1e-9  # increments within this relative distance agree (decimal text vs computed powers of ten)
-_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"
+# A theme name (L1, DeFi, meme, exchange_token): the one pattern the table and theme caps share.
+THEME_RE = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"
+_NAME = THEME_RE
 _MARKET = {"type": "dict", "schema": {
     "theme": {"type": "string", "regex": _NAME},
     "price_increment": {"type": "number", "min": 1e-18, "max": 1e9},
@@ -93,8 +96,23 @@ def table_path(cfg: Mapping[str, Any]) -> Path | None:
 
 
 def load_for(cfg: Mapping[str, Any]) -> ProductFacts:
+    from engine.paths import leaves_root, project_path
+
     path = table_path(cfg)
-    return ProductFacts.empty() if path is None else load_product_facts(path)
+    if path is None:
+        return ProductFacts.empty()
+    if not Path(str(cfg.get("product_facts"))).is_absolute():
+        # like a rule file: a relative name (or a link) must not lead the loader out of rules_dir
+        root = project_path(cfg.get("rules_dir", "rules"))
+        outside = leaves_root(root, path)
+        if outside is not None:
+            raise UserError(f"product_facts: the product table {cfg.get('product_facts')!r} leads outside the rules "
+                            f"folder {root} (to {outside}); expected a path inside it (e.g. products.yaml), or an "
+                            f"absolute path")
+    return load_product_facts(path)
+
+
+_loaded: dict[tuple[str, str], ProductFacts] = {}  # (path, sha256 of its bytes) -> the parsed table
 
 
 def load_product_facts(path: Path | str) -> ProductFacts:
@@ -104,12 +122,30 @@ def load_product_facts(path: Path | str) -> ProductFacts:
     except OSError as e:
         raise UserError(f"product_facts: cannot read {path} ({e.strerror or e}); expected the product table "
                         "(rules/products.yaml), or product_facts=null for none") from None
+    # the config check reads the table on every check (a sweep checks hundreds of configs): parse once
+    key = (str(path), hashlib.sha256(raw).hexdigest())
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = _parse(path, raw)
+    return _loaded[key]
+
+
+def _parse(path: Path, raw: bytes) -> ProductFacts:
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"{path}: not a YAML product table ({type(e).__name__}: {e})") from None
+        data = yamlfast.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file; expected the YAML product table") from None
+    except yaml.YAMLError as e:
+        # where and what, never the line itself: the file may be anything the config points at
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise UserError(f"{path}{at}: not a YAML product table ({getattr(e, 'problem', None) or type(e).__name__}); "
+                        f"expected a mapping with kind: products, themes, markets") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: found {type(data).__name__}, expected a mapping with kind: products, themes, markets")
+    if data.get("kind") != "products":
+        # checked before any value is quoted: a file that is no product table is not echoed
+        raise UserError(f"{path}: no 'kind: products' at the top; expected the product table (rules/products.yaml)")
     v = validator("products", SCHEMA)
     if not v.validate(data):
         raise UserError(f"{path}: " + "; ".join(_problems(v.errors, data)))
@@ -167,9 +203,10 @@ def warn(log, applied: Applied, facts: ProductFacts, where: str) -> None:
     if applied.undeclared:
         names = list(applied.undeclared)
         shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-        log.warning("%s: %d traded product(s) have no declared theme in %s and count as %r: %s",
-                    where, len(names), facts.source, UNDECLARED, shown)
+        run_warnings.warn(log, "undeclared_theme", f"{where}: {len(names)} traded product(s) have no declared theme "
+                          f"in {facts.source} and count as {UNDECLARED!r}: {shown}")
     for n in applied.disagreements[:20]:
-        log.warning("%s: product facts disagree: %s", where, n)
+        run_warnings.warn(log, "product_facts_disagree", f"{where}: product facts disagree: {n}")
     if len(applied.disagreements) > 20:
-        log.warning("%s: %d more product-fact disagreements", where, len(applied.disagreements) - 20)
+        run_warnings.warn(log, "product_facts_disagree",
+                          f"{where}: {len(applied.disagreements) - 20} more product-fact disagreements")

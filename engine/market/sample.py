@@ -131,6 +131,10 @@ def known_theme(base: str) -> str:
     return KNOWN_THEMES.get(base.upper(), "other")
 
 
+MIN_BARS = 48  # the bounds of the generator's settings, which the config schema reads too
+MIN_SYMBOLS, MAX_SYMBOLS = 30, 2000
+
+
 class SampleSpecError(ValueError):
     """A sample-market setting (``data.sample.*``) is unknown or out of range."""
 
@@ -154,11 +158,11 @@ class SampleSpec:
                 raise SampleSpecError(f"{where}.{name}: found {value!r}, expected an integer")
         if self.seed < 0:
             raise SampleSpecError(f"{where}.seed: found {self.seed}, expected an integer >= 0")
-        if not 30 <= self.n_symbols <= 2000:
+        if not MIN_SYMBOLS <= self.n_symbols <= MAX_SYMBOLS:
             raise SampleSpecError(
-                f"{where}.n_symbols: found {self.n_symbols}, expected 30 <= n_symbols <= 2000")
-        if self.n_bars < 48:
-            raise SampleSpecError(f"{where}.n_bars: found {self.n_bars}, expected at least 48 bars")
+                f"{where}.n_symbols: found {self.n_symbols}, expected {MIN_SYMBOLS} <= n_symbols <= {MAX_SYMBOLS}")
+        if self.n_bars < MIN_BARS:
+            raise SampleSpecError(f"{where}.n_bars: found {self.n_bars}, expected at least {MIN_BARS} bars")
         if self.timeframe not in TIMEFRAME_MS:
             raise SampleSpecError(
                 f"{where}.timeframe: found {self.timeframe!r}, expected one of {', '.join(TIMEFRAME_MS)}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine import run_warnings
 from engine.market.data import TIMEFRAME_MS, iso_utc
 
 log = logging.getLogger(__name__)
@@ -200,4 +201,4 @@ def summarize_gaps(gaps: list[Gap]) -> str:
 def warn_gaps(gaps: list[Gap], source: str, logger: logging.Logger = log) -> None:
     """One warning line per load, not one per gap: real data can hold thousands."""
     if gaps:
-        logger.warning("%s: %s (missing bars are NaN)", source, summarize_gaps(gaps))
+        run_warnings.warn(logger, "data_gaps", f"{source}: {summarize_gaps(gaps)} (missing bars are NaN)")

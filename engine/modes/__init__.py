@@ -45,7 +45,7 @@ def live_plan(mode: str):
 
 def _validate(cfg, out_dir, overrides, redacted):
     from engine.config.entry import validate_entry
-    return validate_entry(cfg)
+    return validate_entry(cfg, overrides=overrides)
 
 
 def _explain(cfg, out_dir, overrides, redacted):

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from engine import run_warnings
 from engine.backtest.diagnostics import as_dicts, diagnose
 from engine.backtest.engine import run_backtest
 from engine.sim.results import build_results
@@ -41,9 +42,10 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
     info.update(start=iso_utc(int(market.times[settings.start])), end=iso_utc(int(market.times[settings.stop - 1])))
     results = build_results(res, info)
     found = diagnose(results, market.symbols)
-    results["diagnostics"] = as_dicts(found)
     for d in found:
         log.warning("%s: %s", d.code, d.message)
+    # the start-up warnings (config, product table) first: they were logged when found
+    results["diagnostics"] = as_dicts(run_warnings.noted() + found)
     out_dir.mkdir(parents=True, exist_ok=True)
     res.trace.save(out_dir / "trace.npz")
     paths = write_run_outputs(out_dir, results, timing={"elapsed_seconds": round(time.perf_counter() - t0, 3)},

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from engine import run_warnings
 from engine.exchange.adapter import ExchangeAdapter
 from engine.exchange.config import ExchangeConfig
 from engine.exchange.errors import ExchangeError
@@ -93,6 +94,8 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
         info = run_identity(cfg, market, s.reloader.rules, overrides, redacted)
         info.update(mode=s.mode, account=s.settings.account, state_file=str(s.store.path), session=summary)
         results = live_results(s, info)
+        if results is not None:
+            results["diagnostics"] = run_warnings.as_dicts(run_warnings.noted())
     finally:
         s.adapter.close()
         s.store.close()

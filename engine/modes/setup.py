@@ -17,6 +17,7 @@ from engine.config.rule_params import RULE_GROUPS  # the config groups that each
 from engine.errors import UserError
 from engine.market.data import MarketData
 from engine.paths import project_path
+from engine.market.window import window_of
 from engine.rules.loader import RuleSet, load_ruleset
 
 
@@ -87,17 +88,7 @@ def rule_sources(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, dict
 
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:
     """Bar range [start, stop) for backtest.start / backtest.end (ISO dates, UTC)."""
-    def to_ms(v: Any, key: str) -> int:
-        try:
-            return int(np.datetime64(str(v).replace("Z", ""), "ms").astype(np.int64))
-        except ValueError:
-            raise UserError(f"backtest.{key} is {v!r}; expected an ISO date such as 2024-03-01") from None
-    start = 0 if bt_cfg.get("start") is None else int(np.searchsorted(market.times, to_ms(bt_cfg["start"], "start")))
-    stop = market.n_bars if bt_cfg.get("end") is None else int(np.searchsorted(market.times, to_ms(bt_cfg["end"], "end")))
-    if stop - start < 2:
-        raise UserError(f"backtest window {bt_cfg.get('start')} .. {bt_cfg.get('end')} holds {max(stop - start, 0)} bars "
-                        f"of data that spans {market.n_bars} bars; expected at least 2")
-    return start, stop
+    return window_of(market.times, bt_cfg)
 
 
 def backtest_settings(cfg: Mapping[str, Any], market: MarketData) -> BacktestSettings:

@@ -95,6 +95,51 @@ members for a strategy that holds nothing, summing to 1. `results.json` gains `s
 (per strategy: share, metrics, equity curve) and each fill a `strategy`; the report a
 Strategies table and one equity line per strategy.
 
+**Protections** (a strategy's optional `protect:` block) are filled inside the bar by the
+simulated broker (backtest, paper), not at the close like exit rules; the fill rules are items
+9-13 of the fill model in docs/backtest.md.
+
+```yaml
+protect:
+  stop_loss: 0.05                           # sell 5% below the entry price
+  take_profit: params.take_profit           # a fraction above the entry price
+  trailing_stop: 2 * atr(high, low, close, 14)  # a fraction below the highest high, or a price distance
+  time_stop: 48                             # bars held: sold at that bar's open
+```
+
+`stop_loss`, `take_profit` and `trailing_stop` are a fraction (a number or `params.x`: of the
+entry price, of the highest high for the trailing stop) or an expression of market data giving
+a price distance, read at the entry's decision bar and fixed for the position (NaN or <= 0:
+that protection is off for it). Refused at load: a stop or trailing fraction outside (0, 1)
+(a stop beyond 100% is below zero), a take-profit <= 0 (at or below the entry, or below the
+stop), and an expression that reads `position.*` or `portfolio.*` (known only after the entry
+fills: it would read the future). The fill's rule is `protect:stop_loss`, `protect:take_profit`,
+`protect:trailing_stop` or `protect:time_stop`.
+
+**Scoped protections** (the risk file's optional `protections:` list) lock entries after
+trades close, or stop the account as its equity falls from the peak:
+
+```yaml
+protections:
+  - {id: cooldown_after_stop, type: cooldown, scope: symbol, lock_bars: 48}
+  - {id: theme_stop_outs, type: stop_outs, scope: theme, count: 3, window_bars: 72, lock_bars: 24}
+  - {id: low_profit, type: low_profit, scope: symbol, window_bars: 336, min_trades: 2, min_return: -0.05, lock_bars: 96}
+  - {id: equity_stop, type: equity_stop, reduce_at: 0.1, halt_at: 0.2, lock_bars: 48}
+```
+
+A *stop-out* is a fill of `protect:stop_loss` or `protect:trailing_stop`. `cooldown`: a stop-out
+locks its scope; `stop_outs`: `count` stop-outs in the scope within `window_bars` lock it;
+`low_profit`: at least `min_trades` trades of the scope closed within `window_bars` whose summed
+return (exit price / entry price - 1, fees left out) is below `min_return` lock it. A lock blocks
+new entries into the scope for `lock_bars` decisions, the one at the closing bar first: `scope:
+symbol` the trade's symbol, `theme` every symbol of its theme, `portfolio` all. `themes:` makes
+only trades of those themes count (a theme no traded product has is refused before the run).
+`equity_stop` is two portfolio halts: `<id>.reducing` (drawdown from the peak beyond `reduce_at`:
+entries blocked, exits go on, while it holds) and `<id>.halted` (beyond `halt_at`: flatten, held
+`lock_bars`, after which the peak is measured again from the flat account). Locks show as
+`lock:<id>` events in the trace, as `protection:<id>` in `rule_stats` (blocked: entry candidates
+locked out) and as LOCKED in `mode=explain`; the equity stop's states as halts.
+
 **When a file is wrong** the run stops before trading, exits with code 2 and prints one
 message naming the file and YAML line, the rule id, the key, the line and column inside the
 expression and what was expected, e.g.

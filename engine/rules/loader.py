@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,11 @@ from engine import yamlfast
 from engine.paths import leaves_root
 from engine.validators import validator
 
+from engine.rules.bounds import MAX_COUNT_BARS, MAX_TTL_MS, MAX_TTL_TEXT
 from contextlib import contextmanager
 
 from engine.rules.errors import RuleError, RuleErrors, Where
-from engine.rules.expr import BOOL, CONST, NUM, Expr, Namespace, compile_expression
+from engine.rules.expr import BOOL, CYCLE, CONST, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
 
@@ -71,6 +73,35 @@ class UniverseRules:
     params: dict
 
 
+@dataclass(frozen=True)
+class Protection:
+    """One price protection of a strategy's ``protect:`` block, fixed at entry: a constant
+    ``fraction`` of the entry price (of the highest high, for a trailing stop), or a
+    ``distance`` in price units, a market expression read at the entry's decision bar."""
+
+    kind: str  # stop_loss | take_profit | trailing_stop
+    where: Where
+    source: str
+    fraction: float | None = None
+    distance: Expr | None = None
+
+
+@dataclass(frozen=True)
+class ProtectRules:
+    stop_loss: Protection | None = None
+    take_profit: Protection | None = None
+    trailing_stop: Protection | None = None
+    time_stop: int | None = None  # bars held; the position is sold at the open of that bar
+
+    @property
+    def active(self) -> bool:
+        return any(x is not None for x in (self.stop_loss, self.take_profit, self.trailing_stop, self.time_stop))
+
+    @property
+    def prices(self) -> tuple[Protection, ...]:
+        return tuple(x for x in (self.stop_loss, self.take_profit, self.trailing_stop) if x is not None)
+
+
 @dataclass
 class StrategyRules:
     name: str
@@ -79,6 +110,7 @@ class StrategyRules:
     size: Expr
     priority: Expr | None
     params: dict
+    protect: ProtectRules = field(default_factory=ProtectRules)
 
 
 @dataclass
@@ -126,12 +158,33 @@ class Halt:
     cooldown_bars: int
 
 
+@dataclass(frozen=True)
+class Lock:
+    """A scoped protection of the risk file that locks entries (cooldown, stop_outs, low_profit):
+    when it fires on a closed trade, new entries into its scope (the trade's symbol, every
+    symbol of its theme, or all) are blocked for ``lock_bars`` bars."""
+
+    id: str
+    type: str  # cooldown | stop_outs | low_profit
+    scope: str  # symbol | theme | portfolio
+    lock_bars: int
+    where: Where
+    count: int = 1  # stop_outs: stop-outs within window_bars that fire it
+    window_bars: int = 1
+    min_trades: int = 1  # low_profit: closed trades within window_bars ...
+    min_return: float = 0.0  # ... whose summed return is below this
+    themes: tuple[str, ...] = ()  # only trades of these themes count (empty: all)
+    themes_where: Where | None = None
+    why: str = ""
+
+
 @dataclass
 class RiskRules:
     caps: list[Cap]
     halts: list[Halt]
     vetoes: list[Rule]
     params: dict
+    locks: list[Lock] = field(default_factory=list)
 
 
 @dataclass
@@ -273,6 +326,13 @@ def _describe_error(e: Any, schema: Mapping[str, Any]) -> tuple[str, str | None]
         return f"'{field_}' is {_show(e.value)}", "one of " + ", ".join(map(str, e.constraint))
     if e.rule == "regex":
         return f"'{field_}' is {_show(e.value)}", "a name of letters, digits and '_' that does not start with a digit"
+    if e.rule in ("min", "max"):
+        rules: Any = schema
+        for part in e.schema_path[:-1]:
+            rules = rules.get(part, {}) if isinstance(rules, Mapping) else {}
+        lo, hi = rules.get("min"), rules.get("max")
+        rng = f"from {lo:g} to {hi:g}" if lo is not None and hi is not None else f">= {lo:g}" if lo is not None else f"<= {hi:g}"
+        return f"'{field_}' is {_show(e.value)}", f"a number {rng}"
     if e.rule == "minlength":
         return f"'{field_}' is empty", f"at least {e.constraint} item(s)"
     return f"'{field_}': {cerberus.errors.BasicErrorHandler.messages.get(e.code, e.rule)}", None
@@ -338,6 +398,33 @@ class _Sink:
             self.errors.extend(e.errors if isinstance(e, RuleErrors) else [e])
 
 
+FINITE = "a finite number (NaN and infinity are not allowed)"
+
+
+def _non_finite(node: Any, path: tuple = ()) -> tuple[tuple, float] | None:
+    """The path and value of the first NaN or infinity in a parsed file, in file order."""
+    if isinstance(node, float):
+        return None if math.isfinite(node) else (path, node)
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        found = _non_finite(v, path + (k,))
+        if found is not None:
+            return found
+    return None
+
+
+def _check_finite(data: dict, label: str) -> None:
+    # YAML reads `.nan` and `.inf` as numbers, and both pass every range check (a NaN offset_bps
+    # made every limit order a market order): no rule file holds one anywhere.
+    found = _non_finite(data)
+    if found is None:
+        return
+    path, value = found
+    rule, line = _locate(data, path)
+    key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+    raise RuleError(Where(label, rule, key, line), f"'{path[-1]}' is {value!r}", expected=FINITE)
+
+
 def _merge_params(file_params: dict, overrides: Mapping[str, Any] | None, label: str) -> dict:
     params = copy.deepcopy(file_params or {})
     for k, v in (overrides or {}).items():
@@ -346,6 +433,8 @@ def _merge_params(file_params: dict, overrides: Mapping[str, Any] | None, label:
                             f"{_did_you_mean(k, list(params))}",
                             expected="one of " + ", ".join(sorted(params)))
         params[k] = _check_override(k, params[k], v, label)
+        if _non_finite(params[k]) is not None:
+            raise RuleError(Where(label, "", f"params.{k}"), f"config sets params.{k} to {_show(v)}", expected=FINITE)
     return params
 
 
@@ -394,14 +483,17 @@ def _resolve(value: Any, params: dict, where: Where, what: str) -> Any:
     return expr.value
 
 
-def _positive_int(value: Any, where: Where, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
-        raise RuleError(where, f"{what} is {value!r}", expected="a positive whole number")
+def _positive_int(value: Any, where: Where, what: str, hi: int = MAX_COUNT_BARS) -> int:
+    # math.isfinite first: int() of NaN or infinity raises, and a count beyond `hi` (a cooldown
+    # of 1e20 bars) would silently last the whole run
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or int(value) != value or not 1 <= value <= hi):
+        raise RuleError(where, f"{what} is {value!r}", expected=f"a positive whole number, at most {hi:,}")
     return int(value)
 
 
 def _fraction(value: Any, where: Where, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:  # NaN fails too
         raise RuleError(where, f"{what} is {value!r}", expected="a fraction between 0 and 1")
     return float(value)
 
@@ -410,13 +502,19 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 
 
 def parse_duration_ms(value: Any, where: Where, what: str) -> int:
+    """A duration (``30m``, ``24h``, ``7d``, ``1w``, or whole seconds) in ms, at most MAX_TTL_MS."""
+    expected = f"a duration such as 30m, 24h, 7d, 1w (or seconds), at most {MAX_TTL_TEXT}"
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value * 1000
-    m = _DURATION.match(str(value))
-    if not m or int(m.group(1)) <= 0:
-        raise RuleError(where, f"{what} is {value!r}", expected="a duration such as 30m, 24h, 7d, 1w (or seconds)")
-    unit = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}[m.group(2)]
-    return int(m.group(1)) * unit
+        ms = value * 1000
+    else:
+        m = _DURATION.match(str(value))
+        if not m or int(m.group(1)) <= 0:
+            raise RuleError(where, f"{what} is {_show(value)}", expected=expected)
+        ms = int(m.group(1)) * {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}[m.group(2)]
+    if ms > MAX_TTL_MS:
+        # unbounded, it overflowed int64 where the cache's expiry bar is searched for
+        raise RuleError(where, f"{what} is {_show(value)}, longer than {MAX_TTL_TEXT}", expected=expected)
+    return ms
 
 
 # -- compiling --------------------------------------------------------------------------------
@@ -512,6 +610,7 @@ def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any
     if data.get("kind") != kind:
         raise RuleError(Where(label, "", "kind", data.line_of("kind")), f"kind is {data.get('kind')!r}",
                         expected=f"kind: {kind} (this file is given as the {kind} file)")
+    _check_finite(data, label)  # first: NaN would pass the schema's ranges, -inf fail them unclearly
     _validate(data, kind, label, every)
     params = _merge_params(data.get("params") or {}, overrides, label)
     return data, label, params, hashlib.sha256(text.encode()).hexdigest()
@@ -535,7 +634,7 @@ def load_ruleset(
     ``params`` maps kind -> overrides of that file's params (from the Hydra config). ``book``
     (the config's ``book`` section): several strategy files instead of ``files["strategy"]``.
     ``gather``: on errors, raise one :class:`RuleErrors` holding every error of every file (each
-    schema error, each rule, each cap and halt), not only the first (mode=validate)."""
+    schema error, each rule, each cap, halt and protection), not only the first (mode=validate)."""
     rules_dir = Path(rules_dir)
     params = params or {}
     hashes: dict[str, str] = {}
@@ -569,7 +668,7 @@ def load_ruleset(
             rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
         with part():
             w_top = _at(data, "rank", "top", label)
-            top = _positive_int(_resolve(rank.get("top", 10**9), p, w_top, "rank.top"), w_top, "rank.top")
+            top = _positive_int(_resolve(rank["top"], p, w_top, "rank.top"), w_top, "rank.top") if "top" in rank else 10**9
         cache = data.get("cache") or {}
         with part():
             w_ttl = _at(data, "cache", "ttl", label)
@@ -602,7 +701,12 @@ def load_ruleset(
                                        "cooldown_bars")
                     halts.append(Halt(rules[0], hd["action"], cd))
         vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes")
-        risk = RiskRules(caps, halts, vetoes, p)
+        locks = []
+        for pd in data.get("protections") or []:
+            with part():
+                got = _protection(pd, fc, p)
+                (halts if isinstance(got, list) else locks).extend(got if isinstance(got, list) else [got])
+        risk = RiskRules(caps, halts, vetoes, p, locks)
 
     with part():
         data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"), gather)
@@ -625,7 +729,7 @@ def _load_strategy(rules_dir: Path, rel: str, overrides: Mapping[str, Any] | Non
     fc = _FileCompiler(label, "strategy", p, labels, sink=sink)
     entries = fc.rules(data["entry"], "strategy")
     exits = fc.rules(data["exit"], "strategy")
-    size = priority = None
+    size = priority = protect = None
     with sink.part():
         w_size = Where(label, "", "size", data.line_of("size"))
         size = fc.expr(data["size"], "strategy", w_size, NUM)
@@ -639,7 +743,9 @@ def _load_strategy(rules_dir: Path, rel: str, overrides: Mapping[str, Any] | Non
     with sink.part():
         priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
                     if "priority" in data else None)
-    return StrategyRules(data["name"], entries, exits, size, priority, p)
+    with sink.part():
+        protect = _protect(data, fc, p, label)
+    return StrategyRules(data["name"], entries, exits, size, priority, p, protect)
 
 
 _BOOK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -672,6 +778,11 @@ def _load_book(rules_dir: Path, book: Mapping[str, Any], labels: tuple[str, ...]
                             expected=f"no weight: inverse_vol sets each share from volatility (on the command line: "
                                      f"~book.strategies.{name}.weight), or allocation: fixed")
         rules = _load_strategy(rules_dir, spec["file"], spec.get("params"), labels, hashes)
+        if rules.protect.active:
+            # the simulated broker keeps one protect block per account: a book's strategies would share it
+            raise RuleError(Where(spec["file"], "protect"), f"strategy {name} of the book has a protect: block",
+                            expected="no protect: block in a book's strategy files (a book does not apply "
+                                     "per-strategy protections yet); use the risk file's protections: instead")
         sleeves.append(Sleeve(name, _prefixed(rules, name), weight, spec["file"]))
     if allocation == "fixed":
         total = sum(sl.weight for sl in sleeves)
@@ -691,7 +802,7 @@ def _prefixed(s: StrategyRules, name: str) -> StrategyRules:
 
     def ren(rules: list[Rule]) -> list[Rule]:
         return [Rule(f"{name}{BOOK_SEP}{r.id}", r.when, r.where, r.regimes, fill(r.why), r.source) for r in rules]
-    return StrategyRules(s.name, ren(s.entries), ren(s.exits), s.size, s.priority, s.params)
+    return StrategyRules(s.name, ren(s.entries), ren(s.exits), s.size, s.priority, s.params, s.protect)
 
 
 def _book_strategy(book: Book) -> StrategyRules:
@@ -702,6 +813,135 @@ def _book_strategy(book: Book) -> StrategyRules:
                          [r for sl in book.sleeves for r in sl.strategy.entries],
                          [r for sl in book.sleeves for r in sl.strategy.exits],
                          first.size, None, {})
+
+
+_PROTECT_WHAT = {
+    "stop_loss": "the stop sells below the entry price",
+    "take_profit": "the take-profit sells above the entry price",
+    "trailing_stop": "the trailing stop sells below the highest high since entry",
+}
+
+
+def _protect(data: Mapping, fc: _FileCompiler, p: dict, label: str) -> ProtectRules:
+    """The strategy's ``protect:`` block, checked at load (docs/rules.md, Protections)."""
+    block = data.get("protect")
+    if not block:
+        return ProtectRules()
+    line = block.line if isinstance(block, LineMap) else None
+
+    def where(key: str) -> Where:
+        return Where(label, "protect", key, block.line_of(key) if isinstance(block, LineMap) else line)
+
+    found: dict[str, Protection] = {}
+    for kind in ("stop_loss", "take_profit", "trailing_stop"):
+        if kind not in block:
+            continue
+        w = where(kind)
+        src = block[kind]
+        expr = compile_expression(src, fc.ns("strategy"), w, want=NUM)
+        if expr.level == CYCLE:
+            names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", str(src)))
+            reads = ", ".join(sorted(names & set(fc.ns("strategy").cycle))) or "the portfolio"
+            raise RuleError(w, f"{kind} {src!r} reads {reads}, which is known only after the entry fills "
+                               f"(in the bar after the decision): a level fixed at entry from it reads the future",
+                            expected="a fraction such as 0.05, or an expression of market data such as 2 * atr(14)")
+        if expr.level == CONST:
+            v = float(expr.value)
+            if kind == "take_profit":
+                if not v > 0:
+                    sl = found.get("stop_loss")
+                    below = (f": the take-profit at {100 * (1 + v):g}% of the entry price is at or below the stop at "
+                             f"{100 * (1 - sl.fraction):g}%" if sl is not None and sl.fraction is not None
+                             and 1 + v <= 1 - sl.fraction else ": at or below the entry price, it would sell at once")
+                    raise RuleError(w, f"take_profit is {v:g}{below}",
+                                    expected="a fraction > 0 (0.1: sell 10% above the entry price)")
+            elif not 0 < v < 1:
+                raise RuleError(w, f"{kind} is {v:g}: {_PROTECT_WHAT[kind]} by {100 * v:g}%"
+                                   + (", a level at or below zero that can never trigger" if v >= 1 else
+                                      ", which is no protection" if v <= 0 else ""),
+                                expected="a fraction between 0 and 1, exclusive (0.05: 5% below)")
+            found[kind] = Protection(kind, w, str(src), fraction=v)
+        else:
+            found[kind] = Protection(kind, w, str(src), distance=expr)
+    time_stop = None
+    if "time_stop" in block:
+        w = where("time_stop")
+        time_stop = _positive_int(_resolve(block["time_stop"], p, w, "time_stop"), w, "time_stop")
+    return ProtectRules(found.get("stop_loss"), found.get("take_profit"), found.get("trailing_stop"), time_stop)
+
+
+def _protection(d: Mapping, fc: _FileCompiler, p: dict) -> "Lock | list[Halt]":
+    """One entry of the risk file's ``protections:`` (docs/rules.md, Scoped protections). The
+    equity stop becomes two portfolio halts, ``<id>.reducing`` (block entries: exits only) and
+    ``<id>.halted`` (flatten, held ``lock_bars``), so it runs, traces and reports as halts do."""
+    rid = fc.claim(d)
+    kind = d["type"]
+
+    def num(key: str, default=None, lo=None, hi=None, what="a number"):
+        w = fc.where(d, key)
+        if key not in d:
+            if default is None:
+                raise RuleError(w, f"protection type {kind} needs '{key}'", expected=f"{key}: {what} or params.x")
+            return default
+        v = _resolve(d[key], p, w, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (lo is not None and not v > lo) \
+                or (hi is not None and not v < hi):
+            raise RuleError(w, f"{key} is {v!r}", expected=what)
+        return float(v)
+
+    def bars(key: str, default=None) -> int:
+        w = fc.where(d, key)
+        if key not in d:
+            if default is None:
+                raise RuleError(w, f"protection type {kind} needs '{key}'", expected=f"{key}: a whole number of bars")
+            return default
+        return _positive_int(_resolve(d[key], p, w, key), w, key)
+
+    if kind == "equity_stop":
+        if d.get("scope", "portfolio") != "portfolio" or "themes" in d:
+            raise RuleError(fc.where(d, "scope" if "scope" in d else "themes"),
+                            "an equity stop measures the whole account's equity",
+                            expected="scope: portfolio (or no scope), no themes")
+        frac = "a fraction of the peak equity between 0 and 1, exclusive"
+        reduce_at = num("reduce_at", lo=0, hi=1, what=frac)
+        halt_at = num("halt_at", lo=0, hi=1, what=frac)
+        if halt_at <= reduce_at:
+            raise RuleError(fc.where(d, "halt_at"), f"halt_at {halt_at:g} is not beyond reduce_at {reduce_at:g}",
+                            expected="halt_at > reduce_at (reducing first, then halted)")
+        lock = bars("lock_bars")
+        out = []
+        for state, level, action, cooldown in (("reducing", reduce_at, "block_entries", 1),
+                                               ("halted", halt_at, "flatten", lock)):
+            w = fc.where(d, "reduce_at" if state == "reducing" else "halt_at", rid)
+            src = f"portfolio.drawdown <= -{level!r}"
+            why = d.get("why") or f"equity {100 * level:g}% below its peak: {state}"
+            out.append(Halt(Rule(f"{rid}.{state}", fc.expr(src, "risk.halts", w, BOOL), w, None, why, src),
+                            action, cooldown))
+        return out
+    scope = d.get("scope", "symbol")
+    themes = tuple(d.get("themes") or ())
+    common = dict(id=rid, type=kind, scope=scope, where=fc.where(d, "type"), themes=themes,
+                  themes_where=fc.where(d, "themes") if themes else None, why=d.get("why", ""))
+    for key in ("reduce_at", "halt_at"):
+        if key in d:
+            raise RuleError(fc.where(d, key), f"'{key}' belongs to an equity_stop, not a {kind}",
+                            expected="count, window_bars, lock_bars, min_trades, min_return as the type needs")
+    if kind == "cooldown":
+        return Lock(**common, lock_bars=bars("lock_bars"))
+    if kind == "stop_outs":
+        return Lock(**common, lock_bars=bars("lock_bars"), count=bars("count"), window_bars=bars("window_bars"))
+    return Lock(**common, lock_bars=bars("lock_bars"), window_bars=bars("window_bars"),
+                min_trades=bars("min_trades", 1), min_return=num("min_return", 0.0, lo=-1, what="a return above -1"))
+
+
+def check_lock_themes(rules: "RuleSet", themes: tuple[str, ...]) -> None:
+    """A protection that names a theme no product has would never fire: refused (the market's
+    themes are known only once it is loaded)."""
+    for lk in rules.risk.locks:
+        for th in lk.themes:
+            if th not in themes:
+                raise RuleError(lk.themes_where, f"theme '{th}' is not the theme of any traded product"
+                                f"{_did_you_mean(th, themes)}", expected="one of " + ", ".join(themes))
 
 
 def _cap(c: Mapping, fc: _FileCompiler, p: dict) -> Cap:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine.market.data import TIMEFRAME_MS
+from engine.rules.bounds import MAX_OFFSET_BPS
 
 _EXPR = {"type": ["string", "number", "boolean"], "required": True}  # a boolean expression
 _NUM_EXPR = {"type": ["string", "number"]}  # a numeric expression
@@ -62,6 +63,16 @@ SCHEMAS: dict[str, dict] = {
         "exit": {"type": "list", "required": True, "schema": _RULE},
         "size": _NUM_EXPR_REQ,
         "priority": _NUM_EXPR,
+        # protections filled inside the bar (docs/backtest.md, fill model items 9-13)
+        "protect": {
+            "type": "dict",
+            "schema": {
+                "stop_loss": _NUM_EXPR,
+                "take_profit": _NUM_EXPR,
+                "trailing_stop": _NUM_EXPR,
+                "time_stop": {"type": ["integer", "string"]},
+            },
+        },
     },
     "risk": {
         "kind": {"type": "string", "allowed": ["risk"], "required": True},
@@ -93,12 +104,33 @@ SCHEMAS: dict[str, dict] = {
             },
         },
         "vetoes": {"type": "list", "schema": _RULE},
+        # scoped protections: locks after stop-outs or poor trades, and the equity stop
+        "protections": {
+            "type": "list",
+            "schema": {
+                "type": "dict",
+                "schema": {
+                    "id": _ID, "why": _WHY,
+                    "type": {"type": "string", "required": True,
+                             "allowed": ["cooldown", "stop_outs", "low_profit", "equity_stop"]},
+                    "scope": {"type": "string", "allowed": ["symbol", "theme", "portfolio"]},
+                    "themes": {"type": "list", "schema": {"type": "string"}, "minlength": 1},
+                    "count": {"type": ["integer", "string"]},
+                    "window_bars": {"type": ["integer", "string"]},
+                    "lock_bars": {"type": ["integer", "string"]},
+                    "min_trades": {"type": ["integer", "string"]},
+                    "min_return": _NUM_OR_PARAM,
+                    "reduce_at": _NUM_OR_PARAM,
+                    "halt_at": _NUM_OR_PARAM,
+                },
+            },
+        },
     },
     "execution": {
         "kind": {"type": "string", "allowed": ["execution"], "required": True},
         "params": _PARAMS,
         "order": {"type": "dict", "schema": {"type": {"type": "string", "allowed": ["market", "limit"]},
-                                             "offset_bps": {"type": "number", "min": -1000, "max": 1000}}},
+                                             "offset_bps": {"type": "number", "min": -MAX_OFFSET_BPS, "max": MAX_OFFSET_BPS}}},
         "guards": {"type": "list", "schema": _RULE},
     },
 }

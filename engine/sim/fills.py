@@ -16,6 +16,7 @@ Fill model (docs/backtest.md lists it for users):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -47,14 +48,19 @@ class SimBroker:
     max_participation: float = 0.1
     rng: np.random.Generator | None = None
     fills: list[Fill] = field(default_factory=list)
+    cuts: "ParticipationCuts" = field(default_factory=lambda: ParticipationCuts())
+    # called with (t, symbols that opened a position, portfolio) after a bar's buys: the
+    # protections fix their levels at entry (engine/sim/protect.py)
+    on_entry: Callable[[int, np.ndarray, Portfolio], None] | None = None
 
     def _prices(self, t: int, idx: np.ndarray, q: np.ndarray, side: int, limit: np.ndarray | None,
-                tier) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                tier, price: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(fill price, fee rate, filled?, slippage reference price) of orders ``idx`` in bar t;
-        side +1 buy, -1 sell. The reference is the open, or the limit for a resting limit order
-        (it fills at its price: no slippage)."""
+        side +1 buy, -1 sell. The reference is the open (or ``price``: the last close for a
+        close-out, a stop's level), or the limit for a resting limit order (it fills at its
+        price: no slippage)."""
         m = self.market
-        px = m.open[t, idx]
+        px = m.open[t, idx] if price is None else price
         bar_usd = nan_to_num(m.volume[t, idx] * px)
         slip_bps = self.slippage.bps(m.spread_bps[t, idx], q * px, bar_usd, self.rng)
         fill_px = px * (1.0 + side * slip_bps / 1e4)
@@ -80,33 +86,15 @@ class SimBroker:
         sidx = (d.sell_qty > 0).nonzero()[0]
         bidx = (d.buy_qty > 0).nonzero()[0]
         now = int(m.times[t])
-        tier = self.fees.tier(now)
         limit = getattr(d, "limit_price", None)  # the dry run's replayed orders carry none
         out: list[Fill] = []
 
         if sidx.size:
-            sell = self._capped(t, sidx, d.sell_qty)
-            sell = _round(sell, self.size_increment[sidx], pf.qty[sidx])
-            keep = sell > 0
-            idx, q = sidx[keep], sell[keep]
-        if sidx.size and idx.size:
-            fill_px, fee_rate, filled, ref = self._prices(t, idx, q, -1, limit, tier)
-            idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
-            px = ref[filled]
-            notional = q * fill_px
-            fee = notional * fee_rate
-            pf.cash += float(notional.sum() - fee.sum())
-            pf.qty[idx] -= q
-            flat = idx[pf.qty[idx] <= self.size_increment[idx] * 1e-6]
-            pf.qty[flat] = 0.0
-            pf.exiting[flat] = False
-            for k, i in enumerate(idx.tolist()):
-                out.append(Fill(t, i, "sell", float(q[k]), float(fill_px[k]), float(fee[k]),
-                                float(q[k] * (px[k] - fill_px[k])), d.exit_rule[i]))
-                self.fees.record(now, float(notional[k]))
+            sell = self.capped(t, sidx, d.sell_qty)
+            out += self.sell(t, sidx, sell, pf, [d.exit_rule[i] for i in sidx.tolist()], limit)
 
         if bidx.size:
-            buy = self._capped(t, bidx, d.buy_qty)
+            buy = self.capped(t, bidx, d.buy_qty)
             inc = self.size_increment[bidx]
             # a buy cut by the participation cap is rounded down to the increment again
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -114,8 +102,8 @@ class SimBroker:
             keep = buy > 0
             idx, q = bidx[keep], buy[keep]
         if bidx.size and idx.size:
-            if sidx.size:  # this bar's sells count towards the tier its buys pay
-                tier = self.fees.tier(now)
+            # this bar's sells count towards the tier its buys pay
+            tier = self.fees.tier(now)
             fill_px, fee_rate, filled, ref = self._prices(t, idx, q, 1, limit, tier)
             idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
             px = ref[filled]
@@ -141,17 +129,94 @@ class SimBroker:
                 out.append(Fill(t, i, "buy", float(q[k]), float(fill_px[k]), float(fee[k]),
                                 float(q[k] * (fill_px[k] - px[k])), d.entry_rule[i]))
                 self.fees.record(now, float(notional[k]))
+            if self.on_entry is not None:
+                self.on_entry(t, idx[prev == 0], pf)
         self.fills.extend(out)
         return out
 
-    def _capped(self, t: int, idx: np.ndarray, qty: np.ndarray) -> np.ndarray:
+    def sell(self, t: int, sidx: np.ndarray, qty: np.ndarray, pf: Portfolio, rules: list[str],
+             limit: np.ndarray | None = None, price: np.ndarray | None = None) -> list[Fill]:
+        """Sell ``qty`` (aligned with ``sidx``, already capped) of symbols ``sidx`` in bar t at the
+        open (or at ``price``, aligned with ``sidx``), rounded to the increment, at the fee tier
+        reached before this sell. Returns the fills (not yet added to ``self.fills``)."""
+        now = int(self.market.times[t])
+        sell = _round(qty, self.size_increment[sidx], pf.qty[sidx])
+        keep = sell > 0
+        idx, q = sidx[keep], sell[keep]
+        if not idx.size:
+            return []
+        price = None if price is None else price[keep]
+        rules = [r for r, k in zip(rules, keep.tolist()) if k]
+        fill_px, fee_rate, filled, ref = self._prices(t, idx, q, -1, limit, self.fees.tier(now), price)
+        idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
+        rules = [r for r, k in zip(rules, filled.tolist()) if k]
+        px = ref[filled]
+        notional = q * fill_px
+        fee = notional * fee_rate
+        pf.cash += float(notional.sum() - fee.sum())
+        pf.qty[idx] -= q
+        flat = idx[pf.qty[idx] <= self.size_increment[idx] * 1e-6]
+        pf.qty[flat] = 0.0
+        pf.exiting[flat] = False
+        out = []
+        for k, i in enumerate(idx.tolist()):
+            out.append(Fill(t, i, "sell", float(q[k]), float(fill_px[k]), float(fee[k]),
+                            float(q[k] * (px[k] - fill_px[k])), rules[k]))
+            self.fees.record(now, float(notional[k]))
+        return out
+
+    def close_out(self, t: int, pf: Portfolio, rule: str = "close_at_end") -> list[Fill]:
+        """Sell every open position at bar t's close, with slippage and the taker fee like any
+        market sell (``backtest.close_at_end``; backtesting.py's ``finalize_trades``). No
+        participation cap: the run is over and the positions are closed whole, as there."""
+        m = self.market
+        idx = ((pf.qty > 0) & ~np.isnan(m.close[t])).nonzero()[0]
+        if not idx.size:
+            return []
+        out = self.sell(t, idx, pf.qty[idx].copy(), pf, [rule] * idx.size, price=m.close[t, idx])
+        self.fills.extend(out)
+        return out
+
+    def capped(self, t: int, idx: np.ndarray, qty: np.ndarray) -> np.ndarray:
         """Order quantities ``qty[idx]`` capped by the bar's volume participation; zero where
-        the product is not trading (a missing bar, or one without volume)."""
+        the product is not trading (a missing bar, or one without volume). Orders the cap cuts
+        are counted in ``self.cuts`` (the run's participation diagnostic)."""
         m = self.market
         opened, vol = m.open[t, idx], m.volume[t, idx]
         ok = ~np.isnan(opened) & (vol > 0)  # NaN volume compares False, as nan_to_num(vol) > 0
         vol_cap = np.where(np.isnan(vol), 0.0, vol) * self.max_participation
-        return np.where(ok, np.minimum(qty[idx], vol_cap), 0.0)
+        want = qty[idx]
+        out = np.where(ok, np.minimum(want, vol_cap), 0.0)
+        self.cuts.count(ok, want, out, opened)
+        return out
+
+
+@dataclass
+class ParticipationCuts:
+    """What the volume participation cap (fill model item 4) cut from the orders of a run."""
+
+    orders: int = 0  # orders on a trading bar (the cap could apply)
+    cut: int = 0  # of those, how many it cut
+    wanted_notional: float = 0.0  # of the cut orders, at the open
+    cut_notional: float = 0.0  # what the cap removed from them, at the open
+    max_cut_share: float = 0.0  # the largest share of one order it removed
+
+    def count(self, ok: np.ndarray, want: np.ndarray, got: np.ndarray, px: np.ndarray) -> None:
+        self.orders += int(np.count_nonzero(ok))
+        hit = ok & (got < want)
+        if not np.count_nonzero(hit):
+            return
+        w, g, p = want[hit], got[hit], px[hit]
+        self.cut += int(w.size)
+        self.wanted_notional += float((w * p).sum())
+        self.cut_notional += float(((w - g) * p).sum())
+        self.max_cut_share = max(self.max_cut_share, float(((w - g) / w).max()))
+
+    def as_dict(self, max_participation: float) -> dict:
+        return {"max_participation": max_participation, "orders": self.orders, "cut": self.cut,
+                "wanted_notional": self.wanted_notional, "cut_notional": self.cut_notional,
+                "cut_share": self.cut_notional / self.wanted_notional if self.wanted_notional > 0 else 0.0,
+                "max_cut_share": self.max_cut_share}
 
 
 def _round(qty: np.ndarray, inc: np.ndarray, held: np.ndarray) -> np.ndarray:

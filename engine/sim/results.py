@@ -125,4 +125,6 @@ def build_results(res: RunResult, run_info: dict) -> dict:
                      "size_mean": float(universe.sum(axis=1).mean())},
         "run": run_info,
         **book,
+        # what the volume participation cap cut (a backtest counts it; a live-clock session has none)
+        **({"participation": res.stats["participation"]} if "participation" in (res.stats or {}) else {}),
     }

@@ -18,6 +18,8 @@ class SimSettings:
     slippage: SlippageModel = SlippageModel()
     max_participation: float = 0.1
     seed: int = 42
+    # sell every open position at the last bar's close (else they are marked there, still open)
+    close_at_end: bool = False
     start: int = 0  # first bar index
     stop: int | None = None  # one past the last bar index
 
@@ -33,6 +35,7 @@ class SimSettings:
                                    float(slip.get("noise_bps", 0.0))),
             max_participation=float(backtest.get("max_participation", 0.1)),
             seed=int(seed),
+            close_at_end=bool(backtest.get("close_at_end", False)),
         )
 
     @classmethod

@@ -33,3 +33,41 @@ def run_cli(args: list[str], cwd: Path | None = None, env: dict | None = None, t
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *args], cwd=cwd or PROJECT_ROOT,
                           capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+# ---- validate's verdict against the run's (tests/test_validate_agrees.py) --------------------------
+CHECK_ENV = {"COINBASE_API_KEY": "organizations/test/apiKeys/VERDICT-KEY", "COINBASE_API_SECRET": "verdict-secret-value"}
+
+
+def validate_verdict(overrides: list[str]) -> list[str]:
+    """The problems (code and key) mode=validate prints for these overrides ([] = config OK)."""
+    from engine.config.entry import compose, run_check
+
+    with_mode = ["mode=validate", *overrides]
+    return [f"{p.code} {p.path}" for p in run_check(compose(with_mode), CHECK_ENV, overrides=with_mode).problems]
+
+
+def start_verdict(overrides: list[str]) -> tuple[str, list[str]] | None:
+    """Start a backtest as run.py does, up to its first bar: None, or (the user error's kind, its
+    problem codes). Any other exception propagates: a traceback is a failure of its own."""
+    import logging
+
+    from engine.config import ConfigError
+    from engine.config.entry import compose, prepare_run
+    from engine.cycle.prepare import prepare
+    from engine.errors import user_error_types
+    from engine.modes.setup import backtest_settings, load_rules, market_for
+
+    with_mode = ["mode=backtest", *overrides]
+    try:
+        cfg = prepare_run(compose(with_mode), logging.getLogger("rulebook.verdict"), env=CHECK_ENV,
+                          overrides=with_mode).config
+        market = market_for(cfg)
+        rules = load_rules(cfg)
+        backtest_settings(cfg, market)
+        prepare(market, rules)
+    except ConfigError as exc:
+        return "config", [f"{p.code} {p.path}" for p in exc.report.problems]
+    except user_error_types() as exc:
+        return type(exc).__name__, [str(exc)]
+    return None
