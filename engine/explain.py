@@ -1,6 +1,7 @@
 """Answer "why was SYMBOL (not) bought or sold at TIME?" from a run's output directory.
 
     python run.py mode=explain explain.run_dir=outputs/... explain.symbol=SOL/USDC explain.time=2024-11-02T14:00
+    python run.py mode=explain mode.state=paper explain.symbol=SOL/USDC explain.time=...   # a paper account
 
 Reads ``trace.npz`` (every rule's verdict per symbol and bar, written and read by
 engine/trace.py) and ``results.json`` (fills, the run's config), reloads the rule
@@ -350,15 +351,51 @@ def explain(run_dir: Path | str, symbol: str, time: str) -> str:
 def main(cfg: Mapping[str, Any]) -> str:
     """Entry point of ``mode=explain``: prints (and returns) the answer."""
     ex = cfg.get("explain") or {}
-    missing = [k for k in ("run_dir", "symbol", "time") if not ex.get(k)]
+    account = (cfg.get("mode") or {}).get("state")
+    missing = [k for k in ("run_dir", "symbol", "time") if not ex.get(k) and not (k == "run_dir" and account)]
     if missing:
         raise UserError(f"mode=explain needs {', '.join('explain.' + k for k in missing)}; e.g. "
-                        "explain.run_dir=outputs/2024-01-01/12-00-00 explain.symbol=SOL/USDC explain.time=2024-11-02T14:00")
-    from engine.paths import project_path
+                        "explain.run_dir=outputs/2024-01-01/12-00-00 explain.symbol=SOL/USDC explain.time=2024-11-02T14:00 "
+                        "(or mode.state=paper for the paper account's state file)")
+    if ex.get("run_dir"):
+        from engine.paths import project_path
 
-    run_dir = Path(str(ex["run_dir"]))
-    if not run_dir.is_absolute():
-        run_dir = project_path(str(run_dir))
-    text = explain(run_dir, str(ex["symbol"]), str(ex["time"]))
+        run_dir = Path(str(ex["run_dir"]))
+        if not run_dir.is_absolute():
+            run_dir = project_path(str(run_dir))
+        text = explain(run_dir, str(ex["symbol"]), str(ex["time"]))
+    else:
+        text = explain_account(cfg, str(account), str(ex["symbol"]), str(ex["time"]))
     print(text, end="")
     return text
+
+
+def explain_account(cfg: Mapping[str, Any], mode: str, symbol: str, time: str) -> str:
+    """explain on a dry_run, paper or live account, from its state file (live.state_dir,
+    live.account): the trace its cycles stored, over the bars it decided on."""
+    import tempfile
+
+    from engine.live.report import write_explainable
+    from engine.live.settings import LiveSettings
+    from engine.live.store import StateStore
+    from engine.modes.setup import load_rules
+    from engine.modes.shadow import state_mode
+    from engine.sim.settings import SimSettings
+
+    mode = state_mode({"mode": {"state": mode}})
+    path = LiveSettings.from_mapping(cfg.get("live")).state_path(mode)
+    if not path.exists():
+        raise UserError(f"mode.state={mode}: no state file at {path} (live.state_dir / live.account); "
+                        f"run mode={mode} first, or give explain.run_dir")
+    outside = leaves_root(path.parent, path)
+    if outside is not None:
+        raise UserError(f"{path} is a symbolic link that leads outside live.state_dir (to {outside}); "
+                        f"expected the {mode} state file itself")
+    store = StateStore(path)
+    try:
+        with tempfile.TemporaryDirectory(prefix="rulebook-explain-") as tmp:
+            if not write_explainable(store, load_rules(cfg), SimSettings.from_run_config(cfg), dict(cfg), tmp):
+                raise UserError(f"{path} holds no cycle yet: nothing to explain")
+            return explain(tmp, symbol, time)
+    finally:
+        store.close()

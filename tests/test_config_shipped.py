@@ -73,7 +73,7 @@ def test_mode_files_only_name_the_mode():
     for path in paths:
         doc = yaml.safe_load(path.read_text())
         assert doc["name"] == path.stem
-        assert set(doc) <= {"name", "target"}
+        assert set(doc) <= {"name", "target", "state"}  # state: the account shadow / explain read
 
 
 @pytest.mark.parametrize("risk,live", list(itertools.product(RISKS, LIVE_GROUPS)))

@@ -40,7 +40,9 @@ BacktestResult = RunResult
 MIN_BLOCK, MAX_BLOCK = 32, 2048
 
 
-def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True) -> BacktestResult:
+def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True, observe=None) -> BacktestResult:
+    """``observe(d)``: called with every decision ``decide`` returned (quiet bars skipped by the
+    fast path decide nothing): the parity harness reads the orders a run decided from it."""
     m = p.market
     n = m.n_symbols
     start = s.start
@@ -125,6 +127,8 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         halts = apply_change(pf, change)
         decided += 1
         trace.record(d)
+        if observe is not None:
+            observe(d)
         if d.has_orders:
             pending = d
         t += 1

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.paths import project_root
 
-from . import data_span, deprecations, overrides as cli_overrides, paths, rule_params, sanity, schema, symbol_keys
+from . import data_span, deprecations, overrides as cli_overrides, paths, rule_params, run_inputs, sanity, schema, symbol_keys
 from .problems import ConfigProblem, ConfigReport
 from .secrets import find_secret_values, scrub, secret_values, _walk
 
@@ -63,7 +63,8 @@ def _scrubbed(p: ConfigProblem, secrets: list[str]) -> ConfigProblem:
 
 
 def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
-           symbol_themes: Mapping[str, str] | None, rules_root: Path, overrides: Sequence[str]) -> ConfigReport:
+           symbol_themes: Mapping[str, str] | None, rules_root: Path, overrides: Sequence[str],
+           inputs: bool = False) -> ConfigReport:
     if not isinstance(cfg, dict):
         return ConfigReport(config={}, mode=mode, problems=schema.validate(cfg))
     problems: list[ConfigProblem] = []
@@ -95,6 +96,8 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
     # last: a sanity check says more (a reversed window) than "the window holds no bars"
     problems += data_span.check_data_span(migrated, target, [p.path for p in problems])
     warnings += sanity_warnings
+    if inputs:
+        problems += run_inputs.check(migrated, target, rules_root, [p.path for p in problems])
     secrets = secret_values(cfg, env)
     return ConfigReport(config=migrated, mode=mode if target == mode else f"{mode} (as {target})",
                         problems=[_scrubbed(p, secrets) for p in problems],
@@ -103,7 +106,7 @@ def _check(cfg: Any, mode: str, env: Mapping[str, str], live_requirements: bool,
 
 def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requirements: bool = True,
                  symbol_themes: Mapping[str, str] | None = None, rules_root: str | Path | None = None,
-                 overrides: Sequence[str] = ()) -> ConfigReport:
+                 overrides: Sequence[str] = (), inputs: bool = False) -> ConfigReport:
     """Check a composed config (a plain dict, Hydra's `hydra` key removed) for `mode`.
 
     env: the process environment (os.environ); only read, and only for the variables the config
@@ -113,11 +116,13 @@ def check_config(cfg: dict, *, mode: str, env: Mapping[str, str], live_requireme
     compared with the largest theme cap. rules_root: where a relative rules_dir is found (default:
     the project root, where run.py lives); params overrides are checked against each rule file's
     params. overrides: the command line's Hydra overrides (those that would silently do nothing are
-    refused: engine/config/overrides.py). Never raises on bad input.
+    refused: engine/config/overrides.py). inputs: also read what a run would read (every rule file,
+    every error at once; a backtest's market data and window): engine/config/run_inputs.py,
+    mode=validate. Never raises on bad input.
     """
     root = Path(rules_root) if rules_root is not None else project_root()
     try:
-        return _check(cfg, mode, env, live_requirements, symbol_themes, root, overrides)
+        return _check(cfg, mode, env, live_requirements, symbol_themes, root, overrides, inputs)
     except Exception as exc:  # a bug here must still give the caller a clean, refusing report
         return ConfigReport(config={}, mode=str(mode), problems=[ConfigProblem(
             "internal_error", "", type(exc).__name__, "a clean check",

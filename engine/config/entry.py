@@ -55,19 +55,20 @@ def _mode_of(plain: dict, mode: str | None) -> str:
 
 def run_check(cfg: Any, env: Mapping[str, str] | None = None, *, mode: str | None = None,
               live_requirements: bool = True, symbol_themes: Mapping[str, str] | None = None,
-              overrides: Sequence[str] = ()) -> ConfigReport:
+              overrides: Sequence[str] = (), inputs: bool = False) -> ConfigReport:
     plain, problems = to_plain(cfg)
     env = os.environ if env is None else env
     if problems:
         return ConfigReport(config=plain, problems=problems, mode=_mode_of(plain, mode))
     return check_config(plain, mode=_mode_of(plain, mode), env=env, live_requirements=live_requirements,
-                        symbol_themes=symbol_themes, overrides=overrides)
+                        symbol_themes=symbol_themes, overrides=overrides, inputs=inputs)
 
 
 def validate_entry(cfg: Any, env: Mapping[str, str] | None = None, *, mode: str | None = None,
                    live_requirements: bool = True, out: TextIO | None = None, overrides: Sequence[str] = ()) -> int:
-    """mode=validate: print every problem and warning, return the exit code (0 sound, 1 not)."""
-    report = run_check(cfg, env, mode=mode, live_requirements=live_requirements, overrides=overrides)
+    """mode=validate: print every problem and warning, return the exit code (0 sound, 1 not); it
+    also reads the inputs a run reads (every rule file, a backtest's data source and window)."""
+    report = run_check(cfg, env, mode=mode, live_requirements=live_requirements, overrides=overrides, inputs=True)
     print(report.format(), file=out or sys.stdout)
     return 0 if report.ok else 1
 

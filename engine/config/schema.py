@@ -14,6 +14,7 @@ from typing import Any
 
 from cerberus import TypeDefinition, Validator, errors
 
+from engine.live.settings import CLOCKS
 from engine.market.data import TIMEFRAME_MS
 from engine.market.products import THEME_RE
 from engine.market.sample import MAX_SYMBOLS as SAMPLE_MAX_SYMBOLS, MIN_BARS as SAMPLE_MIN_BARS
@@ -92,6 +93,8 @@ MODE = {
     "name": _str(required=True, allowed=list(MODES)),
     # mode=validate / explain may say which run mode's requirements to check (e.g. target=live).
     "target": _str(nullable=True, allowed=list(RUN_MODES)),
+    # mode=shadow / explain: the live-clock account whose state file they read
+    "state": _str(nullable=True, allowed=list(LIVE_CLOCK_MODES)),
 }
 
 FEE_TIER = _dict({
@@ -157,7 +160,7 @@ EXCHANGE = {
         "host": _str(empty=False),
         "port": _int(0, 65535),
         "seed": _int(0),
-        "speed": _num(gt=0),
+        "speed": _num(gt=0, nullable=True),  # null: step mode (moved by live.clock=step)
         "products": _int(1),
         "quote_currency": _str(regex=r"^[A-Z0-9]{2,10}$", meta="a currency code like 'USDC'"),
         "starting_balance": _num(None, MAX_AMOUNT, gt=0),
@@ -321,7 +324,7 @@ LIVE = {
     "max_symbols": _int(1),
     "history_bars": _int(2, MAX_WINDOW_BARS),
     "initial_cash": _num(None, MAX_AMOUNT, gt=0, nullable=True),
-    "clock": _str(allowed=["auto", "wall", "sim"]),
+    "clock": _str(allowed=list(CLOCKS)),
     "sim_speed": _num(gt=0, nullable=True),
     "sim_origin_ms": _int(0, nullable=True),
     "sim_origin_wall_s": _num(0, nullable=True),

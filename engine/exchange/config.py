@@ -77,7 +77,7 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     seed: int = 7
-    speed: float = 60.0  # simulated seconds per wall second
+    speed: float | None = 60.0  # simulated seconds per wall second; None: step mode (live.clock=step moves it)
     products: int = 8
     quote_currency: str = "USDC"
     starting_balance: float = 100_000.0

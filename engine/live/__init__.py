@@ -2,7 +2,8 @@
 
 Public API: :func:`engine.live.loop.run_session` (one bounded session), :class:`LiveSettings`,
 :class:`StateStore` (the SQLite state file), :func:`engine.live.shadow.compare` (replay a
-dry_run as a backtest and list every decision that differs).
+dry_run, paper or live account as a backtest and list every decision that differs). The exact
+three-mode comparison is engine/modes/parity.py.
 """
 from .errors import LiveError
 from .settings import LiveSettings

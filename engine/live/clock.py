@@ -1,4 +1,6 @@
-"""The mode's clock: wall time on a real exchange, the emulator's accelerated time offline.
+"""The mode's clock: wall time on a real exchange, the emulator's accelerated time offline,
+or the emulator's market moved bar by bar on demand (``StepClock``: replays as fast as the
+loop decides, no sleeping; the parity harness, engine/parity.py).
 
 Cycles align to bar closes on this clock. A simulated clock either reads the in-process
 emulator directly or, for an emulator in another process, extrapolates from the newest
@@ -55,6 +57,29 @@ class SimClock:
 
     def sleep_until(self, target_ms: int, stop: Callable[[], bool]) -> None:
         _sleep_until(self, target_ms, stop)
+
+
+class StepClock:
+    """The in-process emulator's market in step mode (``exchange.emulator.speed: null``): waiting
+    for a bar close moves the market to it at once. A session on this clock replays the
+    emulator's bars as fast as it can decide, deterministically (no wall time reaches a decision)."""
+
+    settle_ms = 0
+    speed = float("inf")  # no wall time passes between bars
+
+    def __init__(self, emulator):
+        self.emulator = emulator
+
+    def now_ms(self) -> int:
+        return int(self.emulator.market.now_ms())
+
+    def resume_at(self, ms: int) -> None:
+        self.sleep_until(ms, lambda: False)
+
+    def sleep_until(self, target_ms: int, stop: Callable[[], bool]) -> None:
+        m = self.emulator.market
+        if not stop() and self.now_ms() < target_ms:
+            self.emulator.advance(-(-(target_ms - self.now_ms()) // m.step_ms))  # whole steps, rounded up
 
 
 def _sleep_until(clock, target_ms: int, stop: Callable[[], bool]) -> None:

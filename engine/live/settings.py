@@ -12,7 +12,7 @@ from engine.live.notify.settings import NotifySettings
 from engine.paths import project_path
 
 OPEN_ORDER_POLICIES = ("cancel", "keep")
-CLOCKS = ("auto", "wall", "sim")
+CLOCKS = ("auto", "wall", "sim", "step")  # step: the in-process emulator moved bar by bar (engine/live/clock.py)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""Shadow comparison: replay a dry_run's period as a backtest on the very bars it decided on,
-and report every decision that differs (regime, which symbols were bought or sold, fills).
+"""Shadow comparison: replay a dry_run's, paper's or live account's period as a backtest on the
+very bars it decided on, and report every decision that differs (regime, which symbols were
+bought or sold, fills).
 
-The dry_run's virtual portfolio fills like the backtest, so on a clean run the two agree
-exactly; a difference means live and backtest would diverge (stale quotes, skipped bars,
-changed rules, different data) and is caught before money is at risk.
+The dry_run's virtual portfolio and paper's simulated broker fill like the backtest, so on a
+clean run the two agree exactly; a difference means live and backtest would diverge (stale
+quotes, skipped bars, changed rules, different data) and is caught before money is at risk.
+A live account's fills are the exchange's: they differ from the fill model's by what the market
+really did (and its burn-in scales entries), which is what its shadow shows.
 """
 from __future__ import annotations
 
@@ -41,19 +44,20 @@ def stored_market(store: StateStore, pad: bool = True) -> MarketData:
     # state files from before the table recorded only the exchange's
     used = store.get("state", "product_facts")
     info = tuple(SymbolInfo(**i) for i in (used["info"] if used else meta["info"]))
-    return MarketData(meta["timeframe"], times, tuple(symbols), *cols, info=info, source="live:dry_run")
+    return MarketData(meta["timeframe"], times, tuple(symbols), *cols, info=info, source=f"live:{meta['mode']}")
 
 
-def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any], replay: Callable) -> dict:
+def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any], replay: Callable, mode: str = "dry_run") -> dict:
     """``replay(prepared, settings)``: the backtest (engine/modes passes ``run_backtest``; live
-    imports nothing from engine/backtest)."""
+    imports nothing from engine/backtest). ``mode``: the account's mode (dry_run, paper, live);
+    the differences name the account's side by it."""
     meta = store.get("meta", "session")
-    if meta is None or meta.get("mode") != "dry_run":
-        raise LiveError(f"{store.path} is not a dry_run state file (found mode {None if meta is None else meta.get('mode')!r}); "
-                        "the shadow comparison replays a dry_run")
+    if meta is None or meta.get("mode") != mode:
+        raise LiveError(f"{store.path} is not a {mode} state file (found mode {None if meta is None else meta.get('mode')!r}); "
+                        f"the shadow comparison replays the {mode} account it was asked for (mode.state)")
     cycles = store.rows("SELECT t, regime, rules_hash FROM cycles ORDER BY t")
     if not cycles:
-        raise LiveError(f"{store.path} holds no cycle yet; run mode=dry_run first")
+        raise LiveError(f"{store.path} holds no cycle yet; run mode={mode} first")
     market = stored_market(store)
     p = prepare(market, rules)
     start, last = cycles[0]["t"], cycles[-1]["t"]
@@ -64,9 +68,9 @@ def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any], replay: C
     sym = market.symbols
     diffs: list[dict] = []
 
-    def diff(t: int, what: str, symbol: str | None, dry: Any, back: Any) -> None:
+    def diff(t: int, what: str, symbol: str | None, mine: Any, back: Any) -> None:
         diffs.append({"t": int(t), "time": iso_utc(int(market.times[t])), "what": what, "symbol": symbol,
-                      "dry_run": dry, "backtest": back})
+                      mode: mine, "backtest": back})
 
     recorded = {c["t"]: c for c in cycles}
     for t in range(start, last + 1):
@@ -92,10 +96,10 @@ def compare(store: StateStore, rules: RuleSet, cfg: Mapping[str, Any], replay: C
             diff(key[0], "fill", f"{key[1]} {key[2]}", a, b)
     hashes = sorted({c["rules_hash"] for c in cycles})
     return {
-        "state_file": str(store.path), "cycles": len(cycles), "start": iso_utc(int(market.times[start])),
+        "state_file": str(store.path), "mode": mode, "cycles": len(cycles), "start": iso_utc(int(market.times[start])),
         "end": iso_utc(int(market.times[last])), "differences": diffs, "n_differences": len(diffs),
         "rule_versions_during_run": hashes,
-        "backtest_fills": len(res.fills), "dry_run_fills": len(df),
+        "backtest_fills": len(res.fills), f"{mode}_fills": len(df),
         "_result": res,
     }
 

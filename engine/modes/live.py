@@ -14,7 +14,7 @@ from engine import run_warnings
 from engine.exchange.adapter import ExchangeAdapter
 from engine.exchange.config import ExchangeConfig
 from engine.exchange.errors import ExchangeError
-from engine.live.clock import SimClock, WallClock
+from engine.live.clock import SimClock, StepClock, WallClock
 from engine.live.errors import LiveError
 from engine.live.loop import Session
 from engine.live.report import live_results
@@ -37,9 +37,18 @@ def exchange_config(cfg: Mapping[str, Any]) -> ExchangeConfig:
 def make_clock(settings: LiveSettings, xcfg: ExchangeConfig, adapter):
     kind = settings.clock
     if kind == "auto":
-        kind = "sim" if (adapter.emulator is not None or settings.sim_origin_ms is not None) else "wall"
+        if adapter.emulator is not None and not adapter.emulator.market.speed:
+            kind = "step"  # an in-process emulator in step mode moves only when the session asks
+        else:
+            kind = "sim" if (adapter.emulator is not None or settings.sim_origin_ms is not None) else "wall"
     if kind == "wall":
         return WallClock(settings.settle_s)
+    if kind == "step":
+        emu = adapter.emulator
+        if emu is None or emu.market.speed:
+            raise LiveError("live.clock=step moves the in-process emulator's market bar by bar: it needs "
+                            "exchange=local_sim (emulator.autostart) with exchange.emulator.speed=null")
+        return StepClock(emu)
     speed = settings.sim_speed or xcfg.emulator.speed
     emu = adapter.emulator
     if emu is not None:

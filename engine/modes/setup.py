@@ -97,14 +97,22 @@ def market_and_features(cfg: Mapping[str, Any]):
     return shared.market, shared
 
 
-def load_rules(cfg: Mapping[str, Any]) -> RuleSet:
+def load_rules(cfg: Mapping[str, Any], gather: bool = False) -> RuleSet:
+    """The run's rule set (``gather``: raise every rule-file error at once, as mode=validate does)."""
+    files, params = rule_sources(cfg)
+    return load_ruleset(rules_path(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None,
+                        gather=gather)
+
+
+def rule_sources(cfg: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, dict]]:
+    """The rule files a config names (kind -> path under rules_dir) and its params overrides."""
     files: dict[str, str] = {}
     params: dict[str, dict] = {}
     for g in RULE_GROUPS:
         section = cfg.get(g) or {}
         files[g] = section.get("file") or f"{g}.yaml"
         params[g] = dict(section.get("params") or {})
-    return load_ruleset(rules_path(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None)
+    return files, params
 
 
 def window(market: MarketData, bt_cfg: Mapping[str, Any]) -> tuple[int, int]:

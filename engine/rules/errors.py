@@ -54,3 +54,18 @@ class RuleError(Exception):
             src_line = self.source.splitlines()[self.line - 1] if self.source else ""
             text += f"\n    {src_line}\n    {' ' * max((self.col or 1) - 1, 0)}^"
         return text
+
+
+class RuleErrors(RuleError):
+    """Every error found in the rule files at once (``load_ruleset(..., gather=True)``, mode=validate);
+    it reads as its first error, and ``errors`` holds them all, in file order."""
+
+    def __init__(self, errors: list[RuleError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.where, first.message, source=first.source, line=first.line, col=first.col,
+                         expected=first.expected)
+        self.args = ("\n".join(e.format() for e in self.errors),)
+
+    def __str__(self) -> str:
+        return self.args[0]

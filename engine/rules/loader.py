@@ -24,7 +24,9 @@ from engine.paths import leaves_root
 from engine.validators import validator
 
 from engine.rules.bounds import MAX_COUNT_BARS, MAX_TTL_MS, MAX_TTL_TEXT
-from engine.rules.errors import RuleError, Where
+from contextlib import contextmanager
+
+from engine.rules.errors import RuleError, RuleErrors, Where
 from engine.rules.expr import BOOL, CYCLE, CONST, NUM, Expr, Namespace, compile_expression
 from engine.rules.names import KIND_NAMES, types
 from engine.rules.schema import SCHEMAS
@@ -359,18 +361,41 @@ def _locate(data: Any, path: tuple) -> tuple[str, int | None]:
     return rule, line
 
 
-def _validate(data: dict, kind: str, label: str) -> None:
+def _validate(data: dict, kind: str, label: str, every: bool = False) -> None:
+    """Raise the file's first schema error (``every``: all of them, as one RuleErrors)."""
     schema = SCHEMAS[kind]
     v = validator(f"rules:{kind}", schema)
     if v.validate(data):
         return
     leaves = sorted(_leaf_errors(v._errors), key=lambda e: _locate(data, e.document_path)[1] or 0)
-    first = leaves[0]
-    rule, line = _locate(data, first.document_path)
-    message, expected = _describe_error(first, schema)
-    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first.document_path).replace(".[", "[")
-    more = f" (and {len(leaves) - 1} more problem(s) in this file)" if len(leaves) > 1 else ""
-    raise RuleError(Where(label, rule, path, line), message + more, expected=expected)
+    errors = []
+    for leaf in leaves:
+        rule, line = _locate(data, leaf.document_path)
+        message, expected = _describe_error(leaf, schema)
+        path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in leaf.document_path).replace(".[", "[")
+        more = f" (and {len(leaves) - 1} more problem(s) in this file)" if len(leaves) > 1 and not every else ""
+        errors.append(RuleError(Where(label, rule, path, line), message + more, expected=expected))
+        if not every:
+            raise errors[0]
+    raise RuleErrors(errors)
+
+
+class _Sink:
+    """Where a rule file's errors go: raised at once (loading for a run), or gathered so that
+    mode=validate reports every one (``gather``). A failing part is skipped; the parts after it
+    still run."""
+
+    def __init__(self, gather: bool):
+        self.errors: list[RuleError] | None = [] if gather else None
+
+    @contextmanager
+    def part(self):
+        try:
+            yield
+        except RuleError as e:
+            if self.errors is None:
+                raise
+            self.errors.extend(e.errors if isinstance(e, RuleErrors) else [e])
 
 
 FINITE = "a finite number (NaN and infinity are not allowed)"
@@ -496,8 +521,10 @@ def parse_duration_ms(value: Any, where: Where, what: str) -> int:
 
 
 class _FileCompiler:
-    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...], timeframe: str | None = None):
+    def __init__(self, label: str, kind: str, params: dict, regimes: tuple[str, ...], timeframe: str | None = None,
+                 sink: _Sink | None = None):
         self.label, self.kind, self.params, self.regimes = label, kind, params, regimes
+        self.sink = sink or _Sink(False)
         self.timeframe = timeframe  # the file's `timeframe:` (regime files): every rule reads those bars
         self.seen: dict[str, int | None] = {}  # rule id -> its line (ids are unique per file)
 
@@ -522,20 +549,24 @@ class _FileCompiler:
         out = []
         ns = self.ns(names_key)
         for item in items:
-            rid = self.claim(item)
-            regimes = self.regime_scope(item)
-            if regimes is not None and self.regimes:
-                for r in regimes:
-                    if r not in self.regimes:
-                        raise RuleError(self.where(item, "regimes"),
-                                        f"regime '{r}' is not defined by the regime file{_did_you_mean(r, self.regimes)}",
-                                        expected="one of " + ", ".join(self.regimes))
-            where = self.where(item, "when")
-            expr = compile_expression(item["when"], ns, where, want=BOOL)
-            why = item.get("why", "")
-            self.check_template(why, item)
-            out.append(Rule(rid, expr, where, tuple(regimes) if regimes else None, why, str(item["when"])))
+            with self.sink.part():  # one rule's error does not hide the next rule's
+                out.append(self._rule(item, ns))
         return out
+
+    def _rule(self, item: Mapping, ns: Namespace) -> Rule:
+        rid = self.claim(item)
+        regimes = self.regime_scope(item)
+        if regimes is not None and self.regimes:
+            for r in regimes:
+                if r not in self.regimes:
+                    raise RuleError(self.where(item, "regimes"),
+                                    f"regime '{r}' is not defined by the regime file{_did_you_mean(r, self.regimes)}",
+                                    expected="one of " + ", ".join(self.regimes))
+        where = self.where(item, "when")
+        expr = compile_expression(item["when"], ns, where, want=BOOL)
+        why = item.get("why", "")
+        self.check_template(why, item)
+        return Rule(rid, expr, where, tuple(regimes) if regimes else None, why, str(item["when"]))
 
     def regime_scope(self, item: Mapping) -> list[str] | None:
         """The rule's ``regimes:``: a literal list or ``params.x`` naming a list param. An empty
@@ -564,7 +595,7 @@ class _FileCompiler:
         return compile_expression(src, self.ns(names_key), where, want=want)
 
 
-def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any] | None):
+def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any] | None, every: bool = False):
     path = Path(rel) if Path(rel).is_absolute() else rules_dir / rel
     label = f"rules/{rel}" if not Path(rel).is_absolute() else str(path)
     outside = leaves_root(rules_dir, path)
@@ -580,7 +611,7 @@ def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any
         raise RuleError(Where(label, "", "kind", data.line_of("kind")), f"kind is {data.get('kind')!r}",
                         expected=f"kind: {kind} (this file is given as the {kind} file)")
     _check_finite(data, label)  # first: NaN would pass the schema's ranges, -inf fail them unclearly
-    _validate(data, kind, label)
+    _validate(data, kind, label, every)
     params = _merge_params(data.get("params") or {}, overrides, label)
     return data, label, params, hashlib.sha256(text.encode()).hexdigest()
 
@@ -597,94 +628,123 @@ def load_ruleset(
     files: Mapping[str, str],
     params: Mapping[str, Mapping[str, Any]] | None = None,
     book: Mapping[str, Any] | None = None,
+    gather: bool = False,
 ) -> RuleSet:
     """Load the five rule files. ``files`` maps kind -> path relative to ``rules_dir``;
     ``params`` maps kind -> overrides of that file's params (from the Hydra config). ``book``
-    (the config's ``book`` section): several strategy files instead of ``files["strategy"]``."""
+    (the config's ``book`` section): several strategy files instead of ``files["strategy"]``.
+    ``gather``: on errors, raise one :class:`RuleErrors` holding every error of every file (each
+    schema error, each rule, each cap, halt and protection), not only the first (mode=validate)."""
     rules_dir = Path(rules_dir)
     params = params or {}
     hashes: dict[str, str] = {}
     missing = [k for k in KINDS if k not in files and not (k == "strategy" and book is not None)]
     if missing:
         raise RuleError(Where("config"), f"no rule file given for {', '.join(missing)}")
+    sink = _Sink(gather)
+    part = sink.part
+    labels: tuple[str, ...] = ()  # a broken regime file: the others' regime names are not checked
+    regime = universe = strategy = risk = execution = book_rules = None
 
     # regime first: its labels are what the other files may name
-    data, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "regime", p, (), data.get("timeframe"))
-    regime_rules = fc.rules(data["regimes"], "regime")
-    default = data["default"]
-    regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
-                         _at(data, "index", "exclude_themes", label), data.get("timeframe"))
-    labels = regime.labels
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["regime"], "regime", params.get("regime"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "regime", p, (), data.get("timeframe"), sink)
+        regime_rules = fc.rules(data["regimes"], "regime")
+        default = data["default"]
+        regime = RegimeRules(regime_rules, default, tuple((data.get("index") or {}).get("exclude_themes", [])), p,
+                             _at(data, "index", "exclude_themes", label), data.get("timeframe"))
+        labels = regime.labels
 
-    data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "universe", p, labels)
-    filters = fc.rules(data.get("filters") or [], "universe")
-    rank = data.get("rank") or {}
-    rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
-    w_top = _at(data, "rank", "top", label)
-    top = _positive_int(_resolve(rank["top"], p, w_top, "rank.top"), w_top, "rank.top") if "top" in rank else 10**9
-    cache = data.get("cache") or {}
-    w_ttl = _at(data, "cache", "ttl", label)
-    ttl = parse_duration_ms(cache.get("ttl", "1h"), w_ttl, "cache.ttl")
-    universe = UniverseRules(filters, rank_by, bool(rank.get("descending", True)), top, ttl,
-                             bool(cache.get("rebuild_on_regime_change", True)), p)
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["universe"], "universe", params.get("universe"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "universe", p, labels, sink=sink)
+        filters = fc.rules(data.get("filters") or [], "universe")
+        rank = data.get("rank") or {}
+        rank_by, top, ttl = None, 10**9, 0
+        with part():
+            rank_by = fc.expr(rank["by"], "universe", _at(data, "rank", "by", label), NUM) if "by" in rank else None
+        with part():
+            w_top = _at(data, "rank", "top", label)
+            top = _positive_int(_resolve(rank["top"], p, w_top, "rank.top"), w_top, "rank.top") if "top" in rank else 10**9
+        cache = data.get("cache") or {}
+        with part():
+            w_ttl = _at(data, "cache", "ttl", label)
+            ttl = parse_duration_ms(cache.get("ttl", "1h"), w_ttl, "cache.ttl")
+        universe = UniverseRules(filters, rank_by, bool(rank.get("descending", True)), top, ttl,
+                                 bool(cache.get("rebuild_on_regime_change", True)), p)
 
-    book_rules = None
-    if book is None:
-        strategy = _load_strategy(rules_dir, files["strategy"], params.get("strategy"), labels, hashes)
-    else:
-        book_rules = _load_book(rules_dir, book, labels, hashes)
-        strategy = _book_strategy(book_rules)
+    with part():
+        if book is None:
+            strategy = _load_strategy(rules_dir, files["strategy"], params.get("strategy"), labels, hashes, sink)
+        else:
+            book_rules = _load_book(rules_dir, book, labels, hashes)
+            strategy = _book_strategy(book_rules)
 
-    data, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "risk", p, labels)
-    caps = [_cap(c, fc, p) for c in data.get("caps") or []]
-    halts = []
-    for hd in data.get("halts") or []:
-        rule = fc.rules([hd], "risk.halts")[0]
-        w_cd = fc.where(hd, "cooldown_bars")
-        cd = _positive_int(_resolve(hd.get("cooldown_bars", 1), p, w_cd, "cooldown_bars"), w_cd, "cooldown_bars")
-        halts.append(Halt(rule, hd["action"], cd))
-    vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes")
-    locks = []
-    for pd in data.get("protections") or []:
-        got = _protection(pd, fc, p)
-        (halts if isinstance(got, list) else locks).extend(got if isinstance(got, list) else [got])
-    risk = RiskRules(caps, halts, vetoes, p, locks)
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["risk"], "risk", params.get("risk"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "risk", p, labels, sink=sink)
+        caps = []
+        for c in data.get("caps") or []:
+            with part():
+                caps.append(_cap(c, fc, p))
+        halts = []
+        for hd in data.get("halts") or []:
+            with part():
+                rules = fc.rules([hd], "risk.halts")
+                if rules:  # (gathering: its error is already recorded)
+                    w_cd = fc.where(hd, "cooldown_bars")
+                    cd = _positive_int(_resolve(hd.get("cooldown_bars", 1), p, w_cd, "cooldown_bars"), w_cd,
+                                       "cooldown_bars")
+                    halts.append(Halt(rules[0], hd["action"], cd))
+        vetoes = fc.rules(data.get("vetoes") or [], "risk.vetoes")
+        locks = []
+        for pd in data.get("protections") or []:
+            with part():
+                got = _protection(pd, fc, p)
+                (halts if isinstance(got, list) else locks).extend(got if isinstance(got, list) else [got])
+        risk = RiskRules(caps, halts, vetoes, p, locks)
 
-    data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"))
-    hashes[label] = h
-    fc = _FileCompiler(label, "execution", p, labels)
-    guards = fc.rules(data.get("guards") or [], "execution")
-    order = data.get("order") or {}
-    execution = ExecutionRules(guards, order.get("type", "market"), p, float(order.get("offset_bps", 0.0)))
+    with part():
+        data, label, p, h = _load_file(rules_dir, files["execution"], "execution", params.get("execution"), gather)
+        hashes[label] = h
+        fc = _FileCompiler(label, "execution", p, labels, sink=sink)
+        guards = fc.rules(data.get("guards") or [], "execution")
+        order = data.get("order") or {}
+        execution = ExecutionRules(guards, order.get("type", "market"), p, float(order.get("offset_bps", 0.0)))
 
+    if sink.errors:
+        raise RuleErrors(sink.errors)
     return RuleSet(regime, universe, strategy, risk, execution, hashes, book_rules)
 
 
 def _load_strategy(rules_dir: Path, rel: str, overrides: Mapping[str, Any] | None, labels: tuple[str, ...],
-                   hashes: dict[str, str]) -> StrategyRules:
-    data, label, p, h = _load_file(rules_dir, rel, "strategy", overrides)
+                   hashes: dict[str, str], sink: _Sink | None = None) -> StrategyRules:
+    sink = sink or _Sink(False)
+    data, label, p, h = _load_file(rules_dir, rel, "strategy", overrides, sink.errors is not None)
     hashes[label] = h
-    fc = _FileCompiler(label, "strategy", p, labels)
+    fc = _FileCompiler(label, "strategy", p, labels, sink=sink)
     entries = fc.rules(data["entry"], "strategy")
     exits = fc.rules(data["exit"], "strategy")
-    w_size = Where(label, "", "size", data.line_of("size"))
-    size = fc.expr(data["size"], "strategy", w_size, NUM)
-    # the compiled expression, not the text: 'params.weight * 0.5' is as constant as '0.5 * params.weight'
-    size_value = size.value if size.level == CONST else None
-    if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
-        # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
-        src = f" ({data['size']})" if isinstance(data["size"], str) else ""
-        raise RuleError(w_size, f"size is {size_value!r}{src}",
-                        expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
-    priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
-                if "priority" in data else None)
-    protect = _protect(data, fc, p, label)
+    size = priority = protect = None
+    with sink.part():
+        w_size = Where(label, "", "size", data.line_of("size"))
+        size = fc.expr(data["size"], "strategy", w_size, NUM)
+        # the compiled expression, not the text: 'params.weight * 0.5' is as constant as '0.5 * params.weight'
+        size_value = size.value if size.level == CONST else None
+        if isinstance(size_value, (int, float)) and not isinstance(size_value, bool) and size_value < 0:
+            # a constant below 0 would be clipped to 0 for every symbol: the strategy would never buy
+            src = f" ({data['size']})" if isinstance(data["size"], str) else ""
+            raise RuleError(w_size, f"size is {size_value!r}{src}",
+                            expected="a target weight >= 0 (a fraction of equity, e.g. 0.1)")
+    with sink.part():
+        priority = (fc.expr(data["priority"], "strategy", Where(label, "", "priority", data.line_of("priority")), NUM)
+                    if "priority" in data else None)
+    with sink.part():
+        protect = _protect(data, fc, p, label)
     return StrategyRules(data["name"], entries, exits, size, priority, p, protect)
 
 

@@ -238,6 +238,20 @@ def _loop(cfg_file: str, mode: str, exchange: str = "coinbase", die_at: str | No
         s.store.close()
 
 
+# -- the parity harness ------------------------------------------------------------------------
+def parity_overrides(where: Path, *extra: str, products: int = 3) -> list[str]:
+    """Overrides for the parity harness (engine/modes/parity.py): the active test rules against
+    exchange=local_sim; the harness itself picks the mode, the step clock and a fresh state dir."""
+    rules = active_rules_dir(Path(where))
+    return ["exchange=local_sim", *LIVE_GROUP, f"rules_dir={rules}", f"exchange.emulator.products={products}",
+            "live.burn_in.min_paper_cycles=3",
+            "live.burn_in.min_paper_hours=0", *ACTIVE, *extra]
+
+
+def parity_config(where: Path, *extra: str, **kw) -> dict:
+    return compose_config(parity_overrides(where, *extra, **kw))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         _serve(*sys.argv[2:6])
