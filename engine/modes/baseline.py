@@ -37,6 +37,16 @@ class Difference:
         return f"{self.where}: baseline {self.baseline!r}, now {self.current!r}"
 
 
+def split_overrides(argv: list[str] | None) -> tuple[list[str], list[str] | None]:
+    """``(options, overrides)`` of a command line ``[OPTIONS] -- OVERRIDES`` (argv None: sys.argv's);
+    overrides None when there is no ``--``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        return argv, None
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
+
+
 def compose(overrides: list[str]) -> dict:
     """The config run.py would see for these overrides, as plain containers."""
     from omegaconf import OmegaConf
@@ -150,11 +160,7 @@ def check(name: str, overrides: list[str] | None = None, directory: Path = BASEL
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    overrides: list[str] | None = None
-    if "--" in argv:
-        i = argv.index("--")
-        argv, overrides = argv[:i], argv[i + 1:]
+    argv, overrides = split_overrides(argv)
     ap = argparse.ArgumentParser(prog="python -m engine.modes.baseline", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["write", "check"])
     ap.add_argument("--name", required=True, help="baselines/<name>.json")

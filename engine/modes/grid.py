@@ -16,7 +16,7 @@ from engine.report.jsonio import atomic_write_text, dumps
 from engine.report.metrics import HEADLINE, bars_per_year
 from engine.report.render import render
 from engine.report.sweep import RunRow, best_runs, deflated_best, sweep_context, swept_params
-from engine.research.grid import flatten_grid, grid_points
+from engine.research.grid import grid_points, search_axes
 from engine.research.search import evaluate_points
 from engine.sweep.job import run_progress
 
@@ -40,14 +40,7 @@ def grid_summary(results, timeframe: str, name: str) -> dict[str, Any]:
 def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: Mapping[str, Any]) -> dict:
     t0 = time.perf_counter()
     search = cfg.get("search") or {}
-    axes = flatten_grid(search.get("grid") or {}, name="search.grid")
-    if not axes:
-        raise UserError("search.grid is empty; expected at least one key with values, e.g. "
-                        "search.grid.strategy.params.fast=[12,24]")
-    for key in axes:
-        if any(key == f or key.startswith(f + ".") for f in _FIXED):
-            raise UserError(f"search.grid.{key}: {key} cannot be searched (every point shares the data and the "
-                            f"seed); expected a strategy/universe/risk/execution/backtest setting")
+    axes = search_axes(search.get("grid") or {}, "search.grid", _FIXED, "the data and the seed")
     points = grid_points(axes)
     market = market_for(cfg)
     log.info("grid: %d points (%s) on %d symbols x %d bars", len(points), " x ".join(f"{k}[{len(v)}]" for k, v in

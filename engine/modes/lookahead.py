@@ -101,15 +101,12 @@ def analyze(market: MarketData, rules: RuleSet, settings: BacktestSettings, poin
 
 def main(argv: list[str] | None = None) -> int:
     from engine.errors import user_error_types
-    from engine.modes.baseline import compose
+    from engine.modes.baseline import compose, split_overrides
     from engine.modes.setup import backtest_settings, load_rules, market_for
     from engine.report.jsonio import write_json
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    overrides: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, overrides = argv[:i], argv[i + 1:]
+    argv, given = split_overrides(argv)
+    overrides: list[str] = given or []
     ap = argparse.ArgumentParser(prog="python -m engine.modes.lookahead", description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=20, help="truncation points over the window")
     ap.add_argument("--out", default=None, help="write the findings as JSON here")

@@ -289,14 +289,11 @@ def _bars(market, emulated, start: int, last: int, diff) -> None:
 # -- the command ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     from engine.errors import user_error_types
-    from engine.modes.baseline import compose
+    from engine.modes.baseline import compose, split_overrides
     from engine.report.jsonio import write_json
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    overrides: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, overrides = argv[:i], argv[i + 1:]
+    argv, given = split_overrides(argv)
+    overrides: list[str] = given or []
     ap = argparse.ArgumentParser(prog="python -m engine.modes.parity", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=30, help="cycles per session")
     ap.add_argument("--out", default=None, help="write the report as JSON here")

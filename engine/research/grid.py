@@ -9,6 +9,20 @@ from typing import Any, Mapping
 from engine.errors import UserError
 
 
+def search_axes(grid: Mapping[str, Any], name: str, fixed: tuple[str, ...], shared: str) -> dict[str, list]:
+    """The grid's axes (``flatten_grid``), refusing an empty grid and a key under ``fixed`` (what
+    every point shares, said by ``shared``) with one line naming ``name.<key>``."""
+    axes = flatten_grid(grid or {}, name=name)
+    if not axes:
+        raise UserError(f"{name} is empty; expected at least one key with values to try, "
+                        f"e.g. {name}.strategy.params.fast=[12,24]")
+    for key in axes:
+        if any(key == f or key.startswith(f + ".") for f in fixed):
+            raise UserError(f"{name}.{key}: {key} cannot be searched (every point shares {shared}); "
+                            f"expected a strategy/universe/risk/execution/backtest setting")
+    return axes
+
+
 def flatten_grid(grid: Mapping[str, Any], prefix: str = "", name: str = "walkforward.grid") -> dict[str, list]:
     """``{"strategy": {"params": {"fast": [6, 12]}}}`` -> ``{"strategy.params.fast": [6, 12]}``."""
     out: dict[str, list] = {}

@@ -30,7 +30,7 @@ from engine.errors import UserError
 from engine.market.data import MarketData, iso_utc, timeframe_ms
 from engine.report.metrics import bar_returns, benchmark, compute_metrics
 from engine.research.folds import Fold, FoldPlan, length_bars, make_folds
-from engine.research.grid import apply_point, flatten_grid, grid_points
+from engine.research.grid import apply_point, grid_points, search_axes
 from engine.research.lookback import Lookback, feature_lookback
 from engine.research.overfit import (DeflatedSharpe, PBOResult, deflated_sharpe, moments, pbo_cscv,
                                      trial_sharpe_variance)
@@ -63,15 +63,8 @@ class WalkForwardSpec:
         if not wf:
             raise UserError("mode=walkforward needs the walkforward config group (conf/walkforward/default.yaml); "
                             "found none")
-        axes = flatten_grid(wf.get("grid") or {})
-        if not axes:
-            raise UserError("walkforward.grid is empty; expected at least one key with values to try, "
-                            "e.g. walkforward.grid.strategy.params.fast=[12,24]")
-        for key in axes:
-            if any(key == f or key.startswith(f + ".") for f in _FIXED):
-                raise UserError(f"walkforward.grid.{key}: {key} cannot be searched (every fold and grid point "
-                                f"shares the data, the seed and the window); expected a strategy/universe/risk/"
-                                f"execution/backtest setting")
+        axes = search_axes(wf.get("grid") or {}, "walkforward.grid", _FIXED,
+                           "the data, the seed and the window of its fold")
         blocks = int(wf.get("pbo_blocks", 16))
         if blocks < 2 or blocks % 2:
             raise UserError(f"walkforward.pbo_blocks is {blocks}; expected an even number >= 2")
