@@ -3,12 +3,11 @@ the console on 127.0.0.1 and parsed with prometheus-client's own parser."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from tests.helpers.console import console_server, request
-from tests.helpers.live import run_mode
+from tests.helpers.live import run_mode, state_rows
 
 prometheus_client = pytest.importorskip("prometheus_client", reason="prometheus-client is not installed "
                                         "(pip install -e '.[console]'; .ci/run installs it)")
@@ -36,11 +35,7 @@ def scraped(tmp_path_factory):
 
 
 def q(path, sql):
-    db = sqlite3.connect(str(path))
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+    return state_rows(path, sql)
 
 
 def test_cycle_figures(scraped):

@@ -10,16 +10,12 @@ from engine.live.errors import LiveError
 from engine.modes.shadow import compare
 from engine.live.store import StateStore
 from engine.modes.setup import load_rules
-from tests.helpers.live import live_config, run_mode
+from tests.helpers.live import live_config, run_mode, state_rows
 from tests.helpers.wait import wait_until
 
 
 def q(path, sql):
-    db = sqlite3.connect(str(path))
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+    return state_rows(path, sql)
 
 
 @pytest.fixture(scope="module")
