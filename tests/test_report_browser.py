@@ -6,6 +6,8 @@ Set RULEBOOK_SCREENSHOT_DIR to keep the PNGs (CI uploads them as artifacts).
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.report.outputs import write_run_outputs
