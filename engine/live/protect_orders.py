@@ -53,8 +53,15 @@ class ExchangeProtections:
 
     def __init__(self, broker):
         self.broker = broker
-        self.kind = stop_order_type(broker.adapter.config)
-        self.offset = broker.adapter.config.stop_limit_offset_bps / 1e4
+
+    @property
+    def kind(self) -> str | None:
+        """The order type stops rest on the exchange as (None: the loop enforces them)."""
+        return stop_order_type(self.broker.adapter.config)
+
+    @property
+    def offset(self) -> float:
+        return self.broker.adapter.config.stop_limit_offset_bps / 1e4
 
     # -- once per cycle (settle) and after a submit's fills ------------------------------------
     def step(self, ctx: BrokerContext, market, t: int) -> None:
