@@ -94,8 +94,9 @@ def broker_context(store, symbols: list[str], cash: float = 10_000.0, costs=None
 SIM_PROFILE = {"coinbase": "local_sim", "kraken": "kraken_sim", "binance": "binance_sim"}
 # where the loop subprocess SIGKILLs itself (``start_loop(..., die_at=...)``): after the cycle recorded
 # its orders and before the first is sent; or once the exchange has answered the first create
-# ``before_stop_send`` / ``after_stop_send``: the same around the first protective stop (live)
-DIE_AT = ("before_send", "after_send", "before_stop_send", "after_stop_send")
+DIE_AT = ("before_send", "after_send")
+# the same around the first protective stop a live session sends (tests/test_live_protect_exchange.py)
+STOP_DIE_AT = ("before_stop_send", "after_stop_send")
 
 
 class EmulatorProcess:
@@ -236,7 +237,7 @@ def _die_at(point: str) -> None:
             return st
         ExchangeAdapter.create_order = create_then_die_on_stop
     else:
-        raise ValueError(f"die_at {point!r}; expected one of {', '.join(DIE_AT)}")
+        raise ValueError(f"die_at {point!r}; expected one of {', '.join(DIE_AT + STOP_DIE_AT)}")
 
 
 def _loop(cfg_file: str, mode: str, exchange: str = "coinbase", die_at: str | None = None) -> None:
