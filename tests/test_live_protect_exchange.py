@@ -101,23 +101,3 @@ def test_sigkill_around_sending_a_stop_leaves_exactly_one_stop_after_restart(tmp
     open_rows = state_rows(_db(tmp_path), "SELECT client_order_id FROM orders WHERE type='stop_limit' AND status='open'")
     assert sorted(r[0] for r in open_rows) == sorted(o["client_order_id"] for o in stops if o["status"] == "OPEN")
 
-
-@pytest.mark.slow
-def test_a_venue_without_stop_orders_has_the_loop_enforce_the_protection(tmp_path):
-    """Kraken's profile lists no protection order type: nothing rests there, the loop sells."""
-    _protected(tmp_path)
-    emu = EmulatorProcess(tmp_path, exchange="kraken")
-    try:
-        cfg_file = tmp_path / "live.json"
-        cfg_file.write_text(json.dumps(compose_config(emu.overrides("live", tmp_path / "state", cycles=40))))
-        p = start_loop(cfg_file, "live", tmp_path / "live.log", exchange="kraken")
-        assert p.wait(timeout=180) == 0, (tmp_path / "live.log").read_text()[-3000:]
-    finally:
-        emu.close()
-    db = _db(tmp_path)
-    assert state_rows(db, "SELECT COUNT(*) FROM orders WHERE type='stop_limit'")[0][0] == 0
-    sold = state_rows(db, "SELECT o.type, o.status, f.rule FROM orders o JOIN fills f USING (client_order_id) "
-                          "WHERE o.rule='protect:trailing_stop'")
-    assert sold and all(r == ("market", "filled", "protect:trailing_stop") for r in sold)
-    msg, = [m for k, m in state_rows(db, "SELECT kind, message FROM alerts") if k == "protections"]
-    assert msg.startswith("trailing_stop enforced by the loop at each cycle") and "protection_orders: []" in msg
