@@ -143,6 +143,9 @@ EXCHANGE = {
         "unique": _str(allowed=["always", "open"]),
     }),
     "ccxt_options": {"type": "dict"},
+    # which protection order types the venue takes (engine/exchange/types.py PROTECTION_ORDER_TYPES)
+    "protection_orders": {"type": "list", "schema": _str(allowed=["stop_limit", "stop_market", "take_profit"])},
+    "stop_limit_offset_bps": _num(0, 5_000),
     "retry": _dict({
         "max_attempts": _int(1, 50),
         "base_delay_s": _num(0, 600),

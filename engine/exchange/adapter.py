@@ -190,7 +190,7 @@ class ExchangeAdapter:
             return known  # the same decision twice: nothing to send
         q = self._quotes.get(req.symbol)
         touch = (q.ask if req.side == "buy" else q.bid) if q is not None else None
-        why = refusal(req, m, self.config.ccxt_id, req.limit_price if req.type == "limit" else touch)
+        why = refusal(req, m, self.config.ccxt_id, req.limit_price if req.type != "market" else touch)
         if why is not None:  # the exchange would refuse it: say why in our words, send nothing
             log.warning("create_order %s refused before sending: %s", req.client_order_id, why)
             state = OrderState(req.client_order_id, None, req.symbol, req.side, req.type, "rejected", req.qty, 0.0,
@@ -203,6 +203,10 @@ class ExchangeAdapter:
         params: dict[str, Any] = {self.config.client_id.param: to_native(req.client_order_id, self.config.client_id.style)}
         if req.post_only:
             params["postOnly"] = True
+        otype = req.type
+        if req.type == "stop_limit":  # ccxt's unified form: a limit order with a trigger price
+            params.update(self.quirks.stop_params(req.side, float(req.stop_price)))  # ccxt ignores a numpy float
+            otype = "limit"
         price = req.limit_price
         if req.type == "market" and req.side == "buy" and price is None and self.quirks.market_buy_needs_price:
             # ccxt sends a market buy as quote_size = qty * price: use the freshest ask we have.
@@ -214,7 +218,7 @@ class ExchangeAdapter:
         last: ExchangeCallError | None = None
         for attempt in range(1, attempts + 1):
             try:
-                raw = self.client.create_order(m.symbol, req.type, req.side, req.qty, price, params)
+                raw = self.client.create_order(m.symbol, otype, req.side, req.qty, price, params)
                 state = self._state(raw, req)
                 break
             except ccxt.BaseError as e:
@@ -356,10 +360,13 @@ class ExchangeAdapter:
             qty = req.qty
         cid = from_native(o.get("clientOrderId"), self.config.client_id.style) or (req.client_order_id if req else "")
         fee = (o.get("fee") or {}).get("cost")
+        stop = o.get("triggerPrice") or o.get("stopPrice")
         return OrderState(
             client_order_id=cid, exchange_order_id=o.get("id"), symbol=o.get("symbol") or (req.symbol if req else ""),
-            side=o.get("side") or (req.side if req else ""), type=o.get("type") or (req.type if req else ""),
+            side=o.get("side") or (req.side if req else ""),
+            type="stop_limit" if stop else (o.get("type") or (req.type if req else "")),
             status=status, qty=None if qty is None else float(qty), filled=float(o.get("filled") or 0.0),
             average_price=float(o["average"]) if o.get("average") else None,
             limit_price=float(o["price"]) if o.get("price") else (req.limit_price if req else None),
-            fee=float(fee or 0.0), created_ms=o.get("timestamp"))
+            fee=float(fee or 0.0), created_ms=o.get("timestamp"),
+            stop_price=float(stop) if stop else (req.stop_price if req else None))

@@ -117,6 +117,10 @@ class ExchangeConfig:
     # Fee tiers (maker/taker bps by trailing 30-day volume): read by the simulated brokers
     # (backtest, paper) through engine.sim.costs.FeeSchedule; the adapter ignores them.
     fees: dict | None = None
+    # the protection order types the venue takes (engine.exchange.types.PROTECTION_ORDER_TYPES):
+    # live places a strategy's stops there; what it lacks, the loop enforces each cycle (docs/live.md)
+    protection_orders: tuple = ()
+    stop_limit_offset_bps: float = 100.0  # a stop-limit sell's limit this far under its stop
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, source: str = "exchange") -> "ExchangeConfig":
@@ -150,6 +154,13 @@ def _build(cls: type, data: Mapping[str, Any], path: str):
             kwargs[key] = {str(k): _number(v, f"{where}.{k}", positive=True) for k, v in (value or {}).items()}
         elif cls is PoolConfig and key == "endpoints":
             kwargs[key] = {str(k): _number(v, f"{where}.{k}") for k, v in (value or {}).items()}
+        elif cls is ExchangeConfig and key == "protection_orders":
+            from .types import PROTECTION_ORDER_TYPES
+            bad = [v for v in (value or []) if v not in PROTECTION_ORDER_TYPES] if isinstance(value, (list, tuple)) else [value]
+            if bad:
+                raise ExchangeConfigError(f"{where}: found {bad[0]!r}, expected a list of "
+                                          f"{', '.join(PROTECTION_ORDER_TYPES)}")
+            kwargs[key] = tuple(value or ())
         elif key in ("apis",) or (cls is ExchangeConfig and key == "ccxt_options") or \
                 (cls is RateLimitConfig and key == "limited_markers"):
             expected = list if key == "apis" else dict

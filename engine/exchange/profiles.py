@@ -27,3 +27,10 @@ def check_supported(ccxt_id: str | None, where: str = "exchange.ccxt_id") -> Non
         f"{where}: found {ccxt_id!r}, expected one of {', '.join(supported_ids())} (exchanges with a profile; "
         "docs/exchange.md says how to add another ccxt exchange); an exchange without a profile is never "
         "treated as Coinbase")
+
+
+def stop_order_type(config) -> str | None:
+    """The order type live places a position's stop as on this venue (its profile's
+    ``protection_orders``), or None: the loop enforces stops itself."""
+    have = tuple(getattr(config, "protection_orders", ()) or ())
+    return "stop_limit" if "stop_limit" in have else None

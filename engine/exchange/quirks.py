@@ -42,6 +42,11 @@ class Quirks:
         return call("best_bid_ask", self.client.fetch_tickers, list(symbols))
 
     # -- orders -----------------------------------------------------------------------
+    def stop_params(self, side: str, stop_price: float) -> dict:
+        """The create-order params of a stop-limit order triggered at ``stop_price`` (ccxt's unified
+        ``stopPrice``); a ``side`` sell is a stop loss: it triggers on a fall."""
+        return {"stopPrice": stop_price}
+
     def find_by_client_id(self, call: Call, native_id: str, symbol: str | None, since_ms: int | None) -> dict | None:
         """The raw ccxt order whose client id is ``native_id``, or None."""
         for fetch in (self.client.fetch_open_orders, self.client.fetch_closed_orders):
@@ -73,6 +78,12 @@ class CoinbaseQuirks(Quirks):
         return {"status": str(info.get("status", "")), "trading_disabled": bool(info.get("trading_disabled")),
                 "cancel_only": bool(info.get("cancel_only")), "limit_only": bool(info.get("limit_only")),
                 "post_only": bool(info.get("post_only"))}
+
+    def stop_params(self, side: str, stop_price: float) -> dict:
+        # coinbase.create_order sends stopPrice as stop_limit_stop_limit_gtc with stop_direction
+        # STOP_UP for a sell (a breakout), unless told: a stop loss triggers on the way down
+        return {"stopPrice": stop_price,
+                "stop_direction": "STOP_DIRECTION_STOP_DOWN" if side == "sell" else "STOP_DIRECTION_STOP_UP"}
 
     def fee_tier(self, call: Call, markets: dict) -> FeeTier:
         raw = call("fee_tier", self.client.v3PrivateGetBrokerageTransactionSummary, {"product_type": "SPOT"})

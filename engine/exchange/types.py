@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 # Order statuses we expose (ccxt's unified vocabulary plus the two that only we know:
 # "unknown" while a create's fate is being recovered, "rejected" for a 200 success:false).
 ORDER_STATUSES = ("open", "closed", "canceled", "rejected", "unknown")
+ORDER_TYPES = ("market", "limit", "stop_limit")
+# the protection order types an exchange profile may list (``protection_orders``)
+PROTECTION_ORDER_TYPES = ("stop_limit", "stop_market", "take_profit")
 
 
 @dataclass(frozen=True)
@@ -79,20 +82,23 @@ class OrderRequest:
     client_order_id: str
     symbol: str
     side: str  # "buy" | "sell"
-    type: str  # "market" | "limit"
+    type: str  # "market" | "limit" | "stop_limit"
     qty: float  # base units
     limit_price: float | None = None  # required for limit; for a market buy, the reference price
     post_only: bool = False
+    stop_price: float | None = None  # stop_limit: the price that triggers it (a sell: on a fall)
 
     def __post_init__(self) -> None:
         if self.side not in ("buy", "sell"):
             raise ValueError(f"OrderRequest.side is {self.side!r}; expected 'buy' or 'sell'")
-        if self.type not in ("market", "limit"):
-            raise ValueError(f"OrderRequest.type is {self.type!r}; expected 'market' or 'limit'")
+        if self.type not in ORDER_TYPES:
+            raise ValueError(f"OrderRequest.type is {self.type!r}; expected one of {', '.join(ORDER_TYPES)}")
         if not self.qty > 0:
             raise ValueError(f"OrderRequest.qty is {self.qty!r}; expected a positive base quantity")
-        if self.type == "limit" and not (self.limit_price and self.limit_price > 0):
-            raise ValueError(f"OrderRequest {self.client_order_id}: a limit order needs a positive limit_price")
+        if self.type != "market" and not (self.limit_price and self.limit_price > 0):
+            raise ValueError(f"OrderRequest {self.client_order_id}: a {self.type} order needs a positive limit_price")
+        if self.type == "stop_limit" and not (self.stop_price and self.stop_price > 0):
+            raise ValueError(f"OrderRequest {self.client_order_id}: a stop_limit order needs a positive stop_price")
         if not 0 < len(self.client_order_id) <= 36:
             raise ValueError(f"OrderRequest.client_order_id {self.client_order_id!r} must be 1..36 characters")
 
@@ -112,6 +118,7 @@ class OrderState:
     fee: float = 0.0
     reject_reason: str | None = None
     created_ms: int | None = None
+    stop_price: float | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@ twice. A limit order (execution rule file ``order: {type: limit, offset_bps: X}`
 as a real limit order at the decided limit (rounded to the product's price increment on the
 safe side: buys down, sells up) and is good for one bar: still open at the next cycle, it is
 cancelled, as the backtest cancels it at its fill bar's end.
+
+A strategy's ``protect:`` block: stops on the exchange where its profile takes them, the rest
+enforced at each cycle (engine/live/protect_orders.py). Stop rows are the positions'
+protection, not a decision's order: they commit no cash or quantity against a decision, the
+kill switch leaves them resting, and an exit rule's sell cancels its symbol's stop first.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from engine.exchange.types import OrderRequest
 from engine.live import pstate
 from engine.live.brokers import insert_fill, stored_fills
 from engine.live.port import Balances, BrokerContext, BrokerFill, Note, OrderTicket
+from engine.live.protect_orders import STOP, ExchangeProtections, describe, open_stops
 from engine.live.store import now_ms
 
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "rejected": "rejected", "unknown": "sent"}
@@ -47,21 +53,23 @@ class ExchangeBroker:
     def __init__(self, adapter):
         self.adapter = adapter
         self.last_t: int | None = None
+        self.protections = ExchangeProtections(self)
+        self._market = None  # the panel settle saw (a submit's new positions get their stops on it)
 
     # -- the port -------------------------------------------------------------------------------
     def reconcile(self, ctx: BrokerContext) -> None:
         """Settle every order whose fate we did not record, then adopt the fills we missed."""
         if ctx.book.protect.active:
-            # said at start, so nobody believes a live account protected (docs/live.md)
-            ctx.alert("warning", "protections_not_enforced",
-                      "the strategy's protect: block is filled by the simulated broker only (backtest, "
-                      "dry_run, paper); live places no stop on the exchange and does not enforce it", None)
+            # said at start: what protects a live position, and who (docs/live.md)
+            ctx.alert("info", "protections", describe(ctx.book.protect, self.adapter.config), None)
         for o in ctx.store.open_orders():
             cid = o["client_order_id"]
             st = self.adapter.fetch_order_by_client_id(cid, o["symbol"], _recorded_ms(o))
             halted = o["side"] == "buy" and ctx.entries_halted()
+            stop = o["type"] == STOP
             if st is None:
-                if o["status"] == "new" and ctx.order_is_fresh(o) and not halted:
+                held = ctx.book.pf.qty[ctx.index[o["symbol"]]] > 0
+                if o["status"] == "new" and (held if stop else ctx.order_is_fresh(o) and not halted):
                     ctx.alert("warning", "resend", f"order {cid} was recorded but never reached the exchange; "
                               "sending it now (same client order id)", o["t"])
                     self._send_one(ctx, OrderTicket.from_row(o))
@@ -73,19 +81,21 @@ class ExchangeBroker:
                 continue
             with ctx.store.txn() as db:
                 self._update(ctx, db, cid, st)
-            if st.status == "open" and ctx.settings.open_orders_on_start == "cancel":
-                self.cancel(ctx, cid)
+            if st.status == "open" and ctx.settings.open_orders_on_start == "cancel" and not stop:
+                self.cancel(ctx, cid)  # a stop protects a position: it rests
+        self.protections.adopt(ctx)
         self.sync_fills(ctx)
 
     def settle(self, ctx: BrokerContext, market, t: int) -> None:
         """Before deciding at bar t: learn every open order's fate, cancel limit orders that have had
         their bar, then adopt the fills."""
-        self.last_t = t
+        self.last_t, self._market = t, market
         self.refresh_open(ctx)
         for o in ctx.store.open_orders():
             if o["type"] == "limit" and o["status"] == "open" and int(o["t"]) < t:
                 self.cancel(ctx, o["client_order_id"])  # good for one bar
         self.sync_fills(ctx)
+        self.protections.step(ctx, market, t)
 
     def available(self, ctx: BrokerContext, d, close: np.ndarray) -> tuple[object, list[Note]]:
         """A new decision, ``d`` trimmed to what open orders do not already commit. Orders still open hold what they will spend: an open buy's quantity is not bought again and
@@ -95,6 +105,8 @@ class ExchangeBroker:
         pf = ctx.book.pf
         buy, sell = np.zeros(n), np.zeros(n)
         for o in ctx.store.open_orders():
+            if o["type"] == STOP:
+                continue  # a position's protection, not a decision's order
             left = max(float(o["qty"]) - float(o["filled"] or 0.0), 0.0)
             (buy if o["side"] == "buy" else sell)[ctx.index[o["symbol"]]] += left
         q = ctx.quotes()
@@ -117,9 +129,15 @@ class ExchangeBroker:
         return out, notes
 
     def submit(self, ctx: BrokerContext, t: int, orders: list[OrderTicket], d) -> None:
+        sells = {o.symbol for o in orders if o.side == "sell"}
+        for s in open_stops(ctx):
+            if s["symbol"] in sells:  # a resting spot sell holds the base the exit sells
+                self.cancel(ctx, s["client_order_id"])
         for o in orders:
             self._send_one(ctx, o)
         self.sync_fills(ctx)
+        if self._market is not None and orders:
+            self.protections.step(ctx, self._market, t)  # a filled entry gets its stop now
 
     def cancel(self, ctx: BrokerContext, client_order_id: str) -> None:
         try:
@@ -133,7 +151,7 @@ class ExchangeBroker:
     def cancel_all(self, ctx: BrokerContext) -> int:
         n = 0
         for o in ctx.store.open_orders():
-            if o["status"] in ("open", "sent"):
+            if o["status"] in ("open", "sent") and o["type"] != STOP:  # stops keep protecting
                 self.cancel(ctx, o["client_order_id"])
                 n += 1
         return n
@@ -184,14 +202,21 @@ class ExchangeBroker:
                 ctx.alert("warning", "order_abandoned", f"order {o['client_order_id']} was never listed by the "
                           "exchange within the recovery window; abandoned", self.last_t)
 
+    def send(self, ctx: BrokerContext, o: OrderTicket) -> None:
+        """Send one recorded order (its row is in the state file already)."""
+        self._send_one(ctx, o)
+
     def _send_one(self, ctx: BrokerContext, o: OrderTicket) -> None:
         cid = o.client_order_id
         price = None
         if o.type == "limit":
             inc = self.adapter.markets()[o.symbol].price_increment
             price = limit_for_exchange(float(o.limit_price), inc, o.side)
+        elif o.type == STOP:
+            price = float(o.limit_price)  # on the grid already (engine/live/protect_orders.py)
         try:
-            st = self.adapter.create_order(OrderRequest(cid, o.symbol, o.side, o.type, float(o.qty), price))
+            st = self.adapter.create_order(OrderRequest(cid, o.symbol, o.side, o.type, float(o.qty), price,
+                                                        stop_price=o.stop_price))
         except ExchangeCallError as e:  # fate unknown: reconcile() settles it by client order id
             with ctx.store.txn() as db:
                 ctx.store.update_order(db, cid, status="sent", reason=str(e)[:300])

@@ -37,14 +37,16 @@ class OrderTicket:
     symbol: str
     side: str  # buy | sell
     qty: float
-    type: str  # market | limit
+    type: str  # market | limit | stop_limit (a position's protective stop, live)
     limit_price: float | None
     rule: str
+    stop_price: float | None = None
 
     @classmethod
     def from_row(cls, o: dict) -> "OrderTicket":
         return cls(o["client_order_id"], int(o["t"]), o["symbol"], o["side"], float(o["qty"]), o["type"],
-                   None if o.get("limit_price") is None else float(o["limit_price"]), o.get("rule") or "")
+                   None if o.get("limit_price") is None else float(o["limit_price"]), o.get("rule") or "",
+                   None if o.get("stop_price") is None else float(o["stop_price"]))
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS orders (
   client_order_id TEXT PRIMARY KEY, t INTEGER NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
   qty REAL NOT NULL, type TEXT NOT NULL, rule TEXT, status TEXT NOT NULL, exchange_order_id TEXT,
   filled REAL NOT NULL DEFAULT 0, avg_price REAL, fee REAL NOT NULL DEFAULT 0, reason TEXT,
-  created_wall_ms INTEGER, updated_wall_ms INTEGER, limit_price REAL);
+  created_wall_ms INTEGER, updated_wall_ms INTEGER, limit_price REAL, stop_price REAL);
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 CREATE TABLE IF NOT EXISTS fills (
   fill_id TEXT PRIMARY KEY, client_order_id TEXT, exchange_order_id TEXT, t INTEGER NOT NULL,
@@ -82,7 +82,8 @@ class StateStore:
         self.db.executescript(SCHEMA)
         _add_columns(self.db, "sessions", {"exchange": "TEXT"})  # which exchange a session ran on (burn-in gate)
         _add_columns(self.db, "alerts", {"resolved_wall_ms": "INTEGER"})  # an operator resolved it
-        _add_columns(self.db, "orders", {"limit_price": "REAL"})  # a file written before limit orders were recorded
+        # a file written before limit (stop) orders were recorded
+        _add_columns(self.db, "orders", {"limit_price": "REAL", "stop_price": "REAL"})
         # how long the cycle took up to its decision's commit, and how late after its bar's close it decided
         _add_columns(self.db, "cycles", {"cycle_ms": "REAL", "lag_ms": "REAL"})
 

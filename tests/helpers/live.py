@@ -95,6 +95,8 @@ SIM_PROFILE = {"coinbase": "local_sim", "kraken": "kraken_sim", "binance": "bina
 # where the loop subprocess SIGKILLs itself (``start_loop(..., die_at=...)``): after the cycle recorded
 # its orders and before the first is sent; or once the exchange has answered the first create
 DIE_AT = ("before_send", "after_send")
+# the same around the first protective stop a live session sends (tests/test_live_protect_exchange.py)
+STOP_DIE_AT = ("before_stop_send", "after_stop_send")
 
 
 class EmulatorProcess:
@@ -217,8 +219,25 @@ def _die_at(point: str) -> None:
             create(self, req)  # at the exchange now; the state file still says 'new'
             die(f"after sending {req.client_order_id}")
         ExchangeAdapter.create_order = create_then_die
+    elif point == "before_stop_send":
+        send = ExchangeBroker.send
+
+        def send_unless_stop(self, ctx, o):
+            if o.type == "stop_limit":  # recorded as 'new' by its own transaction, not sent
+                die(f"before sending stop {o.client_order_id}")
+            send(self, ctx, o)
+        ExchangeBroker.send = send_unless_stop
+    elif point == "after_stop_send":
+        create = ExchangeAdapter.create_order
+
+        def create_then_die_on_stop(self, req):
+            st = create(self, req)
+            if req.type == "stop_limit":  # resting at the exchange; the state file still says 'new'
+                die(f"after sending stop {req.client_order_id}")
+            return st
+        ExchangeAdapter.create_order = create_then_die_on_stop
     else:
-        raise ValueError(f"die_at {point!r}; expected one of {', '.join(DIE_AT)}")
+        raise ValueError(f"die_at {point!r}; expected one of {', '.join(DIE_AT + STOP_DIE_AT)}")
 
 
 def _loop(cfg_file: str, mode: str, exchange: str = "coinbase", die_at: str | None = None) -> None:

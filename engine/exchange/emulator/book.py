@@ -2,7 +2,11 @@
 
 Orders match against the simulated bid/ask (no depth): marketable orders fill as taker
 at the touch, resting limit orders fill as maker at their limit once the touch crosses
-them. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
+them. A stop order (Coinbase's ``stop_limit_stop_limit_gtc``; a stop-market inside the engine)
+rests untriggered until the price path reaches its stop price: a low at or below it for
+``STOP_DIRECTION_STOP_DOWN`` (a stop loss), a high at or above it for ``STOP_UP`` (a take
+profit), in any step since it was last checked, or the touch there now. Triggered, it is
+matched as the limit (or market) order it becomes, by the same fill logic. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
 only market data follows the simulated clock. ``client_order_id`` is idempotent: the
 same id returns the original order and creates nothing.
 """
@@ -13,7 +17,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .market import SimMarket
+
+# order configurations the engine takes; stops by the order type they become once triggered
+_STOPS = {"stop_limit_stop_limit_gtc": "STOP_LIMIT", "stop_market": "STOP"}
+_KINDS = ("market_market_ioc", "limit_limit_gtc", *_STOPS)
+_DIRECTIONS = ("STOP_DIRECTION_STOP_DOWN", "STOP_DIRECTION_STOP_UP")
 
 MAKER_FEE = 0.004
 TAKER_FEE = 0.006
@@ -46,6 +57,10 @@ class SimOrder:
     partial_fraction: float | None = None  # fault: the next match fills only this fraction
     eligible_index: int | None = None  # fault: no fill before this market step ...
     eligible_ms: float | None = None  # ... or before this wall time
+    stop_price: float | None = None  # a stop order: untriggered until the path reaches this
+    stop_direction: str | None = None  # STOP_DIRECTION_STOP_DOWN | STOP_DIRECTION_STOP_UP
+    triggered: bool = False
+    checked_index: int = 0  # the last market step the trigger has seen
 
     def to_api(self) -> dict:
         avg = self.filled_value / self.filled if self.filled > 0 else 0.0
@@ -53,7 +68,7 @@ class SimOrder:
             "order_id": self.order_id, "client_order_id": self.client_order_id,
             "product_id": self.product_id, "user_id": "emulator", "side": self.side,
             "order_configuration": self.config, "status": self.status,
-            "time_in_force": "IMMEDIATE_OR_CANCEL" if self.type == "MARKET" else "GOOD_UNTIL_CANCELLED",
+            "time_in_force": "IMMEDIATE_OR_CANCEL" if self.type in ("MARKET", "STOP") else "GOOD_UNTIL_CANCELLED",
             "created_time": iso_ms(self.created_ms), "completion_percentage": f"{100 * self.filled / self.size:.2f}",
             "filled_size": repr(self.filled), "average_filled_price": repr(avg),
             "number_of_fills": "0", "filled_value": repr(self.filled_value), "total_fees": repr(self.fees),
@@ -110,7 +125,7 @@ class OrderBook:
                 raise Rejection("INVALID_SIDE", f"side {side!r}")
             conf = body.get("order_configuration") or {}
             kind, spec = next(iter(conf.items())) if conf else (None, {})
-            if kind not in ("market_market_ioc", "limit_limit_gtc"):
+            if kind not in _KINDS:
                 raise Rejection("UNSUPPORTED_ORDER_CONFIGURATION", f"{kind!r} is not supported by the emulator")
             if product.trading_disabled or product.cancel_only or product.status != "online":
                 raise Rejection("ORDER_ENTRY_DISABLED", f"{pid} is not accepting new orders")
@@ -129,6 +144,21 @@ class OrderBook:
                     size = int(size / product.base_increment + 1e-9) * product.base_increment
                 limit = None
                 otype = "MARKET"
+            elif kind in _STOPS:
+                size = float(spec["base_size"])
+                limit = float(spec["limit_price"]) if "limit_price" in spec else None
+                otype = _STOPS[kind]
+                stop = float(spec["stop_price"])
+                direction = spec.get("stop_direction") or ""
+                if direction not in _DIRECTIONS:
+                    raise Rejection("INVALID_STOP_DIRECTION", f"stop_direction {direction!r}; expected one of "
+                                    f"{', '.join(_DIRECTIONS)}")
+                if not stop > 0 or (limit is not None and not limit > 0):
+                    raise Rejection("INVALID_PRICE", f"stop_price {stop} and limit_price {limit} must be > 0")
+                # Coinbase refuses a stop that would trigger at once
+                if (direction == "STOP_DIRECTION_STOP_DOWN" and bid <= stop) or \
+                        (direction == "STOP_DIRECTION_STOP_UP" and ask >= stop):
+                    raise Rejection("INVALID_STOP_PRICE", f"stop_price {stop} would trigger now (bid {bid}, ask {ask})")
             else:
                 size = float(spec["base_size"])
                 limit = float(spec["limit_price"])
@@ -152,6 +182,9 @@ class OrderBook:
             self.account.hold[ccy] = self.account.hold.get(ccy, 0.0) + need
             order = SimOrder(self._next_id("order"), cid, pid, side, otype, size, limit, post_only,
                              conf, time.time() * 1000.0, hold=need, hold_ccy=ccy)
+            if kind in _STOPS:
+                order.stop_price, order.stop_direction = stop, direction
+                order.checked_index = self.market.index
             if fault:
                 if fault.get("kind") == "partial_fill":
                     order.partial_fraction = float(fault.get("fraction", 0.5))
@@ -181,7 +214,7 @@ class OrderBook:
         with self.lock:
             for o in list(self.orders.values()):
                 if o.status == "OPEN":
-                    self._match(o, taker=o.type == "MARKET")
+                    self._match(o, taker=o.type in ("MARKET", "STOP"))
 
     def _match(self, o: SimOrder, taker: bool) -> None:
         if o.eligible_index is not None and self.market.index < o.eligible_index:
@@ -193,7 +226,11 @@ class OrderBook:
             return
         bid, ask = quote
         product = self.market.products[o.product_id]
-        if o.type == "MARKET":
+        if o.stop_price is not None and not o.triggered:
+            if not self._triggers(o, bid, ask):
+                return
+            o.triggered, taker = True, True  # it reaches the book now: it takes what is there
+        if o.type in ("MARKET", "STOP"):
             price, liq = (ask if o.side == "BUY" else bid), "TAKER"
         elif o.side == "BUY" and ask <= o.limit_price:
             price, liq = (ask, "TAKER") if taker else (o.limit_price, "MAKER")
@@ -213,6 +250,19 @@ class OrderBook:
             else:
                 o.eligible_index = self.market.index + 1
         self._fill(o, min(qty, remaining), price, liq, product)
+
+    def _triggers(self, o: SimOrder, bid: float, ask: float) -> bool:
+        """Whether the price path reached ``o``'s stop in a step since the last check, or the touch now."""
+        m = self.market
+        now = m.index
+        j = m.columns[o.product_id]
+        steps = slice(o.checked_index + 1, now + 1)
+        o.checked_index = max(o.checked_index, now)
+        if o.stop_direction == "STOP_DIRECTION_STOP_DOWN":
+            lows = m.low[steps, j]
+            return bid <= o.stop_price or bool(lows.size and np.nanmin(lows) <= o.stop_price)
+        highs = m.high[steps, j]
+        return ask >= o.stop_price or bool(highs.size and np.nanmax(highs) >= o.stop_price)
 
     def _fill(self, o: SimOrder, qty: float, price: float, liq: str, product) -> None:
         rate = TAKER_FEE if liq == "TAKER" else MAKER_FEE
