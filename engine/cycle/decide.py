@@ -134,14 +134,17 @@ def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltSt
             flatten |= h.flatten
 
     # exits: a rule says so, a flatten halt, or an exit already under way
+    # a book: the strategy that opened each held position (-1: none), read by exits and sizing
     owner = None
-    if any_held:
-        if p.book is None:
-            exit_sig = _eval_group(p.exits, env, t, "or", verdicts)
-        else:  # a book: a position closes on the exits of the strategy that opened it
-            owner = np.full(n, -1, dtype=np.int64)
+    if p.book is not None:
+        owner = np.full(n, -1, dtype=np.int64)
+        if any_held:
             hidx = nonzero(held)
             owner[hidx] = p.book.owners(pf.entry_rule, hidx)
+    if any_held:
+        if owner is None:
+            exit_sig = _eval_group(p.exits, env, t, "or", verdicts)
+        else:  # a book: a position closes on the exits of the strategy that opened it
             exit_sig = np.zeros(n, dtype=bool)
             for k, sl in enumerate(p.book.sleeves):
                 mine = owner == k
@@ -186,7 +189,7 @@ def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltSt
     entry_rule = [""] * n
     if any_(cand):
         entry_rule = _first_rule(plan.entry_rules, t, verdicts, cand)
-        buy, caps_seen = _size(plan, t, env, pf, close, cand, exiting, entry_rule)
+        buy, caps_seen = _size(plan, t, env, pf, close, cand, exiting, entry_rule, owner)
 
     # execution: round, then guards over every symbol with an order
     buy = _round_down(buy, p.size_increment)
@@ -247,7 +250,8 @@ def limit_prices(p: Prepared, close: np.ndarray, buy: np.ndarray, sell: np.ndarr
 
 
 def _size(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, cand: np.ndarray,
-          exiting: np.ndarray, entry_rule: list) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
+          exiting: np.ndarray, entry_rule: list, owner: np.ndarray | None
+          ) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
     """Target weights for the candidates, clipped by each cap in the risk file's order.
 
     Returns the quantities and, per cap id, (N,) masks of the candidates it clipped (weight
@@ -256,7 +260,7 @@ def _size(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, 
     n = cand.shape[0]
     idx = nonzero(cand)
     if p.book is not None:
-        return _size_book(plan, t, env, pf, close, idx, entry_rule, exiting)
+        return _size_book(plan, t, env, pf, close, idx, entry_rule, exiting, owner)
     # np.clip(x, 0.0, None) is np.maximum(x, 0.0) (numpy/_core/_methods.py: _clip)
     w = nan_to_num(np.maximum(row(np.asarray(p.size(env, t), dtype=np.float64), n)[idx], 0.0))
     if p.priority is not None:
@@ -293,16 +297,14 @@ def book_shares(book, pf: Portfolio, close: np.ndarray, t: int, owner: np.ndarra
 
 
 def _size_book(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, idx: np.ndarray,
-               entry_rule: list, exiting: np.ndarray) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
+               entry_rule: list, exiting: np.ndarray, owner: np.ndarray
+               ) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
     """A book's target weights: each candidate sized by the strategy whose entry opened it, times
     that strategy's share; candidates in book order, then by their strategy's priority; each
     strategy's positions within its share (cap ``book.<name>``), then the book's risk caps."""
     p = plan.p
     book = p.book
     n = close.shape[0]
-    owner = np.full(n, -1, dtype=np.int64)
-    held_idx = nonzero(pf.qty > 0)
-    owner[held_idx] = book.owners(pf.entry_rule, held_idx)
     shares = book_shares(book, pf, close, t, owner, plan.buyable[t])
     sk = book.owners(entry_rule, idx)
     w = np.zeros(idx.size)
