@@ -118,6 +118,7 @@ def run(argv: Sequence[str], project: Path) -> None:
     atexit.register(gc.freeze)
     import hydra
     from engine.config.hydra_errors import USER_ERRORS
+    from engine.errors import UserError
 
     # Hydra's and OmegaConf's modules live as long as the process: later collections need not walk them.
     gc.freeze()
@@ -136,6 +137,13 @@ def run(argv: Sequence[str], project: Path) -> None:
         if not ours or getattr(exc, IN_TASK, False):  # raised by the run itself: a bug, keep the traceback
             raise
         print(f"error: {error_line(exc, argv)}", file=sys.stderr)
+        sys.exit(2)
+    except UserError as exc:
+        # raised by a plugin of ours outside any job (the Optuna sweeper checking its search
+        # space); a job's own UserError never gets here (engine.app reports it)
+        if not ours or getattr(exc, IN_TASK, False):
+            raise
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(2)
     finally:
         if ours:

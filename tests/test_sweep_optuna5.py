@@ -16,7 +16,8 @@ import pytest
 optuna = pytest.importorskip("optuna", minversion="3.0", reason="rulebook's sweeper needs optuna >= 3 (pip install -e '.[optuna]')")
 
 from engine.paths import PROJECT_ROOT  # noqa: E402
-from engine.sweep.optuna_sweeper import OptunaSweeperError, distributions  # noqa: E402
+from engine.sweep.optuna_sweeper import OptunaSweeper, OptunaSweeperError, distributions  # noqa: E402
+from tests.helpers.runs import run_cli  # noqa: E402
 from tests.helpers.wait import wait_until  # noqa: E402
 from tests.helpers.walkforward import SMALL_MARKET  # noqa: E402
 
@@ -54,6 +55,42 @@ def test_search_space_from_hydra_sweep_syntax():
     assert isinstance(d["n"], optuna.distributions.FloatDistribution)  # Hydra reads interval bounds as floats
     with pytest.raises(OptunaSweeperError, match="hydra.sweeper.params.k is '5', a single value"):
         distributions({"k": "5"})
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ({"sampler": "foo"}, "hydra.sweeper.sampler is 'foo'; expected one of tpe, cmaes, grid, random"),
+    ({"pruner": "median"}, "hydra.sweeper.pruner is 'median'; expected none or duplicate"),
+    ({"n_trials": 0}, "hydra.sweeper.n_trials is 0; expected a whole number >= 1"),
+    ({"n_trials": -3}, "hydra.sweeper.n_trials is -3; expected a whole number >= 1"),
+    ({"n_jobs": 0}, "hydra.sweeper.n_jobs is 0; expected a whole number >= 1"),
+    ({"n_startup_trials": -1}, "hydra.sweeper.n_startup_trials is -1; expected a whole number >= 0"),
+    ({"seed": 1.5}, "hydra.sweeper.seed is 1.5; expected a whole number >= 0 or null"),
+    ({"direction": "up"}, "hydra.sweeper.direction is 'up'; expected maximize or minimize"),
+    ({"storage": "study.db"}, "hydra.sweeper.storage is 'study.db'; expected null (in memory) or a database URL "
+                              "such as sqlite:///study.db"),
+    ({"study_name": " "}, "hydra.sweeper.study_name is ' '; expected a non-empty name"),
+    ({"sampler": "grid", "pruner": "duplicate"}, "hydra.sweeper.pruner is 'duplicate' with hydra.sweeper.sampler=grid, "
+                                                 "which never proposes a point twice; expected pruner=none with the grid sampler"),
+])
+def test_a_bad_sweeper_setting_names_its_key(setting, expected):
+    with pytest.raises(OptunaSweeperError) as e:
+        OptunaSweeper(**setting)
+    assert str(e.value) == expected
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["hydra.sweeper.n_trials=0", "strategy.params.fast=range(6,12)"],
+     "error: hydra.sweeper.n_trials is 0; expected a whole number >= 1"),
+    (["hydra.sweeper.sampler=grid", "strategy.params.fast=interval(6,12)"],  # found when the sweep starts
+     "error: hydra.sweeper.sampler is grid but strategy.params.fast is an interval; expected choice(...) or "
+     "range(...) for every key"),
+])
+def test_a_bad_sweeper_setting_is_one_line_and_exit_2(tmp_path, args, expected):
+    r = run_cli(["-m", "hydra/sweeper=rulebook_optuna", "+sweep.objective=sharpe", *args, f"hydra.sweep.dir={tmp_path}"],
+                env={"RULEBOOK_PROGRESS": "never"})
+    lines = [x for x in r.stderr.strip().splitlines() if x.startswith("error") or "Traceback" in x]
+    assert r.returncode == 2 and lines == [expected], r.stderr[-2000:]
+    assert not list(tmp_path.glob("*/results.json"))  # no trial ran
 
 
 @pytest.mark.slow

@@ -106,6 +106,21 @@ def _missing_option(exc: MissingConfigException, overrides: Sequence[str]) -> st
     return f"{head}config group {group!r} has no option {option!r}; expected a conf/{missing}.yaml"
 
 
+def _user_setting_error(exc: BaseException) -> BaseException | None:
+    """A rulebook UserError that Hydra wrapped (instantiating a plugin from its config): its own
+    message already names the key, what was found and what is expected."""
+    from engine.errors import UserError
+
+    seen = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, UserError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def describe(exc: BaseException, overrides: Sequence[str], roots: Sequence[Path],
              keys_at: Callable[[str, list[str]], list[str] | None]) -> str:
     """One line for a Hydra / OmegaConf / YAML error raised while composing the config.
@@ -136,6 +151,9 @@ def describe(exc: BaseException, overrides: Sequence[str], roots: Sequence[Path]
         if m:
             return (f"override '+{m.group(1)}=...': {m.group(1)} already exists; "
                     f"expected {m.group(1)}=... without the + (or ++ to add or replace)")
+    setting = _user_setting_error(exc)
+    if setting is not None:  # e.g. a sweeper's own check of its keys, raised while Hydra built it
+        return " ".join(str(setting).split())
     text = " ".join(str(exc).split())
     cause = exc.__cause__
     if cause is not None and str(cause) and str(cause) not in text:

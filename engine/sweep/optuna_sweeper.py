@@ -29,13 +29,16 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from engine.errors import UserError
+
 log = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "cmaes", "grid", "random")
 
 
-class OptunaSweeperError(ValueError):
-    """A sweeper setting is wrong: one line, the key, what was found and what is expected."""
+class OptunaSweeperError(UserError, ValueError):
+    """A sweeper setting is wrong: one line, the key, what was found and what is expected
+    (printed as ``error: ...``, exit 2, by engine.cli through engine.config.hydra_errors)."""
 
 
 def _range_values(r: RangeSweep) -> list:
@@ -97,9 +100,19 @@ class OptunaSweeper(Sweeper):
             raise OptunaSweeperError(f"hydra.sweeper.direction is {direction!r}; expected maximize or minimize")
         if pruner not in ("none", "duplicate"):
             raise OptunaSweeperError(f"hydra.sweeper.pruner is {pruner!r}; expected none or duplicate")
-        self.sampler_name, self.seed, self.n_startup = sampler, seed, int(n_startup_trials)
+        if storage is not None and (not isinstance(storage, str) or "://" not in storage):
+            raise OptunaSweeperError(f"hydra.sweeper.storage is {storage!r}; expected null (in memory) or a "
+                                     f"database URL such as sqlite:///study.db")
+        if not isinstance(study_name, str) or not study_name.strip():
+            raise OptunaSweeperError(f"hydra.sweeper.study_name is {study_name!r}; expected a non-empty name")
+        if pruner == "duplicate" and sampler == "grid":
+            raise OptunaSweeperError("hydra.sweeper.pruner is 'duplicate' with hydra.sweeper.sampler=grid, which "
+                                     "never proposes a point twice; expected pruner=none with the grid sampler")
+        self.sampler_name, self.seed = sampler, _whole("seed", seed, 0, nullable=True)
+        self.n_startup = _whole("n_startup_trials", n_startup_trials, 0)
         self.direction, self.study_name, self.storage = direction, study_name, storage
-        self.n_trials, self.n_jobs, self.pruner = int(n_trials), max(1, int(n_jobs)), pruner
+        self.n_trials, self.n_jobs = _whole("n_trials", n_trials, 1), _whole("n_jobs", n_jobs, 1)
+        self.pruner = pruner
         self.params = {str(k): str(v) for k, v in (OmegaConf.to_container(params) if OmegaConf.is_config(params)
                                                    else (params or {})).items()}
         self.config: DictConfig | None = None
@@ -141,10 +154,11 @@ class OptunaSweeper(Sweeper):
             raise OptunaSweeperError("hydra.sweeper.params is empty and no sweep override was given; expected at "
                                      "least one key to search, e.g. 'strategy.params.fast=range(6,96,step=6)'")
         dists, grid = distributions(params)
+        sampler = self._sampler(grid)  # first: it refuses a grid over an interval
         n_trials = self.n_trials
         if self.sampler_name == "grid":
             n_trials = min(n_trials, math.prod(len(v) for v in grid.values()))
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage, sampler=self._sampler(grid),
+        study = optuna.create_study(study_name=self.study_name, storage=self.storage, sampler=sampler,
                                     direction=self.direction, load_if_exists=True)
         # a crash leaves RUNNING trials behind: they never finished, so they run once more
         orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -208,6 +222,16 @@ class OptunaSweeper(Sweeper):
                "best_trial": best.number, "study_name": self.study_name}
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(root / "optimization_results.yaml", yaml.safe_dump(doc, sort_keys=True))
+
+
+def _whole(key: str, value: Any, least: int, nullable: bool = False) -> int | None:
+    """A whole-number sweeper setting, checked: ``hydra.sweeper.<key>`` >= ``least``."""
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise OptunaSweeperError(f"hydra.sweeper.{key} is {value!r}; expected a whole number >= {least}"
+                                 + (" or null" if nullable else ""))
+    return value
 
 
 def _tell(study, trial, value: float | None = None, **kw) -> None:
