@@ -110,12 +110,14 @@ class TraceRecorder:
         # event key -> [(t, symbol indices)], in bar order (see the module doc for the keys)
         self.events: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
         self.halts: dict[str, list[int]] = defaultdict(list)
+        self.row0 = 0  # the first row of the chunk being recorded: chunk-local bars are offset by it
 
     def record(self, d: Decision) -> None:
         self.record_events(d.t, decision_events(d), d.halts)
 
     def record_events(self, t: int, events: dict[str, np.ndarray], halts: Iterable[str]) -> None:
         ev = self.events
+        t += self.row0
         for key, idx in events.items():
             ev[key].append((t, idx))
         for h in halts:
@@ -123,7 +125,7 @@ class TraceRecorder:
 
     def record_halts(self, halt_id: str, bars: np.ndarray) -> None:
         """Bars of a quiet stretch during which ``halt_id`` held (no order could follow)."""
-        self.halts[halt_id].extend(int(b) for b in bars)
+        self.halts[halt_id].extend(int(b) + self.row0 for b in bars)
 
     def bars_of(self, key: str) -> list[tuple[int, np.ndarray]]:
         """The (bar, symbol indices) recorded for one event key (e.g. ``BUY``)."""

@@ -8,8 +8,17 @@ nothing, to :class:`QuietScanner` (engine/cycle/quiet.py, built from the same pl
 ``decide``), which marks them with whole-array operations; busy bars run exactly as above.
 Neither writes into the loop's state: each returns what changed and the loop applies it. ``fast=False`` runs every bar through ``decide`` (the reference the
 tests compare the fast path with: results must be identical).
+
+Chunks: :func:`run_chunks` runs the same loop over a sequence of chunk Prepareds (consecutive
+market rows [a, b), chunk-local indices, ``extra["row0"] = a``); the in-memory run is one chunk.
+Everything the loop carries (portfolio, broker and its rng, protections, halts and locks, the
+pending decision) crosses a border; the bar numbers it holds are rebased by the chunk's length
+(:func:`_rebase`), fills and the trace are recorded at global bars.
 """
 from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
 
 import numpy as np
 
@@ -43,40 +52,105 @@ MIN_BLOCK, MAX_BLOCK = 32, 2048
 def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True, observe=None) -> BacktestResult:
     """``observe(d)``: called with every decision ``decide`` returned (quiet bars skipped by the
     fast path decide nothing): the parity harness reads the orders a run decided from it."""
-    m = p.market
+    return run_chunks([p], s, p, progress=progress, fast=fast, observe=observe)
+
+
+def _rebase(halts: HaltState, pf: Portfolio, shift: int) -> HaltState:
+    """The bar numbers the loop carries, moved ``shift`` bars earlier (the next chunk's row 0 is
+    this chunk's row ``shift``): halt cooldowns, scoped locks and their closed trades, entry bars."""
+    pf.entry_bar -= shift
+    ls = halts.locks
+    if ls is not None:
+        ls = dataclasses.replace(ls, until=ls.until - shift,
+                                 exits=tuple((b - shift, i, st, r) for b, i, st, r in ls.exits))
+    return HaltState({k: v - shift for k, v in halts.until.items()}, ls)
+
+
+def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared, progress=None,
+               fast: bool = True, observe=None) -> BacktestResult:
+    """The backtest over ``chunks`` (consecutive row ranges of the market, each a Prepared with
+    chunk-local rows and ``extra["row0"]``), bars ``s.start`` .. ``s.stop`` of the whole market.
+    ``whole``: the run's facts for the results and the trace (its market's times and symbols,
+    its rules, its whole-run masks)."""
+    m = whole.market
     n = m.n_symbols
     start = s.start
     stop = m.n_bars if s.stop is None else min(s.stop, m.n_bars)
     if stop - start < 2:
         raise ValueError(f"the backtest window has {stop - start} bars; at least 2 are needed")
     pf = Portfolio.empty(n, s.initial_cash)
-    broker = SimBroker(m, s.fee_schedule(), s.slippage,
-                       p.size_increment, s.max_participation, np.random.default_rng(s.seed))
-    protector = Protector(p.rules.strategy.protect, m, p.store)
-    if protector.active:
-        broker.on_entry = protector.on_entry
-    plan = cycle_plan(p)
+    broker = protector = None
     halts = HaltState()
-    trace = TraceRecorder(p, start, stop)
-    close = p.close
-    spread = p.store.arrays["spread_bps"]
-    vol_usd = p.store.arrays["volume_usd"]
+    trace = TraceRecorder(whole, start, stop)
     zeros = np.zeros(n)
     equity = np.empty(stop - start)
     exposure = np.empty(stop - start)
     pending = None
-    scanner = QuietScanner.build(plan) if fast else None
+    decided = skipped = 0
     block = MIN_BLOCK
+    rebased = 0  # global row of the carried state's bar 0
+    for p in chunks:
+        row0 = int(p.extra.get("row0", 0))
+        cm = p.market
+        rows = cm.n_bars
+        if row0 != rebased:
+            if broker is not None:
+                raise ValueError(f"chunks out of order: a chunk starts at row {row0}, expected {rebased}")
+            rebased = row0
+        lo, hi = max(start - row0, 0), min(stop - row0, rows)
+        if broker is None:
+            broker = SimBroker(cm, s.fee_schedule(), s.slippage,
+                               p.size_increment, s.max_participation, np.random.default_rng(s.seed))
+            protector = Protector(p.rules.strategy.protect, cm, p.store)
+            if protector.active:
+                broker.on_entry = protector.on_entry
+        else:
+            broker.market = cm
+            protector.rebind(cm, p.store)
+        first_fill = len(broker.fills)
+        trace.row0 = row0
+        if lo < hi:
+            pending, halts, block, nd, ns = _loop(p, s, broker, protector, pf, halts, pending, trace, equity,
+                                                  exposure, row0 - start, lo, hi, row0 + hi == stop, zeros,
+                                                  block, progress, start, stop, fast, observe)
+            decided += nd
+            skipped += ns
+        for f in broker.fills[first_fill:]:
+            f.t += row0
+        if row0 + rows >= stop:
+            break
+        halts = _rebase(halts, pf, rows)
+        rebased = row0 + rows
+    return BacktestResult(whole, start, stop, equity, exposure, broker.fills, pf, trace, s,
+                          {"bars": stop - start, "decided": decided, "skipped": skipped,
+                           "participation": broker.cuts.as_dict(s.max_participation)})
+
+
+def _loop(p: Prepared, s: BacktestSettings, broker: SimBroker, protector: Protector, pf: Portfolio,
+          halts: HaltState, pending, trace: TraceRecorder, equity: np.ndarray, exposure: np.ndarray,
+          k0: int, start: int, stop: int, last: bool, zeros: np.ndarray, block: int, progress,
+          run_start: int, run_stop: int, fast: bool, observe):
+    """Bars ``start`` .. ``stop`` (chunk-local) of one chunk; ``last``: the run's last bar is
+    ``stop - 1`` (close_at_end, no decision after it). Equity row of local bar t: ``t + k0``.
+    Returns (pending decision, halt state, scan block, decided, skipped)."""
+    m = p.market
+    plan = cycle_plan(p)
+    close = p.close
+    spread = p.store.arrays["spread_bps"]
+    vol_usd = p.store.arrays["volume_usd"]
+    scanner = QuietScanner.build(plan) if fast else None
     decided = skipped = 0
     busy_at = -1  # a bar the scanner already found busy
     # when scans keep finding the very next bar busy (a strategy whose signals hold for
     # long stretches), scanning is wasted work: back off for a growing number of bars
     backoff, scan_from = 0, start
+    # the last bar a scan may cover: the run's last bar is never quiet (nothing after it fills)
+    scan_stop = stop - 1 if last else stop
     t = start
     next_report = start  # progress every ~512 bars, however far the fast path jumps
     while t < stop:
         if progress is not None and t >= next_report:
-            progress(t - start, stop - start)
+            progress(t + k0, run_stop - run_start)
             next_report = t + 512
         seen = len(broker.fills)
         if pending is not None:
@@ -88,15 +162,15 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         protector.step(broker, t, pf)
         if plan.locks and len(broker.fills) > seen:  # trades closed: the risk file's scoped locks
             halts = after_fills(plan.locks, p.themes, halts, broker.fills[seen:], pf.qty, t)
-        if (scanner is not None and t < stop - 1 and t != busy_at and t >= scan_from):
-            end = min(t + block, stop - 1)
+        if (scanner is not None and t < scan_stop and t != busy_at and t >= scan_from):
+            end = min(t + block, scan_stop)
             # a bar where a protection may fire is not quiet: the scan stops before it
             end = protector.horizon(pf, t + 1, end)
             span = scanner.scan(pf, halts, t, end)
             nxt = span.end
             if nxt > t:
-                equity[t - start:nxt - start] = span.equity
-                exposure[t - start:nxt - start] = span.exposure
+                equity[t + k0:nxt + k0] = span.equity
+                exposure[t + k0:nxt + k0] = span.exposure
                 for hid, bars in span.halt_bars:
                     trace.record_halts(hid, bars)
                 apply_marks(pf, span.marks)
@@ -115,13 +189,13 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
                 t = nxt
                 continue
         c = close[t]
-        if t == stop - 1 and s.close_at_end:
+        if last and t == stop - 1 and s.close_at_end:
             broker.close_out(t, pf)
         eq = pf.mark(c, int(m.times[t] // DAY_MS))
-        k = t - start
+        k = t + k0
         equity[k] = eq
         exposure[k] = (eq - pf.cash) / eq if eq > 0 else 0.0
-        if t == stop - 1:
+        if last and t == stop - 1:
             break  # nothing after the last bar to fill at
         d, change = decide(plan, t, pf, Quotes(c, spread[t], zeros, vol_usd[t]), halts)
         halts = apply_change(pf, change)
@@ -132,6 +206,4 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         if d.has_orders:
             pending = d
         t += 1
-    return BacktestResult(p, start, stop, equity, exposure, broker.fills, pf, trace, s,
-                          {"bars": stop - start, "decided": decided, "skipped": skipped,
-                           "participation": broker.cuts.as_dict(s.max_participation)})
+    return pending, halts, block, decided, skipped

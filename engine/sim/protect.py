@@ -92,6 +92,21 @@ class Protector:
         n = market.n_symbols
         self.levels = levels if levels is not None else Levels.empty(n)
         self._dist = {pr.kind: _distance(pr, store) for pr in rules.prices}
+        self._last: dict[str, np.ndarray] = {}  # the previous chunk's last row of each distance
+
+    def rebind(self, market: MarketData, store) -> None:
+        """Read the next chunk of bars (engine/backtest/engine.py): the levels stay, the distances
+        are the chunk's, and an entry at the chunk's first bar reads the previous chunk's last row
+        (its decision bar)."""
+        self._last = {k: d[-1] for k, d in self._dist.items() if d is not None and d.shape[0]}
+        self.market = market
+        self._dist = {pr.kind: _distance(pr, store) for pr in self.rules.prices}
+
+    def _dist_at(self, kind: str, dec: int) -> np.ndarray:
+        """The distance row of decision bar ``dec`` (-1: the previous chunk's last bar)."""
+        if dec < 0:
+            return self._last[kind] if kind in self._last else self._dist[kind][0]
+        return self._dist[kind][dec]
 
     # -- entry -------------------------------------------------------------------------------
 
@@ -100,7 +115,7 @@ class Protector:
         if not self.active or not idx.size:
             return
         entry = pf.entry_price[idx]
-        dec = max(t - 1, 0)
+        dec = t - 1
         lv = self.levels
         lv.clear(idx)
         lv.high[idx] = entry
@@ -113,13 +128,13 @@ class Protector:
             if r.trailing_stop.fraction is not None:
                 lv.trail_frac[idx] = r.trailing_stop.fraction
             else:
-                d = self._dist["trailing_stop"][dec, idx]
+                d = self._dist_at("trailing_stop", dec)[idx]
                 lv.trail_dist[idx] = np.where(d > 0, d, _NAN)  # NaN compares False: off
 
     def _level(self, pr: Protection, dec: int, idx: np.ndarray, entry: np.ndarray, side: float) -> np.ndarray:
         if pr.fraction is not None:
             return entry + side * (entry * pr.fraction)  # see Levels.trail: 1 + f rounds
-        d = self._dist[pr.kind][dec, idx]
+        d = self._dist_at(pr.kind, dec)[idx]
         return np.where(d > 0, entry + side * d, _NAN)
 
     # -- inside a bar ------------------------------------------------------------------------
