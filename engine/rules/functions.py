@@ -52,6 +52,9 @@ class FunctionSpec:
     doc: str  # one line for the generated ops reference
     example: str  # e.g. "sma(close, 50)"
     variadic: bool = False  # min/max accept 2+ args of the first param's type
+    # series functions: a factory of the state one call carries over consecutive row chunks
+    # (engine/cycle/chunks.py); its ``step`` gives exactly the rows the whole-array impl gives
+    stream: Callable[[], "SeriesStream"] | None = None
 
 
 class FunctionArgError(ValueError):
@@ -211,13 +214,92 @@ def signature(spec: FunctionSpec) -> str:
 
 
 def _register(name: str, kind: str, params: tuple[Param, ...], returns: str, doc: str, example: str,
-              *, variadic: bool = False, min_windows: dict[str, int] | None = None) -> Callable:
+              *, variadic: bool = False, min_windows: dict[str, int] | None = None,
+              replay: Callable[[dict], tuple[int, int]] | None = None, carried: bool = False) -> Callable:
+    """``replay(statics) -> (keep, align)``: a chunk is computed by the whole-array kernel over the
+    last ``keep`` input rows before it, from a row that is a multiple of ``align`` (the block grid
+    of _Windows), so its rows are the whole run's bit for bit. ``carried``: the kernel takes a
+    ``carry`` dict (its recurrence state) and streams itself."""
     def deco(kernel: Callable) -> Callable:
         impl = _series_impl(name, params, kernel, min_windows or {}) if kind == "series" else kernel
-        FUNCTIONS[name] = FunctionSpec(name, kind, params, returns, impl, doc, example, variadic)  # type: ignore[arg-type]
+        stream = None
+        if replay is not None:
+            stream = lambda: _Replay(params, impl, replay)  # noqa: E731
+        elif carried:
+            stream = lambda: _Carried(params, kernel)  # noqa: E731
+        FUNCTIONS[name] = FunctionSpec(name, kind, params, returns, impl, doc, example, variadic, stream)  # type: ignore[arg-type]
         return kernel
 
     return deco
+
+
+class SeriesStream:
+    """One series-function call fed consecutive row chunks: ``step(*args)`` takes the impl's
+    arguments for the chunk's rows and returns the chunk's rows of the whole-run result."""
+
+    def __init__(self, params: tuple[Param, ...]):
+        self.params = params
+        self.rows = 0  # absolute rows consumed so far
+
+    def _split(self, args: tuple) -> tuple[list, dict]:
+        statics = {p.name: a for p, a in zip(self.params, args) if p.type in ("window", "number")}
+        return list(args), statics
+
+
+class _Replay(SeriesStream):
+    def __init__(self, params, impl, replay):
+        super().__init__(params)
+        self.impl, self.replay = impl, replay
+        self.tail: list | None = None
+        self.tail_row = 0  # absolute row of the tail's first row
+
+    def step(self, *args):
+        vals, statics = self._split(args)
+        keep, align = self.replay(statics)
+        series = [i for i, p in enumerate(self.params) if p.type in ("series", "bool_series") and i < len(vals)
+                  and np.ndim(vals[i]) > 0]
+        t = np.shape(vals[series[0]])[0]
+        full = list(vals)
+        if self.tail is not None:
+            for k, i in enumerate(series):
+                full[i] = np.concatenate([self.tail[k], np.asarray(vals[i])])
+        out = self.impl(*full)
+        res = out[self.rows - self.tail_row:]
+        end = self.rows + t
+        start = max(0, ((end - keep) // align) * align)
+        self.tail = [np.asarray(full[i])[start - self.tail_row:].copy() for i in series]
+        self.tail_row, self.rows = start, end
+        return res
+
+
+class _Carried(SeriesStream):
+    def __init__(self, params, kernel):
+        super().__init__(params)
+        self.kernel = kernel
+        self.carry: dict = {}
+
+    def step(self, *args):
+        vals, _ = self._split(args)
+        all_1d = True
+        for i, p in enumerate(self.params):
+            if p.type in ("series", "bool_series"):
+                all_1d &= np.ndim(vals[i]) <= 1
+                vals[i] = _as_panel(p.name, p.name, vals[i], boolean=p.type == "bool_series")
+        with np.errstate(all="ignore"):
+            out = self.kernel(*vals, carry=self.carry)
+        return out[:, 0] if all_1d else out
+
+
+def call_series(streams: dict | None, key: str, name: str, *args):
+    """``FUNCTIONS[name].impl(*args)`` over whole arrays (``streams`` None), or the next chunk of
+    the call ``key``, its carried state kept in ``streams``."""
+    spec = FUNCTIONS[name]
+    if streams is None:
+        return spec.impl(*args)
+    s = streams.get(key)
+    if s is None:
+        s = streams[key] = spec.stream()
+    return s.step(*args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,6 +495,27 @@ def _wilder(v: np.ndarray, first: np.ndarray, n: int) -> tuple[np.ndarray, np.nd
     return _recurrence(v, (n - 1) / n), seed_row
 
 
+def _start_carried(x: np.ndarray, valid: np.ndarray, carry: dict):
+    """``_start`` for a chunk after others: ``first`` relative to the chunk (negative when the
+    column started in an earlier chunk), holes carried from the last value before the chunk."""
+    t = x.shape[0]
+    first = np.where(carry["started"], carry["first"] - carry["row"], _first_valid(valid))
+    holes = ~valid & ~_before(t, first + 1)
+    if not holes.any():
+        return first, x, None
+    ext = np.concatenate([carry["last"][None], x])
+    xf = _ffill(ext, np.concatenate([carry["started"][None], valid]))[1:]
+    return first, xf, holes
+
+
+def _keep_start(carry: dict, first: np.ndarray, xf: np.ndarray, t: int) -> None:
+    row = carry.get("row", 0)
+    carry["started"] = first < t
+    carry["first"] = first + row
+    carry["last"] = xf[-1].copy()
+    carry["row"] = row + t
+
+
 def _start(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(first valid row per column, x with holes after the start carried forward, hole mask or None)."""
     first = _first_valid(valid)
@@ -430,7 +533,7 @@ _X = Param("x", _S)
 _WIN = Param("n", _W)
 
 
-@_register("sma", "series", (_X, _WIN), "number", "simple moving average of x over the last n bars", "sma(close, 50)")
+@_register("sma", "series", (_X, _WIN), "number", "simple moving average of x over the last n bars", "sma(close, 50)", replay=lambda s: (s["n"], s["n"]))
 def _sma(x: np.ndarray, n: int) -> np.ndarray:
     def kernel(w: _Windows) -> np.ndarray:
         s1 = _window_scan_inplace(w.cur, w.prev)
@@ -441,7 +544,7 @@ def _sma(x: np.ndarray, n: int) -> np.ndarray:
     return _windowed(x, n, kernel)
 
 
-@_register("rolling_sum", "series", (_X, _WIN), "number", "sum of x over the last n bars", "rolling_sum(volume, 24)")
+@_register("rolling_sum", "series", (_X, _WIN), "number", "sum of x over the last n bars", "rolling_sum(volume, 24)", replay=lambda s: (s["n"], s["n"]))
 def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
     def kernel(w: _Windows) -> np.ndarray:
         s1 = _window_scan_inplace(w.cur, w.prev)
@@ -452,7 +555,7 @@ def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
 
 
 @_register("wma", "series", (_X, _WIN), "number",
-           "linearly weighted moving average (weight n on the newest bar, 1 on the oldest)", "wma(close, 20)")
+           "linearly weighted moving average (weight n on the newest bar, 1 on the oldest)", "wma(close, 20)", replay=lambda s: (s["n"], s["n"]))
 def _wma(x: np.ndarray, n: int) -> np.ndarray:
     def kernel(w: _Windows) -> np.ndarray:
         # The window ending at row j of a block holds rows j+1..n-1 of the previous block (at
@@ -497,31 +600,42 @@ def _moments(x: np.ndarray, n: int, zscore: bool) -> np.ndarray:
 
 @_register("std", "series", (_X, _WIN), "number",
            "rolling sample standard deviation (ddof=1) of x over the last n bars", "std(pct_change(close), 24)",
-           min_windows={"n": 2})
+           min_windows={"n": 2}, replay=lambda s: (s["n"], s["n"]))
 def _std(x: np.ndarray, n: int) -> np.ndarray:
     return _moments(x, n, zscore=False)
 
 
 @_register("zscore", "series", (_X, _WIN), "number",
            "(x - sma(x, n)) / std(x, n); NaN where the window is flat", "zscore(close, 48) < -2",
-           min_windows={"n": 2})
+           min_windows={"n": 2}, replay=lambda s: (s["n"], s["n"]))
 def _zscore(x: np.ndarray, n: int) -> np.ndarray:
     return _moments(x, n, zscore=True)
 
 
 @_register("ema", "series", (_X, _WIN), "number",
            "exponential moving average, alpha = 2/(n+1), seeded with the first value; NaN for the first n-1 bars",
-           "ema(close, 20)")
-def _ema(x: np.ndarray, n: int) -> np.ndarray:
+           "ema(close, 20)", carried=True)
+def _ema(x: np.ndarray, n: int, carry: dict | None = None) -> np.ndarray:
+    """``carry`` (chunked runs): the previous chunks' state: absolute row, first valid row, last
+    carried-forward value and the recurrence's last value per column."""
     valid = np.isfinite(x)
-    first, xf, holes = _start(x, valid)
     t = x.shape[0]
+    if carry:
+        first, xf, holes = _start_carried(x, valid, carry)
+    else:
+        first, xf, holes = _start(x, valid)
     alpha = 2.0 / (n + 1)
     u = alpha * xf
     np.copyto(u, 0.0, where=_before(t, first + 1))
-    cols = np.nonzero(first < t)[0]
+    cols = np.nonzero((first >= 0) & (first < t))[0]
     u[first[cols], cols] = x[first[cols], cols]  # y[first] = x[first] exactly
-    y = _recurrence(u, 1.0 - alpha)
+    if carry:  # y[a] = u[a] + decay * y[a-1]: the recurrence continued from the last row before
+        y = _recurrence(np.concatenate([carry["y"][None], u]), 1.0 - alpha)[1:]
+    else:
+        y = _recurrence(u, 1.0 - alpha)
+    if carry is not None:
+        _keep_start(carry, first, xf, t)
+        carry["y"] = y[-1].copy()
     np.copyto(y, np.nan, where=_before(t, first + (n - 1)))
     if holes is not None:
         y[holes] = np.nan
@@ -575,7 +689,7 @@ def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.nda
     return atr
 
 
-@_register("lag", "series", (_X, Param("n", _W, 1)), "number", "value of x n bars ago", "close > lag(close, 24)")
+@_register("lag", "series", (_X, Param("n", _W, 1)), "number", "value of x n bars ago", "close > lag(close, 24)", replay=lambda s: (s["n"], 1))
 def _lag_fn(x: np.ndarray, n: int) -> np.ndarray:
     out = _lag(x, n)
     out[~np.isfinite(out)] = np.nan
@@ -584,7 +698,7 @@ def _lag_fn(x: np.ndarray, n: int) -> np.ndarray:
 
 @_register("pct_change", "series", (_X, Param("n", _W, 1)), "number",
            "fractional change of x over n bars: x / lag(x, n) - 1 (NaN where that is not finite)",
-           "pct_change(close, 24) > 0.05")
+           "pct_change(close, 24) > 0.05", replay=lambda s: (s["n"], 1))
 def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
     # x / lag(x, n) - 1 without building the lagged copy: the first n rows divide by NaN
     out = np.empty_like(x)
@@ -596,7 +710,7 @@ def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@_register("returns", "series", (_X, Param("n", _W, 1)), "number", "alias of pct_change", "returns(close, 1)")
+@_register("returns", "series", (_X, Param("n", _W, 1)), "number", "alias of pct_change", "returns(close, 1)", replay=lambda s: (s["n"], 1))
 def _returns(x: np.ndarray, n: int) -> np.ndarray:
     return _pct_change(x, n)
 
@@ -620,19 +734,19 @@ def _rolling_extreme(x: np.ndarray, n: int, largest: bool) -> np.ndarray:
 
 
 @_register("rolling_max", "series", (_X, _WIN), "number", "highest x over the last n bars (this bar included)",
-           "close >= rolling_max(high, 24*7)")
+           "close >= rolling_max(high, 24*7)", replay=lambda s: (s["n"], s["n"]))
 def _rolling_max(x: np.ndarray, n: int) -> np.ndarray:
     return _rolling_extreme(x, n, largest=True)
 
 
 @_register("rolling_min", "series", (_X, _WIN), "number", "lowest x over the last n bars (this bar included)",
-           "close <= rolling_min(low, 24)")
+           "close <= rolling_min(low, 24)", replay=lambda s: (s["n"], s["n"]))
 def _rolling_min(x: np.ndarray, n: int) -> np.ndarray:
     return _rolling_extreme(x, n, largest=False)
 
 
 @_register("crossover", "series", (Param("a", _S), Param("b", _S)), "bool",
-           "a > b on this bar and a <= b on the previous bar", "crossover(ema(close, 12), ema(close, 26))")
+           "a > b on this bar and a <= b on the previous bar", "crossover(ema(close, 12), ema(close, 26))", replay=lambda s: (1, 1))
 def _crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _cross(a, b, np.greater, np.less_equal)
 
@@ -647,18 +761,23 @@ def _cross(a: np.ndarray, b: np.ndarray, now: np.ufunc, before: np.ufunc) -> np.
 
 
 @_register("crossunder", "series", (Param("a", _S), Param("b", _S)), "bool",
-           "a < b on this bar and a >= b on the previous bar", "crossunder(close, sma(close, 50))")
+           "a < b on this bar and a >= b on the previous bar", "crossunder(close, sma(close, 50))", replay=lambda s: (1, 1))
 def _crossunder(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _cross(a, b, np.less, np.greater_equal)
 
 
 @_register("bars_since", "series", (Param("cond", _B),), "number",
            "bars since cond was last true (0 on a bar where it is true; NaN if it never was)",
-           "bars_since(crossover(close, sma(close, 50))) <= 3")
-def _bars_since(cond: np.ndarray) -> np.ndarray:
-    rows = _rows(cond.shape[0])
+           "bars_since(crossover(close, sma(close, 50))) <= 3", carried=True)
+def _bars_since(cond: np.ndarray, carry: dict | None = None) -> np.ndarray:
+    row0 = carry.get("row", 0) if carry else 0
+    rows = _rows(cond.shape[0]) + row0  # absolute rows: the counter runs on over chunk borders
     last = np.where(cond, rows, -1)
+    if carry:
+        np.maximum(last[0], carry["last"], out=last[0])
     np.maximum.accumulate(last, axis=0, out=last)
+    if carry is not None:
+        carry["row"], carry["last"] = row0 + cond.shape[0], last[-1].copy()
     return np.where(last >= 0, (rows - last).astype(np.float64), np.nan)
 
 
