@@ -24,7 +24,7 @@ from engine.sim.fills import SimBroker
 from engine.sim.protect import Protector
 from engine.sim.result import RunResult
 from engine.sim.settings import SimSettings
-from engine.trace import TraceRecorder
+from engine.trace import NoTrace, TraceRecorder
 
 DAY_MS = 86_400_000
 
@@ -40,9 +40,12 @@ BacktestResult = RunResult
 MIN_BLOCK, MAX_BLOCK = 32, 2048
 
 
-def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True, observe=None) -> BacktestResult:
+def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True, observe=None,
+                 trace: bool = True) -> BacktestResult:
     """``observe(d)``: called with every decision ``decide`` returned (quiet bars skipped by the
-    fast path decide nothing): the parity harness reads the orders a run decided from it."""
+    fast path decide nothing): the parity harness reads the orders a run decided from it.
+    ``trace=False``: record no decisions trace (``res.trace`` is a NoTrace; a grid point's
+    metrics do not read it, and recording it costs several per cent of a run)."""
     m = p.market
     n = m.n_symbols
     start = s.start
@@ -57,7 +60,7 @@ def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = T
         broker.on_entry = protector.on_entry
     plan = cycle_plan(p)
     halts = HaltState()
-    trace = TraceRecorder(p, start, stop)
+    trace = TraceRecorder(p, start, stop) if trace else NoTrace()
     close = p.close
     spread = p.store.arrays["spread_bps"]
     vol_usd = p.store.arrays["volume_usd"]
