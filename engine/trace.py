@@ -101,6 +101,20 @@ def cycle_record(d: Decision) -> dict[str, Any]:
     return out
 
 
+class NoTrace:
+    """What a run records when nobody will read its trace (a grid point keeps only its metrics,
+    which read the equity and the fills): the loop's calls, doing nothing. A report or
+    ``explain`` needs a :class:`TraceRecorder`."""
+
+    row0 = 0  # set per chunk by the loop, as on a TraceRecorder
+
+    def record(self, d: Decision) -> None:
+        pass
+
+    def record_halts(self, halt_id: str, bars: np.ndarray) -> None:
+        pass
+
+
 class TraceRecorder:
     """The trace of one run, recorded cycle by cycle (bars ``start`` to ``stop``)."""
 

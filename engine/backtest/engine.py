@@ -33,7 +33,7 @@ from engine.sim.fills import SimBroker
 from engine.sim.protect import Protector
 from engine.sim.result import RunResult
 from engine.sim.settings import SimSettings
-from engine.trace import TraceRecorder
+from engine.trace import NoTrace, TraceRecorder
 
 DAY_MS = 86_400_000
 
@@ -49,10 +49,13 @@ BacktestResult = RunResult
 MIN_BLOCK, MAX_BLOCK = 32, 2048
 
 
-def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True, observe=None) -> BacktestResult:
+def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True, observe=None,
+                 trace: bool = True) -> BacktestResult:
     """``observe(d)``: called with every decision ``decide`` returned (quiet bars skipped by the
-    fast path decide nothing): the parity harness reads the orders a run decided from it."""
-    return run_chunks([p], s, p, progress=progress, fast=fast, observe=observe)
+    fast path decide nothing): the parity harness reads the orders a run decided from it.
+    ``trace=False``: record no decisions trace (``res.trace`` is a NoTrace; a grid point's
+    metrics do not read it, and recording it costs several per cent of a run)."""
+    return run_chunks([p], s, p, progress=progress, fast=fast, observe=observe, trace=trace)
 
 
 def _rebase(halts: HaltState, pf: Portfolio, shift: int) -> HaltState:
@@ -67,7 +70,7 @@ def _rebase(halts: HaltState, pf: Portfolio, shift: int) -> HaltState:
 
 
 def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared, progress=None,
-               fast: bool = True, observe=None) -> BacktestResult:
+               fast: bool = True, observe=None, trace: bool = True) -> BacktestResult:
     """The backtest over ``chunks`` (consecutive row ranges of the market, each a Prepared with
     chunk-local rows and ``extra["row0"]``), bars ``s.start`` .. ``s.stop`` of the whole market.
     ``whole``: the run's facts for the results and the trace (its market's times and symbols,
@@ -81,7 +84,7 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
     pf = Portfolio.empty(n, s.initial_cash)
     broker = protector = None
     halts = HaltState()
-    trace = TraceRecorder(whole, start, stop)
+    trace = TraceRecorder(whole, start, stop) if trace else NoTrace()
     zeros = np.zeros(n)
     equity = np.empty(stop - start)
     exposure = np.empty(stop - start)

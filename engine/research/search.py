@@ -44,7 +44,7 @@ def _evaluate(cfg: Mapping[str, Any], market: MarketData, shared: SharedFeatures
     pcfg = apply_point(cfg, point, name)
     prepared = prepare(market, load_rules(pcfg), shared)
     settings = backtest_settings(pcfg, market)
-    res = run_backtest(prepared, settings)
+    res = run_backtest(prepared, settings, trace=False)
     metrics, _, _ = run_metrics(res)
     return PointResult(index, dict(point), metrics, bar_returns(res.equity, settings.initial_cash))
 

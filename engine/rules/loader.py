@@ -611,9 +611,18 @@ def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any
         raise RuleError(Where(label, "", "kind", data.line_of("kind")), f"kind is {data.get('kind')!r}",
                         expected=f"kind: {kind} (this file is given as the {kind} file)")
     _check_finite(data, label)  # first: NaN would pass the schema's ranges, -inf fail them unclearly
-    _validate(data, kind, label, every)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    # the schema check depends on the text alone: a sweep's points (a grid, a multirun's jobs)
+    # load the same files hundreds of times and validate each text once
+    if (kind, digest) not in _VALID_TEXTS:
+        _validate(data, kind, label, every)
+        _VALID_TEXTS.add((kind, digest))
     params = _merge_params(data.get("params") or {}, overrides, label)
-    return data, label, params, hashlib.sha256(text.encode()).hexdigest()
+    return data, label, params, digest
+
+
+# (kind, sha256 of the file's text) of the rule files that passed their schema in this process
+_VALID_TEXTS: set[tuple[str, str]] = set()
 
 
 def _at(data: Mapping, section: str, key: str, label: str) -> Where:
