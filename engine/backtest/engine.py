@@ -18,11 +18,12 @@ pending decision) crosses a border; the bar numbers it holds are rebased by the 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 
-from engine.cycle.decide import Quotes, decide
+from engine.cycle.decide import Decision, Quotes, decide
 from engine.cycle.plan import HaltState, cycle_plan
 from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import Prepared
@@ -69,6 +70,35 @@ def _rebase(halts: HaltState, pf: Portfolio, shift: int) -> HaltState:
     return HaltState({k: v - shift for k, v in halts.until.items()}, ls)
 
 
+@dataclass
+class _Carry:
+    """What the loop carries from bar to bar and over chunk borders."""
+
+    pf: Portfolio
+    broker: SimBroker
+    protector: Protector
+    trace: TraceRecorder | NoTrace
+    equity: np.ndarray  # (bars of the window,)
+    exposure: np.ndarray
+    halts: HaltState = field(default_factory=HaltState)
+    pending: Decision | None = None
+    block: int = MIN_BLOCK  # the quiet-bar scan's current block length
+    decided: int = 0
+    skipped: int = 0
+
+    @classmethod
+    def first(cls, p: Prepared, s: BacktestSettings, bars: int, trace) -> "_Carry":
+        """The run's start, from its first chunk ``p``."""
+        m = p.market
+        broker = SimBroker(m, s.fee_schedule(), s.slippage,
+                           p.size_increment, s.max_participation, np.random.default_rng(s.seed))
+        protector = Protector(p.rules.strategy.protect, m, p.store)
+        if protector.active:
+            broker.on_entry = protector.on_entry
+        return cls(Portfolio.empty(m.n_symbols, s.initial_cash), broker, protector, trace,
+                   np.empty(bars), np.empty(bars))
+
+
 def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared, progress=None,
                fast: bool = True, observe=None, trace: bool = True) -> BacktestResult:
     """The backtest over ``chunks`` (consecutive row ranges of the market, each a Prepared with
@@ -76,71 +106,55 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
     ``whole``: the run's facts for the results and the trace (its market's times and symbols,
     its rules, its whole-run masks)."""
     m = whole.market
-    n = m.n_symbols
     start = s.start
     stop = m.n_bars if s.stop is None else min(s.stop, m.n_bars)
     if stop - start < 2:
         raise ValueError(f"the backtest window has {stop - start} bars; at least 2 are needed")
-    pf = Portfolio.empty(n, s.initial_cash)
-    broker = protector = None
-    halts = HaltState()
-    trace = TraceRecorder(whole, start, stop) if trace else NoTrace()
-    zeros = np.zeros(n)
-    equity = np.empty(stop - start)
-    exposure = np.empty(stop - start)
-    pending = None
-    decided = skipped = 0
-    block = MIN_BLOCK
+    recorder = TraceRecorder(whole, start, stop) if trace else NoTrace()
+    c = None
     rebased = 0  # global row of the carried state's bar 0
     for p in chunks:
         row0 = int(p.extra.get("row0", 0))
-        cm = p.market
-        rows = cm.n_bars
-        if row0 != rebased:
-            if broker is not None:
-                raise ValueError(f"chunks out of order: a chunk starts at row {row0}, expected {rebased}")
-            rebased = row0
-        lo, hi = max(start - row0, 0), min(stop - row0, rows)
-        if broker is None:
-            broker = SimBroker(cm, s.fee_schedule(), s.slippage,
-                               p.size_increment, s.max_participation, np.random.default_rng(s.seed))
-            protector = Protector(p.rules.strategy.protect, cm, p.store)
-            if protector.active:
-                broker.on_entry = protector.on_entry
+        rows = p.market.n_bars
+        if c is None:
+            c, rebased = _Carry.first(p, s, stop - start, recorder), row0
+        elif row0 != rebased:
+            raise ValueError(f"chunks out of order: a chunk starts at row {row0}, expected {rebased}")
         else:
-            broker.market = cm
-            protector.rebind(cm, p.store)
-        first_fill = len(broker.fills)
-        trace.row0 = row0
+            c.broker.market = p.market
+            c.protector.rebind(p.market, p.store)
+        first_fill = len(c.broker.fills)
+        recorder.row0 = row0
+        lo, hi = max(start - row0, 0), min(stop - row0, rows)
         if lo < hi:
-            pending, halts, block, nd, ns = _loop(p, s, broker, protector, pf, halts, pending, trace, equity,
-                                                  exposure, row0 - start, lo, hi, row0 + hi == stop, zeros,
-                                                  block, progress, start, stop, fast, observe)
-            decided += nd
-            skipped += ns
-        for f in broker.fills[first_fill:]:
+            _loop(p, s, c, row0 - start, lo, hi, row0 + hi == stop, progress, stop - start, fast, observe)
+        for f in c.broker.fills[first_fill:]:
             f.t += row0
         if row0 + rows >= stop:
             break
-        halts = _rebase(halts, pf, rows)
+        c.halts = _rebase(c.halts, c.pf, rows)
         rebased = row0 + rows
-    return BacktestResult(whole, start, stop, equity, exposure, broker.fills, pf, trace, s,
-                          {"bars": stop - start, "decided": decided, "skipped": skipped,
-                           "participation": broker.cuts.as_dict(s.max_participation)})
+    if c is None:
+        raise ValueError("the backtest was given no chunk of market rows")
+    return BacktestResult(whole, start, stop, c.equity, c.exposure, c.broker.fills, c.pf, recorder, s,
+                          {"bars": stop - start, "decided": c.decided, "skipped": c.skipped,
+                           "participation": c.broker.cuts.as_dict(s.max_participation)})
 
 
-def _loop(p: Prepared, s: BacktestSettings, broker: SimBroker, protector: Protector, pf: Portfolio,
-          halts: HaltState, pending, trace: TraceRecorder, equity: np.ndarray, exposure: np.ndarray,
-          k0: int, start: int, stop: int, last: bool, zeros: np.ndarray, block: int, progress,
-          run_start: int, run_stop: int, fast: bool, observe):
-    """Bars ``start`` .. ``stop`` (chunk-local) of one chunk; ``last``: the run's last bar is
-    ``stop - 1`` (close_at_end, no decision after it). Equity row of local bar t: ``t + k0``.
-    Returns (pending decision, halt state, scan block, decided, skipped)."""
+def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, stop: int, last: bool,
+          progress, total: int, fast: bool, observe) -> None:
+    """Bars ``start`` .. ``stop`` (chunk-local) of one chunk, advancing ``carry``; ``last``: the run's
+    last bar is ``stop - 1`` (close_at_end, no decision after it). Equity row of local bar t:
+    ``t + k0``; ``total``: the window's bars (for the progress line)."""
+    # the carried state in locals for the per-bar code, written back at the end
+    pf, broker, protector, trace = carry.pf, carry.broker, carry.protector, carry.trace
+    equity, exposure, halts, pending, block = carry.equity, carry.exposure, carry.halts, carry.pending, carry.block
     m = p.market
     plan = cycle_plan(p)
     close = p.close
     spread = p.store.arrays["spread_bps"]
     vol_usd = p.store.arrays["volume_usd"]
+    zeros = np.zeros(m.n_symbols)
     scanner = QuietScanner.build(plan) if fast else None
     decided = skipped = 0
     busy_at = -1  # a bar the scanner already found busy
@@ -153,7 +167,7 @@ def _loop(p: Prepared, s: BacktestSettings, broker: SimBroker, protector: Protec
     next_report = start  # progress every ~512 bars, however far the fast path jumps
     while t < stop:
         if progress is not None and t >= next_report:
-            progress(t + k0, run_stop - run_start)
+            progress(t + k0, total)
             next_report = t + 512
         seen = len(broker.fills)
         if pending is not None:
@@ -209,4 +223,6 @@ def _loop(p: Prepared, s: BacktestSettings, broker: SimBroker, protector: Protec
         if d.has_orders:
             pending = d
         t += 1
-    return pending, halts, block, decided, skipped
+    carry.halts, carry.pending, carry.block = halts, pending, block
+    carry.decided += decided
+    carry.skipped += skipped
