@@ -133,17 +133,12 @@ def run(argv: Sequence[str], project: Path) -> None:
     sys.argv = [sys.argv[0], *argv, *([] if named else ["hydra.job.name=run"])]
     try:
         app()
-    except USER_ERRORS as exc:
+    # a UserError here comes from a plugin of ours outside any job (the Optuna sweeper checking
+    # its search space); a job's own UserError never gets here (engine.app reports it)
+    except (*USER_ERRORS, UserError) as exc:
         if not ours or getattr(exc, IN_TASK, False):  # raised by the run itself: a bug, keep the traceback
             raise
         print(f"error: {error_line(exc, argv)}", file=sys.stderr)
-        sys.exit(2)
-    except UserError as exc:
-        # raised by a plugin of ours outside any job (the Optuna sweeper checking its search
-        # space); a job's own UserError never gets here (engine.app reports it)
-        if not ours or getattr(exc, IN_TASK, False):
-            raise
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(2)
     finally:
         if ours:

@@ -107,12 +107,12 @@ def _missing_option(exc: MissingConfigException, overrides: Sequence[str]) -> st
 
 
 def _user_setting_error(exc: BaseException) -> BaseException | None:
-    """A rulebook UserError that Hydra wrapped (instantiating a plugin from its config): its own
-    message already names the key, what was found and what is expected."""
+    """A rulebook UserError, itself or wrapped by Hydra (instantiating a plugin from its config):
+    its own message already names the key, what was found and what is expected."""
     from engine.errors import UserError
 
     seen = set()
-    cause = exc.__cause__ or exc.__context__
+    cause = exc
     while cause is not None and id(cause) not in seen:
         if isinstance(cause, UserError):
             return cause
@@ -152,7 +152,7 @@ def describe(exc: BaseException, overrides: Sequence[str], roots: Sequence[Path]
             return (f"override '+{m.group(1)}=...': {m.group(1)} already exists; "
                     f"expected {m.group(1)}=... without the + (or ++ to add or replace)")
     setting = _user_setting_error(exc)
-    if setting is not None:  # e.g. a sweeper's own check of its keys, raised while Hydra built it
+    if setting is not None:  # e.g. a sweeper's own check of its keys, as Hydra built it or as it ran
         return " ".join(str(setting).split())
     text = " ".join(str(exc).split())
     cause = exc.__cause__
