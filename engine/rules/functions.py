@@ -53,7 +53,7 @@ class FunctionSpec:
     example: str  # e.g. "sma(close, 50)"
     variadic: bool = False  # min/max accept 2+ args of the first param's type
     # series functions: a factory of the state one call carries over consecutive row chunks
-    # (engine/cycle/chunks.py); its ``step`` gives exactly the rows the whole-array impl gives
+    # (a chunked backtest feeds it consecutive row blocks); its ``step`` gives exactly the rows the whole-array impl gives
     stream: Callable[[], "SeriesStream"] | None = None
 
 
