@@ -63,39 +63,53 @@ def test_a_broken_conf_file_names_file_line_and_column(tmp_path, text, expected)
 
 
 def test_an_unresolvable_interpolation_in_an_override_is_a_config_error(tmp_path):
-    proc = run_cli(["seed=${oc.env:SOME_UNSET_VAR_20}", f"hydra.run.dir={tmp_path}"],
-                   )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert "[interpolation] seed: cannot resolve 'seed'" in proc.stderr
-    assert "Environment variable 'SOME_UNSET_VAR_20' not found" in proc.stderr
+    line = one_error_line(run_cli(["seed=${oc.env:SOME_UNSET_VAR_20}", f"hydra.run.dir={tmp_path}"]))
+    assert line.startswith("error: [interpolation] seed: cannot resolve 'seed'")
+    assert "Environment variable 'SOME_UNSET_VAR_20' not found" in line
     assert not (tmp_path / "results.json").exists()
 
 
+def test_config_check_problems_in_a_run_are_one_error_line_each(tmp_path):
+    proc = run_cli(["strategy.params.fast=300", "backtest.initial_cash=-5", f"hydra.run.dir={tmp_path}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        "error: [min] backtest.initial_cash: 'backtest.initial_cash' must be greater than 0 (found: -5 (integer); "
+        "expected: > 0 (range: > 0 .. 1,000,000,000,000,000))",
+        "error: [sanity.fast_window_not_below_slow] strategy.params.fast: the fast average must look back fewer "
+        "bars than the slow one (found: 300; expected: < strategy.params.slow (240))"]
+
+
+def test_validate_lists_the_same_lines_and_exits_2(tmp_path):
+    proc = run_cli(["mode=validate", "strategy.params.fast=300", "backtest.initial_cash=-5", f"hydra.run.dir={tmp_path}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split("]")[0] for line in lines[:2]] == ["error: [min", "error: [sanity.fast_window_not_below_slow"]
+    assert lines[-1] == "config is NOT valid for mode=validate: 2 problem(s), 0 warning(s)"
+
+
 def test_an_unresolvable_interpolation_in_validate_is_listed_not_a_traceback(tmp_path):
-    # mode=validate lists every problem and exits 1, its documented contract (README)
+    # mode=validate lists every problem, each an error: line, and exits 2 as every mistake does
     proc = run_cli(["mode=validate", "seed=${oc.env:SOME_UNSET_VAR_20}", f"hydra.run.dir={tmp_path}"])
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    assert "ERROR   [interpolation] seed: cannot resolve 'seed'" in proc.stdout
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert "error: [interpolation] seed: cannot resolve 'seed'" in proc.stdout
 
 
 def test_a_renamed_key_typed_on_the_command_line_is_migrated_with_its_warning(tmp_path):
     proc = run_cli(["mode=validate", "backtest.cash=5000", f"hydra.run.dir={tmp_path}"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert ("WARNING [deprecated.renamed] backtest.cash: 'backtest.cash' is deprecated since 0.1.0, use "
+    assert ("warning: [deprecated.renamed] backtest.cash: 'backtest.cash' is deprecated since 0.1.0, use "
             "'backtest.initial_cash'") in proc.stdout
     assert "config OK" in proc.stdout
 
 
 def test_a_renamed_key_and_its_new_name_together_are_refused(tmp_path):
-    proc = run_cli(["backtest.cash=5000", "backtest.initial_cash=7000", f"hydra.run.dir={tmp_path}"])
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "[deprecated.conflict] backtest.cash" in proc.stderr
+    line = one_error_line(run_cli(["backtest.cash=5000", "backtest.initial_cash=7000", f"hydra.run.dir={tmp_path}"]))
+    assert line.startswith("error: [deprecated.conflict] backtest.cash")
 
 
 def test_a_removed_key_typed_on_the_command_line_names_its_replacement(tmp_path):
-    proc = run_cli(["backtest.fee_bps=3", f"hydra.run.dir={tmp_path}"])
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "[deprecated.removed] backtest.fee_bps" in proc.stderr and "exchange.fees.tiers" in proc.stderr
+    line = one_error_line(run_cli(["backtest.fee_bps=3", f"hydra.run.dir={tmp_path}"]))
+    assert line.startswith("error: [deprecated.removed] backtest.fee_bps") and "exchange.fees.tiers" in line
 
 
 def test_init_never_overwrites_a_project(tmp_path):

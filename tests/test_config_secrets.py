@@ -252,7 +252,7 @@ def test_no_secret_in_any_file_written(tmp_path, mode, literal):
 def test_validate_cli_never_prints_secrets(tmp_path, mode):
     cmd = [sys.executable, "-m", "engine.config", f"mode={mode}", f"+exchange.api_key={SECRET_KEY}"]
     proc = _run(cmd, ROOT)
-    assert proc.returncode == 1 and "[secret_in_config] exchange.api_key" in proc.stdout
+    assert proc.returncode == 2 and "[secret_in_config] exchange.api_key" in proc.stdout
     assert _leaks(proc.stdout + proc.stderr) == []
 
 

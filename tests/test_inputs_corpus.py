@@ -68,7 +68,7 @@ def test_run_with_credentials_in_the_url_is_refused_and_leaves_none(tmp_path):
     out = tmp_path / "run"
     r = run_cli([f"exchange.rest_url='{url}'", f"hydra.run.dir={out}"])
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert ("ERROR   [secret_in_url] exchange.rest_url: 'exchange.rest_url' holds credentials in its URL "
+    assert ("error: [secret_in_url] exchange.rest_url: 'exchange.rest_url' holds credentials in its URL "
             "(user:password and query parameter token=)") in r.stderr
     assert _files_holding(out, ("PASSWORD1", "TOKEN123")) == []
     assert (out / ".hydra" / "overrides.yaml").exists()
@@ -116,9 +116,9 @@ def test_one_row_csv_names_the_file(tmp_path):
 
 @pytest.mark.slow
 def test_run_refuses_rule_file_outside_rules_in_validate_and_run(tmp_path):
-    for mode, code in (("validate", 1), ("backtest", 2)):
+    for mode in ("validate", "backtest"):  # one exit code for a mistake, whichever the mode
         r = run_cli([f"mode={mode}", "strategy.file=../conf/strategy/sma_cross.yaml", f"hydra.run.dir={tmp_path / mode}"])
-        assert r.returncode == code and "Traceback" not in r.stderr
+        assert r.returncode == 2 and "Traceback" not in r.stderr
         assert "[rule_file_outside] strategy.file: rule file '../conf/strategy/sma_cross.yaml' of strategy leads " \
                "outside rules_dir" in r.stdout + r.stderr
 
@@ -336,8 +336,8 @@ def test_validate_lists_the_data_folder_as_the_run_would(tmp_path, make, says):
 
 @pytest.mark.slow
 def test_run_py_passes_the_command_line_to_the_check(tmp_path):
-    for mode, code in (("validate", 1), ("backtest", 2)):
+    for mode in ("validate", "backtest"):  # one exit code for a mistake, whichever the mode
         r = run_cli([f"mode={mode}", "risk.params.theme_caps={}", f"hydra.run.dir={tmp_path / mode}"])
-        assert r.returncode == code and "Traceback" not in r.stderr
-        assert "ERROR   [empty_mapping_merges] risk.params.theme_caps: 'risk.params.theme_caps={}' changes nothing" \
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert "error: [empty_mapping_merges] risk.params.theme_caps: 'risk.params.theme_caps={}' changes nothing" \
             in r.stdout + r.stderr

@@ -66,7 +66,7 @@ def test_validate_refuses_a_sample_market_that_cannot_fit(tmp_path):
     out = run_cli(["mode=validate", "data.sample.n_bars=10000000", "data.sample.n_symbols=2000",
                    "data.max_memory_gib=16", f"hydra.run.dir={tmp_path}/out"])
     text = out.stdout + out.stderr
-    assert out.returncode == 1 and "Traceback" not in text
+    assert out.returncode == 2 and "Traceback" not in text
     assert "[sanity.sample_exceeds_memory] data.sample" in text
     assert "10000000 bars x 2000 symbols, about 4773.3 GiB" in text and "at most 16 GiB" in text
 

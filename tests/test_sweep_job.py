@@ -133,9 +133,9 @@ def test_sweep_status_line():
 
 
 def test_failed_job_log_line_names_the_first_problem(tmp_path, caplog):
-    """A ConfigError's first line is only a header ("invalid config:"): the line names the problem."""
-    message = "invalid config:\nERROR   [bad_date] backtest.start: not a date (found: 'x')\nconfig is NOT valid"
+    """A message whose first line is only a header ("invalid config:"): the line names the problem."""
+    message = "invalid config:\nerror: [bad_date] backtest.start: not a date (found: 'x')\nconfig is NOT valid"
     with hydra_job(tmp_path), caplog.at_level("ERROR", logger="engine.sweep.job"):
         assert sweep_job(app_like(UserError(message)))({}) is None
     line = [r.getMessage() for r in caplog.records if "job failed" in r.getMessage()][0]
-    assert "invalid config: ERROR   [bad_date] backtest.start: not a date (found: 'x')" in line
+    assert "invalid config: error: [bad_date] backtest.start: not a date (found: 'x')" in line

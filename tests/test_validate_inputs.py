@@ -45,8 +45,8 @@ def test_the_loader_gathers_every_rule_file_error_in_file_order(tmp_path):
 
 def test_validate_lists_every_rule_file_error_at_once(tmp_path):
     code, text = _validate(f"rules_dir={_broken_rules(tmp_path)}")
-    assert code == 1
-    errors = [line for line in text.splitlines() if line.startswith("ERROR   [rule_file]")]
+    assert code == 2
+    errors = [line for line in text.splitlines() if line.startswith("error: [rule_file]")]
     assert len(errors) == 4, text
     assert "rules/universe.yaml:19, rule 'no_stablecoins', key 'when', line 1 col 8: syntax error" in errors[0]
     assert "unknown name 'params.min_histroy_bars' (did you mean 'params.min_history_bars'" in errors[1]
@@ -58,16 +58,16 @@ def test_validate_lists_every_rule_file_error_at_once(tmp_path):
 def test_validate_places_the_backtest_window_in_the_data_once():
     # the sample's span is known from its spec (data_span); loading the data adds no second report
     code, text = _validate("backtest.start=2031-01-01")
-    assert code == 1
-    errors = [line for line in text.splitlines() if line.startswith("ERROR")]
+    assert code == 2
+    errors = [line for line in text.splitlines() if line.startswith("error: [")]
     assert len(errors) == 1, text
     assert "backtest.start: backtest window 2031-01-01 .. None holds 0 bars of data that spans 8784 bars" in errors[0]
 
 
 def test_validate_reads_the_data_source_once(tmp_path):
     code, text = _validate("data=csv", f"data.path={tmp_path}")
-    assert code == 1
-    errors = [line for line in text.splitlines() if line.startswith("ERROR")]
+    assert code == 2
+    errors = [line for line in text.splitlines() if line.startswith("error: [")]
     assert len(errors) == 1 and f"data.path: {tmp_path}: no .csv files for timeframe '1h'" in errors[0], text
 
 
@@ -77,7 +77,7 @@ def test_a_sound_config_validates_with_its_inputs():
 
 def test_validate_for_paper_on_a_real_exchange_needs_its_api_key_variables():
     code, text = _validate("mode.target=paper", "exchange=coinbase")
-    assert code == 1
+    assert code == 2
     assert "[sanity.live_api_key_env_unset] exchange.api_key_env: environment variable COINBASE_API_KEY" in text
     assert "[sanity.live_api_secret_env_unset] exchange.api_secret_env: environment variable COINBASE_API_SECRET" in text
     env = {"COINBASE_API_KEY": "organizations/x/apiKeys/y", "COINBASE_API_SECRET": "not-a-real-secret-value"}

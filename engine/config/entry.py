@@ -66,11 +66,12 @@ def run_check(cfg: Any, env: Mapping[str, str] | None = None, *, mode: str | Non
 
 def validate_entry(cfg: Any, env: Mapping[str, str] | None = None, *, mode: str | None = None,
                    live_requirements: bool = True, out: TextIO | None = None, overrides: Sequence[str] = ()) -> int:
-    """mode=validate: print every problem and warning, return the exit code (0 sound, 1 not); it
-    also reads the inputs a run reads (every rule file, a backtest's data source and window)."""
+    """mode=validate: print every problem and warning, return the exit code (0 sound; 2 not, as for
+    every user mistake); it also reads the inputs a run reads (every rule file, a backtest's data
+    source and window)."""
     report = run_check(cfg, env, mode=mode, live_requirements=live_requirements, overrides=overrides, inputs=True)
     print(report.format(), file=out or sys.stdout)
-    return 0 if report.ok else 1
+    return 0 if report.ok else 2
 
 
 def prepare_run(cfg: Any, logger: logging.Logger, env: Mapping[str, str] | None = None,
@@ -96,7 +97,7 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR):
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m engine.config",
-        description="Check rulebook's composed config without running anything; exit 1 on any problem.")
+        description="Check rulebook's composed config without running anything; exit 2 on any problem.")
     parser.add_argument("--as", dest="as_mode", default=None,
                         help="check the requirements of this mode (default: the config's mode.name)")
     parser.add_argument("--no-env", action="store_true",
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None, ou
     except USER_ERRORS as exc:
         # Hydra refuses unknown keys and options at override time: the same line as run.py prints
         text = describe(exc, overrides, [conf_dir], keys_at_factory(lambda o: compose(o, conf_dir)))
-        print(f"ERROR   [compose] {text}\nconfig is NOT valid: it could not be composed", file=out)
-        return 1
+        print(f"error: {text}\nconfig is NOT valid: it could not be composed", file=out)
+        return 2
     drop_renamed_defaults(cfg, overrides)
     return validate_entry(cfg, env, mode=args.as_mode, live_requirements=not args.no_env, out=out,
                           overrides=args.overrides)

@@ -22,6 +22,7 @@ class ConfigProblem:
     suggestions: tuple[str, ...] = ()
 
     def format(self) -> str:
+        """The problem as one line, printed after ``error: `` (``warning: ``) like every mistake."""
         where = self.path or "<root>"
         line = f"[{self.code}] {where}: {self.message} (found: {self.found}; expected: {self.expected})"
         if self.suggestions:
@@ -46,12 +47,9 @@ class ConfigReport:
         return [p.code for p in self.problems]
 
     def format(self) -> str:
-        """Terminal text: one line per problem and warning, then a one-line verdict."""
-        lines: list[str] = []
-        for p in self.problems:
-            lines.append("ERROR   " + p.format())
-        for w in self.warnings:
-            lines.append("WARNING " + w.format())
+        """Terminal text: one ``error:`` line per problem (the format of every user mistake, Hydra's
+        included: engine/cli.py), one ``warning:`` line per warning, then a one-line verdict."""
+        lines = [f"error: {p.format()}" for p in self.problems] + [f"warning: {w.format()}" for w in self.warnings]
         mode = f" for mode={self.mode}" if self.mode else ""
         if self.problems:
             lines.append(f"config is NOT valid{mode}: {len(self.problems)} problem(s), {len(self.warnings)} warning(s)")
@@ -66,8 +64,10 @@ class ConfigReport:
 
 
 class ConfigError(Exception):
-    """Raised when a run is refused because its config has problems; str() lists all of them."""
+    """Raised when a run is refused because its config has problems. str() is every problem, one
+    per line, joined by ``\nerror: ``: printed after ``error: `` (engine/app.py), each problem is
+    its own ``error:`` line, as ``mode=validate`` prints it."""
 
     def __init__(self, report: ConfigReport):
         self.report = report
-        super().__init__("invalid config:\n" + report.format())
+        super().__init__("\nerror: ".join(p.format() for p in report.problems))
