@@ -60,11 +60,11 @@ def _load_rules(results: Mapping[str, Any]) -> tuple[RuleSet | None, str]:
     except (RuleError, UserError, OSError) as exc:
         return None, f"the rule files could not be reloaded ({str(exc).splitlines()[0]}): rule messages are not shown"
     saved = (results.get("run") or {}).get("rule_files") or {}
-    from engine.paths import rules_path
+    from engine.paths import rule_file
 
     changed = []
     for label, digest in saved.items():
-        path = rules_path(cfg.get("rules_dir", "rules")) / label.removeprefix("rules/")
+        path = rule_file(cfg.get("rules_dir", "rules"), label.removeprefix("rules/"))
         if path.exists() and hashlib.sha256(path.read_text().encode()).hexdigest() != digest:
             changed.append(label)
     note = f"note: {', '.join(changed)} changed since the run; messages come from the current files" if changed else ""

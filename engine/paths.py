@@ -14,6 +14,7 @@ Two roots, never mixed:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -49,17 +50,53 @@ def project_path(p: str | Path) -> Path:
     return p if p.is_absolute() else project_root() / p
 
 
-def rules_path(rules_dir: str | Path = "rules", root: Path | None = None) -> Path:
-    """The folder of the rule files: ``rules_dir`` if absolute, else under the project root. A
-    project without a ``rules/`` folder of its own (an empty folder, a notebook's) runs the
-    built-in rule files when ``rules_dir`` is the default ``rules``."""
+@dataclass(frozen=True)
+class RuleFolders:
+    """The folders a run's rule files are found in, first match wins, file by file: a project's
+    ``rules/`` that holds only some files (its own strategy, a stricter ``risk.yaml``) runs the
+    built-in files for the rest, as its ``conf/`` does for config options."""
+
+    dirs: tuple[Path, ...]
+
+    @property
+    def primary(self) -> Path:
+        """The folder named by ``rules_dir``: where a missing file is reported and new files go."""
+        return self.dirs[0]
+
+    def find(self, rel: str | Path) -> tuple[Path, Path]:
+        """(the folder, the path) of rule file ``rel``: the first folder where that name exists,
+        else the primary folder's. The caller refuses a path that leads out of its folder: a
+        project's link to elsewhere is refused, never passed over for the built-in file."""
+        for folder in self.dirs:
+            path = folder / rel
+            if path.exists() or path.is_symlink():
+                return folder, path
+        return self.primary, self.primary / rel
+
+
+def rule_folders(rules_dir: str | Path = "rules", root: Path | None = None) -> RuleFolders:
+    """The rule folders of ``rules_dir``. The default ``rules`` is the project's ``rules/`` then the
+    built-in one (only the built-ins when the project has none); any other ``rules_dir`` (absolute,
+    or relative to the project root) is a whole rule set on its own: nothing falls back."""
     p = Path(rules_dir).expanduser()
     if p.is_absolute():
-        return p
+        return RuleFolders((p,))
     own = (project_root() if root is None else Path(root)) / p
-    if p == Path("rules") and not own.exists():
-        return BUILTIN_RULES
-    return own
+    if p != Path("rules"):
+        return RuleFolders((own,))
+    if not own.is_dir() or own.resolve() == BUILTIN_RULES.resolve():
+        return RuleFolders((BUILTIN_RULES,))
+    return RuleFolders((own, BUILTIN_RULES))
+
+
+def rules_path(rules_dir: str | Path = "rules", root: Path | None = None) -> Path:
+    """The primary folder of ``rules_dir`` (see :func:`rule_folders`)."""
+    return rule_folders(rules_dir, root).primary
+
+
+def rule_file(rules_dir: str | Path, rel: str | Path, root: Path | None = None) -> Path:
+    """Where rule file ``rel`` (relative to ``rules_dir``) is read from (see :func:`rule_folders`)."""
+    return rule_folders(rules_dir, root).find(rel)[1]
 
 
 def config_dirs(project: Path | None = None) -> list[Path]:

@@ -40,7 +40,7 @@ What to edit:
 
 | path | what |
 |---|---|
-| `rules/` | the rule files every run reads (`rules_dir: rules`): `regime.yaml`, `universe.yaml`, `risk.yaml`, `execution.yaml`, `strategies/*.yaml`, `products.yaml` |
+| `rules/` | the rule files every run reads (`rules_dir: rules`): `regime.yaml`, `universe.yaml`, `risk.yaml`, `execution.yaml`, `strategies/*.yaml`, `products.yaml`; delete one you do not change and the built-in file of that name is read instead |
 | `conf/` | your Hydra config options; they come before the built-in ones. A new `conf/strategy/mine.yaml` is `strategy=mine`; a file with a built-in name (`conf/risk/balanced.yaml`) replaces it; `conf/experiment/*.yaml` are named override sets (`rulebook +experiment=mine`) |
 
 Every group you do not add here (`exchange`, `data`, `mode`, `live`, `report`, ...) is rulebook's

@@ -72,3 +72,53 @@ def test_other_hydra_apps_keep_their_own_search_path(project, tmp_path):
     (project / "conf" / "config.yaml").write_text("x: 2\n")  # would win if the plugin applied here
     with initialize_config_dir(version_base="1.3", config_dir=str(other)):
         assert compose(config_name="config").x == 1
+
+
+def _only_own_strategy(project: Path) -> Path:
+    """A project whose rules/ holds one file of its own: a copy of sma_cross under a new rule id."""
+    import shutil
+    shutil.rmtree(project / "rules")
+    own = project / "rules" / "strategies" / "mine.yaml"
+    own.parent.mkdir(parents=True)
+    own.write_text((BUILTIN_RULES / "strategies" / "sma_cross.yaml").read_text()
+                   .replace("- id: golden_cross", "- id: my_cross"))
+    return own
+
+
+def test_a_project_rules_folder_with_some_files_runs_the_built_ins_for_the_rest(project):
+    from engine.paths import rule_file, rule_folders
+    own = _only_own_strategy(project)
+    assert rule_folders("rules").dirs == (project / "rules", BUILTIN_RULES)
+    assert rule_file("rules", "strategies/mine.yaml") == own
+    assert rule_file("rules", "regime.yaml") == BUILTIN_RULES / "regime.yaml"   # not in the project
+    from engine.api import Validate
+    assert Validate(overrides=["strategy.file=strategies/mine.yaml"]).run().ok
+    res = Backtest(overrides=SMALL + ["strategy.file=strategies/mine.yaml"]).run()
+    assert "my_cross" in set(res.fills["rule"])
+    assert set(res.results["run"]["rule_files"]) >= {"rules/strategies/mine.yaml", "rules/regime.yaml"}
+
+
+def test_a_file_in_neither_folder_is_missing_from_the_projects(project):
+    from engine.api import Validate
+    _only_own_strategy(project)
+    report = Validate(overrides=["strategy.file=strategies/nope.yaml"]).run()
+    assert not report.ok and len(report.problems) == 1, report.text
+    assert "rule file 'strategies/nope.yaml' of strategy not found in rules_dir (rules)" in report.problems[0]
+    assert f"a file under {project / 'rules'}" in report.problems[0]
+
+
+def test_a_rules_dir_of_its_own_is_a_whole_set(project, tmp_path):
+    from engine.paths import rule_file, rule_folders
+    (project / "my_rules").mkdir()
+    assert rule_folders("my_rules").dirs == (project / "my_rules",)             # nothing falls back
+    assert rule_file("my_rules", "regime.yaml") == project / "my_rules" / "regime.yaml"
+    assert rule_folders(tmp_path).dirs == (tmp_path,)
+
+
+def test_a_projects_link_out_is_refused_not_passed_over_for_the_built_in(project, tmp_path):
+    from engine.api import Validate
+    (project / "rules" / "regime.yaml").unlink()
+    (project / "rules" / "regime.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    (tmp_path / "elsewhere.yaml").write_text("kind: regime\n")
+    report = Validate(overrides=[]).run()
+    assert not report.ok and "leads outside" in report.text and str(tmp_path / "elsewhere.yaml") in report.text

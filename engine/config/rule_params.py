@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from engine.paths import rules_path
+from engine.paths import rule_folders
 
 import yaml
 
@@ -44,7 +44,7 @@ def check_rule_params(cfg: dict, root: Path, known_bad: list[str]) -> list[Confi
     rules_dir = cfg.get("rules_dir")
     if not isinstance(rules_dir, str) or not rules_dir:
         return []
-    base = rules_path(rules_dir, root)
+    folders = rule_folders(rules_dir, root)  # the project's files, then the built-ins
     problems: list[ConfigProblem] = []
     # each rule-file group, and each strategy of a book (book.strategies.<name>)
     strategies = paths.get(cfg, "book.strategies", None)
@@ -54,7 +54,7 @@ def check_rule_params(cfg: dict, root: Path, known_bad: list[str]) -> list[Confi
         params = paths.get(cfg, f"{group}.params")
         if not isinstance(file, str) or any(paths.overlaps(f"{group}.file", b) for b in known_bad):
             continue
-        path = base / file
+        base, path = folders.find(file)
         outside = leaves_root(base, path)
         if outside is not None:  # the rule loader refuses it (engine/rules/loader.py)
             problems.append(ConfigProblem(
@@ -63,7 +63,7 @@ def check_rule_params(cfg: dict, root: Path, known_bad: list[str]) -> list[Confi
             continue
         if not path.is_file():
             problems.append(ConfigProblem(
-                "rule_file_missing", f"{group}.file", repr(file), f"a file under {base}",
+                "rule_file_missing", f"{group}.file", repr(file), f"a file under {folders.primary}",
                 f"rule file '{file}' of {group} not found in rules_dir ({rules_dir})"))
             continue
         declared = _declared_params(path)

@@ -34,9 +34,9 @@ def rule_file_problems(cfg: dict, root: Path, already: list[str]) -> list[Config
     # a missing file or an unknown param is already reported (rule_params): not twice
     if _blocked(already, "rules_dir", "regime", *(f"{g}.file" for g in groups)):
         return []
-    from engine.paths import rules_path
+    from engine.paths import rule_folders
 
-    base = rules_path(str(cfg.get("rules_dir") or "rules"), root)  # the run's folder: the project's, or the built-ins
+    base = rule_folders(str(cfg.get("rules_dir") or "rules"), root)  # the project's files, then the built-ins
     try:
         load_ruleset(base, files, params, cfg.get("book") or None, gather=True)
     except RuleErrors as e:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from engine.errors import user_error_types
-from engine.paths import rules_path
+from engine.paths import rule_file
 from engine.rules.loader import RuleSet
 
 
@@ -20,7 +20,7 @@ class RuleReloader:
 
     def path_of(self, label: str) -> Path:
         if label.startswith("rules/"):
-            return rules_path(self.cfg.get("rules_dir", "rules")) / label[len("rules/"):]
+            return rule_file(self.cfg.get("rules_dir", "rules"), label[len("rules/"):])
         return Path(label)
 
     def current_hashes(self) -> dict[str, str]:

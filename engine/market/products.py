@@ -84,26 +84,33 @@ class Applied:
     disagreements: tuple[str, ...]
 
 
-def table_path(cfg: Mapping[str, Any]) -> Path | None:
-    """The table the config selects (``product_facts``: under ``rules_dir`` unless absolute); None: no table."""
-    from engine.paths import rules_path
+def _table_location(cfg: Mapping[str, Any]) -> tuple[Path | None, Path] | None:
+    """(the rule folder it is looked up in, or None for an absolute name; its path); None: no table."""
+    from engine.paths import rule_folders
 
     name = cfg.get("product_facts", "products.yaml")
     if name in (None, "", "none", "null"):
         return None
     p = Path(str(name))
-    return p if p.is_absolute() else rules_path(cfg.get("rules_dir", "rules")) / p
+    # under rules_dir like a rule file: the project's table, else the built-in one
+    return (None, p) if p.is_absolute() else rule_folders(cfg.get("rules_dir", "rules")).find(p)
+
+
+def table_path(cfg: Mapping[str, Any]) -> Path | None:
+    """The table the config selects (``product_facts``: under ``rules_dir`` unless absolute); None: no table."""
+    where = _table_location(cfg)
+    return None if where is None else where[1]
 
 
 def load_for(cfg: Mapping[str, Any]) -> ProductFacts:
-    from engine.paths import leaves_root, rules_path
+    from engine.paths import leaves_root
 
-    path = table_path(cfg)
-    if path is None:
+    where = _table_location(cfg)
+    if where is None:
         return ProductFacts.empty()
-    if not Path(str(cfg.get("product_facts"))).is_absolute():
+    root, path = where
+    if root is not None:
         # like a rule file: a relative name (or a link) must not lead the loader out of rules_dir
-        root = rules_path(cfg.get("rules_dir", "rules"))  # where table_path looked: the project's or the built-ins
         outside = leaves_root(root, path)
         if outside is not None:
             raise UserError(f"product_facts: the product table {cfg.get('product_facts')!r} leads outside the rules "

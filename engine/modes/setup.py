@@ -16,7 +16,7 @@ from engine.backtest.engine import BacktestSettings
 from engine.config.rule_params import RULE_GROUPS  # the config groups that each name a rule file
 from engine.errors import UserError
 from engine.market.data import MarketData
-from engine.paths import project_path, rules_path
+from engine.paths import project_path, rule_folders
 from engine.market.window import window_of
 from engine.rules.loader import RuleSet, load_ruleset
 
@@ -100,7 +100,7 @@ def market_and_features(cfg: Mapping[str, Any]):
 def load_rules(cfg: Mapping[str, Any], gather: bool = False) -> RuleSet:
     """The run's rule set (``gather``: raise every rule-file error at once, as mode=validate does)."""
     files, params = rule_sources(cfg)
-    return load_ruleset(rules_path(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None,
+    return load_ruleset(rule_folders(cfg.get("rules_dir", "rules")), files, params, cfg.get("book") or None,
                         gather=gather)
 
 

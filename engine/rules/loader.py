@@ -20,7 +20,7 @@ import cerberus
 import yaml
 
 from engine import yamlfast
-from engine.paths import leaves_root
+from engine.paths import RuleFolders, leaves_root
 from engine.validators import validator
 
 from engine.rules.bounds import MAX_COUNT_BARS, MAX_TTL_MS, MAX_TTL_TEXT
@@ -595,8 +595,8 @@ class _FileCompiler:
         return compile_expression(src, self.ns(names_key), where, want=want)
 
 
-def _load_file(rules_dir: Path, rel: str, kind: str, overrides: Mapping[str, Any] | None, every: bool = False):
-    path = Path(rel) if Path(rel).is_absolute() else rules_dir / rel
+def _load_file(folders: RuleFolders, rel: str, kind: str, overrides: Mapping[str, Any] | None, every: bool = False):
+    rules_dir, path = (folders.primary, Path(rel)) if Path(rel).is_absolute() else folders.find(rel)
     label = f"rules/{rel}" if not Path(rel).is_absolute() else str(path)
     outside = leaves_root(rules_dir, path)
     if outside is not None:
@@ -633,7 +633,7 @@ def _at(data: Mapping, section: str, key: str, label: str) -> Where:
 
 
 def load_ruleset(
-    rules_dir: Path | str,
+    rules_dir: Path | str | RuleFolders,
     files: Mapping[str, str],
     params: Mapping[str, Mapping[str, Any]] | None = None,
     book: Mapping[str, Any] | None = None,
@@ -644,7 +644,8 @@ def load_ruleset(
     (the config's ``book`` section): several strategy files instead of ``files["strategy"]``.
     ``gather``: on errors, raise one :class:`RuleErrors` holding every error of every file (each
     schema error, each rule, each cap, halt and protection), not only the first (mode=validate)."""
-    rules_dir = Path(rules_dir)
+    # one folder, or a project's rules/ over the built-in one (engine.paths.rule_folders)
+    rules_dir = rules_dir if isinstance(rules_dir, RuleFolders) else RuleFolders((Path(rules_dir),))
     params = params or {}
     hashes: dict[str, str] = {}
     missing = [k for k in KINDS if k not in files and not (k == "strategy" and book is not None)]
@@ -730,7 +731,7 @@ def load_ruleset(
     return RuleSet(regime, universe, strategy, risk, execution, hashes, book_rules)
 
 
-def _load_strategy(rules_dir: Path, rel: str, overrides: Mapping[str, Any] | None, labels: tuple[str, ...],
+def _load_strategy(rules_dir: RuleFolders, rel: str, overrides: Mapping[str, Any] | None, labels: tuple[str, ...],
                    hashes: dict[str, str], sink: _Sink | None = None) -> StrategyRules:
     sink = sink or _Sink(False)
     data, label, p, h = _load_file(rules_dir, rel, "strategy", overrides, sink.errors is not None)
@@ -761,7 +762,7 @@ _BOOK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ALLOCATIONS = ("fixed", "inverse_vol")
 
 
-def _load_book(rules_dir: Path, book: Mapping[str, Any], labels: tuple[str, ...], hashes: dict[str, str]) -> Book:
+def _load_book(rules_dir: RuleFolders, book: Mapping[str, Any], labels: tuple[str, ...], hashes: dict[str, str]) -> Book:
     """The ``book`` config section: ``allocation``, ``vol_window`` and ``strategies`` (name ->
     ``{file, weight, params}``), each strategy file loaded with its own params."""
     allocation = book.get("allocation", "fixed")
