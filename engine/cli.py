@@ -93,6 +93,9 @@ def compose_config(overrides: list[str]) -> Any:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from engine.hydra_registry import register_hydra_plugins
+
+    register_hydra_plugins()
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(BUILTIN_CONF), job_name="run"):
         return compose(config_name="config", overrides=overrides)
@@ -127,10 +130,11 @@ def run(argv: Sequence[str], project: Path) -> None:
     ours = not os.environ.get("HYDRA_FULL_ERROR")
     if ours:
         os.environ["HYDRA_FULL_ERROR"] = "1"
+    from engine.hydra_registry import register_hydra_plugins
+
+    register_hydra_plugins()
     app = hydra.main(version_base="1.3", config_path=str(BUILTIN_CONF), config_name="config")(_task)
-    # Hydra names the job after the task function's file (here cli): keep run.py's name, run.log
-    named = any(a.lstrip("+").startswith("hydra.job.name=") for a in argv)
-    sys.argv = [sys.argv[0], *argv, *([] if named else ["hydra.job.name=run"])]
+    sys.argv = [sys.argv[0], *argv]  # the job's name, run (run.log), is set in conf/config.yaml
     try:
         app()
     # a UserError here comes from a plugin of ours outside any job (the Optuna sweeper checking

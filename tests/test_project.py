@@ -122,3 +122,15 @@ def test_a_projects_link_out_is_refused_not_passed_over_for_the_built_in(project
     (tmp_path / "elsewhere.yaml").write_text("kind: regime\n")
     report = Validate(overrides=[]).run()
     assert not report.ok and "leads outside" in report.text and str(tmp_path / "elsewhere.yaml") in report.text
+
+
+def test_the_installed_command_finds_the_projects_conf_and_keeps_the_option_order(tmp_path):
+    """Hydra lists hydra_plugins/ on sys.path to find plugins, which an editable install does not
+    expose: the project's conf/ was silently ignored outside the source tree (engine.hydra_registry)."""
+    from tests.helpers.runs import run_rulebook
+    root = init_project(tmp_path / "proj")
+    r = run_rulebook(["+experiment=mine", "--cfg", "job"], root)   # an option after an override
+    assert r.returncode == 0, r.stderr
+    assert "fast: 24" in r.stdout and "initial_cash: 25000" in r.stdout  # the project's experiment
+    r = run_rulebook(["+experiment=nope"], root)
+    assert r.returncode == 2 and "expected one of freqtrade, frictionless, mine" in r.stderr

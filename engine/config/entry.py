@@ -90,6 +90,9 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from engine.hydra_registry import register_hydra_plugins
+
+    register_hydra_plugins()
     with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir), job_name="validate"):
         return hydra_compose(config_name="config", overrides=overrides)
 

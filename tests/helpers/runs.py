@@ -35,6 +35,14 @@ def run_cli(args: list[str], cwd: Path | None = None, env: dict | None = None, t
                           capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
+def run_rulebook(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The ``rulebook`` console script of this environment, run in ``cwd`` (a user project): the
+    engine as installed here (editable in a checkout), not run.py's folder on ``sys.path``."""
+    env = {k: v for k, v in os.environ.items() if k != "RULEBOOK_PROJECT"}
+    return subprocess.run([str(Path(sys.executable).with_name("rulebook")), *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
 # ---- validate's verdict against the run's (tests/test_validate_agrees.py) --------------------------
 CHECK_ENV = {"COINBASE_API_KEY": "organizations/test/apiKeys/VERDICT-KEY", "COINBASE_API_SECRET": "verdict-secret-value"}
 
