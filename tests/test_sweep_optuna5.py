@@ -51,7 +51,11 @@ def test_search_space_from_hydra_sweep_syntax():
 
 @pytest.mark.parametrize("setting, expected", [
     ({"sampler": "foo"}, "hydra.sweeper.sampler is 'foo'; expected one of tpe, cmaes, grid, random"),
-    ({"pruner": "median"}, "hydra.sweeper.pruner is 'median'; expected none or duplicate"),
+    ({"pruner": "mean"}, "hydra.sweeper.pruner is 'mean'; expected none, duplicate, median or halving"),
+    ({"pruner": "median", "prune_checkpoints": 1}, "hydra.sweeper.prune_checkpoints is 1; expected a whole number >= 2"),
+    ({"pruner": "median", "prune_checkpoints": 4, "prune_warmup": 4},
+     "hydra.sweeper.prune_warmup is 4 with prune_checkpoints 4: no step could prune; expected prune_warmup < "
+     "prune_checkpoints"),
     ({"n_trials": 0}, "hydra.sweeper.n_trials is 0; expected a whole number >= 1"),
     ({"n_trials": -3}, "hydra.sweeper.n_trials is -3; expected a whole number >= 1"),
     ({"n_jobs": 0}, "hydra.sweeper.n_jobs is 0; expected a whole number >= 1"),

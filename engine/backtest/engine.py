@@ -51,12 +51,15 @@ MIN_BLOCK, MAX_BLOCK = 32, 2048
 
 
 def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True, observe=None,
-                 trace: bool = True) -> BacktestResult:
+                 trace: bool = True, checkpoint=None) -> BacktestResult:
     """``observe(d)``: called with every decision ``decide`` returned (quiet bars skipped by the
     fast path decide nothing): the parity harness reads the orders a run decided from it.
     ``trace=False``: record no decisions trace (``res.trace`` is a NoTrace; a grid point's
-    metrics do not read it, and recording it costs several per cent of a run)."""
-    return run_chunks([p], s, p, progress=progress, fast=fast, observe=observe, trace=trace)
+    metrics do not read it, and recording it costs several per cent of a run).
+    ``checkpoint(k, equity, exposure)``: called once the window's first ``k`` equity rows are
+    final, for each ``k`` it asks for (``checkpoint.next_bar``); it may stop the run by raising
+    (an Optuna pruner: engine/sweep/pruning.py)."""
+    return run_chunks([p], s, p, progress=progress, fast=fast, observe=observe, trace=trace, checkpoint=checkpoint)
 
 
 def _rebase(halts: HaltState, pf: Portfolio, shift: int) -> HaltState:
@@ -100,7 +103,7 @@ class _Carry:
 
 
 def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared, progress=None,
-               fast: bool = True, observe=None, trace: bool = True) -> BacktestResult:
+               fast: bool = True, observe=None, trace: bool = True, checkpoint=None) -> BacktestResult:
     """The backtest over ``chunks`` (consecutive row ranges of the market, each a Prepared with
     chunk-local rows and ``extra["row0"]``), bars ``s.start`` .. ``s.stop`` of the whole market.
     ``whole``: the run's facts for the results and the trace (its market's times and symbols,
@@ -127,7 +130,7 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
         recorder.row0 = row0
         lo, hi = max(start - row0, 0), min(stop - row0, rows)
         if lo < hi:
-            _loop(p, s, c, row0 - start, lo, hi, row0 + hi == stop, progress, stop - start, fast, observe)
+            _loop(p, s, c, row0 - start, lo, hi, row0 + hi == stop, progress, stop - start, fast, observe, checkpoint)
         for f in c.broker.fills[first_fill:]:
             f.t += row0
         if row0 + rows >= stop:
@@ -142,7 +145,7 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
 
 
 def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, stop: int, last: bool,
-          progress, total: int, fast: bool, observe) -> None:
+          progress, total: int, fast: bool, observe, checkpoint=None) -> None:
     """Bars ``start`` .. ``stop`` (chunk-local) of one chunk, advancing ``carry``; ``last``: the run's
     last bar is ``stop - 1`` (close_at_end, no decision after it). Equity row of local bar t:
     ``t + k0``; ``total``: the window's bars (for the progress line)."""
@@ -165,10 +168,14 @@ def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, 
     scan_stop = stop - 1 if last else stop
     t = start
     next_report = start  # progress every ~512 bars, however far the fast path jumps
+    next_check = checkpoint.next_bar - k0 if checkpoint is not None else stop + 1
     while t < stop:
         if progress is not None and t >= next_report:
             progress(t + k0, total)
             next_report = t + 512
+        if t >= next_check:  # equity rows before t are final (a jump over quiet bars filled them)
+            checkpoint(t + k0, equity, exposure)
+            next_check = checkpoint.next_bar - k0
         seen = len(broker.fills)
         if pending is not None:
             # fill first: the bar after a fill is as likely to be quiet as any other, and the

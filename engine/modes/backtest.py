@@ -30,8 +30,21 @@ def _backtest(cfg: Mapping[str, Any]):
              iso_utc(int(market.times[settings.stop - 1])))
     prepared = prepare(market, rules, shared)
     with run_progress(f"backtest {rules.strategy.name}") as progress:
-        res = run_backtest(prepared, settings, progress=progress)
+        res = run_backtest(prepared, settings, progress=progress, checkpoint=_trial_checkpoint(cfg, market, settings))
     return market, rules, settings, res
+
+
+def _trial_checkpoint(cfg: Mapping[str, Any], market, settings):
+    """An Optuna trial's pruning checkpoint when this run is one (engine/sweep/pruning.py)."""
+    from engine.sweep.job import job_context
+
+    ctx = job_context()
+    if ctx is None or not ctx.multirun:
+        return None
+    from engine.sweep.pruning import trial_checkpoint
+
+    return trial_checkpoint(ctx.sweeper_settings, (cfg.get("sweep") or {}).get("objective"),
+                            market.times[settings.start:settings.stop], market.timeframe, settings.initial_cash)
 
 
 def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: Mapping[str, Any]) -> dict:

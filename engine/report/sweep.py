@@ -45,7 +45,7 @@ CHART_METRICS = ("total_return", "sharpe", "sortino", "cagr", "calmar", "max_dra
 @dataclass
 class RunRow:
     id: str  # the job directory relative to the sweep root, e.g. "3"
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "pruned" (an Optuna trial its pruner stopped part-way)
     overrides: list[str]
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -96,9 +96,9 @@ def parse_override(override: str) -> tuple[str, Any] | None:
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Directories under the sweep root holding results.json or error.json, in natural order."""
+    """Directories under the sweep root holding results.json, error.json or pruned.json, in natural order."""
     found = set()
-    for name in ("results.json", "error.json"):
+    for name in ("results.json", "error.json", "pruned.json"):
         for f in sweep_dir.rglob(name):
             rel = f.parent.relative_to(sweep_dir)
             if f.parent != sweep_dir and len(rel.parts) <= MAX_DEPTH and ".hydra" not in rel.parts:
@@ -108,7 +108,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 def read_run(sweep_dir: Path, job_dir: Path) -> RunRow:
     rid = job_dir.relative_to(sweep_dir).as_posix()
-    results_file, error_file = job_dir / "results.json", job_dir / "error.json"
+    results_file, error_file, pruned_file = job_dir / "results.json", job_dir / "error.json", job_dir / "pruned.json"
     if results_file.is_file():
         data = _read_json(results_file)
         metrics = data.get("metrics")
@@ -120,9 +120,10 @@ def read_run(sweep_dir: Path, job_dir: Path) -> RunRow:
                     for d in data.get("diagnostics") or [] if isinstance(d, dict)]
         row = RunRow(rid, "ok", [], metrics={k: metrics.get(k) for k in HEADLINE}, report=report, warnings=warnings)
     else:
-        data = _read_json(error_file)
+        pruned = pruned_file.is_file() and not error_file.is_file()
+        data = _read_json(pruned_file if pruned else error_file)
         overrides = data.get("overrides") or _hydra_overrides(job_dir)
-        row = RunRow(rid, "failed", [], error=str(data.get("error") or "unknown error"))
+        row = RunRow(rid, "pruned" if pruned else "failed", [], error=str(data.get("error") or "unknown error"))
     row.overrides = [redact_override(str(o)) for o in overrides]
     row.params = dict(p for p in map(parse_override, row.overrides) if p is not None)
     return row
@@ -184,6 +185,7 @@ def summarise(sweep_dir: Path) -> dict[str, Any]:
         "sweep_dir": sweep_dir.name,
         "n_runs": len(rows),
         "n_failed": sum(r.status == "failed" for r in rows),
+        "n_pruned": sum(r.status == "pruned" for r in rows),
         "params": swept_params(rows),
         "metrics": list(HEADLINE),
         "best": best,

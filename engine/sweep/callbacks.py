@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.progress import format_duration, progress_enabled
-from engine.sweep.job import ERROR_FILE
+from engine.sweep.job import ERROR_FILE, PRUNED_FILE
 from engine.sweep.plan import SweepPlan, sweep_plan
 
 try:
@@ -76,8 +76,8 @@ def finished_jobs(root: Path) -> tuple[int, int]:
         dirnames[:] = [] if len(rel.parts) >= MAX_DEPTH else [d for d in dirnames if d != ".hydra"]
         if not rel.parts:
             continue
-        if RESULTS_FILE in filenames:
-            done.add(rel)
+        if RESULTS_FILE in filenames or (PRUNED_FILE in filenames and ERROR_FILE not in filenames):
+            done.add(rel)  # a pruned trial is done, not failed
         elif ERROR_FILE in filenames:
             done.add(rel)
             failed.add(rel)

@@ -19,7 +19,7 @@ import logging
 import math
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -29,6 +29,7 @@ from engine.progress import Progress
 log = logging.getLogger(__name__)
 
 ERROR_FILE = "error.json"
+PRUNED_FILE = "pruned.json"  # an Optuna trial its pruner stopped part-way (engine/sweep/pruning.py)
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
@@ -44,6 +45,7 @@ class JobContext:
     multirun: bool
     launcher: str  # the launcher's _target_ ("" when unknown)
     sweeper: str  # the sweeper's _target_ ("" when unknown)
+    sweeper_settings: Mapping[str, Any] = field(default_factory=dict)  # hydra.sweeper, resolved
 
     @property
     def parallel(self) -> bool:
@@ -69,6 +71,7 @@ def job_context() -> JobContext | None:
         multirun=hc.mode == RunMode.MULTIRUN,
         launcher=str((hc.get("launcher") or {}).get("_target_", "")),
         sweeper=str((hc.get("sweeper") or {}).get("_target_", "")),
+        sweeper_settings=OmegaConf.to_container(hc.sweeper, resolve=True) if hc.get("sweeper") is not None else {},
     )
 
 
@@ -78,15 +81,16 @@ def in_multirun() -> bool:
 
 
 def write_error(out_dir: Path, message: str, overrides: list[str], error_type: str,
-                trace: str | None = None) -> Path:
-    """Write ``error.json`` ({"error", "overrides", "type"[, "traceback"]}) atomically."""
+                trace: str | None = None, name: str = ERROR_FILE) -> Path:
+    """Write ``error.json`` ({"error", "overrides", "type"[, "traceback"]}) atomically (or, under
+    ``name``, the same record of a pruned trial)."""
     from engine.config.secrets import redact_override
 
     doc: dict[str, Any] = {"error": message, "overrides": [redact_override(str(o)) for o in overrides],
                            "type": error_type}
     if trace:
         doc["traceback"] = trace
-    return atomic_write_text(Path(out_dir) / ERROR_FILE, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return atomic_write_text(Path(out_dir) / name, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def objective_value(result: Any, objective: str | None) -> Any:
@@ -142,8 +146,14 @@ def sweep_job(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
         ctx = job_context()
         if ctx is None or not ctx.multirun:
             return task(cfg)
+        from engine.sweep.pruning import TrialPruned
+
         try:
             return objective_value(task(cfg), _objective_key(cfg))
+        except TrialPruned as exc:  # not a failure: the sweeper tells Optuna PRUNED
+            write_error(ctx.out_dir, str(exc), ctx.overrides, "pruned", name=PRUNED_FILE)
+            log.info("job pruned: %s", exc)
+            return exc.as_return()
         except SystemExit as exc:
             if exc.code in (0, None):
                 return None

@@ -15,7 +15,11 @@ each job's return value (the ``sweep.objective`` metric: engine/sweep/job.py). S
 - a trial whose job failed or returned no number (an undefined metric) is told FAIL; the search
   goes on;
 - ``pruner: duplicate`` tells a trial whose parameters repeat a completed trial that trial's
-  value without running it (samplers propose repeats on small integer spaces).
+  value without running it (samplers propose repeats on small integer spaces);
+- ``pruner: median`` or ``halving``: Optuna's MedianPruner or SuccessiveHalvingPruner stop a
+  trial part-way when its objective so far trails the others' at the same bar
+  (engine/sweep/pruning.py); the jobs report to the study in ``storage``, or, when that is null,
+  in ``optuna.db`` in the sweep dir.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
 from engine.errors import UserError
+from engine.sweep.pruning import PRUNERS
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +98,16 @@ def distributions(params: dict[str, str]) -> tuple[dict[str, Any], dict[str, lis
 class OptunaSweeper(Sweeper):
     def __init__(self, sampler: str = "tpe", seed: int | None = None, n_startup_trials: int = 10,
                  direction: str = "maximize", study_name: str = "rulebook", storage: str | None = None,
-                 n_trials: int = 20, n_jobs: int = 1, params: Any = None, pruner: str = "none", **_: Any):
+                 n_trials: int = 20, n_jobs: int = 1, params: Any = None, pruner: str = "none",
+                 prune_checkpoints: int = 10, prune_warmup: int = 3, **_: Any):
+
         if sampler not in SAMPLERS:
             raise OptunaSweeperError(f"hydra.sweeper.sampler is {sampler!r}; expected one of {', '.join(SAMPLERS)}")
         if direction not in ("maximize", "minimize"):
             raise OptunaSweeperError(f"hydra.sweeper.direction is {direction!r}; expected maximize or minimize")
-        if pruner not in ("none", "duplicate"):
-            raise OptunaSweeperError(f"hydra.sweeper.pruner is {pruner!r}; expected none or duplicate")
+        if pruner not in ("none", "duplicate", *PRUNERS):
+            raise OptunaSweeperError(f"hydra.sweeper.pruner is {pruner!r}; expected none, duplicate, "
+                                     + ", ".join(PRUNERS[:-1]) + f" or {PRUNERS[-1]}")
         if storage is not None and (not isinstance(storage, str) or "://" not in storage):
             raise OptunaSweeperError(f"hydra.sweeper.storage is {storage!r}; expected null (in memory) or a "
                                      f"database URL such as sqlite:///study.db")
@@ -113,6 +121,11 @@ class OptunaSweeper(Sweeper):
         self.direction, self.study_name, self.storage = direction, study_name, storage
         self.n_trials, self.n_jobs = _whole("n_trials", n_trials, 1), _whole("n_jobs", n_jobs, 1)
         self.pruner = pruner
+        self.prune_checkpoints = _whole("prune_checkpoints", prune_checkpoints, 2)
+        self.prune_warmup = _whole("prune_warmup", prune_warmup, 0)
+        if pruner in PRUNERS and self.prune_warmup >= self.prune_checkpoints:
+            raise OptunaSweeperError(f"hydra.sweeper.prune_warmup is {prune_warmup} with prune_checkpoints "
+                                     f"{prune_checkpoints}: no step could prune; expected prune_warmup < prune_checkpoints")
         self.params = {str(k): str(v) for k, v in (OmegaConf.to_container(params) if OmegaConf.is_config(params)
                                                    else (params or {})).items()}
         self.config: DictConfig | None = None
@@ -158,8 +171,22 @@ class OptunaSweeper(Sweeper):
         n_trials = self.n_trials
         if self.sampler_name == "grid":
             n_trials = min(n_trials, math.prod(len(v) for v in grid.values()))
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage, sampler=sampler,
-                                    direction=self.direction, load_if_exists=True)
+        storage, per_trial = self.storage, []
+        pruner = None
+        if self.pruner in PRUNERS:
+            from engine.sweep.pruning import check_objective, make_pruner
+
+            check_objective(OmegaConf.select(self.config, "sweep.objective", default=None) if self.config else None)
+            pruner = make_pruner(self.pruner, self.n_startup, self.prune_warmup)
+            if storage is None:  # the jobs report to the study while they run: it must be on disk
+                from pathlib import Path
+
+                root = Path(str(self.config.hydra.sweep.dir)).resolve()
+                root.mkdir(parents=True, exist_ok=True)
+                storage = f"sqlite:///{root / 'optuna.db'}"
+                per_trial.append(f"++hydra.sweeper.storage={storage}")
+        study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=sampler,
+                                    direction=self.direction, load_if_exists=True, pruner=pruner)
         # a crash leaves RUNNING trials behind: they never finished, so they run once more
         orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for t in orphans:
@@ -184,13 +211,16 @@ class OptunaSweeper(Sweeper):
                     log.info("optuna: trial %d repeats a completed trial's parameters; told its value %s", t.number, twin)
                     continue
                 runs.append(t)
-                overrides.append([*fixed, *(f"{k}={t.params[k]}" for k in dists)])
+                trial = [*per_trial, f"++hydra.sweeper.trial={t.number}"] if pruner is not None else []
+                overrides.append([*fixed, *(f"{k}={t.params[k]}" for k in dists), *trial])
             if overrides:
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
                 self.job_idx += len(returns)
                 for t, ret in zip(runs, returns):
                     value = _number(ret)
-                    if value is None:
+                    if _pruned(ret):  # its intermediate values are in the study already
+                        _tell(study, t, state=TrialState.PRUNED)
+                    elif value is None:
                         _tell(study, t, state=TrialState.FAIL)
                     else:
                         _tell(study, t, value)
@@ -242,6 +272,15 @@ def _tell(study, trial, value: float | None = None, **kw) -> None:
         # that stop is an error, after the trial was recorded: nothing is lost
         if "Study.stop" not in str(exc):
             raise
+
+
+def _pruned(ret) -> bool:
+    from engine.sweep.pruning import is_pruned
+
+    try:
+        return is_pruned(ret.return_value)
+    except Exception:  # the job raised
+        return False
 
 
 def _number(ret) -> float | None:
