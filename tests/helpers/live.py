@@ -40,6 +40,16 @@ def active_rules_dir(where: Path) -> Path:
     return d
 
 
+def with_protect(where: Path, block: str) -> Path:
+    """The active rules (``active_rules_dir(where)``) with ``block`` (a ``protect:`` block) appended
+    to the test strategy; returns the rules dir."""
+    d = active_rules_dir(where)
+    path = d / "strategies" / "sma_cross.yaml"
+    if block not in path.read_text():
+        path.write_text(path.read_text() + block)
+    return d
+
+
 def live_overrides(mode: str, state_dir: Path, *extra: str, cycles: int = 5, speed: float | None = 120.0,
                    products: int = 3) -> list[str]:
     """Overrides for a bounded run against the in-process emulator (exchange=local_sim). ``speed``
