@@ -44,8 +44,8 @@ def test_the_loop_sells_a_position_through_its_stop_at_the_next_cycle_and_no_sto
     said = [(r.levelno, json.loads(r.getMessage())) for r in caplog.records if r.name == "rulebook.live.alerts"]
     said = [(level, a) for level, a in said if a["kind"] == "protections"]
     assert len(said) == 1
-    level, alert = said[0]
-    assert level == logging.WARNING and alert["level"] == "warning" and alert["t"] is None
+    logged_at, alert = said[0]
+    assert logged_at == logging.WARNING and alert["level"] == "warning" and alert["t"] is None
     assert alert["message"] == ("stop_loss enforced by the loop at each cycle on exchange local_sim "
                                   "(protection_orders: []): checked at each bar's close and sold at market, "
                                   "only while the loop runs")
