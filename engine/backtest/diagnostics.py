@@ -29,6 +29,22 @@ def _share(blocked: int, seen: int) -> str:
     return f"{100.0 * blocked / seen:.1f}%" if seen else "all"
 
 
+def participation_cap(results: Mapping[str, Any]) -> list[Diagnostic]:
+    """The warning that the volume participation cap cut fills (none when it cut nothing): a
+    backtest's, and a paper or dry_run session's (their fill model is the backtest's)."""
+    cap = results.get("participation") or {}
+    if not cap.get("cut"):
+        return []
+    return [Diagnostic(
+        "participation_cap",
+        f"the volume participation cap (backtest.max_participation = {cap['max_participation']:g}) cut "
+        f"{cap['cut']} of {cap['orders']} fills: {100.0 * cap['cut_share']:.1f}% of their notional "
+        f"({cap['cut_notional']:.2f} of {cap['wanted_notional']:.2f}), up to "
+        f"{100.0 * cap['max_cut_share']:.1f}% of one order. Cut entries are smaller than sized; cut "
+        f"exits retry next bar.",
+    )]
+
+
 def diagnose(results: Mapping[str, Any], symbols: Iterable[str]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     stats = results.get("rule_stats") or {}
@@ -53,16 +69,7 @@ def diagnose(results: Mapping[str, Any], symbols: Iterable[str]) -> list[Diagnos
             named = ", ".join(f"{k} blocked {n}" for n, k in sorted(stoppers, key=lambda x: (-x[0], x[1]))[:3])
             after = f"; the entries passed on {passed} symbol-bars" + (f", and {named}" if named else "")
         out.append(Diagnostic("no_trades", f"no trade in the whole run{after}."))
-    cap = results.get("participation") or {}
-    if cap.get("cut"):
-        out.append(Diagnostic(
-            "participation_cap",
-            f"the volume participation cap (backtest.max_participation = {cap['max_participation']:g}) cut "
-            f"{cap['cut']} of {cap['orders']} fills: {100.0 * cap['cut_share']:.1f}% of their notional "
-            f"({cap['cut_notional']:.2f} of {cap['wanted_notional']:.2f}), up to "
-            f"{100.0 * cap['max_cut_share']:.1f}% of one order. Cut entries are smaller than sized; cut "
-            f"exits retry next bar.",
-        ))
+    out += participation_cap(results)
     quotes = sorted({s.rsplit("/", 1)[-1] for s in symbols if "/" in s})
     # US-dollar quotes (USD, USDC, USDT, ...) are one currency here, near enough for a backtest
     families = {"USD" if q in USD_QUOTES else q for q in quotes}

@@ -24,7 +24,7 @@ import numpy as np
 from engine.live.port import Balances, BrokerContext, BrokerFill, Note, OrderTicket
 from engine.cycle.features import market_series
 from engine.rules.expr import FeatureStore
-from engine.sim.fills import Fill, SimBroker
+from engine.sim.fills import Fill, ParticipationCuts, SimBroker
 from engine.sim.protect import Levels, Protector
 
 
@@ -44,8 +44,12 @@ def stored_fills(ctx: BrokerContext, cursor_ms: int) -> list[BrokerFill]:
 
 def _sim(ctx: BrokerContext, market, row: int, protector: Protector | None) -> SimBroker:
     c = ctx.costs
+    if ctx.book.cuts is None:
+        ctx.book.cuts = ParticipationCuts()
+    # every bar's fill model counts into the account's one counter (saved with the book), so the
+    # session's results carry the participation diagnostic a backtest's do
     sim = SimBroker(market, ctx.book.fees, c.slippage, ctx.size_increment, c.max_participation,
-                    np.random.default_rng(c.seed + row))
+                    np.random.default_rng(c.seed + row), cuts=ctx.book.cuts)
     if protector is not None:
         sim.on_entry = protector.on_entry  # levels fixed at entry, as in a backtest
     return sim

@@ -61,7 +61,8 @@ class ExchangeBroker:
         """Settle every order whose fate we did not record, then adopt the fills we missed."""
         if ctx.book.protect.active:
             # said at start: what protects a live position, and who (docs/live.md)
-            ctx.alert("info", "protections", describe(ctx.book.protect, self.adapter.config), None)
+            level, said = describe(ctx.book.protect, self.adapter.config)
+            ctx.alert(level, "protections", said, None)
         for o in ctx.store.open_orders():
             cid = o["client_order_id"]
             st = self.adapter.fetch_order_by_client_id(cid, o["symbol"], _recorded_ms(o))

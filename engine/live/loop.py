@@ -31,6 +31,7 @@ from engine.cycle.portfolio import Portfolio
 from engine.cycle.prepare import prepare
 from engine.exchange.ids import make_client_order_id
 from engine.live import controls, feed, pstate
+from engine.sim.fills import ParticipationCuts
 from engine.sim.protect import Levels
 from engine.live.errors import LiveError
 from engine.live.notify.dispatcher import Dispatcher
@@ -104,6 +105,8 @@ class Session:
         self.put_state(db, "pending", self.book.pending)
         lv = self.book.levels
         self.put_state(db, "protect", {"t": self.book.protect_t, "levels": lv.to_dict() if lv is not None else None})
+        if self.book.cuts is not None:  # the session report's participation block (engine/live/report.py)
+            self.put_state(db, "participation", dataclasses.asdict(self.book.cuts))
         db.execute("DELETE FROM positions")
         held = np.flatnonzero(pf.qty > 0)
         db.executemany("INSERT INTO positions(symbol, qty, entry_price, entry_t, entry_rule) VALUES (?,?,?,?,?)",
@@ -151,6 +154,8 @@ class Session:
         prot = self.store.get("state", "protect") or {}
         self.book.protect_t = int(prot.get("t", -1))
         self.book.levels = (Levels.from_dict(prot["levels"], len(self.book.pf.qty)) if prot.get("levels") else None)
+        cuts = self.store.get("state", "participation")
+        self.book.cuts = ParticipationCuts(**cuts) if cuts else None
         for r in self.store.rows("SELECT time_ms, qty, price FROM fills ORDER BY time_ms, fill_id"):
             self.book.fees.record(int(r["time_ms"]), r["qty"] * r["price"])  # the fee tier's trailing volume
         last = self.store.rows("SELECT MAX(t) AS t FROM cycles")[0]["t"]

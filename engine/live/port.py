@@ -24,6 +24,7 @@ from engine.cycle.decide import HaltState
 from engine.cycle.portfolio import Portfolio
 from engine.rules.loader import ProtectRules
 from engine.sim.costs import FeeSchedule
+from engine.sim.fills import ParticipationCuts
 from engine.sim.protect import Levels
 from engine.sim.settings import SimSettings
 
@@ -88,6 +89,9 @@ class Book:
     protect: ProtectRules = field(default_factory=ProtectRules)
     levels: Levels | None = None
     protect_t: int = -1
+    # what the volume participation cap cut from the fill model's orders (paper, dry_run: the
+    # backtest's own counter, engine/sim/fills.py); None until the fill model first ran (live)
+    cuts: ParticipationCuts | None = None
 
 
 @dataclass

@@ -30,8 +30,10 @@ from engine.live.store import now_ms
 STOP = "stop_limit"
 
 
-def describe(protect, config) -> str:
-    """What protects a live position, said at start (docs/live.md)."""
+def describe(protect, config) -> tuple[str, str]:
+    """(alert level, message): what protects a live position, said at start (docs/live.md). A
+    warning when the loop enforces any: it checks only completed bars, at each cycle, and only
+    while it runs (nothing rests on the exchange for it)."""
     kinds = [k for k in ("stop_loss", "take_profit", "trailing_stop", "time_stop") if getattr(protect, k) is not None]
     on_exchange = [k for k in kinds if k in ("stop_loss", "trailing_stop")] if stop_order_type(config) else []
     loop = [k for k in kinds if k not in on_exchange]
@@ -39,9 +41,10 @@ def describe(protect, config) -> str:
     if on_exchange:
         parts.append(f"{', '.join(on_exchange)} placed on the exchange as {stop_order_type(config)} orders")
     if loop:
-        parts.append(f"{', '.join(loop)} enforced by the loop at each cycle (exchange {config.name} "
-                     f"protection_orders: [{', '.join(config.protection_orders)}])")
-    return "; ".join(parts)
+        parts.append(f"{', '.join(loop)} enforced by the loop at each cycle on exchange {config.name} "
+                     f"(protection_orders: [{', '.join(config.protection_orders)}]): checked at each bar's "
+                     f"close and sold at market, only while the loop runs")
+    return ("warning" if loop else "info"), "; ".join(parts)
 
 
 def open_stops(ctx: BrokerContext) -> list[dict]:

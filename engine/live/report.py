@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from engine.sim.fills import Fill
+from engine.sim.fills import Fill, ParticipationCuts
 from engine.sim.result import RunResult
 from engine.sim.settings import SimSettings
 from engine.sim.results import build_results
@@ -69,7 +69,10 @@ def stored_result(store, rules, costs: SimSettings, info=None, pad: bool = False
              for f in store.rows("SELECT * FROM fills ORDER BY t, time_ms, fill_id")]
     settings = SimSettings(initial_cash=initial_cash, slippage=costs.slippage, seed=costs.seed, start=start, stop=stop)
     pf, _ = pstate.load(store.get("state", "portfolio"))
-    return RunResult(p, start, stop, equity, exposure, fills, pf, trace, settings)
+    # what the participation cap cut, counted by the fill model of paper and dry_run (live: none)
+    cuts = store.get("state", "participation")
+    stats = {"participation": ParticipationCuts(**cuts).as_dict(costs.max_participation)} if cuts else {}
+    return RunResult(p, start, stop, equity, exposure, fills, pf, trace, settings, stats)
 
 
 def _replay_trace(trace: TraceRecorder, t: int, tr: dict, store, index: dict) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine import run_warnings
+from engine.backtest.diagnostics import participation_cap
 from engine.exchange.adapter import ExchangeAdapter
 from engine.exchange.config import ExchangeConfig
 from engine.exchange.errors import ExchangeError
@@ -95,7 +96,11 @@ def run(cfg: Mapping[str, Any], out_dir: Path, overrides: list[str], redacted: M
         info.update(mode=s.mode, account=s.settings.account, state_file=str(s.store.path), session=summary)
         results = live_results(s, info)
         if results is not None:
-            results["diagnostics"] = run_warnings.as_dicts(run_warnings.noted())
+            # the backtest's own warning when paper's or dry_run's fill model cut fills (live: none)
+            found = participation_cap(results)
+            for d in found:
+                log.warning("%s: %s", d.code, d.message)
+            results["diagnostics"] = run_warnings.as_dicts(run_warnings.noted() + found)
     finally:
         s.adapter.close()
         s.store.close()

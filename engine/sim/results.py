@@ -132,6 +132,7 @@ def build_results(res: RunResult, run_info: dict) -> dict:
                      "size_mean": float(universe.sum(axis=1).mean())},
         "run": run_info,
         **book,
-        # what the volume participation cap cut (a backtest counts it; a live-clock session has none)
+        # what the volume participation cap cut (a backtest's and a paper or dry_run session's fill
+        # model count it; a live session's exchange has none)
         **({"participation": res.stats["participation"]} if "participation" in (res.stats or {}) else {}),
     }

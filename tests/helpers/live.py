@@ -40,12 +40,27 @@ def active_rules_dir(where: Path) -> Path:
     return d
 
 
-def live_overrides(mode: str, state_dir: Path, *extra: str, cycles: int = 5, speed: float = 120.0,
+def with_protect(where: Path, block: str) -> Path:
+    """The active rules (``active_rules_dir(where)``) with ``block`` (a ``protect:`` block) appended
+    to the test strategy; returns the rules dir."""
+    d = active_rules_dir(where)
+    path = d / "strategies" / "sma_cross.yaml"
+    if block not in path.read_text():
+        path.write_text(path.read_text() + block)
+    return d
+
+
+def live_overrides(mode: str, state_dir: Path, *extra: str, cycles: int = 5, speed: float | None = 120.0,
                    products: int = 3) -> list[str]:
-    """Overrides for a bounded run against the in-process emulator (exchange=local_sim)."""
+    """Overrides for a bounded run against the in-process emulator (exchange=local_sim). ``speed``
+    None: the emulator in step mode, moved bar by bar by the session (``live.clock=step``, no wall
+    time between cycles, no rate limits), as the parity harness runs it."""
     rules = active_rules_dir(Path(state_dir).parent)
+    clock = (["exchange.emulator.speed=null", "live.clock=step", "exchange.emulator.enforce_rate_limits=false",
+              "exchange.rate_limits.pools.public.limit_per_s=1000", "exchange.rate_limits.pools.private.limit_per_s=1000"]
+             if speed is None else [f"exchange.emulator.speed={speed}"])
     return [f"mode={mode}", "exchange=local_sim", *LIVE_GROUP, f"live.state_dir={state_dir}", f"rules_dir={rules}",
-            f"live.max_cycles={cycles}", f"exchange.emulator.speed={speed}", f"exchange.emulator.products={products}",
+            f"live.max_cycles={cycles}", *clock, f"exchange.emulator.products={products}",
             "live.burn_in.min_paper_cycles=3", "live.burn_in.min_paper_hours=0", *ACTIVE, *extra]
 
 
