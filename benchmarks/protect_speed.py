@@ -1,6 +1,7 @@
 """Print what a strategy's ``protect:`` block (and the risk file's scoped locks) cost the backtest
 loop: sma_cross on the sample market, as shipped and with protections added to a copy of the
-rules, fast path and bar by bar. Nothing is asserted.
+rules, fast path and bar by bar; and what they change in the results (the before/after of
+issue 15: total return, Sharpe, max drawdown, protection exits). Nothing is asserted.
 
     python benchmarks/protect_speed.py [--sizes 30,100] [--bars 8760] [--repeat 3]
 """
@@ -47,9 +48,11 @@ def main() -> None:
     from engine.market.sample import SampleSpec, generate_sample_market
     from engine.modes.baseline import compose
     from engine.modes.setup import backtest_settings, load_rules
+    from engine.sim.results import run_metrics
 
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{'symbols':>7} {'variant':<18} {'fast loop s':>11} {'bar-by-bar s':>12} {'fills':>6} {'skipped':>8}")
+        print(f"{'symbols':>7} {'variant':<18} {'fast loop s':>11} {'bar-by-bar s':>12} {'fills':>6} {'skipped':>8} "
+              f"{'return':>8} {'sharpe':>7} {'max dd':>7} {'protect exits':>13}")
         for n in [int(x) for x in a.sizes.split(",")]:
             market = generate_sample_market(SampleSpec(n_symbols=n, n_bars=a.bars))
             for name, protect, locks in (("as shipped", False, False), ("protect", True, False),
@@ -66,8 +69,11 @@ def main() -> None:
                         runs.append(time.perf_counter() - t0)
                     times[fast] = statistics.median(runs)
                     skipped = skipped or res.stats["skipped"]
+                m = run_metrics(res)[0]
+                exits = sum(1 for f in res.fills if str(f.rule).startswith("protect:"))
                 print(f"{n:>7} {name:<18} {times[True]:>11.3f} {times[False]:>12.3f} {len(res.fills):>6} "
-                      f"{skipped:>8}")
+                      f"{skipped:>8} {m['total_return']:>8.2%} {m['sharpe'] or float('nan'):>7.2f} "
+                      f"{m['max_drawdown']:>7.2%} {exits:>13}")
 
 
 if __name__ == "__main__":
