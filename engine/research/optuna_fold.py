@@ -3,6 +3,8 @@
 The space is ``walkforward.grid`` (each list a categorical choice; the distributions come from
 the sweeper's builder, engine/sweep/optuna_sweeper.py). The TPE sampler is seeded from the
 run's ``seed`` and the fold's index, so the same command asks the same points in the same order.
+Its first asks are random (``startup_trials``: half the budget, at most Optuna's default of 10,
+so a small budget still has asks guided by the scores before them).
 A point asked twice (TPE repeats points of small spaces) is evaluated once and told the same
 score; a point whose objective is undefined is told FAIL.
 """
@@ -41,6 +43,10 @@ def _quiet_optuna():
         logger.setLevel(level)
 
 
+def startup_trials(n_trials: int) -> int:
+    return max(1, min(10, n_trials // 2))
+
+
 def optuna_fold(axes: Mapping[str, list], n_trials: int, seed: int,
                 evaluate: Callable[[dict[str, Any]], float | None]) -> list[tuple[dict[str, Any], float | None]]:
     """Ask ``n_trials`` points, maximising ``evaluate(point)`` (a score, already signed for the
@@ -54,7 +60,8 @@ def optuna_fold(axes: Mapping[str, list], n_trials: int, seed: int,
     seen: dict[str, float | None] = {}
     out: list[tuple[dict[str, Any], float | None]] = []
     with _quiet_optuna():
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=startup_trials(n_trials)))
         for _ in range(n_trials):
             trial = study.ask(dists)
             point = {k: trial.params[k] for k in keys}
