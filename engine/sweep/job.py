@@ -29,6 +29,9 @@ from engine.progress import Progress
 log = logging.getLogger(__name__)
 
 ERROR_FILE = "error.json"
+# the file a finished job leaves, per kind of run: a backtest's results.json, a walk-forward's
+# walkforward.json (the sweep's progress and report read either)
+RESULT_FILES = ("results.json", "walkforward.json")
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
