@@ -3,8 +3,8 @@ parameters on the test window after it; the test windows' equity, stitched, is t
 
 The search (``walkforward.search``) is ``grid`` (every point of ``walkforward.grid`` on every
 train window) or ``optuna`` (``walkforward.n_trials`` asks of a seeded TPE study per fold over
-the same space: engine/research/optuna_fold.py). Each point evaluated is prepared once over the whole market (features are causal: row t reads
-bars <= t only, so a test window's first bars see the train data before them, as a live run
+the same space: engine/research/optuna_fold.py). Each point evaluated is prepared once over the
+whole market (features are causal: row t reads bars <= t only, so a test window's first bars see the train data before them, as a live run
 would see its history) and then backtested on every window it is needed for; each window
 starts from the configured cash with no position. Stitching chains the test windows: each
 fold's equity is scaled by where the previous one ended, i.e. positions are marked to market
@@ -220,14 +220,6 @@ class TrialPool:
         return trial, True
 
 
-def build_trials(cfg: Mapping[str, Any], market: MarketData, spec: WalkForwardSpec) -> list[Trial]:
-    """Every grid point's trial, in grid order."""
-    pool = TrialPool(cfg, market)
-    for point in grid_points(spec.axes):
-        pool.get(point)
-    return pool.trials
-
-
 def fold_plan(cfg: Mapping[str, Any], market: MarketData, spec: WalkForwardSpec) -> FoldPlan:
     from engine.modes.setup import window
 
@@ -285,57 +277,76 @@ class _Counter:
             self.progress(self.done, self.total)
 
 
-def _search_fold(fold: Fold, spec: WalkForwardSpec, pool: TrialPool, plan: FoldPlan, seed: int,
-                 count: _Counter) -> tuple[list[int], list[WindowRun], int | None]:
-    """The fold's search on its train window only: (point per trial, train run per trial, sampler seed)."""
-    runs: dict[int, WindowRun] = {}
+class _GridSearch:
+    """Every grid point on every train window; all prepared up front (the slowest look-back is
+    checked once, before any backtest)."""
+    word = "grid point"
 
-    def train_run(trial: Trial) -> WindowRun:
-        if trial.index not in runs:
-            runs[trial.index] = _window(trial, fold.train)
-            count.step()
-        return runs[trial.index]
+    def __init__(self, spec: WalkForwardSpec, pool: TrialPool, plan: FoldPlan, seed: int):
+        for point in grid_points(spec.axes):
+            pool.get(point)
+        check_lookback(plan, pool.trials, spec)
+        self.pool, self.per_fold = pool, len(pool.trials)
+        log.info("walkforward: %d folds (%s; train %d, purge %d, test %d bars) x %d grid points", len(plan.folds),
+                 plan.scheme, plan.train_bars, plan.purge_bars, plan.test_bars, self.per_fold)
 
-    if spec.search == "grid":
-        order = list(range(len(pool.trials)))
-        return order, [train_run(pool.trials[i]) for i in order], None
-    fseed = fold_seed(seed, fold.index)
+    def fold(self, fold: Fold, train_run) -> tuple[list[int], int | None]:
+        order = list(range(len(self.pool.trials)))
+        for i in order:
+            train_run(self.pool.trials[i])
+        return order, None
 
-    def evaluate(point: dict[str, Any]) -> float | None:
-        trial, new = pool.get(point)
-        if new:  # the space is not prepared up front: each point's look-back is checked on first use
-            check_lookback(plan, [trial], spec)
-        return score(train_run(trial).metrics, spec.objective, spec.direction)
 
-    asked = optuna_fold(spec.axes, int(spec.n_trials or 0), fseed, evaluate)
-    # a repeated ask is the same trial (and train run) again
-    evaluated = [pool.get(p)[0].index for p, _ in asked]
-    return evaluated, [runs[i] for i in evaluated], fseed
+class _OptunaSearch:
+    """``n_trials`` asks of a seeded study per fold (engine/research/optuna_fold.py); a point is
+    prepared, and its look-back checked, when first asked."""
+    word = "point tried"
+
+    def __init__(self, spec: WalkForwardSpec, pool: TrialPool, plan: FoldPlan, seed: int):
+        self.spec, self.pool, self.plan, self.seed = spec, pool, plan, seed
+        self.per_fold = min(int(spec.n_trials or 0), spec.space_points)  # distinct train runs, at most
+        log.info("walkforward: %d folds (%s; train %d, purge %d, test %d bars) x %d optuna trials over %d points",
+                 len(plan.folds), plan.scheme, plan.train_bars, plan.purge_bars, plan.test_bars, spec.n_trials,
+                 spec.space_points)
+
+    def fold(self, fold: Fold, train_run) -> tuple[list[int], int | None]:
+        spec, pool = self.spec, self.pool
+
+        def evaluate(point: dict[str, Any]) -> float | None:
+            trial, new = pool.get(point)
+            if new:
+                check_lookback(self.plan, [trial], spec)
+            return score(train_run(trial).metrics, spec.objective, spec.direction)
+
+        fseed = fold_seed(self.seed, fold.index)
+        asked = optuna_fold(spec.axes, int(spec.n_trials or 0), fseed, evaluate)
+        return [pool.get(p)[0].index for p, _ in asked], fseed  # a repeated ask is the same trial again
+
+
+_SEARCH_KINDS = {"grid": _GridSearch, "optuna": _OptunaSearch}
 
 
 def run_walkforward(cfg: Mapping[str, Any], market: MarketData, progress=None) -> WalkForwardResult:
     spec = WalkForwardSpec.from_config(cfg.get("walkforward") or {})
     plan = fold_plan(cfg, market, spec)
     pool = TrialPool(cfg, market)
-    if spec.search == "grid":
-        for point in grid_points(spec.axes):
-            pool.get(point)
-        check_lookback(plan, pool.trials, spec)
-        per_fold = len(pool.trials)
-        log.info("walkforward: %d folds (%s; train %d, purge %d, test %d bars) x %d grid points",
-                 len(plan.folds), plan.scheme, plan.train_bars, plan.purge_bars, plan.test_bars, per_fold)
-    else:
-        per_fold = min(int(spec.n_trials or 0), spec.space_points)
-        log.info("walkforward: %d folds (%s; train %d, purge %d, test %d bars) x %d optuna trials over %d points",
-                 len(plan.folds), plan.scheme, plan.train_bars, plan.purge_bars, plan.test_bars, spec.n_trials,
-                 spec.space_points)
-    seed = int(cfg.get("seed", 0))
-    # the span runs are one per distinct point: at most the space, at most every fold's asks
-    count = _Counter(progress, len(plan.folds) * (per_fold + 1) + min(spec.space_points, len(plan.folds) * per_fold))
+    search = _SEARCH_KINDS[spec.search](spec, pool, plan, int(cfg.get("seed", 0)))
+    n_folds = len(plan.folds)
+    # train runs, test runs, then one span run per distinct point (at most the space)
+    count = _Counter(progress, n_folds * (search.per_fold + 1) + min(spec.space_points, n_folds * search.per_fold))
     folds: list[FoldResult] = []
-    word = "grid point" if spec.search == "grid" else "point tried"
+    word = search.word
     for fold in plan.folds:
-        evaluated, runs, fseed = _search_fold(fold, spec, pool, plan, seed, count)
+        train_runs: dict[int, WindowRun] = {}
+
+        def train_run(trial: Trial) -> WindowRun:  # on this fold's train window only, once per point
+            if trial.index not in train_runs:
+                train_runs[trial.index] = _window(trial, fold.train)
+                count.step()
+            return train_runs[trial.index]
+
+        evaluated, fseed = search.fold(fold, train_run)
+        runs = [train_runs[i] for i in evaluated]
         scores = [score(r.metrics, spec.objective, spec.direction) for r in runs]
         best = choose(scores)
         pos = 0 if best is None else best
