@@ -127,3 +127,12 @@ def test_cli_optuna_over_an_empty_space_exit_2(tmp_path):
     r = run_cli([*OPTUNA_WF, "~walkforward.grid.strategy.params", "+walkforward.grid.strategy.params={}",
                  f"hydra.run.dir={tmp_path}"])
     _exit_2(r, "walkforward.search is optuna but walkforward.grid has no key to search")
+
+
+def test_a_point_whose_lookback_exceeds_the_test_window_is_refused_when_first_asked(tmp_path):
+    # test windows of 72 bars: every slow window of the space (48, 96, 144) but 48 reads too far back
+    expected = (r"walkforward.test is '3d' \(72 bars\), shorter than the slowest rule's look-back: "
+                r"crossover\(sma\(close, \d+\), sma\(close, (96|144)\)\) reads (96|144) bars "
+                r"\(grid point strategy.params.fast=\d+, strategy.params.slow=(96|144)\)")
+    with pytest.raises(UserError, match=expected):
+        run_walkforward_mode(tmp_path, "walkforward.test=3d", "walkforward.n_trials=9", base=OPTUNA_WF)

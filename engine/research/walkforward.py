@@ -4,8 +4,8 @@ parameters on the test window after it; the test windows' equity, stitched, is t
 The search (``walkforward.search``) is ``grid`` (every point of ``walkforward.grid`` on every
 train window) or ``optuna`` (``walkforward.n_trials`` asks of a seeded TPE study per fold over
 the same space: engine/research/optuna_fold.py). Each point evaluated is prepared once over the
-whole market (features are causal: row t reads bars <= t only, so a test window's first bars see the train data before them, as a live run
-would see its history) and then backtested on every window it is needed for; each window
+whole market (features are causal: row t reads bars <= t only, so a test window's first bars
+see the train data before them, as a live run would see its history) and then backtested on every window it is needed for; each window
 starts from the configured cash with no position. Stitching chains the test windows: each
 fold's equity is scaled by where the previous one ended, i.e. positions are marked to market
 at a fold's end and the next fold starts from that equity. Everything is seeded from the
@@ -89,8 +89,9 @@ class WalkForwardSpec:
                 raise UserError(f"walkforward.n_trials is {n_trials!r} with walkforward.search=optuna; expected "
                                 f"a whole number of trials per fold, at least {least}")
             if not flatten_grid(wf.get("grid") or {}):
-                raise UserError("walkforward.search is optuna but walkforward.grid has no key to search; expected "
-                                "at least one key with values to try, e.g. walkforward.grid.strategy.params.fast=[12,24]")
+                raise UserError("walkforward.search is optuna but walkforward.grid has no key to search; "
+                                "expected at least one key with values to try, "
+                                "e.g. walkforward.grid.strategy.params.fast=[12,24]")
         axes = search_axes(wf.get("grid") or {}, "walkforward.grid", _FIXED,
                            "the data, the seed and the window of its fold")
         blocks = int(wf.get("pbo_blocks", 16))
