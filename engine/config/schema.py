@@ -350,7 +350,9 @@ WALKFORWARD = {
     "train": {**LENGTH, "required": True},
     "test": {**LENGTH, "required": True},
     "purge": {**LENGTH, "min": 0},
-    "search": _str(allowed=["grid"]),
+    "search": _str(allowed=["grid", "optuna"]),
+    # search: optuna: the asks of each fold's study (its default: conf/walkforward/default.yaml)
+    "n_trials": _int(1, 10_000),
     "objective": _str(empty=False),
     "direction": _str(allowed=["maximize", "minimize"]),
     "min_trades": _int(0),

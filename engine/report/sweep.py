@@ -7,8 +7,9 @@ Register it in the Hydra config (conf/hydra/...)::
         sweep_report:
           _target_: engine.report.sweep.SweepReportCallback
 
-It scans the sweep directory for each job's ``results.json`` (or the ``error.json`` a
-failed job leaves: ``{"error": msg, "overrides": [...]}``) and writes ``sweep.json`` and
+It scans the sweep directory for each job's ``results.json`` (a ``mode=walkforward`` job's
+``walkforward.json``: its row holds the stitched out-of-sample metrics, DSR and PBO; or the
+``error.json`` a failed job leaves: ``{"error": msg, "overrides": [...]}``) and writes ``sweep.json`` and
 ``sweep.html`` beside the job directories. ``python -m engine.report.sweep DIR`` does the
 same by hand.
 """
@@ -34,6 +35,7 @@ from engine.report.errors import ReportError
 from engine.report.jsonio import atomic_write_text, dumps
 from engine.report.metrics import HEADLINE, METRIC_DEFINITIONS, bar_returns, bars_per_year
 from engine.report.render import render
+from engine.sweep.job import ERROR_FILE, PRUNED_FILE, RESULT_FILES
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,13 @@ class RunRow:
     report: str | None = None  # relative link to the job's report.html
     error: str | None = None
     warnings: list[dict[str, str]] = field(default_factory=list)  # the run's diagnostics (code, message)
+    kind: str | None = None  # "backtest" (results.json) or "walkforward" (walkforward.json); None: failed
+    statistics: dict[str, Any] | None = None  # a walk-forward's out-of-sample DSR and PBO
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "overrides": self.overrides, "params": self.params,
-                "metrics": self.metrics, "report": self.report, "error": self.error, "warnings": self.warnings}
+        return {"id": self.id, "status": self.status, "kind": self.kind, "overrides": self.overrides,
+                "params": self.params, "metrics": self.metrics, "statistics": self.statistics,
+                "report": self.report, "error": self.error, "warnings": self.warnings}
 
 
 def _natural(s: str) -> tuple:
@@ -96,9 +101,9 @@ def parse_override(override: str) -> tuple[str, Any] | None:
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Directories under the sweep root holding results.json, error.json or pruned.json, in natural order."""
+    """Directories under the sweep root holding a result file, error.json or pruned.json, in natural order."""
     found = set()
-    for name in ("results.json", "error.json", "pruned.json"):
+    for name in (*RESULT_FILES, ERROR_FILE, PRUNED_FILE):
         for f in sweep_dir.rglob(name):
             rel = f.parent.relative_to(sweep_dir)
             if f.parent != sweep_dir and len(rel.parts) <= MAX_DEPTH and ".hydra" not in rel.parts:
@@ -106,19 +111,40 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: _natural(p.relative_to(sweep_dir).as_posix()))
 
 
+def _warnings(items: Any) -> list[dict[str, str]]:
+    return [{"code": str(d.get("code", "")), "message": str(d.get("message", ""))}
+            for d in items or [] if isinstance(d, dict)]
+
+
+def _walkforward_row(rid: str, job_dir: Path, wf_file: Path) -> tuple[RunRow, list]:
+    data = _read_json(wf_file)
+    metrics = (data.get("out_of_sample") or {}).get("metrics")
+    if not isinstance(metrics, dict):
+        raise ReportError(f"{wf_file}: has no 'out_of_sample.metrics' object; expected the walkforward.json "
+                          f"mode=walkforward writes")
+    st = data.get("statistics") or {}
+    stats = {"dsr": (st.get("deflated_sharpe") or {}).get("dsr"), "pbo": (st.get("pbo") or {}).get("pbo")}
+    report = f"{rid}/walkforward.html" if (job_dir / "walkforward.html").is_file() else None
+    row = RunRow(rid, "ok", [], metrics={k: metrics.get(k) for k in HEADLINE}, report=report,
+                 warnings=_warnings(data.get("warnings")), kind="walkforward", statistics=stats)
+    return row, (data.get("run") or {}).get("overrides") or _hydra_overrides(job_dir)
+
+
 def read_run(sweep_dir: Path, job_dir: Path) -> RunRow:
     rid = job_dir.relative_to(sweep_dir).as_posix()
-    results_file, error_file, pruned_file = job_dir / "results.json", job_dir / "error.json", job_dir / "pruned.json"
-    if results_file.is_file():
+    results_file, error_file, pruned_file = job_dir / "results.json", job_dir / ERROR_FILE, job_dir / PRUNED_FILE
+    wf_file = job_dir / "walkforward.json"
+    if wf_file.is_file() and not results_file.is_file():
+        row, overrides = _walkforward_row(rid, job_dir, wf_file)
+    elif results_file.is_file():
         data = _read_json(results_file)
         metrics = data.get("metrics")
         if not isinstance(metrics, dict):
             raise ReportError(f"{results_file}: has no 'metrics' object; expected the results.json a run writes")
         overrides = (data.get("run") or {}).get("overrides") or _hydra_overrides(job_dir)
         report = f"{rid}/report.html" if (job_dir / "report.html").is_file() else None
-        warnings = [{"code": str(d.get("code", "")), "message": str(d.get("message", ""))}
-                    for d in data.get("diagnostics") or [] if isinstance(d, dict)]
-        row = RunRow(rid, "ok", [], metrics={k: metrics.get(k) for k in HEADLINE}, report=report, warnings=warnings)
+        row = RunRow(rid, "ok", [], metrics={k: metrics.get(k) for k in HEADLINE}, report=report,
+                     warnings=_warnings(data.get("diagnostics")), kind="backtest")
     else:
         pruned = pruned_file.is_file() and not error_file.is_file()
         data = _read_json(pruned_file if pruned else error_file)
@@ -151,13 +177,23 @@ def best_runs(rows: Sequence[RunRow]) -> dict[str, str]:
     return best
 
 
+def _metrics_and_equity(job_dir: Path) -> tuple[dict, list]:
+    """A finished job's metrics and [time, equity] pairs: a backtest's, or a walk-forward's
+    stitched out-of-sample ones."""
+    if not (job_dir / "results.json").is_file() and (job_dir / "walkforward.json").is_file():
+        oos = _read_json(job_dir / "walkforward.json").get("out_of_sample") or {}
+        return oos.get("metrics") or {}, oos.get("equity") or []
+    data = _read_json(job_dir / "results.json")
+    return data.get("metrics") or {}, data.get("equity") or []
+
+
 def best_run_dsr(sweep_dir: Path, rows: Sequence[RunRow], best_id: str | None) -> dict[str, Any] | None:
     """The deflated Sharpe ratio of the best run by Sharpe (docs/metrics.md): N = the successful
-    runs, V = the variance of their per-bar Sharpe ratios, moments from the best run's equity."""
+    runs, V = the variance of their per-bar Sharpe ratios, moments from the best run's equity
+    (a walk-forward's: its stitched out-of-sample equity)."""
     if best_id is None:
         return None
-    data = _read_json(Path(sweep_dir) / best_id / "results.json")
-    metrics, equity = data.get("metrics") or {}, data.get("equity") or []
+    metrics, equity = _metrics_and_equity(Path(sweep_dir) / best_id)
     try:
         per_bar = 1.0 / math.sqrt(bars_per_year(str(metrics.get("timeframe"))))
     except ValueError:

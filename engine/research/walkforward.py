@@ -1,16 +1,20 @@
 """Walk-forward: on each fold, search the grid on the train window only, then trade the chosen
 parameters on the test window after it; the test windows' equity, stitched, is the result.
 
-Each grid point is prepared once over the whole market (features are causal: row t reads
-bars <= t only, so a test window's first bars see the train data before them, as a live run
-would see its history) and then backtested on every window it is needed for; each window
+The search (``walkforward.search``) is ``grid`` (every point of ``walkforward.grid`` on every
+train window) or ``optuna`` (``walkforward.n_trials`` asks of a seeded TPE study per fold over
+the same space: engine/research/optuna_fold.py). Each point evaluated is prepared once over the
+whole market (features are causal: row t reads bars <= t only, so a test window's first bars
+see the train data before them, as a live run would see its history) and then backtested on every window it is needed for; each window
 starts from the configured cash with no position. Stitching chains the test windows: each
 fold's equity is scaled by where the previous one ended, i.e. positions are marked to market
 at a fold's end and the next fold starts from that equity. Everything is seeded from the
 config (``seed``), so the same command gives the same folds, choices and figures.
 
-The overfitting statistics (engine/research/overfit.py, docs/metrics.md) read every grid
-point's run over the whole walk-forward span (first train bar to last test bar).
+The overfitting statistics (engine/research/overfit.py, docs/metrics.md) read every distinct
+point evaluated (on any fold), each run over the whole walk-forward span (first train bar to
+last test bar): the deflated Sharpe ratio's number of trials is their count (a point an Optuna
+study asked twice counts once) and PBO ranks them.
 """
 from __future__ import annotations
 
@@ -30,8 +34,9 @@ from engine.errors import UserError
 from engine.market.data import MarketData, iso_utc, timeframe_ms
 from engine.report.metrics import bar_returns, benchmark, compute_metrics
 from engine.research.folds import Fold, FoldPlan, length_bars, make_folds
-from engine.research.grid import apply_point, grid_points, search_axes
+from engine.research.grid import apply_point, flatten_grid, grid_points, search_axes
 from engine.research.lookback import Lookback, feature_lookback
+from engine.research.optuna_fold import fold_seed, optuna_fold, point_key
 from engine.research.overfit import (DeflatedSharpe, PBOResult, deflated_sharpe, moments, pbo_cscv,
                                      trial_sharpe_variance)
 from engine.research.stability import parameter_stability
@@ -40,6 +45,7 @@ from engine.sim.settings import SimSettings
 
 log = logging.getLogger(__name__)
 
+SEARCHES = ("grid", "optuna")
 # keys a grid may not search: they move the folds or the data every point must share
 _FIXED = ("data", "seed", "backtest.start", "backtest.end", "mode", "walkforward")
 
@@ -57,12 +63,35 @@ class WalkForwardSpec:
     axes: dict[str, list]
     oos_sharpe_fraction: float
     pbo_warn: float
+    search: str = "grid"
+    n_trials: int | None = None  # asks per fold (search: optuna)
+
+    @property
+    def space_points(self) -> int:
+        return math.prod(len(v) for v in self.axes.values())
 
     @classmethod
     def from_config(cls, wf: Mapping[str, Any]) -> "WalkForwardSpec":
         if not wf:
             raise UserError("mode=walkforward needs the walkforward config group (conf/walkforward/default.yaml); "
                             "found none")
+        search = str(wf.get("search", "grid"))
+        if search not in SEARCHES:
+            raise UserError(f"walkforward.search is {search!r}; expected one of {', '.join(SEARCHES)}")
+        n_trials = None
+        if search == "optuna":
+            # the range and default of n_trials are the schema's and conf/walkforward/default.yaml's
+            from engine.config.schema import WALKFORWARD
+
+            least = WALKFORWARD["n_trials"]["min"]
+            n_trials = wf.get("n_trials")
+            if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < least:
+                raise UserError(f"walkforward.n_trials is {n_trials!r} with walkforward.search=optuna; expected "
+                                f"a whole number of trials per fold, at least {least}")
+            if not flatten_grid(wf.get("grid") or {}):
+                raise UserError("walkforward.search is optuna but walkforward.grid has no key to search; "
+                                "expected at least one key with values to try, "
+                                "e.g. walkforward.grid.strategy.params.fast=[12,24]")
         axes = search_axes(wf.get("grid") or {}, "walkforward.grid", _FIXED,
                            "the data, the seed and the window of its fold")
         blocks = int(wf.get("pbo_blocks", 16))
@@ -72,12 +101,12 @@ class WalkForwardSpec:
         return cls(str(wf.get("scheme", "rolling")), wf.get("train"), wf.get("test"), wf.get("purge", 0),
                    str(wf.get("objective", "sharpe")), str(wf.get("direction", "maximize")),
                    int(wf.get("min_trades", 1)), blocks, axes,
-                   float(warn.get("oos_sharpe_fraction", 0.5)), float(warn.get("pbo", 0.5)))
+                   float(warn.get("oos_sharpe_fraction", 0.5)), float(warn.get("pbo", 0.5)), search, n_trials)
 
 
 @dataclass
 class Trial:
-    """One grid point, prepared once for every window."""
+    """One point of the space, prepared once for every window (index: order of first use)."""
     index: int
     point: dict[str, Any]
     prepared: Prepared
@@ -97,18 +126,24 @@ class WindowRun:
 @dataclass
 class FoldResult:
     fold: Fold
-    chosen: int  # index of the chosen grid point
-    scores: list[Any]  # the objective metric of every grid point on the train window (None: undefined)
+    chosen: int  # index (in WalkForwardResult.trials) of the chosen point
+    evaluated: list[int]  # the point of each trial of the fold's search, in order (grid: every point once)
+    scores: list[Any]  # the objective metric of each of those on the train window (None: undefined)
     train: WindowRun
     test: WindowRun
     warnings: list[Diagnostic] = field(default_factory=list)
+    seed: int | None = None  # the Optuna sampler's seed (search: optuna)
+
+    @property
+    def n_distinct(self) -> int:
+        return len(set(self.evaluated))
 
 
 @dataclass
 class WalkForwardResult:
     spec: WalkForwardSpec
     plan: FoldPlan
-    trials: list[Trial]
+    trials: list[Trial]  # every distinct point evaluated on some fold
     folds: list[FoldResult]
     times: np.ndarray  # the out-of-sample span's bar times
     equity: np.ndarray  # stitched out-of-sample equity
@@ -120,7 +155,7 @@ class WalkForwardResult:
     dsr: DeflatedSharpe
     pbo: PBOResult | None
     stability: dict
-    span_sharpes: list[float | None]  # per grid point, per bar, over the whole span
+    span_sharpes: list[float | None]  # per trial, per bar, over the whole span
     warnings: list[Diagnostic]
 
 
@@ -141,7 +176,7 @@ def score(metrics: Mapping[str, Any], objective: str, direction: str) -> float |
 
 
 def choose(scores: Sequence[float | None]) -> int | None:
-    """The best defined score's index; ties go to the earliest grid point."""
+    """The best defined score's index; ties go to the earliest (grid order, or ask order)."""
     best = None
     for i, s in enumerate(scores):
         if s is not None and (best is None or s > scores[best]):
@@ -160,18 +195,30 @@ def stitch(curves: Sequence[np.ndarray], initial: float) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def build_trials(cfg: Mapping[str, Any], market: MarketData, spec: WalkForwardSpec) -> list[Trial]:
-    from engine.modes.setup import backtest_settings, load_rules
+class TrialPool:
+    """The points a walk-forward evaluates, each prepared once over the whole market on its
+    first use (``trials`` in that order) and then backtested on every window it is needed for."""
 
-    trials = []
-    shared = SharedFeatures(market)  # sma(close, 48) once for every grid point that reads it
-    for i, point in enumerate(grid_points(spec.axes)):
-        pcfg = apply_point(cfg, point)
-        rules = load_rules(pcfg)
-        prepared = prepare(market, rules, shared)
-        trials.append(Trial(i, point, prepared, backtest_settings(pcfg, market),
-                            feature_lookback(sorted(prepared.store.used))))
-    return trials
+    def __init__(self, cfg: Mapping[str, Any], market: MarketData):
+        self.cfg, self.market = cfg, market
+        self.shared = SharedFeatures(market)  # sma(close, 48) once for every point that reads it
+        self.trials: list[Trial] = []
+        self._by_key: dict[str, int] = {}
+
+    def get(self, point: Mapping[str, Any]) -> tuple[Trial, bool]:
+        """The point's trial and whether it is new."""
+        from engine.modes.setup import backtest_settings, load_rules
+
+        key = point_key(point)
+        if key in self._by_key:
+            return self.trials[self._by_key[key]], False
+        pcfg = apply_point(self.cfg, point)
+        prepared = prepare(self.market, load_rules(pcfg), self.shared)
+        trial = Trial(len(self.trials), dict(point), prepared, backtest_settings(pcfg, self.market),
+                      feature_lookback(sorted(prepared.store.used)))
+        self._by_key[key] = trial.index
+        self.trials.append(trial)
+        return trial, True
 
 
 def fold_plan(cfg: Mapping[str, Any], market: MarketData, spec: WalkForwardSpec) -> FoldPlan:
@@ -203,49 +250,118 @@ def check_lookback(plan: FoldPlan, trials: Sequence[Trial], spec: WalkForwardSpe
             f"of at least {slow.lookback.bars} bars, or a grid without that window")
 
 
-def _fold_warnings(fold: Fold, train: WindowRun, spec: WalkForwardSpec, fallback: bool) -> list[Diagnostic]:
+def _fold_warnings(fold: Fold, train: WindowRun, spec: WalkForwardSpec, fallback: bool,
+                   word: str = "grid point") -> list[Diagnostic]:
     out = []
     where = f"fold {fold.index} (train {fold.train[1] - fold.train[0]} bars)"
     if fallback:
         out.append(Diagnostic("train_objective_undefined",
-                              f"{where}: no grid point has a defined {spec.objective} on the train window "
-                              f"(no trade, or a flat equity curve); the test window trades the first grid point"))
+                              f"{where}: no {word} has a defined {spec.objective} on the train window "
+                              f"(no trade, or a flat equity curve); the test window trades the first {word}"))
     n = train.metrics.get("n_trades") or 0
     if n < spec.min_trades:
         out.append(Diagnostic("train_no_trade",
-                              f"{where}: the chosen grid point closed {n} trade(s) on the train window, fewer than "
+                              f"{where}: the chosen {word} closed {n} trade(s) on the train window, fewer than "
                               f"walkforward.min_trades={spec.min_trades}; its choice rests on no evidence"))
     return out
+
+
+class _Counter:
+    """Progress over the walk-forward's backtests."""
+
+    def __init__(self, progress, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def step(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+class _GridSearch:
+    """Every grid point on every train window; all prepared up front (the slowest look-back is
+    checked once, before any backtest)."""
+    word = "grid point"
+
+    def __init__(self, spec: WalkForwardSpec, pool: TrialPool, plan: FoldPlan, seed: int):
+        for point in grid_points(spec.axes):
+            pool.get(point)
+        check_lookback(plan, pool.trials, spec)
+        self.pool, self.per_fold = pool, len(pool.trials)
+        log.info("walkforward: %d folds (%s; train %d, purge %d, test %d bars) x %d grid points", len(plan.folds),
+                 plan.scheme, plan.train_bars, plan.purge_bars, plan.test_bars, self.per_fold)
+
+    def fold(self, fold: Fold, train_run) -> tuple[list[int], int | None]:
+        order = list(range(len(self.pool.trials)))
+        for i in order:
+            train_run(self.pool.trials[i])
+        return order, None
+
+
+class _OptunaSearch:
+    """``n_trials`` asks of a seeded study per fold (engine/research/optuna_fold.py); a point is
+    prepared, and its look-back checked, when first asked."""
+    word = "point tried"
+
+    def __init__(self, spec: WalkForwardSpec, pool: TrialPool, plan: FoldPlan, seed: int):
+        self.spec, self.pool, self.plan, self.seed = spec, pool, plan, seed
+        self.per_fold = min(int(spec.n_trials or 0), spec.space_points)  # distinct train runs, at most
+        log.info("walkforward: %d folds (%s; train %d, purge %d, test %d bars) x %d optuna trials over %d points",
+                 len(plan.folds), plan.scheme, plan.train_bars, plan.purge_bars, plan.test_bars, spec.n_trials,
+                 spec.space_points)
+
+    def fold(self, fold: Fold, train_run) -> tuple[list[int], int | None]:
+        spec, pool = self.spec, self.pool
+
+        def evaluate(point: dict[str, Any]) -> float | None:
+            trial, new = pool.get(point)
+            if new:
+                check_lookback(self.plan, [trial], spec)
+            return score(train_run(trial).metrics, spec.objective, spec.direction)
+
+        fseed = fold_seed(self.seed, fold.index)
+        asked = optuna_fold(spec.axes, int(spec.n_trials or 0), fseed, evaluate)
+        return [pool.get(p)[0].index for p, _ in asked], fseed  # a repeated ask is the same trial again
+
+
+_SEARCH_KINDS = {"grid": _GridSearch, "optuna": _OptunaSearch}
 
 
 def run_walkforward(cfg: Mapping[str, Any], market: MarketData, progress=None) -> WalkForwardResult:
     spec = WalkForwardSpec.from_config(cfg.get("walkforward") or {})
     plan = fold_plan(cfg, market, spec)
-    trials = build_trials(cfg, market, spec)
-    check_lookback(plan, trials, spec)
-    log.info("walkforward: %d folds (%s; train %d, purge %d, test %d bars) x %d grid points",
-             len(plan.folds), plan.scheme, plan.train_bars, plan.purge_bars, plan.test_bars, len(trials))
-    initial = trials[0].settings.initial_cash
+    pool = TrialPool(cfg, market)
+    search = _SEARCH_KINDS[spec.search](spec, pool, plan, int(cfg.get("seed", 0)))
+    n_folds = len(plan.folds)
+    # train runs, test runs, then one span run per distinct point (at most the space)
+    count = _Counter(progress, n_folds * (search.per_fold + 1) + min(spec.space_points, n_folds * search.per_fold))
     folds: list[FoldResult] = []
-    done, total = 0, len(plan.folds) * (len(trials) + 1) + len(trials)
+    word = search.word
     for fold in plan.folds:
-        runs = []
-        for t in trials:
-            runs.append(_window(t, fold.train))
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        train_runs: dict[int, WindowRun] = {}
+
+        def train_run(trial: Trial) -> WindowRun:  # on this fold's train window only, once per point
+            if trial.index not in train_runs:
+                train_runs[trial.index] = _window(trial, fold.train)
+                count.step()
+            return train_runs[trial.index]
+
+        evaluated, fseed = search.fold(fold, train_run)
+        runs = [train_runs[i] for i in evaluated]
         scores = [score(r.metrics, spec.objective, spec.direction) for r in runs]
         best = choose(scores)
-        chosen = 0 if best is None else best
-        test = _window(trials[chosen], fold.test)
-        done += 1
-        warned = _fold_warnings(fold, runs[chosen], spec, best is None)
+        pos = 0 if best is None else best
+        chosen = evaluated[pos]
+        test = _window(pool.trials[chosen], fold.test)
+        count.step()
+        warned = _fold_warnings(fold, runs[pos], spec, best is None, word)
         if not test.fills:
-            warned.append(Diagnostic("test_no_trade", f"fold {fold.index}: the chosen grid point made no trade in "
+            warned.append(Diagnostic("test_no_trade", f"fold {fold.index}: the chosen {word} made no trade in "
                                                       f"the test window; its out-of-sample equity is flat"))
         raw = [r.metrics.get(spec.objective) for r in runs]
-        folds.append(FoldResult(fold, chosen, raw, runs[chosen], test, warned))
+        folds.append(FoldResult(fold, chosen, evaluated, raw, runs[pos], test, warned, fseed))
+    trials = pool.trials
+    initial = trials[0].settings.initial_cash
     # the out-of-sample span: contiguous test windows
     a, b = plan.folds[0].test[0], plan.folds[-1].test[1]
     times = market.times[a:b]
@@ -255,14 +371,12 @@ def run_walkforward(cfg: Mapping[str, Any], market: MarketData, progress=None) -
     trips = [x for f in folds for x in f.test.trips]
     metrics = compute_metrics(times, equity, exposure, fills, trips, market.timeframe, initial)
     bench_eq, bench = benchmark(times, market.close[a:b], market.timeframe, initial)
-    # every grid point over the whole span, for PBO and the variance of the trials' Sharpe ratios
+    # every distinct point evaluated over the whole span, for PBO and the variance of the trials' Sharpe ratios
     span = (plan.folds[0].train[0], b)
     span_returns = []
     for t in trials:
         r = _window(t, span)
-        done += 1
-        if progress is not None:
-            progress(done, total)
+        count.step()
         span_returns.append(bar_returns(r.equity, initial))
     span_sharpes = [moments(r).sharpe for r in span_returns]
     oos_returns = bar_returns(equity, initial)
@@ -270,8 +384,9 @@ def run_walkforward(cfg: Mapping[str, Any], market: MarketData, progress=None) -
     warnings: list[Diagnostic] = [w for f in folds for w in f.warnings]
     pbo = None
     if len(trials) < 2:
+        what = "the grid has one point" if spec.search == "grid" else "the search tried one distinct point"
         warnings.append(Diagnostic("pbo_needs_two_points",
-                                   "the grid has one point: there is no selection to overfit, PBO is not computed"))
+                                   f"{what}: there is no selection to overfit, PBO is not computed"))
     else:
         try:
             pbo = pbo_cscv(np.stack(span_returns, axis=1), spec.pbo_blocks)
@@ -290,7 +405,7 @@ def run_walkforward(cfg: Mapping[str, Any], market: MarketData, progress=None) -
     if pbo is not None and pbo.pbo is not None and pbo.pbo > spec.pbo_warn:
         warnings.append(Diagnostic(
             "pbo_high", f"the probability of backtest overfitting is {pbo.pbo:.2f}, above {spec.pbo_warn:g}: "
-                        f"the best grid point in sample tends to be no better than the median out of sample"))
+                        f"the best {word} in sample tends to be no better than the median out of sample"))
     if plan.unused_bars:
         warnings.append(Diagnostic("unused_bars", f"the last {plan.unused_bars} bars of the window fill no whole "
                                                   f"test window and are not traded"))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.progress import format_duration, progress_enabled
-from engine.sweep.job import ERROR_FILE, PRUNED_FILE
+from engine.sweep.job import ERROR_FILE, PRUNED_FILE, RESULT_FILES
 from engine.sweep.plan import SweepPlan, sweep_plan
 
 try:
@@ -41,7 +41,6 @@ except ImportError:  # pragma: no cover - hydra is a declared dependency
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".sweep_progress.json"
-RESULTS_FILE = "results.json"
 MAX_DEPTH = 3  # job dirs sit at <sweep>/<num>; allow a custom hydra.sweep.subdir a little deeper
 # Failed jobs of the last multirun in this process (set by SweepSetup.on_multirun_end, read by run.py).
 FAILED_JOBS = 0
@@ -66,7 +65,8 @@ def expected_jobs(config: Any, plan: SweepPlan | None) -> int | None:
 
 
 def finished_jobs(root: Path) -> tuple[int, int]:
-    """(jobs done, of which failed), counted from the results.json / error.json files on disk."""
+    """(jobs done, of which failed), counted from the result files (results.json, walkforward.json)
+    and error.json files on disk."""
     done: set[Path] = set()
     failed: set[Path] = set()
     if not root.is_dir():
@@ -76,7 +76,7 @@ def finished_jobs(root: Path) -> tuple[int, int]:
         dirnames[:] = [] if len(rel.parts) >= MAX_DEPTH else [d for d in dirnames if d != ".hydra"]
         if not rel.parts:
             continue
-        if RESULTS_FILE in filenames or (PRUNED_FILE in filenames and ERROR_FILE not in filenames):
+        if any(f in filenames for f in RESULT_FILES) or (PRUNED_FILE in filenames and ERROR_FILE not in filenames):
             done.add(rel)  # a pruned trial is done, not failed
         elif ERROR_FILE in filenames:
             done.add(rel)

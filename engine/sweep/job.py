@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 ERROR_FILE = "error.json"
 PRUNED_FILE = "pruned.json"  # an Optuna trial its pruner stopped part-way (engine/sweep/pruning.py)
+# the file a finished job leaves, per kind of run: a backtest's results.json, a walk-forward's
+# walkforward.json (the sweep's progress and report read either)
+RESULT_FILES = ("results.json", "walkforward.json")
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 

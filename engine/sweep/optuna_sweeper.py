@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
@@ -55,27 +55,38 @@ def _range_values(r: RangeSweep) -> list:
     return vals
 
 
-def distributions(params: dict[str, str]) -> tuple[dict[str, Any], dict[str, list | None]]:
-    """(optuna distributions, grid choices or None per key) from Hydra sweep syntax per key."""
+_PLAIN = (type(None), bool, int, float, str)  # what an Optuna categorical choice may be
+
+
+def distributions(params: Mapping[str, str | Sequence], name: str = "hydra.sweeper.params"
+                  ) -> tuple[dict[str, Any], dict[str, list | None]]:
+    """(optuna distributions, grid choices or None per key) from Hydra sweep syntax per key, or
+    from a list of values (a choice: ``walkforward.grid``'s lists); errors name ``name.<key>``."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     parser = OverridesParser.create()
     dists: dict[str, Any] = {}
     grid: dict[str, list | None] = {}
     for key, text in params.items():
-        try:
-            o = parser.parse_override(f"{key}={text}")
-        except Exception as exc:
-            raise OptunaSweeperError(f"hydra.sweeper.params.{key} is {text!r} ({exc}); expected choice(...), "
-                                     f"range(lo, hi, step=s) or interval(lo, hi)") from None
-        v = o.value()
+        if isinstance(text, (list, tuple)):
+            odd = next((x for x in text if not isinstance(x, _PLAIN)), None)
+            if odd is not None or not text:
+                raise OptunaSweeperError(f"{name}.{key} is {list(text)!r}; expected a non-empty list of numbers, "
+                                         f"strings, booleans or nulls (found {odd!r})")
+            v: Any = ChoiceSweep(list=list(text))
+        else:
+            try:
+                v = parser.parse_override(f"{key}={text}").value()
+            except Exception as exc:
+                raise OptunaSweeperError(f"{name}.{key} is {text!r} ({exc}); expected choice(...), "
+                                         f"range(lo, hi, step=s) or interval(lo, hi)") from None
         if isinstance(v, ChoiceSweep):
             choices = list(v.list)
             dists[key], grid[key] = CategoricalDistribution(choices), choices
         elif isinstance(v, RangeSweep):
             vals = _range_values(v)
             if not vals:
-                raise OptunaSweeperError(f"hydra.sweeper.params.{key} is {text!r}, an empty range; expected lo < hi")
+                raise OptunaSweeperError(f"{name}.{key} is {text!r}, an empty range; expected lo < hi")
             if all(isinstance(x, int) for x in vals):
                 step = int(v.step or 1)
                 dists[key] = IntDistribution(min(vals), max(vals), step=abs(step))
@@ -90,7 +101,7 @@ def distributions(params: dict[str, str]) -> tuple[dict[str, Any], dict[str, lis
                 dists[key] = FloatDistribution(float(lo), float(hi))
             grid[key] = None
         else:
-            raise OptunaSweeperError(f"hydra.sweeper.params.{key} is {text!r}, a single value; expected a sweep "
+            raise OptunaSweeperError(f"{name}.{key} is {text!r}, a single value; expected a sweep "
                                      f"(choice, range or interval): put fixed values on the command line")
     return dists, grid
 
