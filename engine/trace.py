@@ -108,6 +108,9 @@ class NoTrace:
 
     row0 = 0  # set per chunk by the loop, as on a TraceRecorder
 
+    def add_chunk(self, p: Prepared, row0: int) -> None:
+        pass
+
     def record(self, d: Decision) -> None:
         pass
 
@@ -116,15 +119,61 @@ class NoTrace:
 
 
 class TraceRecorder:
-    """The trace of one run, recorded cycle by cycle (bars ``start`` to ``stop``)."""
+    """The trace of one run, recorded cycle by cycle (bars ``start`` to ``stop``).
 
-    def __init__(self, p: Prepared, start: int, stop: int):
-        self.p = p
+    The prepared masks it saves and counts are taken chunk by chunk (:meth:`add_chunk`: packed
+    rows and per-rule counts, never a whole (T, N) panel), so a chunked backtest records the same
+    trace as one over the whole market, which is the one-chunk case: ``TraceRecorder(p, ...)``
+    takes ``p`` as its only chunk unless ``chunked`` (the loop then adds each chunk)."""
+
+    def __init__(self, p: Prepared, start: int, stop: int, chunked: bool = False):
+        self.p = p  # the run's facts: its market's times and symbols, regime labels, rules
         self.start, self.stop = start, stop
         # event key -> [(t, symbol indices)], in bar order (see the module doc for the keys)
         self.events: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
         self.halts: dict[str, list[int]] = defaultdict(list)
         self.row0 = 0  # the first row of the chunk being recorded: chunk-local bars are offset by it
+        # rule label -> [passed, blocked] over the window's decided bars, summed over chunks
+        self._counts: dict[str, list[int]] = {}
+        self._cycle_ids: dict[str, list[str]] = {}  # stage -> ids of its per-cycle rules
+        self._rows: dict[str, list[np.ndarray]] = defaultdict(list)  # trace.npz key -> chunk rows
+        if not chunked:
+            self.add_chunk(p, 0)
+
+    def add_chunk(self, p: Prepared, row0: int) -> None:
+        """Chunk ``p`` (rows ``row0`` .. of the whole market): its masks' rows for the file, and
+        their counts over the window's decided bars (``start`` .. ``stop - 1``) for rule_stats."""
+        rows = self._rows
+        rows["regime_idx"].append(p.regime_idx)
+        rows["rebuilds"].append(p.rebuilds)
+        for key, m in (("available", p.available), ("universe", p.universe), ("eligible", p.eligible)):
+            rows[key].append(np.packbits(m, axis=1))
+        for rid, m in p.regime_masks.items():
+            rows[REGIME + rid].append(m)
+        for rid, m in p.filter_masks.items():
+            rows[series_key("universe", rid)].append(np.packbits(m, axis=1))
+        groups = (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes), ("guard", p.guards))
+        for kind, group in groups:
+            for s in group.series:
+                rows[series_key(kind, s.rule.id)].append(np.packbits(s.mask, axis=1))
+            self._cycle_ids[kind] = [c.rule.id for c in group.cycle]
+        lo, hi = max(self.start - row0, 0), min(self.stop - 1 - row0, p.market.n_bars)
+        counts = self._counts
+
+        def put(label: str, passed, blocked) -> None:
+            c = counts.setdefault(label, [0, 0])
+            c[0] += int(passed)
+            c[1] += int(blocked)
+
+        sl = slice(lo, max(lo, hi))
+        listed = ~np.isnan(p.close[sl])
+        for rid, m in p.regime_masks.items():
+            put(f"regime:{rid}", m[sl].sum(), (~m[sl]).sum())
+        for rid, m in p.filter_masks.items():
+            put(f"universe:{rid}", (m[sl] & listed).sum(), (~m[sl] & listed).sum())
+        for kind, group in groups[:3]:
+            for s in group.series:
+                put(f"{kind}:{s.rule.id}", (s.mask[sl] & listed).sum(), (~s.mask[sl] & listed).sum())
 
     def record(self, d: Decision) -> None:
         self.record_events(d.t, decision_events(d), d.halts)
@@ -151,25 +200,18 @@ class TraceRecorder:
 
         A cap counts each entry candidate that reached it with a weight: passed (untouched),
         clipped (reduced, still bought) or blocked (reduced to nothing)."""
-        p, sl = self.p, slice(self.start, self.stop - 1)
-        listed = ~np.isnan(p.close[sl])
         stats: dict[str, dict[str, int]] = {}
         n_of = lambda key: sum(len(i) for _, i in self.events.get(key, []))  # noqa: E731
 
         def put(label: str, passed: int, blocked: int, clipped: int = 0) -> None:
             stats[label] = {"passed": int(passed), "blocked": int(blocked), "clipped": int(clipped)}
 
-        rs = p.rules
-        for rid, m in p.regime_masks.items():
-            put(f"regime:{rid}", m[sl].sum(), (~m[sl]).sum())
-        for rid, m in p.filter_masks.items():
-            put(f"universe:{rid}", (m[sl] & listed).sum(), (~m[sl] & listed).sum())
-        for kind, group in (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes)):
-            for s in group.series:
-                put(f"{kind}:{s.rule.id}", (s.mask[sl] & listed).sum(), (~s.mask[sl] & listed).sum())
-        for kind, group in (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes), ("guard", p.guards)):
-            for c in group.cycle:
-                put(f"{kind}:{c.rule.id}", n_of(CYCLE_TRUE + c.rule.id), 0)
+        rs = self.p.rules
+        for label, (passed, blocked) in self._counts.items():
+            put(label, passed, blocked)
+        for kind in ("entry", "exit", "veto", "guard"):
+            for rid in self._cycle_ids.get(kind, []):
+                put(f"{kind}:{rid}", n_of(CYCLE_TRUE + rid), 0)
         for key in self.events:
             if key.startswith(BLOCK):
                 label = f"guard:{key[len(BLOCK):]}"
@@ -189,25 +231,20 @@ class TraceRecorder:
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         p = self.p
+        rows = {key: parts[0] if len(parts) == 1 else np.concatenate(parts) for key, parts in self._rows.items()}
         arrays: dict[str, np.ndarray] = {
             "version": np.array(VERSION, dtype=np.int32),
             "times": p.market.times,
             "symbols": np.array(p.market.symbols),
             "regime_labels": np.array(p.regime_labels),
-            "regime_idx": p.regime_idx,
+            "regime_idx": rows.pop("regime_idx"),
             "range": np.array([self.start, self.stop]),
-            "available": np.packbits(p.available, axis=1),
-            "universe": np.packbits(p.universe, axis=1),
-            "eligible": np.packbits(p.eligible, axis=1),
-            "rebuilds": p.rebuilds,
+            "available": rows.pop("available"),
+            "universe": rows.pop("universe"),
+            "eligible": rows.pop("eligible"),
+            "rebuilds": rows.pop("rebuilds"),
+            **rows,  # regime:<rule>, then series:<stage>:<rule> in stage order
         }
-        for rid, m in p.regime_masks.items():
-            arrays[REGIME + rid] = m
-        for rid, m in p.filter_masks.items():
-            arrays[series_key("universe", rid)] = np.packbits(m, axis=1)
-        for kind, group in (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes), ("guard", p.guards)):
-            for s in group.series:
-                arrays[series_key(kind, s.rule.id)] = np.packbits(s.mask, axis=1)
         for key, ev in self.events.items():
             if ev:
                 arrays[EV_T + key] = np.array([t for t, _ in ev], dtype=np.int32)

@@ -34,6 +34,7 @@ from engine.sim.fills import SimBroker
 from engine.sim.protect import Protector
 from engine.sim.result import RunResult
 from engine.sim.settings import SimSettings
+from engine.sim.summary import RunSummary
 from engine.trace import NoTrace, TraceRecorder
 
 DAY_MS = 86_400_000
@@ -113,7 +114,8 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
     stop = m.n_bars if s.stop is None else min(s.stop, m.n_bars)
     if stop - start < 2:
         raise ValueError(f"the backtest window has {stop - start} bars; at least 2 are needed")
-    recorder = TraceRecorder(whole, start, stop) if trace else NoTrace()
+    recorder = TraceRecorder(whole, start, stop, chunked=True) if trace else NoTrace()
+    summary = RunSummary(start, stop, s.initial_cash)  # what results.json reads, chunk by chunk
     c = None
     rebased = 0  # global row of the carried state's bar 0
     for p in chunks:
@@ -128,6 +130,8 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
             c.protector.rebind(p.market, p.store)
         first_fill = len(c.broker.fills)
         recorder.row0 = row0
+        recorder.add_chunk(p, row0)
+        summary.add(p, row0)
         lo, hi = max(start - row0, 0), min(stop - row0, rows)
         if lo < hi:
             _loop(p, s, c, row0 - start, lo, hi, row0 + hi == stop, progress, stop - start, fast, observe, checkpoint)
@@ -141,7 +145,7 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
         raise ValueError("the backtest was given no chunk of market rows")
     return BacktestResult(whole, start, stop, c.equity, c.exposure, c.broker.fills, c.pf, recorder, s,
                           {"bars": stop - start, "decided": c.decided, "skipped": c.skipped,
-                           "participation": c.broker.cuts.as_dict(s.max_participation)})
+                           "participation": c.broker.cuts.as_dict(s.max_participation)}, summary)
 
 
 def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, stop: int, last: bool,

@@ -251,21 +251,53 @@ def buy_and_hold(times_ms: np.ndarray, close: np.ndarray, initial_equity: float)
     px = np.asarray(close, dtype=np.float64)
     if px.ndim != 2 or px.shape[0] != len(times_ms):
         raise ReportError(f"buy_and_hold: close has shape {px.shape}; expected (T={len(times_ms)}, N)")
-    t_count, n = px.shape
-    out = np.full(t_count, float(initial_equity))
-    valid = np.isfinite(px) & (px > 0)
-    rows_with_data = valid.any(axis=1)
-    if not rows_with_data.any():
-        return out
-    t0 = int(np.argmax(rows_with_data))
-    members = np.flatnonzero(valid[t0])
-    last_row = np.where(valid[:, members], np.arange(t_count)[:, None], -1)
-    last_row = np.maximum.accumulate(last_row, axis=0)[t0:]
-    filled = px[:, members][last_row, np.arange(members.size)]
-    qty = (float(initial_equity) / members.size) / px[t0, members]
-    # a row sum in numpy's fixed order, not BLAS's (whose kernels and order follow the CPU)
-    out[t0:] = (filled * qty).sum(axis=1)
-    return out
+    return BuyAndHold(initial_equity).step(px)[0]
+
+
+class BuyAndHold:
+    """:func:`buy_and_hold` fed in consecutive row chunks of the close panel (a chunked
+    backtest); each chunk's rows are bit for bit those of the whole-array result, which is the
+    one-chunk case. Carries the members, their quantities and last known closes."""
+
+    def __init__(self, initial_equity: float):
+        self.initial = float(initial_equity)
+        self.members: np.ndarray | None = None  # symbols bought at the first bar with data
+        self.qty: np.ndarray | None = None
+        self.last: np.ndarray | None = None  # (M,) each member's last known close
+
+    def step(self, px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(equity, exposure) rows of the chunk ``px`` (R, N): exposure 1.0 from the first
+        invested bar (:func:`buy_and_hold_exposure`)."""
+        rows = px.shape[0]
+        out = np.full(rows, self.initial)
+        exposure = np.zeros(rows)
+        valid = np.isfinite(px) & (px > 0)
+        t0 = 0
+        if self.members is None:
+            rows_with_data = valid.any(axis=1)
+            if not rows_with_data.any():
+                return out, exposure
+            t0 = int(np.argmax(rows_with_data))
+            self.members = np.flatnonzero(valid[t0])
+            self.qty = (self.initial / self.members.size) / px[t0, self.members]
+            self.last = px[t0, self.members]
+        members = self.members
+        ok = valid[t0:, members]
+        # each member's last known close: the carried one (row 0 of the stack), then the chunk's
+        stack = np.concatenate([self.last[None, :], px[t0:, members]])
+        pos = np.arange(rows - t0 + 1)[:, None]
+        last_row = np.maximum.accumulate(np.where(np.concatenate([np.ones((1, members.size), bool), ok]), pos, 0),
+                                         axis=0)[1:]
+        filled = stack[last_row, np.arange(members.size)]
+        # each row summed left to right (accumulate is sequential): the same bits on every CPU
+        # and for every chunking. sum(axis=1) is not: numpy picks pairwise or sequential by the
+        # number of rows, so a one-row chunk summed differently from the whole panel.
+        value = filled * self.qty
+        if value.shape[0]:
+            out[t0:] = np.add.accumulate(value, axis=1)[:, -1]
+        exposure[t0:] = 1.0
+        self.last = filled[-1] if filled.shape[0] else self.last
+        return out, exposure
 
 
 def buy_and_hold_exposure(close: np.ndarray) -> np.ndarray:
@@ -278,5 +310,10 @@ def benchmark(times_ms: np.ndarray, close: np.ndarray, timeframe: str,
               initial_equity: float) -> tuple[np.ndarray, dict[str, Any]]:
     """Buy-and-hold equity and its metrics (trade statistics empty): ``results['benchmark']``."""
     eq = buy_and_hold(times_ms, close, initial_equity)
-    return eq, compute_metrics(times_ms, eq, buy_and_hold_exposure(np.asarray(close, dtype=np.float64)),
-                               [], [], timeframe, initial_equity)
+    return eq, benchmark_metrics(times_ms, eq, buy_and_hold_exposure(np.asarray(close, dtype=np.float64)),
+                                 timeframe, initial_equity)
+
+
+def benchmark_metrics(times_ms: np.ndarray, eq: np.ndarray, exposure: np.ndarray, timeframe: str,
+                      initial_equity: float) -> dict[str, Any]:
+    return compute_metrics(times_ms, eq, exposure, [], [], timeframe, initial_equity)

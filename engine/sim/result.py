@@ -28,3 +28,6 @@ class RunResult:
     trace: Any  # engine.trace.TraceRecorder (its rule_stats() feed the report)
     settings: SimSettings
     stats: dict = field(default_factory=dict)
+    # the window's facts gathered chunk by chunk (engine/sim/summary.py); None: read them from
+    # ``prepared``, the whole run (a session rebuilt from its state file)
+    summary: Any = None

@@ -7,7 +7,15 @@ import numpy as np
 from engine.sim.fills import fill_to_dict
 from engine.sim.result import RunResult
 from engine.market.data import iso_utc, timeframe_ms
-from engine.report.metrics import benchmark, compute_metrics
+from engine.report.metrics import benchmark_metrics, compute_metrics
+from engine.sim.summary import RunSummary
+
+
+def run_summary(res: RunResult) -> RunSummary:
+    """The window's facts: gathered chunk by chunk by the backtest, else from the whole prepared run."""
+    if res.summary is not None:
+        return res.summary
+    return RunSummary.of(res.prepared, res.start, res.stop, res.settings.initial_cash)
 
 
 def round_trips(res: RunResult) -> list[dict]:
@@ -79,10 +87,11 @@ def _trip(res: RunResult, i: int, rt: dict, hours_per_bar: float) -> dict:
     }
 
 
-def regime_spans(res: RunResult) -> list[list]:
+def regime_spans(res: RunResult, summary: RunSummary | None = None) -> list[list]:
     p = res.prepared
-    idx = p.regime_idx[res.start:res.stop]
-    times = p.market.times[res.start:res.stop]
+    summary = summary or run_summary(res)
+    idx = summary.regime_idx
+    times = summary.times
     if len(idx) == 0:
         return []
     change = np.flatnonzero(np.diff(idx)) + 1
@@ -106,12 +115,13 @@ def run_metrics(res: RunResult) -> tuple[dict, list[dict], list[dict]]:
 def build_results(res: RunResult, run_info: dict) -> dict:
     p = res.prepared
     m = p.market
-    times = m.times[res.start:res.stop]
+    summary = run_summary(res)
+    times = summary.times
     metrics, fills, trips = run_metrics(res)
     # exposure 1 from the benchmark's first invested bar (docs/metrics.md), 0 before it
-    bench_eq, bench = benchmark(times, m.close[res.start:res.stop], m.timeframe, res.settings.initial_cash)
+    bench_eq = summary.benchmark_equity
+    bench = benchmark_metrics(times, bench_eq, summary.benchmark_exposure, m.timeframe, res.settings.initial_cash)
     iso = [iso_utc(int(x)) for x in times]
-    universe = p.universe[res.start:res.stop]
     book = {}
     if p.rules.book is not None:  # several strategies: each fill names its strategy (sets fills[i]["strategy"])
         from engine.sim.strategies import strategy_results
@@ -126,10 +136,9 @@ def build_results(res: RunResult, run_info: dict) -> dict:
         "equity": [[a, float(b)] for a, b in zip(iso, res.equity)],
         "benchmark_equity": [[a, float(b)] for a, b in zip(iso, bench_eq)],
         "exposure": [[a, float(b)] for a, b in zip(iso, res.exposure)],
-        "regimes": regime_spans(res),
+        "regimes": regime_spans(res, summary),
         "rule_stats": res.trace.rule_stats(),
-        "universe": {"rebuilds": int(p.rebuilds[res.start:res.stop].sum()),
-                     "size_mean": float(universe.sum(axis=1).mean())},
+        "universe": {"rebuilds": summary.rebuilds, "size_mean": float(summary.universe_size.mean())},
         "run": run_info,
         **book,
         # what the volume participation cap cut (a backtest's and a paper or dry_run session's fill
