@@ -13,8 +13,6 @@ from engine.rules.functions import FUNCTIONS
 T, N = 157, 5
 # chunk borders: shorter than the window, on a block boundary of n=10 (row 60), a 1-row chunk
 LAYOUTS = ((157,), (3, 7, 50, 1, 96), (60, 40, 57), (1,) * 20 + (137,), (9, 1, 10, 11, 126))
-# rsi and atr: Wilder's seed and recurrence have no carried state yet (see the report / docs)
-NOT_YET = {"rsi", "atr"}
 
 
 def _panel(rng: np.random.Generator) -> np.ndarray:
@@ -66,8 +64,6 @@ def test_chunked_function_equals_whole(name):
         parts = [spec.impl(*[x[a:b] if isinstance(x, np.ndarray) else x for x in args]) for a, b in _chunks(LAYOUTS[1])]
         assert _same(np.concatenate(parts), whole)
         return
-    if name in NOT_YET:
-        pytest.xfail(f"{name}: no carried state for Wilder's smoothing yet")
     assert spec.stream is not None, f"series function {name} has no streaming support (FunctionSpec.stream)"
     for layout in LAYOUTS:
         for window in ((10, 2, 3) if any(p.type == "window" for p in spec.params) else (None,)):
@@ -79,7 +75,7 @@ def test_chunked_function_equals_whole(name):
             assert _same(got, whole), f"{name} window={window} layout={layout}: rows {np.flatnonzero(~np.all((got == whole) | (np.isnan(got) & np.isnan(whole)), axis=1))[:5]}"
 
 
-@pytest.mark.parametrize("name", ["sma", "ema", "bars_since", "crossover"])
+@pytest.mark.parametrize("name", ["sma", "ema", "rsi", "atr", "bars_since", "crossover"])
 def test_chunked_one_dimensional_series(name):
     """A (T,) series (the regime index) streams as (T,) rows too."""
     spec = FUNCTIONS[name]
@@ -88,4 +84,41 @@ def test_chunked_one_dimensional_series(name):
     stream = spec.stream()
     got = np.concatenate([stream.step(*[x[a:b] if isinstance(x, np.ndarray) else x for x in args])
                           for a, b in _chunks(LAYOUTS[1])])
+    assert _same(got, spec.impl(*args))
+
+
+@pytest.mark.parametrize("name", ["rsi", "atr"])
+@pytest.mark.parametrize("n", [14, 40])
+def test_wilder_seed_of_a_column_seeding_alone_in_its_chunk(name, n):
+    """Listings at rows 0, 30 and 70: each column's Wilder seed falls in a chunk where no other
+    column seeds, while the whole run seeds all three at once. numpy sums one column pairwise but
+    several row by row, so the seed must be summed by the same operations either way."""
+    rng = np.random.default_rng(1)
+    x = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.3, (T, 3)), axis=0))
+    x[:30, 1] = np.nan
+    x[:70, 2] = np.nan
+    args = (x, n) if name == "rsi" else (x * 1.01, x * 0.99, x, n)
+    spec = FUNCTIONS[name]
+    whole = spec.impl(*args)
+    for layout in ((25, 30, 102), (1,) * 60 + (97,), (100, 57)):
+        stream = spec.stream()
+        got = np.concatenate([stream.step(*[a[r0:r1] if isinstance(a, np.ndarray) else a for a in args])
+                              for r0, r1 in _chunks(layout)])
+        assert _same(got, whole), f"{name} n={n} layout={layout}"
+
+
+@pytest.mark.parametrize("name", ["rsi", "atr"])
+def test_wilder_whole_run_cut_in_column_slabs_leaves_no_lone_column(name, monkeypatch):
+    """A wide panel is computed in slabs of columns (memory); a one-column last slab would sum
+    its seed pairwise, unlike the chunked run of the whole width. 17 columns in slabs of 8."""
+    from engine.rules import functions
+
+    monkeypatch.setattr(functions, "_SLAB_BYTES", 8 * T * 8)
+    rng = np.random.default_rng(2)
+    x = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.3, (T, 17)), axis=0))
+    args = (x, 40) if name == "rsi" else (x * 1.01, x * 0.99, x, 40)
+    spec = FUNCTIONS[name]
+    stream = spec.stream()
+    got = np.concatenate([stream.step(*[a[r0:r1] if isinstance(a, np.ndarray) else a for a in args])
+                          for r0, r1 in _chunks(LAYOUTS[1])])
     assert _same(got, spec.impl(*args))

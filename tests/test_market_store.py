@@ -174,3 +174,117 @@ def test_a_backtest_runs_on_the_store(tmp_path):
     missing = run_cli(["data=store", f"data.path={tmp_path / 'store'}", "data.timeframe=5m",
                        f"hydra.run.dir={tmp_path / 'out2'}"])
     assert missing.returncode == 2 and "the store holds no 5m bars; timeframes there: 1h" in missing.stderr
+
+
+# ---- iter_months: the store month by month, equal to load ----
+DAY_MS = 24 * H_MS
+
+
+def month_rows(n: int, t0: int, price: float) -> np.ndarray:
+    """``n`` hourly bars with prices on a 0.01 tick (rounding keeps high/low bracketing)."""
+    r = rows(n, t0, price)
+    r[:, 1:5] = np.round(r[:, 1:5], 2)
+    return r
+
+
+def months_store(tmp_path) -> MarketStore:
+    """Jan..Jun 2024: BTC from Jan 1 for 90 days with a 10-hour gap across the Jan/Feb border
+    and one close off the 0.01 tick where the tick inference does not sample; ETH listed
+    mid-February until early March; SOL listed in May; April holds no bar of anyone."""
+    from engine.market.loaders import sample_positions
+
+    st = MarketStore(tmp_path)
+    btc = month_rows(24 * 90, T0_MS, 100.0)
+    gap = (btc[:, 0] >= T0_MS + 31 * DAY_MS - 4 * H_MS) & (btc[:, 0] < T0_MS + 31 * DAY_MS + 6 * H_MS)
+    btc = btc[~gap]
+    skip = set(sample_positions(4 * len(btc)).tolist())
+    i = next(i for i in range(1000, len(btc)) if 3 * len(btc) + i not in skip)
+    btc[i, 4] = round(btc[i, 4] + (0.005 if btc[i, 4] < btc[i, 2] - 0.01 else -0.005), 3)
+    st.write("BTC/USDC", "1h", btc)
+    st.write("ETH/USDC", "1h", month_rows(24 * 20, T0_MS + 45 * DAY_MS + 7 * H_MS, 2000.0))
+    st.write("SOL/USDC", "1h", month_rows(24 * 40, T0_MS + (31 + 29 + 31 + 30 + 2) * DAY_MS, 20.0))
+    return st
+
+
+def concat(chunks) -> tuple[list[int], dict]:
+    row0s, parts = zip(*chunks)
+    out = {c: np.concatenate([getattr(p, c) for p in parts]) for c in
+           ("times", "open", "high", "low", "close", "volume", "spread_bps")}
+    assert len({(p.symbols, p.info, p.timeframe, p.source) for p in parts}) == 1
+    return list(row0s), out | {"symbols": parts[0].symbols, "info": parts[0].info, "parts": parts}
+
+
+@pytest.mark.parametrize("args", [
+    {},
+    {"symbols": ["SOL/USDC", "BTC/USDC", "SOL/USDC"]},
+    {"since_ms": T0_MS + 20 * DAY_MS + 5 * H_MS, "until_ms": T0_MS + 70 * DAY_MS + 3 * H_MS},
+    {"since_ms": T0_MS + 61 * DAY_MS},  # BTC's last month on: ETH has no bar, so no column
+    {"symbols": ["ETH/USDC"]},
+], ids=["all", "symbols", "mid-month-window", "since", "one-symbol"])
+def test_iter_months_concatenates_to_load(tmp_path, args):
+    st = months_store(tmp_path)
+    whole = st.load("1h", **args)
+    row0s, got = concat(st.iter_months("1h", **args))
+    assert got["symbols"] == whole.symbols and got["info"] == whole.info
+    assert np.array_equal(got["times"], whole.times)
+    for c in ("open", "high", "low", "close", "volume", "spread_bps"):
+        assert np.array_equal(got[c], getattr(whole, c), equal_nan=True), c
+    sizes = [p.n_bars for p in got["parts"]]
+    assert row0s == list(np.cumsum([0] + sizes[:-1]))
+    months = [set(np.datetime_as_string(p.times.astype("datetime64[ms]"), unit="M")) for p in got["parts"]]
+    assert all(len(m) == 1 for m in months)  # one calendar month per chunk, in order, none skipped
+    assert [m.pop() for m in months] == [str(m) for m in np.arange(
+        whole.times[0].astype("datetime64[ms]").astype("datetime64[M]"),
+        whole.times[-1].astype("datetime64[ms]").astype("datetime64[M]") + 1)]
+
+
+def test_iter_months_keeps_the_whole_ranges_tick_and_gap_month(tmp_path):
+    from engine.market.loaders import symbol_info
+
+    st = months_store(tmp_path)
+    _, got = concat(st.iter_months("1h"))
+    # one close is off the 0.01 tick: its month alone infers 0.001 ...
+    by_month = [symbol_info("BTC/USDC", np.concatenate([p.open[:, 0], p.high[:, 0], p.low[:, 0], p.close[:, 0]]))
+                .price_increment for p in got["parts"][:3]]
+    assert sorted(by_month) == [0.001, 0.01, 0.01]
+    # ... but the whole range's sample misses it, in load and in every chunk
+    assert got["info"][0].price_increment == 0.01 == st.load("1h").info[0].price_increment
+    april = next(p for p in got["parts"] if str(p.times[0].astype("datetime64[ms]").astype("datetime64[M]")) == "2024-04")
+    assert april.n_bars == 30 * 24 and np.isnan(april.close).all()
+
+
+def test_iter_months_reads_one_month_per_step(tmp_path, monkeypatch):
+    st = months_store(tmp_path)
+    opened = []
+    real = st._read_month
+    monkeypatch.setattr(st, "_read_month", lambda p: opened.append(f"{p.parent.name}/{p.stem}") or real(p))
+    steps = st.iter_months("1h")
+    opened.clear()  # the first pass (grid, symbols, ticks) read every file once or twice
+    per_step = []
+    for _, md in steps:
+        per_step.append(sorted(opened))
+        opened.clear()
+    assert per_step == [["BTC_USDC/2024-01"], ["BTC_USDC/2024-02", "ETH_USDC/2024-02"],
+                        ["BTC_USDC/2024-03", "ETH_USDC/2024-03"], [], ["SOL_USDC/2024-05"],
+                        ["SOL_USDC/2024-06"]]
+
+
+def test_iter_months_refuses_like_load(tmp_path):
+    st = months_store(tmp_path)
+    with pytest.raises(DataError, match="no 1h bars in the store for DOGE/USDC"):
+        st.iter_months("1h", symbols=["DOGE/USDC"])  # at the call, not at the first step
+    with pytest.raises(DataError, match="no 1h bars between"):
+        st.iter_months("1h", symbols=["ETH/USDC"], since_ms=T0_MS + 100 * DAY_MS)
+    with pytest.raises(DataError, match="the store holds no 4h bars"):
+        st.iter_months("4h")
+
+
+def test_iter_months_warns_of_the_gaps_once_as_load_does(tmp_path, caplog):
+    st = months_store(tmp_path)
+    with caplog.at_level("WARNING"):
+        st.load("1h")
+        whole = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        list(st.iter_months("1h"))
+    assert [r.getMessage() for r in caplog.records] == whole and len(whole) == 1
+    assert "1 gap(s), 10 missing bar(s) in 1 symbol(s); largest: BTC/USDC 2024-01-31T20:00:00Z" in whole[0]

@@ -365,6 +365,17 @@ SOURCES: dict[str, tuple[str, ...]] = {
 
 # ---- inferring per-symbol facts real files do not carry ----
 
+PRICE_SAMPLE = 5000  # prices infer_price_increment looks at
+
+
+def sample_positions(size: int) -> np.ndarray:
+    """The positions of the finite prices infer_price_increment reads, ascending: all of them
+    up to PRICE_SAMPLE, else PRICE_SAMPLE evenly spread."""
+    if size <= PRICE_SAMPLE:
+        return np.arange(size, dtype=np.int64)
+    return np.linspace(0, size - 1, PRICE_SAMPLE).astype(np.int64)
+
+
 def infer_price_increment(prices: np.ndarray) -> float:
     """The coarsest power-of-ten tick all prices sit on, capped at 10^(floor(log10(lowest price)) - 3)
     (so a tick is at most 0.1% of any price).
@@ -375,8 +386,8 @@ def infer_price_increment(prices: np.ndarray) -> float:
     p = prices[np.isfinite(prices)]
     if p.size == 0:
         return 0.01
-    if p.size > 5000:
-        p = p[np.linspace(0, p.size - 1, 5000).astype(np.int64)]
+    if p.size > PRICE_SAMPLE:
+        p = p[sample_positions(p.size)]
     cap = 10.0 ** (np.floor(np.log10(p.min())) - 3)
     for k in range(-6, 13):
         inc = 10.0 ** -k
@@ -391,8 +402,12 @@ def infer_price_increment(prices: np.ndarray) -> float:
 
 
 def _info(symbol: str, bars: Bars) -> SymbolInfo:
+    return symbol_info(symbol, np.concatenate([bars.open, bars.high, bars.low, bars.close]))
+
+
+def symbol_info(symbol: str, prices: np.ndarray) -> SymbolInfo:
+    """A file's symbol facts from its prices (opens, highs, lows, closes, concatenated in that order)."""
     base, quote = symbol.split("/")
-    prices = np.concatenate([bars.open, bars.high, bars.low, bars.close])
     # the theme comes from the product table (engine/market/products.py), applied by the caller
     return SymbolInfo(symbol=symbol, theme="other", price_increment=infer_price_increment(prices),
                       min_notional=_MIN_NOTIONAL_BY_QUOTE.get(quote, 0.0))
@@ -430,13 +445,7 @@ def assemble(series: list[Bars], timeframe: str, source: str, where: str,
     """Validated series (sorted by symbol) on one grid, as MarketData; gaps logged once.
     ``where`` names the data's folder in messages."""
     times, cols = align(series, timeframe, max_memory_gib)
-    if len(times) < 2:
-        files_rows = ", ".join(f"{b.file} ({b.times.size} bar{'s' if b.times.size != 1 else ''})" for b in series[:5])
-        more = f" and {len(series) - 5} more" if len(series) > 5 else ""
-        raise DataError(
-            f"{where}: {files_rows}{more}: the data holds {len(times)} bar in all; expected at least 2 bars "
-            f"(a decision at one bar fills at the next)", file=series[0].file, found=len(times),
-            expected="at least 2 bars")
+    require_two_bars(len(times), [(b.file, b.times.size) for b in series], where)
     syms = tuple(b.symbol for b in series)
     md = MarketData(
         timeframe=timeframe, times=times, symbols=syms,
@@ -446,6 +455,18 @@ def assemble(series: list[Bars], timeframe: str, source: str, where: str,
     )
     warn_gaps(find_panel_gaps(md.symbols, md.times, md.available, timeframe), md.source, log)
     return md
+
+
+def require_two_bars(n_times: int, files: list[tuple[str, int]], where: str) -> None:
+    """Refuse a grid of fewer than 2 bars, naming the first files and their bar counts."""
+    if n_times >= 2:
+        return
+    files_rows = ", ".join(f"{f} ({n} bar{'s' if n != 1 else ''})" for f, n in files[:5])
+    more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+    raise DataError(
+        f"{where}: {files_rows}{more}: the data holds {n_times} bar in all; expected at least 2 bars "
+        f"(a decision at one bar fills at the next)", file=files[0][0], found=n_times,
+        expected="at least 2 bars")
 
 
 def load_csv_dir(path: Path | str, timeframe: str = "1h", symbols: Iterable[str] | None = None) -> MarketData:

@@ -26,6 +26,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +49,14 @@ def _month_bounds(month: str) -> tuple[int, int]:
     start = np.datetime64(month, "M")
     return (int(start.astype("datetime64[ms]").astype(np.int64)),
             int((start + 1).astype("datetime64[ms]").astype(np.int64)))
+
+
+def _in_range(rows: np.ndarray, since_ms: int | None, until_ms: int | None) -> np.ndarray:
+    if since_ms is not None:
+        rows = rows[rows[:, 0] >= since_ms]
+    if until_ms is not None:
+        rows = rows[rows[:, 0] < until_ms]
+    return rows
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
@@ -187,18 +196,8 @@ class MarketStore:
     def read(self, symbol: str, timeframe: str, since_ms: int | None = None, until_ms: int | None = None) -> Bars:
         """The symbol's bars with ``since <= time < until``, reading only the months that overlap."""
         folder = self._dir(symbol, timeframe)
-        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-        parts = []
-        for path in files:
-            m0, m1 = _month_bounds(path.stem)
-            if (since_ms is not None and m1 <= since_ms) or (until_ms is not None and m0 >= until_ms):
-                continue
-            parts.append(self._read_month(path))
-        rows = np.vstack(parts) if parts else np.empty((0, 6))
-        if since_ms is not None:
-            rows = rows[rows[:, 0] >= since_ms]
-        if until_ms is not None:
-            rows = rows[rows[:, 0] < until_ms]
+        parts = [self._read_month(p) for p in self.month_files(symbol, timeframe, since_ms, until_ms)]
+        rows = _in_range(np.vstack(parts) if parts else np.empty((0, 6)), since_ms, until_ms)
         return Bars(symbol, f"{folder.relative_to(self.root)}", rows[:, 0].astype(np.int64),
                     *(np.ascontiguousarray(rows[:, i]) for i in range(1, 6)), header_lines=0)
 
@@ -207,6 +206,29 @@ class MarketStore:
         """The store's symbols (or ``symbols``) as one MarketData, like the file loaders."""
         from engine.market.loaders import assemble
 
+        wanted = self.wanted(timeframe, symbols)
+        series = []
+        for s in wanted:
+            bars = self.read(s, timeframe, since_ms, until_ms)
+            if bars.times.size:
+                series.append(bars)
+        if not series:
+            raise self.no_bars(timeframe, wanted, since_ms, until_ms)
+        return assemble(series, timeframe, f"store:{self.root}", str(self.root), max_memory_gib)
+
+    def iter_months(self, timeframe: str, symbols: list[str] | None = None, since_ms: int | None = None,
+                    until_ms: int | None = None) -> Iterator[tuple[int, MarketData]]:
+        """``load`` one calendar month at a time: ``(row0, MarketData)`` per month of the grid, in
+        order, ``row0`` the chunk's first row in the whole grid; their concatenation is ``load``
+        of the same arguments (grid, symbols, NaN layout, symbol info). Each step reads only
+        that month's files. Errors (unknown symbols, no bars) are raised here, not at the first
+        step. See engine/market/months.py."""
+        from engine.market.months import iter_months
+
+        return iter_months(self, timeframe, symbols, since_ms, until_ms)
+
+    def wanted(self, timeframe: str, symbols: list[str] | None) -> list[str]:
+        """The symbols a load reads, sorted: ``symbols`` (each must be in the store) or all."""
         have = self.symbols(timeframe)
         if not have:
             raise DataError(f"{self.root}: the store holds no {timeframe} bars; timeframes there: "
@@ -216,15 +238,31 @@ class MarketStore:
         if absent:
             raise DataError(f"{self.root}: no {timeframe} bars in the store for {', '.join(absent)}; "
                             f"available: {', '.join(have)}")
-        series = []
-        for s in sorted(wanted):
-            bars = self.read(s, timeframe, since_ms, until_ms)
-            if bars.times.size:
-                series.append(bars)
-        if not series:
-            raise DataError(f"{self.root}: no {timeframe} bars between {iso_utc(since_ms or 0)} and "
-                            f"{iso_utc(until_ms) if until_ms else 'the end'} for {', '.join(wanted)}")
-        return assemble(series, timeframe, f"store:{self.root}", str(self.root), max_memory_gib)
+        return sorted(wanted)
+
+    def no_bars(self, timeframe: str, wanted: list[str], since_ms: int | None, until_ms: int | None) -> DataError:
+        return DataError(f"{self.root}: no {timeframe} bars between {iso_utc(since_ms or 0)} and "
+                         f"{iso_utc(until_ms) if until_ms else 'the end'} for {', '.join(wanted)}")
+
+    def month_files(self, symbol: str, timeframe: str, since_ms: int | None = None,
+                    until_ms: int | None = None) -> list[Path]:
+        """The symbol's month files that overlap ``[since, until)``, in time order."""
+        folder = self._dir(symbol, timeframe)
+        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        out = []
+        for path in files:
+            m0, m1 = _month_bounds(path.stem)
+            if (since_ms is not None and m1 <= since_ms) or (until_ms is not None and m0 >= until_ms):
+                continue
+            out.append(path)
+        return out
+
+    def read_month(self, symbol: str, timeframe: str, month: str, since_ms: int | None = None,
+                   until_ms: int | None = None) -> np.ndarray:
+        """One month's rows ``[ms, open, high, low, close, volume]`` with ``since <= ms < until``
+        (empty when the symbol has no file for that month)."""
+        path = self._dir(symbol, timeframe) / f"{month}.parquet"
+        return _in_range(self._read_month(path) if path.is_file() else np.empty((0, 6)), since_ms, until_ms)
 
     # ---- summary ----
     def summary(self) -> list[SeriesSummary]:

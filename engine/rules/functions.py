@@ -137,6 +137,8 @@ def _by_columns(kernel: Callable, call: list) -> np.ndarray:
     shape = next(a.shape for a in call if isinstance(a, np.ndarray))
     t, n = shape
     width = max(_MIN_SLAB_COLUMNS, _SLAB_BYTES // (8 * max(t, 1)))
+    while n % width == 1 and width < n:
+        width += 1  # no one-column slab of a wider panel: Wilder's seed sums a lone column differently (_seed_sum)
     if width >= n:
         return np.ascontiguousarray(kernel(*call))
     out = None
@@ -281,10 +283,15 @@ class _Carried(SeriesStream):
     def step(self, *args):
         vals, _ = self._split(args)
         all_1d = True
-        for i, p in enumerate(self.params):
-            if p.type in ("series", "bool_series"):
-                all_1d &= np.ndim(vals[i]) <= 1
-                vals[i] = _as_panel(p.name, p.name, vals[i], boolean=p.type == "bool_series")
+        series = [i for i, p in enumerate(self.params) if p.type in ("series", "bool_series")]
+        for i in series:
+            p = self.params[i]
+            all_1d &= np.ndim(vals[i]) <= 1
+            vals[i] = _as_panel(p.name, p.name, vals[i], boolean=p.type == "bool_series")
+        shape = np.broadcast_shapes(*(vals[i].shape for i in series))  # as the impl does: a constant joins the panel
+        for i in series:
+            if vals[i].shape != shape:
+                vals[i] = np.ascontiguousarray(np.broadcast_to(vals[i], shape))
         with np.errstate(all="ignore"):
             out = self.kernel(*vals, carry=self.carry)
         return out[:, 0] if all_1d else out
@@ -477,52 +484,80 @@ def _lag(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _wilder(v: np.ndarray, first: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _seed_sum(rows: np.ndarray, lone: bool) -> np.ndarray:
+    """Sum of the (n, k) seed rows over axis 0, by the same float operations for a column however
+    many columns seed with it. numpy's ``sum(axis=0)`` adds row by row when k > 1 but runs its
+    pairwise sum down a single column; a one-column panel (``lone``) keeps that pairwise sum (the
+    results as they always were), any other lone seeding column is added row by row too, so a
+    chunk where one column seeds gives what the whole run, where several seed, gives."""
+    if lone or rows.shape[1] > 1:
+        return rows.sum(axis=0)
+    total = rows[0].copy()
+    for r in rows[1:]:
+        total += r
+    return total
+
+
+def _wilder(v: np.ndarray, first: np.ndarray, n: int, carry: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Wilder's smoothing of ``v`` (modified in place; rows <= first are ignored): the seed is the
     mean of rows first+1..first+n, then avg[t] = avg[t-1] * (n-1)/n + v[t]/n.
-    Returns (averages, row of the first average per column)."""
-    t, _ = v.shape
+    Returns (averages, row of the first average per column).
+
+    ``carry`` (chunked runs; ``first`` is then chunk-relative, negative for a column that started
+    in an earlier chunk): the last n raw rows before the chunk (a seed's rows may lie there) and
+    the recurrence's last value, 0 until the seed, as in the whole run."""
+    t, cols_n = v.shape
     seed_row = first + n
-    cols = np.nonzero(seed_row < t)[0]
+    cols = np.nonzero((seed_row >= 0) & (seed_row < t))[0]
+    src, off = v, 0
+    if carry is not None:
+        src = np.concatenate([carry.get("tail", np.zeros((n, cols_n))), v])
+        off = n
+        carry["tail"] = src[-n:].copy()
     seed = None
     if cols.size:
-        take = first[cols][None, :] + 1 + np.arange(n)[:, None]
-        seed = np.take_along_axis(v[:, cols], take, axis=0).sum(axis=0) / n
+        take = first[cols][None, :] + (1 + off) + np.arange(n)[:, None]
+        seed = _seed_sum(np.take_along_axis(src[:, cols], take, axis=0), lone=cols_n == 1) / n
     v /= n
     np.copyto(v, 0.0, where=_before(t, seed_row + 1))
     if seed is not None:
         v[seed_row[cols], cols] = seed
-    return _recurrence(v, (n - 1) / n), seed_row
+    if carry is None:
+        return _recurrence(v, (n - 1) / n), seed_row
+    # avg[a] = v[a] + decay * avg[a-1]: the recurrence continued from the row before the chunk
+    avg = _recurrence(np.concatenate([carry.get("avg", np.zeros(cols_n))[None], v]), (n - 1) / n)[1:]
+    carry["avg"] = avg[-1].copy()
+    return avg, seed_row
 
 
-def _start_carried(x: np.ndarray, valid: np.ndarray, carry: dict):
+def _start(xs: tuple[np.ndarray, ...], valid: np.ndarray):
+    """(first valid row per column, the series with holes after the start carried forward, hole
+    mask or None). ``valid`` is the rows where every one of ``xs`` is valid."""
+    first = _first_valid(valid)
+    if not _has_holes(valid, first):
+        return first, xs, None
+    holes = ~valid & ~_before(valid.shape[0], first + 1)
+    return first, tuple(_ffill(x, valid) for x in xs), holes
+
+
+def _start_carried(xs: tuple[np.ndarray, ...], valid: np.ndarray, carry: dict):
     """``_start`` for a chunk after others: ``first`` relative to the chunk (negative when the
     column started in an earlier chunk), holes carried from the last value before the chunk."""
-    t = x.shape[0]
+    t = valid.shape[0]
     first = np.where(carry["started"], carry["first"] - carry["row"], _first_valid(valid))
     holes = ~valid & ~_before(t, first + 1)
     if not holes.any():
-        return first, x, None
-    ext = np.concatenate([carry["last"][None], x])
-    xf = _ffill(ext, np.concatenate([carry["started"][None], valid]))[1:]
-    return first, xf, holes
+        return first, xs, None
+    had = np.concatenate([carry["started"][None], valid])
+    return first, tuple(_ffill(np.concatenate([last[None], x]), had)[1:] for last, x in zip(carry["last"], xs)), holes
 
 
-def _keep_start(carry: dict, first: np.ndarray, xf: np.ndarray, t: int) -> None:
+def _keep_start(carry: dict, first: np.ndarray, xfs: tuple[np.ndarray, ...], t: int) -> None:
     row = carry.get("row", 0)
     carry["started"] = first < t
     carry["first"] = first + row
-    carry["last"] = xf[-1].copy()
+    carry["last"] = [xf[-1].copy() for xf in xfs]
     carry["row"] = row + t
-
-
-def _start(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(first valid row per column, x with holes after the start carried forward, hole mask or None)."""
-    first = _first_valid(valid)
-    if not _has_holes(valid, first):
-        return first, x, None
-    holes = ~valid & ~_before(x.shape[0], first + 1)
-    return first, _ffill(x, valid), holes
 
 
 # --------------------------------------------------------------------------------------------
@@ -620,10 +655,7 @@ def _ema(x: np.ndarray, n: int, carry: dict | None = None) -> np.ndarray:
     carried-forward value and the recurrence's last value per column."""
     valid = np.isfinite(x)
     t = x.shape[0]
-    if carry:
-        first, xf, holes = _start_carried(x, valid, carry)
-    else:
-        first, xf, holes = _start(x, valid)
+    first, (xf,), holes = _start_carried((x,), valid, carry) if carry else _start((x,), valid)
     alpha = 2.0 / (n + 1)
     u = alpha * xf
     np.copyto(u, 0.0, where=_before(t, first + 1))
@@ -634,7 +666,7 @@ def _ema(x: np.ndarray, n: int, carry: dict | None = None) -> np.ndarray:
     else:
         y = _recurrence(u, 1.0 - alpha)
     if carry is not None:
-        _keep_start(carry, first, xf, t)
+        _keep_start(carry, first, (xf,), t)
         carry["y"] = y[-1].copy()
     np.copyto(y, np.nan, where=_before(t, first + (n - 1)))
     if holes is not None:
@@ -643,18 +675,25 @@ def _ema(x: np.ndarray, n: int, carry: dict | None = None) -> np.ndarray:
 
 
 @_register("rsi", "series", (_X, Param("n", _W, 14)), "number",
-           "relative strength index with Wilder's smoothing, 0..100 (50 when flat)", "rsi(close, 14) < 30")
-def _rsi(x: np.ndarray, n: int) -> np.ndarray:
+           "relative strength index with Wilder's smoothing, 0..100 (50 when flat)", "rsi(close, 14) < 30", carried=True)
+def _rsi(x: np.ndarray, n: int, carry: dict | None = None) -> np.ndarray:
+    """``carry`` (chunked runs): ema's start state, plus each average's Wilder state (_wilder)."""
     valid = np.isfinite(x)
-    first, xf, holes = _start(x, valid)
+    more = bool(carry)  # a chunk after others
+    first, (xf,), holes = _start_carried((x,), valid, carry) if more else _start((x,), valid)
     delta = np.empty_like(x)
-    delta[0] = 0.0
+    if more:  # the previous bar is the last one of the chunk before
+        np.subtract(xf[0], carry["last"][0], out=delta[0])
+    else:
+        delta[0] = 0.0
     np.subtract(xf[1:], xf[:-1], out=delta[1:])
     np.nan_to_num(delta, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # rows up to each first valid bar
     gain = np.maximum(delta, 0.0)
     loss = np.subtract(gain, delta, out=delta)  # == max(-delta, 0), exactly
-    gain, seed_row = _wilder(gain, first, n)
-    loss, _ = _wilder(loss, first, n)
+    gain, seed_row = _wilder(gain, first, n, None if carry is None else carry.setdefault("gain", {}))
+    loss, _ = _wilder(loss, first, n, None if carry is None else carry.setdefault("loss", {}))
+    if carry is not None:
+        _keep_start(carry, first, (xf,), x.shape[0])
     total = loss
     total += gain
     flat = total == 0.0
@@ -669,21 +708,25 @@ def _rsi(x: np.ndarray, n: int) -> np.ndarray:
 
 @_register("atr", "series", (Param("high", _S), Param("low", _S), Param("close", _S), Param("n", _W, 14)), "number",
            "average true range with Wilder's smoothing (first value at bar n, from true ranges 1..n)",
-           "atr(high, low, close, 14) / close")
-def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
+           "atr(high, low, close, 14) / close", carried=True)
+def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, carry: dict | None = None) -> np.ndarray:
+    """``carry`` (chunked runs): the start state of the three series (the last close is the first
+    bar's previous close) and the Wilder state (_wilder)."""
     valid = np.isfinite(high) & np.isfinite(low) & np.isfinite(close)
-    first = _first_valid(valid)
-    holes = None
-    if _has_holes(valid, first):
-        holes = ~valid & ~_before(high.shape[0], first + 1)
-        high, low, close = _ffill(high, valid), _ffill(low, valid), _ffill(close, valid)
+    more = bool(carry)
+    xs = (high, low, close)
+    first, (high, low, close), holes = _start_carried(xs, valid, carry) if more else _start(xs, valid)
     prev = _lag(close, 1)
+    if more:
+        prev[0] = carry["last"][2]
     tr = high - low
     np.maximum(tr, np.abs(high - prev), out=tr)
     np.maximum(tr, np.abs(low - prev), out=tr)
     np.nan_to_num(tr, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # rows up to each first valid bar
-    atr, seed_row = _wilder(tr, first, n)
-    np.copyto(atr, np.nan, where=_before(high.shape[0], seed_row))
+    atr, seed_row = _wilder(tr, first, n, None if carry is None else carry.setdefault("wilder", {}))
+    if carry is not None:
+        _keep_start(carry, first, (high, low, close), tr.shape[0])
+    np.copyto(atr, np.nan, where=_before(tr.shape[0], seed_row))
     if holes is not None:
         atr[holes] = np.nan
     return atr

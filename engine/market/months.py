@@ -1,0 +1,143 @@
+"""A market store read one calendar month at a time (``MarketStore.iter_months``).
+
+A chunked run must see the panel ``MarketStore.load`` builds without holding it: the same grid
+(every bar from the earliest first bar to the latest last bar, gap months included), the same
+symbols (the wanted ones with a bar in range, sorted), the same NaN layout and the same symbol
+info. The grid and the info depend on the whole range, so a first pass reads each month file
+once and keeps only per-month counts, each symbol's first and last bar and its gaps; a second
+gathers the <= 5,000 prices the tick inference samples (``loaders.sample_positions``) from the
+months that hold them. Then each step reads one month of every symbol: memory holds one month
+and a few numbers per symbol-month, whatever the range.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
+from engine.market.loaders import log, require_two_bars, sample_positions, symbol_info
+from engine.market.validate import Gap, find_gaps, warn_gaps
+
+if TYPE_CHECKING:
+    from engine.market.store import MarketStore
+
+_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One symbol's bars in range, summarised by the first pass."""
+
+    symbol: str
+    file: str  # as load's Bars name it in messages
+    first: int  # ms of the first bar in range
+    last: int
+    bars: int
+    months: tuple[str, ...]  # months holding a bar in range, in order
+    finite: np.ndarray  # (months, 4) finite opens, highs, lows, closes per month
+    gaps: tuple[Gap, ...]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    timeframe: str
+    since_ms: int | None
+    until_ms: int | None
+    t0: int  # the grid's first bar
+    n_bars: int
+    series: tuple[_Series, ...]
+    info: tuple[SymbolInfo, ...]
+
+
+def iter_months(store: "MarketStore", timeframe: str, symbols: list[str] | None, since_ms: int | None,
+                until_ms: int | None) -> Iterator[tuple[int, MarketData]]:
+    plan = _plan(store, timeframe, symbols, since_ms, until_ms)  # errors now, not at the first step
+    return _steps(store, plan)
+
+
+def _scan(store: "MarketStore", symbol: str, timeframe: str, since_ms: int | None, until_ms: int | None) -> _Series | None:
+    months, finite, gaps = [], [], []
+    first = last = None
+    bars = 0
+    for path in store.month_files(symbol, timeframe, since_ms, until_ms):
+        rows = store.read_month(symbol, timeframe, path.stem, since_ms, until_ms)
+        if not len(rows):
+            continue
+        times = rows[:, 0].astype(np.int64)
+        # a gap across the month border shows between last month's last bar and this one's first
+        gaps += find_gaps(symbol, times if last is None else np.concatenate([[last], times]), timeframe)
+        first = int(times[0]) if first is None else first
+        last = int(times[-1])
+        bars += times.size
+        months.append(path.stem)
+        finite.append(np.isfinite(rows[:, 1:5]).sum(axis=0))
+    if first is None:
+        return None
+    return _Series(symbol, str(store._dir(symbol, timeframe).relative_to(store.root)), first, last, bars,
+                   tuple(months), np.array(finite, dtype=np.int64), tuple(gaps))
+
+
+def _price_sample(store: "MarketStore", s: _Series, timeframe: str, since_ms: int | None,
+                  until_ms: int | None) -> np.ndarray:
+    """The prices infer_price_increment would sample from the concatenated opens, highs, lows and
+    closes of the whole range (finite ones only), read month by month."""
+    pos = sample_positions(int(s.finite.sum()))
+    # start of (month j, column c) in that concatenation: column by column, months in order
+    col_start = np.concatenate([[0], np.cumsum(s.finite.sum(axis=0))[:-1]])
+    start = col_start[None, :] + np.cumsum(s.finite, axis=0) - s.finite
+    lo = np.searchsorted(pos, start)
+    hi = np.searchsorted(pos, start + s.finite)
+    out = np.empty(pos.size)
+    for j, month in enumerate(s.months):
+        if not (hi[j] > lo[j]).any():
+            continue
+        rows = store.read_month(s.symbol, timeframe, month, since_ms, until_ms)
+        for c in range(4):
+            if hi[j, c] > lo[j, c]:
+                v = rows[:, 1 + c]
+                v = v[np.isfinite(v)]
+                out[lo[j, c]:hi[j, c]] = v[pos[lo[j, c]:hi[j, c]] - start[j, c]]
+    return out
+
+
+def _plan(store: "MarketStore", timeframe: str, symbols: list[str] | None, since_ms: int | None,
+          until_ms: int | None) -> _Plan:
+    wanted = store.wanted(timeframe, symbols)
+    series = tuple(s for s in (_scan(store, w, timeframe, since_ms, until_ms) for w in wanted) if s is not None)
+    if not series:
+        raise store.no_bars(timeframe, wanted, since_ms, until_ms)
+    step = TIMEFRAME_MS[timeframe]
+    t0 = min(s.first for s in series)
+    n_bars = (max(s.last for s in series) - t0) // step + 1
+    require_two_bars(n_bars, [(s.file, s.bars) for s in series], str(store.root))
+    info = tuple(symbol_info(s.symbol, _price_sample(store, s, timeframe, since_ms, until_ms)) for s in series)
+    warn_gaps([g for s in series for g in s.gaps], f"store:{store.root}", log)  # as load does, once
+    return _Plan(timeframe, since_ms, until_ms, t0, n_bars, series, info)
+
+
+def _steps(store: "MarketStore", plan: _Plan) -> Iterator[tuple[int, MarketData]]:
+    step = TIMEFRAME_MS[plan.timeframe]
+    t0, n = plan.t0, plan.n_bars
+    month0 = np.datetime64(t0, "ms").astype("datetime64[M]")
+    month1 = np.datetime64(t0 + (n - 1) * step, "ms").astype("datetime64[M]")
+    symbols = tuple(s.symbol for s in plan.series)
+    held = [set(s.months) for s in plan.series]
+    for m in np.arange(month0, month1 + 1):
+        m0 = int(m.astype("datetime64[ms]").astype(np.int64))
+        m1 = int((m + 1).astype("datetime64[ms]").astype(np.int64))
+        k0, k1 = max(0, -(-(m0 - t0) // step)), min(n, -(-(m1 - t0) // step))  # grid rows inside the month
+        if k1 <= k0:
+            continue
+        cols = {c: np.full((k1 - k0, len(symbols)), np.nan) for c in _COLUMNS}
+        for j, s in enumerate(plan.series):
+            if str(m) not in held[j]:
+                continue
+            rows = store.read_month(s.symbol, plan.timeframe, str(m), plan.since_ms, plan.until_ms)
+            r = (rows[:, 0].astype(np.int64) - t0) // step - k0
+            for i, c in enumerate(_COLUMNS):
+                cols[c][r, j] = rows[:, 1 + i]
+        yield k0, MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
+                             symbols=symbols, spread_bps=np.full((k1 - k0, len(symbols)), np.nan), info=plan.info,
+                             source=f"store:{store.root}", **cols)
