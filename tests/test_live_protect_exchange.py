@@ -27,8 +27,16 @@ def _protected(tmp: Path) -> None:
         path.write_text(path.read_text() + PROTECT)
 
 
+# The emulator process does not enforce the venue's pools, but the loop keeps to its own budget:
+# at Kraken's starter-tier figures (1 public call a second, private calls draining 0.33 a second)
+# a cycle on 3 symbols takes ~10 s, and these sessions follow a 120x clock. Raised for this test
+# only (the pacing itself: tests/test_exchange_burst.py, test_exchange_rate_faults.py).
+PACE = {"kraken": ["exchange.rate_limits.pools.public.limit_per_s=50", "exchange.rate_limits.pools.calls.limit_per_s=50",
+                   "exchange.rate_limits.pools.orders.limit_per_s=50"]}
+
+
 def _config(tmp: Path, emu: EmulatorProcess, cycles: int) -> dict:
-    return compose_config(emu.overrides("live", tmp / "state", cycles=cycles))
+    return compose_config(emu.overrides("live", tmp / "state", cycles=cycles) + PACE.get(emu.exchange, []))
 
 
 def _run(tmp: Path, emu: EmulatorProcess, cycles: int, die_at: str | None = None) -> int:
