@@ -360,7 +360,7 @@ class ExchangeAdapter:
             qty = req.qty
         cid = from_native(o.get("clientOrderId"), self.config.client_id.style) or (req.client_order_id if req else "")
         fee = (o.get("fee") or {}).get("cost")
-        stop = o.get("triggerPrice") or o.get("stopPrice")
+        stop = self.quirks.stop_price_of(o)
         return OrderState(
             client_order_id=cid, exchange_order_id=o.get("id"), symbol=o.get("symbol") or (req.symbol if req else ""),
             side=o.get("side") or (req.side if req else ""),

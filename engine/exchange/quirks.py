@@ -47,6 +47,14 @@ class Quirks:
         ``stopPrice``); a ``side`` sell is a stop loss: it triggers on a fall."""
         return {"stopPrice": stop_price}
 
+    def stop_price_of(self, o: dict) -> float | None:
+        """A parsed ccxt order's trigger price, or None (not a stop). ccxt's unified fields:
+        coinbase and binance parse it into ``triggerPrice``; kraken's parse_order fills only
+        ``stopLossPrice`` from a stop-loss-limit's descr.price (``triggerPrice`` only from the
+        AddOrder sentence)."""
+        stop = o.get("triggerPrice") or o.get("stopPrice") or o.get("stopLossPrice")
+        return float(stop) if stop else None
+
     def find_by_client_id(self, call: Call, native_id: str, symbol: str | None, since_ms: int | None) -> dict | None:
         """The raw ccxt order whose client id is ``native_id``, or None."""
         for fetch in (self.client.fetch_open_orders, self.client.fetch_closed_orders):
@@ -144,6 +152,12 @@ class KrakenQuirks(Quirks):
         flags.update(self._STATUS.get(word, {}))
         return flags
 
+    def stop_params(self, side: str, stop_price: float) -> dict:
+        # kraken.order_request: stopLossPrice with a limit type sends ordertype=stop-loss-limit,
+        # price=the trigger, price2=the limit (a sell triggers on a fall, a buy on a rise); a
+        # unified stopPrice would be passed through to AddOrder as an unknown argument
+        return {"stopLossPrice": stop_price}
+
     def find_by_client_id(self, call, native_id, symbol, since_ms):
         for op, fetch, since in (("open_orders", self.client.fetch_open_orders, None),
                                  ("list_orders", self.client.fetch_closed_orders, since_ms)):
@@ -176,6 +190,11 @@ class BinanceQuirks(Quirks):
                 "trading_disabled": word != "TRADING" or info.get("isSpotTradingAllowed") is False,
                 "cancel_only": False, "limit_only": bool(types) and "MARKET" not in types,
                 "post_only": bool(types) and types == ["LIMIT_MAKER"]}
+
+    def stop_params(self, side: str, stop_price: float) -> dict:
+        # binance.create_order_request: stopLossPrice on a spot limit order is type STOP_LOSS_LIMIT
+        # with stopPrice, price and timeInForce (GTC, ccxt's default); the symbol must list the type
+        return {"stopLossPrice": stop_price}
 
     def find_by_client_id(self, call, native_id, symbol, since_ms):
         if symbol is None:

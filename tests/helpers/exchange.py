@@ -66,6 +66,48 @@ def emulator_and_adapter(limits: tuple[float, float] = (10.0, 30.0), client_limi
             adapter.close()
 
 
+# the shipped offline profile of each venue (its emulator front end through its real ccxt class)
+SIM_PROFILES = {"coinbase": "local_sim", "kraken": "kraken_sim", "binance": "binance_sim"}
+
+
+@contextlib.contextmanager
+def venue_emulator_and_adapter(exchange: str, products: int = 6):
+    """``exchange``'s emulator front end in step mode (seed 7, every base held) and an adapter on it
+    through that venue's real ccxt class: Coinbase as ``emulator_and_adapter``, Kraken and Binance
+    through their shipped ``_sim`` profiles (the emulator's own rate pools off)."""
+    if exchange == "coinbase":
+        with emulator_and_adapter() as pair:
+            yield pair
+        return
+    cfg = sim_config(SIM_PROFILES[exchange], products=products, emulator={"speed": None, "enforce_rate_limits": False})
+    with ExchangeAdapter(cfg) as adapter:
+        yield adapter.emulator, adapter
+
+
+class WireLog:
+    """Every request a ccxt client sends (method, url, body), as sent: ``WireLog(adapter.client)``."""
+
+    def __init__(self, client):
+        self.sent: list[tuple[str, str, str | None]] = []
+        fetch = client.fetch
+
+        def logged(url, method="GET", headers=None, body=None):
+            self.sent.append((method, url, body))
+            return fetch(url, method, headers, body)
+        client.fetch = logged
+
+    def params(self, method: str, path: str) -> list[dict]:
+        """The query and form parameters of each ``method`` request to a URL ending in ``path``."""
+        from urllib.parse import parse_qs, urlsplit
+        out = []
+        for m, url, body in self.sent:
+            parts = urlsplit(url)
+            if m == method and parts.path.endswith(path):
+                raw = parts.query + ("&" + body if isinstance(body, str) and not body.startswith("{") else "")
+                out.append({k: v[0] for k, v in parse_qs(raw).items()})
+        return out
+
+
 def market_order(symbol: str = "BTC/USDC", side: str = "buy", qty: float = 0.01, seq: int = 0,
                  run_id: str = "test-run") -> OrderRequest:
     cid = make_client_order_id(run_id, 1_700_000_000_000, symbol, side, seq)

@@ -2,7 +2,8 @@
 front end) in its own process, and the live loop as a subprocess (so SIGKILL of the loop never
 kills the exchange).
 
-    python -m tests.helpers.live serve SPEED PRODUCTS CASH [EXCHANGE]   (prints its address line, then serves)
+    python -m tests.helpers.live serve SPEED PRODUCTS CASH [EXCHANGE]   (prints its address line, then serves
+                                                                       dump PATH / freeze / quit from stdin)
     python -m tests.helpers.live loop CFG_JSON MODE [EXCHANGE [DIE_AT]]
 """
 from __future__ import annotations
@@ -140,6 +141,14 @@ class EmulatorProcess:
             raise AssertionError("the emulator process answered dump with another line")
         return json.loads(path.read_text())
 
+    def freeze(self) -> None:
+        """Stop the emulator's market at its current step (no more triggers or fills): after the loop
+        has ended, so that a dump and the venue's own listing see the same orders."""
+        self.proc.stdin.write("freeze\n")
+        self.proc.stdin.flush()
+        if self.lines.next(30, "the reply to freeze") != "frozen":
+            raise AssertionError("the emulator process answered freeze with another line")
+
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
@@ -154,6 +163,14 @@ class EmulatorProcess:
                 f"live.sim_origin_ms={i['sim_ms']}", f"live.sim_origin_wall_s={i['wall_s']}",
                 f"live.sim_speed={i['speed']}", "live.timeframe=1m", "live.burn_in.require_paper=false",
                 "live.burn_in.cycles=0", *ACTIVE]
+
+    def adapter(self, tmp: Path):
+        """An ExchangeAdapter on this emulator through its exchange's real ccxt class, with the loop's
+        profile and keys: what the venue itself reports (open orders, orders by client id)."""
+        from engine.exchange import ExchangeAdapter, ExchangeConfig
+        cfg = dict(compose_config(self.overrides("live", Path(tmp) / "state", cycles=1))["exchange"])
+        cfg.pop("fees", None)  # the simulators' schedule, not the adapter's
+        return ExchangeAdapter(ExchangeConfig.from_mapping(cfg), environ=self.env(self.exchange))
 
     @staticmethod
     def env(exchange: str = "coinbase") -> dict:
@@ -189,7 +206,8 @@ def start_loop(cfg_file: Path, mode: str, log: Path, exchange: str = "coinbase",
 def _serve(speed: str, products: str, cash: str, exchange: str = "coinbase") -> None:
     """The emulator process: one JSON line (its address and clock) once it listens, then one
     ``dumped`` line per ``dump PATH`` command, after PATH is written. Orders in the dump carry
-    ``exchange_order_id``: the id as that exchange names it (Kraken's txid, Binance's orderId)."""
+    ``exchange_order_id``: the id as that exchange names it (Kraken's txid, Binance's orderId), and
+    their stop (``_trigger``)."""
     from engine.exchange.emulator import emulator_class
     from engine.exchange.emulator.market import SimMarket
     market = SimMarket.generate(seed=7, n_products=int(products), speed=float(speed))
@@ -201,14 +219,24 @@ def _serve(speed: str, products: str, cash: str, exchange: str = "coinbase") -> 
     for line in sys.stdin:
         cmd, _, arg = line.strip().partition(" ")
         if cmd == "dump":
-            state = {"orders": [{**o, "exchange_order_id": emu.exchange_order_id(o["order_id"])} for o in emu.orders()],
+            state = {"orders": [{**o, "exchange_order_id": emu.exchange_order_id(o["order_id"]),
+                                 **_trigger(emu.book.orders[o["order_id"]])} for o in emu.orders()],
                      "balances": emu.balances()}
             Path(arg + ".tmp").write_text(json.dumps(state))
             os.replace(arg + ".tmp", arg)
             print("dumped", flush=True)
+        elif cmd == "freeze":  # stop the clock at the current step: the venue holds still to be looked at
+            market._index, market.speed = market.index, None
+            print("frozen", flush=True)
         elif cmd == "quit":
             break
     emu.stop()
+
+
+def _trigger(o) -> dict:
+    """A dumped order's stop as the engine holds it, whichever front end placed it: ``stop_price``
+    (None: not a stop), ``limit_price``, ``stop_direction``."""
+    return {"stop_price": o.stop_price, "limit_price": o.limit_price, "stop_direction": o.stop_direction}
 
 
 def _die_at(point: str) -> None:

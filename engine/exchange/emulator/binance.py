@@ -28,6 +28,13 @@ DEFAULT_POOLS = {"weight": ServerPool("window", 6000.0, 60.0), "orders_10s": Ser
                  "orders_1d": ServerPool("window", 200000.0, 86400.0)}
 MAX_BAN_S = 3 * 86400.0  # "from 2 minutes to 3 days" (Binance spot API docs, LIMITS)
 STATUS = {"OPEN": "NEW", "FILLED": "FILLED", "CANCELLED": "CANCELED"}
+# order type -> the engine's (a STOP_LOSS becomes a market order once triggered, a STOP_LOSS_LIMIT a limit)
+ORDER_TYPES = {"MARKET": "MARKET", "LIMIT": "LIMIT", "LIMIT_MAKER": "LIMIT", "STOP_LOSS": "MARKET",
+               "STOP_LOSS_LIMIT": "LIMIT"}
+MANDATORY = {"MARKET": (),  # quantity or quoteOrderQty
+              "LIMIT": ("quantity", "price", "timeInForce"), "LIMIT_MAKER": ("quantity", "price"),
+             "STOP_LOSS": ("quantity", "stopPrice"), "STOP_LOSS_LIMIT": ("quantity", "price", "stopPrice", "timeInForce")}
+WIRE_TYPE = {"STOP": "STOP_LOSS", "STOP_LIMIT": "STOP_LOSS_LIMIT"}  # the engine's stop types as Binance names them
 _V = r"/api/v3/"
 ROUTES = (  # method, path, route, pool
     ("GET", _V + "ping", "ping", "public"),
@@ -266,20 +273,27 @@ class BinanceEmulator(EmulatorBase):
         p = self.market.products[pid]
         if p.status != "online" or p.trading_disabled or p.cancel_only:
             raise BinanceError(400, -1013, "Market is closed.")
-        otype = {"MARKET": "MARKET", "LIMIT": "LIMIT", "LIMIT_MAKER": "LIMIT"}.get(q.get("type"))
-        if otype is None or q.get("side") not in ("BUY", "SELL"):
+        otype = ORDER_TYPES.get(q.get("type"))
+        if otype is None or q.get("type") not in self._order_types(p) or q.get("side") not in ("BUY", "SELL"):
             raise BinanceError(400, -1116, "Invalid orderType.")
+        for need in MANDATORY[q["type"]]:  # POST /api/v3/order's table of parameters each type needs
+            if not q.get(need):
+                raise BinanceError(400, -1102, f"Mandatory parameter '{need}' was not sent, was empty/null, or malformed.")
+        if "timeInForce" in MANDATORY[q["type"]] and q["timeInForce"] not in ("GTC", "IOC", "FOK"):
+            raise BinanceError(400, -1115, "Invalid timeInForce.")
         size, limit = float(q.get("quantity", 0)), (float(q["price"]) if otype == "LIMIT" else None)
+        stop = float(q["stopPrice"]) if "stopPrice" in MANDATORY[q["type"]] else None
         cid = q.get("newClientOrderId") or f"emu-{time.time_ns()}"
         try:
             o = self.place_order(cid, pid, q["side"], otype, size, limit, q.get("type") == "LIMIT_MAKER", fault,
-                                 unique_open=True)
+                                 unique_open=True, stop=stop)
         except Rejection as r:
             status, code, msg = {
                 "INSUFFICIENT_FUND": (400, -2010, "Account has insufficient balance for requested action."),
                 "INVALID_SIZE": (400, -1013, "Filter failure: NOTIONAL"),
                 "DUPLICATE_CLIENT_ID": (400, -2010, "Duplicate order sent."),
                 "INVALID_LIMIT_PRICE_POST_ONLY": (400, -2010, "Order would immediately match and take."),
+                "INVALID_STOP_PRICE": (400, -2010, "Stop price would trigger immediately."),
             }.get(r.code, (400, -1013, r.message))
             raise BinanceError(status, code, msg) from None
         out = self._order_api(o)
@@ -294,7 +308,7 @@ class BinanceEmulator(EmulatorBase):
                 and not p.cancel_only else "BREAK",
                 "baseAsset": p.base, "baseAssetPrecision": 8, "quoteAsset": p.quote, "quotePrecision": 8,
                 "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-                "orderTypes": ["LIMIT", "LIMIT_MAKER"] if p.limit_only else ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                "orderTypes": self._order_types(p),
                 "icebergAllowed": True, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True,
                 "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
                 "isMarginTradingAllowed": False,
@@ -307,14 +321,24 @@ class BinanceEmulator(EmulatorBase):
                 "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
                 "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]}
 
+    @staticmethod
+    def _order_types(p) -> list[str]:
+        """exchangeInfo's orderTypes of a symbol (ccxt's binance refuses a type a symbol does not list)."""
+        if p.limit_only:
+            return ["LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT"]
+        return ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT"]
+
     def _order_api(self, o) -> dict:
         p = self.market.products[o.product_id]
+        stop = o.stop_price is not None
         return {"symbol": self.native(p), "orderId": self.order_num(o.order_id), "orderListId": -1,
                 "clientOrderId": o.client_order_id, "price": repr(o.limit_price or 0.0), "origQty": f"{o.size:.8f}",
                 "executedQty": f"{o.filled:.8f}", "cummulativeQuoteQty": f"{o.filled_value:.8f}",
-                "status": STATUS.get(o.status, "NEW"), "timeInForce": "GTC", "type": o.type,
-                "side": o.side, "stopPrice": "0.0", "icebergQty": "0.0", "time": int(o.created_ms),
-                "updateTime": int(o.created_ms), "isWorking": True, "workingTime": int(o.created_ms),
+                "status": STATUS.get(o.status, "NEW"), "timeInForce": "GTC", "type": WIRE_TYPE.get(o.type, o.type),
+                "side": o.side, "stopPrice": repr(o.stop_price) if stop else "0.0", "icebergQty": "0.0",
+                "time": int(o.created_ms), "updateTime": int(o.created_ms),
+                # a stop is not on the book (isWorking false) until it triggers
+                "isWorking": o.triggered if stop else True, "workingTime": int(o.created_ms) if not stop or o.triggered else -1,
                 "origQuoteOrderQty": "0.0", "selfTradePreventionMode": "EXPIRE_MAKER"}
 
     def _trade_api(self, f, i: int) -> dict:

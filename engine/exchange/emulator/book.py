@@ -2,7 +2,8 @@
 
 Orders match against the simulated bid/ask (no depth): marketable orders fill as taker
 at the touch, resting limit orders fill as maker at their limit once the touch crosses
-them. A stop order (Coinbase's ``stop_limit_stop_limit_gtc``; a stop-market inside the engine)
+them. A stop order (Coinbase's ``stop_limit_stop_limit_gtc``, which Kraken's stop-loss-limit and Binance's
+STOP_LOSS_LIMIT are placed as too; a stop-market inside the engine)
 rests untriggered until the price path reaches its stop price: a low at or below it for
 ``STOP_DIRECTION_STOP_DOWN`` (a stop loss), a high at or above it for ``STOP_UP`` (a take
 profit), in any step since it was last checked, or the touch there now. Triggered, it is

@@ -33,6 +33,9 @@ DEFAULT_POOLS = {"public": ServerPool("window", 5.0, 5.0), "calls": ServerPool("
                  "orders": ServerPool("decay", 60.0, decay_per_s=1.0)}
 CALL_COST = {"TradesHistory": 2.0, "Ledgers": 2.0, "AddOrder": 0.0, "CancelOrder": 0.0}
 STATUS = {"OPEN": "open", "FILLED": "closed", "CANCELLED": "canceled"}
+# AddOrder ordertype -> the engine's order type (a stop-loss becomes a market, a stop-loss-limit a limit)
+ORDER_TYPES = {"market": "MARKET", "limit": "LIMIT", "stop-loss": "MARKET", "stop-loss-limit": "LIMIT"}
+STOPS = ("stop-loss", "stop-loss-limit")
 _R = r"/0/private/"
 ROUTES = (
     ("GET", r"/0/public/Time", "time", "public"),
@@ -292,7 +295,8 @@ class KrakenEmulator(EmulatorBase):
             raise KrakenError("EService:Market in cancel_only mode")
         if p.trading_disabled or p.status not in ("online", "post_only", "limit_only"):
             raise KrakenError("EService:Market in cancel_only mode")
-        otype = {"market": "MARKET", "limit": "LIMIT"}.get(body.get("ordertype"))
+        ordertype = body.get("ordertype")
+        otype = ORDER_TYPES.get(ordertype)
         if otype is None:
             raise KrakenError("EGeneral:Invalid arguments:ordertype")
         side = {"buy": "BUY", "sell": "SELL"}.get(body.get("type"))
@@ -300,22 +304,42 @@ class KrakenEmulator(EmulatorBase):
             raise KrakenError("EGeneral:Invalid arguments:type")
         try:
             size = float(body["volume"])
-            limit = float(body["price"]) if otype == "LIMIT" else None
         except (KeyError, ValueError):
             raise KrakenError("EGeneral:Invalid arguments:volume") from None
+        # AddOrder: limit takes the limit in price; a stop-loss its trigger in price, and a
+        # stop-loss-limit its trigger in price and its limit in price2
+        stop = limit = None
+        try:
+            if ordertype in STOPS:
+                stop = float(body["price"])
+                limit = float(body["price2"]) if otype == "LIMIT" else None
+            elif otype == "LIMIT":
+                limit = float(body["price"])
+        except (KeyError, ValueError):
+            raise KrakenError("EGeneral:Invalid arguments:price") from None
+        post = "post" in str(body.get("oflags", ""))
+        if post and stop is not None:  # "not available for Take profit limit and Stop loss limit"
+            raise KrakenError("EGeneral:Invalid arguments:oflags")
         if size < p.base_min_size - 1e-12:
             raise KrakenError("EOrder:Order minimum not met")
         cid = body.get("cl_ord_id") or f"kraken-{time.time_ns()}"
         try:
-            o = self.place_order(cid, pid, side, otype, size, limit, "post" in str(body.get("oflags", "")), fault,
-                                 unique_open=True)
+            o = self.place_order(cid, pid, side, otype, size, limit, post, fault, unique_open=True, stop=stop)
         except Rejection as r:
             raise KrakenError({"INSUFFICIENT_FUND": "EOrder:Insufficient funds", "INVALID_SIZE": "EOrder:Order minimum not met",
                                "DUPLICATE_CLIENT_ID": "EOrder:Duplicate order",
                                "INVALID_LIMIT_PRICE_POST_ONLY": "EOrder:Post only order",
+                               "INVALID_STOP_PRICE": "EGeneral:Invalid arguments:price",
                                "ORDER_ENTRY_DISABLED": "EService:Market in cancel_only mode"}.get(r.code, "EGeneral:Invalid arguments")) from None
-        descr = f"{body.get('type')} {size:.8f} {self.altname(p)} @ {body.get('ordertype')}" + (f" {limit}" if limit else "")
-        return {"descr": {"order": descr}, "txid": [self.txid(o.order_id)]}
+        return {"descr": {"order": self._sentence(o)}, "txid": [self.txid(o.order_id)]}
+
+    def _sentence(self, o) -> str:
+        """Kraken's descr.order, e.g. "sell 0.10000000 XBTUSDC @ stop loss 95.0 -> limit 94.0"
+        (what kraken.parse_order reads the trigger and the limit back from after AddOrder)."""
+        head = f"{o.side.lower()} {o.size:.8f} {self.altname(self.market.products[o.product_id])} @ "
+        if o.stop_price is not None:
+            return head + f"stop loss {o.stop_price!r}" + (f" -> limit {o.limit_price!r}" if o.limit_price else "")
+        return head + ("market" if o.type == "MARKET" else f"limit {o.limit_price!r}")
 
     def _pair_api(self, p) -> dict:
         return {"altname": self.altname(p), "wsname": f"{ALT.get(p.base, p.base)}/{ALT.get(p.quote, p.quote)}",
@@ -331,14 +355,21 @@ class KrakenEmulator(EmulatorBase):
     def _order_api(self, o) -> dict:
         p = self.market.products[o.product_id]
         avg = o.filled_value / o.filled if o.filled > 0 else 0.0
-        kind = "market" if o.type == "MARKET" else "limit"
+        if o.stop_price is not None:  # descr.price the trigger, descr.price2 the limit
+            kind = "stop-loss" if o.type == "STOP" else "stop-loss-limit"
+            price, price2 = repr(o.stop_price), repr(o.limit_price) if o.limit_price else "0"
+        else:
+            kind = "market" if o.type == "MARKET" else "limit"
+            price, price2 = repr(o.limit_price or 0.0), "0"
+        # stopprice: the price it triggered at, once it has (0 while it waits)
+        triggered = repr(o.stop_price) if o.stop_price is not None and o.triggered else "0"
         return {"refid": None, "userref": 0, "cl_ord_id": o.client_order_id, "status": STATUS.get(o.status, "open"),
                 "opentm": o.created_ms / 1000.0, "starttm": 0, "expiretm": 0,
                 "descr": {"pair": self.altname(p), "type": o.side.lower(), "ordertype": kind,
-                          "price": repr(o.limit_price or 0.0), "price2": "0", "leverage": "none",
-                          "order": f"{o.side.lower()} {o.size:.8f} {self.altname(p)} @ {kind}", "close": ""},
+                          "price": price, "price2": price2, "leverage": "none",
+                          "order": self._sentence(o), "close": ""},
                 "vol": f"{o.size:.8f}", "vol_exec": f"{o.filled:.8f}", "cost": repr(o.filled_value), "fee": repr(o.fees),
-                "price": repr(avg), "stopprice": "0", "limitprice": "0", "misc": "",
+                "price": repr(avg), "stopprice": triggered, "limitprice": "0", "misc": "",
                 "oflags": "fciq" + (",post" if o.post_only else ""),
                 **({"closetm": o.created_ms / 1000.0} if o.status != "OPEN" else {})}
 

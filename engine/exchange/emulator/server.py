@@ -225,9 +225,11 @@ class EmulatorBase:
 
     # -- the one matching engine, in neutral terms (front ends translate to it) ---------
     def place_order(self, cid: str, product_id: str, side: str, otype: str, size: float, limit: float | None,
-                    post_only: bool, fault, unique_open: bool):
+                    post_only: bool, fault, unique_open: bool, stop: float | None = None):
         """Place through the book. ``unique_open``: the id is unique among open orders only (Binance,
-        Kraken): reusing an open order's id is refused, a closed order's id starts a new order."""
+        Kraken): reusing an open order's id is refused, a closed order's id starts a new order.
+        ``stop``: a stop-loss (Kraken ``stop-loss[-limit]``, Binance ``STOP_LOSS[_LIMIT]``): the book's
+        one stop mechanism, a sell triggering on a fall to ``stop``, a buy on a rise to it."""
         b = self.book
         with b.lock:
             if unique_open and cid in b.by_client:
@@ -236,9 +238,16 @@ class EmulatorBase:
                 del b.by_client[cid]
             spec = {"base_size": repr(float(size))}
             if otype == "LIMIT":
-                spec.update(limit_price=repr(float(limit)), post_only=bool(post_only))
-            body = {"client_order_id": cid, "product_id": product_id, "side": side,
-                    "order_configuration": {("limit_limit_gtc" if otype == "LIMIT" else "market_market_ioc"): spec}}
+                spec.update(limit_price=repr(float(limit)))
+                if stop is None:
+                    spec.update(post_only=bool(post_only))
+            if stop is None:
+                kind = "limit_limit_gtc" if otype == "LIMIT" else "market_market_ioc"
+            else:
+                kind = "stop_limit_stop_limit_gtc" if otype == "LIMIT" else "stop_market"
+                spec.update(stop_price=repr(float(stop)), stop_direction="STOP_DIRECTION_STOP_DOWN"
+                            if side == "SELL" else "STOP_DIRECTION_STOP_UP")
+            body = {"client_order_id": cid, "product_id": product_id, "side": side, "order_configuration": {kind: spec}}
             return b.place(body, None if fault is None else {"kind": fault.kind, **fault.params})[0]
 
     # -- request handling (called from handler threads) -------------------------------
