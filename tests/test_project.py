@@ -129,8 +129,8 @@ def test_the_installed_command_finds_the_projects_conf_and_keeps_the_option_orde
     expose: the project's conf/ was silently ignored outside the source tree (engine.hydra_registry)."""
     from tests.helpers.runs import run_rulebook
     root = init_project(tmp_path / "proj")
-    r = run_rulebook(["+experiment=mine", "--cfg", "job"], root)   # an option after an override
+    r = run_rulebook(["+experiment=mine", "--cfg", "job"], root, installed=True)   # an option after an override
     assert r.returncode == 0, r.stderr
     assert "fast: 24" in r.stdout and "initial_cash: 25000" in r.stdout  # the project's experiment
-    r = run_rulebook(["+experiment=nope"], root)
+    r = run_rulebook(["+experiment=nope"], root, installed=True)
     assert r.returncode == 2 and "expected one of freqtrade, frictionless, mine" in r.stderr

@@ -12,7 +12,7 @@ from engine.research.folds import length_bars, make_folds
 from engine.research.grid import apply_point, flatten_grid, grid_points
 from engine.research.lookback import feature_lookback
 from engine.research.walkforward import choose, stitch
-from tests.helpers.runs import run_cli
+from tests.helpers.runs import exits_2_with_one_error, run_cli
 from tests.helpers.walkforward import run_walkforward_mode, wf_config, wf_overrides
 
 
@@ -147,31 +147,24 @@ def test_a_train_window_without_trades_is_named_on_every_fold(tmp_path):
     assert 'id="warnings"' in html and "train_no_trade" in html
 
 
-def _exit_2(r, *needles):
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
-    line = [x for x in r.stderr.splitlines() if x.startswith("error:")]
-    assert len(line) == 1, r.stderr
-    for n in needles:
-        assert n in line[0], line[0]
 
 
 @pytest.mark.slow
 def test_cli_folds_that_do_not_fit_the_data_exit_2(tmp_path):
     r = run_cli([*wf_overrides("walkforward.train=120d"), f"hydra.run.dir={tmp_path}"])
-    _exit_2(r, "walkforward: train '120d' (2880 bars)", "holds 2000", "expected shorter walkforward.train/test")
+    exits_2_with_one_error(r, "walkforward: train '120d' (2880 bars)", "holds 2000", "expected shorter walkforward.train/test")
 
 
 @pytest.mark.slow
 def test_cli_test_window_shorter_than_the_slowest_lookback_exit_2(tmp_path):
     r = run_cli([*wf_overrides("walkforward.test=3d"), f"hydra.run.dir={tmp_path}"])
-    _exit_2(r, "walkforward.test is '3d' (72 bars)", "sma(close, 96)", "reads 96 bars", "at least 96 bars")
+    exits_2_with_one_error(r, "walkforward.test is '3d' (72 bars)", "sma(close, 96)", "reads 96 bars", "at least 96 bars")
 
 
 @pytest.mark.slow
 def test_cli_unknown_grid_key_exit_2(tmp_path):
     r = run_cli([*wf_overrides("+walkforward.grid.strategy.params.fsat=[1,2]"), f"hydra.run.dir={tmp_path}"])
-    _exit_2(r, "walkforward.grid.strategy.params.fsat", "expected an existing config key")
+    exits_2_with_one_error(r, "walkforward.grid.strategy.params.fsat", "expected an existing config key")
 
 
 @pytest.mark.slow

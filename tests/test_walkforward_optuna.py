@@ -10,7 +10,7 @@ from engine.errors import UserError
 from engine.research.optuna_fold import fold_seed, optuna_fold
 from engine.research.walkforward import WalkForwardSpec
 from engine.sweep.optuna_sweeper import OptunaSweeperError, distributions
-from tests.helpers.runs import compose_config, run_cli
+from tests.helpers.runs import compose_config, exits_2_with_one_error, run_cli
 from tests.helpers.walkforward import OPTUNA_WF, run_walkforward_mode, wf_overrides
 
 
@@ -109,24 +109,17 @@ def test_the_report_counts_trials_per_fold_and_distinct_points_for_the_statistic
     assert result["statistics"]["dsr"] == st["deflated_sharpe"]["dsr"]
 
 
-def _exit_2(r, *needles):
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
-    lines = [x for x in r.stderr.splitlines() if x.startswith("error:")]
-    assert len(lines) == 1, r.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def test_cli_n_trials_below_one_exit_2(tmp_path):
     r = run_cli([*OPTUNA_WF, "walkforward.n_trials=0", f"hydra.run.dir={tmp_path}"])
-    _exit_2(r, "walkforward.n_trials", "found: 0", ">= 1")
+    exits_2_with_one_error(r, "walkforward.n_trials", "found: 0", ">= 1")
 
 
 def test_cli_optuna_over_an_empty_space_exit_2(tmp_path):
     r = run_cli([*OPTUNA_WF, "~walkforward.grid.strategy.params", "+walkforward.grid.strategy.params={}",
                  f"hydra.run.dir={tmp_path}"])
-    _exit_2(r, "walkforward.search is optuna but walkforward.grid has no key to search")
+    exits_2_with_one_error(r, "walkforward.search is optuna but walkforward.grid has no key to search")
 
 
 def test_a_point_whose_lookback_exceeds_the_test_window_is_refused_when_first_asked(tmp_path):

@@ -14,6 +14,14 @@ from engine.cycle.prepare import Prepared
 from engine.report.metrics import BuyAndHold
 
 
+def _joined(name: str) -> property:
+    """The window's array of one gathered field: its chunks' rows, in order."""
+    def get(self) -> np.ndarray:
+        parts = getattr(self, name)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return property(get)
+
+
 @dataclass
 class RunSummary:
     start: int  # the window, in rows of the whole market
@@ -50,27 +58,8 @@ class RunSummary:
         self._bench.append(eq)
         self._bench_exposure.append(exposure)
 
-    @staticmethod
-    def _joined(parts: list) -> np.ndarray:
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    @property
-    def times(self) -> np.ndarray:
-        return self._joined(self._times)
-
-    @property
-    def regime_idx(self) -> np.ndarray:
-        return self._joined(self._regime)
-
-    @property
-    def universe_size(self) -> np.ndarray:
-        """(window,) members per bar."""
-        return self._joined(self._universe)
-
-    @property
-    def benchmark_equity(self) -> np.ndarray:
-        return self._joined(self._bench)
-
-    @property
-    def benchmark_exposure(self) -> np.ndarray:
-        return self._joined(self._bench_exposure)
+    times = _joined("_times")
+    regime_idx = _joined("_regime")
+    universe_size = _joined("_universe")  # (window,) members per bar
+    benchmark_equity = _joined("_bench")
+    benchmark_exposure = _joined("_bench_exposure")

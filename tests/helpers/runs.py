@@ -35,12 +35,16 @@ def run_cli(args: list[str], cwd: Path | None = None, env: dict | None = None, t
                           capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
-def run_rulebook(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """The ``rulebook`` console script of this environment, run in ``cwd`` (a user project): the
-    engine as installed here (editable in a checkout), not run.py's folder on ``sys.path``."""
-    env = {k: v for k, v in os.environ.items() if k != "RULEBOOK_PROJECT"}
-    return subprocess.run([str(Path(sys.executable).with_name("rulebook")), *args], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=timeout)
+def exits_2_with_one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
+    """A user's mistake as the command reports it: exit 2, no traceback, one ``error:`` line on
+    stderr holding every needle (other log lines may surround it); returns that line."""
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
 
 
 # ---- validate's verdict against the run's (tests/test_validate_agrees.py) --------------------------
@@ -81,9 +85,14 @@ def start_verdict(overrides: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
-def run_rulebook(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """The ``rulebook`` command (``python -m engine.cli``) run in ``cwd`` (the project), output captured."""
-    full_env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}
+def run_rulebook(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300,
+                 installed: bool = False) -> subprocess.CompletedProcess:
+    """The ``rulebook`` command (``python -m engine.cli``) run in ``cwd`` (the project), output captured.
+    ``installed``: the console script of this environment instead, the engine as installed here
+    (editable in a checkout), without the source tree on ``PYTHONPATH``."""
+    full_env = {**os.environ, **({} if installed else {"PYTHONPATH": str(PROJECT_ROOT)}), **(env or {})}
     full_env.pop("RULEBOOK_PROJECT", None)
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+    if installed:
+        full_env.pop("PYTHONPATH", None)
+    cmd = [str(Path(sys.executable).with_name("rulebook"))] if installed else [sys.executable, "-m", "engine.cli"]
+    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
