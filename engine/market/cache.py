@@ -21,7 +21,7 @@ from engine.market.data import MarketData, SymbolInfo
 log = logging.getLogger(__name__)
 
 _ARRAYS = ("open", "high", "low", "close", "volume", "spread_bps")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the row-major data hash (engine.market.data.DataHash)
 
 
 def save_market(md: MarketData, path: Path | str, key: str = "") -> Path:

@@ -107,14 +107,10 @@ class MarketData:
         return self.symbols.index(symbol)
 
     def data_hash(self) -> str:
-        """sha256 over times, symbols and every column: identifies the exact data."""
+        """sha256 over times, symbols and every column: identifies the exact data (:class:`DataHash`)."""
         if self._hash is None:
-            h = hashlib.sha256()
-            h.update(self.timeframe.encode())
-            h.update(np.ascontiguousarray(self.times, dtype=np.int64).tobytes())
-            h.update("\n".join(self.symbols).encode())
-            for name in ("open", "high", "low", "close", "volume", "spread_bps"):
-                h.update(np.ascontiguousarray(getattr(self, name), dtype=np.float64).tobytes())
+            h = DataHash(self.timeframe, self.times, self.symbols)
+            h.add(self)
             self._hash = h.hexdigest()
         return self._hash
 
@@ -137,6 +133,36 @@ class MarketData:
             true_regime=None if self.true_regime is None else self.true_regime[rows].copy(),
             true_regime_labels=self.true_regime_labels,
         )
+
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume", "spread_bps")
+
+
+class DataHash:
+    """A market's data hash, fed the panel in consecutive row chunks: the timeframe, every bar
+    time and the symbols, then the rows in time order, each row's symbols with their six values
+    (``PRICE_COLUMNS``) side by side. Row-major, so the digest is the same however the rows are
+    chunked: a chunked run (one month at a time) and a run over the whole panel in memory name
+    the same data. (Version 2: version 1 hashed column after column, which only a whole panel
+    can feed.)"""
+
+    BLOCK = 4096  # rows stacked at a time: the hash never copies a whole panel
+
+    def __init__(self, timeframe: str, times: np.ndarray, symbols: tuple[str, ...]):
+        self._h = hashlib.sha256()
+        self._h.update(b"rulebook-data-2\n")
+        self._h.update(timeframe.encode())
+        self._h.update(np.ascontiguousarray(times, dtype=np.int64).tobytes())
+        self._h.update("\n".join(symbols).encode())
+
+    def add(self, m: "MarketData") -> None:
+        for a in range(0, m.n_bars, self.BLOCK):
+            rows = slice(a, a + self.BLOCK)
+            block = np.stack([np.asarray(getattr(m, c)[rows], dtype=np.float64) for c in PRICE_COLUMNS], axis=-1)
+            self._h.update(np.ascontiguousarray(block).tobytes())
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 def iso_utc(ms: int) -> str:
