@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from engine.backtest.engine import run_backtest, run_chunks
-from engine.cycle.chunks import ChunkedPreparer
+from engine.cycle.chunks import ChunkedPreparer, _IndexSeries, _MarketSeries
+from engine.cycle.features import index_series, market_series
 from engine.cycle.prepare import Prepared, prepare
 from engine.errors import UserError
 from engine.modes.setup import backtest_settings, load_rules
@@ -116,6 +117,30 @@ def test_chunked_prepare_equals_whole(tmp_path, case, layout):
     if case == "regime_breadth":
         assert whole.regime_masks["broad"].any()
     assert_rows_equal(whole, _chunks(rules, LAYOUTS[layout]))
+
+
+@pytest.mark.parametrize("layout", ["short", "rows"])
+def test_market_and_index_series_over_chunks(layout):
+    """Every named series and the regime index's three series, chunk by chunk, are the whole
+    run's rows (the masks above compare the index only through its rules' thresholds)."""
+    market = sample_market(30, BARS)
+    whole = market_series(market)
+    index = index_series(market, whole["close"], ("stablecoin",))
+    ms, ix = _MarketSeries(market.timeframe), _IndexSeries(market, ("stablecoin",))
+    got: dict[str, list] = {}
+    for row0, chunk in cut(market, LAYOUTS[layout]):
+        s = ms.series(chunk, row0)
+        i = ix.series(chunk, s["close"], row0)
+        for k in whole._builders:
+            got.setdefault(k, []).append(np.asarray(s[k]))
+        for k in ("close", "volume_usd", "breadth"):
+            got.setdefault("index." + k, []).append(i[k])
+        ix.advance(i, s["close"])
+        ms.advance(s)
+    for k in whole._builders:
+        _same(k, np.concatenate(got[k]), whole[k])
+    for k in ("close", "volume_usd", "breadth"):
+        _same("index." + k, np.concatenate(got["index." + k]), index[k])
 
 
 def test_universe_carries_its_members_over_chunk_borders(tmp_path):

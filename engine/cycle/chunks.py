@@ -180,7 +180,12 @@ class _IndexSeries:
         def vol_usd():
             self.built.add("volume_usd")
             inc = self.include
-            return np.nansum(np.nan_to_num(m.volume[:, inc] * close[:, inc]), axis=1)[:, None]
+            v, c = m.volume, close
+            if t == 1:
+                # numpy sums a single row of the (rows, products) panel pairwise, several rows
+                # product by product in order (the whole run's way): the row twice, the second kept
+                v, c = np.concatenate([v, v]), np.concatenate([c, c])
+            return np.nansum(np.nan_to_num(v[:, inc] * c[:, inc]), axis=1)[-t:, None]
 
         def breadth():
             self.built.add("breadth")
