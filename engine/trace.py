@@ -118,8 +118,8 @@ class NoTrace:
 class TraceRecorder:
     """The trace of one run, recorded cycle by cycle (bars ``start`` to ``stop``)."""
 
-    def __init__(self, p: Prepared, start: int, stop: int):
-        self.p = p
+    def __init__(self, p: "Prepared | None", start: int, stop: int):
+        self.p = p  # the run's facts; a chunked run sets them once its chunks are read
         self.start, self.stop = start, stop
         # event key -> [(t, symbol indices)], in bar order (see the module doc for the keys)
         self.events: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
