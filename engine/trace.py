@@ -126,8 +126,10 @@ class TraceRecorder:
     trace as one over the whole market, which is the one-chunk case: ``TraceRecorder(p, ...)``
     takes ``p`` as its only chunk unless ``chunked`` (the loop then adds each chunk)."""
 
-    def __init__(self, p: Prepared, start: int, stop: int, chunked: bool = False):
-        self.p = p  # the run's facts: its market's times and symbols, regime labels, rules
+    def __init__(self, p: "Prepared | None", start: int, stop: int, chunked: bool = False):
+        # the run's facts (its market's times and symbols, regime labels, rules); a chunked run
+        # sets them once its chunks are read
+        self.p = p
         self.start, self.stop = start, stop
         # event key -> [(t, symbol indices)], in bar order (see the module doc for the keys)
         self.events: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -109,18 +109,30 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
     chunk-local rows and ``extra["row0"]``), bars ``s.start`` .. ``s.stop`` of the whole market.
     ``whole``: the run's facts for the results and the trace (its market's times and symbols,
     its rules, its whole-run masks)."""
-    m = whole.market
+    return run_chunks_of(chunks, s, whole.market.n_bars, lambda: whole, progress, fast, observe, trace, checkpoint)
+
+
+def run_chunks_of(chunks: Iterable[Prepared], s: BacktestSettings, n_bars: int, facts: Callable[[], Prepared],
+                  progress=None, fast: bool = True, observe=None, trace: bool = True,
+                  checkpoint=None) -> BacktestResult:
+    """:func:`run_chunks` over a market of ``n_bars`` rows whose facts for the results and the
+    trace (``facts()``, called once the loop is done) are gathered while the chunks are read
+    (engine/backtest/chunked.py)."""
     start = s.start
-    stop = m.n_bars if s.stop is None else min(s.stop, m.n_bars)
+    stop = n_bars if s.stop is None else min(s.stop, n_bars)
     if stop - start < 2:
         raise ValueError(f"the backtest window has {stop - start} bars; at least 2 are needed")
-    recorder = TraceRecorder(whole, start, stop, chunked=True) if trace else NoTrace()
+    recorder = TraceRecorder(None, start, stop, chunked=True) if trace else NoTrace()  # its facts: set below
     summary = RunSummary(start, stop, s.initial_cash)  # what results.json reads, chunk by chunk
     c = None
     rebased = 0  # global row of the carried state's bar 0
+    done = False  # past the window: a chunk only adds its masks to the trace (it saves the whole market's)
     for p in chunks:
         row0 = int(p.extra.get("row0", 0))
         rows = p.market.n_bars
+        if done:
+            recorder.add_chunk(p, row0)
+            continue
         if c is None:
             c, rebased = _Carry.first(p, s, stop - start, recorder), row0
         elif row0 != rebased:
@@ -138,11 +150,15 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
         for f in c.broker.fills[first_fill:]:
             f.t += row0
         if row0 + rows >= stop:
-            break
+            done = True
+            continue
         c.halts = _rebase(c.halts, c.pf, rows)
         rebased = row0 + rows
     if c is None:
         raise ValueError("the backtest was given no chunk of market rows")
+    whole = facts()
+    if trace:
+        recorder.p = whole
     return BacktestResult(whole, start, stop, c.equity, c.exposure, c.broker.fills, c.pf, recorder, s,
                           {"bars": stop - start, "decided": c.decided, "skipped": c.skipped,
                            "participation": c.broker.cuts.as_dict(s.max_participation)}, summary)

@@ -113,6 +113,20 @@ def market_series(market: MarketData) -> LazySeries:
     return s
 
 
+def index_mean_returns(c: np.ndarray) -> np.ndarray:
+    """The index return of rows 1.. of ``c`` (the included products' forward-filled closes,
+    laid out as ``close[:, include]`` lays them out): the mean return of the products that
+    traded at both t-1 and t, 0 where none did. Each row's value depends on that row's two
+    closes only (the row sum runs over the columns in order), so a block of bars or a chunk of
+    them gives the whole run's rows (engine/cycle/chunks.py)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = c[1:] / c[:-1] - 1.0
+        nan = np.isnan(r)
+        cnt = r.shape[1] - nan.sum(axis=1)
+        np.copyto(r, 0.0, where=nan)
+        return np.where(cnt > 0, r.sum(axis=1) / np.maximum(cnt, 1), 0.0)
+
+
 def index_series(market: MarketData, close_ffilled: np.ndarray, exclude_themes: tuple[str, ...]) -> LazySeries:
     """An equal-weight index of the included products, shaped (T, 1).
 
@@ -134,15 +148,9 @@ def index_series(market: MarketData, close_ffilled: np.ndarray, exclude_themes: 
         # per-row sums np.nansum gives over the whole (T, N) returns, without (T, N) temporaries
         r_mean = np.zeros(t)
         step = max(1, (1 << 21) // max(int(include.sum()) if some else len(include), 1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for a in range(1, t, step):
-                b = min(a + step, t)
-                c = included(close_ffilled[a - 1:b])
-                r = c[1:] / c[:-1] - 1.0
-                nan = np.isnan(r)
-                cnt = r.shape[1] - nan.sum(axis=1)
-                np.copyto(r, 0.0, where=nan)
-                r_mean[a:b] = np.where(cnt > 0, r.sum(axis=1) / np.maximum(cnt, 1), 0.0)
+        for a in range(1, t, step):
+            b = min(a + step, t)
+            r_mean[a:b] = index_mean_returns(included(close_ffilled[a - 1:b]))
         return (100.0 * np.cumprod(1.0 + r_mean))[:, None]
 
     def vol_usd():

@@ -135,13 +135,13 @@ class MarketData:
         )
 
 
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume", "spread_bps")
+PANEL_COLUMNS = ("open", "high", "low", "close", "volume", "spread_bps")
 
 
 class DataHash:
     """A market's data hash, fed the panel in consecutive row chunks: the timeframe, every bar
     time and the symbols, then the rows in time order, each row's symbols with their six values
-    (``PRICE_COLUMNS``) side by side. Row-major, so the digest is the same however the rows are
+    (``PANEL_COLUMNS``) side by side. Row-major, so the digest is the same however the rows are
     chunked: a chunked run (one month at a time) and a run over the whole panel in memory name
     the same data. (Version 2: version 1 hashed column after column, which only a whole panel
     can feed.)"""
@@ -158,7 +158,7 @@ class DataHash:
     def add(self, m: "MarketData") -> None:
         for a in range(0, m.n_bars, self.BLOCK):
             rows = slice(a, a + self.BLOCK)
-            block = np.stack([np.asarray(getattr(m, c)[rows], dtype=np.float64) for c in PRICE_COLUMNS], axis=-1)
+            block = np.stack([np.asarray(getattr(m, c)[rows], dtype=np.float64) for c in PANEL_COLUMNS], axis=-1)
             self._h.update(np.ascontiguousarray(block).tobytes())
 
     def hexdigest(self) -> str:

@@ -51,10 +51,31 @@ class _Plan:
     info: tuple[SymbolInfo, ...]
 
 
+class MonthChunks:
+    """The iterator ``iter_months`` returns: ``(row0, MarketData)`` per month, and what the first
+    pass learnt of the whole panel before any month is read (a chunked run's window, identity and
+    trace need them): its bar times, symbols and symbol info."""
+
+    def __init__(self, store: "MarketStore", plan: _Plan):
+        self._plan = plan
+        self._steps = _steps(store, plan)
+        step = TIMEFRAME_MS[plan.timeframe]
+        self.timeframe = plan.timeframe
+        self.times = plan.t0 + np.arange(plan.n_bars, dtype=np.int64) * step
+        self.symbols = tuple(s.symbol for s in plan.series)
+        self.info = plan.info
+
+    def __iter__(self) -> "MonthChunks":
+        return self
+
+    def __next__(self) -> tuple[int, MarketData]:
+        return next(self._steps)
+
+
 def iter_months(store: "MarketStore", timeframe: str, symbols: list[str] | None, since_ms: int | None,
-                until_ms: int | None) -> Iterator[tuple[int, MarketData]]:
+                until_ms: int | None) -> MonthChunks:
     plan = _plan(store, timeframe, symbols, since_ms, until_ms)  # errors now, not at the first step
-    return _steps(store, plan)
+    return MonthChunks(store, plan)
 
 
 def _scan(store: "MarketStore", symbol: str, timeframe: str, since_ms: int | None, until_ms: int | None) -> _Series | None:

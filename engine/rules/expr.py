@@ -77,6 +77,9 @@ class FeatureStore:
         # with other rule sets (engine/cycle/shared.py) and holds their features too
         self.used: set[str] = set()
 
+    # a store of one chunk of rows carries each series call's state here (ChunkStore)
+    streams: dict | None = None
+
     def coarse(self, timeframe: str) -> tuple["FeatureStore", np.ndarray]:
         """The store of ``timeframe`` bars built from these and the base bar -> closed coarse row
         map (engine/market/coarse.py); built once per timeframe. ValueError: it cannot be built."""
@@ -94,6 +97,33 @@ class FeatureStore:
         arr = np.broadcast_to(np.asarray(build()), self.shape)
         self.arrays[key] = arr
         return arr
+
+
+class ChunkStore(FeatureStore):
+    """The store of one chunk of consecutive rows (engine/cycle/chunks.py): its arrays are the
+    chunk's rows, and each series-function call is computed by a stream (FunctionSpec.stream)
+    kept in ``streams`` under the call's canonical key and fed every chunk in turn, so its rows
+    are the whole run's bit for bit."""
+
+    def __init__(self, base: Mapping[str, np.ndarray], shape: tuple[int, int], streams: dict, row0: int):
+        super().__init__(base, shape)
+        self.streams = streams  # key -> [stream, rows it has consumed]; shared by a run's chunks
+        self.row0 = row0
+
+    def step_call(self, key: str, name: str, args: list) -> np.ndarray:
+        spec = FUNCTIONS[name]
+        entry = self.streams.get(key)
+        if entry is None:
+            if spec.stream is None:
+                raise ValueError(f"{name}() has no chunked form (FunctionSpec.stream)")
+            entry = self.streams[key] = [spec.stream(), 0]
+        if entry[1] != self.row0:
+            # a stream carries the rows before this chunk: one that missed a chunk (or starts
+            # after row 0) would compute from the wrong history
+            raise ValueError(f"{key} was computed up to row {entry[1]}, but this chunk starts at row {self.row0}")
+        out = entry[0].step(*args)
+        entry[1] = self.row0 + self.shape[0]
+        return out
 
 
 @dataclass
@@ -605,7 +635,9 @@ class _Compiler:
                 arr = e.series(store)
                 vals[i] = np.ascontiguousarray(arr, dtype=bool if e.type == BOOL else np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
-                return impl(*vals)
+                if store.streams is None:
+                    return impl(*vals)
+                return store.step_call(key, spec.name, vals)  # a chunk: the call's stream
         feats = tuple(sorted({f for e, _ in args for f in e.features} | {key}))
         return Expr(rtype, level, key, build=build, features=feats)
 

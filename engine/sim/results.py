@@ -51,13 +51,16 @@ def round_trips(res: RunResult) -> list[dict]:
                 rt["t1"] = f.t
                 out.append(_trip(res, i, rt, hours_per_bar))
                 del open_[i]
+    # open at the end: marked at the window's last (forward-filled) close
+    last_close = None if not open_ else (res.summary.last_close if res.summary is not None
+                                         else res.prepared.close[res.stop - 1])
     for i, rt in sorted(open_.items()):
-        out.append(_trip(res, i, rt, hours_per_bar))
+        out.append(_trip(res, i, rt, hours_per_bar, last_close))
     out.sort(key=lambda r: (r["entry_time"], r["symbol"]))
     return out
 
 
-def _trip(res: RunResult, i: int, rt: dict, hours_per_bar: float) -> dict:
+def _trip(res: RunResult, i: int, rt: dict, hours_per_bar: float, last_close: np.ndarray | None = None) -> dict:
     m = res.prepared.market
     entry_price = rt["cost"] / rt["qty"]
     closed = rt["t1"] is not None
@@ -66,7 +69,7 @@ def _trip(res: RunResult, i: int, rt: dict, hours_per_bar: float) -> dict:
         pnl = rt["proceeds"] - rt["cost"] - rt["fees"]
         end_t = rt["t1"]
     else:  # still open at the end: marked at the last close, exit fields empty
-        last = float(res.prepared.close[res.stop - 1, i])
+        last = float(last_close[i])
         exit_price = None
         pnl = rt["proceeds"] + (rt["qty"] - rt["sold"]) * last - rt["cost"] - rt["fees"]
         end_t = res.stop - 1

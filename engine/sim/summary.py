@@ -33,6 +33,7 @@ class RunSummary:
     _bench: list = field(default_factory=list)
     _bench_exposure: list = field(default_factory=list)
     rebuilds: int = 0
+    last_close: np.ndarray | None = None  # (N,) the forward-filled closes of the window's last bar
     _bh: BuyAndHold | None = None
 
     @classmethod
@@ -57,6 +58,8 @@ class RunSummary:
         eq, exposure = self._bh.step(np.asarray(m.close[lo:hi], dtype=np.float64))
         self._bench.append(eq)
         self._bench_exposure.append(exposure)
+        if row0 + hi == self.stop:  # positions still open are marked at these
+            self.last_close = np.array(p.close[hi - 1])
 
     times = _joined("_times")
     regime_idx = _joined("_regime")

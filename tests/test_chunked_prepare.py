@@ -1,0 +1,210 @@
+"""The chunked preparer (engine/cycle/chunks.py) fed a market in row chunks gives, chunk after
+chunk, exactly the rows of the whole-array ``prepare``: every array field bit for bit (same dtype,
+NaN where NaN), for the shipped rule files under several chunk layouts; the backtest run over
+those chunks writes the in-memory run's results byte for byte. What it cannot do yet is refused
+with an error naming the rule."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.backtest.engine import run_backtest, run_chunks
+from engine.cycle.chunks import ChunkedPreparer, _IndexSeries, _MarketSeries
+from engine.cycle.features import index_series, market_series
+from engine.cycle.prepare import Prepared, prepare
+from engine.errors import UserError
+from engine.modes.setup import backtest_settings, load_rules
+from engine.rules.errors import RuleError
+from engine.rules.functions import FUNCTIONS
+from engine.rules.loader import load_ruleset
+from tests.helpers.backtest import results_json, sample_market
+from tests.helpers.chunks import cut
+from tests.helpers.rules import SHIPPED_RULES, create_rules_dir, shipped_files
+from tests.helpers.runs import compose_config
+
+BARS = 24 * 40  # past the longest window of the shipped files (the regime's 336 bars)
+LAYOUTS = {
+    "one": (10**6,),
+    "short": (7,),  # every chunk shorter than the windows (48 .. 336 bars)
+    "uneven": (100, 1, 239, 3, 500),
+    "rows": (400,) + (1,) * 160 + (10**6,),  # 1-row chunks once every window is warm
+}
+
+
+def _text(rel: str) -> str:
+    return (Path(SHIPPED_RULES) / rel).read_text()
+
+
+def _without(rel: str, part: str) -> str:
+    text = _text(rel)
+    assert part in text
+    return text.replace(part, "")
+
+
+# the shipped strategies, with what the chunked path cannot read yet cut out of the entry rule
+MOMENTUM_NO_RSI = _without("strategies/momentum.yaml", " and rsi(close, 14) < params.rsi_max")
+MEAN_REVERSION_NO_ON = _without("strategies/mean_reversion.yaml",
+                                ' and on("1d", close > sma(close, params.trend_days))')
+# the regime index's breadth and volume are read only by a rule that names them
+REGIME_BREADTH = _text("regime.yaml").replace(
+    "  - id: bear\n",
+    "  - id: broad\n    when: breadth > 0.6 and volume_usd > 1000000\n    why: most products above their mean\n"
+    "  - id: bear\n", 1)
+
+
+def _rules(tmp_path: Path, strategy: str, replace: dict[str, str] | None = None):
+    root = create_rules_dir(tmp_path, replace)
+    return load_ruleset(root, shipped_files(strategy))
+
+
+def _chunks(rules, sizes) -> list[Prepared]:
+    parts = cut(sample_market(30, BARS), sizes)
+    prep = ChunkedPreparer(rules, parts[0][1])
+    return [prep.step(row0, chunk) for row0, chunk in parts]
+
+
+def _same(name: str, a, b) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype and a.shape == b.shape, (name, a.dtype, b.dtype, a.shape, b.shape)
+    assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), name
+
+
+def _rows(parts: list[Prepared], get) -> np.ndarray:
+    return np.concatenate([np.asarray(get(p)) for p in parts])
+
+
+def assert_rows_equal(whole: Prepared, parts: list[Prepared]) -> None:
+    assert [p.extra["row0"] for p in parts] == list(np.cumsum([0] + [p.market.n_bars for p in parts[:-1]]))
+    for f in ("available", "close", "regime_idx", "eligible", "universe", "rebuilds"):
+        _same(f, _rows(parts, lambda p: getattr(p, f)), getattr(whole, f))
+    for field in ("regime_masks", "filter_masks"):
+        for k, v in getattr(whole, field).items():
+            _same(f"{field}[{k}]", _rows(parts, lambda p: getattr(p, field)[k]), v)
+    for g in ("entries", "exits", "vetoes", "guards"):
+        _same(g, _rows(parts, lambda p: getattr(p, g).combined), getattr(whole, g).combined)
+        for i, sr in enumerate(getattr(whole, g).series):
+            _same(f"{g}[{sr.rule.id}]", _rows(parts, lambda p: getattr(p, g).series[i].mask), sr.mask)
+        for i, cr in enumerate(getattr(whole, g).cycle):
+            if cr.regime_ok is not None:
+                _same(f"{g}[{cr.rule.id}].regime_ok", _rows(parts, lambda p: getattr(p, g).cycle[i].regime_ok),
+                      cr.regime_ok)
+    for k in ("spread_bps", "volume_usd", "volume_usd_24h", "bars_listed", "regime"):  # the loop's and rules' reads
+        _same(k, _rows(parts, lambda p: p.store.arrays[k]), whole.store.arrays[k])
+
+
+CASES = {
+    "sma_cross": ("strategies/sma_cross.yaml", {}),
+    "momentum_no_rsi": ("strategies/momentum.yaml", {"strategies/momentum.yaml": MOMENTUM_NO_RSI}),
+    "mean_reversion_no_on": ("strategies/mean_reversion.yaml",
+                             {"strategies/mean_reversion.yaml": MEAN_REVERSION_NO_ON}),
+    "regime_breadth": ("strategies/sma_cross.yaml", {"regime.yaml": REGIME_BREADTH}),
+}
+if FUNCTIONS["rsi"].stream is not None:  # rsi's stream is on its way (branch h19w)
+    CASES["momentum"] = ("strategies/momentum.yaml", {})
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_chunked_prepare_equals_whole(tmp_path, case, layout):
+    strategy, replace = CASES[case]
+    rules = _rules(tmp_path, strategy, replace)
+    whole = prepare(sample_market(30, BARS), rules)
+    # the comparison is not vacuous: the universe is rebuilt, rules fire
+    assert whole.n_rebuilds > 10 and whole.universe.any() and whole.entries.combined.any()
+    assert whole.exits.combined.any() and len(set(whole.regime_idx.tolist())) > 1
+    if case == "regime_breadth":
+        assert whole.regime_masks["broad"].any()
+    assert_rows_equal(whole, _chunks(rules, LAYOUTS[layout]))
+
+
+@pytest.mark.parametrize("layout", ["short", "rows"])
+def test_market_and_index_series_over_chunks(layout):
+    """Every named series and the regime index's three series, chunk by chunk, are the whole
+    run's rows (the masks above compare the index only through its rules' thresholds)."""
+    market = sample_market(30, BARS)
+    whole = market_series(market)
+    index = index_series(market, whole["close"], ("stablecoin",))
+    ms, ix = _MarketSeries(market.timeframe), _IndexSeries(market, ("stablecoin",))
+    got: dict[str, list] = {}
+    for row0, chunk in cut(market, LAYOUTS[layout]):
+        s = ms.series(chunk, row0)
+        i = ix.series(chunk, s["close"], row0)
+        for k in whole._builders:
+            got.setdefault(k, []).append(np.asarray(s[k]))
+        for k in ("close", "volume_usd", "breadth"):
+            got.setdefault("index." + k, []).append(i[k])
+        ix.advance(i, s["close"])
+        ms.advance(s)
+    for k in whole._builders:
+        _same(k, np.concatenate(got[k]), whole[k])
+    for k in ("close", "volume_usd", "breadth"):
+        _same("index." + k, np.concatenate(got["index." + k]), index[k])
+
+
+def test_universe_carries_its_members_over_chunk_borders(tmp_path):
+    """A 24h TTL with chunks of 7 bars: most rebuilds happen chunks after the last, from the
+    carried deadline; rows between rebuilds keep the carried members."""
+    rules = _rules(tmp_path, "strategies/sma_cross.yaml")
+    parts = _chunks(rules, (7,))
+    starts_without_rebuild = [p for p in parts[1:] if not p.rebuilds[0] and p.universe[0].any()]
+    assert len(starts_without_rebuild) > len(parts) // 2
+    assert_rows_equal(prepare(sample_market(30, BARS), rules), parts)
+
+
+@pytest.mark.parametrize("layout", ["uneven", "short"])
+def test_backtest_over_chunks_writes_the_in_memory_results(layout):
+    cfg = compose_config([])
+    rules = load_rules(cfg)
+    market = sample_market(30, 24 * 120)
+    settings = backtest_settings(cfg, market)
+    whole = prepare(market, rules)
+    parts = cut(market, LAYOUTS[layout] if layout == "uneven" else (37,))
+    prep = ChunkedPreparer(rules, parts[0][1])
+    chunked = run_chunks((prep.step(row0, chunk) for row0, chunk in parts), settings, whole)
+    ref = run_backtest(whole, settings)
+    assert len(ref.fills) > 50
+    assert results_json(chunked) == results_json(ref)
+
+
+# -- refused -------------------------------------------------------------------------------------
+
+
+def _refusal(rules) -> str:
+    with pytest.raises((RuleError, UserError)) as e:
+        ChunkedPreparer(rules, sample_market(30, BARS))
+    return str(e.value)
+
+
+@pytest.mark.skipif(FUNCTIONS["rsi"].stream is not None, reason="rsi streams now")
+def test_refuses_a_function_without_a_stream(tmp_path):
+    msg = _refusal(_rules(tmp_path, "strategies/momentum.yaml"))
+    assert "rule 'strong_week'" in msg and "rsi() has no chunked form yet (rsi(close, 14))" in msg
+
+
+def test_refuses_coarser_bars(tmp_path):
+    msg = _refusal(_rules(tmp_path, "strategies/mean_reversion.yaml"))
+    assert "rule 'dip_in_uptrend'" in msg and "on('1d', " in msg and "reads coarser bars" in msg
+
+
+def test_refuses_a_regime_file_timeframe(tmp_path):
+    root = create_rules_dir(tmp_path)
+    rules = load_ruleset(root, {**shipped_files(), "regime": "regime_daily.yaml"})
+    msg = _refusal(rules)
+    assert "regime_daily.yaml" in msg and "key 'timeframe'" in msg and "reads 1d bars" in msg
+
+
+def test_refuses_a_book():
+    rules = load_rules(compose_config(["book=trend_reversion"]))
+    assert rules.book is not None
+    assert "cannot run a book" in _refusal(rules)
+
+
+def test_refuses_chunks_out_of_order(tmp_path):
+    rules = _rules(tmp_path, "strategies/sma_cross.yaml")
+    parts = cut(sample_market(30, BARS), (50,))
+    prep = ChunkedPreparer(rules, parts[0][1])
+    prep.step(*parts[0])
+    with pytest.raises(ValueError, match="chunks out of order: a chunk starts at row 100, expected 50"):
+        prep.step(*parts[2])
