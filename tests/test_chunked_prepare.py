@@ -69,6 +69,8 @@ def _same(name: str, a, b) -> None:
     a, b = np.asarray(a), np.asarray(b)
     assert a.dtype == b.dtype and a.shape == b.shape, (name, a.dtype, b.dtype, a.shape, b.shape)
     assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), name
+    # bit for bit: -0.0 is not 0.0, and NaN's bits are the whole run's too
+    assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
 
 
 def _rows(parts: list[Prepared], get) -> np.ndarray:
