@@ -142,7 +142,7 @@ def test_market_and_index_series_over_chunks(layout):
     got: dict[str, list] = {}
     for row0, chunk in cut(market, LAYOUTS[layout]):
         s = ms.series(chunk, row0)
-        i = ix.series(chunk, s["close"], row0)
+        i = ix.series(chunk, s["close"])
         for k in whole._builders:
             got.setdefault(k, []).append(np.asarray(s[k]))
         for k in ("close", "volume_usd", "breadth"):
