@@ -163,7 +163,8 @@ class Validate:
 
         with _in_project(self.project):
             cfg = compose(_reject_mode(self.overrides, "validate"))
-            report = run_check(cfg, mode=self.as_mode, live_requirements=self.live_requirements)
+            # the inputs too (every rule file, the data and its window), as mode=validate reads them
+            report = run_check(cfg, mode=self.as_mode, live_requirements=self.live_requirements, inputs=True)
         return ValidateResult(ok=report.ok, problems=[p.format() for p in report.problems],
                               warnings=[w.format() for w in report.warnings], text=report.format())
 

@@ -25,12 +25,16 @@ PROTECT = "protect:\n  stop_loss: 3 * std(close, 24)\n  trailing_stop: 0.05\n  t
 LOCKS = "protections:\n  - {id: cooldown_after_stop, type: cooldown, scope: symbol, lock_bars: 48}\n"
 
 
+LIMIT = ("order: {type: market}", "order: {type: limit, offset_bps: 3}")
+
+
 def _rules(tmp_path: Path, protect: bool):
     replace = {}
-    if protect:
+    if protect:  # with limit orders too: an order decided at a chunk's last bar rests into the next
         root = Path(SHIPPED_RULES)
         replace = {"strategies/sma_cross.yaml": (root / "strategies/sma_cross.yaml").read_text() + PROTECT,
-                   "risk.yaml": (root / "risk.yaml").read_text() + LOCKS}
+                   "risk.yaml": (root / "risk.yaml").read_text() + LOCKS,
+                   "execution.yaml": (root / "execution.yaml").read_text().replace(*LIMIT)}
     return load_ruleset(create_rules_dir(tmp_path, replace), shipped_files())
 
 
@@ -40,7 +44,7 @@ def _trace_arrays(res, path: Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-@pytest.mark.parametrize("protect", [False, True], ids=["shipped", "protect"])
+@pytest.mark.parametrize("protect", [False, True], ids=["shipped", "protect_limit"])
 @pytest.mark.parametrize("sizes", [(100, 1, 239, 3, 500), (37,), (2000, 1, 1, 878)], ids=["uneven", "short", "ones"])
 @pytest.mark.parametrize("window", [None, (500, 2000)], ids=["all", "inside"])
 def test_chunked_backtest_writes_the_in_memory_results(tmp_path, protect, sizes, window):
@@ -52,6 +56,7 @@ def test_chunked_backtest_writes_the_in_memory_results(tmp_path, protect, sizes,
     ref = run_backtest(prepare(market, rules), s)
     assert len(ref.fills) > 40
     if protect:
+        assert rules.execution.order_type == "limit"
         assert {f.rule for f in ref.fills} >= {"protect:stop_loss", "protect:time_stop"}
     # the whole market only as its frame: times, symbols and info, no prices
     frame = frame_of(market.timeframe, market.times, market.symbols, market.info, market.source)

@@ -53,6 +53,11 @@ REGIME_BREADTH = _text("regime.yaml").replace(
     "  - id: broad\n    when: breadth > 0.6 and volume_usd > 1000000\n    why: most products above their mean\n"
     "  - id: bear\n", 1)
 
+# an unranked universe (the first 5 eligible in symbol order), rebuilt on a 5h TTL only
+UNIVERSE_UNRANKED = _text("universe.yaml").replace(
+    "cache: {ttl: 24h, rebuild_on_regime_change: true}", "cache: {ttl: 5h, rebuild_on_regime_change: false}").replace(
+    "rank: {by: volume_usd_24h, descending: true, top: params.top}", "rank: {top: 5}")
+
 
 def _rules(tmp_path: Path, strategy: str, replace: dict[str, str] | None = None):
     root = create_rules_dir(tmp_path, replace)
@@ -69,6 +74,8 @@ def _same(name: str, a, b) -> None:
     a, b = np.asarray(a), np.asarray(b)
     assert a.dtype == b.dtype and a.shape == b.shape, (name, a.dtype, b.dtype, a.shape, b.shape)
     assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), name
+    # bit for bit: -0.0 is not 0.0, and NaN's bits are the whole run's too
+    assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
 
 
 def _rows(parts: list[Prepared], get) -> np.ndarray:
@@ -100,6 +107,7 @@ CASES = {
     "mean_reversion_no_on": ("strategies/mean_reversion.yaml",
                              {"strategies/mean_reversion.yaml": MEAN_REVERSION_NO_ON}),
     "regime_breadth": ("strategies/sma_cross.yaml", {"regime.yaml": REGIME_BREADTH}),
+    "universe_unranked": ("strategies/sma_cross.yaml", {"universe.yaml": UNIVERSE_UNRANKED}),
 }
 if FUNCTIONS["rsi"].stream is not None:  # rsi's stream is on its way (branch h19w)
     CASES["momentum"] = ("strategies/momentum.yaml", {})
@@ -116,6 +124,10 @@ def test_chunked_prepare_equals_whole(tmp_path, case, layout):
     assert whole.exits.combined.any() and len(set(whole.regime_idx.tolist())) > 1
     if case == "regime_breadth":
         assert whole.regime_masks["broad"].any()
+    if case == "universe_unranked":
+        u = whole.rules.universe
+        assert u.rank_by is None and u.ttl_ms == 5 * 3_600_000 and not u.rebuild_on_regime_change
+        assert whole.universe.sum(axis=1).max() == 5
     assert_rows_equal(whole, _chunks(rules, LAYOUTS[layout]))
 
 
@@ -130,7 +142,7 @@ def test_market_and_index_series_over_chunks(layout):
     got: dict[str, list] = {}
     for row0, chunk in cut(market, LAYOUTS[layout]):
         s = ms.series(chunk, row0)
-        i = ix.series(chunk, s["close"], row0)
+        i = ix.series(chunk, s["close"])
         for k in whole._builders:
             got.setdefault(k, []).append(np.asarray(s[k]))
         for k in ("close", "volume_usd", "breadth"):

@@ -244,7 +244,7 @@ def test_no_secret_in_any_file_written(tmp_path, mode, literal):
     assert _scan(run_dir) == {}
     assert _leaks(proc.stdout + proc.stderr) == []
     if literal:
-        assert "secret_in_config" in (run_dir / "app.log").read_text()
+        assert "secret_in_config" in (run_dir / "run.log").read_text()  # the job name: conf/config.yaml
 
 
 @pytest.mark.slow

@@ -59,13 +59,13 @@ def rule_file_problems(cfg: dict, root: Path, already: list[str]) -> list[Config
 def data_problems(cfg: dict, already: list[str]) -> list[ConfigProblem]:
     """Load the market a backtest would read and place its window in it."""
     from engine.errors import user_error_types
-    from engine.modes.setup import market_for, window
+    from engine.modes.setup import window
 
     if _blocked(already, "data", "backtest.start", "backtest.end", "product_facts"):
         return []
     source = paths.get(cfg, "data.source", None)
     try:
-        market = market_for(cfg)
+        market = _market_frame(cfg)
     except user_error_types() as e:
         return [ConfigProblem("data.unreadable", "data", f"data={source}", "market data a backtest can read",
                               str(e).splitlines()[0])]
@@ -76,6 +76,19 @@ def data_problems(cfg: dict, already: list[str]) -> list[ConfigProblem]:
                               f"{paths.get(cfg, 'backtest.end', None)}",
                               f"a window inside the data ({market.source}: {market.n_bars} bars)", str(e))]
     return []
+
+
+def _market_frame(cfg: dict):
+    """The market as the run will read it: whole, or (``backtest.chunked``) the store's frame
+    from its month plan, without holding its prices (engine/modes/month_chunks.py)."""
+    from engine.modes.month_chunks import _store, chunked_setting, month_source, use_chunks
+    from engine.modes.setup import market_for
+
+    months = _store(cfg) if (cfg.get("data") or {}).get("source") == "store" and \
+        chunked_setting(cfg) is not False else None
+    if use_chunks(cfg, months):
+        return month_source(cfg, months).frame
+    return market_for(cfg)
 
 
 def check(cfg: dict, target: str, root: Path, already: list[str]) -> list[ConfigProblem]:

@@ -274,6 +274,7 @@ BACKTEST = {
     "end": DATE,
     "max_participation": _num(hi=1, gt=0),
     "close_at_end": {"type": "boolean"},
+    "chunked": {"type": ["boolean", "string"], "allowed": ["auto", True, False]},
     "slippage": _dict({
         "model": _str(required=True, allowed=["spread_impact", "none"]),
         "impact_coef": _num(0, 100),

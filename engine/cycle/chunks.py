@@ -157,7 +157,7 @@ class _IndexSeries:
     def _included(self, a: np.ndarray) -> np.ndarray:
         return a[:, self.include] if self.some else a
 
-    def series(self, m: MarketData, close: np.ndarray, row0: int) -> LazySeries:
+    def series(self, m: MarketData, close: np.ndarray) -> LazySeries:
         t = close.shape[0]
         step = max(1, (1 << 21) // max(int(self.include.sum()) if self.some else len(self.include), 1))
 
@@ -259,7 +259,7 @@ class ChunkedPreparer:
 
     def _regimes(self, m: MarketData, close: np.ndarray, row0: int):
         rules = self.rules
-        idx = self._index.series(m, close, row0)
+        idx = self._index.series(m, close)
         t = m.n_bars
         store = ChunkStore(idx, (t, 1), self._index_streams, row0)
         labels = rules.regime.labels

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def _backtest(cfg: Mapping[str, Any]):
+    from engine.modes.month_chunks import use_chunks
+
+    months = _store_months(cfg)
+    if use_chunks(cfg, months):
+        return _chunked_backtest(cfg, months)
     market, shared = market_and_features(cfg)  # a sweep's jobs share the market and its features
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, market)
@@ -32,6 +37,35 @@ def _backtest(cfg: Mapping[str, Any]):
     with run_progress(f"backtest {rules.strategy.name}") as progress:
         res = run_backtest(prepared, settings, progress=progress, checkpoint=_trial_checkpoint(cfg, market, settings))
     return market, rules, settings, res
+
+
+def _store_months(cfg: Mapping[str, Any]):
+    """The store's month plan when ``backtest.chunked`` is auto over the store (it sizes the run)."""
+    from engine.modes.month_chunks import _store, chunked_setting
+
+    if chunked_setting(cfg) == "auto" and (cfg.get("data") or {}).get("source") == "store":
+        return _store(cfg)
+    return None
+
+
+def _chunked_backtest(cfg: Mapping[str, Any], months):
+    """The backtest one calendar month at a time (engine/modes/month_chunks.py): the same
+    results as in memory, with memory that follows a month of the market."""
+    from engine.backtest.chunked import run_market_chunks
+    from engine.modes.month_chunks import month_source
+
+    source = month_source(cfg, months)
+    frame = source.frame
+    rules = load_rules(cfg)
+    settings = backtest_settings(cfg, frame)
+    log.info("backtest %s, month by month: %d symbols x %d bars (%s .. %s)", rules.strategy.name,
+             frame.n_symbols, settings.stop - settings.start, iso_utc(int(frame.times[settings.start])),
+             iso_utc(int(frame.times[settings.stop - 1])))
+    with run_progress(f"backtest {rules.strategy.name}") as progress:
+        res = run_market_chunks(source.months, rules, settings, frame, progress=progress,
+                                checkpoint=_trial_checkpoint(cfg, frame, settings))
+    frame._hash = source.data_hash()  # every month was read: the run's identity names its data
+    return frame, rules, settings, res
 
 
 def _trial_checkpoint(cfg: Mapping[str, Any], market, settings):

@@ -46,26 +46,36 @@ def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
             market = MarketStore(project_path(path)).load(timeframe, symbols, max_memory_gib=max_gib)
         else:
             market = load_files(source, project_path(path), timeframe, symbols, max_gib)
-        default = float(data_cfg.get("default_spread_bps", 5.0))
-        missing = np.isnan(market.spread_bps) & ~np.isnan(market.close)
-        market.spread_bps = np.where(missing, default, market.spread_bps)
-        return market
+        return with_default_spread(market, data_cfg)
     raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade, store")
+
+
+def with_default_spread(market: MarketData, data_cfg: Mapping[str, Any]) -> MarketData:
+    """Files and the store carry no quotes: a bar without a spread gets ``data.default_spread_bps``."""
+    default = float(data_cfg.get("default_spread_bps", 5.0))
+    missing = np.isnan(market.spread_bps) & ~np.isnan(market.close)
+    market.spread_bps = np.where(missing, default, market.spread_bps)
+    return market
 
 
 def market_for(cfg: Mapping[str, Any]) -> MarketData:
     """The run's market (``data``) with the product table's facts (``product_facts``) applied:
     the one place a backtest learns themes, increments and minimum notional."""
+    market = load_market(cfg["data"])
+    market.info = product_info(cfg, market.info, market.source)
+    return market
+
+
+def product_info(cfg: Mapping[str, Any], info: tuple, source: str) -> tuple:
+    """The symbols' info with the product table's facts applied (its warnings logged once)."""
     import logging
 
     from engine.market import products
 
-    market = load_market(cfg["data"])
     facts = products.load_for(cfg)
-    applied = products.apply(facts, market.info, stated=market.source.startswith("sample:"))
-    products.warn(logging.getLogger("rulebook.market"), applied, facts, market.source)
-    market.info = applied.info
-    return market
+    applied = products.apply(facts, info, stated=source.startswith("sample:"))
+    products.warn(logging.getLogger("rulebook.market"), applied, facts, source)
+    return applied.info
 
 
 # The last market a multirun job of this process built, with the features its rules computed:

@@ -107,3 +107,17 @@ def write_market(md: MarketData, folder: Path, fmt: str) -> list[Path]:
             r[0] = int(r[0])
         paths.append(write_rows(folder, symbol, rows, fmt, md.timeframe))
     return paths
+
+
+def write_store(md, root, timeframe: str = "1h"):
+    """A market store at ``root`` holding ``md``'s bars (its listed rows per symbol)."""
+    import numpy as np
+
+    from engine.market.store import MarketStore
+
+    st = MarketStore(root)
+    for j, s in enumerate(md.symbols):
+        ok = ~np.isnan(md.close[:, j])
+        st.write(s, timeframe, np.column_stack([md.times[ok].astype(np.float64), md.open[ok, j], md.high[ok, j],
+                                                md.low[ok, j], md.close[ok, j], md.volume[ok, j]]))
+    return st

@@ -1,0 +1,107 @@
+"""Where a chunked backtest's months come from, and when a backtest is chunked.
+
+``backtest.chunked`` (conf/backtest/default.yaml): ``false`` runs over the whole market in
+memory; ``true`` one calendar month at a time (engine/backtest/chunked.py); ``auto`` (the
+default) is chunked exactly when the market is the local store (``data=store``) and the
+in-memory run would not fit its memory budget (``data.max_memory_gib``, else what the machine
+has free: engine/market/memory.py), the runs that would otherwise be refused. Either way the
+results are the same, byte for byte.
+
+The store is read month by month (``MarketStore.iter_months``: a first pass learns the grid, the
+symbols and their info, then each step reads one month of files); the market is never held
+whole. Any other source is read whole, as always, and cut into months: only the features and
+rule masks are then chunked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from engine.errors import UserError
+from engine.market.data import DataHash, MarketData
+from engine.modes.setup import market_for, product_info, with_default_spread
+from engine.paths import project_path
+
+SETTING = "backtest.chunked"
+
+
+@dataclass
+class MonthSource:
+    """A market as its frame (times, symbols, info: engine/backtest/chunked.py ``frame_of``) and
+    its months; ``data_hash()`` is the whole market's once every month was read."""
+
+    frame: MarketData
+    months: Iterator[tuple[int, MarketData]]
+    _hash: DataHash | None = None
+
+    def data_hash(self) -> str:
+        return self.frame.data_hash() if self._hash is None else self._hash.hexdigest()
+
+
+def chunked_setting(cfg: Mapping[str, Any]) -> Any:
+    value = (cfg.get("backtest") or {}).get("chunked", "auto")
+    if value not in (True, False, "auto"):
+        raise UserError(f"{SETTING} is {value!r}; expected auto, true or false")
+    return value
+
+
+def _store(cfg: Mapping[str, Any]):
+    from engine.market.store import MarketStore
+
+    data = cfg["data"]
+    path = data.get("path")
+    if not path or path == "???":
+        raise UserError("data.path is not set; data=store needs the folder of the store (data.path=DIR)")
+    symbols = data.get("symbols")
+    return MarketStore(project_path(path)).iter_months(data.get("timeframe", "1h"), list(symbols) if symbols else None)
+
+
+def use_chunks(cfg: Mapping[str, Any], months=None) -> bool:
+    """Whether this backtest runs month by month (see the module doc). ``months``: the store's
+    month plan when the caller has it (its grid and symbols size the in-memory run)."""
+    from engine.market.memory import need
+
+    value = chunked_setting(cfg)
+    if value != "auto":
+        return bool(value)
+    data = cfg.get("data") or {}
+    if data.get("source") != "store":
+        return False
+    months = months if months is not None else _store(cfg)
+    return not need(len(months.times), len(months.symbols), months.timeframe, data.get("max_memory_gib")).fits
+
+
+def month_source(cfg: Mapping[str, Any], months=None) -> MonthSource:
+    """The run's market month by month (``months``: the store's plan, when already read)."""
+    from engine.backtest.chunked import frame_of
+
+    data = cfg["data"]
+    if data.get("source") != "store":
+        market = market_for(cfg)
+        return MonthSource(market, _cut_by_month(market))
+    months = months if months is not None else _store(cfg)
+    source = f"store:{project_path(data['path'])}"
+    info = product_info(cfg, months.info, source)
+    frame = frame_of(months.timeframe, months.times, months.symbols, info, source)
+    digest = DataHash(frame.timeframe, frame.times, frame.symbols)
+
+    def read() -> Iterator[tuple[int, MarketData]]:
+        for row0, m in months:
+            m = with_default_spread(m, data)
+            m.info = info
+            digest.add(m)
+            yield row0, m
+
+    return MonthSource(frame, read(), digest)
+
+
+def _cut_by_month(market: MarketData) -> Iterator[tuple[int, MarketData]]:
+    """A market held whole, as consecutive calendar months."""
+    month = market.times.astype("datetime64[ms]").astype("datetime64[M]")
+    edges = [0, *(np.flatnonzero(month[1:] != month[:-1]) + 1).tolist(), market.n_bars]
+    for a, b in zip(edges[:-1], edges[1:]):
+        chunk = market.select(start=a, stop=b)
+        chunk.info = market.info
+        yield a, chunk
