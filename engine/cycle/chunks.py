@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.cycle.features import LazySeries, _zero_nan, bars_per_day, cumsum_rows, ffill, index_mean_returns
 from engine.cycle.memory import reuse_freed_memory
-from engine.cycle.prepare import Prepared, RuleGroup, _group, check_regime_index, select_members
+from engine.cycle.prepare import Prepared, RuleGroup, _group, check_regime_index, regime_labels, select_members
 from engine.errors import UserError
 from engine.market.data import MarketData
 from engine.rules.errors import RuleError, Where
@@ -262,17 +262,9 @@ class ChunkedPreparer:
         idx = self._index.series(m, close)
         t = m.n_bars
         store = ChunkStore(idx, (t, 1), self._index_streams, row0)
-        labels = rules.regime.labels
-        out = np.full(t, labels.index(rules.regime.default), dtype=np.int16)
-        decided = np.zeros(t, dtype=bool)
-        masks = {}
-        for r in rules.regime.rules:
-            mk = np.asarray(r.when.series(store), dtype=bool)[:, 0]
-            masks[r.id] = mk
-            out[mk & ~decided] = labels.index(r.id)
-            decided |= mk
+        found = regime_labels(rules, store, t)
         self._index.advance(idx, close)
-        return labels, out, masks
+        return found
 
     def _members(self, m: MarketData, store: ChunkStore, eligible: np.ndarray, regime_idx: np.ndarray):
         """``prepare._universe`` continued: the same rebuild rows (TTL on the clock, regime changes)."""

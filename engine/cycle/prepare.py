@@ -154,6 +154,12 @@ def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray], fr
     idx = index_series(market, base["close"], rules.regime.exclude_themes)
     t = market.n_bars
     store = FeatureStore(idx, (t, 1), coarser=frames.index_store(rules.regime.exclude_themes))
+    return regime_labels(rules, store, t)
+
+
+def regime_labels(rules: RuleSet, store: FeatureStore, t: int):
+    """(labels, (t,) label index per bar, rule id -> (t,) mask): the first regime rule that holds
+    names the bar, else the default."""
     labels = rules.regime.labels
     out = np.full(t, labels.index(rules.regime.default), dtype=np.int16)
     decided = np.zeros(t, dtype=bool)
@@ -161,8 +167,7 @@ def _regimes(rules: RuleSet, market: MarketData, base: dict[str, np.ndarray], fr
     for r in rules.regime.rules:
         m = np.asarray(r.when.series(store), dtype=bool)[:, 0]
         masks[r.id] = m
-        take = m & ~decided
-        out[take] = labels.index(r.id)
+        out[m & ~decided] = labels.index(r.id)
         decided |= m
     return labels, out, masks
 
