@@ -81,14 +81,10 @@ def data_problems(cfg: dict, already: list[str]) -> list[ConfigProblem]:
 def _market_frame(cfg: dict):
     """The market as the run will read it: whole, or (``backtest.chunked``) the store's frame
     from its month plan, without holding its prices (engine/modes/month_chunks.py)."""
-    from engine.modes.month_chunks import _store, chunked_setting, month_source, use_chunks
+    from engine.modes.month_chunks import month_source, use_chunks
     from engine.modes.setup import market_for
 
-    months = _store(cfg) if (cfg.get("data") or {}).get("source") == "store" and \
-        chunked_setting(cfg) is not False else None
-    if use_chunks(cfg, months):
-        return month_source(cfg, months).frame
-    return market_for(cfg)
+    return month_source(cfg).frame if use_chunks(cfg) else market_for(cfg)
 
 
 def check(cfg: dict, target: str, root: Path, already: list[str]) -> list[ConfigProblem]:

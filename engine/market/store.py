@@ -227,6 +227,15 @@ class MarketStore:
 
         return iter_months(self, timeframe, symbols, since_ms, until_ms)
 
+    def panel_bound(self, timeframe: str, symbols: list[str] | None = None) -> tuple[int, int]:
+        """(bars, symbols) of the panel ``load`` would build, at most: from the month files' names
+        alone (the first held month's start to the last one's end), no file opened."""
+        wanted = self.wanted(timeframe, symbols)
+        months = sorted({p.stem for s in wanted for p in self._dir(s, timeframe).glob("*.parquet")})
+        first, last = np.datetime64(months[0], "M"), np.datetime64(months[-1], "M") + 1
+        span = int((last.astype("datetime64[ms]") - first.astype("datetime64[ms]")).astype(np.int64))
+        return span // TIMEFRAME_MS[timeframe], len(wanted)
+
     def wanted(self, timeframe: str, symbols: list[str] | None) -> list[str]:
         """The symbols a load reads, sorted: ``symbols`` (each must be in the store) or all."""
         have = self.symbols(timeframe)

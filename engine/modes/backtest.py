@@ -24,9 +24,8 @@ log = logging.getLogger(__name__)
 def _backtest(cfg: Mapping[str, Any]):
     from engine.modes.month_chunks import use_chunks
 
-    months = _store_months(cfg)
-    if use_chunks(cfg, months):
-        return _chunked_backtest(cfg, months)
+    if use_chunks(cfg):
+        return _chunked_backtest(cfg)
     market, shared = market_and_features(cfg)  # a sweep's jobs share the market and its features
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, market)
@@ -39,22 +38,13 @@ def _backtest(cfg: Mapping[str, Any]):
     return market, rules, settings, res
 
 
-def _store_months(cfg: Mapping[str, Any]):
-    """The store's month plan when ``backtest.chunked`` is auto over the store (it sizes the run)."""
-    from engine.modes.month_chunks import _store, chunked_setting
-
-    if chunked_setting(cfg) == "auto" and (cfg.get("data") or {}).get("source") == "store":
-        return _store(cfg)
-    return None
-
-
-def _chunked_backtest(cfg: Mapping[str, Any], months):
+def _chunked_backtest(cfg: Mapping[str, Any]):
     """The backtest one calendar month at a time (engine/modes/month_chunks.py): the same
     results as in memory, with memory that follows a month of the market."""
     from engine.backtest.chunked import run_market_chunks
     from engine.modes.month_chunks import month_source
 
-    source = month_source(cfg, months)
+    source = month_source(cfg)
     frame = source.frame
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, frame)

@@ -47,20 +47,29 @@ def chunked_setting(cfg: Mapping[str, Any]) -> Any:
     return value
 
 
-def _store(cfg: Mapping[str, Any]):
+def _market_store(cfg: Mapping[str, Any]):
     from engine.market.store import MarketStore
 
-    data = cfg["data"]
-    path = data.get("path")
+    path = cfg["data"].get("path")
     if not path or path == "???":
         raise UserError("data.path is not set; data=store needs the folder of the store (data.path=DIR)")
-    symbols = data.get("symbols")
-    return MarketStore(project_path(path)).iter_months(data.get("timeframe", "1h"), list(symbols) if symbols else None)
+    return MarketStore(project_path(path))
 
 
-def use_chunks(cfg: Mapping[str, Any], months=None) -> bool:
-    """Whether this backtest runs month by month (see the module doc). ``months``: the store's
-    month plan when the caller has it (its grid and symbols size the in-memory run)."""
+def _symbols(cfg: Mapping[str, Any]) -> list[str] | None:
+    symbols = cfg["data"].get("symbols")
+    return list(symbols) if symbols else None
+
+
+def _store(cfg: Mapping[str, Any]):
+    """The store's month plan (its first pass reads every month file of the run)."""
+    return _market_store(cfg).iter_months(cfg["data"].get("timeframe", "1h"), _symbols(cfg))
+
+
+def use_chunks(cfg: Mapping[str, Any]) -> bool:
+    """Whether this backtest runs month by month (see the module doc). ``auto`` sizes the
+    in-memory run from the store's month files' names (an upper bound, no file read): a run at
+    the edge of the budget may go month by month, with the same results."""
     from engine.market.memory import need
 
     value = chunked_setting(cfg)
@@ -69,19 +78,20 @@ def use_chunks(cfg: Mapping[str, Any], months=None) -> bool:
     data = cfg.get("data") or {}
     if data.get("source") != "store":
         return False
-    months = months if months is not None else _store(cfg)
-    return not need(len(months.times), len(months.symbols), months.timeframe, data.get("max_memory_gib")).fits
+    timeframe = data.get("timeframe", "1h")
+    bars, symbols = _market_store(cfg).panel_bound(timeframe, _symbols(cfg))
+    return not need(bars, symbols, timeframe, data.get("max_memory_gib")).fits
 
 
-def month_source(cfg: Mapping[str, Any], months=None) -> MonthSource:
-    """The run's market month by month (``months``: the store's plan, when already read)."""
+def month_source(cfg: Mapping[str, Any]) -> MonthSource:
+    """The run's market month by month."""
     from engine.backtest.chunked import frame_of
 
     data = cfg["data"]
     if data.get("source") != "store":
         market = market_for(cfg)
         return MonthSource(market, _cut_by_month(market))
-    months = months if months is not None else _store(cfg)
+    months = _store(cfg)
     source = f"store:{project_path(data['path'])}"
     info = product_info(cfg, months.info, source)
     frame = frame_of(months.timeframe, months.times, months.symbols, info, source)
