@@ -54,7 +54,8 @@ def build_store(root: Path, n_symbols: int, timeframe: str, n_months: int) -> No
             continue
         m0 = np.datetime64(month, "M")
         bars = int(((m0 + 1).astype("datetime64[ms]") - m0.astype("datetime64[ms]")).astype(np.int64) // step)
-        md = generate_sample_market(SampleSpec(seed=100 + i, n_symbols=n_symbols, start=f"{month}-01",
+        # one seed: the same symbols every month (a seed also names them); prices go on from the last close
+        md = generate_sample_market(SampleSpec(seed=100, n_symbols=n_symbols, start=f"{month}-01",
                                                n_bars=bars, timeframe=timeframe))
         first = np.array([md.open[np.flatnonzero(~np.isnan(md.open[:, j]))[0], j]
                           if (~np.isnan(md.open[:, j])).any() else 1.0 for j in range(md.n_symbols)])
