@@ -34,7 +34,7 @@ def test_results_and_trace_from_chunks_equal_the_whole_run(run, layout, tmp_path
     for c in chunks:
         summary.add(c, c.extra["row0"])
         trace.add_chunk(c, c.extra["row0"])
-    trace.events, trace.halts = res.trace.events, res.trace.halts  # the loop's records, as they were
+    trace.logs, trace.halts = res.trace.logs, res.trace.halts  # the loop's records, as they were
     assert results_json(dataclasses.replace(res, summary=summary, trace=trace)) == \
         results_json(dataclasses.replace(res, summary=None))
     trace.save(tmp_path / "chunks.npz")
