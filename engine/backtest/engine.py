@@ -108,22 +108,25 @@ def run_chunks(chunks: Iterable[Prepared], s: BacktestSettings, whole: Prepared,
     """The backtest over ``chunks`` (consecutive row ranges of the market, each a Prepared with
     chunk-local rows and ``extra["row0"]``), bars ``s.start`` .. ``s.stop`` of the whole market.
     ``whole``: the run's facts for the results and the trace (its market's times and symbols,
-    its rules, its whole-run masks)."""
-    return run_chunks_of(chunks, s, whole.market.n_bars, lambda: whole, progress, fast, observe, trace, checkpoint)
+    its rules, its whole-run masks: the results read them from it when they are built)."""
+    return run_chunks_of(chunks, s, whole.market.n_bars, lambda: whole, progress, fast, observe, trace, checkpoint,
+                         gather=False)
 
 
 def run_chunks_of(chunks: Iterable[Prepared], s: BacktestSettings, n_bars: int, facts: Callable[[], Prepared],
                   progress=None, fast: bool = True, observe=None, trace: bool = True,
-                  checkpoint=None) -> BacktestResult:
+                  checkpoint=None, gather: bool = True) -> BacktestResult:
     """:func:`run_chunks` over a market of ``n_bars`` rows whose facts for the results and the
     trace (``facts()``, called once the loop is done) are gathered while the chunks are read
-    (engine/backtest/chunked.py)."""
+    (engine/backtest/chunked.py). ``gather``: what results.json reads of the prepared rows too
+    (a :class:`RunSummary`); without it the results read it from ``facts()`` if they are built
+    (a grid point's metrics never are)."""
     start = s.start
     stop = n_bars if s.stop is None else min(s.stop, n_bars)
     if stop - start < 2:
         raise ValueError(f"the backtest window has {stop - start} bars; at least 2 are needed")
     recorder = TraceRecorder(None, start, stop, chunked=True) if trace else NoTrace()  # its facts: set below
-    summary = RunSummary(start, stop, s.initial_cash)  # what results.json reads, chunk by chunk
+    summary = RunSummary(start, stop, s.initial_cash) if gather else None
     c = None
     rebased = 0  # global row of the carried state's bar 0
     done = False  # past the window: a chunk only adds its masks to the trace (it saves the whole market's)
@@ -143,7 +146,8 @@ def run_chunks_of(chunks: Iterable[Prepared], s: BacktestSettings, n_bars: int, 
         first_fill = len(c.broker.fills)
         recorder.row0 = row0
         recorder.add_chunk(p, row0)
-        summary.add(p, row0)
+        if summary is not None:
+            summary.add(p, row0)
         lo, hi = max(start - row0, 0), min(stop - row0, rows)
         if lo < hi:
             _loop(p, s, c, row0 - start, lo, hi, row0 + hi == stop, progress, stop - start, fast, observe, checkpoint)

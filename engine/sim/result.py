@@ -28,6 +28,6 @@ class RunResult:
     trace: Any  # engine.trace.TraceRecorder (its rule_stats() feed the report)
     settings: SimSettings
     stats: dict = field(default_factory=dict)
-    # the window's facts gathered chunk by chunk (engine/sim/summary.py); None: read them from
-    # ``prepared``, the whole run (a session rebuilt from its state file)
+    # the window's facts for the results (engine/sim/summary.py): gathered chunk by chunk by a
+    # chunked backtest; None until the results read them from ``prepared``, the whole run
     summary: Any = None

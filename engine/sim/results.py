@@ -12,10 +12,11 @@ from engine.sim.summary import RunSummary
 
 
 def run_summary(res: RunResult) -> RunSummary:
-    """The window's facts: gathered chunk by chunk by the backtest, else from the whole prepared run."""
-    if res.summary is not None:
-        return res.summary
-    return RunSummary.of(res.prepared, res.start, res.stop, res.settings.initial_cash)
+    """The window's facts: gathered chunk by chunk by a chunked backtest, else from the whole
+    prepared run (the one-chunk case), once."""
+    if res.summary is None:
+        res.summary = RunSummary.of(res.prepared, res.start, res.stop, res.settings.initial_cash)
+    return res.summary
 
 
 def round_trips(res: RunResult) -> list[dict]:
@@ -51,9 +52,7 @@ def round_trips(res: RunResult) -> list[dict]:
                 rt["t1"] = f.t
                 out.append(_trip(res, i, rt, hours_per_bar))
                 del open_[i]
-    # open at the end: marked at the window's last (forward-filled) close
-    last_close = None if not open_ else (res.summary.last_close if res.summary is not None
-                                         else res.prepared.close[res.stop - 1])
+    last_close = run_summary(res).last_close if open_ else None  # open at the end: marked at the last close
     for i, rt in sorted(open_.items()):
         out.append(_trip(res, i, rt, hours_per_bar, last_close))
     out.sort(key=lambda r: (r["entry_time"], r["symbol"]))
@@ -90,9 +89,9 @@ def _trip(res: RunResult, i: int, rt: dict, hours_per_bar: float, last_close: np
     }
 
 
-def regime_spans(res: RunResult, summary: RunSummary | None = None) -> list[list]:
+def regime_spans(res: RunResult) -> list[list]:
     p = res.prepared
-    summary = summary or run_summary(res)
+    summary = run_summary(res)
     idx = summary.regime_idx
     times = summary.times
     if len(idx) == 0:
@@ -139,7 +138,7 @@ def build_results(res: RunResult, run_info: dict) -> dict:
         "equity": [[a, float(b)] for a, b in zip(iso, res.equity)],
         "benchmark_equity": [[a, float(b)] for a, b in zip(iso, bench_eq)],
         "exposure": [[a, float(b)] for a, b in zip(iso, res.exposure)],
-        "regimes": regime_spans(res, summary),
+        "regimes": regime_spans(res),
         "rule_stats": res.trace.rule_stats(),
         "universe": {"rebuilds": summary.rebuilds, "size_mean": float(summary.universe_size.mean())},
         "run": run_info,

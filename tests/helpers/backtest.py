@@ -86,10 +86,12 @@ def order(n: int = 1, t: int = 0, buy: float = 0.0, sell: float = 0.0, limit: fl
 
 def fills_result(market: MarketData, fills: list) -> BacktestResult:
     """A BacktestResult over a hand-built market holding ``fills`` (for round trips and results):
-    only the fields ``round_trips`` reads are real."""
-    prepared = SimpleNamespace(market=market, close=market.close,
-                               size_increment=np.array([i.size_increment for i in market.info]))
+    only the fields ``round_trips`` reads are real (no regime, an empty universe)."""
     n = market.n_bars
+    prepared = SimpleNamespace(market=market, close=market.close,
+                               size_increment=np.array([i.size_increment for i in market.info]),
+                               regime_idx=np.zeros(n, dtype=np.int16), rebuilds=np.zeros(n, dtype=bool),
+                               universe=np.zeros((n, market.n_symbols), dtype=bool))
     return BacktestResult(prepared, 0, n, np.zeros(n), np.zeros(n), list(fills), None, None, BacktestSettings())
 
 
