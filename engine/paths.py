@@ -89,11 +89,6 @@ def rule_folders(rules_dir: str | Path = "rules", root: Path | None = None) -> R
     return RuleFolders((own, BUILTIN_RULES))
 
 
-def rules_path(rules_dir: str | Path = "rules", root: Path | None = None) -> Path:
-    """The primary folder of ``rules_dir`` (see :func:`rule_folders`)."""
-    return rule_folders(rules_dir, root).primary
-
-
 def rule_file(rules_dir: str | Path, rel: str | Path, root: Path | None = None) -> Path:
     """Where rule file ``rel`` (relative to ``rules_dir``) is read from (see :func:`rule_folders`)."""
     return rule_folders(rules_dir, root).find(rel)[1]

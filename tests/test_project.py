@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from engine.api import Backtest, compose as compose_run
-from engine.paths import BUILTIN_RULES, PROJECT_ENV, project_path, rules_path
+from engine.paths import BUILTIN_RULES, PROJECT_ENV, project_path, rule_folders
 from engine.project import ProjectExistsError, init_project
 
 SMALL = ["data.sample.n_symbols=30", "data.sample.n_bars=1500"]
@@ -49,11 +49,11 @@ def test_project_conf_adds_and_replaces_options_and_the_rest_stays_built_in(proj
 
 def test_relative_paths_resolve_in_the_project(project, tmp_path, monkeypatch):
     assert project_path("state") == project / "state"
-    assert rules_path("rules") == project / "rules"
+    assert rule_folders("rules").primary == project / "rules"
     monkeypatch.setenv(PROJECT_ENV, str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
-    assert rules_path("rules") == BUILTIN_RULES                # no rules/ of its own: the built-ins
-    assert rules_path("my_rules") == tmp_path / "empty" / "my_rules"
+    assert rule_folders("rules").primary == BUILTIN_RULES      # no rules/ of its own: the built-ins
+    assert rule_folders("my_rules").primary == tmp_path / "empty" / "my_rules"
 
 
 def test_a_run_reads_the_projects_edited_rule_file(project):

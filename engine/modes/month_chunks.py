@@ -19,12 +19,8 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from engine.errors import UserError
 from engine.market.data import DataHash, MarketData
-from engine.modes.setup import market_for, product_info, with_default_spread
-from engine.paths import project_path
-
-SETTING = "backtest.chunked"
+from engine.modes.setup import data_path, market_for, product_info, with_default_spread
 
 
 @dataclass
@@ -40,20 +36,10 @@ class MonthSource:
         return self.frame.data_hash() if self._hash is None else self._hash.hexdigest()
 
 
-def chunked_setting(cfg: Mapping[str, Any]) -> Any:
-    value = (cfg.get("backtest") or {}).get("chunked", "auto")
-    if value not in (True, False, "auto"):
-        raise UserError(f"{SETTING} is {value!r}; expected auto, true or false")
-    return value
-
-
 def _market_store(cfg: Mapping[str, Any]):
     from engine.market.store import MarketStore
 
-    path = cfg["data"].get("path")
-    if not path or path == "???":
-        raise UserError("data.path is not set; data=store needs the folder of the store (data.path=DIR)")
-    return MarketStore(project_path(path))
+    return MarketStore(data_path(cfg["data"]))
 
 
 def _symbols(cfg: Mapping[str, Any]) -> list[str] | None:
@@ -72,7 +58,7 @@ def use_chunks(cfg: Mapping[str, Any]) -> bool:
     the edge of the budget may go month by month, with the same results."""
     from engine.market.memory import need
 
-    value = chunked_setting(cfg)
+    value = (cfg.get("backtest") or {}).get("chunked", "auto")  # auto, true or false: the schema checks it
     if value != "auto":
         return bool(value)
     data = cfg.get("data") or {}
@@ -92,7 +78,7 @@ def month_source(cfg: Mapping[str, Any]) -> MonthSource:
         market = market_for(cfg)
         return MonthSource(market, _cut_by_month(market))
     months = _store(cfg)
-    source = f"store:{project_path(data['path'])}"
+    source = f"store:{data_path(data)}"
     info = product_info(cfg, months.info, source)
     frame = frame_of(months.timeframe, months.times, months.symbols, info, source)
     digest = DataHash(frame.timeframe, frame.times, frame.symbols)

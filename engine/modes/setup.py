@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -36,18 +37,24 @@ def load_market(data_cfg: Mapping[str, Any]) -> MarketData:
         from engine.market.loaders import load_market as load_files
         from engine.market.store import MarketStore
 
-        path = data_cfg.get("path")
-        if not path or path == "???":
-            raise UserError(f"data.path is not set; data={source} needs the folder of the files (data.path=DIR)")
         symbols = data_cfg.get("symbols")
         symbols = list(symbols) if symbols else None
         timeframe, max_gib = data_cfg.get("timeframe", "1h"), data_cfg.get("max_memory_gib")
         if source == "store":
-            market = MarketStore(project_path(path)).load(timeframe, symbols, max_memory_gib=max_gib)
+            market = MarketStore(data_path(data_cfg)).load(timeframe, symbols, max_memory_gib=max_gib)
         else:
-            market = load_files(source, project_path(path), timeframe, symbols, max_gib)
+            market = load_files(source, data_path(data_cfg), timeframe, symbols, max_gib)
         return with_default_spread(market, data_cfg)
     raise UserError(f"data.source is {source!r}; expected one of sample, csv, parquet, freqtrade, store")
+
+
+def data_path(data_cfg: Mapping[str, Any]) -> Path:
+    """``data.path`` under the project: the folder of the files, or the market store."""
+    path = data_cfg.get("path")
+    if not path or path == "???":
+        raise UserError(f"data.path is not set; data={data_cfg.get('source')} needs the folder of the files "
+                        f"(data.path=DIR)")
+    return project_path(path)
 
 
 def with_default_spread(market: MarketData, data_cfg: Mapping[str, Any]) -> MarketData:
