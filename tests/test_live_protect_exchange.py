@@ -139,7 +139,16 @@ def test_sigkill_around_sending_a_stop_leaves_exactly_one_stop_after_restart(tmp
     finally:
         emu.close()
     stops = _stops(state, style)
-    assert [o["cid"] for o in stops].count(killed) == 1  # placed once: by the restart, or before the kill
+    fate = state_rows(_db(tmp_path), "SELECT status, reason, symbol FROM orders WHERE client_order_id=?", (killed,))[0]
+    if fate[1] == "the bid is through its stop price after restart":
+        # the price fell through the unsent stop while the loop was down (the session's clock runs on):
+        # never sent, the loop sold the position at market under the stop's rule instead
+        assert die_at == "before_stop_send" and fate[0] == "abandoned" and killed not in [o["cid"] for o in stops]
+        sold = state_rows(_db(tmp_path), "SELECT rule FROM orders WHERE symbol=? AND type='market' AND side='sell' "
+                          "AND rule LIKE 'protect:%'", (fate[2],))
+        assert sold, "the loop should have sold the position the unsent stop protected"
+    else:
+        assert [o["cid"] for o in stops].count(killed) == 1  # placed once: by the restart, or before the kill
     held = {s for s, q in state_rows(_db(tmp_path), "SELECT symbol, qty FROM positions") if q > 0}
     assert sorted(o["product_id"] for o in stops if o["status"] == "OPEN") == sorted(h.replace("/", "-") for h in held)
     open_rows = state_rows(_db(tmp_path), "SELECT client_order_id FROM orders WHERE type='stop_limit' AND status='open'")
@@ -149,3 +158,38 @@ def test_sigkill_around_sending_a_stop_leaves_exactly_one_stop_after_restart(tmp
     # (the trail is tight: the bars between the loop's end and the freeze may have filled them all)
     assert sorted(s.symbol for s in resting_at_venue) == sorted(held_at_venue), (now["balances"], resting_at_venue)
     assert {s.client_order_id for s in resting_at_venue} <= {r[0] for r in open_rows}
+
+
+@pytest.mark.slow
+def test_a_stop_the_price_fell_through_while_down_is_not_resent_and_the_loop_sells(tmp_path):
+    """The restart finds the unsent stop's trigger above the bid (made so here by raising the recorded
+    trigger above any price): the venue would refuse it, so it is abandoned, named, and the position
+    is sold at market under the stop's rule."""
+    import sqlite3
+
+    _protected(tmp_path)
+    emu = EmulatorProcess(tmp_path, exchange="coinbase")
+    try:
+        assert _run(tmp_path, emu, cycles=200, die_at="before_stop_send") == -9, (tmp_path / "live.log").read_text()[-3000:]
+        killed = [l for l in (tmp_path / "live.log").read_text().splitlines() if l.startswith("SIGKILL")][0].split()[-1]
+        symbol = state_rows(_db(tmp_path), "SELECT symbol FROM orders WHERE client_order_id=?", (killed,))[0][0]
+        with sqlite3.connect(_db(tmp_path)) as db:  # the stop, and the trail's high it is drawn from, far above the bid
+            db.execute("UPDATE orders SET stop_price=stop_price*100, limit_price=limit_price*100 WHERE client_order_id=?",
+                       (killed,))
+            db.commit()
+            j = json.loads(db.execute("SELECT value FROM meta WHERE key='session'").fetchone()[0])["symbols"].index(symbol)
+            prot = json.loads(db.execute("SELECT value FROM state WHERE key='protect'").fetchone()[0])
+            stop = state_rows(_db(tmp_path), "SELECT stop_price FROM orders WHERE client_order_id=?", (killed,))[0][0]
+            prot["levels"]["high"][j], prot["levels"]["trail_frac"][j] = stop / (1 - 0.002), 0.002  # as at entry
+            db.execute("UPDATE state SET value=? WHERE key='protect'", (json.dumps(prot, sort_keys=True),))
+        assert _run(tmp_path, emu, cycles=2) == 0, (tmp_path / "live.log").read_text()[-3000:]
+        emu.freeze()
+        state = emu.dump(tmp_path / "after.json")
+    finally:
+        emu.close()
+    assert killed not in [o["cid"] for o in _stops(state, "coinbase")]  # never sent
+    assert state_rows(_db(tmp_path), "SELECT status, reason FROM orders WHERE client_order_id=?", (killed,)) == \
+        [("abandoned", "the bid is through its stop price after restart")]
+    sold = state_rows(_db(tmp_path), "SELECT rule, status FROM orders WHERE symbol=? AND type='market' AND side='sell' "
+                      "AND t >= (SELECT t FROM orders WHERE client_order_id=?)", (symbol, killed))
+    assert ("protect:trailing_stop", "filled") in sold, sold

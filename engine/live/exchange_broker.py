@@ -70,15 +70,19 @@ class ExchangeBroker:
             stop = o["type"] == STOP
             if st is None:
                 held = ctx.book.pf.qty[ctx.index[o["symbol"]]] > 0
-                if o["status"] == "new" and (held if stop else ctx.order_is_fresh(o) and not halted):
+                # a stop the price fell through while we were down would be refused: the
+                # protection's next step sells the position at market instead
+                through = stop and held and o["status"] == "new" and self.protections.bid_through(o)
+                if o["status"] == "new" and not through and (held if stop else ctx.order_is_fresh(o) and not halted):
                     ctx.alert("warning", "resend", f"order {cid} was recorded but never reached the exchange; "
                               "sending it now (same client order id)", o["t"])
                     self._send_one(ctx, OrderTicket.from_row(o))
                 else:
+                    reason = ("kill switch on" if halted and o["status"] == "new" else
+                              "the bid is through its stop price after restart" if through else
+                              "not at the exchange after restart")
                     with ctx.store.txn() as db:
-                        ctx.store.update_order(db, cid, status="abandoned",
-                                               reason="kill switch on" if halted and o["status"] == "new"
-                                               else "not at the exchange after restart")
+                        ctx.store.update_order(db, cid, status="abandoned", reason=reason)
                 continue
             with ctx.store.txn() as db:
                 self._update(ctx, db, cid, st)

@@ -195,6 +195,11 @@ class ExchangeProtections:
         return make_client_order_id(_run_id(ctx), ctx.bar_ms(t), sym, "sell", 2 + n)
 
     # -- after a restart -----------------------------------------------------------------------
+    def bid_through(self, o: dict) -> bool:
+        """Whether a recorded stop's trigger is at or above the symbol's bid now (no bid: not known, so no)."""
+        q = self.broker.adapter.best_bid_ask([o["symbol"]]).get(o["symbol"])
+        return q is not None and np.isfinite(q.bid) and q.bid <= float(o["stop_price"])
+
     def adopt(self, ctx: BrokerContext) -> int:
         """Stops of ours resting on the exchange that the state file does not hold: recorded as
         they are (never placed a second time)."""
