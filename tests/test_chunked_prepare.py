@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from engine.backtest.engine import run_backtest, run_chunks
-from engine.cycle.chunks import ChunkedPreparer, _IndexSeries, _MarketSeries
-from engine.cycle.features import index_series, market_series
+from engine.cycle.chunks import ChunkedPreparer
+from engine.cycle.features import IndexSeries, MarketSeries, index_series, market_series
 from engine.cycle.prepare import Prepared, prepare
 from engine.errors import UserError
 from engine.modes.setup import backtest_settings, load_rules
@@ -138,7 +138,7 @@ def test_market_and_index_series_over_chunks(layout):
     market = sample_market(30, BARS)
     whole = market_series(market)
     index = index_series(market, whole["close"], ("stablecoin",))
-    ms, ix = _MarketSeries(market.timeframe), _IndexSeries(market, ("stablecoin",))
+    ms, ix = MarketSeries(market.timeframe), IndexSeries(market, ("stablecoin",), streams={})
     got: dict[str, list] = {}
     for row0, chunk in cut(market, LAYOUTS[layout]):
         s = ms.series(chunk, row0)

@@ -272,7 +272,7 @@ def test_lazy_env_single_bar_equals_block_rows():
 def test_universe_cache_jumps_between_rebuilds_like_the_per_bar_rule(seed):
     from types import SimpleNamespace
 
-    from engine.cycle.prepare import _universe
+    from engine.cycle.prepare import UniverseCarry, universe_members
     from tests.helpers.speed import reference_universe
 
     rng = np.random.default_rng(seed)
@@ -288,9 +288,18 @@ def test_universe_cache_jumps_between_rebuilds_like_the_per_bar_rule(seed):
                 rank = SimpleNamespace(series=lambda store: key) if ranked else None
                 u = SimpleNamespace(rank_by=rank, top=int(rng.integers(1, 10)), descending=bool(rng.random() < 0.5),
                                     ttl_ms=ttl, rebuild_on_regime_change=on_change)
-                got = _universe(SimpleNamespace(universe=u), SimpleNamespace(times=times), None, eligible, regime)
-                want = reference_universe(u, times, eligible, key if ranked else None, regime)
+                k = key if ranked else None
+                got = universe_members(u, times, k, eligible, regime, UniverseCarry())
+                want = reference_universe(u, times, eligible, k, regime)
                 assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+                # and in chunks, the rebuild state carried over each border (a chunked run)
+                cuts = np.unique(np.concatenate(([0, t], rng.integers(1, t, size=3))))
+                carry, parts = UniverseCarry(), []
+                for a, b in zip(cuts, cuts[1:]):
+                    parts.append(universe_members(u, times[a:b], None if k is None else k[a:b], eligible[a:b],
+                                                  regime[a:b], carry))
+                assert np.array_equal(np.concatenate([m for m, _ in parts]), want[0])
+                assert np.array_equal(np.concatenate([r for _, r in parts]), want[1])
 
 
 # An entry rule that reads the portfolio (a per-cycle rule), a 1-D per-cycle exit and a

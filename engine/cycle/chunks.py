@@ -6,29 +6,28 @@ equal, array for array and bit for bit, to the same rows of the whole-array ``pr
 row needs from earlier rows is carried over the border: the forward-fill's last values, the
 24h volume sum's last day of running sums, the listing counts, the regime index's running
 product, one stream per series-function call (engine/rules/expr.py ``ChunkStore``), the last
-regime, and the universe's members and next rebuild deadline.
+regime, and the universe's members and next rebuild deadline. The carriers are the whole-array
+path's own code (engine/cycle/features.py ``MarketSeries``, ``IndexSeries``; engine/cycle/prepare.py
+``universe_members``): a whole run is their one-chunk case.
 
 Not yet (refused with an error naming the rule): coarser bars (``on("1d", ...)``, a regime
-file's ``timeframe:``), a book of several strategies, and functions without a stream (rsi, atr).
+file's ``timeframe:``) and a book of several strategies. Every series function has a stream.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
-from engine.cycle.features import LazySeries, _zero_nan, bars_per_day, cumsum_rows, ffill, index_mean_returns
+from engine.cycle.features import IndexSeries, MarketSeries
 from engine.cycle.memory import reuse_freed_memory
-from engine.cycle.prepare import Prepared, RuleGroup, _group, check_regime_index, regime_labels, select_members
+from engine.cycle.prepare import (Prepared, RuleGroup, UniverseCarry, _group, check_regime_index, rank_key,
+                                  regime_labels, universe_members)
 from engine.errors import UserError
 from engine.market.data import MarketData
 from engine.rules.errors import RuleError, Where
 from engine.rules.expr import ChunkStore
-from engine.rules.functions import FUNCTIONS, call_series
+from engine.rules.functions import FUNCTIONS
 from engine.rules.loader import RuleSet, check_lock_themes
-
-FFILLED = ("open", "high", "low", "close", "spread_bps")
-
 
 def _expressions(rules: RuleSet):
     """(where, expression) for every expression the preparer or the loop reads from the store."""
@@ -67,153 +66,6 @@ def check_chunkable(rules: RuleSet) -> None:
                                 expected="the in-memory backtest for a rule that reads it")
 
 
-def _after(last: np.ndarray | None, a: np.ndarray) -> np.ndarray:
-    """``a`` with the carried last row ``last`` on top (nothing on the run's first chunk)."""
-    return a if last is None else np.concatenate([last[None, :], a])
-
-
-def _drop(last: np.ndarray | None, a: np.ndarray) -> np.ndarray:
-    return a if last is None else a[1:]
-
-
-class _MarketSeries:
-    """``market_series`` over consecutive chunks."""
-
-    def __init__(self, timeframe: str):
-        self.day = bars_per_day(timeframe)
-        self.last: dict[str, np.ndarray | None] = dict.fromkeys(FFILLED)  # last forward-filled rows
-        self.listed: np.ndarray | None = None  # bars_listed's last row
-        self.csum: np.ndarray | None = None  # the running volume sums of the last ``day`` rows
-
-    def series(self, m: MarketData, row0: int) -> LazySeries:
-        t, n = m.n_bars, m.n_symbols
-        static = lambda values, dtype=None: np.broadcast_to(np.asarray(values, dtype=dtype)[None, :], (t, n))  # noqa: E731
-        s: LazySeries
-
-        def filled(name):
-            last = self.last[name]
-            return lambda: _drop(last, ffill(_after(last, getattr(m, name))))
-
-        def volume():
-            listed = ~np.isnan(s["close"])
-            return np.where(s["available"], m.volume, np.where(listed, 0.0, np.nan))
-
-        def vol24():
-            # the whole run's running sum continued (the same additions in the same order), minus
-            # its value ``day`` rows earlier, from the carried tail when that is before the chunk
-            last = None if self.csum is None else self.csum[-1]
-            csum = _drop(last, cumsum_rows(_after(last, _zero_nan(s["volume_usd"]))))
-            tail = self.csum if self.csum is not None else csum[:0]
-            out = np.empty_like(csum)
-            k = max(0, min(t, self.day - row0))  # rows before the first full day
-            out[:k] = csum[:k]
-            if k < t:
-                ext = np.concatenate([tail, csum])
-                off = tail.shape[0]
-                np.subtract(csum[k:], ext[off + k - self.day:off + t - self.day], out=out[k:])
-            np.copyto(out, np.nan, where=np.isnan(s["close"]))
-            s.csum = np.concatenate([tail, csum])[-self.day:].copy()
-            return out
-
-        def bars_listed():
-            rows = (~np.isnan(s["close"])).astype(np.float64)
-            return _drop(self.listed, cumsum_rows(_after(self.listed, rows)))
-
-        s = LazySeries({
-            **{name: filled(name) for name in FFILLED},
-            "volume": volume,
-            "volume_usd": lambda: s["volume"] * s["close"],
-            "volume_usd_24h": vol24,
-            "bars_listed": bars_listed,
-            "available": lambda: ~np.isnan(m.close),
-            "theme": lambda: static([i.theme for i in m.info]),
-            "symbol": lambda: static(list(m.symbols)),
-            "min_notional": lambda: static([i.min_notional for i in m.info], np.float64),
-        })
-        return s
-
-    def advance(self, s: LazySeries) -> None:
-        """Carry the chunk's last rows (built now if no rule read them: the next chunk needs them)."""
-        for name in FFILLED:
-            self.last[name] = s[name][-1].copy()
-        self.listed = s["bars_listed"][-1].copy()
-        s["volume_usd_24h"]
-        self.csum = s.csum
-
-
-class _IndexSeries:
-    """``index_series`` over consecutive chunks: the running product of the index returns
-    continued, the previous chunk's last closes for the first row's return, a stream for
-    breadth's 50-bar mean."""
-
-    def __init__(self, m: MarketData, exclude_themes: tuple[str, ...]):
-        self.include = np.array([i.theme not in exclude_themes for i in m.info])
-        self.some = bool(self.include.any())
-        self.prod: float | None = None  # the last value of cumprod(1 + r)
-        self.prev: np.ndarray | None = None  # (N,) the last forward-filled closes
-        self.streams: dict = {}
-        self.built: set[str] = set()  # the series read so far: each is built on every later chunk
-
-    def _included(self, a: np.ndarray) -> np.ndarray:
-        return a[:, self.include] if self.some else a
-
-    def series(self, m: MarketData, close: np.ndarray) -> LazySeries:
-        t = close.shape[0]
-        step = max(1, (1 << 21) // max(int(self.include.sum()) if self.some else len(self.include), 1))
-
-        def level():
-            self.built.add("close")
-            r_mean = np.zeros(t)
-            ext = _after(self.prev, close)
-            first = 0 if self.prev is not None else 1  # the run's row 0 has no return
-            shift = 1 if self.prev is not None else 0
-            for a in range(first, t, step):
-                b = min(a + step, t)
-                r_mean[a:b] = index_mean_returns(self._included(ext[a + shift - 1:b + shift]))
-            if self.prod is None:
-                p = np.cumprod(1.0 + r_mean)
-            else:  # the product continued: prod x (1 + r0) x ..., the whole run's multiplications
-                p = np.cumprod(np.concatenate(([self.prod], 1.0 + r_mean)))[1:]
-            s.prod = float(p[-1])
-            return (100.0 * p)[:, None]
-
-        def vol_usd():
-            self.built.add("volume_usd")
-            inc = self.include
-            v, c = m.volume, close
-            if t == 1:
-                # numpy sums a single row of the (rows, products) panel pairwise, several rows
-                # product by product in order (the whole run's way): the row twice, the second kept
-                v, c = np.concatenate([v, v]), np.concatenate([c, c])
-            return np.nansum(np.nan_to_num(v[:, inc] * c[:, inc]), axis=1)[-t:, None]
-
-        def breadth():
-            self.built.add("breadth")
-            c = self._included(close)
-            sma50 = call_series(self.streams, "breadth", "sma", c, 50)
-            with np.errstate(invalid="ignore"):
-                above = (c > sma50).sum(axis=1)
-                counted = (~np.isnan(sma50)).sum(axis=1)
-            return np.where(counted > 0, above / np.maximum(counted, 1), np.nan)[:, None]
-
-        s = LazySeries({"close": level, "volume_usd": vol_usd, "breadth": breadth})
-        s.prod = self.prod
-        return s
-
-    def advance(self, s: LazySeries, close: np.ndarray) -> None:
-        s["close"]  # the running product goes on whether or not a rule read the index this chunk
-        for k in self.built:
-            s[k]
-        self.prod = s.prod
-        self.prev = close[-1].copy()
-
-
-@dataclass
-class _UniverseCarry:
-    members: np.ndarray | None = None  # (N,) the members of the last rebuild
-    deadline: int = 0  # epoch ms at which the TTL of the last rebuild runs out
-
-
 class ChunkedPreparer:
     """``prepare`` fed consecutive row chunks of one market: ``step(row0, chunk)`` returns the
     chunk's :class:`Prepared` (chunk-local rows, ``extra["row0"] = row0``).
@@ -230,12 +82,11 @@ class ChunkedPreparer:
         check_lock_themes(rules, self.theme_names)
         self.themes = np.array([self.theme_names.index(i.theme) for i in first.info], dtype=np.int64)
         self.size_increment = np.array([i.size_increment for i in first.info], dtype=np.float64)
-        self._market = _MarketSeries(first.timeframe)
-        self._index = _IndexSeries(first, rules.regime.exclude_themes)
+        self._market = MarketSeries(first.timeframe)
+        self._index = IndexSeries(first, rules.regime.exclude_themes, streams={})
         self._streams: dict = {}  # the market store's series calls
         self._index_streams: dict = {}  # the regime index store's (same keys, other series)
-        self._universe = _UniverseCarry()
-        self._regime: int | None = None  # the previous chunk's last regime code
+        self._universe = UniverseCarry()
         self.rows = 0  # rows prepared so far: the next chunk's row0
         self._last_time: int | None = None
 
@@ -266,42 +117,6 @@ class ChunkedPreparer:
         self._index.advance(idx, close)
         return found
 
-    def _members(self, m: MarketData, store: ChunkStore, eligible: np.ndarray, regime_idx: np.ndarray):
-        """``prepare._universe`` continued: the same rebuild rows (TTL on the clock, regime changes)."""
-        u, c = self.rules.universe, self._universe
-        t_n, n = eligible.shape
-        key = None if u.rank_by is None else np.asarray(u.rank_by.series(store), dtype=np.float64)
-        member = np.zeros((t_n, n), dtype=bool)
-        rebuilds = np.zeros(t_n, dtype=bool)
-        times = m.times
-        changes = None
-        if u.rebuild_on_regime_change:
-            prev = np.concatenate(([regime_idx[0] if self._regime is None else self._regime], regime_idx[:-1]))
-            changes = np.flatnonzero(regime_idx != prev)
-
-        def next_after(r: int, deadline: int) -> int:
-            nxt = max(r + 1, int(np.searchsorted(times, deadline, side="left")))
-            if changes is not None:
-                k = int(np.searchsorted(changes, r, side="right"))
-                if k < changes.size:
-                    nxt = min(nxt, int(changes[k]))
-            return nxt
-
-        # the first rebuild of the chunk: row 0 of the run, else where the carried TTL runs out
-        # or the regime changes (-1: the last rebuild was before this chunk)
-        r = 0 if c.members is None else next_after(-1, c.deadline)
-        if c.members is not None:
-            member[:r] = c.members
-        while r < t_n:
-            current = select_members(u, eligible[r], None if key is None else key[r])
-            rebuilds[r] = True
-            c.members, c.deadline = current, int(times[r]) + u.ttl_ms
-            nxt = next_after(r, c.deadline)
-            member[r:nxt] = current
-            r = nxt
-        self._regime = int(regime_idx[-1])
-        return member, rebuilds
-
     def _prepare(self, row0: int, m: MarketData) -> Prepared:
         rules = self.rules
         base = self._market.series(m, row0)
@@ -312,7 +127,8 @@ class ChunkedPreparer:
 
         filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
         eligible = filters.combined & ~np.isnan(base["close"])
-        universe, rebuilds = self._members(m, store, eligible, regime_idx)
+        u = rules.universe
+        universe, rebuilds = universe_members(u, m.times, rank_key(u, store), eligible, regime_idx, self._universe)
 
         s = rules.strategy
         groups: dict[str, RuleGroup] = {

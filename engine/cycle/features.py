@@ -74,43 +74,92 @@ def bars_per_day(timeframe: str) -> int:
     return max(1, 86_400_000 // timeframe_ms(timeframe))
 
 
+FFILLED = ("open", "high", "low", "close", "spread_bps")
+
+
+def _after(last: np.ndarray | None, a: np.ndarray) -> np.ndarray:
+    """``a`` with the carried last row ``last`` on top (nothing on the run's first chunk)."""
+    return a if last is None else np.concatenate([last[None, :], a])
+
+
+def _drop(last: np.ndarray | None, a: np.ndarray) -> np.ndarray:
+    return a if last is None else a[1:]
+
+
 def market_series(market: MarketData) -> LazySeries:
     """Market columns (T, N), forward-filled over gaps, plus derived and static columns.
 
-    Each is computed the first time a rule (or the backtest) reads it."""
-    t, n = market.n_bars, market.n_symbols
-    static = lambda values, dtype=None: np.broadcast_to(np.asarray(values, dtype=dtype)[None, :], (t, n))  # noqa: E731
-    s: LazySeries
+    Each is computed the first time a rule (or the backtest) reads it. The whole run is the
+    one-chunk case of :class:`MarketSeries`."""
+    return MarketSeries(market.timeframe).series(market, 0)
 
-    def volume():
-        listed = ~np.isnan(s["close"])
-        return np.where(s["available"], market.volume, np.where(listed, 0.0, np.nan))
 
-    def vol24():
-        day = bars_per_day(market.timeframe)
-        csum = cumsum_rows(_zero_nan(s["volume_usd"]))
-        out = np.empty_like(csum)
-        out[:day] = csum[:day]
-        np.subtract(csum[day:], csum[:-day], out=out[day:])
-        np.copyto(out, np.nan, where=np.isnan(s["close"]))
-        return out
+class MarketSeries:
+    """``market_series`` over consecutive row chunks of one market (engine/cycle/chunks.py), each
+    chunk's rows equal bit for bit to the same rows of the whole run's: what a row needs from
+    earlier rows is carried over the border (the forward-fill's last values, the listing counts,
+    the 24h volume sum's last day of running sums)."""
 
-    s = LazySeries({
-        "open": lambda: ffill(market.open),
-        "high": lambda: ffill(market.high),
-        "low": lambda: ffill(market.low),
-        "close": lambda: ffill(market.close),
-        "volume": volume,
-        "volume_usd": lambda: s["volume"] * s["close"],
-        "volume_usd_24h": vol24,
-        "spread_bps": lambda: ffill(market.spread_bps),
-        "bars_listed": lambda: cumsum_rows(~np.isnan(s["close"])),
-        "available": lambda: ~np.isnan(market.close),
-        "theme": lambda: static([i.theme for i in market.info]),
-        "symbol": lambda: static(list(market.symbols)),
-        "min_notional": lambda: static([i.min_notional for i in market.info], np.float64),
-    })
-    return s
+    def __init__(self, timeframe: str):
+        self.day = bars_per_day(timeframe)
+        self.last: dict[str, np.ndarray | None] = dict.fromkeys(FFILLED)  # last forward-filled rows
+        self.listed: np.ndarray | None = None  # bars_listed's last row
+        self.csum: np.ndarray | None = None  # the running volume sums of the last ``day`` rows
+
+    def series(self, m: MarketData, row0: int) -> LazySeries:
+        t, n = m.n_bars, m.n_symbols
+        static = lambda values, dtype=None: np.broadcast_to(np.asarray(values, dtype=dtype)[None, :], (t, n))  # noqa: E731
+        s: LazySeries
+
+        def filled(name):
+            last = self.last[name]
+            return lambda: _drop(last, ffill(_after(last, getattr(m, name))))
+
+        def volume():
+            listed = ~np.isnan(s["close"])
+            return np.where(s["available"], m.volume, np.where(listed, 0.0, np.nan))
+
+        def vol24():
+            # the run's running sum continued (the same additions in the same order), minus its
+            # value ``day`` rows earlier, from the carried tail where that is before the chunk
+            last = None if self.csum is None else self.csum[-1]
+            csum = _drop(last, cumsum_rows(_after(last, _zero_nan(s["volume_usd"]))))
+            tail = self.csum if self.csum is not None else csum[:0]
+            out = np.empty_like(csum)
+            k = max(0, min(t, self.day - row0))  # rows before the run's first full day
+            out[:k] = csum[:k]
+            if k < t:
+                before = max(0, self.day - k)  # lagged rows in the tail, then the chunk's own
+                lagged = csum[k - self.day:t - self.day] if not before else \
+                    np.concatenate([tail[tail.shape[0] - before:], csum[:max(0, t - self.day)]])[:t - k]
+                np.subtract(csum[k:], lagged, out=out[k:])
+            np.copyto(out, np.nan, where=np.isnan(s["close"]))
+            s.csum = csum[-self.day:].copy() if t >= self.day else np.concatenate([tail, csum])[-self.day:]
+            return out
+
+        def bars_listed():
+            return _drop(self.listed, cumsum_rows(_after(self.listed, ~np.isnan(s["close"]))))
+
+        s = LazySeries({
+            **{name: filled(name) for name in FFILLED},
+            "volume": volume,
+            "volume_usd": lambda: s["volume"] * s["close"],
+            "volume_usd_24h": vol24,
+            "bars_listed": bars_listed,
+            "available": lambda: ~np.isnan(m.close),
+            "theme": lambda: static([i.theme for i in m.info]),
+            "symbol": lambda: static(list(m.symbols)),
+            "min_notional": lambda: static([i.min_notional for i in m.info], np.float64),
+        })
+        return s
+
+    def advance(self, s: LazySeries) -> None:
+        """Carry the chunk's last rows (built now if no rule read them: the next chunk needs them)."""
+        for name in FFILLED:
+            self.last[name] = s[name][-1].copy()
+        self.listed = s["bars_listed"][-1].copy()
+        s["volume_usd_24h"]
+        self.csum = s.csum
 
 
 def index_mean_returns(c: np.ndarray) -> np.ndarray:
@@ -132,38 +181,80 @@ def index_series(market: MarketData, close_ffilled: np.ndarray, exclude_themes: 
 
     The index return at t is the mean return of the products that traded at t-1 and t, so
     a listing or a gap neither jumps nor drops the index. ``volume_usd`` and ``breadth`` are
-    built only when a regime rule reads them.
+    built only when a regime rule reads them. The whole run is the one-chunk case of
+    :class:`IndexSeries`.
     """
-    include = np.array([i.theme not in exclude_themes for i in market.info])
-    some = bool(include.any())
-    t = close_ffilled.shape[0]
+    return IndexSeries(market, exclude_themes, streams=None).series(market, close_ffilled)
 
-    def included(a: np.ndarray) -> np.ndarray:
+
+class IndexSeries:
+    """``index_series`` over consecutive row chunks: the running product of the index returns
+    continued, the previous chunk's last closes for the first row's return, a stream for
+    breadth's 50-bar mean (``streams``: {} for a chunked run, None for whole arrays)."""
+
+    def __init__(self, m: MarketData, exclude_themes: tuple[str, ...], streams: dict | None):
+        self.include = np.array([i.theme not in exclude_themes for i in m.info])
+        self.some = bool(self.include.any())
+        self.prod: float | None = None  # the last value of cumprod(1 + r)
+        self.prev: np.ndarray | None = None  # (N,) the last forward-filled closes
+        self.streams = streams
+        self.built: set[str] = set()  # the series read so far: each is built on every later chunk
+
+    def _included(self, a: np.ndarray) -> np.ndarray:
         # the same indexing as a whole-panel ``a[:, include]``: numpy lays the result out
         # column-major, and the row sums below depend on that layout (sequential, not pairwise)
-        return a[:, include] if some else a
+        return a[:, self.include] if self.some else a
 
-    def level():
-        # blocks of bars: the returns of a block and their NaN-aware row means, exactly the
-        # per-row sums np.nansum gives over the whole (T, N) returns, without (T, N) temporaries
-        r_mean = np.zeros(t)
-        step = max(1, (1 << 21) // max(int(include.sum()) if some else len(include), 1))
-        for a in range(1, t, step):
-            b = min(a + step, t)
-            r_mean[a:b] = index_mean_returns(included(close_ffilled[a - 1:b]))
-        return (100.0 * np.cumprod(1.0 + r_mean))[:, None]
+    def series(self, m: MarketData, close: np.ndarray) -> LazySeries:
+        t = close.shape[0]
+        step = max(1, (1 << 21) // max(int(self.include.sum()) if self.some else len(self.include), 1))
 
-    def vol_usd():
-        return np.nansum(np.nan_to_num(market.volume[:, include] * close_ffilled[:, include]), axis=1)[:, None]
+        def level():
+            # blocks of bars: the returns of a block and their NaN-aware row means, exactly the
+            # per-row sums np.nansum gives over the whole (T, N) returns, without (T, N) temporaries
+            self.built.add("close")
+            r_mean = np.zeros(t)
+            ext = _after(self.prev, close)
+            first = 0 if self.prev is not None else 1  # the run's row 0 has no return
+            shift = 1 if self.prev is not None else 0
+            for a in range(first, t, step):
+                b = min(a + step, t)
+                r_mean[a:b] = index_mean_returns(self._included(ext[a + shift - 1:b + shift]))
+            if self.prod is None:
+                p = np.cumprod(1.0 + r_mean)
+            else:  # the product continued: prod x (1 + r0) x ..., the whole run's multiplications
+                p = np.cumprod(np.concatenate(([self.prod], 1.0 + r_mean)))[1:]
+            s.prod = float(p[-1]) if t else self.prod
+            return (100.0 * p)[:, None]
 
-    def breadth():
-        # share of products above their 50-bar mean (look-back only)
-        from engine.rules.functions import FUNCTIONS
-        c = included(close_ffilled)
-        sma50 = FUNCTIONS["sma"].impl(c, 50)
-        with np.errstate(invalid="ignore"):
-            above = (c > sma50).sum(axis=1)
-            counted = (~np.isnan(sma50)).sum(axis=1)
-        return np.where(counted > 0, above / np.maximum(counted, 1), np.nan)[:, None]
+        def vol_usd():
+            self.built.add("volume_usd")
+            inc = self.include
+            v, c = m.volume, close
+            if t == 1:
+                # numpy sums a single row of the (rows, products) panel pairwise, several rows
+                # product by product in order (the whole run's way): the row twice, the second kept
+                v, c = np.concatenate([v, v]), np.concatenate([c, c])
+            return np.nansum(np.nan_to_num(v[:, inc] * c[:, inc]), axis=1)[-t:, None]
 
-    return LazySeries({"close": level, "volume_usd": vol_usd, "breadth": breadth})
+        def breadth():
+            # share of products above their 50-bar mean (look-back only)
+            from engine.rules.functions import call_series
+            self.built.add("breadth")
+            c = self._included(close)
+            sma50 = call_series(self.streams, "breadth", "sma", c, 50)
+            with np.errstate(invalid="ignore"):
+                above = (c > sma50).sum(axis=1)
+                counted = (~np.isnan(sma50)).sum(axis=1)
+            return np.where(counted > 0, above / np.maximum(counted, 1), np.nan)[:, None]
+
+        s = LazySeries({"close": level, "volume_usd": vol_usd, "breadth": breadth})
+        s.prod = self.prod
+        return s
+
+    def advance(self, s: LazySeries, close: np.ndarray) -> None:
+        s["close"]  # the running product goes on whether or not a rule read the index this chunk
+        for k in self.built:
+            s[k]
+        self.prod = s.prod
+        self.prev = close[-1].copy()

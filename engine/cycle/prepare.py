@@ -214,31 +214,57 @@ def select_members(u, ok: np.ndarray, key_row: np.ndarray | None) -> np.ndarray:
     return current & ok
 
 
-def _universe(rules: RuleSet, market: MarketData, store: FeatureStore, eligible: np.ndarray, regime_idx: np.ndarray):
-    """Membership per bar, rebuilt on the run's clock when the TTL expires or the regime changes."""
-    u = rules.universe
+@dataclass
+class UniverseCarry:
+    """The universe's rebuild state after the rows seen so far (a chunked run carries it over
+    chunk borders; a whole run starts from a fresh one)."""
+
+    members: np.ndarray | None = None  # (N,) the members of the last rebuild (None: no rebuild yet)
+    deadline: int = 0  # epoch ms at which the TTL of the last rebuild runs out
+    regime: int | None = None  # the last row's regime code
+
+
+def universe_members(u, times: np.ndarray, key: np.ndarray | None, eligible: np.ndarray, regime_idx: np.ndarray,
+                     carry: UniverseCarry) -> tuple[np.ndarray, np.ndarray]:
+    """(membership per row, the rows that rebuilt it): rebuilt at the run's first row, then when
+    the TTL runs out on the run's clock or (optionally) the regime changes; ``carry`` is the state
+    before these rows, and is advanced past them."""
     t_n, n = eligible.shape
-    key = None
-    if u.rank_by is not None:
-        key = np.asarray(u.rank_by.series(store), dtype=np.float64)
     member = np.zeros((t_n, n), dtype=bool)
     rebuilds = np.zeros(t_n, dtype=bool)
-    times = market.times
-    # A rebuild at r holds until the TTL runs out on the run's clock or (optionally) the regime
-    # changes: jump from one rebuild to the next instead of testing every bar.
-    changes = np.flatnonzero(regime_idx[1:] != regime_idx[:-1]) + 1 if u.rebuild_on_regime_change else None
-    r = 0
+    changes = None
+    if u.rebuild_on_regime_change and t_n:
+        prev = np.concatenate(([regime_idx[0] if carry.regime is None else carry.regime], regime_idx[:-1]))
+        changes = np.flatnonzero(regime_idx != prev)
+
+    def next_after(r: int, deadline: int) -> int:
+        # a rebuild holds until the TTL runs out or the regime changes: jump from one rebuild to
+        # the next instead of testing every bar
+        nxt = max(r + 1, int(np.searchsorted(times, deadline, side="left")))
+        if changes is not None:
+            k = int(np.searchsorted(changes, r, side="right"))
+            if k < changes.size:
+                nxt = min(nxt, int(changes[k]))
+        return nxt
+
+    # the first rebuild: the run's first row, else where the carried TTL runs out or the regime
+    # changes (-1: the last rebuild was before these rows)
+    r = 0 if carry.members is None else next_after(-1, carry.deadline)
+    if carry.members is not None:
+        member[:r] = carry.members
     while r < t_n:
         current = select_members(u, eligible[r], None if key is None else key[r])
         rebuilds[r] = True
-        nxt = max(r + 1, int(np.searchsorted(times, times[r] + u.ttl_ms, side="left")))
-        if changes is not None:
-            c = int(np.searchsorted(changes, r, side="right"))
-            if c < changes.size:
-                nxt = min(nxt, int(changes[c]))
+        carry.members, carry.deadline = current, int(times[r]) + u.ttl_ms
+        nxt = next_after(r, carry.deadline)
         member[r:nxt] = current
         r = nxt
+    carry.regime = int(regime_idx[-1]) if t_n else carry.regime
     return member, rebuilds
+
+
+def rank_key(u, store) -> np.ndarray | None:
+    return None if u.rank_by is None else np.asarray(u.rank_by.series(store), dtype=np.float64)
 
 
 def prepare(market: MarketData, rules: RuleSet, shared: "SharedFeatures | None" = None) -> Prepared:
@@ -266,7 +292,8 @@ def _prepare(market: MarketData, rules: RuleSet, shared: "SharedFeatures | None"
     filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
     filter_masks = {s.rule.id: s.mask for s in filters.series}
     eligible = filters.combined & ~np.isnan(base["close"])
-    universe, rebuilds = _universe(rules, market, store, eligible, regime_idx)
+    universe, rebuilds = universe_members(rules.universe, market.times, rank_key(rules.universe, store), eligible,
+                                          regime_idx, UniverseCarry())
 
     s = rules.strategy
     entries = _group(s.entries, store, labels, regime_idx, "or", shape)
