@@ -43,10 +43,12 @@ def _without(rel: str, part: str) -> str:
     return text.replace(part, "")
 
 
-# the shipped strategies, with what the chunked path cannot read yet cut out of the entry rule
-MOMENTUM_NO_RSI = _without("strategies/momentum.yaml", " and rsi(close, 14) < params.rsi_max")
+# mean reversion without its daily trend filter: the same rules on the data's own bars only
 MEAN_REVERSION_NO_ON = _without("strategies/mean_reversion.yaml",
                                 ' and on("1d", close > sma(close, params.trend_days))')
+# coarser bars that most chunk borders cut (6h and 4h bars of hourly data)
+MEAN_REVERSION_6H_4H = _text("strategies/mean_reversion.yaml").replace(
+    'on("1d", close > sma(close, params.trend_days))', 'on("6h", close > sma(close, 8)) and on("4h", rsi(close, 14) < 70)')
 # the regime index's breadth and volume are read only by a rule that names them
 REGIME_BREADTH = _text("regime.yaml").replace(
     "  - id: bear\n",
@@ -59,9 +61,9 @@ UNIVERSE_UNRANKED = _text("universe.yaml").replace(
     "rank: {by: volume_usd_24h, descending: true, top: params.top}", "rank: {top: 5}")
 
 
-def _rules(tmp_path: Path, strategy: str, replace: dict[str, str] | None = None):
+def _rules(tmp_path: Path, strategy: str, replace: dict[str, str] | None = None, regime: str | None = None):
     root = create_rules_dir(tmp_path, replace)
-    return load_ruleset(root, shipped_files(strategy))
+    return load_ruleset(root, {**shipped_files(strategy), **({"regime": regime} if regime else {})})
 
 
 def _chunks(rules, sizes) -> list[Prepared]:
@@ -103,21 +105,22 @@ def assert_rows_equal(whole: Prepared, parts: list[Prepared]) -> None:
 
 CASES = {
     "sma_cross": ("strategies/sma_cross.yaml", {}),
-    "momentum_no_rsi": ("strategies/momentum.yaml", {"strategies/momentum.yaml": MOMENTUM_NO_RSI}),
+    "momentum": ("strategies/momentum.yaml", {}),
+    "mean_reversion": ("strategies/mean_reversion.yaml", {}),
     "mean_reversion_no_on": ("strategies/mean_reversion.yaml",
                              {"strategies/mean_reversion.yaml": MEAN_REVERSION_NO_ON}),
     "regime_breadth": ("strategies/sma_cross.yaml", {"regime.yaml": REGIME_BREADTH}),
     "universe_unranked": ("strategies/sma_cross.yaml", {"universe.yaml": UNIVERSE_UNRANKED}),
+    "mean_reversion_6h_4h": ("strategies/mean_reversion.yaml", {"strategies/mean_reversion.yaml": MEAN_REVERSION_6H_4H}),
+    "regime_daily": ("strategies/sma_cross.yaml", {}, "regime_daily.yaml"),
 }
-if FUNCTIONS["rsi"].stream is not None:  # rsi's stream is on its way (branch h19w)
-    CASES["momentum"] = ("strategies/momentum.yaml", {})
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_chunked_prepare_equals_whole(tmp_path, case, layout):
-    strategy, replace = CASES[case]
-    rules = _rules(tmp_path, strategy, replace)
+    strategy, replace, *regime = CASES[case]
+    rules = _rules(tmp_path, strategy, replace, *regime)
     whole = prepare(sample_market(30, BARS), rules)
     # the comparison is not vacuous: the universe is rebuilt, rules fire
     assert whole.n_rebuilds > 10 and whole.universe.any() and whole.entries.combined.any()
@@ -187,24 +190,6 @@ def _refusal(rules) -> str:
     with pytest.raises((RuleError, UserError)) as e:
         ChunkedPreparer(rules, sample_market(30, BARS))
     return str(e.value)
-
-
-@pytest.mark.skipif(FUNCTIONS["rsi"].stream is not None, reason="rsi streams now")
-def test_refuses_a_function_without_a_stream(tmp_path):
-    msg = _refusal(_rules(tmp_path, "strategies/momentum.yaml"))
-    assert "rule 'strong_week'" in msg and "rsi() has no chunked form yet (rsi(close, 14))" in msg
-
-
-def test_refuses_coarser_bars(tmp_path):
-    msg = _refusal(_rules(tmp_path, "strategies/mean_reversion.yaml"))
-    assert "rule 'dip_in_uptrend'" in msg and "on('1d', " in msg and "reads coarser bars" in msg
-
-
-def test_refuses_a_regime_file_timeframe(tmp_path):
-    root = create_rules_dir(tmp_path)
-    rules = load_ruleset(root, {**shipped_files(), "regime": "regime_daily.yaml"})
-    msg = _refusal(rules)
-    assert "regime_daily.yaml" in msg and "key 'timeframe'" in msg and "reads 1d bars" in msg
 
 
 def test_refuses_a_book():

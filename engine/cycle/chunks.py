@@ -10,14 +10,15 @@ regime, and the universe's members and next rebuild deadline. The carriers are t
 path's own code (engine/cycle/features.py ``MarketSeries``, ``IndexSeries``; engine/cycle/prepare.py
 ``universe_members``): a whole run is their one-chunk case.
 
-Not yet (refused with an error naming the rule): coarser bars (``on("1d", ...)``, a regime
-file's ``timeframe:``) and a book of several strategies. Every series function has a stream.
+Coarser bars (``on("1d", ...)``, a regime file's ``timeframe:``) are built chunk by chunk too
+(engine/cycle/coarse_chunks.py). Not yet (refused with an error): a book of several strategies.
 """
 from __future__ import annotations
 
 
 import numpy as np
 
+from engine.cycle.coarse_chunks import CoarseChunks
 from engine.cycle.features import IndexSeries, MarketSeries
 from engine.cycle.memory import reuse_freed_memory
 from engine.cycle.prepare import (Prepared, RuleGroup, UniverseCarry, _group, check_regime_index, rank_key,
@@ -51,15 +52,8 @@ def check_chunkable(rules: RuleSet) -> None:
     if rules.book is not None:
         raise UserError("the chunked backtest cannot run a book of strategies yet (config 'book'); "
                         "expected one strategy file, or the in-memory backtest")
-    if rules.regime.timeframe is not None:
-        raise RuleError(Where(rules.regime.exclude_where.file, "", "timeframe"),
-                        f"the regime file reads {rules.regime.timeframe} bars: the chunked backtest reads the "
-                        "data's own bars only", expected="no timeframe: in the regime file, or the in-memory backtest")
     for where, expr in _expressions(rules):
         for f in expr.features:
-            if f.startswith("on("):
-                raise RuleError(where, f"{f} reads coarser bars: the chunked backtest cannot carry on() over "
-                                       "chunk borders yet", expected="the data's own bars, or the in-memory backtest")
             spec = FUNCTIONS.get(f.split("(", 1)[0]) if "(" in f else None
             if spec is not None and spec.kind == "series" and spec.stream is None:
                 raise RuleError(where, f"{spec.name}() has no chunked form yet ({f})",
@@ -87,6 +81,10 @@ class ChunkedPreparer:
         self._streams: dict = {}  # the market store's series calls
         self._index_streams: dict = {}  # the regime index store's (same keys, other series)
         self._universe = UniverseCarry()
+        self._exclude = rules.regime.exclude_themes
+        self._frames: dict[str, CoarseChunks] = {}  # the coarser bars the rules read, by timeframe
+        self._carried: dict = {}  # the market store's on() reads: each one's last closed coarse row
+        self._index_carried: dict = {}  # the regime index store's
         self.rows = 0  # rows prepared so far: the next chunk's row0
         self._last_time: int | None = None
 
@@ -108,22 +106,33 @@ class ChunkedPreparer:
         self._last_time = int(m.times[-1])
         return p
 
+    def _frame(self, timeframe: str, row0: int, m: MarketData) -> CoarseChunks:
+        f = self._frames.get(timeframe)
+        if f is None:  # first read: in the run's first chunk (every chunk evaluates every rule)
+            f = self._frames[timeframe] = CoarseChunks(timeframe, m, self._exclude)  # ValueError: not coarser
+            f.begin(row0, m)
+        return f
+
     def _regimes(self, m: MarketData, close: np.ndarray, row0: int):
         rules = self.rules
         idx = self._index.series(m, close)
         t = m.n_bars
-        store = ChunkStore(idx, (t, 1), self._index_streams, row0)
+        store = ChunkStore(idx, (t, 1), self._index_streams, row0,
+                           coarser=lambda tf: self._frame(tf, row0, m).index_store(), carried=self._index_carried)
         found = regime_labels(rules, store, t)
         self._index.advance(idx, close)
         return found
 
     def _prepare(self, row0: int, m: MarketData) -> Prepared:
         rules = self.rules
+        for f in self._frames.values():
+            f.begin(row0, m)
         base = self._market.series(m, row0)
         shape = (m.n_bars, m.n_symbols)
         labels, regime_idx, regime_masks = self._regimes(m, base["close"], row0)
         base["regime"] = np.broadcast_to(np.array(labels)[regime_idx][:, None], shape)
-        store = ChunkStore(base, shape, self._streams, row0)
+        store = ChunkStore(base, shape, self._streams, row0,
+                           coarser=lambda tf: self._frame(tf, row0, m).market_store(), carried=self._carried)
 
         filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
         eligible = filters.combined & ~np.isnan(base["close"])
@@ -144,6 +153,8 @@ class ChunkedPreparer:
             if pr.distance is not None:
                 pr.distance.series(store)
         self._market.advance(base)
+        for f in self._frames.values():
+            f.finish()
         return Prepared(
             market=m, rules=rules, store=store, available=base["available"], close=base["close"],
             regime_labels=labels, regime_idx=regime_idx, regime_masks=regime_masks,

@@ -89,6 +89,11 @@ class FeatureStore:
             self._coarse[timeframe] = self._coarser(timeframe)
         return self._coarse[timeframe]
 
+    def on_clock(self, key: str, values: Callable[[], np.ndarray], closed: np.ndarray, kind: str) -> np.ndarray:
+        """The coarse rows ``values()`` of the expression ``key`` read on this store's clock: each
+        row the last coarse row that has closed (``closed``, engine/market/coarse.py)."""
+        return on_base_clock(values(), closed)
+
     def get(self, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
         self.used.add(key)
         if key in self.arrays:
@@ -105,10 +110,30 @@ class ChunkStore(FeatureStore):
     kept in ``streams`` under the call's canonical key and fed every chunk in turn, so its rows
     are the whole run's bit for bit."""
 
-    def __init__(self, base: Mapping[str, np.ndarray], shape: tuple[int, int], streams: dict, row0: int):
-        super().__init__(base, shape)
+    def __init__(self, base: Mapping[str, np.ndarray], shape: tuple[int, int], streams: dict, row0: int,
+                 coarser: Callable[[str], tuple["FeatureStore | None", np.ndarray]] | None = None,
+                 carried: dict | None = None):
+        super().__init__(base, shape, coarser)
         self.streams = streams  # key -> [stream, rows it has consumed]; shared by a run's chunks
         self.row0 = row0
+        # on() key -> the last coarse row closed before this chunk (shared by a run's chunks)
+        self.carried = {} if carried is None else carried
+
+    def on_clock(self, key: str, values: Callable[[], np.ndarray], closed: np.ndarray, kind: str) -> np.ndarray:
+        """``closed``: per row of the chunk the coarse row of this chunk's completed coarse bars
+        (engine/cycle/coarse_chunks.py), -1 for the last one closed before them, whose row is
+        carried; ``values`` is not called when the chunk completed no coarse bar (its store is None)."""
+        last = self.carried.get(key)
+        if closed.size and closed[-1] >= 0:
+            v = values()
+            rows = v if last is None else np.concatenate([last[None], v])
+            self.carried[key] = v[-1].copy()
+        elif last is not None:
+            rows = last[None]
+        else:  # no coarse bar has closed yet in the run: what on_base_clock fills in
+            fill = {NUM: np.nan, BOOL: False}.get(kind, "")
+            return np.full((closed.size, self.shape[1]), fill)
+        return on_base_clock(rows, closed if last is None else closed + 1)
 
     def step_call(self, key: str, name: str, args: list) -> np.ndarray:
         spec = FUNCTIONS[name]
@@ -549,14 +574,15 @@ class _Compiler:
         where, src = self.where, self.src
         line, col = self._position(getattr(tf_node or node, "col_offset", None))
 
-        def build(store, inner=inner, tf=tf):
+        key = f"on({tf!r}, {inner.key})"
+
+        def build(store, inner=inner, tf=tf, key=key):
             try:
                 coarse, closed = store.coarse(tf)
             except ValueError as exc:
                 raise RuleError(where, f"{what} cannot read {tf} bars: {exc}", source=src, line=line, col=col,
                                 expected="a timeframe coarser than the data's, a whole multiple of it") from None
-            return on_base_clock(np.asarray(inner.series(coarse)), closed)
-        key = f"on({tf!r}, {inner.key})"
+            return store.on_clock(key, lambda: np.asarray(inner.series(coarse)), closed, inner.type)
         return Expr(inner.type, SERIES, key, build=build, features=(key,))
 
     def _bind_args(self, spec: FunctionSpec, node: ast.Call) -> list[tuple[Expr, ast.AST]]:
