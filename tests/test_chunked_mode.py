@@ -73,10 +73,12 @@ def test_validate_places_the_window_in_the_store_it_would_read_month_by_month(st
     assert "backtest.chunked: auto or true" in refused.problems[0]  # the setting that fixes it
 
 
-def test_the_month_path_reads_coarser_bars_like_the_in_memory_run(store, tmp_path):
-    """A strategy filtered on daily bars (``on("1d", ...)``) under a regime read on daily bars: each
-    month completes its days, and the last closed day's values lead the next month."""
-    both = ("strategy=mean_reversion", "regime=daily")
+@pytest.mark.parametrize("both", [("strategy=mean_reversion", "regime=daily"), ("book=trend_reversion",)],
+                         ids=["daily", "book"])
+def test_the_month_path_reads_coarser_bars_like_the_in_memory_run(store, tmp_path, both):
+    """A strategy filtered on daily bars (``on("1d", ...)``) under a regime read on daily bars (and
+    a book of two strategies on it): each month completes its days, and the last closed day's
+    values lead the next month."""
     whole, whole_trace, _ = _run(store, tmp_path, "whole_1d", "backtest.chunked=false", *both)
     months, months_trace, by_month = _run(store, tmp_path, "months_1d", "backtest.chunked=true", *both)
     assert by_month and whole["trades"]

@@ -192,10 +192,38 @@ def _refusal(rules) -> str:
     return str(e.value)
 
 
-def test_refuses_a_book():
-    rules = load_rules(compose_config(["book=trend_reversion"]))
-    assert rules.book is not None
-    assert "cannot run a book" in _refusal(rules)
+def test_refuses_a_series_function_without_a_stream(tmp_path, monkeypatch):
+    """Every function streams today; one added without a stream is refused before the first chunk."""
+    import dataclasses
+
+    monkeypatch.setitem(FUNCTIONS, "rsi", dataclasses.replace(FUNCTIONS["rsi"], stream=None))
+    msg = _refusal(_rules(tmp_path, "strategies/momentum.yaml"))
+    assert "rule 'strong_week'" in msg and "rsi() has no chunked form yet (rsi(close, 14))" in msg
+
+
+@pytest.mark.parametrize("allocation", ["fixed", "inverse_vol"])
+def test_a_book_over_chunks_is_the_whole_run(allocation):
+    """Two strategies in one account (each its own groups, size and priority on the chunk's store;
+    an inverse-volatility book's trailing volatility streamed) under the daily regime."""
+    overrides = ["book=trend_reversion", f"book.allocation={allocation}", "book.vol_window=48"]
+    if allocation == "inverse_vol":
+        overrides += ["~book.strategies.trend.weight", "~book.strategies.reversion.weight"]
+    cfg = compose_config(overrides)
+    rules = load_rules(cfg)
+    whole = prepare(sample_market(30, BARS), rules)
+    parts = _chunks(rules, LAYOUTS["uneven"])
+    assert_rows_equal(whole, parts)
+    for i, sl in enumerate(whole.book.sleeves):
+        assert sl.entries.combined.any()
+        _same(f"{sl.name}.entries", _rows(parts, lambda p: p.book.sleeves[i].entries.combined), sl.entries.combined)
+        _same(f"{sl.name}.exits", _rows(parts, lambda p: p.book.sleeves[i].exits.combined), sl.exits.combined)
+    if allocation == "inverse_vol":
+        _same("book.vol", _rows(parts, lambda p: p.book.vol), whole.book.vol)
+    settings = backtest_settings(cfg, whole.market)
+    ref = run_backtest(whole, settings)
+    prep = ChunkedPreparer(rules, whole.market.select(stop=10))
+    chunked = run_chunks((prep.step(r0, c) for r0, c in cut(whole.market, LAYOUTS["uneven"])), settings, whole)
+    assert len({f.rule for f in ref.fills}) > 2 and results_json(chunked) == results_json(ref)
 
 
 def test_refuses_chunks_out_of_order(tmp_path):

@@ -153,6 +153,8 @@ def run_chunks_of(chunks: Iterable[Prepared], s: BacktestSettings, n_bars: int, 
             _loop(p, s, c, row0 - start, lo, hi, row0 + hi == stop, progress, stop - start, fast, observe, checkpoint)
         for f in c.broker.fills[first_fill:]:
             f.t += row0
+        if summary is not None:
+            summary.add_fills(p, row0, c.broker.fills[first_fill:])
         if row0 + rows >= stop:
             done = True
             continue

@@ -11,19 +11,17 @@ path's own code (engine/cycle/features.py ``MarketSeries``, ``IndexSeries``; eng
 ``universe_members``): a whole run is their one-chunk case.
 
 Coarser bars (``on("1d", ...)``, a regime file's ``timeframe:``) are built chunk by chunk too
-(engine/cycle/coarse_chunks.py). Not yet (refused with an error): a book of several strategies.
+(engine/cycle/coarse_chunks.py), and a book's strategies each chunk on the same store.
 """
 from __future__ import annotations
-
 
 import numpy as np
 
 from engine.cycle.coarse_chunks import CoarseChunks
 from engine.cycle.features import IndexSeries, MarketSeries
 from engine.cycle.memory import reuse_freed_memory
-from engine.cycle.prepare import (Prepared, RuleGroup, UniverseCarry, _group, check_regime_index, rank_key,
+from engine.cycle.prepare import (Prepared, RuleGroup, UniverseCarry, _group, check_regime_index, prepare_book, rank_key,
                                   regime_labels, universe_members)
-from engine.errors import UserError
 from engine.market.data import MarketData
 from engine.rules.errors import RuleError, Where
 from engine.rules.expr import ChunkStore
@@ -49,9 +47,6 @@ def _expressions(rules: RuleSet):
 
 def check_chunkable(rules: RuleSet) -> None:
     """Refuse what the chunked path cannot compute yet, naming the rule and the expression."""
-    if rules.book is not None:
-        raise UserError("the chunked backtest cannot run a book of strategies yet (config 'book'); "
-                        "expected one strategy file, or the in-memory backtest")
     for where, expr in _expressions(rules):
         for f in expr.features:
             spec = FUNCTIONS.get(f.split("(", 1)[0]) if "(" in f else None
@@ -147,6 +142,7 @@ class ChunkedPreparer:
             "guards": _group(rules.execution.guards, store, labels, regime_idx, "and", shape),
         }
         halts = [(h, h.rule.when.bind(store)) for h in rules.risk.halts]
+        book = prepare_book(rules, store, labels, regime_idx, shape) if rules.book is not None else None
         size = s.size.bind(store)
         priority = s.priority.bind(store) if s.priority is not None else None
         for pr in s.protect.prices:  # the loop reads them each chunk: their streams go on now
@@ -161,6 +157,6 @@ class ChunkedPreparer:
             filter_masks={x.rule.id: x.mask for x in filters.series}, eligible=eligible,
             universe=universe, rebuilds=rebuilds, **groups, size=size, priority=priority, halts=halts,
             themes=self.themes, theme_names=self.theme_names, size_increment=self.size_increment,
-            extra={"row0": row0},
+            book=book, extra={"row0": row0},
         )
 

@@ -302,7 +302,7 @@ def _prepare(market: MarketData, rules: RuleSet, shared: "SharedFeatures | None"
     guards = _group(rules.execution.guards, store, labels, regime_idx, "and", shape)
     halts = [(h, h.rule.when.bind(store)) for h in rules.risk.halts]
 
-    book = _book(rules, store, labels, regime_idx, shape) if rules.book is not None else None
+    book = prepare_book(rules, store, labels, regime_idx, shape) if rules.book is not None else None
     theme_names = tuple(sorted({i.theme for i in market.info}))
     check_lock_themes(rules, theme_names)
     themes = np.array([theme_names.index(i.theme) for i in market.info], dtype=np.int64)
@@ -317,7 +317,7 @@ def _prepare(market: MarketData, rules: RuleSet, shared: "SharedFeatures | None"
     )
 
 
-def _book(rules: RuleSet, store: FeatureStore, labels, regime_idx, shape) -> PreparedBook:
+def prepare_book(rules: RuleSet, store: FeatureStore, labels, regime_idx, shape) -> PreparedBook:
     """Each strategy of the book with its own groups (the union groups in ``Prepared.entries`` /
     ``exits`` are what the trace and the quiet-bar scan read); the trailing volatility that an
     inverse-volatility book divides by."""
@@ -331,8 +331,7 @@ def _book(rules: RuleSet, store: FeatureStore, labels, regime_idx, shape) -> Pre
             st.priority.bind(store) if st.priority is not None else None, sl.weight))
     vol = None
     if b.allocation == "inverse_vol":
-        from engine.rules.functions import FUNCTIONS
-        close = store.arrays["close"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            vol = FUNCTIONS["std"].impl(FUNCTIONS["pct_change"].impl(close, 1), b.vol_window)
+            r = store.call("book:pct_change(close, 1)", "pct_change", store.arrays["close"], 1)
+            vol = store.call(f"book:std(pct_change(close, 1), {b.vol_window})", "std", r, b.vol_window)
     return PreparedBook(tuple(sleeves), b.allocation, vol, b)

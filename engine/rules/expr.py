@@ -94,6 +94,11 @@ class FeatureStore:
         row the last coarse row that has closed (``closed``, engine/market/coarse.py)."""
         return on_base_clock(values(), closed)
 
+    def call(self, key: str, name: str, *args) -> np.ndarray:
+        """``FUNCTIONS[name](*args)`` over these rows; ``key`` names the call (a chunk store
+        continues the call of that key from the previous chunk)."""
+        return FUNCTIONS[name].impl(*args)
+
     def get(self, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
         self.used.add(key)
         if key in self.arrays:
@@ -134,6 +139,9 @@ class ChunkStore(FeatureStore):
             fill = {NUM: np.nan, BOOL: False}.get(kind, "")
             return np.full((closed.size, self.shape[1]), fill)
         return on_base_clock(rows, closed if last is None else closed + 1)
+
+    def call(self, key: str, name: str, *args) -> np.ndarray:
+        return self.step_call(key, name, list(args))
 
     def step_call(self, key: str, name: str, args: list) -> np.ndarray:
         spec = FUNCTIONS[name]

@@ -15,7 +15,7 @@ def run_summary(res: RunResult) -> RunSummary:
     """The window's facts: gathered chunk by chunk by a chunked backtest, else from the whole
     prepared run (the one-chunk case), once."""
     if res.summary is None:
-        res.summary = RunSummary.of(res.prepared, res.start, res.stop, res.settings.initial_cash)
+        res.summary = RunSummary.of(res.prepared, res.start, res.stop, res.settings.initial_cash, res.fills)
     return res.summary
 
 

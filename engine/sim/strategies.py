@@ -13,19 +13,7 @@ import numpy as np
 
 from engine.report.metrics import compute_metrics
 from engine.sim.result import RunResult
-
-
-def fill_owners(res: RunResult) -> list[int]:
-    """The strategy index of each fill of a book run, in fill order."""
-    book = res.prepared.rules.book
-    holder = [-1] * res.prepared.market.n_symbols
-    out = []
-    for f in res.fills:
-        if f.side == "buy":
-            k = book.owner_of(f.rule)
-            holder[f.symbol_idx] = k if k >= 0 else holder[f.symbol_idx]
-        out.append(holder[f.symbol_idx])
-    return out
+from engine.sim.results import run_summary
 
 
 def initial_shares(res: RunResult) -> np.ndarray:
@@ -40,10 +28,10 @@ def strategy_results(res: RunResult, fills: list[dict], trips: list[dict], times
     """name -> {share, metrics, equity [[time, value]], n_fills} of every strategy of the book."""
     p = res.prepared
     book = p.rules.book
-    owners = fill_owners(res)
+    sleeves = run_summary(res).sleeves
+    owners, values = sleeves.owners, sleeves.values
     for d, k in zip(fills, owners):
         d["strategy"] = book.sleeves[k].name if k >= 0 else None
-    close = p.close[res.start:res.stop]
     span = res.stop - res.start
     shares = initial_shares(res)
     cash0 = res.settings.initial_cash
@@ -51,18 +39,11 @@ def strategy_results(res: RunResult, fills: list[dict], trips: list[dict], times
     for k, sl in enumerate(book.sleeves):
         mine = [i for i, o in enumerate(owners) if o == k]
         flows = np.zeros(span)
-        cols = sorted({res.fills[i].symbol_idx for i in mine})
-        qty = np.zeros((span, len(cols)))
-        where = {c: j for j, c in enumerate(cols)}
         for i in mine:
             f = res.fills[i]
-            row = f.t - res.start
             sign = 1.0 if f.side == "buy" else -1.0
-            flows[row] += -sign * f.qty * f.price - f.fee
-            qty[row, where[f.symbol_idx]] += sign * f.qty
-        held = np.cumsum(qty, axis=0)
-        c = close[:, cols]
-        value = np.where(held != 0, held * np.nan_to_num(c), 0.0).sum(axis=1) if cols else np.zeros(span)
+            flows[f.t - res.start] += -sign * f.qty * f.price - f.fee
+        value = values[:, k]
         start = shares[k] * cash0
         equity = start + np.cumsum(flows) + value
         with np.errstate(divide="ignore", invalid="ignore"):
