@@ -76,40 +76,36 @@ class CoarseChunks:
             self.part = _Part(None, np.full(m.n_bars, -1, dtype=np.int64))
         self.base_rows = row0 + m.n_bars
 
-    def _series(self) -> LazySeries:
-        p = self.part
+    def _series(self, p: _Part) -> LazySeries:
         if p.series is None:
             p.series = self.series.series(p.coarse, self.rows)
         return p.series
 
-    def _index(self) -> LazySeries:
-        p = self.part
+    def _index(self, p: _Part) -> LazySeries:
         if p.index is None:
-            p.index = self.index.series(p.coarse, self._series()["close"])
+            p.index = self.index.series(p.coarse, self._series(p)["close"])
         return p.index
 
     def market_store(self) -> tuple[ChunkStore | None, np.ndarray]:
         p = self.part
         if p.coarse is None:
             return None, p.closed
-        return ChunkStore(self._series(), (p.coarse.n_bars, p.coarse.n_symbols), self.streams, self.rows), p.closed
+        return ChunkStore(self._series(p), (p.coarse.n_bars, p.coarse.n_symbols), self.streams, self.rows), p.closed
 
     def index_store(self) -> tuple[ChunkStore | None, np.ndarray]:
         p = self.part
         self.index_read = True
         if p.coarse is None:
             return None, p.closed
-        return ChunkStore(self._index(), (p.coarse.n_bars, 1), self.index_streams, self.rows), p.closed
+        return ChunkStore(self._index(p), (p.coarse.n_bars, 1), self.index_streams, self.rows), p.closed
 
     def finish(self) -> None:
         """Carry the completed coarse rows' last values into the next chunk."""
         p, self.part = self.part, None
         if p is None or p.coarse is None:
             return
-        self.part = p  # (the builders below read it)
-        s = self._series()
-        if self.index_read:
-            self.index.advance(self._index(), s["close"])
+        s = self._series(p)
+        if self.index_read:  # built on every chunk once read: its running product goes on
+            self.index.advance(self._index(p), s["close"])
         self.series.advance(s)
         self.rows += p.coarse.n_bars
-        self.part = None
