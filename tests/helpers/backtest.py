@@ -86,9 +86,9 @@ def order(n: int = 1, t: int = 0, buy: float = 0.0, sell: float = 0.0, limit: fl
 
 def fills_result(market: MarketData, fills: list) -> BacktestResult:
     """A BacktestResult over a hand-built market holding ``fills`` (for round trips and results):
-    only the fields ``round_trips`` reads are real (no regime, an empty universe)."""
+    only the fields ``round_trips`` reads are real (no regime, an empty universe, one strategy)."""
     n = market.n_bars
-    prepared = SimpleNamespace(market=market, close=market.close,
+    prepared = SimpleNamespace(market=market, close=market.close, rules=SimpleNamespace(book=None),
                                size_increment=np.array([i.size_increment for i in market.info]),
                                regime_idx=np.zeros(n, dtype=np.int16), rebuilds=np.zeros(n, dtype=bool),
                                universe=np.zeros((n, market.n_symbols), dtype=bool))
