@@ -47,6 +47,31 @@ class Quirks:
         ``stopPrice``); a ``side`` sell is a stop loss: it triggers on a fall."""
         return {"stopPrice": stop_price}
 
+    def take_profit_params(self, side: str, trigger: float) -> dict:
+        """The create-order params of a take-profit-limit order triggered at ``trigger`` (ccxt's
+        unified ``takeProfitPrice`` on a limit order: binance TAKE_PROFIT_LIMIT with stopPrice;
+        kraken ordertype=take-profit-limit, price the trigger, price2 the limit); a sell triggers on a rise."""
+        return {"takeProfitPrice": trigger}
+
+    def is_take_profit(self, o: dict) -> bool:
+        """A parsed ccxt order is a take-profit (binance and kraken parse ``takeProfitPrice`` from
+        their take-profit types)."""
+        return bool(o.get("takeProfitPrice"))
+
+    # -- order lists (a take-profit and a stop as one OCO: Binance) -------------------------
+    def create_oco(self, call: Call, market_id: str, req, native) -> dict:
+        raise ExchangeCallError(ErrorKind.BAD_REQUEST, "create_oco", f"{self.client.id} takes no OCO order lists")
+
+    def find_list(self, call: Call, market_id: str, native_list_id: str) -> dict | None:
+        return None
+
+    def cancel_list(self, call: Call, market_id: str, native_list_id: str) -> dict:
+        raise ExchangeCallError(ErrorKind.BAD_REQUEST, "cancel_list", f"{self.client.id} takes no OCO order lists")
+
+    def open_lists(self, call: Call) -> list[dict]:
+        """Open order lists as ``{"list": native list id, "market_id", "legs": [native leg ids]}``."""
+        return []
+
     def stop_price_of(self, o: dict) -> float | None:
         """A parsed ccxt order's trigger price, or None (not a stop). ccxt's unified fields:
         coinbase and binance parse it into ``triggerPrice``; kraken's parse_order fills only
@@ -195,6 +220,43 @@ class BinanceQuirks(Quirks):
         # binance.create_order_request: stopLossPrice on a spot limit order is type STOP_LOSS_LIMIT
         # with stopPrice, price and timeInForce (GTC, ccxt's default); the symbol must list the type
         return {"stopLossPrice": stop_price}
+
+    def is_take_profit(self, o: dict) -> bool:
+        # an OCO's take-profit leg is a LIMIT_MAKER of an order list (ccxt parses it as a plain limit)
+        info = o.get("info") or {}
+        return super().is_take_profit(o) or (info.get("type") == "LIMIT_MAKER" and info.get("side") == "SELL"
+                                             and str(info.get("orderListId", "-1")) != "-1")
+
+    def create_oco(self, call, market_id, req, native):
+        """POST /api/v3/orderList/oco (binance.privatePostOrderListOco; ccxt fills no id we give): the
+        take-profit above as LIMIT_MAKER, the stop below as STOP_LOSS_LIMIT (GTC)."""
+        m = self.client.markets_by_id[market_id][0]
+        price = lambda x: self.client.price_to_precision(m["symbol"], x)  # noqa: E731
+        return call("create_oco", self.client.privatePostOrderListOco, {
+            "symbol": market_id, "side": "SELL", "quantity": self.client.amount_to_precision(m["symbol"], req.qty),
+            "listClientOrderId": native(req.list_client_order_id),
+            "aboveType": "LIMIT_MAKER", "abovePrice": price(req.take_price),
+            "aboveClientOrderId": native(req.take_client_order_id),
+            "belowType": "STOP_LOSS_LIMIT", "belowStopPrice": price(req.stop_price), "belowPrice": price(req.stop_limit),
+            "belowTimeInForce": "GTC", "belowClientOrderId": native(req.stop_client_order_id),
+            "newOrderRespType": "RESULT"}, idempotent=False)
+
+    def find_list(self, call, market_id, native_list_id):
+        try:
+            return call("get_list", self.client.privateGetOrderList, {"origClientOrderId": native_list_id})
+        except ExchangeCallError as e:
+            if e.kind in (ErrorKind.ORDER_NOT_FOUND, ErrorKind.BAD_REQUEST, ErrorKind.INVALID_ORDER):
+                return None
+            raise
+
+    def cancel_list(self, call, market_id, native_list_id):
+        return call("cancel_list", self.client.privateDeleteOrderList,
+                    {"symbol": market_id, "listClientOrderId": native_list_id})
+
+    def open_lists(self, call):
+        return [{"list": x["listClientOrderId"], "market_id": x["symbol"],
+                 "legs": [leg["clientOrderId"] for leg in x.get("orders") or []]}
+                for x in call("open_lists", self.client.privateGetOpenOrderList, {})]
 
     def find_by_client_id(self, call, native_id, symbol, since_ms):
         if symbol is None:

@@ -7,7 +7,11 @@ STOP_LOSS_LIMIT are placed as too; a stop-market inside the engine)
 rests untriggered until the price path reaches its stop price: a low at or below it for
 ``STOP_DIRECTION_STOP_DOWN`` (a stop loss), a high at or above it for ``STOP_UP`` (a take
 profit), in any step since it was last checked, or the touch there now. Triggered, it is
-matched as the limit (or market) order it becomes, by the same fill logic. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
+matched as the limit (or market) order it becomes, by the same fill logic. A sell with
+``STOP_UP`` is a take-profit (Kraken take-profit-limit, Binance TAKE_PROFIT_LIMIT). An order
+list (``place(..., list_id=, shared=)``: Binance's OCO) holds the base once for all its legs:
+the leg that triggers or fills first takes the hold and the others expire (status
+``EXPIRED``), as Binance expires the other leg; cancelling any leg cancels the list. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
 only market data follows the simulated clock. ``client_order_id`` is idempotent: the
 same id returns the original order and creates nothing.
 """
@@ -62,6 +66,7 @@ class SimOrder:
     stop_direction: str | None = None  # STOP_DIRECTION_STOP_DOWN | STOP_DIRECTION_STOP_UP
     triggered: bool = False
     checked_index: int = 0  # the last market step the trigger has seen
+    list_id: str | None = None  # an order list's legs (Binance OCO) share it and one hold
 
     def to_api(self) -> dict:
         avg = self.filled_value / self.filled if self.filled > 0 else 0.0
@@ -109,8 +114,11 @@ class OrderBook:
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
     # -- orders -----------------------------------------------------------------------
-    def place(self, body: dict, fault: dict | None = None) -> tuple[SimOrder, bool]:
-        """Create (or find, by client_order_id) an order. Returns (order, created)."""
+    def place(self, body: dict, fault: dict | None = None, list_id: str | None = None,
+              shared: SimOrder | None = None) -> tuple[SimOrder, bool]:
+        """Create (or find, by client_order_id) an order. Returns (order, created). ``list_id``: a
+        leg of that order list; ``shared``: a leg of it already placed, whose hold this one shares
+        (nothing more is held, and the new leg is not matched now: a list's legs rest)."""
         with self.lock:
             cid = str(body.get("client_order_id") or "")
             if not cid:
@@ -158,7 +166,7 @@ class OrderBook:
                     raise Rejection("INVALID_PRICE", f"stop_price {stop} and limit_price {limit} must be > 0")
                 # Coinbase refuses a stop that would trigger at once
                 if (direction == "STOP_DIRECTION_STOP_DOWN" and bid <= stop) or \
-                        (direction == "STOP_DIRECTION_STOP_UP" and ask >= stop):
+                        (direction == "STOP_DIRECTION_STOP_UP" and (bid if side == "SELL" else ask) >= stop):
                     raise Rejection("INVALID_STOP_PRICE", f"stop_price {stop} would trigger now (bid {bid}, ask {ask})")
             else:
                 size = float(spec["base_size"])
@@ -177,12 +185,14 @@ class OrderBook:
                 need, ccy = size * max(limit or 0.0, ask) * (1 + TAKER_FEE), product.quote
             else:
                 need, ccy = size, product.base
+            if shared is not None:
+                need = 0.0  # the list holds its base once, on its first leg
             if self.account.available.get(ccy, 0.0) + EPS < need:
                 raise Rejection("INSUFFICIENT_FUND", "Insufficient balance in source account")
             self.account.available[ccy] -= need
             self.account.hold[ccy] = self.account.hold.get(ccy, 0.0) + need
             order = SimOrder(self._next_id("order"), cid, pid, side, otype, size, limit, post_only,
-                             conf, time.time() * 1000.0, hold=need, hold_ccy=ccy)
+                             conf, time.time() * 1000.0, hold=need, hold_ccy=ccy, list_id=list_id)
             if kind in _STOPS:
                 order.stop_price, order.stop_direction = stop, direction
                 order.checked_index = self.market.index
@@ -196,8 +206,30 @@ class OrderBook:
                         order.eligible_ms = time.time() * 1000.0 + 1000.0 * float(fault.get("seconds", 1.0))
             self.orders[order.order_id] = order
             self.by_client[cid] = order.order_id
-            self._match(order, taker=True)
+            if list_id is None:
+                self._match(order, taker=True)
             return order, True
+
+    def discard(self, order_id: str) -> None:
+        """Undo a leg placed moments ago whose list was refused (it never rested, nothing filled)."""
+        with self.lock:
+            o = self.orders.pop(order_id)
+            self.by_client.pop(o.client_order_id, None)
+            self._release(o)
+
+    def legs(self, o: SimOrder) -> list[SimOrder]:
+        """The other legs of ``o``'s order list (none for a plain order)."""
+        if o.list_id is None:
+            return []
+        return [x for x in self.orders.values() if x.list_id == o.list_id and x is not o]
+
+    def _expire_others(self, o: SimOrder) -> None:
+        """``o`` triggered or fills: the list's other legs expire and ``o`` takes over their hold."""
+        for x in self.legs(o):
+            if x.status == "OPEN":
+                o.hold += x.hold
+                x.hold = 0.0
+                x.status = "EXPIRED"
 
     def cancel(self, order_id: str) -> tuple[bool, str]:
         with self.lock:
@@ -206,8 +238,10 @@ class OrderBook:
                 return False, "UNKNOWN_CANCEL_ORDER"
             if o.status != "OPEN":
                 return False, "UNKNOWN_CANCEL_ORDER" if o.status != "CANCELLED" else "DUPLICATE_CANCEL_REQUEST"
-            o.status = "CANCELLED"
-            self._release(o)
+            for x in [o, *self.legs(o)]:  # a list is cancelled whole (Binance: any leg cancels the list)
+                if x.status == "OPEN":
+                    x.status = "CANCELLED"
+                    self._release(x)
             return True, ""
 
     # -- matching ---------------------------------------------------------------------
@@ -231,6 +265,7 @@ class OrderBook:
             if not self._triggers(o, bid, ask):
                 return
             o.triggered, taker = True, True  # it reaches the book now: it takes what is there
+            self._expire_others(o)
         if o.type in ("MARKET", "STOP"):
             price, liq = (ask if o.side == "BUY" else bid), "TAKER"
         elif o.side == "BUY" and ask <= o.limit_price:
@@ -263,9 +298,11 @@ class OrderBook:
             lows = m.low[steps, j]
             return bid <= o.stop_price or bool(lows.size and np.nanmin(lows) <= o.stop_price)
         highs = m.high[steps, j]
-        return ask >= o.stop_price or bool(highs.size and np.nanmax(highs) >= o.stop_price)
+        touch = bid if o.side == "SELL" else ask  # a sell's take-profit: the bid it would sell at
+        return touch >= o.stop_price or bool(highs.size and np.nanmax(highs) >= o.stop_price)
 
     def _fill(self, o: SimOrder, qty: float, price: float, liq: str, product) -> None:
+        self._expire_others(o)
         rate = TAKER_FEE if liq == "TAKER" else MAKER_FEE
         value = qty * price
         fee = value * rate
