@@ -13,6 +13,7 @@ venue's real ccxt class between them).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
@@ -166,10 +167,42 @@ def _groups_open(orders: list[dict]) -> list[str]:
     return sorted(out)
 
 
+def _move_levels(tmp: Path, exchange: str, legs: set[str], how: str) -> None:
+    """Edit the state file of a killed session before its restart, so the restart meets a known price
+    against the unsent list (take-profit): ``between`` its levels (the stop halved, the take-profit
+    doubled: it must be sent), or ``past`` its take-profit (halved, in the book's levels too: it must
+    not be sent, and the loop sells at market under protect:take_profit)."""
+    marks = ",".join("?" * len(legs))
+    with sqlite3.connect(_db(tmp)) as db:
+        if how == "between":
+            db.execute(f"UPDATE orders SET stop_price=ROUND(stop_price*0.5, 2), limit_price=ROUND(limit_price*0.5, 2) "
+                       f"WHERE type='stop_limit' AND client_order_id IN ({marks})", tuple(legs))
+            db.execute(f"UPDATE orders SET stop_price=stop_price*2, limit_price=limit_price*2 "
+                       f"WHERE type='take_profit' AND client_order_id IN ({marks})", tuple(legs))
+        else:
+            db.execute(f"UPDATE orders SET stop_price=ROUND(stop_price*0.5, 2), limit_price=ROUND(limit_price*0.5, 2) "
+                       f"WHERE type='take_profit' AND client_order_id IN ({marks})", tuple(legs))
+            sym, take = db.execute(f"SELECT symbol, limit_price FROM orders WHERE type='take_profit' AND "
+                                   f"client_order_id IN ({marks})", tuple(legs)).fetchone()
+            j = json.loads(db.execute("SELECT value FROM meta WHERE key='session'").fetchone()[0])["symbols"].index(sym)
+            prot = json.loads(db.execute("SELECT value FROM state WHERE key='protect'").fetchone()[0])
+            # the levels as at entry (the kill came before the step saved them): from the entry price,
+            # the take-profit where the row now says, any trailing stop far under the price
+            entry, = db.execute("SELECT entry_price FROM positions WHERE symbol=?", (sym,)).fetchone()
+            lv = prot["levels"]
+            lv["high"][j], lv["take"][j] = entry, take
+            if "trailing_stop" in PROTECT[exchange]:
+                lv["trail_frac"][j] = 0.5
+            db.execute("UPDATE state SET value=? WHERE key='protect'", (json.dumps(prot, sort_keys=True),))
+        db.commit()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("die_at", TAKE_DIE_AT)
+@pytest.mark.parametrize("die_at, how", [("before_take_profit_send", "between"), ("before_take_profit_send", "past"),
+                                         ("after_take_profit_send", None)])
 @pytest.mark.parametrize("exchange", ["binance", "kraken"])
-def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(tmp_path, exchange, die_at):
+def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(tmp_path, exchange, die_at, how):
+    assert set(TAKE_DIE_AT) == {"before_take_profit_send", "after_take_profit_send"}
     with_protect(tmp_path, PROTECT[exchange])
     emu = EmulatorProcess(tmp_path, exchange=exchange)
     try:
@@ -183,6 +216,8 @@ def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(t
         legs = {r[0] for r in recorded}
         at_exchange = [o for o in _ours(emu.dump(tmp_path / "before.json"), exchange) if o["cid"] in legs]
         assert len(at_exchange) == (0 if die_at == "before_take_profit_send" else len(legs))
+        if how:
+            _move_levels(tmp_path, exchange, legs, how)
         assert _run(tmp_path, emu, cycles=2) == 0, (tmp_path / "live.log").read_text()[-3000:]
         emu.freeze()
         state = emu.dump(tmp_path / "after.json")
@@ -193,18 +228,24 @@ def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(t
     finally:
         emu.close()
     ours = _ours(state, exchange)
+    placed = [o for o in ours if o["cid"] in legs]
     fates = state_rows(_db(tmp_path), "SELECT status, reason, symbol FROM orders WHERE client_order_id IN "
                        f"({','.join('?' * len(legs))})", tuple(legs))
-    if any(f[0] == "abandoned" for f in fates):
-        # the price passed a level of the unsent list (take-profit) while the loop was down: never sent,
-        # and the loop sold the position at market under the protection's rule instead
-        assert die_at == "before_take_profit_send" and not [o for o in ours if o["cid"] in legs]
-        assert state_rows(_db(tmp_path), "SELECT rule FROM orders WHERE symbol=? AND type='market' AND side='sell' "
-                          "AND rule LIKE 'protect:%'", (fates[0][2],))
-    else:  # placed once: by the restart (same ids), or before the kill
-        assert sorted(o["cid"] for o in ours if o["cid"] in legs) == sorted(legs)
+    alerts = [m for k, m in state_rows(_db(tmp_path), "SELECT kind, message FROM alerts") if k == "resend"]
+    if how == "past":
+        # the price is past the unsent take-profit after restart: never sent (the venue would refuse it
+        # or it would take at once), abandoned, and the loop sold the position at market under its rule
+        assert not placed and {f[0] for f in fates} == {"abandoned"}
+        assert state_rows(_db(tmp_path), "SELECT rule, status FROM orders WHERE symbol=? AND type='market' AND "
+                          "side='sell' AND rule='protect:take_profit'", (fates[0][2],)) == [("protect:take_profit", "filled")]
+    else:  # placed once with the recorded ids: by the restart (said so), or before the kill
+        assert sorted(o["cid"] for o in placed) == sorted(legs)
+        assert [o["limit_price"] for o in placed if _is_take(o)] == \
+            [r[0] for r in state_rows(_db(tmp_path), "SELECT limit_price FROM orders WHERE type='take_profit' AND "
+                                      f"client_order_id IN ({','.join('?' * len(legs))})", tuple(legs))]
         if exchange == "binance":
-            assert len({o["list_id"] for o in ours if o["cid"] in legs}) == 1
+            assert len({o["list_id"] for o in placed}) == 1
+        assert any(killed in m for m in alerts) == (die_at == "before_take_profit_send")
     # one protection per held position, at the venue and in the state file alike
     held = {s.replace("/", "-") for s, q in state_rows(_db(tmp_path), "SELECT symbol, qty FROM positions") if q > 0}
     assert _groups_open(ours) == sorted(held)
