@@ -149,3 +149,69 @@ def test_a_take_profit_the_bid_is_over_already_is_refused(exchange):
         emu.set_quote(PID, 100.0, 100.2)
         st = ad.create_order(OrderRequest(_cid(8), SYM, "sell", "take_profit", 0.1, 99.0, stop_price=99.0))
         assert st.status == "rejected" and ad.open_orders() == []
+
+
+def _json_sent(wire: WireLog, path: str) -> list[dict]:
+    """The JSON bodies of the POSTs to a URL ending in ``path`` (Coinbase's create order)."""
+    import json
+    return [json.loads(body) for m, url, body in wire.sent if m == "POST" and url.endswith(path)]
+
+
+def _bracket(ad, take: float = 105.0, stop: float = 95.0, seq: int = 9):
+    return ad.create_order(OrderRequest(_cid(seq), SYM, "sell", "bracket", 0.1, take, stop_price=stop))
+
+
+def test_coinbase_bracket_is_sent_as_trigger_bracket_gtc_rests_and_is_read_back():
+    with venue_emulator_and_adapter("coinbase") as (emu, ad):
+        emu.set_quote(PID, 100.0, 100.2)
+        wire = WireLog(ad.client)
+        st = _bracket(ad)
+        (p,) = _json_sent(wire, "/api/v3/brokerage/orders")
+        assert p["order_configuration"] == {"trigger_bracket_gtc": {"base_size": "0.1", "limit_price": "105",
+                                                                    "stop_trigger_price": "95"}}
+        assert (st.status, st.type, st.limit_price, st.stop_price, st.qty) == ("open", "bracket", 105.0, 95.0, 0.1)
+        assert emu.balances()["BTC"][1] == pytest.approx(0.1)  # one order: the base held once
+        ad._orders.clear()  # a restart: listed as a bracket, its levels read back from the raw order
+        assert [(o.type, o.limit_price, o.stop_price, o.qty) for o in ad.open_orders()] == [("bracket", 105.0, 95.0, 0.1)]
+
+
+def test_coinbase_bracket_fills_at_its_limit_on_a_rise():
+    with venue_emulator_and_adapter("coinbase") as (emu, ad):
+        emu.set_quote(PID, 100.0, 100.2)
+        _bracket(ad)
+        emu.set_quote(PID, 104.0, 104.2)
+        assert ad.fills(0) == []
+        emu.set_quote(PID, 105.5, 105.7)
+        f, = ad.fills(0)
+        assert (f.price, f.liquidity) == (105.0, "maker")
+
+
+def test_coinbase_bracket_stop_triggers_on_a_fall_and_sells_at_the_bid():
+    with venue_emulator_and_adapter("coinbase") as (emu, ad):
+        emu.set_quote(PID, 100.0, 100.2)
+        _bracket(ad)
+        emu.set_quote(PID, 94.5, 94.7)
+        f, = ad.fills(0)
+        assert (f.price, f.liquidity) == (94.5, "taker")
+        assert ad.fetch_order_by_client_id(_cid(9)).status == "closed"
+
+
+def test_coinbase_bracket_whose_stop_would_trigger_at_once_is_refused():
+    with venue_emulator_and_adapter("coinbase") as (emu, ad):
+        emu.set_quote(PID, 100.0, 100.2)
+        st = _bracket(ad, stop=101.0)
+        assert st.status == "rejected" and "INVALID_STOP_PRICE" in st.reject_reason and ad.open_orders() == []
+
+
+def test_coinbase_take_profit_alone_is_a_stop_limit_triggering_on_a_rise():
+    with venue_emulator_and_adapter("coinbase") as (emu, ad):
+        emu.set_quote(PID, 100.0, 100.2)
+        wire = WireLog(ad.client)
+        st = ad.create_order(OrderRequest(_cid(10), SYM, "sell", "take_profit", 0.1, 105.0, stop_price=105.0))
+        (p,) = _json_sent(wire, "/api/v3/brokerage/orders")
+        assert p["order_configuration"] == {"stop_limit_stop_limit_gtc": {
+            "base_size": "0.1", "limit_price": "105", "stop_price": "105", "stop_direction": "STOP_DIRECTION_STOP_UP"}}
+        assert (st.type, st.stop_price, st.limit_price) == ("take_profit", 105.0, 105.0)
+        emu.set_quote(PID, 105.3, 105.5)
+        f, = ad.fills(0)
+        assert f.price == 105.3

@@ -6,6 +6,9 @@ venue's real ccxt class between them).
   sell at the take-profit, a STOP_LOSS_LIMIT under the price); one leg filling expires the other,
   a trail move cancels the list and places a new one, and the take-profit's fill is adopted under
   ``protect:take_profit``;
+- Coinbase: both rest as one trigger_bracket_gtc order (a limit sell at the take-profit, a stop
+  trigger under the price), replaced as the trail rises; its fill is adopted under
+  ``protect:take_profit`` at or over the take-profit, else under the stop's rule;
 - Kraken: a take-profit alone rests as a take-profit-limit sell (trigger and limit at the
   take-profit), fills at the venue when the price rises, and is adopted under ``protect:take_profit``;
 - a SIGKILL between recording the list (the take-profit) and sending it, or just after sending it,
@@ -25,8 +28,9 @@ from tests.test_live_protect_exchange import PACE
 
 # tight levels on the emulator's 1m bars: the trail rises and the take-profit fills within a short session
 PROTECT = {"binance": "protect:\n  take_profit: 0.002\n  trailing_stop: 0.003\n",
+           "coinbase": "protect:\n  take_profit: 0.002\n  trailing_stop: 0.003\n",
            "kraken": "protect:\n  take_profit: 0.002\n"}
-STYLE = {"binance": "prefixed", "kraken": "uuid"}
+STYLE = {"binance": "prefixed", "coinbase": "prefixed", "kraken": "uuid"}
 
 
 def _run(tmp: Path, emu: EmulatorProcess, cycles: int, die_at: str | None = None) -> int:
@@ -155,6 +159,44 @@ def test_kraken_take_profit_alone_rests_as_take_profit_limit_and_fills_on_a_rise
     assert "take_profit placed on the exchange as take-profit-limit orders" in _protections_alert(tmp_path)
 
 
+@pytest.mark.slow
+def test_coinbase_bracket_rests_take_profit_and_stop_as_one_order_replaced_as_the_trail_rises(tmp_path):
+    with_protect(tmp_path, PROTECT["coinbase"])
+    emu = EmulatorProcess(tmp_path, exchange="coinbase")
+    try:
+        assert _run(tmp_path, emu, cycles=60) == 0, (tmp_path / "live.log").read_text()[-3000:]
+        emu.freeze()
+        state = emu.dump(tmp_path / "dump.json")
+    finally:
+        emu.close()
+    brackets = [o for o in _ours(state, "coinbase") if "trigger_bracket_gtc" in o["order_configuration"]]
+    assert brackets, "the session should have placed bracket orders"
+    assert len(brackets) == len(_ours(state, "coinbase"))  # no separate stop: the bracket holds both levels
+    rows = {r[0]: r[1:] for r in state_rows(_db(tmp_path), "SELECT client_order_id, type, rule, status, limit_price, "
+                                            "stop_price FROM orders")}
+    for o in brackets:  # a limit at the take-profit over a stop trigger, as recorded
+        conf = o["order_configuration"]["trigger_bracket_gtc"]
+        assert float(conf["limit_price"]) > float(conf["stop_trigger_price"])
+        assert rows[o["cid"]][:2] == ("bracket", "protect:trailing_stop")
+        assert (rows[o["cid"]][3], rows[o["cid"]][4]) == (float(conf["limit_price"]), float(conf["stop_trigger_price"]))
+    filled = [o for o in brackets if o["status"] == "FILLED" and _fill_rules(tmp_path, o["cid"])]
+    assert filled, "a bracket should have filled at the venue and been adopted"
+    for o in filled:  # at or over its take-profit: the take-profit's rule; under it: the stop's
+        price, rule = state_rows(_db(tmp_path), "SELECT price, rule FROM fills WHERE client_order_id=?", (o["cid"],))[0]
+        assert rule == ("protect:take_profit" if price >= o["limit_price"] else "protect:trailing_stop")
+    assert any(_fill_rules(tmp_path, o["cid"]) == ["protect:take_profit"] for o in filled)
+    by_symbol = defaultdict(list)
+    for o in sorted(brackets, key=lambda o: o["created_time"]):
+        by_symbol[o["product_id"]].append((o["stop_price"], o["limit_price"], o["status"]))
+    moved = [(a, b) for seq in by_symbol.values() for a, b in zip(seq, seq[1:])
+             if a[2] == "CANCELLED" and b[0] > a[0] and b[1] == a[1]]
+    assert moved, dict(by_symbol)
+    resting = [o["product_id"] for o in brackets if o["status"] == "OPEN"]
+    assert len(resting) == len(set(resting))
+    said = _protections_alert(tmp_path)
+    assert "take_profit placed on the exchange with the stop as one bracket order" in said
+
+
 def _groups_open(orders: list[dict]) -> list[str]:
     """The symbols with an open protection at the venue, once per resting group (a list counts once)."""
     seen, out = set(), []
@@ -179,11 +221,14 @@ def _move_levels(tmp: Path, exchange: str, legs: set[str], how: str) -> None:
                        f"WHERE type='stop_limit' AND client_order_id IN ({marks})", tuple(legs))
             db.execute(f"UPDATE orders SET stop_price=stop_price*2, limit_price=limit_price*2 "
                        f"WHERE type='take_profit' AND client_order_id IN ({marks})", tuple(legs))
+            db.execute(f"UPDATE orders SET stop_price=ROUND(stop_price*0.5, 2), limit_price=limit_price*2 "
+                       f"WHERE type='bracket' AND client_order_id IN ({marks})", tuple(legs))
         else:
-            db.execute(f"UPDATE orders SET stop_price=ROUND(stop_price*0.5, 2), limit_price=ROUND(limit_price*0.5, 2) "
-                       f"WHERE type='take_profit' AND client_order_id IN ({marks})", tuple(legs))
-            sym, take = db.execute(f"SELECT symbol, limit_price FROM orders WHERE type='take_profit' AND "
-                                   f"client_order_id IN ({marks})", tuple(legs)).fetchone()
+            db.execute(f"UPDATE orders SET limit_price=ROUND(limit_price*0.5, 2), stop_price=CASE type WHEN "
+                       f"'take_profit' THEN ROUND(stop_price*0.5, 2) ELSE stop_price END "
+                       f"WHERE type IN ('take_profit', 'bracket') AND client_order_id IN ({marks})", tuple(legs))
+            sym, take = db.execute(f"SELECT symbol, limit_price FROM orders WHERE type IN ('take_profit', 'bracket') "
+                                   f"AND client_order_id IN ({marks})", tuple(legs)).fetchone()
             j = json.loads(db.execute("SELECT value FROM meta WHERE key='session'").fetchone()[0])["symbols"].index(sym)
             prot = json.loads(db.execute("SELECT value FROM state WHERE key='protect'").fetchone()[0])
             # the levels as at entry (the kill came before the step saved them): from the entry price,
@@ -200,7 +245,7 @@ def _move_levels(tmp: Path, exchange: str, legs: set[str], how: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("die_at, how", [("before_take_profit_send", "between"), ("before_take_profit_send", "past"),
                                          ("after_take_profit_send", None)])
-@pytest.mark.parametrize("exchange", ["binance", "kraken"])
+@pytest.mark.parametrize("exchange", ["binance", "coinbase", "kraken"])
 def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(tmp_path, exchange, die_at, how):
     assert set(TAKE_DIE_AT) == {"before_take_profit_send", "after_take_profit_send"}
     with_protect(tmp_path, PROTECT[exchange])
@@ -211,8 +256,9 @@ def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(t
         # recorded before it was sent, either way: an order list's two legs, or the one take-profit
         where = "list_id" if exchange == "binance" else "client_order_id"
         recorded = state_rows(_db(tmp_path), f"SELECT client_order_id, status, type FROM orders WHERE {where}=?", (killed,))
-        assert sorted(r[1:] for r in recorded) == (sorted([("new", "stop_limit"), ("new", "take_profit")])
-                                                   if exchange == "binance" else [("new", "take_profit")])
+        assert sorted(r[1:] for r in recorded) == {"binance": [("new", "stop_limit"), ("new", "take_profit")],
+                                                   "coinbase": [("new", "bracket")],
+                                                   "kraken": [("new", "take_profit")]}[exchange]
         legs = {r[0] for r in recorded}
         at_exchange = [o for o in _ours(emu.dump(tmp_path / "before.json"), exchange) if o["cid"] in legs]
         assert len(at_exchange) == (0 if die_at == "before_take_profit_send" else len(legs))
@@ -222,7 +268,7 @@ def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(t
         emu.freeze()
         state = emu.dump(tmp_path / "after.json")
         with emu.adapter(tmp_path) as ad:
-            resting_at_venue = [s for s in ad.open_orders() if s.type in ("stop_limit", "take_profit")]
+            resting_at_venue = [s for s in ad.open_orders() if s.type in ("stop_limit", "take_profit", "bracket")]
             lists_at_venue = ad.open_lists()
         now = emu.dump(tmp_path / "now.json")
     finally:
@@ -240,9 +286,10 @@ def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(t
                           "side='sell' AND rule='protect:take_profit'", (fates[0][2],)) == [("protect:take_profit", "filled")]
     else:  # placed once with the recorded ids: by the restart (said so), or before the kill
         assert sorted(o["cid"] for o in placed) == sorted(legs)
-        assert [o["limit_price"] for o in placed if _is_take(o)] == \
-            [r[0] for r in state_rows(_db(tmp_path), "SELECT limit_price FROM orders WHERE type='take_profit' AND "
-                                      f"client_order_id IN ({','.join('?' * len(legs))})", tuple(legs))]
+        # at the venue with the levels recorded (after a resend: the ones the restart met)
+        assert sorted((o["cid"], o["limit_price"]) for o in placed) == sorted(state_rows(
+            _db(tmp_path), "SELECT client_order_id, limit_price FROM orders WHERE client_order_id IN "
+            f"({','.join('?' * len(legs))})", tuple(legs)))
         if exchange == "binance":
             assert len({o["list_id"] for o in placed}) == 1
         assert any(killed in m for m in alerts) == (die_at == "before_take_profit_send")
@@ -250,7 +297,7 @@ def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(t
     held = {s.replace("/", "-") for s, q in state_rows(_db(tmp_path), "SELECT symbol, qty FROM positions") if q > 0}
     assert _groups_open(ours) == sorted(held)
     open_rows = {r[0] for r in state_rows(_db(tmp_path), "SELECT client_order_id FROM orders WHERE type IN "
-                                          "('stop_limit', 'take_profit') AND status='open'")}
+                                          "('stop_limit', 'take_profit', 'bracket') AND status='open'")}
     assert open_rows == {o["cid"] for o in ours if o["status"] == "OPEN"}
     # as the venue itself lists them (less any the bars after the loop's end filled)
     quote = "USDC"

@@ -210,6 +210,10 @@ class ExchangeAdapter:
         elif req.type == "take_profit":  # a limit order with a take-profit trigger (a sell: on a rise)
             params.update(self.quirks.take_profit_params(req.side, float(req.stop_price)))
             otype = "limit"
+        elif req.type == "bracket":  # a limit sell at the take-profit with a stop trigger under it
+            params.update(self.quirks.bracket_params(m.symbol, float(req.qty), float(req.limit_price),
+                                                     float(req.stop_price)))
+            otype = "limit"
         price = req.limit_price
         if req.type == "market" and req.side == "buy" and price is None and self.quirks.market_buy_needs_price:
             # ccxt sends a market buy as quote_size = qty * price: use the freshest ask we have.
@@ -446,6 +450,7 @@ class ExchangeAdapter:
 
     # -- conversion -------------------------------------------------------------------
     def _state(self, o: dict, req: OrderRequest | None) -> OrderState:
+        o = self.quirks.parsed(o)
         info = o.get("info") or {}
         status = _STATUS.get(str(o.get("status")).lower(), "open" if o.get("id") else "unknown")
         if info.get("status") == "FAILED":
@@ -460,7 +465,8 @@ class ExchangeAdapter:
         return OrderState(
             client_order_id=cid, exchange_order_id=o.get("id"), symbol=o.get("symbol") or (req.symbol if req else ""),
             side=o.get("side") or (req.side if req else ""),
-            type="take_profit" if take else "stop_limit" if stop else (o.get("type") or (req.type if req else "")),
+            type="bracket" if o.get("type") == "bracket" else "take_profit" if take else "stop_limit" if stop
+            else (o.get("type") or (req.type if req else "")),
             status=status, qty=None if qty is None else float(qty), filled=float(o.get("filled") or 0.0),
             average_price=float(o["average"]) if o.get("average") else None,
             limit_price=float(o["price"]) if o.get("price") else (req.limit_price if req else None),

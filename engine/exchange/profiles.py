@@ -34,11 +34,14 @@ def check_supported(ccxt_id: str | None, where: str = "exchange.ccxt_id") -> Non
 # take-profit of one position can rest together only as one order list:
 #   "oco":   Binance: both as one OCO (POST /api/v3/orderList/oco, a LIMIT_MAKER above and a
 #            STOP_LOSS_LIMIT below); the take-profit alone as TAKE_PROFIT_LIMIT;
+#   "bracket": Coinbase: both as one trigger_bracket_gtc order (a limit sell at the take-profit,
+#            a stop trigger under the price: ccxt 4.5.90's coinbase class builds none, so our
+#            order_configuration rides in createOrder's params); the take-profit alone as a
+#            stop-limit sell triggering on a rise (ccxt's takeProfitPrice: STOP_DIRECTION_STOP_UP);
 #   "alone": Kraken: a take-profit-limit sell only when no stop rests (a stop configured rests
 #            and the loop keeps the take-profit);
-# absent: the loop enforces every take-profit (Coinbase: ccxt 4.5.90's coinbase class sends no
-# trigger_bracket_gtc for stopLossPrice + takeProfitPrice).
-TAKE_PROFIT = {"binance": "oco", "kraken": "alone"}
+# absent: the loop enforces every take-profit.
+TAKE_PROFIT = {"binance": "oco", "coinbase": "bracket", "kraken": "alone"}
 
 
 def check_protection_orders(ccxt_id: str | None, orders, where: str = "exchange.protection_orders") -> None:
@@ -51,7 +54,7 @@ def check_protection_orders(ccxt_id: str | None, orders, where: str = "exchange.
 
 
 def take_profit_mode(config) -> str | None:
-    """How a position's take-profit rests on this venue ("oco", "alone": see ``TAKE_PROFIT``), or
+    """How a position's take-profit rests on this venue ("oco", "bracket", "alone": ``TAKE_PROFIT``), or
     None: the loop enforces it."""
     if "take_profit" not in tuple(getattr(config, "protection_orders", ()) or ()):
         return None

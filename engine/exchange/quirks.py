@@ -58,6 +58,14 @@ class Quirks:
         their take-profit types)."""
         return bool(o.get("takeProfitPrice"))
 
+    def bracket_params(self, symbol: str, qty: float, take: float, stop: float) -> dict:
+        """The create-order params of a bracket sell (a limit at ``take``, a stop trigger at ``stop``)."""
+        raise ExchangeCallError(ErrorKind.BAD_REQUEST, "create_order", f"{self.client.id} takes no bracket orders")
+
+    def parsed(self, o: dict) -> dict:
+        """A parsed ccxt order with what ccxt's parser leaves out filled in (nothing, by default)."""
+        return o
+
     # -- order lists (a take-profit and a stop as one OCO: Binance) -------------------------
     def create_oco(self, call: Call, market_id: str, req, native) -> dict:
         raise ExchangeCallError(ErrorKind.BAD_REQUEST, "create_oco", f"{self.client.id} takes no OCO order lists")
@@ -117,6 +125,32 @@ class CoinbaseQuirks(Quirks):
         # STOP_UP for a sell (a breakout), unless told: a stop loss triggers on the way down
         return {"stopPrice": stop_price,
                 "stop_direction": "STOP_DIRECTION_STOP_DOWN" if side == "sell" else "STOP_DIRECTION_STOP_UP"}
+
+    def take_profit_params(self, side: str, trigger: float) -> dict:
+        # coinbase.create_order: takeProfitPrice on a limit order is stop_limit_stop_limit_gtc with
+        # stop_direction STOP_UP for a sell (a take-profit triggers on a rise)
+        return {"takeProfitPrice": trigger}
+
+    def is_take_profit(self, o: dict) -> bool:
+        conf = ((o.get("info") or {}).get("order_configuration") or {}).get("stop_limit_stop_limit_gtc") or {}
+        return o.get("side") == "sell" and conf.get("stop_direction") == "STOP_DIRECTION_STOP_UP"
+
+    def bracket_params(self, symbol, qty, take, stop):
+        # Advanced Trade's trigger_bracket_gtc (a limit sell at limit_price; at stop_trigger_price a
+        # stop-limit sell): ccxt 4.5.90's coinbase.create_order builds no bracket, but sends our
+        # order_configuration over the one it built (its params extend the request)
+        c = self.client
+        return {"order_configuration": {"trigger_bracket_gtc": {
+            "base_size": c.amount_to_precision(symbol, qty), "limit_price": c.price_to_precision(symbol, take),
+            "stop_trigger_price": c.price_to_precision(symbol, stop)}}}
+
+    def parsed(self, o):
+        # coinbase.parse_order reads no trigger_bracket_gtc: its size, limit and trigger from the raw order
+        conf = ((o.get("info") or {}).get("order_configuration") or {}).get("trigger_bracket_gtc")
+        if not conf:
+            return o
+        return {**o, "type": "bracket", "amount": o.get("amount") or conf.get("base_size"),
+                "price": conf.get("limit_price"), "triggerPrice": conf.get("stop_trigger_price")}
 
     def fee_tier(self, call: Call, markets: dict) -> FeeTier:
         raw = call("fee_tier", self.client.v3PrivateGetBrokerageTransactionSummary, {"product_type": "SPOT"})

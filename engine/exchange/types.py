@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 # Order statuses we expose (ccxt's unified vocabulary plus the two that only we know:
 # "unknown" while a create's fate is being recovered, "rejected" for a 200 success:false).
 ORDER_STATUSES = ("open", "closed", "canceled", "rejected", "unknown")
-ORDER_TYPES = ("market", "limit", "stop_limit", "take_profit")
+ORDER_TYPES = ("market", "limit", "stop_limit", "take_profit", "bracket")
 # the protection order types an exchange profile may list (``protection_orders``)
 PROTECTION_ORDER_TYPES = ("stop_limit", "stop_market", "take_profit")
 
@@ -83,6 +83,7 @@ class OrderRequest:
     symbol: str
     side: str  # "buy" | "sell"
     type: str  # "market" | "limit" | "stop_limit" | "take_profit" (a take-profit-limit sell: on a rise)
+    #            | "bracket" (a sell: a limit at limit_price, a stop trigger at stop_price under it)
     qty: float  # base units
     limit_price: float | None = None  # required for limit; for a market buy, the reference price
     post_only: bool = False
@@ -97,7 +98,7 @@ class OrderRequest:
             raise ValueError(f"OrderRequest.qty is {self.qty!r}; expected a positive base quantity")
         if self.type != "market" and not (self.limit_price and self.limit_price > 0):
             raise ValueError(f"OrderRequest {self.client_order_id}: a {self.type} order needs a positive limit_price")
-        if self.type in ("stop_limit", "take_profit") and not (self.stop_price and self.stop_price > 0):
+        if self.type in ("stop_limit", "take_profit", "bracket") and not (self.stop_price and self.stop_price > 0):
             raise ValueError(f"OrderRequest {self.client_order_id}: a {self.type} order needs a positive stop_price")
         if not 0 < len(self.client_order_id) <= 36:
             raise ValueError(f"OrderRequest.client_order_id {self.client_order_id!r} must be 1..36 characters")

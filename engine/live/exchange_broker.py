@@ -25,9 +25,12 @@ from engine.exchange.types import OcoRequest, OrderRequest
 from engine.live import pstate
 from engine.live.brokers import insert_fill, stored_fills
 from engine.live.port import Balances, BrokerContext, BrokerFill, Note, OrderTicket
-from engine.live.protect_orders import PROTECTIVE, TAKE, ExchangeProtections, describe, open_stops
+from engine.live.protect_orders import PROTECTIVE, TAKE, ExchangeProtections, describe, fill_rule, open_stops
 from engine.live.store import now_ms
 
+# why a recorded protection is not sent after a restart: the bid passed its level while the loop was down
+_PAST = {TAKE: "the bid is at or over its take-profit after restart",
+         "bracket": "the bid is past a level of the bracket after restart"}
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "rejected": "rejected", "unknown": "sent"}
 
 
@@ -87,8 +90,7 @@ class ExchangeBroker:
                     self._send_one(ctx, OrderTicket.from_row(o))
                 else:
                     reason = ("kill switch on" if halted and o["status"] == "new" else
-                              ("the bid is at or over its take-profit after restart" if o["type"] == TAKE else
-                               "the bid is through its stop price after restart") if through else
+                              _PAST.get(o["type"], "the bid is through its stop price after restart") if through else
                               "not at the exchange after restart")
                     with ctx.store.txn() as db:
                         ctx.store.update_order(db, cid, status="abandoned", reason=reason)
@@ -295,7 +297,8 @@ class ExchangeBroker:
                 if o is None:
                     store.alert(db, "error", "foreign_fill", f"fill {f.trade_id} of order {f.exchange_order_id} "
                                 "is not one of ours; adopted so positions match the exchange", self.last_t)
-                cid, t, rule = (o["client_order_id"], int(o["t"]), o["rule"]) if o else (None, self.last_t or 0, "foreign")
+                cid, t, rule = (o["client_order_id"], int(o["t"]), fill_rule(o, f.price)) if o else \
+                    (None, self.last_t or 0, "foreign")
                 # the bar it fills in: its decision's next one, as in the backtest
                 record_fill(ctx, db, BrokerFill(f.trade_id, cid, f.exchange_order_id, t + 1, f.symbol, f.side, f.qty,
                                                 f.price, f.fee, 0.0, f.time_ms, rule or ""))
@@ -309,7 +312,8 @@ class ExchangeBroker:
     @staticmethod
     def _ours(ctx: BrokerContext) -> dict:
         return {r["exchange_order_id"]: r for r in ctx.store.rows(
-            "SELECT client_order_id, exchange_order_id, t, rule FROM orders WHERE exchange_order_id IS NOT NULL")}
+            "SELECT client_order_id, exchange_order_id, t, rule, type, limit_price FROM orders "
+            "WHERE exchange_order_id IS NOT NULL")}
 
     def _resolve_unknown(self, ctx: BrokerContext, abandoned: bool = False) -> None:
         """Learn the exchange id of orders whose create answer was lost (``abandoned``: also of orders

@@ -12,7 +12,10 @@ completed bar's high from the entry bar on. Then, per held symbol, what rests on
 - the take-profit alone (no stop configured, or a venue whose take-profit cannot rest beside a
   stop: Kraken): a take-profit-limit sell triggered at the take-profit, its limit there;
 - both as one OCO order list (Binance): a LIMIT_MAKER sell at the take-profit and the stop-limit
-  under the price; one filling expires the other.
+  under the price; one filling expires the other;
+- both as one bracket order (Coinbase ``trigger_bracket_gtc``): a limit sell at the take-profit
+  that becomes a stop-limit once the price falls to the stop (its fill's rule: the take-profit's
+  at or over the take-profit, else the stop's).
 
 Each is recorded in the state file (client order ids, status ``new``; a list's legs carry its
 ``list_id``) before it is sent; replaced (cancel, then a new recorded group) when the trailing
@@ -38,15 +41,19 @@ from engine.live.store import now_ms
 
 STOP = "stop_limit"
 TAKE = "take_profit"
-PROTECTIVE = (STOP, TAKE)  # the order types of a position's protection (not a decision's orders)
+BRACKET = "bracket"  # one order: a limit sell at the take-profit with a stop trigger under it (Coinbase)
+PROTECTIVE = (STOP, TAKE, BRACKET)  # the order types of a position's protection (not a decision's orders)
 _RULE_OF = {TAKE: "protect:take_profit"}
+TOGETHER = {"oco": "with the stop as one OCO order list (one filling cancels the other)",
+            "bracket": "with the stop as one bracket order (trigger_bracket_gtc: a limit sell at the take-profit, "
+                       "a stop trigger under the price)"}
 
 
 def _plan(protect, config) -> tuple[list[str], bool]:
     """(the stop kinds resting on the exchange, whether the take-profit rests there too)."""
     stops = [k for k in ("stop_loss", "trailing_stop") if getattr(protect, k) is not None] if stop_order_type(config) else []
     mode = take_profit_mode(config)
-    take = protect.take_profit is not None and mode is not None and (mode == "oco" or not stops)
+    take = protect.take_profit is not None and mode is not None and (mode in TOGETHER or not stops)
     return stops, take
 
 
@@ -63,8 +70,7 @@ def describe(protect, config) -> tuple[str, str]:
         parts.append(f"{', '.join(stops)} placed on the exchange as {stop_order_type(config)} orders")
     if take:
         parts.append("take_profit placed on the exchange " + (
-            "with the stop as one OCO order list (one filling cancels the other)" if stops else
-            "as take-profit-limit orders"))
+            TOGETHER[take_profit_mode(config)] if stops else "as take-profit-limit orders"))
     if loop:
         said = (f"{', '.join(loop)} enforced by the loop at each cycle on exchange {config.name} "
                 f"(protection_orders: [{', '.join(config.protection_orders)}]): checked at each bar's "
@@ -102,7 +108,7 @@ class ExchangeProtections:
 
     @property
     def take_mode(self) -> str | None:
-        """How take-profits rest on the exchange ("oco", "alone"; None: the loop enforces them)."""
+        """How take-profits rest on the exchange ("oco", "bracket", "alone"; None: the loop enforces them)."""
         return take_profit_mode(self.broker.adapter.config)
 
     @property
@@ -113,7 +119,7 @@ class ExchangeProtections:
         """Per position, whether its take-profit rests on the exchange (else the loop checks it)."""
         if self.take_mode is None:
             return np.zeros(stop_finite.shape, dtype=bool)
-        if self.take_mode == "oco":
+        if self.take_mode in TOGETHER:
             return np.ones(stop_finite.shape, dtype=bool)
         return ~stop_finite if self.kind is not None else np.ones(stop_finite.shape, dtype=bool)
 
@@ -213,8 +219,8 @@ class ExchangeProtections:
         if cur:
             if any(o["status"] == "new" for o in cur):
                 return  # recorded, not sent yet: reconcile sends it
-            have_stop = next((o for o in cur if o["type"] == STOP), None)
-            have_take = next((o for o in cur if o["type"] == TAKE), None)
+            have_stop = next((o for o in cur if o["type"] in (STOP, BRACKET)), None)
+            have_take = next((o for o in cur if o["type"] in (TAKE, BRACKET)), None)
             same = (have_stop is not None) == want_stop and (have_take is not None) == want_take \
                 and all(abs(float(o["qty"]) - qty) <= 1e-12 for o in cur) \
                 and (not want_stop or stop <= float(have_stop["stop_price"] or 0.0) + 0.5 * inc) \
@@ -238,6 +244,10 @@ class ExchangeProtections:
             self.broker.sync_fills(ctx)
             return
         n = self._count(ctx, sym)
+        if want_stop and want_take and self.take_mode == "bracket":  # one order holds both levels
+            cid = make_client_order_id(_run_id(ctx), ctx.bar_ms(t), sym, "sell", 2 + n)
+            self.place(ctx, OrderTicket(cid, t, sym, "sell", qty, BRACKET, take, rule, stop))
+            return
         cid = lambda k: make_client_order_id(_run_id(ctx), ctx.bar_ms(t), sym, "sell", 2 + n + k)  # noqa: E731
         stop_leg = take_leg = None
         if want_stop:
@@ -290,17 +300,19 @@ class ExchangeProtections:
     @staticmethod
     def _count(ctx: BrokerContext, sym: str) -> int:
         """Protective orders of ``sym`` ever recorded (each new one's client id seq follows them)."""
-        return ctx.store.db.execute("SELECT COUNT(*) FROM orders WHERE symbol=? AND type IN (?,?)",
+        return ctx.store.db.execute("SELECT COUNT(*) FROM orders WHERE symbol=? AND type IN (?,?,?)",
                                     (sym, *PROTECTIVE)).fetchone()[0]
 
     # -- after a restart -----------------------------------------------------------------------
     def bid_through(self, o: dict) -> bool:
         """Whether the bid has passed a recorded protective order's level now: at or under a stop's
-        trigger, at or over a take-profit (no bid: not known, so no)."""
+        trigger, at or over a take-profit (a bracket: either; no bid: not known, so no)."""
         q = self.broker.adapter.best_bid_ask([o["symbol"]]).get(o["symbol"])
         if q is None or not np.isfinite(q.bid):
             return False
-        return q.bid >= float(o["limit_price"]) if o["type"] == TAKE else q.bid <= float(o["stop_price"])
+        over = o["type"] in (TAKE, BRACKET) and q.bid >= float(o["limit_price"])
+        under = o["type"] in (STOP, BRACKET) and q.bid <= float(o["stop_price"])
+        return over or under
 
     def reconcile_list(self, ctx: BrokerContext, rows: list[dict]) -> None:
         """An order list of the state file after a restart: each leg matched at the exchange by its
@@ -362,6 +374,14 @@ class ExchangeProtections:
                       f"but was not in the state file{f' (order list {list_id})' if list_id else ''}; adopted", None)
             n += 1
         return n
+
+
+def fill_rule(o: dict, price: float) -> str:
+    """The rule of a fill of our order row ``o``: its own, but a bracket's at or over its take-profit
+    limit is the take-profit's (under it, the stop triggered)."""
+    if o.get("type") == BRACKET and o.get("limit_price") is not None and price >= float(o["limit_price"]) * (1 - 1e-9):
+        return _RULE_OF[TAKE]
+    return o.get("rule") or ""
 
 
 def _down(price: float, inc: float) -> float:

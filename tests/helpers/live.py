@@ -113,8 +113,8 @@ SIM_PROFILE = {"coinbase": "local_sim", "kraken": "kraken_sim", "binance": "bina
 DIE_AT = ("before_send", "after_send")
 # the same around the first protective stop a live session sends (tests/test_live_protect_exchange.py)
 STOP_DIE_AT = ("before_stop_send", "after_stop_send")
-# around the first take-profit a live session sends (an OCO order list on Binance, a take-profit-limit
-# on Kraken: tests/test_live_take_profit_exchange.py)
+# around the first take-profit a live session sends (an OCO order list on Binance, a bracket on
+# Coinbase, a take-profit-limit on Kraken: tests/test_live_take_profit_exchange.py)
 TAKE_DIE_AT = ("before_take_profit_send", "after_take_profit_send")
 
 
@@ -287,7 +287,7 @@ def _die_at(point: str) -> None:
         send, send_list = ExchangeBroker.send, ExchangeBroker.send_list
 
         def send_unless_take(self, ctx, o):
-            if o.type == "take_profit":  # recorded as 'new' by its own transaction, not sent
+            if o.type in ("take_profit", "bracket"):  # recorded as 'new' by its own transaction, not sent
                 die(f"before sending take-profit {o.client_order_id}")
             send(self, ctx, o)
 
@@ -299,7 +299,7 @@ def _die_at(point: str) -> None:
 
         def create_then_die_on_take(self, req):
             st = create(self, req)
-            if req.type == "take_profit":  # resting at the exchange; the state file still says 'new'
+            if req.type in ("take_profit", "bracket"):  # resting at the exchange; the state file still says 'new'
                 die(f"after sending take-profit {req.client_order_id}")
             return st
 

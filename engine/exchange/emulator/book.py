@@ -11,7 +11,10 @@ matched as the limit (or market) order it becomes, by the same fill logic. A sel
 ``STOP_UP`` is a take-profit (Kraken take-profit-limit, Binance TAKE_PROFIT_LIMIT). An order
 list (``place(..., list_id=, shared=)``: Binance's OCO) holds the base once for all its legs:
 the leg that triggers or fills first takes the hold and the others expire (status
-``EXPIRED``), as Binance expires the other leg; cancelling any leg cancels the list. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
+``EXPIRED``), as Binance expires the other leg; cancelling any leg cancels the list. A
+Coinbase bracket (``trigger_bracket_gtc`` {base_size, limit_price, stop_trigger_price}, a sell)
+is one order: a limit at ``limit_price`` (the take-profit) that, once the path falls to
+``stop_trigger_price``, becomes a stop-limit ``BRACKET_LIMIT`` under the trigger. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
 only market data follows the simulated clock. ``client_order_id`` is idempotent: the
 same id returns the original order and creates nothing.
 """
@@ -28,7 +31,9 @@ from .market import SimMarket
 
 # order configurations the engine takes; stops by the order type they become once triggered
 _STOPS = {"stop_limit_stop_limit_gtc": "STOP_LIMIT", "stop_market": "STOP"}
-_KINDS = ("market_market_ioc", "limit_limit_gtc", *_STOPS)
+BRACKET = "trigger_bracket_gtc"  # a limit sell at limit_price with a stop trigger under it (Coinbase)
+BRACKET_LIMIT = 0.05  # a triggered bracket's stop-limit sits this far under its trigger (Coinbase's 5%)
+_KINDS = ("market_market_ioc", "limit_limit_gtc", *_STOPS, BRACKET)
 _DIRECTIONS = ("STOP_DIRECTION_STOP_DOWN", "STOP_DIRECTION_STOP_UP")
 
 MAKER_FEE = 0.004
@@ -67,6 +72,7 @@ class SimOrder:
     triggered: bool = False
     checked_index: int = 0  # the last market step the trigger has seen
     list_id: str | None = None  # an order list's legs (Binance OCO) share it and one hold
+    bracket: bool = False  # a bracket: a limit at limit_price until its stop triggers
 
     def to_api(self) -> dict:
         avg = self.filled_value / self.filled if self.filled > 0 else 0.0
@@ -78,7 +84,7 @@ class SimOrder:
             "created_time": iso_ms(self.created_ms), "completion_percentage": f"{100 * self.filled / self.size:.2f}",
             "filled_size": repr(self.filled), "average_filled_price": repr(avg),
             "number_of_fills": "0", "filled_value": repr(self.filled_value), "total_fees": repr(self.fees),
-            "order_type": self.type, "product_type": "SPOT", "settled": self.status != "OPEN",
+            "order_type": "BRACKET" if self.bracket else self.type, "product_type": "SPOT", "settled": self.status != "OPEN",
             "outstanding_hold_amount": repr(self.hold), "post_only": self.post_only,
         }
 
@@ -153,6 +159,15 @@ class OrderBook:
                     size = int(size / product.base_increment + 1e-9) * product.base_increment
                 limit = None
                 otype = "MARKET"
+            elif kind == BRACKET:
+                if side != "SELL":
+                    raise Rejection("UNSUPPORTED_ORDER_CONFIGURATION", "the emulator takes SELL brackets only")
+                size, limit, otype = float(spec["base_size"]), float(spec["limit_price"]), "LIMIT"
+                stop, direction = float(spec["stop_trigger_price"]), "STOP_DIRECTION_STOP_DOWN"
+                if not 0 < stop < limit:
+                    raise Rejection("INVALID_PRICE", f"stop_trigger_price {stop} must be > 0 and under limit_price {limit}")
+                if bid <= stop:
+                    raise Rejection("INVALID_STOP_PRICE", f"stop_trigger_price {stop} would trigger now (bid {bid})")
             elif kind in _STOPS:
                 size = float(spec["base_size"])
                 limit = float(spec["limit_price"]) if "limit_price" in spec else None
@@ -193,9 +208,10 @@ class OrderBook:
             self.account.hold[ccy] = self.account.hold.get(ccy, 0.0) + need
             order = SimOrder(self._next_id("order"), cid, pid, side, otype, size, limit, post_only,
                              conf, time.time() * 1000.0, hold=need, hold_ccy=ccy, list_id=list_id)
-            if kind in _STOPS:
+            if kind in _STOPS or kind == BRACKET:
                 order.stop_price, order.stop_direction = stop, direction
                 order.checked_index = self.market.index
+                order.bracket = kind == BRACKET
             if fault:
                 if fault.get("kind") == "partial_fill":
                     order.partial_fraction = float(fault.get("fraction", 0.5))
@@ -262,16 +278,18 @@ class OrderBook:
         bid, ask = quote
         product = self.market.products[o.product_id]
         if o.stop_price is not None and not o.triggered:
-            if not self._triggers(o, bid, ask):
-                return
-            o.triggered, taker = True, True  # it reaches the book now: it takes what is there
-            self._expire_others(o)
+            if self._triggers(o, bid, ask):
+                o.triggered, taker = True, True  # it reaches the book now: it takes what is there
+                self._expire_others(o)
+            elif not o.bracket:
+                return  # (an untriggered bracket rests as its take-profit limit)
+        limit = o.stop_price * (1 - BRACKET_LIMIT) if o.bracket and o.triggered else o.limit_price
         if o.type in ("MARKET", "STOP"):
             price, liq = (ask if o.side == "BUY" else bid), "TAKER"
-        elif o.side == "BUY" and ask <= o.limit_price:
-            price, liq = (ask, "TAKER") if taker else (o.limit_price, "MAKER")
-        elif o.side == "SELL" and bid >= o.limit_price:
-            price, liq = (bid, "TAKER") if taker else (o.limit_price, "MAKER")
+        elif o.side == "BUY" and ask <= limit:
+            price, liq = (ask, "TAKER") if taker else (limit, "MAKER")
+        elif o.side == "SELL" and bid >= limit:
+            price, liq = (bid, "TAKER") if taker else (limit, "MAKER")
         else:
             return
         remaining = o.size - o.filled
