@@ -284,7 +284,7 @@ def _die_at(point: str) -> None:
             return st
         ExchangeAdapter.create_order = create_then_die_on_stop
     elif point == "before_take_profit_send":
-        send, send_list = ExchangeBroker.send, ExchangeBroker.send_list
+        send = ExchangeBroker.send
 
         def send_unless_take(self, ctx, o):
             if o.type in ("take_profit", "bracket"):  # recorded as 'new' by its own transaction, not sent
