@@ -27,9 +27,8 @@ from tests.helpers.live import TAKE_DIE_AT, EmulatorProcess, start_loop, state_r
 from tests.test_live_protect_exchange import PACE
 
 # tight levels on the emulator's 1m bars: the trail rises and the take-profit fills within a short session
-PROTECT = {"binance": "protect:\n  take_profit: 0.002\n  trailing_stop: 0.003\n",
-           "coinbase": "protect:\n  take_profit: 0.002\n  trailing_stop: 0.003\n",
-           "kraken": "protect:\n  take_profit: 0.002\n"}
+BOTH = "protect:\n  take_profit: 0.002\n  trailing_stop: 0.003\n"
+PROTECT = {"binance": BOTH, "coinbase": BOTH, "kraken": "protect:\n  take_profit: 0.002\n"}
 STYLE = {"binance": "prefixed", "coinbase": "prefixed", "kraken": "uuid"}
 
 
@@ -195,6 +194,26 @@ def test_coinbase_bracket_rests_take_profit_and_stop_as_one_order_replaced_as_th
     assert len(resting) == len(set(resting))
     said = _protections_alert(tmp_path)
     assert "take_profit placed on the exchange with the stop as one bracket order" in said
+
+
+@pytest.mark.slow
+def test_kraken_with_a_stop_rests_the_stop_and_the_loop_keeps_the_take_profit(tmp_path):
+    with_protect(tmp_path, BOTH)
+    emu = EmulatorProcess(tmp_path, exchange="kraken")
+    try:
+        assert _run(tmp_path, emu, cycles=60) == 0, (tmp_path / "live.log").read_text()[-3000:]
+        emu.freeze()
+        state = emu.dump(tmp_path / "dump.json")
+    finally:
+        emu.close()
+    ours = _ours(state, "kraken")
+    assert ours and not [o for o in ours if _is_take(o)]  # stops only: one open sell holds the base
+    assert not state_rows(_db(tmp_path), "SELECT 1 FROM orders WHERE type='take_profit'")
+    sold = state_rows(_db(tmp_path), "SELECT status FROM orders WHERE type='market' AND rule='protect:take_profit'")
+    assert sold and {r[0] for r in sold} == {"filled"}, "the loop should have sold at a take-profit"
+    said = _protections_alert(tmp_path)
+    assert said.startswith("trailing_stop placed on the exchange as stop_limit orders; take_profit enforced by the loop")
+    assert "kraken_sim spot holds the base of one resting sell and the stop rests" in said
 
 
 def _groups_open(orders: list[dict]) -> list[str]:
