@@ -219,6 +219,10 @@ class ExchangeProtections:
         if cur:
             if any(o["status"] == "new" for o in cur):
                 return  # recorded, not sent yet: reconcile sends it
+            if cur[0].get("list_id") and len(cur) < 2:
+                # one leg of the list triggered or filled and the other is done: the list is finishing at
+                # the venue (a triggered stop-limit the bid gapped under rests, as a plain stop does)
+                return
             have_stop = next((o for o in cur if o["type"] in (STOP, BRACKET)), None)
             have_take = next((o for o in cur if o["type"] in (TAKE, BRACKET)), None)
             same = (have_stop is not None) == want_stop and (have_take is not None) == want_take \
