@@ -15,7 +15,7 @@ _EXPORTS = {
     "ExchangeConfigError": "errors", "ExchangeError": "errors", "classify": "errors",
     "make_client_order_id": "ids",
     "Balance": "types", "FeeTier": "types", "Fill": "types", "MarketInfo": "types", "OrderRequest": "types",
-    "OrderState": "types", "Quote": "types",
+    "OrderState": "types", "Quote": "types", "OcoRequest": "types",
 }
 __all__ = list(_EXPORTS)
 

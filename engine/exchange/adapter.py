@@ -27,7 +27,7 @@ from .ids import from_native, to_native
 from .presend import refusal
 from .quirks import quirks_for
 from .secrets import Credentials, install_log_redaction, load_credentials
-from .types import Balance, FeeTier, Fill, MarketInfo, OrderRequest, OrderState, Quote
+from .types import Balance, FeeTier, Fill, MarketInfo, OcoRequest, OrderRequest, OrderState, Quote
 
 log = logging.getLogger("rulebook.exchange")
 
@@ -207,6 +207,13 @@ class ExchangeAdapter:
         if req.type == "stop_limit":  # ccxt's unified form: a limit order with a trigger price
             params.update(self.quirks.stop_params(req.side, float(req.stop_price)))  # ccxt ignores a numpy float
             otype = "limit"
+        elif req.type == "take_profit":  # a limit order with a take-profit trigger (a sell: on a rise)
+            params.update(self.quirks.take_profit_params(req.side, float(req.stop_price)))
+            otype = "limit"
+        elif req.type == "bracket":  # a limit sell at the take-profit with a stop trigger under it
+            params.update(self.quirks.bracket_params(m.symbol, float(req.qty), float(req.limit_price),
+                                                     float(req.stop_price)))
+            otype = "limit"
         price = req.limit_price
         if req.type == "market" and req.side == "buy" and price is None and self.quirks.market_buy_needs_price:
             # ccxt sends a market buy as quote_size = qty * price: use the freshest ask we have.
@@ -310,6 +317,98 @@ class ExchangeAdapter:
                 raise  # a retry that lands after the first cancel succeeded is answered by the fetch below
         return self.fetch_order_by_client_id(client_order_id) or state
 
+    # -- order lists (a position's take-profit and stop as one OCO: Binance) -----------------
+    def create_oco(self, req: OcoRequest) -> list[OrderState]:
+        """Place ``req`` as one order list; returns its legs (the stop's, the take-profit's). Every id is
+        ours and sent as given: a lost answer is looked up by the list's client id and only ever
+        resent with the same ids (a second list with an open list's id is refused)."""
+        m = self._market(req.symbol)
+        legs = req.legs()
+        q = self._quotes.get(req.symbol)
+        for leg in legs:
+            why = refusal(leg, m, self.config.ccxt_id, leg.limit_price)
+            if why is None and q is not None and leg.type == "limit" and q.bid >= leg.limit_price:
+                why = f"{self.config.ccxt_id}: {req.symbol} take-profit {leg.limit_price:g} is at or under the bid {q.bid:g}"
+            if why is not None:
+                log.warning("create_oco %s refused before sending: %s", req.list_client_order_id, why)
+                return [self._reject(x, f"refused before sending: {why}") for x in legs]
+        native = lambda cid: to_native(cid, self.config.client_id.style)  # noqa: E731
+        for x in legs:
+            self._orders[x.client_order_id] = OrderState(x.client_order_id, None, x.symbol, x.side, x.type, "unknown",
+                                                         x.qty, 0.0, None, x.limit_price, stop_price=x.stop_price)
+        last: ExchangeCallError | None = None
+        for attempt in range(1, self.config.retry.max_attempts + 1):
+            try:
+                raw = self.quirks.create_oco(self._call, m.exchange_id, req, native)
+                return self._list_legs(raw, legs)
+            except ExchangeCallError as e:
+                last = e
+                if e.kind in _REJECTIONS:
+                    found = self._find_list(req, m) if attempt > 1 else None  # a resend refused as a duplicate
+                    if found is not None:
+                        return found
+                    return [self._reject(x, f"{e.kind.value}: {str(e)[:200]}") for x in legs]
+                found = self._find_list(req, m)
+                if found is not None:
+                    log.warning("create_oco %s: %s; recovered the list by client id", req.list_client_order_id, e.kind.value)
+                    return found
+                if e.kind not in TRANSIENT and e.kind not in AMBIGUOUS:
+                    raise
+                if attempt < self.config.retry.max_attempts:
+                    self._backoff("create_oco", attempt, e.kind)  # then resend the SAME ids
+        raise last  # the legs stay "unknown": reconcile settles them by client id
+
+    def _reject(self, x: OrderRequest, why: str) -> OrderState:
+        st = OrderState(x.client_order_id, None, x.symbol, x.side, x.type, "rejected", x.qty, 0.0, None,
+                        x.limit_price, reject_reason=why, stop_price=x.stop_price)
+        self._orders[x.client_order_id] = st
+        return st
+
+    def _find_list(self, req: OcoRequest, m: MarketInfo) -> list[OrderState] | None:
+        try:
+            raw = self.quirks.find_list(self._call, m.exchange_id, to_native(req.list_client_order_id,
+                                                                             self.config.client_id.style))
+        except ExchangeCallError as e:
+            log.warning("create_oco %s: lookup failed (%s)", req.list_client_order_id, e)
+            return None
+        if raw is None:
+            return None
+        return [self.fetch_order_by_client_id(x.client_order_id, x.symbol) or self._orders[x.client_order_id]
+                for x in req.legs()]
+
+    def _list_legs(self, raw: dict, legs) -> list[OrderState]:
+        """The legs of an order list's answer (``orderReports``), ours first the stop's."""
+        m = self.client.markets[legs[0].symbol]
+        by_cid = {}
+        for rep in raw.get("orderReports") or []:
+            st = self._state(self.client.parse_order(rep, m), None)
+            by_cid[st.client_order_id] = st
+        out = []
+        for x in legs:
+            st = by_cid.get(x.client_order_id) or self.fetch_order_by_client_id(x.client_order_id, x.symbol)
+            if st is None:
+                raise ExchangeCallError(ErrorKind.BAD_REQUEST, "create_oco", f"the answer lists no leg {x.client_order_id}")
+            self._orders[x.client_order_id] = st
+            out.append(st)
+        return out
+
+    def cancel_list(self, list_client_order_id: str, symbol: str, leg_ids: list[str]) -> list[OrderState]:
+        """Cancel an order list (every leg); returns the legs' states after."""
+        m = self._market(symbol)
+        try:
+            self.quirks.cancel_list(self._call, m.exchange_id, to_native(list_client_order_id, self.config.client_id.style))
+        except ExchangeCallError as e:
+            if e.kind not in (ErrorKind.BAD_REQUEST, ErrorKind.ORDER_NOT_FOUND, ErrorKind.INVALID_ORDER):
+                raise  # done already (filled, expired, cancelled): the legs' states below say which
+        return [s for s in (self.fetch_order_by_client_id(c, symbol) for c in leg_ids) if s is not None]
+
+    def open_lists(self) -> list[dict]:
+        """Our open order lists as ``{"list": client id, "symbol", "legs": [client ids]}``."""
+        markets = {m.exchange_id: m.symbol for m in self.markets().values()}
+        style = self.config.client_id.style
+        return [{"list": from_native(x["list"], style), "symbol": markets.get(x["market_id"], x["market_id"]),
+                 "legs": [from_native(c, style) for c in x["legs"]]} for x in self.quirks.open_lists(self._call)]
+
     def open_orders(self, symbol: str | None = None) -> list[OrderState]:
         if symbol is not None:
             self._market(symbol)
@@ -351,6 +450,7 @@ class ExchangeAdapter:
 
     # -- conversion -------------------------------------------------------------------
     def _state(self, o: dict, req: OrderRequest | None) -> OrderState:
+        o = self.quirks.parsed(o)
         info = o.get("info") or {}
         status = _STATUS.get(str(o.get("status")).lower(), "open" if o.get("id") else "unknown")
         if info.get("status") == "FAILED":
@@ -361,10 +461,12 @@ class ExchangeAdapter:
         cid = from_native(o.get("clientOrderId"), self.config.client_id.style) or (req.client_order_id if req else "")
         fee = (o.get("fee") or {}).get("cost")
         stop = self.quirks.stop_price_of(o)
+        take = self.quirks.is_take_profit(o)
         return OrderState(
             client_order_id=cid, exchange_order_id=o.get("id"), symbol=o.get("symbol") or (req.symbol if req else ""),
             side=o.get("side") or (req.side if req else ""),
-            type="stop_limit" if stop else (o.get("type") or (req.type if req else "")),
+            type="bracket" if o.get("type") == "bracket" else "take_profit" if take else "stop_limit" if stop
+            else (o.get("type") or (req.type if req else "")),
             status=status, qty=None if qty is None else float(qty), filled=float(o.get("filled") or 0.0),
             average_price=float(o["average"]) if o.get("average") else None,
             limit_price=float(o["price"]) if o.get("price") else (req.limit_price if req else None),

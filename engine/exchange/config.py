@@ -243,8 +243,9 @@ def _check(obj: Any, path: str) -> None:
             env = [f"{path}.{k} ({getattr(obj, k)})" for k in ("api_key_env", "api_secret_env") if getattr(obj, k)]
             raise ExchangeConfigError(
                 url_credential_message(f"{path}.rest_url", obj.rest_url, env) + f" (found: {redact_urls(obj.rest_url)})")
-        from .profiles import check_supported
+        from .profiles import check_protection_orders, check_supported
         check_supported(obj.ccxt_id, f"{path}.ccxt_id")
+        check_protection_orders(obj.ccxt_id, obj.protection_orders, f"{path}.protection_orders")
         for key in ("api_key_env", "api_secret_env"):
             name = getattr(obj, key)
             # A PEM or a long token here means someone pasted the secret itself.

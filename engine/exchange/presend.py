@@ -48,7 +48,7 @@ def refusal(req: OrderRequest, m: MarketInfo, exchange: str, price: float | None
     if _off_grid(qty, m.size_increment):
         return (f"{where} order size {qty!r} {m.base} is not a multiple of the size increment {m.size_increment:g}; "
                 f"expected e.g. {_on_grid(qty, m.size_increment, True):g}")
-    if req.type == "stop_limit" and _off_grid(float(req.stop_price), m.price_increment):
+    if req.stop_price is not None and _off_grid(float(req.stop_price), m.price_increment):
         return (f"{where} stop price {float(req.stop_price)!r} is not a multiple of the price increment "
                 f"{m.price_increment:g}; expected e.g. {_on_grid(float(req.stop_price), m.price_increment, True):g}")
     if req.type != "market" and req.limit_price is not None and _off_grid(float(req.limit_price), m.price_increment):

@@ -47,6 +47,39 @@ class Quirks:
         ``stopPrice``); a ``side`` sell is a stop loss: it triggers on a fall."""
         return {"stopPrice": stop_price}
 
+    def take_profit_params(self, side: str, trigger: float) -> dict:
+        """The create-order params of a take-profit-limit order triggered at ``trigger`` (ccxt's
+        unified ``takeProfitPrice`` on a limit order: binance TAKE_PROFIT_LIMIT with stopPrice;
+        kraken ordertype=take-profit-limit, price the trigger, price2 the limit); a sell triggers on a rise."""
+        return {"takeProfitPrice": trigger}
+
+    def is_take_profit(self, o: dict) -> bool:
+        """A parsed ccxt order is a take-profit (binance and kraken parse ``takeProfitPrice`` from
+        their take-profit types)."""
+        return bool(o.get("takeProfitPrice"))
+
+    def bracket_params(self, symbol: str, qty: float, take: float, stop: float) -> dict:
+        """The create-order params of a bracket sell (a limit at ``take``, a stop trigger at ``stop``)."""
+        raise ExchangeCallError(ErrorKind.BAD_REQUEST, "create_order", f"{self.client.id} takes no bracket orders")
+
+    def parsed(self, o: dict) -> dict:
+        """A parsed ccxt order with what ccxt's parser leaves out filled in (nothing, by default)."""
+        return o
+
+    # -- order lists (a take-profit and a stop as one OCO: Binance) -------------------------
+    def create_oco(self, call: Call, market_id: str, req, native) -> dict:
+        raise ExchangeCallError(ErrorKind.BAD_REQUEST, "create_oco", f"{self.client.id} takes no OCO order lists")
+
+    def find_list(self, call: Call, market_id: str, native_list_id: str) -> dict | None:
+        return None
+
+    def cancel_list(self, call: Call, market_id: str, native_list_id: str) -> dict:
+        raise ExchangeCallError(ErrorKind.BAD_REQUEST, "cancel_list", f"{self.client.id} takes no OCO order lists")
+
+    def open_lists(self, call: Call) -> list[dict]:
+        """Open order lists as ``{"list": native list id, "market_id", "legs": [native leg ids]}``."""
+        return []
+
     def stop_price_of(self, o: dict) -> float | None:
         """A parsed ccxt order's trigger price, or None (not a stop). ccxt's unified fields:
         coinbase and binance parse it into ``triggerPrice``; kraken's parse_order fills only
@@ -92,6 +125,32 @@ class CoinbaseQuirks(Quirks):
         # STOP_UP for a sell (a breakout), unless told: a stop loss triggers on the way down
         return {"stopPrice": stop_price,
                 "stop_direction": "STOP_DIRECTION_STOP_DOWN" if side == "sell" else "STOP_DIRECTION_STOP_UP"}
+
+    def take_profit_params(self, side: str, trigger: float) -> dict:
+        # coinbase.create_order: takeProfitPrice on a limit order is stop_limit_stop_limit_gtc with
+        # stop_direction STOP_UP for a sell (a take-profit triggers on a rise)
+        return {"takeProfitPrice": trigger}
+
+    def is_take_profit(self, o: dict) -> bool:
+        conf = ((o.get("info") or {}).get("order_configuration") or {}).get("stop_limit_stop_limit_gtc") or {}
+        return o.get("side") == "sell" and conf.get("stop_direction") == "STOP_DIRECTION_STOP_UP"
+
+    def bracket_params(self, symbol, qty, take, stop):
+        # Advanced Trade's trigger_bracket_gtc (a limit sell at limit_price; at stop_trigger_price a
+        # stop-limit sell): ccxt 4.5.90's coinbase.create_order builds no bracket, but sends our
+        # order_configuration over the one it built (its params extend the request)
+        c = self.client
+        return {"order_configuration": {"trigger_bracket_gtc": {
+            "base_size": c.amount_to_precision(symbol, qty), "limit_price": c.price_to_precision(symbol, take),
+            "stop_trigger_price": c.price_to_precision(symbol, stop)}}}
+
+    def parsed(self, o):
+        # coinbase.parse_order reads no trigger_bracket_gtc: its size, limit and trigger from the raw order
+        conf = ((o.get("info") or {}).get("order_configuration") or {}).get("trigger_bracket_gtc")
+        if not conf:
+            return o
+        return {**o, "type": "bracket", "amount": o.get("amount") or conf.get("base_size"),
+                "price": conf.get("limit_price"), "triggerPrice": conf.get("stop_trigger_price")}
 
     def fee_tier(self, call: Call, markets: dict) -> FeeTier:
         raw = call("fee_tier", self.client.v3PrivateGetBrokerageTransactionSummary, {"product_type": "SPOT"})
@@ -195,6 +254,43 @@ class BinanceQuirks(Quirks):
         # binance.create_order_request: stopLossPrice on a spot limit order is type STOP_LOSS_LIMIT
         # with stopPrice, price and timeInForce (GTC, ccxt's default); the symbol must list the type
         return {"stopLossPrice": stop_price}
+
+    def is_take_profit(self, o: dict) -> bool:
+        # an OCO's take-profit leg is a LIMIT_MAKER of an order list (ccxt parses it as a plain limit)
+        info = o.get("info") or {}
+        return super().is_take_profit(o) or (info.get("type") == "LIMIT_MAKER" and info.get("side") == "SELL"
+                                             and str(info.get("orderListId", "-1")) != "-1")
+
+    def create_oco(self, call, market_id, req, native):
+        """POST /api/v3/orderList/oco (binance.privatePostOrderListOco; ccxt fills no id we give): the
+        take-profit above as LIMIT_MAKER, the stop below as STOP_LOSS_LIMIT (GTC)."""
+        m = self.client.markets_by_id[market_id][0]
+        price = lambda x: self.client.price_to_precision(m["symbol"], x)  # noqa: E731
+        return call("create_oco", self.client.privatePostOrderListOco, {
+            "symbol": market_id, "side": "SELL", "quantity": self.client.amount_to_precision(m["symbol"], req.qty),
+            "listClientOrderId": native(req.list_client_order_id),
+            "aboveType": "LIMIT_MAKER", "abovePrice": price(req.take_price),
+            "aboveClientOrderId": native(req.take_client_order_id),
+            "belowType": "STOP_LOSS_LIMIT", "belowStopPrice": price(req.stop_price), "belowPrice": price(req.stop_limit),
+            "belowTimeInForce": "GTC", "belowClientOrderId": native(req.stop_client_order_id),
+            "newOrderRespType": "RESULT"}, idempotent=False)
+
+    def find_list(self, call, market_id, native_list_id):
+        try:
+            return call("get_list", self.client.privateGetOrderList, {"origClientOrderId": native_list_id})
+        except ExchangeCallError as e:
+            if e.kind in (ErrorKind.ORDER_NOT_FOUND, ErrorKind.BAD_REQUEST, ErrorKind.INVALID_ORDER):
+                return None
+            raise
+
+    def cancel_list(self, call, market_id, native_list_id):
+        return call("cancel_list", self.client.privateDeleteOrderList,
+                    {"symbol": market_id, "listClientOrderId": native_list_id})
+
+    def open_lists(self, call):
+        return [{"list": x["listClientOrderId"], "market_id": x["symbol"],
+                 "legs": [leg["clientOrderId"] for leg in x.get("orders") or []]}
+                for x in call("open_lists", self.client.privateGetOpenOrderList, {})]
 
     def find_by_client_id(self, call, native_id, symbol, since_ms):
         if symbol is None:

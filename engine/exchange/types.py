@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 # Order statuses we expose (ccxt's unified vocabulary plus the two that only we know:
 # "unknown" while a create's fate is being recovered, "rejected" for a 200 success:false).
 ORDER_STATUSES = ("open", "closed", "canceled", "rejected", "unknown")
-ORDER_TYPES = ("market", "limit", "stop_limit")
+ORDER_TYPES = ("market", "limit", "stop_limit", "take_profit", "bracket")
 # the protection order types an exchange profile may list (``protection_orders``)
 PROTECTION_ORDER_TYPES = ("stop_limit", "stop_market", "take_profit")
 
@@ -82,11 +82,12 @@ class OrderRequest:
     client_order_id: str
     symbol: str
     side: str  # "buy" | "sell"
-    type: str  # "market" | "limit" | "stop_limit"
+    type: str  # "market" | "limit" | "stop_limit" | "take_profit" (a take-profit-limit sell: on a rise)
+    #            | "bracket" (a sell: a limit at limit_price, a stop trigger at stop_price under it)
     qty: float  # base units
     limit_price: float | None = None  # required for limit; for a market buy, the reference price
     post_only: bool = False
-    stop_price: float | None = None  # stop_limit: the price that triggers it (a sell: on a fall)
+    stop_price: float | None = None  # stop_limit: the price that triggers it (a sell: on a fall); take_profit: on a rise
 
     def __post_init__(self) -> None:
         if self.side not in ("buy", "sell"):
@@ -97,8 +98,8 @@ class OrderRequest:
             raise ValueError(f"OrderRequest.qty is {self.qty!r}; expected a positive base quantity")
         if self.type != "market" and not (self.limit_price and self.limit_price > 0):
             raise ValueError(f"OrderRequest {self.client_order_id}: a {self.type} order needs a positive limit_price")
-        if self.type == "stop_limit" and not (self.stop_price and self.stop_price > 0):
-            raise ValueError(f"OrderRequest {self.client_order_id}: a stop_limit order needs a positive stop_price")
+        if self.type in ("stop_limit", "take_profit", "bracket") and not (self.stop_price and self.stop_price > 0):
+            raise ValueError(f"OrderRequest {self.client_order_id}: a {self.type} order needs a positive stop_price")
         if not 0 < len(self.client_order_id) <= 36:
             raise ValueError(f"OrderRequest.client_order_id {self.client_order_id!r} must be 1..36 characters")
 
@@ -147,3 +148,26 @@ class PoolMetrics:
     rate_limited: int = 0  # 429s received (should stay 0)
     server_pauses: int = 0  # pauses learnt from Retry-After / rate-limit headers
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OcoRequest:
+    """A position's take-profit and stop as one order list (Binance OCO): a sell of ``qty`` that
+    rests as a limit at ``take_price`` above the market and a stop-limit (``stop_price``,
+    ``stop_limit``) below it; one filling expires the other. Every id is ours (1..36 characters)."""
+
+    list_client_order_id: str
+    symbol: str
+    qty: float
+    take_client_order_id: str
+    take_price: float
+    stop_client_order_id: str
+    stop_price: float
+    stop_limit: float
+
+    def legs(self) -> tuple[OrderRequest, OrderRequest]:
+        """(the stop leg, the take-profit leg) as plain requests (the pre-send checks take them)."""
+        return (OrderRequest(self.stop_client_order_id, self.symbol, "sell", "stop_limit", self.qty, self.stop_limit,
+                             stop_price=self.stop_price),
+                OrderRequest(self.take_client_order_id, self.symbol, "sell", "limit", self.qty, self.take_price,
+                             post_only=True))

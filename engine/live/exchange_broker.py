@@ -8,9 +8,10 @@ safe side: buys down, sells up) and is good for one bar: still open at the next 
 cancelled, as the backtest cancels it at its fill bar's end.
 
 A strategy's ``protect:`` block: stops on the exchange where its profile takes them, the rest
-enforced at each cycle (engine/live/protect_orders.py). Stop rows are the positions'
-protection, not a decision's order: they commit no cash or quantity against a decision, the
-kill switch leaves them resting, and an exit rule's sell cancels its symbol's stop first.
+enforced at each cycle (engine/live/protect_orders.py). Stop and take-profit rows (an OCO list's
+legs each a row with its ``list_id``) are the positions' protection, not a decision's order: they
+commit no cash or quantity against a decision, the kill switch leaves them resting, and an exit
+rule's sell cancels its symbol's protection first.
 """
 from __future__ import annotations
 
@@ -20,13 +21,16 @@ import math
 import numpy as np
 
 from engine.exchange.errors import ExchangeCallError
-from engine.exchange.types import OrderRequest
+from engine.exchange.types import OcoRequest, OrderRequest
 from engine.live import pstate
 from engine.live.brokers import insert_fill, stored_fills
 from engine.live.port import Balances, BrokerContext, BrokerFill, Note, OrderTicket
-from engine.live.protect_orders import STOP, ExchangeProtections, describe, open_stops
+from engine.live.protect_orders import PROTECTIVE, TAKE, ExchangeProtections, describe, fill_rule, open_stops
 from engine.live.store import now_ms
 
+# why a recorded protection is not sent after a restart: the bid passed its level while the loop was down
+_PAST = {TAKE: "the bid is at or over its take-profit after restart",
+         "bracket": "the bid is past a level of the bracket after restart"}
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "rejected": "rejected", "unknown": "sent"}
 
 
@@ -63,15 +67,22 @@ class ExchangeBroker:
             # said at start: what protects a live position, and who (docs/live.md)
             level, said = describe(ctx.book.protect, self.adapter.config)
             ctx.alert(level, "protections", said, None)
+        lists: set[str] = set()
         for o in ctx.store.open_orders():
+            if o.get("list_id"):  # an order list's legs are settled together, once
+                if o["list_id"] not in lists:
+                    lists.add(o["list_id"])
+                    self.protections.reconcile_list(ctx, [r for r in ctx.store.open_orders()
+                                                          if r.get("list_id") == o["list_id"]])
+                continue
             cid = o["client_order_id"]
             st = self.adapter.fetch_order_by_client_id(cid, o["symbol"], _recorded_ms(o))
             halted = o["side"] == "buy" and ctx.entries_halted()
-            stop = o["type"] == STOP
+            stop = o["type"] in PROTECTIVE
             if st is None:
                 held = ctx.book.pf.qty[ctx.index[o["symbol"]]] > 0
-                # a stop the price fell through while we were down would be refused: the
-                # protection's next step sells the position at market instead
+                # a stop the price fell through (a take-profit it rose to) while we were down would be
+                # refused: the protection's next step sells the position at market instead
                 through = stop and held and o["status"] == "new" and self.protections.bid_through(o)
                 if o["status"] == "new" and not through and (held if stop else ctx.order_is_fresh(o) and not halted):
                     ctx.alert("warning", "resend", f"order {cid} was recorded but never reached the exchange; "
@@ -79,7 +90,7 @@ class ExchangeBroker:
                     self._send_one(ctx, OrderTicket.from_row(o))
                 else:
                     reason = ("kill switch on" if halted and o["status"] == "new" else
-                              "the bid is through its stop price after restart" if through else
+                              _PAST.get(o["type"], "the bid is through its stop price after restart") if through else
                               "not at the exchange after restart")
                     with ctx.store.txn() as db:
                         ctx.store.update_order(db, cid, status="abandoned", reason=reason)
@@ -110,7 +121,7 @@ class ExchangeBroker:
         pf = ctx.book.pf
         buy, sell = np.zeros(n), np.zeros(n)
         for o in ctx.store.open_orders():
-            if o["type"] == STOP:
+            if o["type"] in PROTECTIVE:
                 continue  # a position's protection, not a decision's order
             left = max(float(o["qty"]) - float(o["filled"] or 0.0), 0.0)
             (buy if o["side"] == "buy" else sell)[ctx.index[o["symbol"]]] += left
@@ -135,9 +146,8 @@ class ExchangeBroker:
 
     def submit(self, ctx: BrokerContext, t: int, orders: list[OrderTicket], d) -> None:
         sells = {o.symbol for o in orders if o.side == "sell"}
-        for s in open_stops(ctx):
-            if s["symbol"] in sells:  # a resting spot sell holds the base the exit sells
-                self.cancel(ctx, s["client_order_id"])
+        # a resting spot sell holds the base the exit sells
+        self.protections.cancel(ctx, [s for s in open_stops(ctx) if s["symbol"] in sells])
         for o in orders:
             self._send_one(ctx, o)
         self.sync_fills(ctx)
@@ -153,10 +163,21 @@ class ExchangeBroker:
         with ctx.store.txn() as db:
             self._update(ctx, db, client_order_id, st)
 
+    def cancel_list(self, ctx: BrokerContext, list_id: str, symbol: str, leg_ids: list[str]) -> None:
+        """Cancel an order list (its every leg) and record each leg's fate."""
+        try:
+            states = self.adapter.cancel_list(list_id, symbol, leg_ids)
+        except ExchangeCallError as e:
+            ctx.alert("warning", "cancel_failed", f"cancel order list {list_id}: {e}", None)
+            return
+        with ctx.store.txn() as db:
+            for st in states:
+                self._update(ctx, db, st.client_order_id, st)
+
     def cancel_all(self, ctx: BrokerContext) -> int:
         n = 0
         for o in ctx.store.open_orders():
-            if o["status"] in ("open", "sent") and o["type"] != STOP:  # stops keep protecting
+            if o["status"] in ("open", "sent") and o["type"] not in PROTECTIVE:  # protections keep protecting
                 self.cancel(ctx, o["client_order_id"])
                 n += 1
         return n
@@ -211,13 +232,32 @@ class ExchangeBroker:
         """Send one recorded order (its row is in the state file already)."""
         self._send_one(ctx, o)
 
+    def send_list(self, ctx: BrokerContext, list_id: str, stop: OrderTicket, take: OrderTicket) -> None:
+        """Send one recorded OCO order list (its legs' rows are in the state file already)."""
+        req = OcoRequest(list_id, stop.symbol, float(stop.qty), take.client_order_id, float(take.limit_price),
+                         stop.client_order_id, float(stop.stop_price), float(stop.limit_price))
+        try:
+            legs = self.adapter.create_oco(req)
+        except ExchangeCallError as e:  # fate unknown: reconcile() settles it by client order ids
+            with ctx.store.txn() as db:
+                for o in (stop, take):
+                    ctx.store.update_order(db, o.client_order_id, status="sent", reason=str(e)[:300])
+            ctx.alert("warning", "order_unknown", f"order list {list_id}: {e}", stop.t)
+            return
+        with ctx.store.txn() as db:
+            for st in legs:
+                self._update(ctx, db, st.client_order_id, st)
+        if legs and legs[0].status == "rejected":
+            ctx.alert("warning", "order_rejected", f"order list {list_id} (take-profit {take.limit_price}, stop "
+                      f"{stop.stop_price}) of {stop.symbol}: {legs[0].reject_reason}", stop.t)
+
     def _send_one(self, ctx: BrokerContext, o: OrderTicket) -> None:
         cid = o.client_order_id
         price = None
         if o.type == "limit":
             inc = self.adapter.markets()[o.symbol].price_increment
             price = limit_for_exchange(float(o.limit_price), inc, o.side)
-        elif o.type == STOP:
+        elif o.type in PROTECTIVE:
             price = float(o.limit_price)  # on the grid already (engine/live/protect_orders.py)
         try:
             st = self.adapter.create_order(OrderRequest(cid, o.symbol, o.side, o.type, float(o.qty), price,
@@ -257,7 +297,8 @@ class ExchangeBroker:
                 if o is None:
                     store.alert(db, "error", "foreign_fill", f"fill {f.trade_id} of order {f.exchange_order_id} "
                                 "is not one of ours; adopted so positions match the exchange", self.last_t)
-                cid, t, rule = (o["client_order_id"], int(o["t"]), o["rule"]) if o else (None, self.last_t or 0, "foreign")
+                cid, t, rule = (o["client_order_id"], int(o["t"]), fill_rule(o, f.price)) if o else \
+                    (None, self.last_t or 0, "foreign")
                 # the bar it fills in: its decision's next one, as in the backtest
                 record_fill(ctx, db, BrokerFill(f.trade_id, cid, f.exchange_order_id, t + 1, f.symbol, f.side, f.qty,
                                                 f.price, f.fee, 0.0, f.time_ms, rule or ""))
@@ -271,7 +312,8 @@ class ExchangeBroker:
     @staticmethod
     def _ours(ctx: BrokerContext) -> dict:
         return {r["exchange_order_id"]: r for r in ctx.store.rows(
-            "SELECT client_order_id, exchange_order_id, t, rule FROM orders WHERE exchange_order_id IS NOT NULL")}
+            "SELECT client_order_id, exchange_order_id, t, rule, type, limit_price FROM orders "
+            "WHERE exchange_order_id IS NOT NULL")}
 
     def _resolve_unknown(self, ctx: BrokerContext, abandoned: bool = False) -> None:
         """Learn the exchange id of orders whose create answer was lost (``abandoned``: also of orders

@@ -38,7 +38,7 @@ class OrderTicket:
     symbol: str
     side: str  # buy | sell
     qty: float
-    type: str  # market | limit | stop_limit (a position's protective stop, live)
+    type: str  # market | limit | stop_limit | take_profit (a position's protection, live)
     limit_price: float | None
     rule: str
     stop_price: float | None = None

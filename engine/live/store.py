@@ -84,6 +84,8 @@ class StateStore:
         _add_columns(self.db, "alerts", {"resolved_wall_ms": "INTEGER"})  # an operator resolved it
         # a file written before limit (stop) orders were recorded
         _add_columns(self.db, "orders", {"limit_price": "REAL", "stop_price": "REAL"})
+        # an order list's client id on each of its legs (a position's take-profit and stop as one OCO)
+        _add_columns(self.db, "orders", {"list_id": "TEXT"})
         # how long the cycle took up to its decision's commit, and how late after its bar's close it decided
         _add_columns(self.db, "cycles", {"cycle_ms": "REAL", "lag_ms": "REAL"})
 

@@ -113,6 +113,9 @@ SIM_PROFILE = {"coinbase": "local_sim", "kraken": "kraken_sim", "binance": "bina
 DIE_AT = ("before_send", "after_send")
 # the same around the first protective stop a live session sends (tests/test_live_protect_exchange.py)
 STOP_DIE_AT = ("before_stop_send", "after_stop_send")
+# around the first take-profit a live session sends (an OCO order list on Binance, a bracket on
+# Coinbase, a take-profit-limit on Kraken: tests/test_live_take_profit_exchange.py)
+TAKE_DIE_AT = ("before_take_profit_send", "after_take_profit_send")
 
 
 class EmulatorProcess:
@@ -235,8 +238,9 @@ def _serve(speed: str, products: str, cash: str, exchange: str = "coinbase") -> 
 
 def _trigger(o) -> dict:
     """A dumped order's stop as the engine holds it, whichever front end placed it: ``stop_price``
-    (None: not a stop), ``limit_price``, ``stop_direction``."""
-    return {"stop_price": o.stop_price, "limit_price": o.limit_price, "stop_direction": o.stop_direction}
+    (None: not a stop), ``limit_price``, ``stop_direction``; ``list_id`` (an order list's legs share it)."""
+    return {"stop_price": o.stop_price, "limit_price": o.limit_price, "stop_direction": o.stop_direction,
+            "list_id": o.list_id}
 
 
 def _die_at(point: str) -> None:
@@ -279,8 +283,32 @@ def _die_at(point: str) -> None:
                 die(f"after sending stop {req.client_order_id}")
             return st
         ExchangeAdapter.create_order = create_then_die_on_stop
+    elif point == "before_take_profit_send":
+        send = ExchangeBroker.send
+
+        def send_unless_take(self, ctx, o):
+            if o.type in ("take_profit", "bracket"):  # recorded as 'new' by its own transaction, not sent
+                die(f"before sending take-profit {o.client_order_id}")
+            send(self, ctx, o)
+
+        def no_list(self, ctx, list_id, stop, take):  # both legs recorded as 'new', the list not sent
+            die(f"before sending order list {list_id}")
+        ExchangeBroker.send, ExchangeBroker.send_list = send_unless_take, no_list
+    elif point == "after_take_profit_send":
+        create, create_oco = ExchangeAdapter.create_order, ExchangeAdapter.create_oco
+
+        def create_then_die_on_take(self, req):
+            st = create(self, req)
+            if req.type in ("take_profit", "bracket"):  # resting at the exchange; the state file still says 'new'
+                die(f"after sending take-profit {req.client_order_id}")
+            return st
+
+        def oco_then_die(self, req):
+            create_oco(self, req)
+            die(f"after sending order list {req.list_client_order_id}")
+        ExchangeAdapter.create_order, ExchangeAdapter.create_oco = create_then_die_on_take, oco_then_die
     else:
-        raise ValueError(f"die_at {point!r}; expected one of {', '.join(DIE_AT + STOP_DIE_AT)}")
+        raise ValueError(f"die_at {point!r}; expected one of {', '.join(DIE_AT + STOP_DIE_AT + TAKE_DIE_AT)}")
 
 
 def _loop(cfg_file: str, mode: str, exchange: str = "coinbase", die_at: str | None = None) -> None:

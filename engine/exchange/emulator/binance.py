@@ -8,6 +8,12 @@ Rate pools as Binance counts them: request ``weight`` per IP per minute (each en
 weight, reported back in ``X-MBX-USED-WEIGHT-1M``), and new orders per account per 10 s and
 per day (``X-MBX-ORDER-COUNT-10S`` / ``-1D``). Over a limit: 429 with ``Retry-After``; a client
 that keeps calling before Retry-After has passed is banned: 418 with a longer ``Retry-After``.
+
+Order lists: ``POST /api/v3/orderList/oco`` (a SELL's take-profit above, LIMIT_MAKER or
+TAKE_PROFIT_LIMIT, and its stop below, STOP_LOSS[_LIMIT], one quantity held once), ``GET
+orderList`` / ``openOrderList``, ``DELETE orderList``; each leg is an order too (``orderListId``
+on it), one leg triggering or filling expires the other (status EXPIRED) and cancelling a leg
+cancels the list, as on Binance. An OCO counts as two orders in the order pools.
 """
 from __future__ import annotations
 
@@ -27,14 +33,19 @@ from .server import EmulatorBase, _HttpError
 DEFAULT_POOLS = {"weight": ServerPool("window", 6000.0, 60.0), "orders_10s": ServerPool("window", 100.0, 10.0),
                  "orders_1d": ServerPool("window", 200000.0, 86400.0)}
 MAX_BAN_S = 3 * 86400.0  # "from 2 minutes to 3 days" (Binance spot API docs, LIMITS)
-STATUS = {"OPEN": "NEW", "FILLED": "FILLED", "CANCELLED": "CANCELED"}
+STATUS = {"OPEN": "NEW", "FILLED": "FILLED", "CANCELLED": "CANCELED", "EXPIRED": "EXPIRED"}
 # order type -> the engine's (a STOP_LOSS becomes a market order once triggered, a STOP_LOSS_LIMIT a limit)
 ORDER_TYPES = {"MARKET": "MARKET", "LIMIT": "LIMIT", "LIMIT_MAKER": "LIMIT", "STOP_LOSS": "MARKET",
-               "STOP_LOSS_LIMIT": "LIMIT"}
+               "STOP_LOSS_LIMIT": "LIMIT", "TAKE_PROFIT": "MARKET", "TAKE_PROFIT_LIMIT": "LIMIT"}
+TAKE_PROFITS = ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT")  # a SELL's trigger on a rise (a BUY's on a fall)
 MANDATORY = {"MARKET": (),  # quantity or quoteOrderQty
               "LIMIT": ("quantity", "price", "timeInForce"), "LIMIT_MAKER": ("quantity", "price"),
-             "STOP_LOSS": ("quantity", "stopPrice"), "STOP_LOSS_LIMIT": ("quantity", "price", "stopPrice", "timeInForce")}
-WIRE_TYPE = {"STOP": "STOP_LOSS", "STOP_LIMIT": "STOP_LOSS_LIMIT"}  # the engine's stop types as Binance names them
+             "STOP_LOSS": ("quantity", "stopPrice"), "STOP_LOSS_LIMIT": ("quantity", "price", "stopPrice", "timeInForce"),
+             "TAKE_PROFIT": ("quantity", "stopPrice"),
+             "TAKE_PROFIT_LIMIT": ("quantity", "price", "stopPrice", "timeInForce")}
+# an OCO SELL's legs: the take-profit above the price, the stop below it (POST /api/v3/orderList/oco)
+OCO_ABOVE = ("LIMIT_MAKER", "TAKE_PROFIT_LIMIT")
+OCO_BELOW = ("STOP_LOSS", "STOP_LOSS_LIMIT")
 _V = r"/api/v3/"
 ROUTES = (  # method, path, route, pool
     ("GET", _V + "ping", "ping", "public"),
@@ -49,6 +60,10 @@ ROUTES = (  # method, path, route, pool
     ("GET", _V + "openOrders", "open_orders", "private"),
     ("GET", _V + "allOrders", "list_orders", "private"),
     ("GET", _V + "myTrades", "fills", "private"),
+    ("POST", _V + "orderList/oco", "create_oco", "private"),
+    ("DELETE", _V + "orderList", "cancel_list", "private"),
+    ("GET", _V + "orderList", "get_list", "private"),
+    ("GET", _V + "openOrderList", "open_lists", "private"),
 )
 
 
@@ -62,7 +77,8 @@ def weight(route: str, q: dict) -> float:
     if route == "open_orders":
         return 6.0 if "symbol" in q else 80.0
     return {"ping": 1, "time": 1, "products": 20, "account": 20, "create_order": 1, "cancel_order": 1,
-            "get_order": 4, "list_orders": 20, "fills": 20}[route]
+            "get_order": 4, "list_orders": 20, "fills": 20, "create_oco": 1, "cancel_list": 1, "get_list": 4,
+            "open_lists": 6}[route]
 
 
 class BinanceError(_HttpError):
@@ -83,6 +99,7 @@ class BinanceEmulator(EmulatorBase):
         self.symbol_of = {self.native(p): pid for pid, p in self.market.products.items()}
         self._num: dict[str, int] = {}  # engine order id <-> Binance's integer orderId
         self._oid: dict[int, str] = {}
+        self._lists: dict[int, dict] = {}  # orderListId -> {cid, pid, legs (engine order ids), ms}
 
     @staticmethod
     def native(p) -> str:
@@ -159,8 +176,9 @@ class BinanceEmulator(EmulatorBase):
             raise BinanceError(418, -1003, f"Way too much request weight used; IP banned until {int((time.time() + ban) * 1000)}.",
                                {"Retry-After": str(int(ban + 0.999))})
         charges = [("weight", "ip", weight(route, q))]
-        if route == "create_order":
-            charges += [("orders_10s", who, 1.0), ("orders_1d", who, 1.0)]
+        if route in ("create_order", "create_oco"):
+            n = 2.0 if route == "create_oco" else 1.0  # an OCO's two legs are two orders
+            charges += [("orders_10s", who, n), ("orders_1d", who, n)]
         full = self.server_limits.admit(charges, self.enforce_rate_limits)
         if full is not None:
             with self._lock:
@@ -176,7 +194,7 @@ class BinanceEmulator(EmulatorBase):
 
     def response_headers(self, route, pool, who):
         h = {"X-MBX-USED-WEIGHT-1M": str(int(self.server_limits.used("weight", "ip")))}
-        if route == "create_order":
+        if route in ("create_order", "create_oco"):
             h["X-MBX-ORDER-COUNT-10S"] = str(int(self.server_limits.used("orders_10s", who)))
             h["X-MBX-ORDER-COUNT-1D"] = str(int(self.server_limits.used("orders_1d", who)))
         return h
@@ -248,6 +266,22 @@ class BinanceEmulator(EmulatorBase):
                 rows = [self._order_api(o) for o in sorted(b.orders.values(), key=lambda o: o.created_ms)
                         if o.product_id == pid and o.created_ms >= start]
             return rows[: min(int(q.get("limit", 500)), 1000)]
+        if route == "create_oco":
+            return self._new_oco(q)
+        if route in ("cancel_list", "get_list"):
+            lst = self._find_list(q)
+            if route == "cancel_list":
+                legs = [b.orders[i] for i in lst["legs"]]
+                open_leg = next((o for o in legs if o.status == "OPEN"), None)
+                if open_leg is None:
+                    raise BinanceError(400, -2011, "Unknown order sent.")
+                b.cancel(open_leg.order_id)  # the whole list
+                return {**self._list_api(lst), "orderReports": [self._order_api(o) for o in legs]}
+            return self._list_api(lst)
+        if route == "open_lists":
+            with b.lock:
+                return [self._list_api(x) for x in self._lists.values()
+                        if any(b.orders[i].status == "OPEN" for i in x["legs"])]
         if route == "fills":
             pid = self._product(q.get("symbol"))
             start = int(q.get("startTime", 0))
@@ -273,20 +307,36 @@ class BinanceEmulator(EmulatorBase):
         p = self.market.products[pid]
         if p.status != "online" or p.trading_disabled or p.cancel_only:
             raise BinanceError(400, -1013, "Market is closed.")
-        otype = ORDER_TYPES.get(q.get("type"))
-        if otype is None or q.get("type") not in self._order_types(p) or q.get("side") not in ("BUY", "SELL"):
+        o = self._leg(q, "", q.get("type"), q.get("newClientOrderId"), p, pid, q.get("side"), fault)
+        out = self._order_api(o)
+        out["transactTime"] = int(o.created_ms)
+        out["fills"] = [{"price": f["price"], "qty": f["size"], "commission": f["commission"],
+                         "commissionAsset": p.quote, "tradeId": i}
+                        for i, f in enumerate(self.book.fills) if f["order_id"] == o.order_id]
+        return out
+
+    def _leg(self, q, prefix: str, wire: str | None, cid: str | None, p, pid: str, side: str | None, fault,
+             list_id: str | None = None, shared=None):
+        """Place one order of type ``wire`` from ``q``'s params (``prefix`` "above"/"below": an
+        OCO leg's, e.g. ``abovePrice``), as POST /api/v3/order checks them."""
+        otype = ORDER_TYPES.get(wire or "")
+        if otype is None or wire not in self._order_types(p) or side not in ("BUY", "SELL"):
             raise BinanceError(400, -1116, "Invalid orderType.")
-        for need in MANDATORY[q["type"]]:  # POST /api/v3/order's table of parameters each type needs
-            if not q.get(need):
-                raise BinanceError(400, -1102, f"Mandatory parameter '{need}' was not sent, was empty/null, or malformed.")
-        if "timeInForce" in MANDATORY[q["type"]] and q["timeInForce"] not in ("GTC", "IOC", "FOK"):
+        def name(k):  # quantity is the list's; timeInForce -> belowTimeInForce, price -> abovePrice
+            return k if not prefix or k == "quantity" else prefix + k[0].upper() + k[1:]
+        for need in MANDATORY[wire]:  # POST /api/v3/order's table of parameters each type needs
+            if not q.get(name(need)):
+                raise BinanceError(400, -1102, f"Mandatory parameter '{name(need)}' was not sent, was empty/null, "
+                                   "or malformed.")
+        if "timeInForce" in MANDATORY[wire] and q[name("timeInForce")] not in ("GTC", "IOC", "FOK"):
             raise BinanceError(400, -1115, "Invalid timeInForce.")
-        size, limit = float(q.get("quantity", 0)), (float(q["price"]) if otype == "LIMIT" else None)
-        stop = float(q["stopPrice"]) if "stopPrice" in MANDATORY[q["type"]] else None
-        cid = q.get("newClientOrderId") or f"emu-{time.time_ns()}"
+        size, limit = float(q.get("quantity", 0)), (float(q[name("price")]) if otype == "LIMIT" else None)
+        stop = float(q[name("stopPrice")]) if "stopPrice" in MANDATORY[wire] else None
+        rising = (side == "SELL") if wire in TAKE_PROFITS else None
+        cid = cid or f"emu-{time.time_ns()}"
         try:
-            o = self.place_order(cid, pid, q["side"], otype, size, limit, q.get("type") == "LIMIT_MAKER", fault,
-                                 unique_open=True, stop=stop)
+            return self.place_order(cid, pid, side, otype, size, limit, wire == "LIMIT_MAKER", fault,
+                                    unique_open=True, stop=stop, rising=rising, list_id=list_id, shared=shared)
         except Rejection as r:
             status, code, msg = {
                 "INSUFFICIENT_FUND": (400, -2010, "Account has insufficient balance for requested action."),
@@ -296,12 +346,58 @@ class BinanceEmulator(EmulatorBase):
                 "INVALID_STOP_PRICE": (400, -2010, "Stop price would trigger immediately."),
             }.get(r.code, (400, -1013, r.message))
             raise BinanceError(status, code, msg) from None
-        out = self._order_api(o)
-        out["transactTime"] = int(o.created_ms)
-        out["fills"] = [{"price": f["price"], "qty": f["size"], "commission": f["commission"],
-                         "commissionAsset": p.quote, "tradeId": i}
-                        for i, f in enumerate(self.book.fills) if f["order_id"] == o.order_id]
-        return out
+
+    def _new_oco(self, q):
+        """POST /api/v3/orderList/oco (SELL only here: the take-profit above, the stop below)."""
+        pid = self._product(q.get("symbol"))
+        p = self.market.products[pid]
+        if p.status != "online" or p.trading_disabled or p.cancel_only:
+            raise BinanceError(400, -1013, "Market is closed.")
+        if q.get("side") != "SELL":
+            raise BinanceError(400, -1013, "the emulator takes SELL OCO lists only (a position's protection)")
+        above, below = q.get("aboveType"), q.get("belowType")
+        if above not in OCO_ABOVE or below not in OCO_BELOW:
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        cid = q.get("listClientOrderId") or f"emu-list-{time.time_ns()}"
+        b = self.book
+        with b.lock:
+            for x in self._lists.values():  # unique among open lists
+                if x["cid"] == cid and any(b.orders[i].status == "OPEN" for i in x["legs"]):
+                    raise BinanceError(400, -2010, "Duplicate order sent.")
+            num = len(self._lists) + 1
+            key = f"list-{num}"
+            low = self._leg(q, "below", below, q.get("belowClientOrderId"), p, pid, "SELL", None, list_id=key)
+            try:
+                high = self._leg(q, "above", above, q.get("aboveClientOrderId"), p, pid, "SELL", None,
+                                 list_id=key, shared=low)
+            except BinanceError:
+                b.discard(low.order_id)  # the list is placed whole or not at all
+                raise
+            lst = self._lists[num] = {"num": num, "cid": cid, "pid": pid, "legs": [low.order_id, high.order_id],
+                                      "ms": int(time.time() * 1000)}
+        return {**self._list_api(lst), "orderReports": [self._order_api(low), self._order_api(high)]}
+
+    def _find_list(self, q) -> dict:
+        with self.book.lock:
+            if "orderListId" in q:
+                lst = self._lists.get(int(q["orderListId"]))
+            else:
+                cid = q.get("listClientOrderId") or q.get("origClientOrderId")
+                lst = next((x for x in reversed(list(self._lists.values())) if x["cid"] == cid), None)
+        if lst is None or ("symbol" in q and self.native(self.market.products[lst["pid"]]) != q["symbol"]):
+            raise BinanceError(400, -2011, "Order list does not exist.")
+        return lst
+
+    def _list_api(self, lst: dict) -> dict:
+        legs = [self.book.orders[i] for i in lst["legs"]]
+        done = all(o.status != "OPEN" for o in legs)
+        sym = self.native(self.market.products[lst["pid"]])
+        return {"orderListId": lst["num"], "contingencyType": "OCO",
+                "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+                "listOrderStatus": "ALL_DONE" if done else "EXECUTING", "listClientOrderId": lst["cid"],
+                "transactionTime": lst["ms"], "symbol": sym,
+                "orders": [{"symbol": sym, "orderId": self.order_num(o.order_id), "clientOrderId": o.client_order_id}
+                           for o in legs]}
 
     def _symbol_api(self, p) -> dict:
         return {"symbol": self.native(p), "status": "TRADING" if p.status == "online" and not p.trading_disabled
@@ -325,16 +421,17 @@ class BinanceEmulator(EmulatorBase):
     def _order_types(p) -> list[str]:
         """exchangeInfo's orderTypes of a symbol (ccxt's binance refuses a type a symbol does not list)."""
         if p.limit_only:
-            return ["LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT"]
-        return ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT"]
+            return ["LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
+        return ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"]
 
     def _order_api(self, o) -> dict:
         p = self.market.products[o.product_id]
         stop = o.stop_price is not None
-        return {"symbol": self.native(p), "orderId": self.order_num(o.order_id), "orderListId": -1,
+        num = int(o.list_id.split("-")[1]) if o.list_id else -1
+        return {"symbol": self.native(p), "orderId": self.order_num(o.order_id), "orderListId": num,
                 "clientOrderId": o.client_order_id, "price": repr(o.limit_price or 0.0), "origQty": f"{o.size:.8f}",
                 "executedQty": f"{o.filled:.8f}", "cummulativeQuoteQty": f"{o.filled_value:.8f}",
-                "status": STATUS.get(o.status, "NEW"), "timeInForce": "GTC", "type": WIRE_TYPE.get(o.type, o.type),
+                "status": STATUS.get(o.status, "NEW"), "timeInForce": "GTC", "type": _wire_type(o),
                 "side": o.side, "stopPrice": repr(o.stop_price) if stop else "0.0", "icebergQty": "0.0",
                 "time": int(o.created_ms), "updateTime": int(o.created_ms),
                 # a stop is not on the book (isWorking false) until it triggers
@@ -348,3 +445,12 @@ class BinanceEmulator(EmulatorBase):
                 "orderListId": -1, "price": repr(price), "qty": repr(size), "quoteQty": repr(price * size),
                 "commission": f["commission"], "commissionAsset": p.quote, "time": int(f["_ms"]),
                 "isBuyer": f["side"] == "BUY", "isMaker": f["liquidity_indicator"] == "MAKER", "isBestMatch": True}
+
+
+def _wire_type(o) -> str:
+    """The book's order as Binance names its type."""
+    if o.stop_price is not None:
+        up = o.stop_direction == "STOP_DIRECTION_STOP_UP"
+        take = up if o.side == "SELL" else not up
+        return ("TAKE_PROFIT" if take else "STOP_LOSS") + ("_LIMIT" if o.type == "STOP_LIMIT" else "")
+    return "LIMIT_MAKER" if o.type == "LIMIT" and o.post_only else o.type

@@ -7,7 +7,14 @@ STOP_LOSS_LIMIT are placed as too; a stop-market inside the engine)
 rests untriggered until the price path reaches its stop price: a low at or below it for
 ``STOP_DIRECTION_STOP_DOWN`` (a stop loss), a high at or above it for ``STOP_UP`` (a take
 profit), in any step since it was last checked, or the touch there now. Triggered, it is
-matched as the limit (or market) order it becomes, by the same fill logic. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
+matched as the limit (or market) order it becomes, by the same fill logic. A sell with
+``STOP_UP`` is a take-profit (Kraken take-profit-limit, Binance TAKE_PROFIT_LIMIT). An order
+list (``place(..., list_id=, shared=)``: Binance's OCO) holds the base once for all its legs:
+the leg that triggers or fills first takes the hold and the others expire (status
+``EXPIRED``), as Binance expires the other leg; cancelling any leg cancels the list. A
+Coinbase bracket (``trigger_bracket_gtc`` {base_size, limit_price, stop_trigger_price}, a sell)
+is one order: a limit at ``limit_price`` (the take-profit) that, once the path falls to
+``stop_trigger_price``, becomes a stop-limit ``BRACKET_LIMIT`` under the trigger. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
 only market data follows the simulated clock. ``client_order_id`` is idempotent: the
 same id returns the original order and creates nothing.
 """
@@ -24,7 +31,9 @@ from .market import SimMarket
 
 # order configurations the engine takes; stops by the order type they become once triggered
 _STOPS = {"stop_limit_stop_limit_gtc": "STOP_LIMIT", "stop_market": "STOP"}
-_KINDS = ("market_market_ioc", "limit_limit_gtc", *_STOPS)
+BRACKET = "trigger_bracket_gtc"  # a limit sell at limit_price with a stop trigger under it (Coinbase)
+BRACKET_LIMIT = 0.05  # a triggered bracket's stop-limit sits this far under its trigger (Coinbase's 5%)
+_KINDS = ("market_market_ioc", "limit_limit_gtc", *_STOPS, BRACKET)
 _DIRECTIONS = ("STOP_DIRECTION_STOP_DOWN", "STOP_DIRECTION_STOP_UP")
 
 MAKER_FEE = 0.004
@@ -62,6 +71,8 @@ class SimOrder:
     stop_direction: str | None = None  # STOP_DIRECTION_STOP_DOWN | STOP_DIRECTION_STOP_UP
     triggered: bool = False
     checked_index: int = 0  # the last market step the trigger has seen
+    list_id: str | None = None  # an order list's legs (Binance OCO) share it and one hold
+    bracket: bool = False  # a bracket: a limit at limit_price until its stop triggers
 
     def to_api(self) -> dict:
         avg = self.filled_value / self.filled if self.filled > 0 else 0.0
@@ -73,7 +84,7 @@ class SimOrder:
             "created_time": iso_ms(self.created_ms), "completion_percentage": f"{100 * self.filled / self.size:.2f}",
             "filled_size": repr(self.filled), "average_filled_price": repr(avg),
             "number_of_fills": "0", "filled_value": repr(self.filled_value), "total_fees": repr(self.fees),
-            "order_type": self.type, "product_type": "SPOT", "settled": self.status != "OPEN",
+            "order_type": "BRACKET" if self.bracket else self.type, "product_type": "SPOT", "settled": self.status != "OPEN",
             "outstanding_hold_amount": repr(self.hold), "post_only": self.post_only,
         }
 
@@ -109,8 +120,11 @@ class OrderBook:
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
     # -- orders -----------------------------------------------------------------------
-    def place(self, body: dict, fault: dict | None = None) -> tuple[SimOrder, bool]:
-        """Create (or find, by client_order_id) an order. Returns (order, created)."""
+    def place(self, body: dict, fault: dict | None = None, list_id: str | None = None,
+              shared: SimOrder | None = None) -> tuple[SimOrder, bool]:
+        """Create (or find, by client_order_id) an order. Returns (order, created). ``list_id``: a
+        leg of that order list; ``shared``: a leg of it already placed, whose hold this one shares
+        (nothing more is held, and the new leg is not matched now: a list's legs rest)."""
         with self.lock:
             cid = str(body.get("client_order_id") or "")
             if not cid:
@@ -145,6 +159,15 @@ class OrderBook:
                     size = int(size / product.base_increment + 1e-9) * product.base_increment
                 limit = None
                 otype = "MARKET"
+            elif kind == BRACKET:
+                if side != "SELL":
+                    raise Rejection("UNSUPPORTED_ORDER_CONFIGURATION", "the emulator takes SELL brackets only")
+                size, limit, otype = float(spec["base_size"]), float(spec["limit_price"]), "LIMIT"
+                stop, direction = float(spec["stop_trigger_price"]), "STOP_DIRECTION_STOP_DOWN"
+                if not 0 < stop < limit:
+                    raise Rejection("INVALID_PRICE", f"stop_trigger_price {stop} must be > 0 and under limit_price {limit}")
+                if bid <= stop:
+                    raise Rejection("INVALID_STOP_PRICE", f"stop_trigger_price {stop} would trigger now (bid {bid})")
             elif kind in _STOPS:
                 size = float(spec["base_size"])
                 limit = float(spec["limit_price"]) if "limit_price" in spec else None
@@ -158,7 +181,7 @@ class OrderBook:
                     raise Rejection("INVALID_PRICE", f"stop_price {stop} and limit_price {limit} must be > 0")
                 # Coinbase refuses a stop that would trigger at once
                 if (direction == "STOP_DIRECTION_STOP_DOWN" and bid <= stop) or \
-                        (direction == "STOP_DIRECTION_STOP_UP" and ask >= stop):
+                        (direction == "STOP_DIRECTION_STOP_UP" and (bid if side == "SELL" else ask) >= stop):
                     raise Rejection("INVALID_STOP_PRICE", f"stop_price {stop} would trigger now (bid {bid}, ask {ask})")
             else:
                 size = float(spec["base_size"])
@@ -177,15 +200,18 @@ class OrderBook:
                 need, ccy = size * max(limit or 0.0, ask) * (1 + TAKER_FEE), product.quote
             else:
                 need, ccy = size, product.base
+            if shared is not None:
+                need = 0.0  # the list holds its base once, on its first leg
             if self.account.available.get(ccy, 0.0) + EPS < need:
                 raise Rejection("INSUFFICIENT_FUND", "Insufficient balance in source account")
             self.account.available[ccy] -= need
             self.account.hold[ccy] = self.account.hold.get(ccy, 0.0) + need
             order = SimOrder(self._next_id("order"), cid, pid, side, otype, size, limit, post_only,
-                             conf, time.time() * 1000.0, hold=need, hold_ccy=ccy)
-            if kind in _STOPS:
+                             conf, time.time() * 1000.0, hold=need, hold_ccy=ccy, list_id=list_id)
+            if kind in _STOPS or kind == BRACKET:
                 order.stop_price, order.stop_direction = stop, direction
                 order.checked_index = self.market.index
+                order.bracket = kind == BRACKET
             if fault:
                 if fault.get("kind") == "partial_fill":
                     order.partial_fraction = float(fault.get("fraction", 0.5))
@@ -196,8 +222,30 @@ class OrderBook:
                         order.eligible_ms = time.time() * 1000.0 + 1000.0 * float(fault.get("seconds", 1.0))
             self.orders[order.order_id] = order
             self.by_client[cid] = order.order_id
-            self._match(order, taker=True)
+            if list_id is None:
+                self._match(order, taker=True)
             return order, True
+
+    def discard(self, order_id: str) -> None:
+        """Undo a leg placed moments ago whose list was refused (it never rested, nothing filled)."""
+        with self.lock:
+            o = self.orders.pop(order_id)
+            self.by_client.pop(o.client_order_id, None)
+            self._release(o)
+
+    def legs(self, o: SimOrder) -> list[SimOrder]:
+        """The other legs of ``o``'s order list (none for a plain order)."""
+        if o.list_id is None:
+            return []
+        return [x for x in self.orders.values() if x.list_id == o.list_id and x is not o]
+
+    def _expire_others(self, o: SimOrder) -> None:
+        """``o`` triggered or fills: the list's other legs expire and ``o`` takes over their hold."""
+        for x in self.legs(o):
+            if x.status == "OPEN":
+                o.hold += x.hold
+                x.hold = 0.0
+                x.status = "EXPIRED"
 
     def cancel(self, order_id: str) -> tuple[bool, str]:
         with self.lock:
@@ -206,8 +254,10 @@ class OrderBook:
                 return False, "UNKNOWN_CANCEL_ORDER"
             if o.status != "OPEN":
                 return False, "UNKNOWN_CANCEL_ORDER" if o.status != "CANCELLED" else "DUPLICATE_CANCEL_REQUEST"
-            o.status = "CANCELLED"
-            self._release(o)
+            for x in [o, *self.legs(o)]:  # a list is cancelled whole (Binance: any leg cancels the list)
+                if x.status == "OPEN":
+                    x.status = "CANCELLED"
+                    self._release(x)
             return True, ""
 
     # -- matching ---------------------------------------------------------------------
@@ -228,15 +278,18 @@ class OrderBook:
         bid, ask = quote
         product = self.market.products[o.product_id]
         if o.stop_price is not None and not o.triggered:
-            if not self._triggers(o, bid, ask):
-                return
-            o.triggered, taker = True, True  # it reaches the book now: it takes what is there
+            if self._triggers(o, bid, ask):
+                o.triggered, taker = True, True  # it reaches the book now: it takes what is there
+                self._expire_others(o)
+            elif not o.bracket:
+                return  # (an untriggered bracket rests as its take-profit limit)
+        limit = o.stop_price * (1 - BRACKET_LIMIT) if o.bracket and o.triggered else o.limit_price
         if o.type in ("MARKET", "STOP"):
             price, liq = (ask if o.side == "BUY" else bid), "TAKER"
-        elif o.side == "BUY" and ask <= o.limit_price:
-            price, liq = (ask, "TAKER") if taker else (o.limit_price, "MAKER")
-        elif o.side == "SELL" and bid >= o.limit_price:
-            price, liq = (bid, "TAKER") if taker else (o.limit_price, "MAKER")
+        elif o.side == "BUY" and ask <= limit:
+            price, liq = (ask, "TAKER") if taker else (limit, "MAKER")
+        elif o.side == "SELL" and bid >= limit:
+            price, liq = (bid, "TAKER") if taker else (limit, "MAKER")
         else:
             return
         remaining = o.size - o.filled
@@ -263,9 +316,11 @@ class OrderBook:
             lows = m.low[steps, j]
             return bid <= o.stop_price or bool(lows.size and np.nanmin(lows) <= o.stop_price)
         highs = m.high[steps, j]
-        return ask >= o.stop_price or bool(highs.size and np.nanmax(highs) >= o.stop_price)
+        touch = bid if o.side == "SELL" else ask  # a sell's take-profit: the bid it would sell at
+        return touch >= o.stop_price or bool(highs.size and np.nanmax(highs) >= o.stop_price)
 
     def _fill(self, o: SimOrder, qty: float, price: float, liq: str, product) -> None:
+        self._expire_others(o)
         rate = TAKER_FEE if liq == "TAKER" else MAKER_FEE
         value = qty * price
         fee = value * rate

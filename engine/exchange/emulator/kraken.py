@@ -32,10 +32,12 @@ CODE_OF = {v: k for k, v in LEGACY.items()}
 DEFAULT_POOLS = {"public": ServerPool("window", 5.0, 5.0), "calls": ServerPool("decay", 15.0, decay_per_s=0.33),
                  "orders": ServerPool("decay", 60.0, decay_per_s=1.0)}
 CALL_COST = {"TradesHistory": 2.0, "Ledgers": 2.0, "AddOrder": 0.0, "CancelOrder": 0.0}
-STATUS = {"OPEN": "open", "FILLED": "closed", "CANCELLED": "canceled"}
-# AddOrder ordertype -> the engine's order type (a stop-loss becomes a market, a stop-loss-limit a limit)
-ORDER_TYPES = {"market": "MARKET", "limit": "LIMIT", "stop-loss": "MARKET", "stop-loss-limit": "LIMIT"}
-STOPS = ("stop-loss", "stop-loss-limit")
+STATUS = {"OPEN": "open", "FILLED": "closed", "CANCELLED": "canceled", "EXPIRED": "expired"}
+# AddOrder ordertype -> the engine's order type (a stop-loss becomes a market, a stop-loss-limit a limit;
+# take-profit[-limit] alike, triggering the other way: a sell on a rise to price)
+ORDER_TYPES = {"market": "MARKET", "limit": "LIMIT", "stop-loss": "MARKET", "stop-loss-limit": "LIMIT",
+               "take-profit": "MARKET", "take-profit-limit": "LIMIT"}
+STOPS = ("stop-loss", "stop-loss-limit", "take-profit", "take-profit-limit")
 _R = r"/0/private/"
 ROUTES = (
     ("GET", r"/0/public/Time", "time", "public"),
@@ -306,8 +308,8 @@ class KrakenEmulator(EmulatorBase):
             size = float(body["volume"])
         except (KeyError, ValueError):
             raise KrakenError("EGeneral:Invalid arguments:volume") from None
-        # AddOrder: limit takes the limit in price; a stop-loss its trigger in price, and a
-        # stop-loss-limit its trigger in price and its limit in price2
+        # AddOrder: limit takes the limit in price; a stop-loss (take-profit) its trigger in price,
+        # and a stop-loss-limit (take-profit-limit) its trigger in price and its limit in price2
         stop = limit = None
         try:
             if ordertype in STOPS:
@@ -324,7 +326,9 @@ class KrakenEmulator(EmulatorBase):
             raise KrakenError("EOrder:Order minimum not met")
         cid = body.get("cl_ord_id") or f"kraken-{time.time_ns()}"
         try:
-            o = self.place_order(cid, pid, side, otype, size, limit, post, fault, unique_open=True, stop=stop)
+            rising = (side == "SELL") if ordertype.startswith("take-profit") else None
+            o = self.place_order(cid, pid, side, otype, size, limit, post, fault, unique_open=True, stop=stop,
+                                 rising=rising)
         except Rejection as r:
             raise KrakenError({"INSUFFICIENT_FUND": "EOrder:Insufficient funds", "INVALID_SIZE": "EOrder:Order minimum not met",
                                "DUPLICATE_CLIENT_ID": "EOrder:Duplicate order",
@@ -338,7 +342,8 @@ class KrakenEmulator(EmulatorBase):
         (what kraken.parse_order reads the trigger and the limit back from after AddOrder)."""
         head = f"{o.side.lower()} {o.size:.8f} {self.altname(self.market.products[o.product_id])} @ "
         if o.stop_price is not None:
-            return head + f"stop loss {o.stop_price!r}" + (f" -> limit {o.limit_price!r}" if o.limit_price else "")
+            return head + f"{_kind(o).replace('-', ' ').replace(' limit', '')} {o.stop_price!r}" + \
+                (f" -> limit {o.limit_price!r}" if o.limit_price else "")
         return head + ("market" if o.type == "MARKET" else f"limit {o.limit_price!r}")
 
     def _pair_api(self, p) -> dict:
@@ -356,7 +361,7 @@ class KrakenEmulator(EmulatorBase):
         p = self.market.products[o.product_id]
         avg = o.filled_value / o.filled if o.filled > 0 else 0.0
         if o.stop_price is not None:  # descr.price the trigger, descr.price2 the limit
-            kind = "stop-loss" if o.type == "STOP" else "stop-loss-limit"
+            kind = _kind(o)
             price, price2 = repr(o.stop_price), repr(o.limit_price) if o.limit_price else "0"
         else:
             kind = "market" if o.type == "MARKET" else "limit"
@@ -384,3 +389,10 @@ class KrakenEmulator(EmulatorBase):
                 "type": f["side"].lower(), "ordertype": "market" if f["liquidity_indicator"] == "TAKER" else "limit",
                 "price": repr(price), "cost": repr(price * size), "fee": f["commission"], "vol": repr(size),
                 "margin": "0", "misc": "", "maker": f["liquidity_indicator"] == "MAKER"}
+
+
+def _kind(o) -> str:
+    """A book stop's AddOrder ordertype: a sell triggering on a rise is a take-profit."""
+    up = o.stop_direction == "STOP_DIRECTION_STOP_UP"
+    take = up if o.side == "SELL" else not up
+    return ("take-profit" if take else "stop-loss") + ("-limit" if o.type == "STOP_LIMIT" else "")

@@ -225,11 +225,14 @@ class EmulatorBase:
 
     # -- the one matching engine, in neutral terms (front ends translate to it) ---------
     def place_order(self, cid: str, product_id: str, side: str, otype: str, size: float, limit: float | None,
-                    post_only: bool, fault, unique_open: bool, stop: float | None = None):
+                    post_only: bool, fault, unique_open: bool, stop: float | None = None, rising: bool | None = None,
+                    list_id: str | None = None, shared=None):
         """Place through the book. ``unique_open``: the id is unique among open orders only (Binance,
         Kraken): reusing an open order's id is refused, a closed order's id starts a new order.
         ``stop``: a stop-loss (Kraken ``stop-loss[-limit]``, Binance ``STOP_LOSS[_LIMIT]``): the book's
-        one stop mechanism, a sell triggering on a fall to ``stop``, a buy on a rise to it."""
+        one stop mechanism, a sell triggering on a fall to ``stop``, a buy on a rise to it; ``rising``
+        True: triggering on a rise (a sell's take-profit: Kraken ``take-profit-limit``, Binance
+        ``TAKE_PROFIT_LIMIT``). ``list_id``/``shared``: a leg of an order list (``OrderBook.place``)."""
         b = self.book
         with b.lock:
             if unique_open and cid in b.by_client:
@@ -245,10 +248,12 @@ class EmulatorBase:
                 kind = "limit_limit_gtc" if otype == "LIMIT" else "market_market_ioc"
             else:
                 kind = "stop_limit_stop_limit_gtc" if otype == "LIMIT" else "stop_market"
-                spec.update(stop_price=repr(float(stop)), stop_direction="STOP_DIRECTION_STOP_DOWN"
-                            if side == "SELL" else "STOP_DIRECTION_STOP_UP")
+                up = (side != "SELL") if rising is None else rising
+                spec.update(stop_price=repr(float(stop)), stop_direction="STOP_DIRECTION_STOP_UP" if up
+                            else "STOP_DIRECTION_STOP_DOWN")
             body = {"client_order_id": cid, "product_id": product_id, "side": side, "order_configuration": {kind: spec}}
-            return b.place(body, None if fault is None else {"kind": fault.kind, **fault.params})[0]
+            return b.place(body, None if fault is None else {"kind": fault.kind, **fault.params},
+                           list_id=list_id, shared=shared)[0]
 
     # -- request handling (called from handler threads) -------------------------------
     def _admit(self, pool: str, who: str) -> dict:
