@@ -150,7 +150,10 @@ def test_log_filter_scrubs_ccxt_debug_records_and_tracebacks():
             lg.setLevel(level)
             lg.disabled, lg.propagate = disabled, propagate
     text = stream.getvalue()
-    assert "Bearer ***" in text and "order failed" in text and "RuntimeError: auth failed for ***" in text
+    # (the exchange's own filter on ccxt's loggers, once an earlier test in this process installed it,
+    # redacts the whole header value first: the same marker either way)
+    assert "Bearer ***" in text or "'Authorization': '***'" in text
+    assert "order failed" in text and "RuntimeError: auth failed for ***" in text
     assert _leaks(text) == []
 
 

@@ -25,7 +25,7 @@ def test_ccxt_debug_logs_never_hold_credentials(caplog):
         for line in creds.secret.splitlines():
             if len(line) > 16:
                 assert line not in text
-        assert repr(creds) == "Credentials(api_key=<redacted>, secret=<redacted>)"
+        assert repr(creds) == "Credentials(api_key=***, secret=***)"
 
 
 def test_redact_patterns():

@@ -11,11 +11,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from engine.config.secrets import redact_urls
+from engine.config.secrets import REDACTED, redact_urls
 
 from .errors import CredentialsError
-
-REDACTED = "<redacted>"
 
 _PATTERNS = (
     re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+"),
@@ -31,7 +29,7 @@ class Credentials:
     secret: str = field(repr=False)
 
     def __repr__(self) -> str:  # never print the values, even by accident
-        return "Credentials(api_key=<redacted>, secret=<redacted>)"
+        return f"Credentials(api_key={REDACTED}, secret={REDACTED})"
 
 
 def load_credentials(api_key_env: str | None, api_secret_env: str | None,
