@@ -182,7 +182,9 @@ def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, 
     spread = p.store.arrays["spread_bps"]
     vol_usd = p.store.arrays["volume_usd"]
     zeros = np.zeros(m.n_symbols)
-    scanner = QuietScanner.build(plan) if fast else None
+    # untraced and unobserved (a grid point): bars where no order can follow are quiet even if
+    # their decision would leave a trace (QuietScanner.slots)
+    scanner = QuietScanner.build(plan, traced=observe is not None or not isinstance(trace, NoTrace)) if fast else None
     decided = skipped = 0
     busy_at = -1  # a bar the scanner already found busy
     # when scans keep finding the very next bar busy (a strategy whose signals hold for
