@@ -66,14 +66,20 @@ class QuietScanner:
     # entry candidate no slot (the later caps only lower weights), so an entry signal cannot
     # become an order; it would leave candidate and cap events in a trace, hence None when traced
     slots: int | None = None
+    enterable: np.ndarray | None = None  # the plan's enterable mask, less what the series vetoes block
 
     @classmethod
     def build(cls, plan: CyclePlan, traced: bool = True) -> "QuietScanner":
         p = plan.p
         counts = [int(c.limit) for c in plan.caps if c.type == "position_count"]
+        enterable = plan.enterable
+        if not p.vetoes.cycle and not plan.locks and p.vetoes.series:
+            # a symbol the series vetoes block cannot become a candidate (``decide`` ANDs them
+            # in after the scoped locks, whose events a trace keeps: hence none of those)
+            enterable = enterable & p.vetoes.combined
         return cls(plan, bool(p.entries.cycle or p.exits.cycle or p.halts),
-                   np.count_nonzero(plan.enterable, axis=1), np.count_nonzero(plan.buyable, axis=1),
-                   None if traced or not counts else max(min(counts), 0))
+                   np.count_nonzero(enterable, axis=1), np.count_nonzero(plan.buyable, axis=1),
+                   None if traced or not counts else max(min(counts), 0), enterable)
 
     def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int) -> QuietSpan:
         """The quiet bars from ``a`` on (at most up to ``b``), ending at the first busy bar."""
@@ -95,7 +101,7 @@ class QuietScanner:
         entries = self.slots is None or hidx.size < self.slots
         if entries:
             if any_held:
-                enter = self.enter_count[a:b] > _sum_rows(plan.enterable[a:b, hidx], axis=1, dtype=np.intp)
+                enter = self.enter_count[a:b] > _sum_rows(self.enterable[a:b, hidx], axis=1, dtype=np.intp)
             else:
                 enter = self.enter_count[a:b] > 0
             if halted_to > 0:
@@ -108,7 +114,7 @@ class QuietScanner:
             busy = enter if entries else np.zeros(b - a, dtype=bool)
         for h in plan.halts:
             until = hs.get(h.id)
-            if a <= until < b:  # the cooldown ends in this block
+            if h.flatten and a <= until < b:  # its cooldown ends in this block: the peak re-arms
                 busy[until - a] = True
             if h.flatten and any_held and until > a:  # a flatten halt holds while something is held
                 busy[:until - a] = True
@@ -138,8 +144,11 @@ class QuietScanner:
 
         active: list[tuple[str, np.ndarray]] = []
         for h in plan.halts:
-            busy |= _rows(h.fn(env, window), m)
             until = hs.get(h.id)
+            fires = _rows(h.fn(env, window), m)
+            if until >= a:  # ``decide`` fires a halt only past its cooldown's end (bar ``until``)
+                fires[:until - a + 1] = False
+            busy |= fires
             if until > a:  # the halt holds over the block's first bars
                 active.append((h.id, rows < until))
 
