@@ -157,8 +157,11 @@ class QuietScanner:
         cycle_entries = entries and p.entries.cycle and halted_to < e
         if e > 0 and ((any_held and p.exits.cycle) or cycle_entries):
             sl, w = slice(0, e), slice(a, a + e)
-            cenv = portfolio_env(pf, close[sl], col(rows[sl]), col(eq[sl]), col(value[sl]), col(peak[sl]),
-                                 col(day_start[sl]), col(prev[sl]))
+            if e == m and env is not None:  # the halts' env is of these very bars (and may hold values already)
+                cenv = env
+            else:
+                cenv = portfolio_env(pf, close[sl], col(rows[sl]), col(eq[sl]), col(value[sl]), col(peak[sl]),
+                                     col(day_start[sl]), col(prev[sl]))
             cbusy = np.zeros(e, dtype=bool)
             if any_held:
                 cbusy |= _cycle_any(p.exits, cenv, w, a, a + e, e)
