@@ -67,6 +67,11 @@ class QuietScanner:
     # become an order; it would leave candidate and cap events in a trace, hence None when traced
     slots: int | None = None
     enterable: np.ndarray | None = None  # the plan's enterable mask, less what the series vetoes block
+    # the exits' series mask and ``enterable`` as bits, 64 symbols a word ((T, words) uint64):
+    # "a held symbol has an exit" and "a symbol not held is enterable" are then a few word ANDs
+    # per bar, not a gather of the held columns
+    exit_bits: np.ndarray | None = None
+    enter_bits: np.ndarray | None = None
 
     @classmethod
     def build(cls, plan: CyclePlan, traced: bool = True) -> "QuietScanner":
@@ -79,7 +84,8 @@ class QuietScanner:
             enterable = enterable & p.vetoes.combined
         return cls(plan, bool(p.entries.cycle or p.exits.cycle or p.halts),
                    np.count_nonzero(enterable, axis=1), np.count_nonzero(plan.buyable, axis=1),
-                   None if traced or not counts else max(min(counts), 0), enterable)
+                   None if traced or not counts else max(min(counts), 0), enterable,
+                   _bits(p.exits.combined), _bits(enterable))
 
     def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int) -> QuietSpan:
         """The quiet bars from ``a`` on (at most up to ``b``), ending at the first busy bar."""
@@ -99,15 +105,17 @@ class QuietScanner:
         # no verdict to trace) nor, untraced, while the position count is full
         halted_to = max([hs.get(h.id) for h in plan.halts], default=-1) - a  # block rows halted
         entries = self.slots is None or hidx.size < self.slots
+        if any_held:
+            held_bits = _bits(held[None, :])[0]
         if entries:
             if any_held:
-                enter = self.enter_count[a:b] > _sum_rows(self.enterable[a:b, hidx], axis=1, dtype=np.intp)
+                enter = _any_rows(self.enter_bits[a:b] & ~held_bits, axis=1)
             else:
                 enter = self.enter_count[a:b] > 0
             if halted_to > 0:
                 enter[:halted_to] = False
         if any_held:
-            busy = _any_rows(p.exits.combined[a:b, hidx], axis=1)
+            busy = _any_rows(self.exit_bits[a:b] & held_bits, axis=1)
             if entries:
                 busy |= enter
         else:
@@ -185,6 +193,16 @@ class QuietScanner:
         return QuietSpan(a, a + e, eq[k], exposure, tuple((hid, rows[k][on[k]]) for hid, on in active),
                          Marks(float(prev[last]), float(eq[last]), int(days[last]), float(day_start[last]),
                                float(peak[last])))
+
+
+def _bits(mask: np.ndarray) -> np.ndarray:
+    """A (T, N) bool mask as (T, ceil(N / 64)) uint64 words, symbol i at bit i % 64 of word i // 64."""
+    t, n = mask.shape
+    packed = np.packbits(mask, axis=1, bitorder="little")
+    words = -(-n // 64) or 1
+    out = np.zeros((t, words * 8), dtype=np.uint8)
+    out[:, :packed.shape[1]] = packed
+    return out.view(np.uint64)
 
 
 def _rows(v, m: int) -> np.ndarray:
