@@ -1,6 +1,7 @@
 """The quiet-bar scan of an untraced run (a grid point: trace=False) skips more bars than a
 traced one, the bars where a full position count lets no entry become an order, and bars
-where a halt holds skip entry signals in both; the results stay those of the per-bar loop."""
+where a halt holds skip entry signals in both, and its decisions keep no caps bookkeeping; the
+results stay those of the per-bar loop."""
 from __future__ import annotations
 
 import numpy as np
@@ -57,3 +58,28 @@ def test_entry_signals_under_a_halt_are_quiet_and_the_trace_is_unchanged():
         assert [t for t, _ in got] == [t for t, _ in ev], key
         assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(got, ev)), key
     assert dict(fast.trace.halts) == dict(slow.trace.halts)
+
+
+def test_an_unrecorded_plan_decides_the_same_orders_without_the_caps_bookkeeping():
+    import dataclasses
+
+    from engine.cycle.decide import Quotes, decide
+    from engine.cycle.plan import HaltState, cycle_plan
+    from engine.cycle.portfolio import Portfolio
+
+    p, s = prepared_run((), n_symbols=30, n_bars=24 * 90)
+    plan = cycle_plan(p)
+    bare = dataclasses.replace(plan, records=False)
+    spread, vol = p.store.arrays["spread_bps"], p.store.arrays["volume_usd"]
+    zeros = np.zeros(p.market.n_symbols)
+    sized = 0
+    for t in range(200, p.market.n_bars - 1, 7):
+        pf = Portfolio.empty(p.market.n_symbols, s.initial_cash)
+        pf.mark(p.close[t], int(p.market.times[t] // 86_400_000))
+        q = Quotes(p.close[t], spread[t], zeros, vol[t])
+        full, _ = decide(plan, t, pf, q, HaltState())
+        quick, _ = decide(bare, t, pf, q, HaltState())
+        assert full.buy_qty.tobytes() == quick.buy_qty.tobytes() and full.entry_rule == quick.entry_rule
+        assert not quick.cap_passed and not quick.clipped and not quick.cap_blocked
+        sized += bool(full.cap_passed)
+    assert sized > 0

@@ -335,8 +335,9 @@ def _size_book(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndar
         if any_(sel):
             room = max(float(shares[k]) - float(_sum(held_w[owner == k])), 0.0)
             new[sel] = _allocate(w[sel], room)
-            _mark(n, idx, f"book.{sl.name}", np.where(sel, w, 0.0), np.where(sel, new, 0.0),
-                  clipped, cap_blocked, cap_passed)
+            if plan.records:
+                _mark(n, idx, f"book.{sl.name}", np.where(sel, w, 0.0), np.where(sel, new, 0.0),
+                      clipped, cap_blocked, cap_passed)
     return _apply_caps(plan, pf, close, exiting, idx, new, clipped, cap_blocked, cap_passed)
 
 
@@ -413,7 +414,8 @@ def _apply_caps(plan: CyclePlan, pf: Portfolio, close: np.ndarray, exiting: np.n
             new = np.where((w > 0).cumsum() <= slots, w, 0.0)
         marks.append((cap.id, w, new))
         w = new
-    _mark_caps(n, idx, marks, clipped, cap_blocked, cap_passed)
+    if plan.records:
+        _mark_caps(n, idx, marks, clipped, cap_blocked, cap_passed)
     qty = np.zeros(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         qty[idx] = np.where(close[idx] > 0, w * equity / close[idx], 0.0)
