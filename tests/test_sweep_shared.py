@@ -43,6 +43,24 @@ def test_shared_features_are_computed_once_per_distinct_expression(small):
     assert shared.hits == 1  # the same regime labels: one layer
 
 
+def test_regime_labels_and_universe_are_prepared_once_per_spelling(small):
+    cfg, market = small
+    shared = SharedFeatures(market)
+    a = prepare(market, load_rules(apply_point(cfg, POINTS[0])), shared)
+    b = prepare(market, load_rules(apply_point(cfg, POINTS[3])), shared)  # other strategy params
+    assert b.universe is a.universe and b.regime_idx is a.regime_idx and shared.memo_hits == 2
+    alone = prepare(market, load_rules(apply_point(cfg, POINTS[3])))
+    assert np.array_equal(b.universe, alone.universe) and np.array_equal(b.rebuilds, alone.rebuilds)
+    assert np.array_equal(b.regime_idx, alone.regime_idx) and b.filter_masks.keys() == alone.filter_masks.keys()
+    # another universe setting or another regime rule: computed anew, as a run of its own does
+    c = prepare(market, load_rules(apply_point(cfg, {"universe.params.top": 3})), shared)
+    assert not np.array_equal(c.universe, a.universe) and c.regime_idx is a.regime_idx and shared.memo_hits == 3
+    assert np.array_equal(c.universe, prepare(market, load_rules(apply_point(cfg, {"universe.params.top": 3}))).universe)
+    d = prepare(market, load_rules(apply_point(cfg, {"regime.params.fast": 12})), shared)
+    assert np.array_equal(d.regime_idx, prepare(market, load_rules(apply_point(cfg, {"regime.params.fast": 12}))).regime_idx)
+    assert shared.memo_hits == 3
+
+
 def test_shared_features_change_no_result(small):
     cfg, market = small
     shared = SharedFeatures(market)

@@ -47,8 +47,10 @@ BacktestResult = RunResult
 
 
 # Quiet-bar scan blocks grow while bars stay quiet (cheap long skips) and shrink back after
-# a busy bar (busy bars cluster: small blocks waste less work).
-MIN_BLOCK, MAX_BLOCK = 32, 2048
+# a busy bar. The scan computes portfolio values only up to the first bar its series signals
+# find busy (engine/cycle/quiet.py), so a long block costs little more than a short one and
+# saves the scans that end at a short block's end (about a tenth of a grid point's scans).
+MIN_BLOCK, MAX_BLOCK = 256, 2048
 
 
 def run_backtest(p: Prepared, s: BacktestSettings, progress=None, fast: bool = True, observe=None,
@@ -179,12 +181,18 @@ def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, 
     pf, broker, protector, trace = carry.pf, carry.broker, carry.protector, carry.trace
     equity, exposure, halts, pending, block = carry.equity, carry.exposure, carry.halts, carry.pending, carry.block
     m = p.market
+    # untraced and unobserved (a grid point): nobody reads the decisions' trace-only bookkeeping
+    # (CyclePlan.records) and bars where no order can follow are quiet even if their decision
+    # would leave a trace (QuietScanner.slots)
+    traced = observe is not None or not isinstance(trace, NoTrace)
     plan = cycle_plan(p)
+    if not traced:
+        plan = dataclasses.replace(plan, records=False)
     close = p.close
     spread = p.store.arrays["spread_bps"]
     vol_usd = p.store.arrays["volume_usd"]
     zeros = np.zeros(m.n_symbols)
-    scanner = QuietScanner.build(plan) if fast else None
+    scanner = QuietScanner.build(plan, traced=traced) if fast else None
     decided = skipped = 0
     busy_at = -1  # a bar the scanner already found busy
     # when scans keep finding the very next bar busy (a strategy whose signals hold for

@@ -335,8 +335,9 @@ def _size_book(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndar
         if any_(sel):
             room = max(float(shares[k]) - float(_sum(held_w[owner == k])), 0.0)
             new[sel] = _allocate(w[sel], room)
-            _mark(n, idx, f"book.{sl.name}", np.where(sel, w, 0.0), np.where(sel, new, 0.0),
-                  clipped, cap_blocked, cap_passed)
+            if plan.records:
+                _mark(n, idx, f"book.{sl.name}", np.where(sel, w, 0.0), np.where(sel, new, 0.0),
+                      clipped, cap_blocked, cap_passed)
     return _apply_caps(plan, pf, close, exiting, idx, new, clipped, cap_blocked, cap_passed)
 
 
@@ -359,6 +360,31 @@ def _mark(n: int, idx: np.ndarray, cap_id: str, before: np.ndarray, after: np.nd
         cap_passed[cap_id] = spread(passed)
 
 
+def _mark_caps(n: int, idx: np.ndarray, marks: list[tuple[str, np.ndarray, np.ndarray]],
+               clipped: dict, cap_blocked: dict, cap_passed: dict) -> None:
+    """:func:`_mark` for each cap in order, on the caps' weights stacked (one array operation
+    for all the caps instead of a few per cap: this runs on every bar that sizes an entry)."""
+    if not marks:
+        return
+    before = np.array([b for _, b, _ in marks])  # (caps, candidates)
+    after = np.array([a for _, _, a in marks])
+    less = after < before - 1e-12
+    masks = np.zeros((3, len(marks), n), dtype=bool)  # clipped, blocked (to nothing), passed
+    masks[0][:, idx] = less
+    masks[1][:, idx] = less & ~(after > 0)
+    masks[2][:, idx] = (before > 0) & ~less
+    counts = _sum(masks, axis=2, dtype=np.intp).tolist()
+    for j, (cap_id, _, _) in enumerate(marks):
+        if counts[0][j]:
+            # two caps of one id cannot exist (ids are unique per file); OR keeps it safe
+            got = clipped.get(cap_id)
+            clipped[cap_id] = masks[0, j] if got is None else masks[0, j] | got
+            if counts[1][j]:
+                cap_blocked[cap_id] = masks[1, j]
+        if counts[2][j]:
+            cap_passed[cap_id] = masks[2, j]
+
+
 def _apply_caps(plan: CyclePlan, pf: Portfolio, close: np.ndarray, exiting: np.ndarray, idx: np.ndarray,
                 w: np.ndarray, clipped: dict, cap_blocked: dict, cap_passed: dict
                 ) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
@@ -366,8 +392,7 @@ def _apply_caps(plan: CyclePlan, pf: Portfolio, close: np.ndarray, exiting: np.n
     p = plan.p
     n = close.shape[0]
 
-    def mark(cap_id: str, before: np.ndarray, after: np.ndarray) -> None:
-        _mark(n, idx, cap_id, before, after, clipped, cap_blocked, cap_passed)
+    marks: list[tuple[str, np.ndarray, np.ndarray]] = []  # (cap id, weights before, after): marked at the end
 
     equity = pf.equity if pf.equity > 0 else 0.0
     keep = (pf.qty > 0) & ~exiting
@@ -387,8 +412,10 @@ def _apply_caps(plan: CyclePlan, pf: Portfolio, close: np.ndarray, exiting: np.n
         else:  # position_count
             slots = max(int(cap.limit) - _count(keep), 0)
             new = np.where((w > 0).cumsum() <= slots, w, 0.0)
-        mark(cap.id, w, new)
+        marks.append((cap.id, w, new))
         w = new
+    if plan.records:
+        _mark_caps(n, idx, marks, clipped, cap_blocked, cap_passed)
     qty = np.zeros(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         qty[idx] = np.where(close[idx] > 0, w * equity / close[idx], 0.0)

@@ -95,6 +95,10 @@ class CyclePlan:
     # a book: per strategy, its exit rules as ``exit_rules`` (which rule closed a position)
     sleeve_exit_rules: tuple[tuple[tuple[str, np.ndarray | None], ...], ...] = ()
     locks: tuple[LockStep, ...] = ()  # the risk file's scoped locks
+    # the decisions' trace-only bookkeeping (which candidates each cap clipped, blocked or
+    # passed) is kept; False for a run that records no trace and whose decisions nobody
+    # observes (a grid point): its orders, fills and results are the same
+    records: bool = True
 
     @property
     def entries(self) -> RuleGroup:

@@ -214,6 +214,24 @@ def select_members(u, ok: np.ndarray, key_row: np.ndarray | None) -> np.ndarray:
     return current & ok
 
 
+def _rule_key(r: Rule) -> tuple:
+    return r.id, r.when.key, None if r.regimes is None else tuple(r.regimes)
+
+
+def _regime_key(rules: RuleSet) -> tuple:
+    """What the regime labelling is computed from (the market aside): the index's excluded themes
+    and each regime rule's canonical text, in file order."""
+    g = rules.regime
+    return ("regimes", tuple(g.exclude_themes), g.default, g.timeframe, tuple(_rule_key(r) for r in g.rules))
+
+
+def _universe_key(rules: RuleSet) -> tuple:
+    """What the universe is computed from (the market and the regime labelling aside)."""
+    u = rules.universe
+    return (tuple(_rule_key(r) for r in u.filters), None if u.rank_by is None else u.rank_by.key, u.descending,
+            u.top, u.ttl_ms, u.rebuild_on_regime_change)
+
+
 @dataclass
 class UniverseCarry:
     """The universe's rebuild state after the rows seen so far (a chunked run carries it over
@@ -280,7 +298,13 @@ def _prepare(market: MarketData, rules: RuleSet, shared: "SharedFeatures | None"
     base = market_series(market) if shared is None else shared.base
     shape = (market.n_bars, market.n_symbols)
     frames = _Timeframes(market)
-    labels, regime_idx, regime_masks = _regimes(rules, market, base, frames)
+    if shared is None:
+        labels, regime_idx, regime_masks = _regimes(rules, market, base, frames)
+    else:
+        check_regime_index(rules, market)
+        labels, regime_idx, regime_masks = shared.memo(_regime_key(rules), lambda: _regimes(rules, market, base,
+                                                                                             frames))
+        regime_masks = dict(regime_masks)
     label_arr = np.array(labels)[regime_idx]
     regime = np.broadcast_to(label_arr[:, None], shape)
     if shared is None:
@@ -289,11 +313,18 @@ def _prepare(market: MarketData, rules: RuleSet, shared: "SharedFeatures | None"
         base = shared.layer(labels, regime_idx, regime)
     store = FeatureStore(base, shape, coarser=frames.market_store)
 
-    filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
-    filter_masks = {s.rule.id: s.mask for s in filters.series}
-    eligible = filters.combined & ~np.isnan(base["close"])
-    universe, rebuilds = universe_members(rules.universe, market.times, rank_key(rules.universe, store), eligible,
-                                          regime_idx, UniverseCarry())
+    def universe_of():
+        filters = _group(rules.universe.filters, store, labels, regime_idx, "and", shape)
+        eligible = filters.combined & ~np.isnan(base["close"])
+        u = rules.universe
+        return ({s.rule.id: s.mask for s in filters.series}, eligible,
+                *universe_members(u, market.times, rank_key(u, store), eligible, regime_idx, UniverseCarry()))
+    if shared is None:
+        filter_masks, eligible, universe, rebuilds = universe_of()
+    else:  # one universe per layer (regime labelling) and universe file
+        filter_masks, eligible, universe, rebuilds = shared.memo(("universe", id(base), *_universe_key(rules)),
+                                                                 universe_of)
+        filter_masks = dict(filter_masks)
 
     s = rules.strategy
     entries = _group(s.entries, store, labels, regime_idx, "or", shape)

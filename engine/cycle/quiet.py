@@ -61,12 +61,31 @@ class QuietScanner:
     # not held is enterable" is ``count > count over the held columns``, an (m, k) test instead of (m, N)
     enter_count: np.ndarray
     buy_count: np.ndarray
+    # untraced runs only: the fewest positions the risk file's position_count caps allow. With
+    # that many held and none exiting, ``_apply_caps`` (engine/cycle/decide.py) gives every
+    # entry candidate no slot (the later caps only lower weights), so an entry signal cannot
+    # become an order; it would leave candidate and cap events in a trace, hence None when traced
+    slots: int | None = None
+    enterable: np.ndarray | None = None  # the plan's enterable mask, less what the series vetoes block
+    # the exits' series mask and ``enterable`` as bits, 64 symbols a word ((T, words) uint64):
+    # "a held symbol has an exit" and "a symbol not held is enterable" are then a few word ANDs
+    # per bar, not a gather of the held columns
+    exit_bits: np.ndarray | None = None
+    enter_bits: np.ndarray | None = None
 
     @classmethod
-    def build(cls, plan: CyclePlan) -> "QuietScanner":
+    def build(cls, plan: CyclePlan, traced: bool = True) -> "QuietScanner":
         p = plan.p
+        counts = [int(c.limit) for c in plan.caps if c.type == "position_count"]
+        enterable = plan.enterable
+        if not p.vetoes.cycle and not plan.locks and p.vetoes.series:
+            # a symbol the series vetoes block cannot become a candidate (``decide`` ANDs them
+            # in after the scoped locks, whose events a trace keeps: hence none of those)
+            enterable = enterable & p.vetoes.combined
         return cls(plan, bool(p.entries.cycle or p.exits.cycle or p.halts),
-                   np.count_nonzero(plan.enterable, axis=1), np.count_nonzero(plan.buyable, axis=1))
+                   np.count_nonzero(enterable, axis=1), np.count_nonzero(plan.buyable, axis=1),
+                   None if traced or not counts else max(min(counts), 0), enterable,
+                   _bits(p.exits.combined), _bits(enterable))
 
     def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int) -> QuietSpan:
         """The quiet bars from ``a`` on (at most up to ``b``), ending at the first busy bar."""
@@ -74,6 +93,44 @@ class QuietScanner:
             return _empty(a)
         plan = self.plan
         p = plan.p
+        held = pf.qty > 0
+        hidx = held.nonzero()[0]
+        any_held = hidx.size > 0
+        # first what needs no portfolio values: the series-level signals (only the held columns
+        # need looking at) and the halts' cooldown ends. The first bar they find busy ends the
+        # block (every busy source is an OR, and everything below is causal from ``a``), so the
+        # portfolio values and the halts are computed only up to it, and not at all when bar
+        # ``a`` is busy already: the same first busy bar, for less work.
+        # entries cannot act while a halt holds (``decide`` then looks at no entry: no candidate,
+        # no verdict to trace) nor, untraced, while the position count is full
+        halted_to = max([hs.get(h.id) for h in plan.halts], default=-1) - a  # block rows halted
+        entries = self.slots is None or hidx.size < self.slots
+        if any_held:
+            held_bits = _bits(held[None, :])[0]
+        if entries:
+            if any_held:
+                enter = _any_rows(self.enter_bits[a:b] & ~held_bits, axis=1)
+            else:
+                enter = self.enter_count[a:b] > 0
+            if halted_to > 0:
+                enter[:halted_to] = False
+        if any_held:
+            busy = _any_rows(self.exit_bits[a:b] & held_bits, axis=1)
+            if entries:
+                busy |= enter
+        else:
+            busy = enter if entries else np.zeros(b - a, dtype=bool)
+        for h in plan.halts:
+            until = hs.get(h.id)
+            if h.flatten and a <= until < b:  # its cooldown ends in this block: the peak re-arms
+                busy[until - a] = True
+            if h.flatten and any_held and until > a:  # a flatten halt holds while something is held
+                busy[:until - a] = True
+        if _count(busy):
+            b = a + int(busy.argmax())
+            if b == a:
+                return _empty(a)
+            busy = busy[:b - a]
         m = b - a
         rows = np.arange(a, b)
         close = p.close[a:b]
@@ -87,10 +144,6 @@ class QuietScanner:
         day_start = np.where(first >= 0, np.where(prev > 0, prev, eq)[np.maximum(first, 0)], pf.day_start_equity)
         peak = np.maximum.accumulate(np.concatenate(([pf.peak_equity], eq)))[1:]
 
-        held = pf.qty > 0
-        hidx = held.nonzero()[0]
-        any_held = hidx.size > 0
-        busy = np.zeros(m, dtype=bool)
         col = lambda x: x[:, None]  # noqa: E731 - one bar per row, broadcast over symbols
         env = None
         if plan.halts:
@@ -100,37 +153,33 @@ class QuietScanner:
         active: list[tuple[str, np.ndarray]] = []
         for h in plan.halts:
             until = hs.get(h.id)
-            if a <= until < b:  # the cooldown ends in this block
-                busy[until - a] = True
-            busy |= _rows(h.fn(env, window), m)
+            fires = _rows(h.fn(env, window), m)
+            if until >= a:  # ``decide`` fires a halt only past its cooldown's end (bar ``until``)
+                fires[:until - a + 1] = False
+            busy |= fires
             if until > a:  # the halt holds over the block's first bars
-                on = rows < until
-                active.append((h.id, on))
-                if h.flatten and any_held:
-                    busy |= on
-
-        # series-level signals: only the held columns need looking at
-        if any_held:
-            busy |= _any_rows(p.exits.combined[a:b, hidx], axis=1)
-            enter = self.enter_count[a:b] > _sum_rows(plan.enterable[a:b, hidx], axis=1, dtype=np.intp)
-        else:
-            enter = self.enter_count[a:b] > 0
-        busy |= enter
+                active.append((h.id, rows < until))
 
         # per-cycle rules over (bars x symbols): only up to the first bar already found busy
         e = int(busy.argmax()) if _count(busy) else m
-        if e > 0 and ((any_held and p.exits.cycle) or p.entries.cycle):
+        cycle_entries = entries and p.entries.cycle and halted_to < e
+        if e > 0 and ((any_held and p.exits.cycle) or cycle_entries):
             sl, w = slice(0, e), slice(a, a + e)
-            cenv = portfolio_env(pf, close[sl], col(rows[sl]), col(eq[sl]), col(value[sl]), col(peak[sl]),
-                                 col(day_start[sl]), col(prev[sl]))
+            if e == m and env is not None:  # the halts' env is of these very bars (and may hold values already)
+                cenv = env
+            else:
+                cenv = portfolio_env(pf, close[sl], col(rows[sl]), col(eq[sl]), col(value[sl]), col(peak[sl]),
+                                     col(day_start[sl]), col(prev[sl]))
             cbusy = np.zeros(e, dtype=bool)
             if any_held:
                 cbusy |= _cycle_any(p.exits, cenv, w, a, a + e, e)
-            if p.entries.cycle:
+            if cycle_entries:
                 if any_held:
                     can_buy = self.buy_count[w] > _sum_rows(plan.buyable[w, hidx], axis=1, dtype=np.intp)
                 else:
                     can_buy = self.buy_count[w] > 0
+                if halted_to > 0:
+                    can_buy[:halted_to] = False
                 cbusy |= can_buy & _cycle_any(p.entries, cenv, w, a, a + e, e)
             if _count(cbusy):
                 e = int(cbusy.argmax())
@@ -144,6 +193,16 @@ class QuietScanner:
         return QuietSpan(a, a + e, eq[k], exposure, tuple((hid, rows[k][on[k]]) for hid, on in active),
                          Marks(float(prev[last]), float(eq[last]), int(days[last]), float(day_start[last]),
                                float(peak[last])))
+
+
+def _bits(mask: np.ndarray) -> np.ndarray:
+    """A (T, N) bool mask as (T, ceil(N / 64)) uint64 words, symbol i at bit i % 64 of word i // 64."""
+    t, n = mask.shape
+    packed = np.packbits(mask, axis=1, bitorder="little")
+    words = -(-n // 64) or 1
+    out = np.zeros((t, words * 8), dtype=np.uint8)
+    out[:, :packed.shape[1]] = packed
+    return out.view(np.uint64)
 
 
 def _rows(v, m: int) -> np.ndarray:

@@ -10,7 +10,9 @@ is shared:
   market;
 - per distinct regime labelling (the same regime rules give the same per-bar labels), one
   layer of computed features on top of it: a feature that reads ``regime`` is keyed by its
-  text, which does not name the regime rules, so a layer is never shared across labellings.
+  text, which does not name the regime rules, so a layer is never shared across labellings;
+- prepare's regime labelling (per regime file, by its rules' canonical texts) and universe (per
+  layer and universe file): a grid over strategy parameters computes each once (:meth:`memo`).
 
 Arrays are read-only once built (the cycle and the fill model only read them), so sharing
 cannot change a result: ``tests/test_sweep_shared.py`` checks runs with and without sharing
@@ -19,7 +21,7 @@ are identical.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, MutableMapping
+from typing import Any, Callable, MutableMapping
 
 import numpy as np
 
@@ -49,7 +51,20 @@ class SharedFeatures:
         self.market = market
         self.base = market_series(market)
         self._layers: dict[str, Layer] = {}
+        self._memo: dict[tuple, Any] = {}
         self.hits = 0  # layers handed out again (for benchmarks and tests)
+        self.memo_hits = 0  # prepare's regime labels and universes handed out again
+
+    def memo(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """What ``build()`` returns, computed once per ``key``: prepare's regime labelling and
+        universe, which depend only on the rule files' canonical expression texts and settings
+        spelled in ``key`` (a grid over strategy parameters shares them). The arrays are
+        read-only, as the features are."""
+        if key in self._memo:
+            self.memo_hits += 1
+            return self._memo[key]
+        out = self._memo[key] = build()
+        return out
 
     def nbytes(self) -> int:
         """Bytes held by the computed layers (broadcast views count as nothing)."""

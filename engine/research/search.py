@@ -3,9 +3,10 @@ distinct expression (engine/cycle/shared.py), no per-run config composition or r
 
 What ``mode=grid`` runs (and what a Hydra multirun of the same grid would, 100 jobs costing
 100 config compositions, checks and reports). With ``workers`` > 1 the points are split into
-contiguous chunks (neighbours share their slower-varying parameters, hence most features),
-each run in a forked worker that inherits the loaded market; results come back in point order
-and are identical whatever the worker count.
+contiguous chunks (neighbours share their slower-varying parameters, hence most features), a
+few per worker, each run in a forked worker that inherits the loaded market and the features
+every point reads (prepared once in the parent); results come back in point order and are
+identical whatever the worker count.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class PointResult:
     returns: np.ndarray  # per-bar returns (for the deflated Sharpe of the best point)
 
 
+CHUNKS_PER_WORKER = 4
+
 # set in the parent before forking: the workers read the market from here, never from disk
 _STATE: dict[str, Any] = {}
 
@@ -51,8 +54,19 @@ def _evaluate(cfg: Mapping[str, Any], market: MarketData, shared: SharedFeatures
 
 def _chunk(bounds: tuple[int, int]) -> list[PointResult]:
     cfg, market, points, name = _STATE["cfg"], _STATE["market"], _STATE["points"], _STATE["name"]
-    shared = SharedFeatures(market)
+    shared = _STATE["shared"]
     return [_evaluate(cfg, market, shared, i, points[i], name) for i in range(*bounds)]
+
+
+def _warm(cfg: Mapping[str, Any], market: MarketData, point: Mapping[str, Any], name: str) -> SharedFeatures:
+    """Shared features holding what every point reads (the market columns, the regime labels,
+    the universe, the risk and execution files' features), prepared once in the parent: the
+    forked workers inherit them instead of each computing them again."""
+    from engine.modes.setup import load_rules
+
+    shared = SharedFeatures(market)
+    prepare(market, load_rules(apply_point(cfg, point, name)), shared)
+    return shared
 
 
 def evaluate_points(cfg: Mapping[str, Any], market: MarketData, points: Sequence[Mapping[str, Any]],
@@ -68,12 +82,21 @@ def evaluate_points(cfg: Mapping[str, Any], market: MarketData, points: Sequence
             if progress is not None:
                 progress(i + 1, n)
         return out
-    edges = np.linspace(0, n, workers + 1).round().astype(int)
+    # more chunks than workers, handed out as workers free up: points differ in cost (a fast
+    # average trades several times as often as a slow one), and one contiguous half each left a
+    # worker idle while the other finished; a worker's features stay with it from chunk to chunk
+    edges = np.linspace(0, n, min(n, workers * CHUNKS_PER_WORKER) + 1).round().astype(int)
     chunks = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-    _STATE.update(cfg=cfg, market=market, points=list(points), name=name)
+    _STATE.update(cfg=cfg, market=market, points=list(points), name=name,
+                  shared=_warm(cfg, market, points[0], name))
+    parts, done = [], 0
     try:
-        with multiprocessing.get_context("fork").Pool(len(chunks)) as pool:
-            parts = pool.map(_chunk, chunks)
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for part in pool.imap(_chunk, chunks):  # in chunk order
+                parts.append(part)
+                done += len(part)
+                if progress is not None:
+                    progress(done, n)
     finally:
         _STATE.clear()
     return [r for part in parts for r in part]

@@ -105,8 +105,10 @@ class SimBroker:
             # this bar's sells count towards the tier its buys pay
             tier = self.fees.tier(now)
             fill_px, fee_rate, filled, ref = self._prices(t, idx, q, 1, limit, tier)
-            idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
-            px = ref[filled]
+            px = ref
+            if limit is not None:  # market orders all fill (``filled`` is all True)
+                idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
+                px = ref[filled]
             cost = q * fill_px * (1.0 + fee_rate)
             total = float(cost.sum())
             if total > pf.cash:
@@ -148,9 +150,11 @@ class SimBroker:
         price = None if price is None else price[keep]
         rules = [r for r, k in zip(rules, keep.tolist()) if k]
         fill_px, fee_rate, filled, ref = self._prices(t, idx, q, -1, limit, self.fees.tier(now), price)
-        idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
-        rules = [r for r, k in zip(rules, filled.tolist()) if k]
-        px = ref[filled]
+        px = ref
+        if limit is not None:  # market orders all fill (``filled`` is all True)
+            idx, fill_px, fee_rate, q = idx[filled], fill_px[filled], fee_rate[filled], q[filled]
+            rules = [r for r, k in zip(rules, filled.tolist()) if k]
+            px = ref[filled]
         notional = q * fill_px
         fee = notional * fee_rate
         pf.cash += float(notional.sum() - fee.sum())

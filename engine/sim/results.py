@@ -8,7 +8,7 @@ from engine.sim.fills import fill_to_dict
 from engine.sim.result import RunResult
 from engine.market.data import iso_utc, timeframe_ms
 from engine.report.metrics import benchmark_metrics, compute_metrics
-from engine.sim.summary import RunSummary
+from engine.sim.summary import RunSummary, last_close_row
 
 
 def run_summary(res: RunResult) -> RunSummary:
@@ -52,7 +52,10 @@ def round_trips(res: RunResult) -> list[dict]:
                 rt["t1"] = f.t
                 out.append(_trip(res, i, rt, hours_per_bar))
                 del open_[i]
-    last_close = run_summary(res).last_close if open_ else None  # open at the end: marked at the last close
+    last_close = None
+    if open_:  # open at the end: marked at the last close (a whole summary is not built for it: a
+        # grid point's metrics need only this row)
+        last_close = res.summary.last_close if res.summary is not None else last_close_row(res.prepared, res.stop - 1)
     for i, rt in sorted(open_.items()):
         out.append(_trip(res, i, rt, hours_per_bar, last_close))
     out.sort(key=lambda r: (r["entry_time"], r["symbol"]))

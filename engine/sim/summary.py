@@ -72,13 +72,19 @@ class RunSummary:
         self._bench.append(eq)
         self._bench_exposure.append(exposure)
         if row0 + hi == self.stop:  # positions still open are marked at these
-            self.last_close = np.array(p.close[hi - 1])
+            self.last_close = last_close_row(p, hi - 1)
 
     times = _joined("_times")
     regime_idx = _joined("_regime")
     universe_size = _joined("_universe")  # (window,) members per bar
     benchmark_equity = _joined("_bench")
     benchmark_exposure = _joined("_bench_exposure")
+
+
+def last_close_row(p: Prepared, row: int) -> np.ndarray:
+    """The forward-filled closes of row ``row`` of ``p``: what positions still open at the end of
+    a window that ends there are marked at (the summary's ``last_close``)."""
+    return np.array(p.close[row])
 
 
 class SleeveValues:
