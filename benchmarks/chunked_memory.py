@@ -12,8 +12,8 @@ process over a store holding that many months, and prints the run's seconds (pre
 results and trace, interpreter start excluded), symbol-bars per second and the process's peak
 RSS. ``--in-memory`` adds the whole-market path for those month counts. Each chunked run also
 prints its memory curve: the worker's RSS (``VmRSS``) and peak so far (``VmHWM``) read from
-/proc/self/status at each month border (as the run asks for the next month, so after the one
-before was prepared and run, and once more after the last), then after the results and the
+/proc/self/status at each month border (as the run asks for the next month, before it is read,
+so after the one before was prepared and run; and once the last is done), then after the results and the
 trace are written; a run whose memory does not grow with its length has a flat curve.
 Nothing is asserted.
 """
@@ -93,14 +93,20 @@ def _status_mib() -> tuple[float, float]:
 
 
 def _sampled(months, curve: list):
-    """The month generator, with the RSS sampled at each border: before month i is read (month
-    i - 1 was prepared and run by then) and once the last month is done."""
+    """The month generator, with the RSS sampled at each border: as the run asks for month i
+    (before it is read; month i - 1 was prepared and run by then), and once the last is done."""
+    months = iter(months)
     i = 0
-    for row0, m in months:
-        curve.append([f"before {i + 1}", *_status_mib()])
+    while True:
+        curve.append([f"before {i + 1}" if i else "start", *_status_mib()])
+        try:
+            row0, m = next(months)
+        except StopIteration:
+            break
         yield row0, m
+        del m  # not held while the next month is read
         i += 1
-    curve.append([f"after {i}", *_status_mib()])
+    curve[-1][0] = f"after {i}"
 
 
 def worker(store: Path, timeframe: str, chunked: bool) -> None:

@@ -143,7 +143,6 @@ def _steps(store: "MarketStore", plan: _Plan) -> Iterator[tuple[int, MarketData]
     t0, n = plan.t0, plan.n_bars
     month0 = np.datetime64(t0, "ms").astype("datetime64[M]")
     month1 = np.datetime64(t0 + (n - 1) * step, "ms").astype("datetime64[M]")
-    symbols = tuple(s.symbol for s in plan.series)
     held = [set(s.months) for s in plan.series]
     for m in np.arange(month0, month1 + 1):
         m0 = int(m.astype("datetime64[ms]").astype(np.int64))
@@ -151,14 +150,22 @@ def _steps(store: "MarketStore", plan: _Plan) -> Iterator[tuple[int, MarketData]
         k0, k1 = max(0, -(-(m0 - t0) // step)), min(n, -(-(m1 - t0) // step))  # grid rows inside the month
         if k1 <= k0:
             continue
-        cols = {c: np.full((k1 - k0, len(symbols)), np.nan) for c in _COLUMNS}
-        for j, s in enumerate(plan.series):
-            if str(m) not in held[j]:
-                continue
-            rows = store.read_month(s.symbol, plan.timeframe, str(m), plan.since_ms, plan.until_ms)
-            r = (rows[:, 0].astype(np.int64) - t0) // step - k0
-            for i, c in enumerate(_COLUMNS):
-                cols[c][r, j] = rows[:, 1 + i]
-        yield k0, MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
-                             symbols=symbols, spread_bps=np.full((k1 - k0, len(symbols)), np.nan), info=plan.info,
-                             source=f"store:{store.root}", **cols)
+        # built in a call: this frame holds nothing of the month while the next one is read
+        yield k0, _month(store, plan, str(m), k0, k1, held)
+
+
+def _month(store: "MarketStore", plan: _Plan, month: str, k0: int, k1: int, held: list[set[str]]) -> MarketData:
+    """Grid rows ``k0 .. k1`` (one calendar month) of every symbol, NaN where it has no bar."""
+    step, t0 = TIMEFRAME_MS[plan.timeframe], plan.t0
+    symbols = tuple(s.symbol for s in plan.series)
+    cols = {c: np.full((k1 - k0, len(symbols)), np.nan) for c in _COLUMNS}
+    for j, s in enumerate(plan.series):
+        if month not in held[j]:
+            continue
+        rows = store.read_month(s.symbol, plan.timeframe, month, plan.since_ms, plan.until_ms)
+        r = (rows[:, 0].astype(np.int64) - t0) // step - k0
+        for i, c in enumerate(_COLUMNS):
+            cols[c][r, j] = rows[:, 1 + i]
+    return MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
+                      symbols=symbols, spread_bps=np.full((k1 - k0, len(symbols)), np.nan), info=plan.info,
+                      source=f"store:{store.root}", **cols)
