@@ -92,3 +92,11 @@ def test_the_carried_universe_is_no_row_of_the_chunks_panel(tmp_path):
     p = prep.step(0, m)
     assert p.rebuilds.any()
     assert prep._universe.members.base is None
+
+
+def test_the_benchmarks_carried_closes_are_no_row_of_the_chunks_panel():
+    from engine.report.metrics import BuyAndHold
+
+    bh = BuyAndHold(1000.0)
+    bh.step(np.abs(sample_market(30, 50).close) + 1.0)
+    assert bh.last.base is None
