@@ -148,8 +148,13 @@ class EventLog:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bars, counts, indices) as trace.npz stores them."""
-        return (np.frombuffer(self._t, dtype=np.int32).copy(), np.frombuffer(self._n, dtype=np.int32).copy(),
-                np.frombuffer(self._idx, dtype=np.int32).copy())
+        return tuple(a.copy() for a in self.views())  # type: ignore[return-value]
+
+    def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`arrays` without the copies (a year of 1-minute bars for 200 products records
+        ~70 MiB of indices a month): read-only, and no record may be added while one is held."""
+        return (np.frombuffer(self._t, dtype=np.int32), np.frombuffer(self._n, dtype=np.int32),
+                np.frombuffer(self._idx, dtype=np.int32))
 
     def records(self) -> list[tuple[int, np.ndarray]]:
         ts, ns, idx = self.arrays()
@@ -295,7 +300,7 @@ class TraceRecorder:
         }
         for key, ev in self.logs.items():
             if len(ev):
-                arrays[EV_T + key], arrays[EV_LEN + key], arrays[EV_IDX + key] = ev.arrays()
+                arrays[EV_T + key], arrays[EV_LEN + key], arrays[EV_IDX + key] = ev.views()
         for hid, ts in self.halts.items():
             arrays[HALT + hid] = np.array(ts, dtype=np.int32)
         atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
