@@ -10,7 +10,12 @@ from its last close; kept in --store for the next call), then, for each month co
 sma_cross month by month (``backtest.chunked=true``: engine/modes/month_chunks.py) in a fresh
 process over a store holding that many months, and prints the run's seconds (prepare, loop,
 results and trace, interpreter start excluded), symbol-bars per second and the process's peak
-RSS. ``--in-memory`` adds the whole-market path for those month counts. Nothing is asserted.
+RSS. ``--in-memory`` adds the whole-market path for those month counts. Each chunked run also
+prints its memory curve: the worker's RSS (``VmRSS``) and peak so far (``VmHWM``) read from
+/proc/self/status at each month border (as the run asks for the next month, before it is read,
+so after the one before was prepared and run; and once the last is done), then after the results and the
+trace are written; a run whose memory does not grow with its length has a flat curve.
+Nothing is asserted.
 """
 from __future__ import annotations
 
@@ -73,6 +78,37 @@ def build_store(root: Path, n_symbols: int, timeframe: str, n_months: int) -> No
         print(f"  store: {month} written ({n_symbols} symbols x {bars} bars)", flush=True)
 
 
+def _status_mib() -> tuple[float, float]:
+    """(VmRSS, VmHWM) of this process in MiB, from /proc/self/status (Linux; NaN elsewhere)."""
+    got = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    got[key] = int(value.split()[0]) / 1024  # kB
+    except OSError:
+        pass
+    return got.get("VmRSS", float("nan")), got.get("VmHWM", float("nan"))
+
+
+def _sampled(months, curve: list):
+    """The month generator, with the RSS sampled at each border: as the run asks for month i
+    (before it is read; month i - 1 was prepared and run by then), and once the last is done."""
+    months = iter(months)
+    i = 0
+    while True:
+        curve.append([f"before {i + 1}" if i else "start", *_status_mib()])
+        try:
+            row0, m = next(months)
+        except StopIteration:
+            break
+        yield row0, m
+        del m  # not held while the next month is read
+        i += 1
+    curve[-1][0] = f"after {i}"
+
+
 def worker(store: Path, timeframe: str, chunked: bool) -> None:
     from engine.backtest.chunked import run_market_chunks
     from engine.backtest.engine import run_backtest
@@ -87,13 +123,14 @@ def worker(store: Path, timeframe: str, chunked: bool) -> None:
     cfg = OmegaConf.to_container(compose_config(
         ["data=store", f"data.path={store}", f"data.timeframe={timeframe}", "data.max_memory_gib=1000"]), resolve=True)
     rules = load_rules(cfg)
+    curve: list = []
     t0 = time.perf_counter()
     with reuse_freed_memory():
         if chunked:
             source = month_source(cfg)
             frame = source.frame
             settings = backtest_settings(cfg, frame)
-            res = run_market_chunks(source.months, rules, settings, frame)
+            res = run_market_chunks(_sampled(source.months, curve), rules, settings, frame)
         else:
             frame = market_for(cfg)
             settings = backtest_settings(cfg, frame)
@@ -101,9 +138,10 @@ def worker(store: Path, timeframe: str, chunked: bool) -> None:
         build_results(res, {})
         with tempfile.TemporaryDirectory() as tmp:
             res.trace.save(Path(tmp) / "trace.npz")
+        curve.append(["saved", *_status_mib()])
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "bars": frame.n_bars, "symbols": frame.n_symbols, "fills": len(res.fills),
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "curve": curve}))
 
 
 def main() -> None:
@@ -141,6 +179,9 @@ def main() -> None:
                 sb = r["bars"] * r["symbols"]
                 print(f"{n:>6} {path:<14} {sb:>12,} {r['seconds']:>8.1f} {sb / r['seconds'] / 1e6:>7.2f} "
                       f"{r['peak_rss_mib']:>13,.0f} {r['fills']:>6}", flush=True)
+                if path == "chunked":
+                    print("       RSS / peak MiB at month borders: " + ", ".join(
+                        f"{label} {rss:,.0f}/{hwm:,.0f}" for label, rss, hwm in r["curve"]), flush=True)
     finally:
         if not a.store:
             shutil.rmtree(base, ignore_errors=True)

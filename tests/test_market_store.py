@@ -259,7 +259,8 @@ def test_iter_months_reads_one_month_per_step(tmp_path, monkeypatch):
     real = st._read_month
     monkeypatch.setattr(st, "_read_month", lambda p: opened.append(f"{p.parent.name}/{p.stem}") or real(p))
     steps = st.iter_months("1h")
-    opened.clear()  # the first pass (grid, symbols, ticks) read every file once or twice
+    assert sorted(opened) == sorted(set(opened))  # the first pass (grid, symbols, ticks) read every file once
+    opened.clear()
     per_step = []
     for _, md in steps:
         per_step.append(sorted(opened))

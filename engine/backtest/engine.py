@@ -92,6 +92,12 @@ class _Carry:
     decided: int = 0
     skipped: int = 0
 
+    def leave_chunk(self) -> None:
+        """Let go of the chunk just run (the next is bound before its first bar): what crosses
+        the border is the state above, not the chunk's market or features."""
+        self.broker.market = None
+        self.protector.leave()
+
     @classmethod
     def first(cls, p: Prepared, s: BacktestSettings, bars: int, trace) -> "_Carry":
         """The run's start, from its first chunk ``p``."""
@@ -137,31 +143,36 @@ def run_chunks_of(chunks: Iterable[Prepared], s: BacktestSettings, n_bars: int, 
         rows = p.market.n_bars
         if done:
             recorder.add_chunk(p, row0)
-            continue
-        if c is None:
-            c, rebased = _Carry.first(p, s, stop - start, recorder), row0
-        elif row0 != rebased:
-            raise ValueError(f"chunks out of order: a chunk starts at row {row0}, expected {rebased}")
         else:
-            c.broker.market = p.market
-            c.protector.rebind(p.market, p.store)
-        first_fill = len(c.broker.fills)
-        recorder.row0 = row0
-        recorder.add_chunk(p, row0)
-        if summary is not None:
-            summary.add(p, row0)
-        lo, hi = max(start - row0, 0), min(stop - row0, rows)
-        if lo < hi:
-            _loop(p, s, c, row0 - start, lo, hi, row0 + hi == stop, progress, stop - start, fast, observe, checkpoint)
-        for f in c.broker.fills[first_fill:]:
-            f.t += row0
-        if summary is not None:
-            summary.add_fills(p, row0, c.broker.fills[first_fill:])
-        if row0 + rows >= stop:
-            done = True
-            continue
-        c.halts = _rebase(c.halts, c.pf, rows)
-        rebased = row0 + rows
+            if c is None:
+                c, rebased = _Carry.first(p, s, stop - start, recorder), row0
+            elif row0 != rebased:
+                raise ValueError(f"chunks out of order: a chunk starts at row {row0}, expected {rebased}")
+            else:
+                c.broker.market = p.market
+                c.protector.rebind(p.market, p.store)
+            first_fill = len(c.broker.fills)
+            recorder.row0 = row0
+            recorder.add_chunk(p, row0)
+            if summary is not None:
+                summary.add(p, row0)
+            lo, hi = max(start - row0, 0), min(stop - row0, rows)
+            if lo < hi:
+                _loop(p, s, c, row0 - start, lo, hi, row0 + hi == stop, progress, stop - start, fast, observe,
+                      checkpoint)
+            for f in c.broker.fills[first_fill:]:
+                f.t += row0
+            if summary is not None:
+                summary.add_fills(p, row0, c.broker.fills[first_fill:])
+            if row0 + rows >= stop:
+                done = True
+            else:
+                c.halts = _rebase(c.halts, c.pf, rows)
+                rebased = row0 + rows
+            c.leave_chunk()
+        # nothing of this chunk is held while the next one is read and prepared (a chunked run
+        # would otherwise hold two chunks' markets and features at its peak)
+        del p
     if c is None:
         raise ValueError("the backtest was given no chunk of market rows")
     whole = facts()

@@ -8,6 +8,12 @@ huge pages the kernel has free. Inside :func:`reuse_freed_memory` big blocks com
 heap and freed ones stay there for the next array; on exit the defaults come back and the
 heap's free memory is returned to the system. Not glibc (macOS, musl): nothing happens.
 Only speed changes: no value computed inside depends on where its memory came from.
+
+A run read in chunks (engine/backtest/chunked.py) calls :func:`return_freed_memory` at each
+chunk border, inside the block or not: what one chunk freed is reused within it, not kept
+resident for the rest of the run. Kept, the next chunk's arrays of another length (months of
+28 to 31 days) do not fit the holes the last one's left between the few blocks that stay (the
+trace's packed rows, the streams' carried rows), so the heap grew month after month.
 """
 from __future__ import annotations
 
@@ -59,4 +65,12 @@ def reuse_freed_memory() -> Iterator[None]:
         _depth -= 1
         lib.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         lib.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM)
+        lib.malloc_trim(0)
+
+
+def return_freed_memory() -> None:
+    """Hand the heap's free memory back to the system now (glibc: ``malloc_trim``; elsewhere
+    nothing), also inside :func:`reuse_freed_memory`."""
+    lib = _glibc()
+    if lib is not None:
         lib.malloc_trim(0)

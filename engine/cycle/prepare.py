@@ -273,7 +273,9 @@ def universe_members(u, times: np.ndarray, key: np.ndarray | None, eligible: np.
     while r < t_n:
         current = select_members(u, eligible[r], None if key is None else key[r])
         rebuilds[r] = True
-        carry.members, carry.deadline = current, int(times[r]) + u.ttl_ms
+        # a copy: select_members may return a row of ``eligible``, which would keep a chunk's
+        # whole panel alive into the next chunk
+        carry.members, carry.deadline = current.copy(), int(times[r]) + u.ttl_ms
         nxt = next_after(r, carry.deadline)
         member[r:nxt] = current
         r = nxt

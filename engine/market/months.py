@@ -4,10 +4,11 @@ A chunked run must see the panel ``MarketStore.load`` builds without holding it:
 (every bar from the earliest first bar to the latest last bar, gap months included), the same
 symbols (the wanted ones with a bar in range, sorted), the same NaN layout and the same symbol
 info. The grid and the info depend on the whole range, so a first pass reads each month file
-once and keeps only per-month counts, each symbol's first and last bar and its gaps; a second
-gathers the <= 5,000 prices the tick inference samples (``loaders.sample_positions``) from the
-months that hold them. Then each step reads one month of every symbol: memory holds one month
-and a few numbers per symbol-month, whatever the range.
+once, symbol by symbol, and keeps each symbol's first and last bar, the months it holds and its
+gaps; its tick (``loaders.symbol_info``) is inferred from its prices of the whole range, held
+while that one symbol is read (4 numbers a bar: 17 MB for a year of 1-minute bars). Then each
+step reads one month of every symbol: memory holds one month and a few numbers per symbol-month,
+whatever the range. Every file is read twice in all: once by the first pass, once by its step.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
-from engine.market.loaders import log, require_two_bars, sample_positions, symbol_info
+from engine.market.loaders import log, require_two_bars, symbol_info
 from engine.market.validate import Gap, find_gaps, warn_gaps
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ class _Series:
     last: int
     bars: int
     months: tuple[str, ...]  # months holding a bar in range, in order
-    finite: np.ndarray  # (months, 4) finite opens, highs, lows, closes per month
     gaps: tuple[Gap, ...]
+    info: SymbolInfo
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def iter_months(store: "MarketStore", timeframe: str, symbols: list[str] | None,
 
 
 def _scan(store: "MarketStore", symbol: str, timeframe: str, since_ms: int | None, until_ms: int | None) -> _Series | None:
-    months, finite, gaps = [], [], []
+    months, gaps = [], []
+    prices: list[list[np.ndarray]] = [[], [], [], []]  # opens, highs, lows, closes: month by month
     first = last = None
     bars = 0
     for path in store.month_files(symbol, timeframe, since_ms, until_ms):
@@ -93,34 +95,14 @@ def _scan(store: "MarketStore", symbol: str, timeframe: str, since_ms: int | Non
         last = int(times[-1])
         bars += times.size
         months.append(path.stem)
-        finite.append(np.isfinite(rows[:, 1:5]).sum(axis=0))
+        for c, col in enumerate(prices):
+            col.append(rows[:, 1 + c].copy())
     if first is None:
         return None
+    # load's symbol_info reads the whole range's opens, highs, lows and closes in that order
+    info = symbol_info(symbol, np.concatenate([part for col in prices for part in col]))
     return _Series(symbol, str(store._dir(symbol, timeframe).relative_to(store.root)), first, last, bars,
-                   tuple(months), np.array(finite, dtype=np.int64), tuple(gaps))
-
-
-def _price_sample(store: "MarketStore", s: _Series, timeframe: str, since_ms: int | None,
-                  until_ms: int | None) -> np.ndarray:
-    """The prices infer_price_increment would sample from the concatenated opens, highs, lows and
-    closes of the whole range (finite ones only), read month by month."""
-    pos = sample_positions(int(s.finite.sum()))
-    # start of (month j, column c) in that concatenation: column by column, months in order
-    col_start = np.concatenate([[0], np.cumsum(s.finite.sum(axis=0))[:-1]])
-    start = col_start[None, :] + np.cumsum(s.finite, axis=0) - s.finite
-    lo = np.searchsorted(pos, start)
-    hi = np.searchsorted(pos, start + s.finite)
-    out = np.empty(pos.size)
-    for j, month in enumerate(s.months):
-        if not (hi[j] > lo[j]).any():
-            continue
-        rows = store.read_month(s.symbol, timeframe, month, since_ms, until_ms)
-        for c in range(4):
-            if hi[j, c] > lo[j, c]:
-                v = rows[:, 1 + c]
-                v = v[np.isfinite(v)]
-                out[lo[j, c]:hi[j, c]] = v[pos[lo[j, c]:hi[j, c]] - start[j, c]]
-    return out
+                   tuple(months), tuple(gaps), info)
 
 
 def _plan(store: "MarketStore", timeframe: str, symbols: list[str] | None, since_ms: int | None,
@@ -133,7 +115,7 @@ def _plan(store: "MarketStore", timeframe: str, symbols: list[str] | None, since
     t0 = min(s.first for s in series)
     n_bars = (max(s.last for s in series) - t0) // step + 1
     require_two_bars(n_bars, [(s.file, s.bars) for s in series], str(store.root))
-    info = tuple(symbol_info(s.symbol, _price_sample(store, s, timeframe, since_ms, until_ms)) for s in series)
+    info = tuple(s.info for s in series)
     warn_gaps([g for s in series for g in s.gaps], f"store:{store.root}", log)  # as load does, once
     return _Plan(timeframe, since_ms, until_ms, t0, n_bars, series, info)
 
@@ -143,7 +125,6 @@ def _steps(store: "MarketStore", plan: _Plan) -> Iterator[tuple[int, MarketData]
     t0, n = plan.t0, plan.n_bars
     month0 = np.datetime64(t0, "ms").astype("datetime64[M]")
     month1 = np.datetime64(t0 + (n - 1) * step, "ms").astype("datetime64[M]")
-    symbols = tuple(s.symbol for s in plan.series)
     held = [set(s.months) for s in plan.series]
     for m in np.arange(month0, month1 + 1):
         m0 = int(m.astype("datetime64[ms]").astype(np.int64))
@@ -151,14 +132,22 @@ def _steps(store: "MarketStore", plan: _Plan) -> Iterator[tuple[int, MarketData]
         k0, k1 = max(0, -(-(m0 - t0) // step)), min(n, -(-(m1 - t0) // step))  # grid rows inside the month
         if k1 <= k0:
             continue
-        cols = {c: np.full((k1 - k0, len(symbols)), np.nan) for c in _COLUMNS}
-        for j, s in enumerate(plan.series):
-            if str(m) not in held[j]:
-                continue
-            rows = store.read_month(s.symbol, plan.timeframe, str(m), plan.since_ms, plan.until_ms)
-            r = (rows[:, 0].astype(np.int64) - t0) // step - k0
-            for i, c in enumerate(_COLUMNS):
-                cols[c][r, j] = rows[:, 1 + i]
-        yield k0, MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
-                             symbols=symbols, spread_bps=np.full((k1 - k0, len(symbols)), np.nan), info=plan.info,
-                             source=f"store:{store.root}", **cols)
+        # built in a call: this frame holds nothing of the month while the next one is read
+        yield k0, _month(store, plan, str(m), k0, k1, held)
+
+
+def _month(store: "MarketStore", plan: _Plan, month: str, k0: int, k1: int, held: list[set[str]]) -> MarketData:
+    """Grid rows ``k0 .. k1`` (one calendar month) of every symbol, NaN where it has no bar."""
+    step, t0 = TIMEFRAME_MS[plan.timeframe], plan.t0
+    symbols = tuple(s.symbol for s in plan.series)
+    cols = {c: np.full((k1 - k0, len(symbols)), np.nan) for c in _COLUMNS}
+    for j, s in enumerate(plan.series):
+        if month not in held[j]:
+            continue
+        rows = store.read_month(s.symbol, plan.timeframe, month, plan.since_ms, plan.until_ms)
+        r = (rows[:, 0].astype(np.int64) - t0) // step - k0
+        for i, c in enumerate(_COLUMNS):
+            cols[c][r, j] = rows[:, 1 + i]
+    return MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
+                      symbols=symbols, spread_bps=np.full((k1 - k0, len(symbols)), np.nan), info=plan.info,
+                      source=f"store:{store.root}", **cols)

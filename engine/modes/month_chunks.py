@@ -89,6 +89,7 @@ def month_source(cfg: Mapping[str, Any]) -> MonthSource:
             m.info = info
             digest.add(m)
             yield row0, m
+            del m  # not held while the next month is read
 
     return MonthSource(frame, read(), digest)
 

@@ -296,7 +296,8 @@ class BuyAndHold:
         if value.shape[0]:
             out[t0:] = np.add.accumulate(value, axis=1)[:, -1]
         exposure[t0:] = 1.0
-        self.last = filled[-1] if filled.shape[0] else self.last
+        # a copy: a row of ``filled`` would keep the chunk's whole panel alive into the next chunk
+        self.last = filled[-1].copy() if filled.shape[0] else self.last
         return out, exposure
 
 

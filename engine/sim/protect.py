@@ -94,11 +94,20 @@ class Protector:
         self._dist = {pr.kind: _distance(pr, store) for pr in rules.prices}
         self._last: dict[str, np.ndarray] = {}  # the previous chunk's last row of each distance
 
+    def leave(self) -> None:
+        """The chunk's bars are done (engine/backtest/engine.py): keep a copy of its last row of
+        each distance (an entry at the next chunk's first bar reads it) and let go of its market
+        and distances, so they are not held while the next chunk is read."""
+        self._last = {k: d[-1].copy() for k, d in self._dist.items() if d is not None and d.shape[0]}
+        self._dist = {}
+        self.market = None
+
     def rebind(self, market: MarketData, store) -> None:
         """Read the next chunk of bars (engine/backtest/engine.py): the levels stay, the distances
         are the chunk's, and an entry at the chunk's first bar reads the previous chunk's last row
         (its decision bar)."""
-        self._last = {k: d[-1] for k, d in self._dist.items() if d is not None and d.shape[0]}
+        if self.market is not None:  # the previous chunk was not left yet
+            self.leave()
         self.market = market
         self._dist = {pr.kind: _distance(pr, store) for pr in self.rules.prices}
 
