@@ -22,6 +22,9 @@ lock:<protection> (an entry candidate a scoped protection of the risk file locke
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ import numpy as np
 from engine.cycle.decide import Decision
 from engine.cycle.prepare import Prepared
 from engine.fileio import atomic_write
+from engine.npz import Spooled, write_npz
 
 _count = np.count_nonzero
 
@@ -128,23 +132,45 @@ class EventLog:
     2179 -> 3620 MiB with per-decision arrays, 2147 -> 2811 MiB with EventLog, 2110 -> 2697 MiB
     with no decision recorded at all."""
 
-    __slots__ = ("_t", "_n", "_idx")
+    __slots__ = ("_t", "_n", "_idx", "_spools", "_len", "_n_symbols")
 
-    def __init__(self):
+    def __init__(self, spool: Path | None = None):
         self._t, self._n, self._idx = array("i"), array("i"), bytearray()
+        # a chunked run's log goes to disk at each chunk border (:meth:`spill`): files spool.t, .n, .idx
+        self._spools = None if spool is None else tuple(
+            Spooled(spool.with_suffix(f".{part}"), np.dtype(np.int32)) for part in ("t", "n", "idx"))
+        self._len = self._n_symbols = 0
 
     def add(self, t: int, idx: np.ndarray) -> None:
         self._t.append(t)
         self._n.append(len(idx))
         self._idx += np.ascontiguousarray(idx, dtype=np.int32).tobytes()
+        self._len += 1
+        self._n_symbols += len(idx)
 
     def __len__(self) -> int:
-        return len(self._t)
+        return self._len
 
     @property
     def n_symbols(self) -> int:
         """Symbol-records over every bar (e.g. candidates over the run)."""
-        return len(self._idx) // 4
+        return self._n_symbols
+
+    def spill(self) -> None:
+        """Move the records held in memory to the log's files (a chunked run's, at a chunk border)."""
+        if self._spools is None or not len(self._t):
+            return
+        for sp, buf in zip(self._spools, (self._t, self._n, self._idx)):
+            sp.append_bytes(buf.tobytes() if isinstance(buf, array) else buf, len(buf) // (1 if isinstance(buf, array) else 4))
+            sp.flush()
+        self._t, self._n, self._idx = array("i"), array("i"), bytearray()
+
+    def spooled(self) -> "tuple[Spooled, Spooled, Spooled] | None":
+        """The log's three arrays on disk, every record spilled (None: the log is in memory)."""
+        if self._spools is None:
+            return None
+        self.spill()
+        return self._spools
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bars, counts, indices) as trace.npz stores them."""
@@ -152,9 +178,13 @@ class EventLog:
 
     def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`arrays` without the copies (a year of 1-minute bars for 200 products records
-        ~70 MiB of indices a month): read-only, and no record may be added while one is held."""
-        return (np.frombuffer(self._t, dtype=np.int32), np.frombuffer(self._n, dtype=np.int32),
-                np.frombuffer(self._idx, dtype=np.int32))
+        ~70 MiB of indices a month): read-only, and no record may be added while one is held.
+        A spilled log is read back from its files."""
+        mem = (np.frombuffer(self._t, dtype=np.int32), np.frombuffer(self._n, dtype=np.int32),
+               np.frombuffer(self._idx, dtype=np.int32))
+        if self._spools is None or not self._spools[0].rows:
+            return mem
+        return tuple(np.concatenate([sp.read(), m]) for sp, m in zip(self._spools, mem))  # type: ignore[return-value]
 
     def records(self) -> list[tuple[int, np.ndarray]]:
         ts, ns, idx = self.arrays()
@@ -175,33 +205,51 @@ class TraceRecorder:
         # sets them once its chunks are read
         self.p = p
         self.start, self.stop = start, stop
+        # a chunked run keeps what grows with its length on disk: each event key's records and each
+        # mask's packed rows go to files here at every chunk border (removed with the recorder)
+        self._spool: Path | None = None
+        if chunked:
+            self._spool = Path(tempfile.mkdtemp(prefix="rulebook-trace-"))
+            weakref.finalize(self, shutil.rmtree, self._spool, True)
         # event key -> its records (bars, counts, symbol indices), in bar order (keys: the module doc)
-        self.logs: dict[str, EventLog] = defaultdict(EventLog)
+        self.logs: dict[str, EventLog] = _Logs(self._spool)
         self.halts: dict[str, list[int]] = defaultdict(list)
         self.row0 = 0  # the first row of the chunk being recorded: chunk-local bars are offset by it
         # rule label -> [passed, blocked] over the window's decided bars, summed over chunks
         self._counts: dict[str, list[int]] = {}
         self._cycle_ids: dict[str, list[str]] = {}  # stage -> ids of its per-cycle rules
-        self._rows: dict[str, list[np.ndarray]] = defaultdict(list)  # trace.npz key -> chunk rows
+        self._rows: dict[str, list[np.ndarray] | Spooled] = {}  # trace.npz key -> chunk rows (spooled: chunked)
         if not chunked:
             self.add_chunk(p, 0)
+
+    def _add_rows(self, key: str, a: np.ndarray) -> None:
+        if self._spool is None:
+            self._rows.setdefault(key, []).append(a)
+            return
+        sp = self._rows.get(key)
+        if sp is None:
+            sp = self._rows[key] = Spooled(self._spool / f"rows{len(self._rows)}", a.dtype, a.shape[1:])
+        sp.append(a)
+        sp.flush()
 
     def add_chunk(self, p: Prepared, row0: int) -> None:
         """Chunk ``p`` (rows ``row0`` .. of the whole market): its masks' rows for the file, and
         their counts over the window's decided bars (``start`` .. ``stop - 1``) for rule_stats."""
-        rows = self._rows
-        rows["regime_idx"].append(p.regime_idx)
-        rows["rebuilds"].append(p.rebuilds)
+        for ev in self.logs.values():  # the previous chunks' records: to disk (a chunked run)
+            ev.spill()
+        add = self._add_rows
+        add("regime_idx", np.asarray(p.regime_idx))
+        add("rebuilds", np.asarray(p.rebuilds))
         for key, m in (("available", p.available), ("universe", p.universe), ("eligible", p.eligible)):
-            rows[key].append(np.packbits(m, axis=1))
+            add(key, np.packbits(m, axis=1))
         for rid, m in p.regime_masks.items():
-            rows[REGIME + rid].append(m)
+            add(REGIME + rid, np.asarray(m))
         for rid, m in p.filter_masks.items():
-            rows[series_key("universe", rid)].append(np.packbits(m, axis=1))
+            add(series_key("universe", rid), np.packbits(m, axis=1))
         groups = (("entry", p.entries), ("exit", p.exits), ("veto", p.vetoes), ("guard", p.guards))
         for kind, group in groups:
             for s in group.series:
-                rows[series_key(kind, s.rule.id)].append(np.packbits(s.mask, axis=1))
+                add(series_key(kind, s.rule.id), np.packbits(s.mask, axis=1))
             self._cycle_ids[kind] = [c.rule.id for c in group.cycle]
         lo, hi = max(self.start - row0, 0), min(self.stop - 1 - row0, p.market.n_bars)
         counts = self._counts
@@ -284,8 +332,9 @@ class TraceRecorder:
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         p = self.p
-        rows = {key: parts[0] if len(parts) == 1 else np.concatenate(parts) for key, parts in self._rows.items()}
-        arrays: dict[str, np.ndarray] = {
+        rows = {key: parts if isinstance(parts, Spooled) else parts[0] if len(parts) == 1 else np.concatenate(parts)
+                for key, parts in self._rows.items()}
+        arrays: dict[str, np.ndarray | Spooled] = {
             "version": np.array(VERSION, dtype=np.int32),
             "times": p.market.times,
             "symbols": np.array(p.market.symbols),
@@ -300,10 +349,22 @@ class TraceRecorder:
         }
         for key, ev in self.logs.items():
             if len(ev):
-                arrays[EV_T + key], arrays[EV_LEN + key], arrays[EV_IDX + key] = ev.views()
+                arrays[EV_T + key], arrays[EV_LEN + key], arrays[EV_IDX + key] = ev.spooled() or ev.views()
         for hid, ts in self.halts.items():
             arrays[HALT + hid] = np.array(ts, dtype=np.int32)
-        atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+        atomic_write(path, lambda fh: write_npz(fh, arrays))
+
+
+class _Logs(dict):
+    """Event key -> EventLog, made on first use; a chunked run's logs each get their own files."""
+
+    def __init__(self, spool: Path | None):
+        super().__init__()
+        self._spool = spool
+
+    def __missing__(self, key: str) -> EventLog:
+        log = self[key] = EventLog(None if self._spool is None else self._spool / f"events{len(self)}")
+        return log
 
 
 def replay_cycle(trace: TraceRecorder, t: int, record: dict, sides: dict[str, list[int]] | None = None) -> None:
