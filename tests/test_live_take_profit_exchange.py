@@ -71,6 +71,19 @@ def _lists(orders: list[dict]) -> dict[str, list[dict]]:
     return dict(out)
 
 
+def _session(tmp: Path, exchange: str, protect: str, cycles: int = 60) -> dict:
+    """A live session of ``cycles`` under ``protect`` against the venue's emulator: the venue's
+    state (orders, balances) as the session left it."""
+    with_protect(tmp, protect)
+    emu = EmulatorProcess(tmp, exchange=exchange)
+    try:
+        assert _run(tmp, emu, cycles=cycles) == 0, (tmp / "live.log").read_text()[-3000:]
+        emu.freeze()
+        return emu.dump(tmp / "dump.json")
+    finally:
+        emu.close()
+
+
 def _fill_rules(tmp: Path, cid: str) -> list[str]:
     return [r[0] for r in state_rows(_db(tmp), "SELECT rule FROM fills WHERE client_order_id=?", (cid,))]
 
@@ -81,14 +94,7 @@ def _protections_alert(tmp: Path) -> str:
 
 @pytest.mark.slow
 def test_binance_oco_rests_take_profit_and_stop_together_one_fills_the_other_expires_a_trail_move_replaces_it(tmp_path):
-    with_protect(tmp_path, PROTECT["binance"])
-    emu = EmulatorProcess(tmp_path, exchange="binance")
-    try:
-        assert _run(tmp_path, emu, cycles=60) == 0, (tmp_path / "live.log").read_text()[-3000:]
-        emu.freeze()
-        state = emu.dump(tmp_path / "dump.json")
-    finally:
-        emu.close()
+    state = _session(tmp_path, "binance", PROTECT["binance"])
     ours = _ours(state, "binance")
     lists = _lists(ours)
     assert lists, "the session should have placed OCO order lists"
@@ -141,14 +147,7 @@ def test_binance_oco_rests_take_profit_and_stop_together_one_fills_the_other_exp
 @pytest.mark.parametrize("exchange", ["kraken", "binance", "coinbase"])
 def test_a_take_profit_alone_rests_as_take_profit_limit_and_fills_on_a_rise(tmp_path, exchange):
     """Kraken take-profit-limit, Binance TAKE_PROFIT_LIMIT, Coinbase stop-limit STOP_UP."""
-    with_protect(tmp_path, TAKE_ONLY)
-    emu = EmulatorProcess(tmp_path, exchange=exchange)
-    try:
-        assert _run(tmp_path, emu, cycles=60) == 0, (tmp_path / "live.log").read_text()[-3000:]
-        emu.freeze()
-        state = emu.dump(tmp_path / "dump.json")
-    finally:
-        emu.close()
+    state = _session(tmp_path, exchange, TAKE_ONLY)
     takes = _ours(state, exchange)
     assert takes, "the session should have placed take-profits on the exchange"
     for o in takes:  # a sell triggering on a rise, its limit at its trigger
@@ -170,14 +169,7 @@ def test_a_take_profit_alone_rests_as_take_profit_limit_and_fills_on_a_rise(tmp_
 
 @pytest.mark.slow
 def test_coinbase_bracket_rests_take_profit_and_stop_as_one_order_replaced_as_the_trail_rises(tmp_path):
-    with_protect(tmp_path, PROTECT["coinbase"])
-    emu = EmulatorProcess(tmp_path, exchange="coinbase")
-    try:
-        assert _run(tmp_path, emu, cycles=60) == 0, (tmp_path / "live.log").read_text()[-3000:]
-        emu.freeze()
-        state = emu.dump(tmp_path / "dump.json")
-    finally:
-        emu.close()
+    state = _session(tmp_path, "coinbase", PROTECT["coinbase"])
     brackets = [o for o in _ours(state, "coinbase") if "trigger_bracket_gtc" in o["order_configuration"]]
     assert brackets, "the session should have placed bracket orders"
     assert len(brackets) == len(_ours(state, "coinbase"))  # no separate stop: the bracket holds both levels
@@ -208,14 +200,7 @@ def test_coinbase_bracket_rests_take_profit_and_stop_as_one_order_replaced_as_th
 
 @pytest.mark.slow
 def test_kraken_with_a_stop_rests_the_stop_and_the_loop_keeps_the_take_profit(tmp_path):
-    with_protect(tmp_path, BOTH)
-    emu = EmulatorProcess(tmp_path, exchange="kraken")
-    try:
-        assert _run(tmp_path, emu, cycles=60) == 0, (tmp_path / "live.log").read_text()[-3000:]
-        emu.freeze()
-        state = emu.dump(tmp_path / "dump.json")
-    finally:
-        emu.close()
+    state = _session(tmp_path, "kraken", BOTH)
     ours = _ours(state, "kraken")
     assert ours and not [o for o in ours if _is_take(o)]  # stops only: one open sell holds the base
     assert not state_rows(_db(tmp_path), "SELECT 1 FROM orders WHERE type='take_profit'")

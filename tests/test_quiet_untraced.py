@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.backtest.engine import run_backtest
-from tests.helpers.backtest import prepared_run
+from tests.helpers.backtest import assert_same_trace_events, prepared_run
 
 
 def _same_results(a, b) -> None:
@@ -52,12 +52,7 @@ def test_entry_signals_under_a_halt_are_quiet_and_the_trace_is_unchanged():
     slow, fast = run_backtest(p, s, fast=False), run_backtest(p, s, fast=True)
     assert slow.trace.halts.get("hourly_loss")
     _same_results(fast, slow)
-    assert sorted(fast.trace.events) == sorted(slow.trace.events)
-    for key, ev in slow.trace.events.items():
-        got = fast.trace.events[key]
-        assert [t for t, _ in got] == [t for t, _ in ev], key
-        assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(got, ev)), key
-    assert dict(fast.trace.halts) == dict(slow.trace.halts)
+    assert_same_trace_events(fast, slow)
 
 
 def test_an_unrecorded_plan_decides_the_same_orders_without_the_caps_bookkeeping():

@@ -325,7 +325,7 @@ def test_fast_path_with_per_cycle_entries_matches_per_bar(tmp_path, extra):
     from engine.backtest.engine import run_backtest
     from engine.cycle.prepare import prepare
     from engine.modes.setup import backtest_settings, load_rules
-    from tests.helpers.backtest import results_json, sample_market
+    from tests.helpers.backtest import assert_same_trace_events, results_json, sample_market
     from tests.helpers.rules import create_rules_dir
     from tests.helpers.runs import compose_config
 
@@ -340,9 +340,4 @@ def test_fast_path_with_per_cycle_entries_matches_per_bar(tmp_path, extra):
     slow, fast = run_backtest(p, s, fast=False), run_backtest(p, s, fast=True)
     assert fast.stats["skipped"] > 0 and len(slow.fills) > 0
     assert results_json(fast) == results_json(slow)
-    assert sorted(fast.trace.events) == sorted(slow.trace.events)
-    for key, ev in slow.trace.events.items():
-        got = fast.trace.events[key]
-        assert [t for t, _ in got] == [t for t, _ in ev], key
-        assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(got, ev)), key
-    assert dict(fast.trace.halts) == dict(slow.trace.halts)
+    assert_same_trace_events(fast, slow)

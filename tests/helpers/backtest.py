@@ -102,3 +102,13 @@ def portfolio(cash: float = 10_000.0, qty: float = 0.0, entry_price: float = flo
     if qty > 0:
         pf.entry_bar[0] = 0
     return pf
+
+
+def assert_same_trace_events(got, want) -> None:
+    """Two runs' traces record the same events (bars and symbols, key by key) and halts."""
+    assert sorted(got.trace.events) == sorted(want.trace.events)
+    for key, ev in want.trace.events.items():
+        mine = got.trace.events[key]
+        assert [t for t, _ in mine] == [t for t, _ in ev], key
+        assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(mine, ev)), key
+    assert dict(got.trace.halts) == dict(want.trace.halts)
