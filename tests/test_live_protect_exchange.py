@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.exchange.ids import from_native
-from tests.helpers.live import STOP_DIE_AT, EmulatorProcess, active_rules_dir, start_loop, state_rows
+from tests.helpers.live import STOP_DIE_AT, EmulatorProcess, active_rules_dir, held_at_venue, start_loop, state_rows
 from tests.helpers.runs import compose_config
 
 # a tight trail on the emulator's 1m bars: it rises and fires within a short session
@@ -154,9 +154,9 @@ def test_sigkill_around_sending_a_stop_leaves_exactly_one_stop_after_restart(tmp
     open_rows = state_rows(_db(tmp_path), "SELECT client_order_id FROM orders WHERE type='stop_limit' AND status='open'")
     assert sorted(r[0] for r in open_rows) == sorted(o["cid"] for o in stops if o["status"] == "OPEN")
     # exactly one per position the venue holds, as the venue itself lists its open orders
-    held_at_venue = {f"{c}/USDC" for c, (avail, hold) in now["balances"].items() if c != "USDC" and avail + hold > 0}
+    venue_holds = held_at_venue(now["balances"])
     # (the trail is tight: the bars between the loop's end and the freeze may have filled them all)
-    assert sorted(s.symbol for s in resting_at_venue) == sorted(held_at_venue), (now["balances"], resting_at_venue)
+    assert sorted(s.symbol for s in resting_at_venue) == sorted(venue_holds), (now["balances"], resting_at_venue)
     assert {s.client_order_id for s in resting_at_venue} <= {r[0] for r in open_rows}
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from engine.exchange.ids import from_native
-from tests.helpers.live import TAKE_DIE_AT, EmulatorProcess, start_loop, state_rows, with_protect
+from tests.helpers.live import TAKE_DIE_AT, EmulatorProcess, held_at_venue, start_loop, state_rows, with_protect
 from tests.test_live_protect_exchange import PACE
 
 # tight levels on the emulator's 1m bars: the trail rises and the take-profit fills within a short session
@@ -320,11 +320,10 @@ def test_sigkill_around_sending_a_take_profit_leaves_exactly_one_after_restart(t
                                           "('stop_limit', 'take_profit', 'bracket') AND status='open'")}
     assert open_rows == {o["cid"] for o in ours if o["status"] == "OPEN"}
     # as the venue itself lists them (less any the bars after the loop's end filled)
-    quote = "USDC"
-    held_at_venue = {f"{c}/{quote}" for c, (avail, hold) in now["balances"].items() if c != quote and avail + hold > 0}
+    venue_holds = held_at_venue(now["balances"])
     per_symbol = defaultdict(set)
     for s in resting_at_venue:
         per_symbol[s.symbol].add(next((x["list"] for x in lists_at_venue if s.client_order_id in x["legs"]),
                                       s.client_order_id))
-    assert sorted(per_symbol) == sorted(held_at_venue) and all(len(v) == 1 for v in per_symbol.values())
+    assert sorted(per_symbol) == sorted(venue_holds) and all(len(v) == 1 for v in per_symbol.values())
     assert {s.client_order_id for s in resting_at_venue} <= open_rows

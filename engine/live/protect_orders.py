@@ -107,7 +107,7 @@ class ExchangeProtections:
         return stop_order_type(self.broker.adapter.config)
 
     @property
-    def take_mode(self) -> str | None:
+    def take_style(self) -> str | None:
         """How take-profits rest on the exchange ("oco", "bracket", "alone"; None: the loop enforces them)."""
         return take_profit_mode(self.broker.adapter.config)
 
@@ -117,9 +117,9 @@ class ExchangeProtections:
 
     def _take_rests(self, stop_finite: np.ndarray) -> np.ndarray:
         """Per position, whether its take-profit rests on the exchange (else the loop checks it)."""
-        if self.take_mode is None:
+        if self.take_style is None:
             return np.zeros(stop_finite.shape, dtype=bool)
-        if self.take_mode in TOGETHER:
+        if self.take_style in TOGETHER:
             return np.ones(stop_finite.shape, dtype=bool)
         return ~stop_finite if self.kind is not None else np.ones(stop_finite.shape, dtype=bool)
 
@@ -166,7 +166,7 @@ class ExchangeProtections:
         for sym, rows in stops.items():  # closed by other means: its protection goes
             if pf.qty[ctx.index[sym]] <= 0:
                 self.cancel(ctx, rows)
-        if self.kind is not None or self.take_mode is not None:
+        if self.kind is not None or self.take_style is not None:
             for j in idx:
                 if j not in sells and not pf.exiting[j]:
                     self._keep(ctx, j, t, stops.get(ctx.symbols[j], []))
@@ -248,7 +248,7 @@ class ExchangeProtections:
             self.broker.sync_fills(ctx)
             return
         n = self._count(ctx, sym)
-        if want_stop and want_take and self.take_mode == "bracket":  # one order holds both levels
+        if want_stop and want_take and self.take_style == "bracket":  # one order holds both levels
             cid = make_client_order_id(_run_id(ctx), ctx.bar_ms(t), sym, "sell", 2 + n)
             self.place(ctx, OrderTicket(cid, t, sym, "sell", qty, BRACKET, take, rule, stop))
             return
@@ -351,13 +351,13 @@ class ExchangeProtections:
     def adopt(self, ctx: BrokerContext) -> int:
         """Protective orders of ours resting on the exchange that the state file does not hold (an
         order list's legs together): recorded as they are, never placed a second time."""
-        if self.kind is None and self.take_mode is None:
+        if self.kind is None and self.take_style is None:
             return 0
         ad = self.broker.adapter
         known = {r["client_order_id"] for r in ctx.store.rows("SELECT client_order_id FROM orders")}
         resting = {st.client_order_id: st for st in ad.open_orders()}
         found: list[tuple[object, str | None]] = []
-        for lst in ad.open_lists() if self.take_mode == "oco" else []:
+        for lst in ad.open_lists() if self.take_style == "oco" else []:
             if lst["symbol"] in ctx.index and str(lst["list"]).startswith("rb-") and not known & set(lst["legs"]):
                 found += [(resting[c], lst["list"]) for c in lst["legs"] if c in resting]
                 known |= set(lst["legs"])

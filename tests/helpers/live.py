@@ -183,6 +183,12 @@ class EmulatorProcess:
         return {**os.environ, "RB_TEST_KEY": c.api_key, "RB_TEST_SECRET": c.secret}
 
 
+def held_at_venue(balances: dict, quote: str = "USDC") -> set[str]:
+    """The symbols an emulator dump's balances hold (``{ccy: [available, hold]}``); a sold-out
+    balance may keep float dust (5.6e-17 ETH seen): no position."""
+    return {f"{c}/{quote}" for c, (avail, hold) in balances.items() if c != quote and avail + hold > 1e-9}
+
+
 def state_rows(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
     """Rows of one query on a session's state file, the connection closed after."""
     db = sqlite3.connect(str(path))
