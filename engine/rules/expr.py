@@ -77,9 +77,6 @@ class FeatureStore:
         # with other rule sets (engine/cycle/shared.py) and holds their features too
         self.used: set[str] = set()
 
-    # a store of one chunk of rows carries each series call's state here (ChunkStore)
-    streams: dict | None = None
-
     def coarse(self, timeframe: str) -> tuple["FeatureStore", np.ndarray]:
         """The store of ``timeframe`` bars built from these and the base bar -> closed coarse row
         map (engine/market/coarse.py); built once per timeframe. ValueError: it cannot be built."""
@@ -141,9 +138,6 @@ class ChunkStore(FeatureStore):
         return on_base_clock(rows, closed if last is None else closed + 1)
 
     def call(self, key: str, name: str, *args) -> np.ndarray:
-        return self.step_call(key, name, list(args))
-
-    def step_call(self, key: str, name: str, args: list) -> np.ndarray:
         spec = FUNCTIONS[name]
         entry = self.streams.get(key)
         if entry is None:
@@ -663,15 +657,13 @@ class _Compiler:
             raise self.fail(node, f"{spec.name}() got only constants", expected="a time series argument such as close")
         self._probe(spec, statics, series_args, args, node)
 
-        def build(store, statics=statics, series_args=series_args, impl=spec.impl):
+        def build(store, statics=statics, series_args=series_args):
             vals = list(statics)
             for i, e in series_args:
                 arr = e.series(store)
                 vals[i] = np.ascontiguousarray(arr, dtype=bool if e.type == BOOL else np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
-                if store.streams is None:
-                    return impl(*vals)
-                return store.step_call(key, spec.name, vals)  # a chunk: the call's stream
+                return store.call(key, spec.name, *vals)  # whole arrays, or a chunk's stream
         feats = tuple(sorted({f for e, _ in args for f in e.features} | {key}))
         return Expr(rtype, level, key, build=build, features=feats)
 

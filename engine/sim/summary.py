@@ -1,8 +1,9 @@
 """What results.json reads of the market and the prepared rules over a run's window, gathered
 chunk by chunk: the window's times, regime per bar, universe size per bar, rebuild count, the
 buy-and-hold benchmark, and a book's per-strategy position values and fill owners. A run over
-the whole market in memory is the one-chunk case, so a chunked backtest (engine/backtest/engine.py ``run_chunks``) writes the same results.json byte for byte
-while no (T, N) panel of the whole run is ever held.
+the whole market in memory is the one-chunk case, so a chunked backtest
+(engine/backtest/engine.py ``run_chunks``) writes the same results.json byte for byte while no
+(T, N) panel of the whole run is ever held.
 """
 from __future__ import annotations
 
@@ -89,8 +90,7 @@ def last_close_row(p: Prepared, row: int) -> np.ndarray:
 
 class SleeveValues:
     """Each strategy's position value per bar of the window, and each fill's strategy, fed chunk
-    by chunk once the loop has filled the chunk's bars (engine/sim/summary.py; a whole run is the
-    one-chunk case). A bar's value sums the strategy's held symbols left to right in symbol order
+    by chunk once the loop has filled the chunk's bars (a whole run is the one-chunk case). A bar's value sums the strategy's held symbols left to right in symbol order
     (a symbol not held adds an exact 0.0), so neither the chunk layout nor which symbols the
     strategy trades elsewhere in the run changes a bit."""
 
@@ -111,9 +111,10 @@ class SleeveValues:
             if r > a:
                 self._value(out, close, a, r)
                 a = r
-            k = self.book.owner_of(f.rule) if f.side == "buy" else -1
-            if f.side == "buy" and k >= 0:
-                self.holder[f.symbol_idx] = k
+            if f.side == "buy":  # a buy belongs to its entry rule's strategy; a sell to the holder's
+                owner = self.book.owner_of(f.rule)
+                if owner >= 0:
+                    self.holder[f.symbol_idx] = owner
             k = int(self.holder[f.symbol_idx])
             self.owners.append(k)
             if k >= 0:
