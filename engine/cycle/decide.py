@@ -360,31 +360,6 @@ def _mark(n: int, idx: np.ndarray, cap_id: str, before: np.ndarray, after: np.nd
         cap_passed[cap_id] = spread(passed)
 
 
-def _mark_caps(n: int, idx: np.ndarray, marks: list[tuple[str, np.ndarray, np.ndarray]],
-               clipped: dict, cap_blocked: dict, cap_passed: dict) -> None:
-    """:func:`_mark` for each cap in order, on the caps' weights stacked (one array operation
-    for all the caps instead of a few per cap: this runs on every bar that sizes an entry)."""
-    if not marks:
-        return
-    before = np.array([b for _, b, _ in marks])  # (caps, candidates)
-    after = np.array([a for _, _, a in marks])
-    less = after < before - 1e-12
-    masks = np.zeros((3, len(marks), n), dtype=bool)  # clipped, blocked (to nothing), passed
-    masks[0][:, idx] = less
-    masks[1][:, idx] = less & ~(after > 0)
-    masks[2][:, idx] = (before > 0) & ~less
-    counts = _sum(masks, axis=2, dtype=np.intp).tolist()
-    for j, (cap_id, _, _) in enumerate(marks):
-        if counts[0][j]:
-            # two caps of one id cannot exist (ids are unique per file); OR keeps it safe
-            got = clipped.get(cap_id)
-            clipped[cap_id] = masks[0, j] if got is None else masks[0, j] | got
-            if counts[1][j]:
-                cap_blocked[cap_id] = masks[1, j]
-        if counts[2][j]:
-            cap_passed[cap_id] = masks[2, j]
-
-
 def _apply_caps(plan: CyclePlan, pf: Portfolio, close: np.ndarray, exiting: np.ndarray, idx: np.ndarray,
                 w: np.ndarray, clipped: dict, cap_blocked: dict, cap_passed: dict
                 ) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
@@ -415,7 +390,8 @@ def _apply_caps(plan: CyclePlan, pf: Portfolio, close: np.ndarray, exiting: np.n
         marks.append((cap.id, w, new))
         w = new
     if plan.records:
-        _mark_caps(n, idx, marks, clipped, cap_blocked, cap_passed)
+        for cap_id, before, after in marks:
+            _mark(n, idx, cap_id, before, after, clipped, cap_blocked, cap_passed)
     qty = np.zeros(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         qty[idx] = np.where(close[idx] > 0, w * equity / close[idx], 0.0)
