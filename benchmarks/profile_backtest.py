@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=1000)
     ap.add_argument("--bars", type=int, default=8760)
     ap.add_argument("--strategy", default="sma_cross")
+    ap.add_argument("--timeframe", default="1h")
     ap.add_argument("--sort", default="tottime", choices=["tottime", "cumulative", "ncalls"])
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--slow", action="store_true", help="profile the per-bar reference loop")
@@ -37,7 +38,7 @@ def main() -> None:
 
     cfg = compose([f"strategy={args.strategy}"])
     with reuse_freed_memory():
-        market = generate_sample_market(SampleSpec(n_symbols=max(args.symbols, 30), n_bars=args.bars))
+        market = generate_sample_market(SampleSpec(n_symbols=max(args.symbols, 30), n_bars=args.bars, timeframe=args.timeframe))
         if args.symbols < 30:
             market = market.select(list(market.symbols[:args.symbols]))
         rules, settings = load_rules(cfg), backtest_settings(cfg, market)

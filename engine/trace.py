@@ -122,6 +122,9 @@ class NoTrace:
     def record_halts(self, halt_id: str, bars: np.ndarray) -> None:
         pass
 
+    def record_block(self, events) -> None:
+        pass
+
 
 class EventLog:
     """One event key's records, packed as they come: the bars, the symbol count of each and the
@@ -146,6 +149,14 @@ class EventLog:
         self._n.append(len(idx))
         self._idx += np.ascontiguousarray(idx, dtype=np.int32).tobytes()
         self._len += 1
+        self._n_symbols += len(idx)
+
+    def add_block(self, t: np.ndarray, n: np.ndarray, idx: np.ndarray) -> None:
+        """Records of several bars at once: their bars, symbol counts and symbol indices, bar by bar."""
+        self._t.frombytes(np.ascontiguousarray(t, dtype=np.int32).tobytes())
+        self._n.frombytes(np.ascontiguousarray(n, dtype=np.int32).tobytes())
+        self._idx += np.ascontiguousarray(idx, dtype=np.int32).tobytes()
+        self._len += len(t)
         self._n_symbols += len(idx)
 
     def __len__(self) -> int:
@@ -279,6 +290,18 @@ class TraceRecorder:
             logs[key].add(t, idx)
         for h in halts:
             self.halts[h].append(t)
+
+    def record_block(self, ev) -> None:
+        """Events of bars decided as a block (engine/cycle/turned_away.py ``BlockEvents``), as if
+        recorded bar by bar: a key seen for the first time joins the file in the order the bars
+        would have made it (by its first bar, then as a decision lists its keys)."""
+        logs = self.logs
+        new = sorted((int(t[0]), i) for i, (key, t) in enumerate(zip(ev.keys, ev.t)) if len(t) and key not in logs)
+        for _, i in new:
+            logs[ev.keys[i]]  # made now, in that order
+        for key, t, n, idx in zip(ev.keys, ev.t, ev.n, ev.idx):
+            if len(t):
+                logs[key].add_block(t + self.row0, n, idx)
 
     def record_halts(self, halt_id: str, bars: np.ndarray) -> None:
         """Bars of a quiet stretch during which ``halt_id`` held (no order could follow)."""

@@ -91,6 +91,7 @@ class _Carry:
     block: int = MIN_BLOCK  # the quiet-bar scan's current block length
     decided: int = 0
     skipped: int = 0
+    as_block: int = 0  # of the decided bars, those a full book turned away in a block (engine/cycle/turned_away.py)
 
     def leave_chunk(self) -> None:
         """Let go of the chunk just run (the next is bound before its first bar): what crosses
@@ -180,6 +181,7 @@ def run_chunks_of(chunks: Iterable[Prepared], s: BacktestSettings, n_bars: int, 
         recorder.p = whole
     return BacktestResult(whole, start, stop, c.equity, c.exposure, c.broker.fills, c.pf, recorder, s,
                           {"bars": stop - start, "decided": c.decided, "skipped": c.skipped,
+                           "decided_as_block": c.as_block,
                            "participation": c.broker.cuts.as_dict(s.max_participation)}, summary)
 
 
@@ -203,8 +205,8 @@ def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, 
     spread = p.store.arrays["spread_bps"]
     vol_usd = p.store.arrays["volume_usd"]
     zeros = np.zeros(m.n_symbols)
-    scanner = QuietScanner.build(plan, traced=traced) if fast else None
-    decided = skipped = 0
+    scanner = QuietScanner.build(plan, traced=traced, observed=observe is not None) if fast else None
+    decided = skipped = as_block = 0
     busy_at = -1  # a bar the scanner already found busy
     # when scans keep finding the very next bar busy (a strategy whose signals hold for
     # long stretches), scanning is wasted work: back off for a growing number of bars
@@ -242,8 +244,12 @@ def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, 
                 exposure[t + k0:nxt + k0] = span.exposure
                 for hid, bars in span.halt_bars:
                     trace.record_halts(hid, bars)
+                if span.events.bars:
+                    trace.record_block(span.events)
                 apply_marks(pf, span.marks)
-            skipped += nxt - t
+            decided += span.events.bars
+            as_block += span.events.bars
+            skipped += nxt - t - span.events.bars
             if nxt < end:
                 busy_at, block = nxt, MIN_BLOCK
             else:
@@ -277,4 +283,5 @@ def _loop(p: Prepared, s: BacktestSettings, carry: _Carry, k0: int, start: int, 
         t += 1
     carry.halts, carry.pending, carry.block = halts, pending, block
     carry.decided += decided
+    carry.as_block += as_block
     carry.skipped += skipped

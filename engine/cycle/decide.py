@@ -97,9 +97,10 @@ def _first_rule(rules: list[tuple[str, np.ndarray | None]], t: int, verdicts: di
     return out
 
 
-def _allocate(w: np.ndarray, room: float) -> np.ndarray:
-    """Give each weight (in priority order) what is left of ``room``."""
-    before = _accumulate(w) - w  # np.cumsum(w), without its Python wrapper
+def _allocate(w: np.ndarray, room) -> np.ndarray:
+    """Give each weight (in priority order, along the last axis) what is left of ``room`` (a
+    float, or an (R, 1) column for rows of weights)."""
+    before = _accumulate(w, axis=-1) - w  # np.cumsum(w), without its Python wrapper
     return _clip(room - before, 0.0, w)  # the ufunc np.clip calls
 
 
@@ -259,14 +260,28 @@ def _size(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, 
     p = plan.p
     n = cand.shape[0]
     idx = nonzero(cand)
+    marks: tuple[dict, dict, dict] = ({}, {}, {})
     if p.book is not None:
-        return _size_book(plan, t, env, pf, close, idx, entry_rule, exiting, owner)
-    # np.clip(x, 0.0, None) is np.maximum(x, 0.0) (numpy/_core/_methods.py: _clip)
-    w = nan_to_num(np.maximum(row(np.asarray(p.size(env, t), dtype=np.float64), n)[idx], 0.0))
-    if p.priority is not None:
-        order = _by_priority(p.priority(env, t), n, idx)
+        idx, w = _size_book(plan, t, env, pf, close, idx, entry_rule, exiting, owner, marks)
+    else:
+        idx, w = ordered_weights(p.size(env, t), p.priority(env, t) if p.priority is not None else None, n, idx)
+    equity = pf.equity if pf.equity > 0 else 0.0
+    w = apply_caps(plan, pf.qty, (pf.qty > 0) & ~exiting, close[None, :], np.array([equity]), idx[None, :],
+                   w[None, :], np.ones((1, idx.size), dtype=bool), marks)[0]
+    qty = np.zeros(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qty[idx] = np.where(close[idx] > 0, w * equity / close[idx], 0.0)
+    return qty, tuple({cid: m[0] for cid, m in d.items()} for d in marks)  # type: ignore[return-value]
+
+
+def ordered_weights(size, priority, n: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(candidates, target weights) in priority order: ``size`` and ``priority`` are one bar's
+    values of the strategy's expressions (a constant or an (N,) row; priority None: symbol order)."""
+    w = nan_to_num(np.maximum(row(np.asarray(size, dtype=np.float64), n)[idx], 0.0))
+    if priority is not None:
+        order = _by_priority(priority, n, idx)
         idx, w = idx[order], w[order]
-    return _apply_caps(plan, pf, close, exiting, idx, w, {}, {}, {})
+    return idx, w
 
 
 def _by_priority(values, n: int, idx: np.ndarray) -> np.ndarray:
@@ -297,11 +312,12 @@ def book_shares(book, pf: Portfolio, close: np.ndarray, t: int, owner: np.ndarra
 
 
 def _size_book(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndarray, idx: np.ndarray,
-               entry_rule: list, exiting: np.ndarray, owner: np.ndarray
-               ) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
+               entry_rule: list, exiting: np.ndarray, owner: np.ndarray, marks: tuple[dict, dict, dict]
+               ) -> tuple[np.ndarray, np.ndarray]:
     """A book's target weights: each candidate sized by the strategy whose entry opened it, times
     that strategy's share; candidates in book order, then by their strategy's priority; each
-    strategy's positions within its share (cap ``book.<name>``), then the book's risk caps."""
+    strategy's positions within its share (cap ``book.<name>``, marked in ``marks``); the book's
+    risk caps follow (:func:`apply_caps`)."""
     p = plan.p
     book = p.book
     n = close.shape[0]
@@ -322,80 +338,88 @@ def _size_book(plan: CyclePlan, t: int, env: dict, pf: Portfolio, close: np.ndar
         order_parts.append(sel)
     order = np.concatenate(order_parts) if order_parts else np.zeros(0, dtype=np.int64)
     idx, w, sk = idx[order], w[order], sk[order]
-    clipped: dict[str, np.ndarray] = {}
-    cap_blocked: dict[str, np.ndarray] = {}
-    cap_passed: dict[str, np.ndarray] = {}
     # each strategy within its share of equity: what it keeps plus what it buys
     equity = pf.equity if pf.equity > 0 else 0.0
     keep = (pf.qty > 0) & ~exiting
     held_w = np.where(keep, pf.qty * close, 0.0) / equity if equity > 0 else np.zeros(n)
     new = w.copy()
+    valid = np.ones((1, idx.size), dtype=bool)
     for k, sl in enumerate(book.sleeves):
         sel = sk == k
         if any_(sel):
             room = max(float(shares[k]) - float(_sum(held_w[owner == k])), 0.0)
             new[sel] = _allocate(w[sel], room)
             if plan.records:
-                _mark(n, idx, f"book.{sl.name}", np.where(sel, w, 0.0), np.where(sel, new, 0.0),
-                      clipped, cap_blocked, cap_passed)
-    return _apply_caps(plan, pf, close, exiting, idx, new, clipped, cap_blocked, cap_passed)
+                _mark(n, idx[None, :], valid, f"book.{sl.name}", np.where(sel, w, 0.0)[None, :],
+                      np.where(sel, new, 0.0)[None, :], marks)
+    return idx, new
 
 
-def _mark(n: int, idx: np.ndarray, cap_id: str, before: np.ndarray, after: np.ndarray,
-          clipped: dict, cap_blocked: dict, cap_passed: dict) -> None:
-    """Record which candidates a cap clipped (weight reduced), blocked (to nothing) and passed."""
+def _mark(n: int, idx: np.ndarray, valid: np.ndarray, cap_id: str, before: np.ndarray, after: np.ndarray,
+          marks: tuple[dict, dict, dict]) -> None:
+    """Record which candidates a cap clipped (weight reduced), blocked (to nothing) and passed:
+    (R, N) masks per cap id in ``marks`` (clipped, blocked, passed), one row per row of ``idx``."""
+    clipped, cap_blocked, cap_passed = marks
+
     def spread(m: np.ndarray) -> np.ndarray:
-        out = np.zeros(n, dtype=bool)
-        out[idx] = m
+        out = np.zeros((idx.shape[0], n), dtype=bool)
+        out[m.nonzero()[0], idx[m]] = True  # only the marked: a row's padding repeats a symbol
         return out
-    less = after < before - 1e-12
+    less = (after < before - 1e-12) & valid
     if any_(less):
         # two caps of one id cannot exist (ids are unique per file); OR keeps it safe
         clipped[cap_id] = spread(less) | clipped.get(cap_id, False)
         gone = less & ~(after > 0)
         if any_(gone):
             cap_blocked[cap_id] = spread(gone)
-    passed = (before > 0) & ~less
+    passed = (before > 0) & ~less & valid
     if any_(passed):
         cap_passed[cap_id] = spread(passed)
 
 
-def _apply_caps(plan: CyclePlan, pf: Portfolio, close: np.ndarray, exiting: np.ndarray, idx: np.ndarray,
-                w: np.ndarray, clipped: dict, cap_blocked: dict, cap_passed: dict
-                ) -> tuple[np.ndarray, tuple[dict, dict, dict]]:
-    """Clip the ordered candidates' weights by each risk cap in file order; the quantities."""
+def apply_caps(plan: CyclePlan, qty: np.ndarray, keep: np.ndarray, close: np.ndarray, equity: np.ndarray,
+               idx: np.ndarray, w: np.ndarray, valid: np.ndarray, marks: tuple[dict, dict, dict]) -> np.ndarray:
+    """Clip ordered candidates' weights by each risk cap in file order, for rows of bars over which
+    the positions ``keep`` (of ``qty``) do not change: one bar in a cycle, or the bars of a quiet
+    block whose candidates a full book turns away (engine/cycle/turned_away.py).
+
+    ``close`` (R, N) and ``equity`` (R,, 0 when not positive) per row; ``idx`` / ``w`` (R, K): each
+    row's candidates in priority order and their weights, ``valid`` marks the real ones (a shorter
+    row is padded with weight 0). Returns the clipped weights (R, K); with ``plan.records`` each
+    cap's marks go into ``marks``. Row by row the arithmetic is a cycle's: sums run left to right
+    (a padding 0.0 adds nothing), so a block's rows equal its bars decided one at a time."""
     p = plan.p
-    n = close.shape[0]
-
-    marks: list[tuple[str, np.ndarray, np.ndarray]] = []  # (cap id, weights before, after): marked at the end
-
-    equity = pf.equity if pf.equity > 0 else 0.0
-    keep = (pf.qty > 0) & ~exiting
-    held_w = np.where(keep, pf.qty * close, 0.0) / equity if equity > 0 else np.zeros(n)
+    r, n = close.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        held_w = np.where(keep, qty * close, 0.0) / equity[:, None]
+    held_w = np.where(equity[:, None] > 0, held_w, 0.0)
+    rows = np.arange(r)[:, None]
+    steps: list[tuple[str, np.ndarray, np.ndarray]] = []  # (cap id, weights before, after): marked at the end
     for cap in plan.caps:
         if cap.type == "asset_weight":
             new = np.minimum(w, cap.asset[idx])
         elif cap.type == "theme_weight":
             th = p.themes[idx]
-            room = cap.theme - np.bincount(p.themes, weights=held_w, minlength=len(cap.theme))
+            k = len(cap.theme)
+            # per row, as np.bincount(themes, weights=held_w): each theme's sum in symbol order
+            held_th = np.bincount((rows * k + p.themes[None, :]).ravel(), weights=held_w.ravel(),
+                                  minlength=r * k).reshape(r, k)
+            room = np.maximum(cap.theme[None, :] - held_th, 0.0)
             new = w.copy()
-            for code in sorted(set(th.tolist())):  # loop over the candidates' themes only (a handful)
-                sel = th == code
-                new[sel] = _allocate(w[sel], max(room[code], 0.0))
+            for code in sorted(set(th[valid].tolist())):  # loop over the candidates' themes only (a handful)
+                sel = (th == code) & valid
+                new = np.where(sel, _allocate(np.where(sel, w, 0.0), room[:, code:code + 1]), new)
         elif cap.type == "total_weight":
-            new = _allocate(w, max(cap.limit - float(_sum(held_w)), 0.0))
+            new = _allocate(w, np.maximum(cap.limit - _sum(held_w, axis=1), 0.0)[:, None])
         else:  # position_count
             slots = max(int(cap.limit) - _count(keep), 0)
-            new = np.where((w > 0).cumsum() <= slots, w, 0.0)
-        marks.append((cap.id, w, new))
+            new = np.where(_accumulate(w > 0, axis=1, dtype=np.intp) <= slots, w, 0.0)
+        steps.append((cap.id, w, new))
         w = new
     if plan.records:
-        for cap_id, before, after in marks:
-            _mark(n, idx, cap_id, before, after, clipped, cap_blocked, cap_passed)
-    qty = np.zeros(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        qty[idx] = np.where(close[idx] > 0, w * equity / close[idx], 0.0)
-    return qty, (clipped, cap_blocked, cap_passed)
+        for cap_id, before, after in steps:
+            _mark(n, idx, valid, cap_id, before, after, marks)
+    return w
 
 
 def _round_down(qty: np.ndarray, increment: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from engine.cycle.plan import CyclePlan, HaltState
 from engine.cycle.portfolio import Portfolio, portfolio_env
 from engine.cycle.prepare import RuleGroup
 from engine.cycle.state import Marks
+from engine.cycle.turned_away import NO_EVENTS, BlockEvents, applies, full_slots, turned_away
 # the C entry points behind ``ndarray.any`` / ``np.count_nonzero`` (their Python wrappers cost
 # more than the work on a block of a few dozen bars)
 _any_rows = np.logical_or.reduce
@@ -47,6 +48,9 @@ class QuietSpan:
     exposure: np.ndarray  # (end - start,)
     halt_bars: tuple[tuple[str, np.ndarray], ...]  # (halt id, bars of the span it held)
     marks: Marks | None  # the portfolio's marks after the span's last bar (None: empty span)
+    # the span's bars whose entry candidates a full book turned away: decided as a block, their
+    # trace events to record (engine/cycle/turned_away.py)
+    events: BlockEvents = NO_EVENTS
 
 
 def _empty(a: int) -> QuietSpan:
@@ -57,16 +61,21 @@ def _empty(a: int) -> QuietSpan:
 class QuietScanner:
     plan: CyclePlan
     needs_env: bool
-    # per-bar counts of the plan's enterable / buyable masks: with k symbols held, "some symbol
-    # not held is enterable" is ``count > count over the held columns``, an (m, k) test instead of (m, N)
+    # per-bar counts of the plan's enterable / buyable masks: with nothing held, "some symbol is
+    # enterable" is ``enter_count > 0``; with k held, "some symbol not held is buyable" (for the
+    # per-cycle entries) is ``buy_count > count over the held columns``, an (m, k) test, not (m, N)
     enter_count: np.ndarray
     buy_count: np.ndarray
     # untraced runs only: the fewest positions the risk file's position_count caps allow. With
-    # that many held and none exiting, ``_apply_caps`` (engine/cycle/decide.py) gives every
+    # that many held and none exiting, ``apply_caps`` (engine/cycle/decide.py) gives every
     # entry candidate no slot (the later caps only lower weights), so an entry signal cannot
     # become an order; it would leave candidate and cap events in a trace, hence None when traced
+    # (a traced run decides those bars as a block: ``turn_at``)
     slots: int | None = None
     enterable: np.ndarray | None = None  # the plan's enterable mask, less what the series vetoes block
+    # traced runs (engine/cycle/turned_away.py ``applies``): with this many positions held and none
+    # exiting, entry signals make no order and their bars are decided as a block, not one by one
+    turn_at: int | None = None
     # the exits' series mask and ``enterable`` as bits, 64 symbols a word ((T, words) uint64):
     # "a held symbol has an exit" and "a symbol not held is enterable" are then a few word ANDs
     # per bar, not a gather of the held columns
@@ -74,9 +83,10 @@ class QuietScanner:
     enter_bits: np.ndarray | None = None
 
     @classmethod
-    def build(cls, plan: CyclePlan, traced: bool = True) -> "QuietScanner":
+    def build(cls, plan: CyclePlan, traced: bool = True, observed: bool = False) -> "QuietScanner":
+        """``observed``: every decision goes to an observer (so none may be decided as a block)."""
         p = plan.p
-        counts = [int(c.limit) for c in plan.caps if c.type == "position_count"]
+        counted = any(c.type == "position_count" for c in plan.caps)
         enterable = plan.enterable
         if not p.vetoes.cycle and not plan.locks and p.vetoes.series:
             # a symbol the series vetoes block cannot become a candidate (``decide`` ANDs them
@@ -84,7 +94,8 @@ class QuietScanner:
             enterable = enterable & p.vetoes.combined
         return cls(plan, bool(p.entries.cycle or p.exits.cycle or p.halts),
                    np.count_nonzero(enterable, axis=1), np.count_nonzero(plan.buyable, axis=1),
-                   None if traced or not counts else max(min(counts), 0), enterable,
+                   None if traced or not counted else full_slots(plan), enterable,
+                   full_slots(plan) if traced and not observed and applies(plan) else None,
                    _bits(p.exits.combined), _bits(enterable))
 
     def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int) -> QuietSpan:
@@ -105,6 +116,8 @@ class QuietScanner:
         # no verdict to trace) nor, untraced, while the position count is full
         halted_to = max([hs.get(h.id) for h in plan.halts], default=-1) - a  # block rows halted
         entries = self.slots is None or hidx.size < self.slots
+        # a full book (traced): entry signals are no busy bar, their candidates' events come as a block
+        turned = self.turn_at is not None and hidx.size >= self.turn_at
         if any_held:
             held_bits = _bits(held[None, :])[0]
         if entries:
@@ -114,12 +127,13 @@ class QuietScanner:
                 enter = self.enter_count[a:b] > 0
             if halted_to > 0:
                 enter[:halted_to] = False
+        counted = entries and not turned
         if any_held:
             busy = _any_rows(self.exit_bits[a:b] & held_bits, axis=1)
-            if entries:
+            if counted:
                 busy |= enter
         else:
-            busy = enter if entries else np.zeros(b - a, dtype=bool)
+            busy = enter.copy() if counted else np.zeros(b - a, dtype=bool)
         for h in plan.halts:
             until = hs.get(h.id)
             if h.flatten and a <= until < b:  # its cooldown ends in this block: the peak re-arms
@@ -190,9 +204,14 @@ class QuietScanner:
         with np.errstate(divide="ignore", invalid="ignore"):
             exposure = np.where(eq[k] > 0, (eq[k] - pf.cash) / eq[k], 0.0)
         last = e - 1
+        events = NO_EVENTS
+        if turned and _count(enter[:e]):
+            cand = self.enterable[a:a + e] & ~held
+            cand[~enter[:e]] = False  # bars under a halt have none
+            events = turned_away(plan, pf.qty, a, cand, close[k], eq[k])
         return QuietSpan(a, a + e, eq[k], exposure, tuple((hid, rows[k][on[k]]) for hid, on in active),
                          Marks(float(prev[last]), float(eq[last]), int(days[last]), float(day_start[last]),
-                               float(peak[last])))
+                               float(peak[last])), events)
 
 
 def _bits(mask: np.ndarray) -> np.ndarray:
