@@ -100,3 +100,60 @@ def test_an_event_log_takes_a_block_as_its_bars_one_by_one():
                     np.concatenate([i for _, i in bars[4:]]))
     assert [a.tobytes() for a in one.arrays()] == [a.tobytes() for a in block.arrays()]
     assert len(one) == len(block) and one.n_symbols == block.n_symbols
+
+
+# -- exits under way whose sells the guards hold back (engine/cycle/held_back.py) -------------------
+
+# a tight volume cap fills exits in parts; the min_notional guard holds back the last, small part
+CAPPED = ("backtest.max_participation=0.002", "execution.params.min_notional=200")
+HELD_BACK = [
+    CAPPED,
+    CAPPED + ("risk.params.max_positions=2",),  # with full-book bars in the same blocks
+    CAPPED + ("risk.params.hourly_loss_limit=0.004", "risk.params.cooldown_bars=7"),
+    CAPPED + ("strategy=mean_reversion",),
+]
+
+
+def _blocked_exit_bars(res) -> int:
+    return sum(1 for _ in res.trace.bars_of("block:min_notional"))
+
+
+@pytest.mark.parametrize("overrides", HELD_BACK)
+def test_exits_the_guards_hold_back_decided_as_a_block_match_the_per_bar_loop(overrides, tmp_path):
+    p, s = prepared_run(overrides, n_symbols=30, n_bars=24 * 90)
+    slow, fast = run_backtest(p, s, fast=False), run_backtest(p, s, fast=True)
+    untraced = run_backtest(p, s, fast=True, trace=False)
+    assert _blocked_exit_bars(slow) > 50  # the scenario does hold exits back, bar after bar
+    assert fast.stats["decided_as_block"] > 50
+    _same_results(fast, slow)
+    _same_results(untraced, slow)
+    assert_same_trace_events(fast, slow)
+    assert list(fast.trace.logs) == list(slow.trace.logs)
+    fast.trace.save(tmp_path / "fast.npz")
+    slow.trace.save(tmp_path / "slow.npz")
+    assert (tmp_path / "fast.npz").read_bytes() == (tmp_path / "slow.npz").read_bytes()
+    assert fast.trace.rule_stats() == slow.trace.rule_stats()
+
+
+def test_a_guard_outside_its_regimes_neither_judges_nor_blocks_in_a_block(tmp_path):
+    """A per-cycle guard limited to some regimes has no verdict on the other bars of a block."""
+    from engine.cycle.prepare import prepare
+    from engine.modes.setup import backtest_settings, load_rules
+    from tests.helpers.backtest import sample_market
+    from tests.helpers.rules import edit_rule_file
+    from tests.helpers.runs import compose_config
+
+    root = edit_rule_file(tmp_path, "execution.yaml", "  - id: slippage_guard\n",
+                          "  - id: bull_notional\n    regimes: [bull]\n    when: order.notional >= 400\n"
+                          "  - id: slippage_guard\n")
+    cfg = compose_config([f"rules_dir={root}", *CAPPED])
+    market = sample_market(30, 24 * 90)
+    p, s = prepare(market, load_rules(cfg)), backtest_settings(cfg, market)
+    slow, fast = run_backtest(p, s, fast=False), run_backtest(p, s, fast=True)
+    assert fast.stats["decided_as_block"] > 50
+    assert slow.trace.bars_of("block:bull_notional") and slow.trace.bars_of("cycle_true:bull_notional")
+    _same_results(fast, slow)
+    assert_same_trace_events(fast, slow)
+    fast.trace.save(tmp_path / "fast.npz")
+    slow.trace.save(tmp_path / "slow.npz")
+    assert (tmp_path / "fast.npz").read_bytes() == (tmp_path / "slow.npz").read_bytes()

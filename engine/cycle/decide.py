@@ -199,27 +199,7 @@ def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltSt
     has = order_qty > 0
     any_order = any_(has)
     if any_order:
-        notional = order_qty * close
-        with np.errstate(divide="ignore", invalid="ignore"):
-            impact = np.where(quotes.bar_volume_usd > 0, notional / quotes.bar_volume_usd * 100.0, 0.0)
-        genv = (env if env else pf.env(close, t)).extended({
-            "order.notional": notional,
-            "order.is_entry": buy > 0,
-            "order.est_slippage_bps": nan_to_num(quotes.spread_bps) / 2.0 + impact,
-            "quote_age_s": quotes.age_s,
-        })
-        ok = np.ones(n, dtype=bool)
-        for s in p.guards.series:
-            m = s.mask[t]
-            blocked[s.rule.id] = has & ~m
-            ok &= m
-        for c in p.guards.cycle:
-            if c.regime_ok is not None and not c.regime_ok[t]:
-                continue
-            m = np.asarray(c.fn(genv, t), dtype=bool)
-            verdicts[c.rule.id] = m
-            blocked[c.rule.id] = has & ~m
-            ok &= m
+        ok = apply_guards(p, env if env else pf.env(close, t), t, order_qty, buy > 0, close, quotes, verdicts, blocked)
         buy = np.where(ok, buy, 0.0)
         sell = np.where(ok, sell, 0.0)
     limit = limit_prices(p, close, buy, sell) if any_order else None
@@ -232,6 +212,48 @@ def decide(plan: CyclePlan, t: int, pf: Portfolio, quotes: Quotes, halts: HaltSt
 
 
 _NO_CAPS: tuple[dict, dict, dict] = ({}, {}, {})
+
+
+def apply_guards(p: Prepared, env, at, order_qty: np.ndarray, is_entry: np.ndarray, close: np.ndarray,
+                 quotes: Quotes, verdicts: dict, blocked: dict) -> np.ndarray:
+    """Every execution guard over the orders (``order_qty`` > 0, (N,)): which may go (``ok``), with
+    each per-cycle guard's verdict into ``verdicts`` and what each guard stopped into ``blocked``.
+
+    ``at``: the bar (``close`` and the quotes' arrays (N,), ``env`` the cycle's), or a window of
+    bars over which the orders stand unchanged (exits under way whose sells the guards keep
+    holding back, engine/cycle/held_back.py: ``close`` and the quotes' per-bar arrays (m, N),
+    ``env`` the block's). The formulas are elementwise, so a window gives each bar's verdicts."""
+    has = order_qty > 0
+    notional = order_qty * close
+    with np.errstate(divide="ignore", invalid="ignore"):
+        impact = np.where(quotes.bar_volume_usd > 0, notional / quotes.bar_volume_usd * 100.0, 0.0)
+    genv = env.extended({
+        "order.notional": notional,
+        "order.is_entry": is_entry,
+        "order.est_slippage_bps": nan_to_num(quotes.spread_bps) / 2.0 + impact,
+        "quote_age_s": quotes.age_s,
+    })
+    ok = np.ones(notional.shape, dtype=bool)
+    for s in p.guards.series:
+        m = s.mask[at]
+        blocked[s.rule.id] = has & ~m
+        ok &= m
+    for c in p.guards.cycle:
+        on = None if c.regime_ok is None else c.regime_ok[at]
+        if on is not None and not np.ndim(on):
+            if not on:
+                continue  # outside its regimes this cycle: not evaluated
+            on = None
+        m = np.asarray(c.fn(genv, at), dtype=bool)
+        if on is not None:  # a window: the bars outside its regimes have no verdict and block nothing
+            m = np.broadcast_to(m, notional.shape) & on[:, None]
+            blocked[c.rule.id] = has & ~m & on[:, None]
+            ok &= m | ~on[:, None]
+        else:
+            blocked[c.rule.id] = has & ~m
+            ok &= m
+        verdicts[c.rule.id] = m
+    return ok
 
 
 def order_spec(p: Prepared) -> tuple[str, float]:

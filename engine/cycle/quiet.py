@@ -4,12 +4,15 @@ Between two fills the positions do not change, so over a block of bars the equit
 portfolio values rules read (drawdown, day return, ...) and every rule verdict can be
 computed with whole-array operations. A bar is *quiet* when, in that block:
 
-- no exit is under way (a pending exit is retried every bar);
+- no exit is under way (a pending exit is retried every bar), or, if one is, the guards hold
+  back every such sell (those bars are decided as a block: engine/cycle/held_back.py);
 - no halt condition holds, no halt's cooldown ends, and no flatten halt is active while
   something is held;
-- no held symbol has an exit signal, and no per-cycle exit rule holds anywhere;
+- no held symbol has an exit signal, and no per-cycle exit rule holds anywhere (while exits
+  are under way: for no position still kept, their verdicts on the others going to the trace);
 - no symbol that could be bought (in the universe, trading, not held) has an entry signal,
-  and no per-cycle entry rule holds anywhere while one could be bought.
+  and no per-cycle entry rule holds anywhere while one could be bought (a traced run whose
+  book is full decides such bars as a block: engine/cycle/turned_away.py).
 
 These are supersets of what ``decide`` acts on (halts and vetoes are ignored, which can
 only make a bar look busy), so a quiet bar's decision is "nothing", and skipping it
@@ -29,7 +32,9 @@ from engine.cycle.plan import CyclePlan, HaltState
 from engine.cycle.portfolio import Portfolio, portfolio_env
 from engine.cycle.prepare import RuleGroup
 from engine.cycle.state import Marks
-from engine.cycle.turned_away import NO_EVENTS, BlockEvents, applies, full_slots, turned_away
+from engine.cycle.block_events import NO_EVENTS, BlockEvents
+from engine.cycle.held_back import held_back
+from engine.cycle.turned_away import applies, full_slots, turned_away
 # the C entry points behind ``ndarray.any`` / ``np.count_nonzero`` (their Python wrappers cost
 # more than the work on a block of a few dozen bars)
 _any_rows = np.logical_or.reduce
@@ -76,6 +81,8 @@ class QuietScanner:
     # traced runs (engine/cycle/turned_away.py ``applies``): with this many positions held and none
     # exiting, entry signals make no order and their bars are decided as a block, not one by one
     turn_at: int | None = None
+    # exits under way whose sells the guards hold back are decided as a block (not when observed)
+    retries: bool = True
     # the exits' series mask and ``enterable`` as bits, 64 symbols a word ((T, words) uint64):
     # "a held symbol has an exit" and "a symbol not held is enterable" are then a few word ANDs
     # per bar, not a gather of the held columns
@@ -96,17 +103,25 @@ class QuietScanner:
                    np.count_nonzero(enterable, axis=1), np.count_nonzero(plan.buyable, axis=1),
                    None if traced or not counted else full_slots(plan), enterable,
                    full_slots(plan) if traced and not observed and applies(plan) else None,
-                   _bits(p.exits.combined), _bits(enterable))
+                   not observed, _bits(p.exits.combined), _bits(enterable))
 
     def scan(self, pf: Portfolio, hs: HaltState, a: int, b: int) -> QuietSpan:
         """The quiet bars from ``a`` on (at most up to ``b``), ending at the first busy bar."""
-        if a >= b or (pf.exiting is not None and _count(pf.exiting)):
+        if a >= b:
             return _empty(a)
         plan = self.plan
         p = plan.p
         held = pf.qty > 0
         hidx = held.nonzero()[0]
         any_held = hidx.size > 0
+        # exits under way are retried each bar: bars where the guards hold every such sell back
+        # are decided as a block (engine/cycle/held_back.py), the first where one would go is busy
+        exiting = held & pf.exiting if pf.exiting is not None and _count(pf.exiting) else None
+        if exiting is not None and not _count(exiting):
+            exiting = None
+        if exiting is not None and not self.retries:
+            return _empty(a)
+        n_keep = hidx.size - (_count(exiting) if exiting is not None else 0)  # the position count's
         # first what needs no portfolio values: the series-level signals (only the held columns
         # need looking at) and the halts' cooldown ends. The first bar they find busy ends the
         # block (every busy source is an OR, and everything below is causal from ``a``), so the
@@ -115,9 +130,9 @@ class QuietScanner:
         # entries cannot act while a halt holds (``decide`` then looks at no entry: no candidate,
         # no verdict to trace) nor, untraced, while the position count is full
         halted_to = max([hs.get(h.id) for h in plan.halts], default=-1) - a  # block rows halted
-        entries = self.slots is None or hidx.size < self.slots
+        entries = self.slots is None or n_keep < self.slots
         # a full book (traced): entry signals are no busy bar, their candidates' events come as a block
-        turned = self.turn_at is not None and hidx.size >= self.turn_at
+        turned = self.turn_at is not None and n_keep >= self.turn_at
         if any_held:
             held_bits = _bits(held[None, :])[0]
         if entries:
@@ -129,7 +144,9 @@ class QuietScanner:
                 enter[:halted_to] = False
         counted = entries and not turned
         if any_held:
-            busy = _any_rows(self.exit_bits[a:b] & held_bits, axis=1)
+            # an exit signal on a position already on its way out changes nothing
+            keep_bits = held_bits if exiting is None else _bits((held & ~exiting)[None, :])[0]
+            busy = _any_rows(self.exit_bits[a:b] & keep_bits, axis=1)
             if counted:
                 busy |= enter
         else:
@@ -176,6 +193,7 @@ class QuietScanner:
 
         # per-cycle rules over (bars x symbols): only up to the first bar already found busy
         e = int(busy.argmax()) if _count(busy) else m
+        exit_verdicts: list[tuple[str, np.ndarray]] = []  # exits under way: the per-cycle exits' (e, N) verdicts
         cycle_entries = entries and p.entries.cycle and halted_to < e
         if e > 0 and ((any_held and p.exits.cycle) or cycle_entries):
             sl, w = slice(0, e), slice(a, a + e)
@@ -185,8 +203,12 @@ class QuietScanner:
                 cenv = portfolio_env(pf, close[sl], col(rows[sl]), col(eq[sl]), col(value[sl]), col(peak[sl]),
                                      col(day_start[sl]), col(prev[sl]))
             cbusy = np.zeros(e, dtype=bool)
-            if any_held:
+            if any_held and exiting is None:
                 cbusy |= _cycle_any(p.exits, cenv, w, a, a + e, e)
+            elif any_held:  # only a new exit is busy; a verdict that holds elsewhere goes to the trace
+                exit_verdicts = _cycle_verdicts(p.exits, cenv, w, a, a + e, (e, held.size))
+                for _, v in exit_verdicts:
+                    cbusy |= _any_rows(v & (held & ~exiting), axis=1)
             if cycle_entries:
                 if any_held:
                     can_buy = self.buy_count[w] > _sum_rows(plan.buyable[w, hidx], axis=1, dtype=np.intp)
@@ -198,17 +220,25 @@ class QuietScanner:
             if _count(cbusy):
                 e = int(cbusy.argmax())
 
+        held_ev = stop_ev = NO_EVENTS
+        if exiting is not None and e > 0:
+            k = slice(0, e)
+            renv = env if e == m and env is not None else portfolio_env(
+                pf, close[k], col(rows[k]), col(eq[k]), col(value[k]), col(peak[k]), col(day_start[k]), col(prev[k]))
+            e, held_ev, stop_ev = held_back(p, pf.qty, exiting, a, renv, close[k], exit_verdicts)
         if e == 0:
             return _empty(a)
         k = slice(0, e)
         with np.errstate(divide="ignore", invalid="ignore"):
             exposure = np.where(eq[k] > 0, (eq[k] - pf.cash) / eq[k], 0.0)
         last = e - 1
-        events = NO_EVENTS
+        turned_ev = NO_EVENTS
         if turned and _count(enter[:e]):
             cand = self.enterable[a:a + e] & ~held
             cand[~enter[:e]] = False  # bars under a halt have none
-            events = turned_away(plan, pf.qty, a, cand, close[k], eq[k])
+            turned_ev = turned_away(plan, pf.qty, held if exiting is None else held & ~exiting, a, cand, close[k], eq[k])
+        # in a decision's order: per-cycle verdicts, candidates and caps, guard blocks
+        events = held_ev + turned_ev + stop_ev
         return QuietSpan(a, a + e, eq[k], exposure, tuple((hid, rows[k][on[k]]) for hid, on in active),
                          Marks(float(prev[last]), float(eq[last]), int(days[last]), float(day_start[last]),
                                float(peak[last])), events)
@@ -233,6 +263,19 @@ def _rows(v, m: int) -> np.ndarray:
     if v.ndim == 2:
         return v[:, 0].copy() if v.shape[1] == 1 else _any_rows(v, axis=1)
     return np.full(m, _count(v) > 0)
+
+
+def _cycle_verdicts(g: RuleGroup, env: dict | None, window: slice, a: int, b: int, shape: tuple[int, int]
+                    ) -> list[tuple[str, np.ndarray]]:
+    """Each per-cycle rule of ``g`` over a block as (rule id, (bars, N) verdict): none on the bars
+    outside its regimes (``decide`` does not evaluate it there)."""
+    out = []
+    for c in g.cycle:
+        v = np.broadcast_to(np.asarray(c.fn(env, window), dtype=bool), shape)
+        if c.regime_ok is not None:
+            v = v & c.regime_ok[a:b][:, None]
+        out.append((c.rule.id, v))
+    return out
 
 
 def _cycle_any(g: RuleGroup, env: dict | None, window: slice, a: int, b: int, m: int) -> np.ndarray:

@@ -16,26 +16,13 @@ per-cycle rule would leave a verdict per bar and a lock its own events.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from engine.cycle.block_events import BlockEvents
 from engine.cycle.decide import apply_caps, ordered_weights
 from engine.cycle.plan import CyclePlan
 from engine.rules.expr import CYCLE
 from engine.trace import CANDIDATE, CAP_BLOCK, CAP_PASS, CLIP
-
-
-@dataclass(frozen=True, eq=False)
-class BlockEvents:
-    """Trace events of bars decided as a block: per event key (in the order one decision lists
-    them), the bars that have it, each bar's symbol count and the symbol indices, bar by bar."""
-
-    keys: tuple[str, ...]
-    t: tuple[np.ndarray, ...]  # (bars,) int32 per key
-    n: tuple[np.ndarray, ...]  # (bars,) int32 per key
-    idx: tuple[np.ndarray, ...]  # (sum of n,) int32 per key
-    bars: int  # the bars decided
 
 
 def applies(plan: CyclePlan) -> bool:
@@ -53,11 +40,11 @@ def full_slots(plan: CyclePlan) -> int:
     return max(min(int(c.limit) for c in plan.caps if c.type == "position_count"), 0)
 
 
-def turned_away(plan: CyclePlan, qty: np.ndarray, a: int, cand: np.ndarray, close: np.ndarray,
+def turned_away(plan: CyclePlan, qty: np.ndarray, keep: np.ndarray, a: int, cand: np.ndarray, close: np.ndarray,
                 equity: np.ndarray) -> BlockEvents:
     """The events of bars ``a + i`` for the rows ``i`` of ``cand`` ((m, N) entry candidates; a row
-    with none is a quiet bar), with the positions ``qty`` held and kept throughout; ``close`` and
-    ``equity``: those bars' (m, N) closes and (m,) marked equity."""
+    with none is a quiet bar), with the positions ``qty`` held throughout, ``keep`` those not
+    exiting; ``close`` and ``equity``: those bars' (m, N) closes and (m,) marked equity."""
     p = plan.p
     n = cand.shape[1]
     rows = np.flatnonzero(np.logical_or.reduce(cand, axis=1))
@@ -77,20 +64,9 @@ def turned_away(plan: CyclePlan, qty: np.ndarray, a: int, cand: np.ndarray, clos
         idx[i, :got.size], w[i, :got.size], valid[i, :got.size] = got, wk, True
     marks: tuple[dict, dict, dict] = ({}, {}, {})
     eq = equity[rows]
-    apply_caps(plan, qty, qty > 0, close[rows], np.where(eq > 0, eq, 0.0), idx, w, valid, marks)
-    keys, ts, ns, ids = [], [], [], []
+    apply_caps(plan, qty, keep, close[rows], np.where(eq > 0, eq, 0.0), idx, w, valid, marks)
     order = [c.id for c in plan.caps]
-    groups = [(CANDIDATE, {"": cand[rows]})] + [(prefix, {cid: d[cid] for cid in order if cid in d})
-                                                 for prefix, d in zip((CLIP, CAP_BLOCK, CAP_PASS), marks)]
-    for prefix, masks in groups:
-        for cid, m in masks.items():
-            counts = np.count_nonzero(m, axis=1)
-            on = counts > 0
-            keys.append(prefix + cid)
-            ts.append((rows[on] + a).astype(np.int32))
-            ns.append(counts[on].astype(np.int32))
-            ids.append(m.nonzero()[1].astype(np.int32))  # row by row, symbols ascending
-    return BlockEvents(tuple(keys), tuple(ts), tuple(ns), tuple(ids), r)
-
-
-NO_EVENTS = BlockEvents((), (), (), (), 0)
+    masks = [(CANDIDATE, cand[rows])]
+    for prefix, d in zip((CLIP, CAP_BLOCK, CAP_PASS), marks):
+        masks += [(prefix + cid, d[cid]) for cid in order if cid in d]
+    return BlockEvents.of(masks, a, rows, r)
