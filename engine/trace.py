@@ -171,8 +171,8 @@ class EventLog:
         """Move the records held in memory to the log's files (a chunked run's, at a chunk border)."""
         if self._spools is None or not len(self._t):
             return
-        for sp, buf in zip(self._spools, (self._t, self._n, self._idx)):
-            sp.append_bytes(buf.tobytes() if isinstance(buf, array) else buf, len(buf) // (1 if isinstance(buf, array) else 4))
+        for sp, raw in zip(self._spools, (self._t.tobytes(), self._n.tobytes(), bytes(self._idx))):
+            sp.append_bytes(raw, len(raw) // 4)  # int32 records, all three
             sp.flush()
         self._t, self._n, self._idx = array("i"), array("i"), bytearray()
 

@@ -8,7 +8,7 @@ from engine.sim.fills import fill_to_dict
 from engine.sim.result import RunResult
 from engine.market.data import iso_utc, timeframe_ms
 from engine.report.metrics import benchmark_metrics, compute_metrics
-from engine.sim.summary import RunSummary, last_close_row
+from engine.sim.summary import RunSummary, window_last_close
 
 
 def run_summary(res: RunResult) -> RunSummary:
@@ -53,9 +53,8 @@ def round_trips(res: RunResult) -> list[dict]:
                 out.append(_trip(res, i, rt, hours_per_bar))
                 del open_[i]
     last_close = None
-    if open_:  # open at the end: marked at the last close (a whole summary is not built for it: a
-        # grid point's metrics need only this row)
-        last_close = res.summary.last_close if res.summary is not None else last_close_row(res.prepared, res.stop - 1)
+    if open_:  # open at the end: marked at the last close
+        last_close = window_last_close(res.summary, res.prepared, res.stop)
     for i, rt in sorted(open_.items()):
         out.append(_trip(res, i, rt, hours_per_bar, last_close))
     out.sort(key=lambda r: (r["entry_time"], r["symbol"]))

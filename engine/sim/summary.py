@@ -82,6 +82,12 @@ class RunSummary:
     benchmark_exposure = _joined("_bench_exposure")
 
 
+def window_last_close(summary: "RunSummary | None", p: Prepared, stop: int) -> np.ndarray:
+    """What positions still open at the window's end (bar ``stop - 1``) are marked at: the
+    summary's, when one was gathered, else that row of ``p`` (a grid point builds no summary)."""
+    return summary.last_close if summary is not None else last_close_row(p, stop - 1)
+
+
 def last_close_row(p: Prepared, row: int) -> np.ndarray:
     """The forward-filled closes of row ``row`` of ``p``: what positions still open at the end of
     a window that ends there are marked at (the summary's ``last_close``)."""
