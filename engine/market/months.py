@@ -8,21 +8,23 @@ once, symbol by symbol, and keeps each symbol's first and last bar, the months i
 gaps; its tick (``loaders.symbol_info``) is inferred from its prices of the whole range, held
 while that one symbol is read (4 numbers a bar: 17 MB for a year of 1-minute bars). Then each
 step reads one month of every symbol: memory holds one month and a few numbers per symbol-month,
-whatever the range. Every file is read twice in all: once by the first pass, once by its step.
+whatever the range. The first pass's answer for a symbol is kept beside its files and used again
+while they are unchanged (engine/market/scan_cache.py): a run over files an earlier run planned
+reads each file once, in its step; otherwise twice, once by the first pass.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo
-from engine.market.loaders import log, require_two_bars, symbol_info
+from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo, iso_utc
+from engine.market import scan_cache
+from engine.market.loaders import (PRICE_SAMPLE, infer_price_increment, log, require_two_bars, sample_positions,
+                                   symbol_facts, symbol_info)
+from engine.market.store import MarketStore, _in_range
 from engine.market.validate import Gap, find_gaps, warn_gaps
-
-if TYPE_CHECKING:
-    from engine.market.store import MarketStore
 
 _COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -80,11 +82,26 @@ def iter_months(store: "MarketStore", timeframe: str, symbols: list[str] | None,
 
 
 def _scan(store: "MarketStore", symbol: str, timeframe: str, since_ms: int | None, until_ms: int | None) -> _Series | None:
+    """The symbol's summary: kept from an earlier run while its files are unchanged
+    (engine/market/scan_cache.py), else read from them (:func:`_read_series`) and kept."""
+    folder = store._dir(symbol, timeframe)
+    files = store.month_files(symbol, timeframe, since_ms, until_ms)
+    key = scan_cache.key(files, since_ms, until_ms)
+    found, kept = scan_cache.load(folder, key)
+    if found:
+        return _from_json(symbol, _file(store, symbol, timeframe), kept)
+    series = _read_series(store, symbol, timeframe, files, since_ms, until_ms)
+    scan_cache.save(folder, key, _to_json(series))
+    return series
+
+
+def _read_series(store: "MarketStore", symbol: str, timeframe: str, files: list, since_ms: int | None,
+                 until_ms: int | None) -> _Series | None:
     months, gaps = [], []
     prices: list[list[np.ndarray]] = [[], [], [], []]  # opens, highs, lows, closes: month by month
     first = last = None
     bars = 0
-    for path in store.month_files(symbol, timeframe, since_ms, until_ms):
+    for path in files:
         rows = store.read_month(symbol, timeframe, path.stem, since_ms, until_ms)
         if not len(rows):
             continue
@@ -101,8 +118,33 @@ def _scan(store: "MarketStore", symbol: str, timeframe: str, since_ms: int | Non
         return None
     # load's symbol_info reads the whole range's opens, highs, lows and closes in that order
     info = symbol_info(symbol, np.concatenate([part for col in prices for part in col]))
-    return _Series(symbol, str(store._dir(symbol, timeframe).relative_to(store.root)), first, last, bars,
-                   tuple(months), tuple(gaps), info)
+    return _Series(symbol, _file(store, symbol, timeframe), first, last, bars, tuple(months), tuple(gaps), info)
+
+
+def _file(store: "MarketStore", symbol: str, timeframe: str) -> str:
+    return str(store._dir(symbol, timeframe).relative_to(store.root))
+
+
+def _to_json(s: _Series | None):
+    if s is None:
+        return None  # no bar in range: kept too
+    return {"first": s.first, "last": s.last, "bars": s.bars, "months": list(s.months),
+            "gaps": [[g.start_iso, g.end_iso, g.missing_bars] for g in s.gaps],
+            "price_increment": s.info.price_increment}  # a float's JSON text reads back the same float
+
+
+def _from_json(symbol: str, file: str, v) -> _Series | None:
+    if v is None:
+        return None
+    return _Series(symbol, file, int(v["first"]), int(v["last"]), int(v["bars"]), tuple(v["months"]),
+                   tuple(Gap(symbol, a, b, int(n)) for a, b, n in v["gaps"]),
+                   symbol_facts(symbol, float(v["price_increment"])))
+
+
+# what a kept summary was computed by: a change to any of them makes every kept one stale
+scan_cache._CODE[:] = [_read_series, _to_json, _from_json, find_gaps, iso_utc, symbol_info, symbol_facts,
+                       infer_price_increment, sample_positions, PRICE_SAMPLE, MarketStore.read_month,
+                       MarketStore._read_month, _in_range]
 
 
 def _plan(store: "MarketStore", timeframe: str, symbols: list[str] | None, since_ms: int | None,

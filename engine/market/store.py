@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.market import scan_cache
 from engine.market.data import TIMEFRAME_MS, MarketData, iso_utc
 from engine.market.validate import Bars, DataError, find_gaps, validate_bars
 
@@ -181,6 +182,8 @@ class MarketStore:
                         *(merged[:, i] for i in range(1, 6)), header_lines=0)
             validate_bars(bars, timeframe)  # every month is checked before any is written
             staged.append((path, merged))
+        if staged:  # a kept first pass of the old months must not outlive them (engine/market/scan_cache.py)
+            scan_cache.drop(folder)
         for path, merged in staged:
             table = pa.table([pa.array(merged[:, 0].astype(np.int64))] + [pa.array(merged[:, i]) for i in range(1, 6)],
                              schema=_SCHEMA)
