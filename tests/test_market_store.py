@@ -54,8 +54,8 @@ def test_a_windowed_read_opens_only_the_months_it_needs(tmp_path, monkeypatch):
     st = MarketStore(tmp_path)
     st.write("BTC/USDC", "1h", rows(24 * 70))
     opened = []
-    real = st._read_month
-    monkeypatch.setattr(st, "_read_month", lambda p: opened.append(p.name) or real(p))
+    real = st._read_columns
+    monkeypatch.setattr(st, "_read_columns", lambda p: opened.append(p.name) or real(p))
     feb = T0_MS + 31 * 24 * H_MS
     b = st.read("BTC/USDC", "1h", feb, feb + 24 * H_MS)
     assert opened == ["2024-02.parquet"] and b.times.size == 24 and b.times[0] == feb
@@ -231,8 +231,8 @@ def test_iter_months_keeps_the_whole_ranges_tick_and_gap_month(tmp_path):
 def test_iter_months_reads_one_month_per_step(tmp_path, monkeypatch):
     st = months_store(tmp_path)
     opened = []
-    real = st._read_month
-    monkeypatch.setattr(st, "_read_month", lambda p: opened.append(f"{p.parent.name}/{p.stem}") or real(p))
+    real = st._read_columns
+    monkeypatch.setattr(st, "_read_columns", lambda p: opened.append(f"{p.parent.name}/{p.stem}") or real(p))
     steps = st.iter_months("1h")
     assert sorted(opened) == sorted(set(opened))  # the first pass (grid, symbols, ticks) read every file once
     opened.clear()

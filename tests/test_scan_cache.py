@@ -36,8 +36,8 @@ def same(a, b):
 def opened(monkeypatch):
     """The month files read, as ``SYMBOL_DIR/YYYY-MM``, while the list is kept."""
     got: list[str] = []
-    real = store_mod.MarketStore._read_month
-    monkeypatch.setattr(store_mod.MarketStore, "_read_month",
+    real = store_mod.MarketStore._read_columns
+    monkeypatch.setattr(store_mod.MarketStore, "_read_columns",
                         lambda self, p: got.append(f"{p.parent.name}/{p.stem}") or real(self, p))
     return got
 

@@ -23,7 +23,7 @@ from engine.market.data import TIMEFRAME_MS, MarketData, SymbolInfo, iso_utc
 from engine.market import scan_cache
 from engine.market.loaders import (PRICE_SAMPLE, infer_price_increment, log, require_two_bars, sample_positions,
                                    symbol_facts, symbol_info)
-from engine.market.store import MarketStore, _in_range
+from engine.market.store import MarketStore
 from engine.market.validate import Gap, find_gaps, warn_gaps
 
 _COLUMNS = ("open", "high", "low", "close", "volume")
@@ -102,18 +102,17 @@ def _read_series(store: "MarketStore", symbol: str, timeframe: str, files: list,
     first = last = None
     bars = 0
     for path in files:
-        rows = store.read_month(symbol, timeframe, path.stem, since_ms, until_ms)
-        if not len(rows):
+        times, values = store.read_month_columns(symbol, timeframe, path.stem, since_ms, until_ms)
+        if not times.size:
             continue
-        times = rows[:, 0].astype(np.int64)
         # a gap across the month border shows between last month's last bar and this one's first
         gaps += find_gaps(symbol, times if last is None else np.concatenate([[last], times]), timeframe)
         first = int(times[0]) if first is None else first
         last = int(times[-1])
         bars += times.size
         months.append(path.stem)
-        for c, col in enumerate(prices):
-            col.append(rows[:, 1 + c].copy())
+        for col, v in zip(prices, values):
+            col.append(v)
     if first is None:
         return None
     # load's symbol_info reads the whole range's opens, highs, lows and closes in that order
@@ -143,8 +142,8 @@ def _from_json(symbol: str, file: str, v) -> _Series | None:
 
 # what a kept summary was computed by: a change to any of them makes every kept one stale
 scan_cache._CODE[:] = [_read_series, _to_json, _from_json, find_gaps, iso_utc, symbol_info, symbol_facts,
-                       infer_price_increment, sample_positions, PRICE_SAMPLE, MarketStore.read_month,
-                       MarketStore._read_month, _in_range]
+                       infer_price_increment, sample_positions, PRICE_SAMPLE, MarketStore.read_month_columns,
+                       MarketStore._read_columns]
 
 
 def _plan(store: "MarketStore", timeframe: str, symbols: list[str] | None, since_ms: int | None,
@@ -178,18 +177,22 @@ def _steps(store: "MarketStore", plan: _Plan) -> Iterator[tuple[int, MarketData]
         yield k0, _month(store, plan, str(m), k0, k1, held)
 
 
-def _month(store: "MarketStore", plan: _Plan, month: str, k0: int, k1: int, held: list[set[str]]) -> MarketData:
+def _month(store: MarketStore, plan: _Plan, month: str, k0: int, k1: int, held: list[set[str]]) -> MarketData:
     """Grid rows ``k0 .. k1`` (one calendar month) of every symbol, NaN where it has no bar."""
     step, t0 = TIMEFRAME_MS[plan.timeframe], plan.t0
     symbols = tuple(s.symbol for s in plan.series)
-    cols = {c: np.full((k1 - k0, len(symbols)), np.nan) for c in _COLUMNS}
+    cols = [np.full((k1 - k0, len(symbols)), np.nan) for _ in _COLUMNS]
     for j, s in enumerate(plan.series):
         if month not in held[j]:
             continue
-        rows = store.read_month(s.symbol, plan.timeframe, month, plan.since_ms, plan.until_ms)
-        r = (rows[:, 0].astype(np.int64) - t0) // step - k0
-        for i, c in enumerate(_COLUMNS):
-            cols[c][r, j] = rows[:, 1 + i]
+        times, values = store.read_month_columns(s.symbol, plan.timeframe, month, plan.since_ms, plan.until_ms)
+        if not times.size:
+            continue
+        r = (times - t0) // step - k0
+        # bars with no gap (most months) land as one slice, a strided copy with no index array
+        rows = slice(int(r[0]), int(r[-1]) + 1) if r[-1] - r[0] + 1 == r.size else r
+        for col, v in zip(cols, values):
+            col[rows, j] = v
     return MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
                       symbols=symbols, spread_bps=np.full((k1 - k0, len(symbols)), np.nan), info=plan.info,
-                      source=f"store:{store.root}", **cols)
+                      source=f"store:{store.root}", **dict(zip(_COLUMNS, cols)))
