@@ -194,5 +194,8 @@ def _month(store: MarketStore, plan: _Plan, month: str, k0: int, k1: int, held: 
         for col, v in zip(cols, values):
             col[rows, j] = v
     return MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
-                      symbols=symbols, spread_bps=np.full((k1 - k0, len(symbols)), np.nan), info=plan.info,
+                      # the store keeps no quotes: one NaN seen through a zero-stride view (no memory),
+                      # replaced whole by the run's default spread (engine/modes/setup.py with_default_spread)
+                      symbols=symbols, spread_bps=np.broadcast_to(np.float64(np.nan), (k1 - k0, len(symbols))),
+                      info=plan.info,
                       source=f"store:{store.root}", **dict(zip(_COLUMNS, cols)))
