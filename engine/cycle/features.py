@@ -155,8 +155,11 @@ class MarketSeries:
             return lambda: ffill(getattr(m, name), last)
 
         def volume():
-            listed = ~np.isnan(s["close"])
-            return np.where(s["available"], m.volume, np.where(listed, 0.0, np.nan))
+            # the bar's volume, 0 for a listed product with no bar, NaN before its listing (a bar
+            # implies a listing: no (T, N) temporary for the inner choice)
+            out = np.where(s["available"], m.volume, 0.0)
+            np.copyto(out, np.nan, where=np.isnan(s["close"]))
+            return out
 
         def running():
             # the run's running sum of the volume continued (the same additions in the same
