@@ -213,6 +213,20 @@ def test_iter_months_concatenates_to_load(tmp_path, args):
         whole.times[-1].astype("datetime64[ms]").astype("datetime64[M]") + 1)]
 
 
+def test_iter_months_in_blocks_of_rows_is_load(tmp_path, monkeypatch):
+    """A month's panel written in 256-row blocks (listings and a gap inside blocks and across
+    their borders): the same arrays."""
+    from engine.market import months
+
+    monkeypatch.setattr(months, "_BLOCK_CELLS", 1)
+    st = months_store(tmp_path)
+    whole = st.load("1h")
+    _, got = concat(st.iter_months("1h"))
+    assert max(p.n_bars for p in got["parts"]) > 2 * 256
+    for c in ("open", "high", "low", "close", "volume", "spread_bps"):
+        assert np.array_equal(got[c], getattr(whole, c), equal_nan=True), c
+
+
 def test_iter_months_keeps_the_whole_ranges_tick_and_gap_month(tmp_path):
     from engine.market.loaders import symbol_info
 

@@ -27,6 +27,7 @@ from engine.market.store import MarketStore
 from engine.market.validate import Gap, find_gaps, warn_gaps
 
 _COLUMNS = ("open", "high", "low", "close", "volume")
+_BLOCK_CELLS = 1 << 19  # symbol-bars per block of rows a month's panel is written in (4 MiB a column)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,9 @@ def _month(store: MarketStore, plan: _Plan, month: str, k0: int, k1: int, held: 
     """Grid rows ``k0 .. k1`` (one calendar month) of every symbol, NaN where it has no bar."""
     step, t0 = TIMEFRAME_MS[plan.timeframe], plan.t0
     symbols = tuple(s.symbol for s in plan.series)
-    cols = [np.full((k1 - k0, len(symbols)), np.nan) for _ in _COLUMNS]
+    n = k1 - k0
+    cols = [np.full((n, len(symbols)), np.nan) for _ in _COLUMNS]
+    spans = []  # (column, first row, end row, values) of the symbols with no gap this month
     for j, s in enumerate(plan.series):
         if month not in held[j]:
             continue
@@ -189,10 +192,22 @@ def _month(store: MarketStore, plan: _Plan, month: str, k0: int, k1: int, held: 
         if not times.size:
             continue
         r = (times - t0) // step - k0
-        # bars with no gap (most months) land as one slice, a strided copy with no index array
-        rows = slice(int(r[0]), int(r[-1]) + 1) if r[-1] - r[0] + 1 == r.size else r
-        for col, v in zip(cols, values):
-            col[rows, j] = v
+        if r[-1] - r[0] + 1 == r.size:
+            spans.append((j, int(r[0]), int(r[-1]) + 1, values))
+        else:
+            for col, v in zip(cols, values):
+                col[r, j] = v
+    # the gap-free ones (most) land as slices, written block of rows by block of rows: a block's
+    # cache lines are filled by neighbouring symbols before they leave the cache (about twice as
+    # fast as whole columns one symbol at a time, each write then a miss)
+    block = max(256, _BLOCK_CELLS // max(len(symbols), 1))
+    for c, col in enumerate(cols):
+        for a in range(0, n, block):
+            b = min(a + block, n)
+            for j, r0, r1, values in spans:
+                lo, hi = max(a, r0), min(b, r1)
+                if lo < hi:
+                    col[lo:hi, j] = values[c][lo - r0:hi - r0]
     return MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
                       # the store keeps no quotes: one NaN seen through a zero-stride view (no memory),
                       # replaced whole by the run's default spread (engine/modes/setup.py with_default_spread)
