@@ -214,11 +214,12 @@ def test_iter_months_concatenates_to_load(tmp_path, args):
 
 
 def test_iter_months_in_blocks_of_rows_is_load(tmp_path, monkeypatch):
-    """A month's panel written in 256-row blocks (listings and a gap inside blocks and across
-    their borders): the same arrays."""
+    """A month's panel written in 256-row blocks, symbols two at a time (listings and a gap
+    inside blocks and across their borders): the same arrays."""
     from engine.market import months
 
     monkeypatch.setattr(months, "_BLOCK_CELLS", 1)
+    monkeypatch.setattr(months, "_GROUP", 2)
     st = months_store(tmp_path)
     whole = st.load("1h")
     _, got = concat(st.iter_months("1h"))

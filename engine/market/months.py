@@ -28,6 +28,7 @@ from engine.market.validate import Gap, find_gaps, warn_gaps
 
 _COLUMNS = ("open", "high", "low", "close", "volume")
 _BLOCK_CELLS = 1 << 19  # symbol-bars per block of rows a month's panel is written in (4 MiB a column)
+_GROUP = 32  # symbols read before their bars are written into the panel (a cache line holds 8)
 
 
 @dataclass(frozen=True)
@@ -184,30 +185,31 @@ def _month(store: MarketStore, plan: _Plan, month: str, k0: int, k1: int, held: 
     symbols = tuple(s.symbol for s in plan.series)
     n = k1 - k0
     cols = [np.full((n, len(symbols)), np.nan) for _ in _COLUMNS]
-    spans = []  # (column, first row, end row, values) of the symbols with no gap this month
-    for j, s in enumerate(plan.series):
-        if month not in held[j]:
-            continue
-        times, values = store.read_month_columns(s.symbol, plan.timeframe, month, plan.since_ms, plan.until_ms)
-        if not times.size:
-            continue
-        r = (times - t0) // step - k0
-        if r[-1] - r[0] + 1 == r.size:
-            spans.append((j, int(r[0]), int(r[-1]) + 1, values))
-        else:
-            for col, v in zip(cols, values):
-                col[r, j] = v
-    # the gap-free ones (most) land as slices, written block of rows by block of rows: a block's
-    # cache lines are filled by neighbouring symbols before they leave the cache (about twice as
-    # fast as whole columns one symbol at a time, each write then a miss)
     block = max(256, _BLOCK_CELLS // max(len(symbols), 1))
-    for c, col in enumerate(cols):
-        for a in range(0, n, block):
-            b = min(a + block, n)
-            for j, r0, r1, values in spans:
-                lo, hi = max(a, r0), min(b, r1)
-                if lo < hi:
-                    col[lo:hi, j] = values[c][lo - r0:hi - r0]
+    for g in range(0, len(symbols), _GROUP):  # a group's files held at a time, not the month's
+        spans = []  # (column, first row, end row, values) of the group's symbols with no gap this month
+        for j in range(g, min(g + _GROUP, len(symbols))):
+            if month not in held[j]:
+                continue
+            times, values = store.read_month_columns(symbols[j], plan.timeframe, month, plan.since_ms, plan.until_ms)
+            if not times.size:
+                continue
+            r = (times - t0) // step - k0
+            if r[-1] - r[0] + 1 == r.size:
+                spans.append((j, int(r[0]), int(r[-1]) + 1, values))
+            else:
+                for col, v in zip(cols, values):
+                    col[r, j] = v
+        # the gap-free ones (most) land as slices, block of rows by block of rows: a block's cache
+        # lines are filled by neighbouring symbols before they leave the cache (about twice as fast
+        # as whole columns one symbol at a time, every write then a miss)
+        for c, col in enumerate(cols):
+            for a in range(0, n, block):
+                b = min(a + block, n)
+                for j, r0, r1, values in spans:
+                    lo, hi = max(a, r0), min(b, r1)
+                    if lo < hi:
+                        col[lo:hi, j] = values[c][lo - r0:hi - r0]
     return MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
                       # the store keeps no quotes: one NaN seen through a zero-stride view (no memory),
                       # replaced whole by the run's default spread (engine/modes/setup.py with_default_spread)
