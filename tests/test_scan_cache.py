@@ -100,6 +100,19 @@ def test_a_file_replaced_behind_the_stores_back_is_read_again(tmp_path, opened):
     assert np.nanmax(got["close"][:, got["symbols"].index("SOL/USDC")]) > 30  # the new bars are read
 
 
+def test_without_the_codes_source_nothing_is_kept(tmp_path, opened, monkeypatch):
+    def no_source(f):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(scan_cache, "_digest", None)
+    monkeypatch.setattr(scan_cache.inspect, "getsource", no_source)
+    st = months_store(tmp_path)
+    read, one = plan_reads(st, opened)
+    again, two = plan_reads(st, opened)
+    assert len(read) == len(again) == 7 and not list(tmp_path.rglob(scan_cache.NAME))
+    same(one, two)
+
+
 @pytest.mark.parametrize("spoil", ["damaged", "other-code"])
 def test_a_damaged_entry_or_other_code_reads_the_files(tmp_path, opened, monkeypatch, spoil):
     st = months_store(tmp_path)

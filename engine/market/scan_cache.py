@@ -36,12 +36,17 @@ _CODE: list[Any] = []  # filled by engine/market/months.py: the functions (and c
 
 
 def code_digest() -> str:
+    """The digest of ``_CODE``'s source; "" when the source cannot be read (an install without
+    .py files): nothing is then kept or trusted, every plan reads the files."""
     global _digest
     if _digest is None:
         h = hashlib.sha256()
-        for f in _CODE:  # a function's source, a constant's value
-            h.update((inspect.getsource(f) if callable(f) else repr(f)).encode())
-        _digest = h.hexdigest()[:16]
+        try:
+            for f in _CODE:  # a function's source, a constant's value
+                h.update((inspect.getsource(f) if callable(f) else repr(f)).encode())
+            _digest = h.hexdigest()[:16]
+        except (OSError, TypeError):
+            _digest = ""
     return _digest
 
 
@@ -62,6 +67,8 @@ def key(files: list[Path], since_ms: int | None, until_ms: int | None) -> dict[s
 
 def load(folder: Path, want: dict[str, Any]) -> tuple[bool, Any]:
     """(True, the kept answer) when the symbol's entry was kept under ``want``, else (False, None)."""
+    if not want["code"]:
+        return False, None
     try:
         entry = json.loads((folder / NAME).read_text(encoding="utf-8"))
         if entry.get("key") == want:
@@ -75,6 +82,8 @@ def save(folder: Path, under: dict[str, Any], value: Any) -> None:
     """Keep ``value`` (JSON) under the key ``under``: written to a temp file, then renamed."""
     from engine.market.store import _atomic_write_bytes
 
+    if not under["code"]:
+        return
     try:
         text = json.dumps({"key": under, "value": value})
         _atomic_write_bytes(folder / NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
