@@ -135,25 +135,37 @@ def test_chunked_prepare_equals_whole(tmp_path, case, layout):
 
 
 @pytest.mark.parametrize("layout", ["short", "rows"])
-def test_market_and_index_series_over_chunks(layout):
+@pytest.mark.parametrize("reads", ["every-chunk", "every-other-chunk"])
+def test_market_and_index_series_over_chunks(layout, reads):
     """Every named series and the regime index's three series, chunk by chunk, are the whole
-    run's rows (the masks above compare the index only through its rules' thresholds)."""
+    run's rows (the masks above compare the index only through its rules' thresholds). Read on
+    every other chunk only, the chunks between carry what no rule read from their bars alone
+    (``MarketSeries.advance``: the forward-filled last values, the listing counts, the volume sums)."""
     market = sample_market(30, BARS)
     whole = market_series(market)
     index = index_series(market, whole["close"], ("stablecoin",))
     ms, ix = MarketSeries(market.timeframe), IndexSeries(market, ("stablecoin",), streams={})
     got: dict[str, list] = {}
-    for row0, chunk in cut(market, LAYOUTS[layout]):
+    rows = []
+    for n, (row0, chunk) in enumerate(cut(market, LAYOUTS[layout])):
         s = ms.series(chunk, row0)
         i = ix.series(chunk, s["close"])
-        for k in whole._builders:
-            got.setdefault(k, []).append(np.asarray(s[k]))
-        for k in ("close", "volume_usd", "breadth"):
+        for k in ("close", "volume_usd", "breadth"):  # once read, the index is read on every chunk
             got.setdefault("index." + k, []).append(i[k])
+        if reads == "every-chunk" or n % 2:
+            rows.append(np.arange(row0, row0 + chunk.n_bars))
+            for k in whole._builders:
+                got.setdefault(k, []).append(np.asarray(s[k]))
+        else:
+            assert sorted(dict.keys(s)) == ["close"]  # what the index read: nothing else was built
         ix.advance(i, s["close"])
-        ms.advance(s)
+        ms.advance(s, chunk)
+        if not (reads == "every-chunk" or n % 2):  # the carry built only the running volume sum's inputs
+            assert sorted(dict.keys(s)) == ["available", "close", "volume", "volume_usd"]
+    rows = np.concatenate(rows)
+    assert reads == "every-chunk" or 0 < len(rows) < market.n_bars
     for k in whole._builders:
-        _same(k, np.concatenate(got[k]), whole[k])
+        _same(k, np.concatenate(got[k]), np.asarray(whole[k])[rows])
     for k in ("close", "volume_usd", "breadth"):
         _same("index." + k, np.concatenate(got["index." + k]), index[k])
 

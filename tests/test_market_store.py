@@ -17,6 +17,7 @@ from tests.helpers.candles import HOUR, T0, candle_server, exchange
 from tests.helpers.factories import write_csv_dir
 from tests.helpers.market import good_rows, small_spec
 from tests.helpers.runs import run_cli
+from tests.helpers.store import months_store
 
 H_MS = HOUR * 1000
 T0_MS = T0 * 1000  # 2024-01-01T00:00:00Z
@@ -53,8 +54,8 @@ def test_a_windowed_read_opens_only_the_months_it_needs(tmp_path, monkeypatch):
     st = MarketStore(tmp_path)
     st.write("BTC/USDC", "1h", rows(24 * 70))
     opened = []
-    real = st._read_month
-    monkeypatch.setattr(st, "_read_month", lambda p: opened.append(p.name) or real(p))
+    real = st._read_columns
+    monkeypatch.setattr(st, "_read_columns", lambda p: opened.append(p.name) or real(p))
     feb = T0_MS + 31 * 24 * H_MS
     b = st.read("BTC/USDC", "1h", feb, feb + 24 * H_MS)
     assert opened == ["2024-02.parquet"] and b.times.size == 24 and b.times[0] == feb
@@ -180,32 +181,6 @@ def test_a_backtest_runs_on_the_store(tmp_path):
 DAY_MS = 24 * H_MS
 
 
-def month_rows(n: int, t0: int, price: float) -> np.ndarray:
-    """``n`` hourly bars with prices on a 0.01 tick (rounding keeps high/low bracketing)."""
-    r = rows(n, t0, price)
-    r[:, 1:5] = np.round(r[:, 1:5], 2)
-    return r
-
-
-def months_store(tmp_path) -> MarketStore:
-    """Jan..Jun 2024: BTC from Jan 1 for 90 days with a 10-hour gap across the Jan/Feb border
-    and one close off the 0.01 tick where the tick inference does not sample; ETH listed
-    mid-February until early March; SOL listed in May; April holds no bar of anyone."""
-    from engine.market.loaders import sample_positions
-
-    st = MarketStore(tmp_path)
-    btc = month_rows(24 * 90, T0_MS, 100.0)
-    gap = (btc[:, 0] >= T0_MS + 31 * DAY_MS - 4 * H_MS) & (btc[:, 0] < T0_MS + 31 * DAY_MS + 6 * H_MS)
-    btc = btc[~gap]
-    skip = set(sample_positions(4 * len(btc)).tolist())
-    i = next(i for i in range(1000, len(btc)) if 3 * len(btc) + i not in skip)
-    btc[i, 4] = round(btc[i, 4] + (0.005 if btc[i, 4] < btc[i, 2] - 0.01 else -0.005), 3)
-    st.write("BTC/USDC", "1h", btc)
-    st.write("ETH/USDC", "1h", month_rows(24 * 20, T0_MS + 45 * DAY_MS + 7 * H_MS, 2000.0))
-    st.write("SOL/USDC", "1h", month_rows(24 * 40, T0_MS + (31 + 29 + 31 + 30 + 2) * DAY_MS, 20.0))
-    return st
-
-
 def concat(chunks) -> tuple[list[int], dict]:
     row0s, parts = zip(*chunks)
     out = {c: np.concatenate([getattr(p, c) for p in parts]) for c in
@@ -238,6 +213,21 @@ def test_iter_months_concatenates_to_load(tmp_path, args):
         whole.times[-1].astype("datetime64[ms]").astype("datetime64[M]") + 1)]
 
 
+def test_iter_months_in_blocks_of_rows_is_load(tmp_path, monkeypatch):
+    """A month's panel written in 256-row blocks, symbols two at a time (listings and a gap
+    inside blocks and across their borders): the same arrays."""
+    from engine.market import months
+
+    monkeypatch.setattr(months, "_BLOCK_CELLS", 1)
+    monkeypatch.setattr(months, "_GROUP", 2)
+    st = months_store(tmp_path)
+    whole = st.load("1h")
+    _, got = concat(st.iter_months("1h"))
+    assert max(p.n_bars for p in got["parts"]) > 2 * 256
+    for c in ("open", "high", "low", "close", "volume", "spread_bps"):
+        assert np.array_equal(got[c], getattr(whole, c), equal_nan=True), c
+
+
 def test_iter_months_keeps_the_whole_ranges_tick_and_gap_month(tmp_path):
     from engine.market.loaders import symbol_info
 
@@ -256,8 +246,8 @@ def test_iter_months_keeps_the_whole_ranges_tick_and_gap_month(tmp_path):
 def test_iter_months_reads_one_month_per_step(tmp_path, monkeypatch):
     st = months_store(tmp_path)
     opened = []
-    real = st._read_month
-    monkeypatch.setattr(st, "_read_month", lambda p: opened.append(f"{p.parent.name}/{p.stem}") or real(p))
+    real = st._read_columns
+    monkeypatch.setattr(st, "_read_columns", lambda p: opened.append(f"{p.parent.name}/{p.stem}") or real(p))
     steps = st.iter_months("1h")
     assert sorted(opened) == sorted(set(opened))  # the first pass (grid, symbols, ticks) read every file once
     opened.clear()

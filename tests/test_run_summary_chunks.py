@@ -42,12 +42,31 @@ def test_results_and_trace_from_chunks_equal_the_whole_run(run, layout, tmp_path
     assert (tmp_path / "chunks.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
 
 
-def test_buy_and_hold_streams_bit_for_bit_over_any_rows():
+def _closes() -> np.ndarray:
     rng = np.random.default_rng(1)
     px = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (500, 13)), axis=0))
     px[:40] = np.nan  # no data yet: cash
     px[rng.random(px.shape) < 0.1] = np.nan  # gaps: the last known close
     px[:60, 3] = np.nan  # listed late: never bought
+    return px
+
+
+def test_buy_and_hold_in_row_blocks_is_the_whole_arrays(monkeypatch):
+    """A long panel is stepped in row blocks (small temporaries): the same bits as in one."""
+    from engine.report import metrics
+
+    px = _closes()
+    whole = buy_and_hold(np.arange(500), px, 1000.0)
+    calls = []
+    real = BuyAndHold.step
+    monkeypatch.setattr(BuyAndHold, "step", lambda self, p: calls.append(len(p)) or real(self, p))
+    monkeypatch.setattr(metrics, "_BLOCK_CELLS", 1)  # blocks of the 256-row floor
+    assert buy_and_hold(np.arange(500), px, 1000.0).tobytes() == whole.tobytes()
+    assert calls == [500, 256, 244]
+
+
+def test_buy_and_hold_streams_bit_for_bit_over_any_rows():
+    px = _closes()
     whole = buy_and_hold(np.arange(500), px, 1000.0)
     for layout in ((500,), (1,) * 45 + (455,), (7, 33, 100, 360), (1,) * 500):
         bh, eq, ex, a = BuyAndHold(1000.0), [], [], 0

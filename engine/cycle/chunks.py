@@ -148,7 +148,7 @@ class ChunkedPreparer:
         for pr in s.protect.prices:  # the loop reads them each chunk: their streams go on now
             if pr.distance is not None:
                 pr.distance.series(store)
-        self._market.advance(base)
+        self._market.advance(base, m)
         for f in self._frames.values():
             f.finish()
         return Prepared(

@@ -107,5 +107,5 @@ class CoarseChunks:
         s = self._series(p)
         if self.index_read:  # built on every chunk once read: its running product goes on
             self.index.advance(self._index(p), s["close"])
-        self.series.advance(s)
+        self.series.advance(s, p.coarse)
         self.rows += p.coarse.n_bars

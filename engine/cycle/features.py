@@ -8,22 +8,50 @@ import numpy as np
 from engine.market.data import MarketData, timeframe_ms
 
 
-def ffill(a: np.ndarray) -> np.ndarray:
+def ffill(a: np.ndarray, last: np.ndarray | None = None) -> np.ndarray:
     """Forward-fill NaN down each column (a leading NaN prefix stays NaN).
 
-    Only columns with a hole after their first value are touched (most have none)."""
-    nan = np.isnan(a)
-    t = a.shape[0]
+    ``last``: the row before ``a`` (a chunk's carried last filled row): the result is the rows
+    after it of ``ffill`` of ``[last; a]``, bit for bit, without building that copy. Only columns
+    holding a NaN are looked at (most hold none: found by their sums, one read of ``a`` with no
+    temporary; an infinity's sum may flag a column for nothing), and of those only the ones with a
+    hole after their first value are touched."""
+    out = a.copy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        maybe = np.flatnonzero(np.isnan(np.add.reduce(a, axis=0)))
+    if not maybe.size:
+        return out
+    sub = a[:, maybe] if last is None else np.concatenate([last[maybe][None, :], a[:, maybe]])
+    nan = np.isnan(sub)
+    t = sub.shape[0]
     first = np.argmin(nan, axis=0)  # first non-NaN row (0 for an all-NaN column)
     holes = nan.sum(axis=0) > np.where(nan.all(axis=0), t, first)
-    out = a.copy()
     cols = np.flatnonzero(holes)
     if cols.size:
-        sub = a[:, cols]
+        sub = sub[:, cols]
         idx = np.where(np.isnan(sub), 0, np.arange(t)[:, None])
         np.maximum.accumulate(idx, axis=0, out=idx)
-        out[:, cols] = sub[idx, np.arange(cols.size)[None, :]]
+        filled = sub[idx, np.arange(cols.size)[None, :]]
+        out[:, maybe[cols]] = filled if last is None else filled[1:]
     return out
+
+
+def last_filled(a: np.ndarray, last: np.ndarray | None = None) -> np.ndarray:
+    """``ffill(a, last)[-1]`` without filling ``a``: each column's last value, else ``last``'s
+    (what the next chunk carries of a series no rule read)."""
+    row = a[-1].copy()
+    miss = np.flatnonzero(np.isnan(row))
+    if miss.size:
+        sub = a[:, miss]
+        seen = ~np.isnan(sub)
+        any_ = seen.any(axis=0)
+        at = sub.shape[0] - 1 - np.argmax(seen[::-1], axis=0)  # the last non-NaN row
+        got = np.where(any_, sub[at, np.arange(miss.size)], row[miss])
+        if last is not None:  # a column with no value in the chunk keeps the carried one, if any
+            keep = ~any_ & ~np.isnan(last[miss])
+            got[keep] = last[miss][keep]
+        row[miss] = got
+    return row
 
 
 def cumsum_rows(a: np.ndarray) -> np.ndarray:
@@ -124,17 +152,30 @@ class MarketSeries:
 
         def filled(name):
             last = self.last[name]
-            return lambda: _drop(last, ffill(_after(last, getattr(m, name))))
+            return lambda: ffill(getattr(m, name), last)
 
         def volume():
-            listed = ~np.isnan(s["close"])
-            return np.where(s["available"], m.volume, np.where(listed, 0.0, np.nan))
+            # the bar's volume, 0 for a listed product with no bar, NaN before its listing (a bar
+            # implies a listing: no (T, N) temporary for the inner choice)
+            out = np.where(s["available"], m.volume, 0.0)
+            np.copyto(out, np.nan, where=np.isnan(s["close"]))
+            return out
+
+        def running():
+            # the run's running sum of the volume continued (the same additions in the same
+            # order): the carried last sum added to the chunk's first row, then summed on
+            v = _zero_nan(s["volume_usd"])
+            if self.csum is not None:
+                v[0] += self.csum[-1]
+            csum = cumsum_rows(v)
+            tail = self.csum if self.csum is not None else csum[:0]
+            s.csum = csum[-self.day:].copy() if t >= self.day else np.concatenate([tail, csum])[-self.day:]
+            return csum
 
         def vol24():
-            # the run's running sum continued (the same additions in the same order), minus its
-            # value ``day`` rows earlier, from the carried tail where that is before the chunk
-            last = None if self.csum is None else self.csum[-1]
-            csum = _drop(last, cumsum_rows(_after(last, _zero_nan(s["volume_usd"]))))
+            # the running sum minus its value ``day`` rows earlier, from the carried tail where
+            # that is before the chunk
+            csum = running()
             tail = self.csum if self.csum is not None else csum[:0]
             out = np.empty_like(csum)
             k = max(0, min(t, self.day - row0))  # rows before the run's first full day
@@ -145,11 +186,15 @@ class MarketSeries:
                     np.concatenate([tail[tail.shape[0] - before:], csum[:max(0, t - self.day)]])[:t - k]
                 np.subtract(csum[k:], lagged, out=out[k:])
             np.copyto(out, np.nan, where=np.isnan(s["close"]))
-            s.csum = csum[-self.day:].copy() if t >= self.day else np.concatenate([tail, csum])[-self.day:]
             return out
 
         def bars_listed():
-            return _drop(self.listed, cumsum_rows(_after(self.listed, ~np.isnan(s["close"]))))
+            listed = ~np.isnan(s["close"])
+            if self.listed is None:
+                return cumsum_rows(listed)
+            x = listed.astype(np.float64)  # counts: exact in any order
+            x[0] += self.listed
+            return cumsum_rows(x)
 
         series = LazySeries({
             **{name: filled(name) for name in FFILLED},
@@ -162,15 +207,24 @@ class MarketSeries:
             "symbol": lambda: static(list(m.symbols)),
             "min_notional": lambda: static([i.min_notional for i in m.info], np.float64),
         })
+        series.running = running  # what advance builds when no rule read volume_usd_24h
         s = _unowned(series)
         return series
 
-    def advance(self, s: LazySeries) -> None:
-        """Carry the chunk's last rows (built now if no rule read them: the next chunk needs them)."""
+    def advance(self, s: LazySeries, m: MarketData) -> None:
+        """Carry the chunk's last rows. A series no rule read is not built for that: its last row
+        comes from the chunk's bars (the forward-filled last values, the listing counts); only
+        the running volume sum is built whole (its last day of sums depends on every row)."""
         for name in FFILLED:
-            self.last[name] = s[name][-1].copy()
-        self.listed = s["bars_listed"][-1].copy()
-        s["volume_usd_24h"]
+            built = dict.__contains__(s, name)
+            self.last[name] = s[name][-1].copy() if built else last_filled(getattr(m, name), self.last[name])
+        if dict.__contains__(s, "bars_listed"):
+            self.listed = s["bars_listed"][-1].copy()
+        else:  # the rows with a close so far, a count: exact whatever the order of additions
+            count = (~np.isnan(s["close"])).sum(axis=0).astype(np.float64)
+            self.listed = count if self.listed is None else self.listed + count
+        if not dict.__contains__(s, "volume_usd_24h"):
+            s.running()  # sets s.csum
         self.csum = s.csum
 
 
@@ -226,12 +280,12 @@ class IndexSeries:
             # per-row sums np.nansum gives over the whole (T, N) returns, without (T, N) temporaries
             self.built.add("close")
             r_mean = np.zeros(t)
-            ext = _after(self.prev, close)
             first = 0 if self.prev is not None else 1  # the run's row 0 has no return
-            shift = 1 if self.prev is not None else 0
             for a in range(first, t, step):
                 b = min(a + step, t)
-                r_mean[a:b] = index_mean_returns(self._included(ext[a + shift - 1:b + shift]))
+                # the closes of rows a - 1 .. b - 1, the row before the chunk being the carried one
+                block = close[a - 1:b] if a else np.concatenate([self.prev[None, :], close[:b]])
+                r_mean[a:b] = index_mean_returns(self._included(block))
             if self.prod is None:
                 p = np.cumprod(1.0 + r_mean)
             else:  # the product continued: prod x (1 + r0) x ..., the whole run's multiplications

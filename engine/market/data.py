@@ -161,7 +161,7 @@ class DataHash:
         for a in range(0, m.n_bars, self.BLOCK):
             rows = slice(a, a + self.BLOCK)
             block = np.stack([np.asarray(getattr(m, c)[rows], dtype=np.float64) for c in PANEL_COLUMNS], axis=-1)
-            self._h.update(np.ascontiguousarray(block).tobytes())
+            self._h.update(np.ascontiguousarray(block))  # its buffer: the same bytes, no copy
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()

@@ -407,9 +407,14 @@ def _info(symbol: str, bars: Bars) -> SymbolInfo:
 
 def symbol_info(symbol: str, prices: np.ndarray) -> SymbolInfo:
     """A file's symbol facts from its prices (opens, highs, lows, closes, concatenated in that order)."""
+    return symbol_facts(symbol, infer_price_increment(prices))
+
+
+def symbol_facts(symbol: str, price_increment: float) -> SymbolInfo:
+    """``symbol_info`` of prices whose tick is ``price_increment`` (a kept first pass: engine/market/scan_cache.py)."""
     base, quote = symbol.split("/")
     # the theme comes from the product table (engine/market/products.py), applied by the caller
-    return SymbolInfo(symbol=symbol, theme="other", price_increment=infer_price_increment(prices),
+    return SymbolInfo(symbol=symbol, theme="other", price_increment=price_increment,
                       min_notional=_MIN_NOTIONAL_BY_QUOTE.get(quote, 0.0))
 
 

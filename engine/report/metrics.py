@@ -254,6 +254,9 @@ def buy_and_hold(times_ms: np.ndarray, close: np.ndarray, initial_equity: float)
     return BuyAndHold(initial_equity).step(px)[0]
 
 
+_BLOCK_CELLS = 1 << 19  # symbol-bars per block of BuyAndHold.step (4 MiB a float64 temporary)
+
+
 class BuyAndHold:
     """:func:`buy_and_hold` fed in consecutive row chunks of the close panel (a chunked
     backtest); each chunk's rows are bit for bit those of the whole-array result, which is the
@@ -269,6 +272,12 @@ class BuyAndHold:
         """(equity, exposure) rows of the chunk ``px`` (R, N): exposure 1.0 from the first
         invested bar (:func:`buy_and_hold_exposure`)."""
         rows = px.shape[0]
+        block = max(256, _BLOCK_CELLS // max(px.shape[1], 1))
+        if rows > block:
+            # in row blocks, each one chunk of the chunked case (so the same bits): temporaries of
+            # a few MB that stay in cache, not a dozen (T, N) arrays of fresh memory for a month
+            parts = [self.step(px[a:a + block]) for a in range(0, rows, block)]
+            return np.concatenate([e for e, _ in parts]), np.concatenate([x for _, x in parts])
         out = np.full(rows, self.initial)
         exposure = np.zeros(rows)
         valid = np.isfinite(px) & (px > 0)
