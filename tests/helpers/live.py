@@ -105,6 +105,31 @@ def broker_context(store, symbols: list[str], cash: float = 10_000.0, costs=None
     return ctx
 
 
+def held_with_levels(store, adapter, symbol: str, qty: float, entry: float, stop: float | None = None,
+                     take: float | None = None, trail: float | None = None):
+    """A live broker's protections over one held position of ``symbol`` (``qty`` bought at ``entry``)
+    with the book's levels as its entry fixed them (``stop``, ``take``: prices; ``trail``: a fraction
+    under the high, the entry's): (ctx, ExchangeBroker on ``adapter``, the quotes the ctx reads, whose
+    ``bid`` a test sets)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from engine.live.exchange_broker import ExchangeBroker
+    from engine.live.pstate import apply_fill
+    from engine.live.store import now_ms
+    from engine.sim.protect import Levels
+
+    store.put("meta", "session", {"created_wall_ms": now_ms(), "run_id": "held-run"})
+    quotes = SimpleNamespace(bid=np.array([np.nan]))
+    ctx = broker_context(store, [symbol], cash=100_000.0, quotes=quotes)
+    apply_fill(ctx.book.pf, 0, "buy", qty, entry, 0.0, 1, "entry", 1e-8)
+    lv = Levels.empty(1)
+    lv.high[0], lv.stop[0], lv.take[0], lv.trail_frac[0] = entry, *(np.nan if x is None else x for x in (stop, take, trail))
+    ctx.book.levels = lv
+    return ctx, ExchangeBroker(adapter), quotes
+
+
 # -- an emulator in another process --------------------------------------------------------------
 # the shipped profile that drives each exchange's emulator front end through its real ccxt class
 SIM_PROFILE = {"coinbase": "local_sim", "kraken": "kraken_sim", "binance": "binance_sim"}

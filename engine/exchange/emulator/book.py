@@ -102,8 +102,9 @@ class Account:
 
 
 class OrderBook:
-    def __init__(self, market: SimMarket, balances: dict[str, float], seed: int = 7):
+    def __init__(self, market: SimMarket, balances: dict[str, float], seed: int = 7, faults=None):
         self.market = market
+        self.faults = faults  # the emulator's FaultPlan: its price faults (``gap``) are taken here
         self.account = Account(dict(balances), {c: 0.0 for c in balances})
         self.orders: dict[str, SimOrder] = {}
         self.by_client: dict[str, str] = {}
@@ -224,6 +225,10 @@ class OrderBook:
             self.by_client[cid] = order.order_id
             if list_id is None:
                 self._match(order, taker=True)
+            if order.stop_direction == "STOP_DIRECTION_STOP_DOWN" and side == "SELL" and self.faults is not None:
+                gap = self.faults.take_price("gap")  # a stop loss rests: the price gaps through it next step
+                if gap is not None:
+                    self.market.gap(pid, float(gap.params.get("fraction", 0.1)))
             return order, True
 
     def discard(self, order_id: str) -> None:

@@ -1,0 +1,157 @@
+"""A stop the price gaps through (issue 15): a stop-limit sell rests with its limit
+``exchange.stop_limit_offset_bps`` under its stop; when the price gaps down through both, the venue
+triggers it but it cannot fill and rests while the price falls on. The live broker's protections
+(engine/live/protect_orders.py) then cancel it (a Binance OCO list whole; a Coinbase bracket, whose
+triggered stop-limit sits 5% under its trigger) and sell the position at market under the stop's
+rule, with a warning alert ``stop_gapped``; after a restart too (reconcile, then the step).
+
+Fast: the broker's protections over each venue's emulator in step mode (the ``gap`` price fault,
+engine/exchange/emulator/faults.py); slow: a live session per venue and resting form (the loop in a
+subprocess, the venue's emulator front end in another)."""
+from __future__ import annotations
+
+import pytest
+
+from engine.exchange.ids import from_native
+from engine.live.protect_orders import open_stops
+from engine.live.store import StateStore
+from tests.helpers.exchange import shipped_emulator_and_adapter
+from tests.helpers.live import held_with_levels
+
+SYM, PID = "BTC/USDC", "BTC-USDC"
+VENUES = ["coinbase", "kraken", "binance"]
+GAP = 0.1  # through a stop 1% under the price and its limit (1% under it; a bracket's: 5% under it)
+
+
+def _held(tmp, emu, ad, stop=0.01, take=None, trail=None):
+    """A held 0.1 BTC bought at the bid now, its levels fixed at entry; its protection placed (the
+    gap fault queued, so the venue's next step gaps under it); (ctx, broker, quotes)."""
+    bid = emu.market.quote(PID)[0]
+    ctx, broker, quotes = held_with_levels(StateStore(tmp / "live.sqlite"), ad, SYM, 0.1, bid,
+                                           stop=None if stop is None else round(bid * (1 - stop), 2),
+                                           take=None if take is None else round(bid * (1 + take), 2), trail=trail)
+    quotes.bid[0] = bid
+    emu.faults.add("gap", fraction=GAP)
+    broker.protections._keep(ctx, 0, 5, open_stops(ctx))
+    assert emu.faults.fired == [("gap", "market")]
+    return ctx, broker, quotes
+
+
+def _gap(emu, ad, ctx, quotes) -> dict:
+    """The next step: the price opens ``GAP`` under; the venue triggered the stop and it rests
+    unfilled (what the state file says once the venue is asked, as a cycle's settle asks)."""
+    emu.advance()
+    quotes.bid[0] = emu.market.quote(PID)[0]
+    stops = [o for o in emu.book.orders.values() if o.stop_price is not None]
+    assert stops and all(o.triggered and o.status == "OPEN" and o.filled == 0 for o in stops if o.status == "OPEN")
+    assert ad.fills(0) == []
+    return {o.client_order_id: o for o in stops}
+
+
+def _chased(ctx, ad, emu, rule: str) -> None:
+    """The gapped stop cancelled, exactly one market sell under ``rule`` filled, flat, nothing open."""
+    rows = ctx.store.rows("SELECT type, rule, status FROM orders ORDER BY client_order_id")
+    assert [(r["rule"], r["status"]) for r in rows if r["type"] == "market"] == [(rule, "filled")]
+    assert {r["status"] for r in rows if r["type"] != "market"} == {"canceled"}
+    (f,) = ctx.store.rows("SELECT side, rule, qty, price FROM fills")
+    assert (f["side"], f["rule"], f["qty"]) == ("sell", rule, 0.1)
+    assert f["price"] == emu.market.quote(PID)[0]  # at market: the gapped bid
+    assert ctx.book.pf.qty[0] == 0
+    assert ad.open_orders() == [] and all(o.status != "OPEN" for o in emu.book.orders.values())
+    said = [a for a in ctx.alerts if a[1] == "stop_gapped"]
+    assert len(said) == 1 and said[0][0] == "warning" and rule in said[0][2]
+    assert "gapped through stop" in said[0][2] and "chased at market" in said[0][2]
+
+
+@pytest.mark.parametrize("exchange", VENUES)
+def test_a_stop_limit_the_price_gaps_through_is_cancelled_and_chased_at_market(tmp_path, exchange):
+    with shipped_emulator_and_adapter(exchange) as (emu, ad):
+        ctx, broker, quotes = _held(tmp_path, emu, ad)
+        (row,) = open_stops(ctx)
+        assert (row["type"], row["status"], row["rule"]) == ("stop_limit", "open", "protect:stop_loss")
+        _gap(emu, ad, ctx, quotes)
+        assert quotes.bid[0] < row["limit_price"] < row["stop_price"]
+        broker.refresh_open(ctx)  # the cycle's settle: still open at the venue
+        assert [o["status"] for o in open_stops(ctx)] == ["open"]
+        broker.protections._keep(ctx, 0, 6, open_stops(ctx))
+        _chased(ctx, ad, emu, "protect:stop_loss")
+
+
+def test_a_binance_oco_whose_stop_leg_the_price_gaps_through_is_cancelled_whole_and_chased(tmp_path):
+    with shipped_emulator_and_adapter("binance") as (emu, ad):
+        ctx, broker, quotes = _held(tmp_path, emu, ad, take=0.02)
+        legs = open_stops(ctx)
+        assert sorted(o["type"] for o in legs) == ["stop_limit", "take_profit"] and legs[0]["list_id"]
+        at_venue = _gap(emu, ad, ctx, quotes)
+        assert sorted(o.status for o in emu.book.orders.values() if o.list_id) == ["EXPIRED", "OPEN"]
+        broker.refresh_open(ctx)  # the take-profit leg expired: one leg left open in the state file
+        (left,) = open_stops(ctx)
+        assert left["type"] == "stop_limit" and at_venue
+        broker.protections._keep(ctx, 0, 6, open_stops(ctx))
+        _chased(ctx, ad, emu, "protect:stop_loss")
+
+
+def test_a_coinbase_bracket_triggered_under_its_stop_limit_is_cancelled_and_chased(tmp_path):
+    with shipped_emulator_and_adapter("coinbase") as (emu, ad):
+        ctx, broker, quotes = _held(tmp_path, emu, ad, take=0.02)
+        (row,) = open_stops(ctx)
+        assert row["type"] == "bracket"
+        _gap(emu, ad, ctx, quotes)
+        # triggered, it became a stop-limit 5% under its trigger: the bid is under that
+        assert quotes.bid[0] < row["stop_price"] * 0.95
+        broker.refresh_open(ctx)
+        broker.protections._keep(ctx, 0, 6, open_stops(ctx))
+        _chased(ctx, ad, emu, "protect:stop_loss")
+
+
+def test_a_stop_the_bid_is_not_under_the_limit_of_is_left_to_fill_at_the_venue(tmp_path):
+    """Triggered with the bid at its limit: it fills there (a sell limit fills against a bid at it),
+    so the loop neither cancels it nor sells."""
+    with shipped_emulator_and_adapter("kraken") as (emu, ad):
+        emu.faults.clear()
+        bid = emu.market.quote(PID)[0]
+        ctx, broker, quotes = held_with_levels(StateStore(tmp_path / "live.sqlite"), ad, SYM, 0.1, bid,
+                                               stop=round(bid * 0.99, 2))
+        quotes.bid[0] = bid
+        broker.protections._keep(ctx, 0, 5, open_stops(ctx))
+        (row,) = open_stops(ctx)
+        quotes.bid[0] = row["limit_price"]  # as the loop saw it, before the venue matched
+        broker.protections._keep(ctx, 0, 6, open_stops(ctx))
+        assert [o["status"] for o in open_stops(ctx)] == ["open"]
+        assert not [a for a in ctx.alerts if a[1] == "stop_gapped"]
+        assert not ctx.store.rows("SELECT 1 FROM orders WHERE type='market'")
+
+
+@pytest.mark.parametrize("exchange", VENUES)
+def test_after_a_restart_the_first_step_chases_a_gapped_stop(tmp_path, exchange):
+    """The loop was down while the price gapped through the stop: the restart's reconcile reads the
+    stop open at the venue, and the first step cancels and chases it."""
+    with shipped_emulator_and_adapter(exchange) as (emu, ad):
+        ctx, _, quotes = _held(tmp_path, emu, ad, take=0.02 if exchange != "kraken" else None)
+        _gap(emu, ad, ctx, quotes)
+        ad._orders.clear()  # a new process: a new broker, the adapter's memory gone
+        from engine.live.exchange_broker import ExchangeBroker
+        broker = ExchangeBroker(ad)
+        broker.reconcile(ctx)
+        assert [o["status"] for o in open_stops(ctx)] == ["open"]  # (an OCO: its take-profit leg expired)
+        broker.protections._keep(ctx, 0, 6, open_stops(ctx))
+        _chased(ctx, ad, emu, "protect:stop_loss")
+
+
+@pytest.mark.parametrize("exchange", VENUES)
+def test_a_gapped_stop_the_state_file_lost_is_adopted_under_the_binding_trailing_rule_and_chased(tmp_path, exchange):
+    with shipped_emulator_and_adapter(exchange) as (emu, ad):
+        ctx, _, quotes = _held(tmp_path, emu, ad, stop=None, trail=0.01)
+        assert {o["rule"] for o in open_stops(ctx) if o["type"] == "stop_limit"} == {"protect:trailing_stop"}
+        _gap(emu, ad, ctx, quotes)
+        with ctx.store.txn() as db:
+            db.execute("DELETE FROM orders")
+        ad._orders.clear()
+        from engine.live.exchange_broker import ExchangeBroker
+        broker = ExchangeBroker(ad)
+        broker.reconcile(ctx)
+        (adopted,) = open_stops(ctx)
+        assert adopted["rule"] == "protect:trailing_stop"  # the binding level is the trailing one
+        assert [a[1] for a in ctx.alerts].count("stop_adopted") == 1
+        broker.protections._keep(ctx, 0, 6, open_stops(ctx))
+        _chased(ctx, ad, emu, "protect:trailing_stop")
