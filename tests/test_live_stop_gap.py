@@ -16,7 +16,7 @@ from engine.exchange.ids import from_native
 from engine.live.protect_orders import open_stops
 from engine.live.store import StateStore
 from tests.helpers.exchange import shipped_emulator_and_adapter
-from tests.helpers.live import held_with_levels
+from tests.helpers.live import held_with_levels, protected_session, state_rows
 
 SYM, PID = "BTC/USDC", "BTC-USDC"
 VENUES = ["coinbase", "kraken", "binance"]
@@ -155,3 +155,50 @@ def test_a_gapped_stop_the_state_file_lost_is_adopted_under_the_binding_trailing
         assert [a[1] for a in ctx.alerts].count("stop_adopted") == 1
         broker.protections._keep(ctx, 0, 6, open_stops(ctx))
         _chased(ctx, ad, emu, "protect:trailing_stop")
+
+
+# -- live sessions: the loop in a subprocess, the venue's emulator process gapping the first stop ---
+STOP_ONLY = "protect:\n  stop_loss: 0.01\n"
+WITH_TAKE = "protect:\n  stop_loss: 0.01\n  take_profit: 0.02\n"  # an OCO on Binance, a bracket on Coinbase
+STYLE = {"binance": "prefixed", "coinbase": "prefixed", "kraken": "uuid"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exchange, form", [("binance", "stop_limit"), ("binance", "oco"), ("kraken", "stop_limit"),
+                                            ("coinbase", "stop_limit"), ("coinbase", "bracket")])
+def test_a_live_session_chases_the_stop_the_price_gapped_through_at_market(tmp_path, exchange, form):
+    """The venue gaps the price 10% down at the step after the session's first stop comes to rest:
+    it triggers and rests unfilled, and the next cycle cancels it and sells at market."""
+    protect = STOP_ONLY if form == "stop_limit" else WITH_TAKE
+    state = protected_session(tmp_path, exchange, protect, cycles=30, faults=(("gap", {"fraction": GAP}),))
+    db = tmp_path / "state" / "default-live.sqlite"
+    said = [(lvl, m) for lvl, k, m in state_rows(db, "SELECT level, kind, message FROM alerts") if k == "stop_gapped"]
+    assert len(said) == 1 and said[0][0] == "warning", said
+    assert "gapped through stop" in said[0][1] and "chased at market" in said[0][1]
+    # exactly one market sell by a protection: the chase, filled under the stop's rule
+    (chase,) = state_rows(db, "SELECT client_order_id, symbol, rule, status, qty FROM orders WHERE type='market' "
+                          "AND rule LIKE 'protect:%'")
+    cid, sym, rule, status, qty = chase
+    assert (rule, status) == ("protect:stop_loss", "filled") and said[0][1].startswith(f"protect:stop_loss of {sym}:")
+    fills = state_rows(db, "SELECT client_order_id, side, qty, rule FROM fills WHERE symbol=? ORDER BY rowid", (sym,))
+    at = [f[0] for f in fills].index(cid)
+    assert [f[3] for f in fills if f[0] == cid] == ["protect:stop_loss"] and [f[0] for f in fills].count(cid) == 1
+    held = sum(f[2] if f[1] == "buy" else -f[2] for f in fills[:at])
+    assert qty == pytest.approx(held, rel=1e-9) and fills[at][2] == pytest.approx(held, rel=1e-9)  # flat after it
+    # at the venue: the gapped protection triggered, rested unfilled and was cancelled (an OCO's take-profit
+    # leg expired when its stop leg triggered); nothing of the symbol placed before the chase is open
+    pid = sym.replace("/", "-")
+    ours = {from_native(o["client_order_id"], STYLE[exchange]): o for o in state["orders"]}
+    sold = ours[cid]
+    assert sold["status"] == "FILLED" and sold["order_configuration"].keys() == {"market_market_ioc"}
+    (gapped,) = [o for o in ours.values() if o["product_id"] == pid and o["triggered"]]
+    assert (gapped["status"], gapped["filled"], gapped["created_time"] < sold["created_time"]) == ("CANCELLED", 0.0, True)
+    assert ("trigger_bracket_gtc" in gapped["order_configuration"]) == (form == "bracket")
+    legs = [o for o in ours.values() if gapped["list_id"] and o["list_id"] == gapped["list_id"]]
+    assert sorted(o["status"] for o in legs) == (["CANCELLED", "EXPIRED"] if form == "oco" else [])
+    assert not [o for o in ours.values() if o["product_id"] == pid and o["status"] == "OPEN"
+                and o["created_time"] < sold["created_time"]]
+    # the state file closed its rows too
+    gap_rows = state_rows(db, "SELECT status, type, rule FROM orders WHERE client_order_id=?",
+                          (next(c for c, o in ours.items() if o is gapped),))
+    assert gap_rows == [("canceled", "bracket" if form == "bracket" else "stop_limit", "protect:stop_loss")]
