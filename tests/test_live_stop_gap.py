@@ -60,7 +60,7 @@ def _chased(ctx, ad, emu, rule: str) -> None:
     assert ad.open_orders() == [] and all(o.status != "OPEN" for o in emu.book.orders.values())
     said = [a for a in ctx.alerts if a[1] == "stop_gapped"]
     assert len(said) == 1 and said[0][0] == "warning" and rule in said[0][2]
-    assert "gapped through stop" in said[0][2] and "chased at market" in said[0][2]
+    assert "was gapped through its limit" in said[0][2] and "chased at market" in said[0][2]
 
 
 @pytest.mark.parametrize("exchange", VENUES)
@@ -174,7 +174,7 @@ def test_a_live_session_chases_the_stop_the_price_gapped_through_at_market(tmp_p
     db = tmp_path / "state" / "default-live.sqlite"
     said = [(lvl, m) for lvl, k, m in state_rows(db, "SELECT level, kind, message FROM alerts") if k == "stop_gapped"]
     assert len(said) == 1 and said[0][0] == "warning", said
-    assert "gapped through stop" in said[0][1] and "chased at market" in said[0][1]
+    assert "was gapped through its limit" in said[0][1] and "chased at market" in said[0][1]
     # exactly one market sell by a protection: the chase, filled under the stop's rule
     (chase,) = state_rows(db, "SELECT client_order_id, symbol, rule, status, qty FROM orders WHERE type='market' "
                           "AND rule LIKE 'protect:%'")

@@ -318,9 +318,9 @@ class ExchangeProtections:
         if ctx.book.pf.qty[j] <= 0:
             return
         rule = stop["rule"] if stop["rule"] in ("protect:stop_loss", "protect:trailing_stop") else stop_rule(ctx, sym)
-        ctx.alert("warning", "stop_gapped", f"{rule} of {sym}: the price gapped through stop {stop['client_order_id']} "
-                  f"(stop {stop['stop_price']}, sells at {sells_at(stop):.10g}) and its limit (bid {bid:.10g}); "
-                  "it cannot fill, so it was cancelled and is chased at market", t)
+        ctx.alert("warning", "stop_gapped", f"{rule} of {sym}: stop {stop['client_order_id']} (stop {stop['stop_price']}, "
+                  f"limit {sells_at(stop):.10g}) was gapped through its limit (bid {bid:.10g}): it cannot fill, so it "
+                  "was cancelled and is chased at market", t)
         self._sell(ctx, j, rule, t, [])
         self.broker.sync_fills(ctx)
 

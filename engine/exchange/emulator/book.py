@@ -14,7 +14,9 @@ the leg that triggers or fills first takes the hold and the others expire (statu
 ``EXPIRED``), as Binance expires the other leg; cancelling any leg cancels the list. A
 Coinbase bracket (``trigger_bracket_gtc`` {base_size, limit_price, stop_trigger_price}, a sell)
 is one order: a limit at ``limit_price`` (the take-profit) that, once the path falls to
-``stop_trigger_price``, becomes a stop-limit ``BRACKET_LIMIT`` under the trigger. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
+``stop_trigger_price``, becomes a stop-limit ``BRACKET_LIMIT`` under the trigger (the engine's
+``BRACKET_STOP_LIMIT``, engine/exchange/profiles.py). A ``gap`` price fault (faults.py) fires when
+a stop-loss sell comes to rest: its product's path gaps down from the next step on. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
 only market data follows the simulated clock. ``client_order_id`` is idempotent: the
 same id returns the original order and creates nothing.
 """
