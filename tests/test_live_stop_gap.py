@@ -171,6 +171,28 @@ def test_a_live_session_chases_the_stop_the_price_gapped_through_at_market(tmp_p
     it triggers and rests unfilled, and the next cycle cancels it and sells at market."""
     protect = STOP_ONLY if form == "stop_limit" else WITH_TAKE
     state = protected_session(tmp_path, exchange, protect, cycles=30, faults=(("gap", {"fraction": GAP}),))
+    _chased_in_session(tmp_path, state, exchange, form)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exchange, form", [("binance", "stop_limit"), ("binance", "oco"), ("kraken", "stop_limit"),
+                                            ("coinbase", "stop_limit"), ("coinbase", "bracket")])
+def test_a_stop_gapped_while_the_loop_was_down_is_chased_by_the_restarts_first_cycle(tmp_path, exchange, form):
+    """SIGKILL just after the first stop (an OCO, a bracket) reached the venue, its row still ``new``;
+    the price gaps through it while the loop is down. The restart's reconcile finds it open at the
+    venue (triggered, unfilled) and its first cycle cancels it and sells at market."""
+    protect, die_at = (STOP_ONLY, "after_stop_send") if form == "stop_limit" else (WITH_TAKE, "after_take_profit_send")
+    state = protected_session(tmp_path, exchange, protect, cycles=30, faults=(("gap", {"fraction": GAP}),),
+                              die_at=die_at, restart_cycles=2)
+    killed = [x for x in (tmp_path / "live.log").read_text().splitlines() if x.startswith("SIGKILL")]
+    assert len(killed) == 1 and "after sending" in killed[0]
+    _chased_in_session(tmp_path, state, exchange, form)
+
+
+def _chased_in_session(tmp_path, state: dict, exchange: str, form: str) -> None:
+    """What a session left after the venue gapped its first stop: one alert, one market sell under
+    the stop's rule that made the symbol flat, the gapped protection cancelled unfilled, nothing of
+    the symbol placed before the chase still open."""
     db = tmp_path / "state" / "default-live.sqlite"
     said = [(lvl, m) for lvl, k, m in state_rows(db, "SELECT level, kind, message FROM alerts") if k == "stop_gapped"]
     assert len(said) == 1 and said[0][0] == "warning", said

@@ -235,16 +235,21 @@ def run_live(tmp: Path, emu: "EmulatorProcess", cycles: int, die_at: str | None 
     return p.wait(timeout=300)
 
 
-def protected_session(tmp: Path, exchange: str, protect: str, cycles: int = 60, faults: tuple = ()) -> dict:
+def protected_session(tmp: Path, exchange: str, protect: str, cycles: int = 60, faults: tuple = (),
+                      die_at: str | None = None, restart_cycles: int = 2) -> dict:
     """A live session of ``cycles`` under ``protect`` (a ``protect:`` block) against the venue's
-    emulator process, ``faults`` (``(kind, params)``) queued in it first: the venue's state (orders,
-    balances) as the session left it."""
+    emulator process, ``faults`` (``(kind, params)``) queued in it first; ``die_at``: the loop
+    SIGKILLs itself there (one of ``STOP_DIE_AT``, ``TAKE_DIE_AT``, ...) and a restart runs
+    ``restart_cycles``. The venue's state (orders, balances) as the session left it."""
     with_protect(tmp, protect)
     emu = EmulatorProcess(tmp, exchange=exchange)
     try:
         for kind, params in faults:
             emu.fault(kind, **params)
-        assert run_live(tmp, emu, cycles=cycles) == 0, (tmp / "live.log").read_text()[-3000:]
+        log = tmp / "live.log"
+        assert run_live(tmp, emu, cycles=cycles, die_at=die_at) == (-9 if die_at else 0), log.read_text()[-3000:]
+        if die_at:
+            assert run_live(tmp, emu, cycles=restart_cycles) == 0, log.read_text()[-3000:]
         emu.freeze()
         return emu.dump(tmp / "dump.json")
     finally:
