@@ -213,14 +213,53 @@ def _chased_in_session(tmp_path, state: dict, exchange: str, form: str) -> None:
     ours = {from_native(o["client_order_id"], STYLE[exchange]): o for o in state["orders"]}
     sold = ours[cid]
     assert sold["status"] == "FILLED" and sold["order_configuration"].keys() == {"market_market_ioc"}
-    (gapped,) = [o for o in ours.values() if o["product_id"] == pid and o["triggered"]]
-    assert (gapped["status"], gapped["filled"], gapped["created_time"] < sold["created_time"]) == ("CANCELLED", 0.0, True)
+    before = [o for o in ours.values() if o["product_id"] == pid and o["created_time"] < sold["created_time"]]
+    (gapped,) = [o for o in before if o["triggered"]]  # (a later position's stop may trigger and fill as usual)
+    assert (gapped["status"], gapped["filled"]) == ("CANCELLED", 0.0)
     assert ("trigger_bracket_gtc" in gapped["order_configuration"]) == (form == "bracket")
     legs = [o for o in ours.values() if gapped["list_id"] and o["list_id"] == gapped["list_id"]]
     assert sorted(o["status"] for o in legs) == (["CANCELLED", "EXPIRED"] if form == "oco" else [])
-    assert not [o for o in ours.values() if o["product_id"] == pid and o["status"] == "OPEN"
-                and o["created_time"] < sold["created_time"]]
+    assert not [o for o in before if o["status"] == "OPEN"]
     # the state file closed its rows too
     gap_rows = state_rows(db, "SELECT status, type, rule FROM orders WHERE client_order_id=?",
                           (next(c for c, o in ours.items() if o is gapped),))
     assert gap_rows == [("canceled", "bracket" if form == "bracket" else "stop_limit", "protect:stop_loss")]
+
+
+def test_a_chase_in_a_step_clears_the_closed_positions_levels_so_a_re_entry_gets_its_own(tmp_path):
+    """The whole step (``ExchangeProtections.step``, as a cycle's settle runs it): the chase sells the
+    position, and its levels go with it; a re-entry in the same cycle (the submit's step) is protected
+    from its own entry, never sold at once by the closed position's stop (above the gapped price)."""
+    from engine.cycle.features import market_series
+    from engine.live.pstate import apply_fill
+    from engine.rules.expr import FeatureStore
+    from tests.helpers.backtest import candle_market
+    from tests.helpers.protect import protect_rules
+
+    with shipped_emulator_and_adapter("coinbase") as (emu, ad):
+        bid = emu.market.quote(PID)[0]
+        bars = [(bid, bid, bid, bid, 1000.0)] * 5 + [(bid * 0.9, bid * 0.9, bid * 0.9, bid * 0.9, 1000.0)] * 4
+        market = candle_market(bars, symbol=SYM)
+        ctx, broker, quotes = held_with_levels(StateStore(tmp_path / "live.sqlite"), ad, SYM, 0.05, bid)
+        ctx.book.levels = None  # fixed by the step from the entry, as in a session
+        ctx.book.protect = protect_rules(FeatureStore(market_series(market), (market.n_bars, 1)), stop_loss=0.01)
+        quotes.bid[0] = bid
+        emu.faults.add("gap", fraction=GAP)
+        broker.protections.step(ctx, market, 4)
+        (stop,) = open_stops(ctx)
+        assert stop["stop_price"] == round(bid * 0.99, 2)
+        emu.advance()
+        quotes.bid[0] = emu.market.quote(PID)[0]
+        broker.protections.step(ctx, market, 5)  # the next cycle's settle: chased
+        assert ctx.book.pf.qty[0] == 0 and [a[1] for a in ctx.alerts].count("stop_gapped") == 1
+        assert ctx.book.levels.high[0] != ctx.book.levels.high[0]  # NaN: gone with the position
+        # the same cycle decides a re-entry at the gapped price; its fill, then the submit's step
+        now = quotes.bid[0]
+        apply_fill(ctx.book.pf, 0, "buy", 0.05, now, 0.0, 6, "golden_cross", 1e-8)  # (the venue holds the base)
+        broker.protections.step(ctx, market, 5)
+        (again,) = open_stops(ctx)
+        assert again["stop_price"] == pytest.approx(now * 0.99, abs=0.01)  # from the new entry
+        assert ctx.store.rows("SELECT COUNT(*) AS n FROM orders WHERE type='market'")[0]["n"] == 1  # the chase only
+        broker.protections.step(ctx, market, 6)  # and the next cycle does not sell it either
+        assert ctx.store.rows("SELECT COUNT(*) AS n FROM orders WHERE type='market'")[0]["n"] == 1
+        assert ctx.book.pf.qty[0] == pytest.approx(0.05)

@@ -212,6 +212,13 @@ class ExchangeProtections:
             ctx.save(db)
         if sells:
             self.broker.sync_fills(ctx)
+        sold = np.flatnonzero((pf.qty <= 0) & ~np.isnan(lv.high))
+        if sold.size:
+            # sold within this step (a loop check, a chased gap): its levels go now, so that a re-entry in
+            # this very cycle (the submit's step) gets its own from its entry, not the closed position's
+            lv.clear(sold)
+            with ctx.store.txn() as db:
+                ctx.save(db)
 
     def _loop_checks(self, ctx, protector, idx, lo, hi, t) -> dict[int, str]:
         """The protections the loop enforces that the bars since the last check triggered."""
