@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.exchange.ids import from_native
-from tests.helpers.live import STOP_DIE_AT, EmulatorProcess, active_rules_dir, held_at_venue, start_loop, state_rows
+from tests.helpers.live import PACE, STOP_DIE_AT, EmulatorProcess, active_rules_dir, held_at_venue, start_loop, state_rows
 from tests.helpers.runs import compose_config
 
 # a tight trail on the emulator's 1m bars: it rises and fires within a short session
@@ -25,14 +25,6 @@ def _protected(tmp: Path) -> None:
     path = active_rules_dir(tmp) / "strategies" / "sma_cross.yaml"
     if PROTECT not in path.read_text():
         path.write_text(path.read_text() + PROTECT)
-
-
-# The emulator process does not enforce the venue's pools, but the loop keeps to its own budget:
-# at Kraken's starter-tier figures (1 public call a second, private calls draining 0.33 a second)
-# a cycle on 3 symbols takes ~10 s, and these sessions follow a 120x clock. Raised for this test
-# only (the pacing itself: tests/test_exchange_burst.py, test_exchange_rate_faults.py).
-PACE = {"kraken": ["exchange.rate_limits.pools.public.limit_per_s=50", "exchange.rate_limits.pools.calls.limit_per_s=50",
-                   "exchange.rate_limits.pools.orders.limit_per_s=50"]}
 
 
 def _config(tmp: Path, emu: EmulatorProcess, cycles: int) -> dict:

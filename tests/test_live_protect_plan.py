@@ -83,3 +83,59 @@ def _plain(x):
     if isinstance(x, tuple):
         return list(x)
     return x
+
+
+# -- a stop the price gapped through (engine/live/protect_orders.py ``gapped``) ------------------------
+STOP_ROW = {"type": "stop_limit", "stop_price": 95.0, "limit_price": 94.0}
+BRACKET_ROW = {"type": "bracket", "stop_price": 100.0, "limit_price": 110.0}  # its limit_price: the take-profit
+TAKE_ROW = {"type": "take_profit", "stop_price": 105.0, "limit_price": 105.0}
+
+
+@pytest.mark.parametrize("row, bid, through", [
+    (STOP_ROW, 93.99, True),  # under the limit: a sell limit cannot fill against it
+    (STOP_ROW, 94.0, False),  # at the limit it fills there
+    (STOP_ROW, 94.5, False),  # triggered (under the stop), fills at the bid
+    (STOP_ROW, 96.0, False),  # above the stop: untriggered
+    (STOP_ROW, float("nan"), False),  # no bid: not known
+    (BRACKET_ROW, 94.99, True),  # triggered, its stop-limit 5% under the trigger: 95
+    (BRACKET_ROW, 95.0, False),
+    (BRACKET_ROW, 99.0, False),
+    (TAKE_ROW, 1.0, False),  # a take-profit sells on a rise: never gapped
+])
+def test_a_stop_is_gapped_when_the_bid_is_under_the_limit_it_sells_at(row, bid, through):
+    from engine.live.protect_orders import gapped
+    assert gapped(row, bid) is through
+
+
+def test_a_triggered_brackets_limit_is_the_venues_own():
+    from engine.exchange.emulator.book import BRACKET_LIMIT
+    from engine.exchange.profiles import BRACKET_STOP_LIMIT
+    from engine.live.protect_orders import sells_at
+    assert BRACKET_STOP_LIMIT == BRACKET_LIMIT == 0.05  # Coinbase's 5%, as the emulator plays it
+    assert sells_at(BRACKET_ROW) == pytest.approx(95.0) and sells_at(STOP_ROW) == 94.0 and sells_at(TAKE_ROW) is None
+
+
+@pytest.mark.parametrize("levels, held, rule", [
+    ({"stop": 95.0, "trail_frac": 0.01}, True, "protect:trailing_stop"),  # the trail (99) binds
+    ({"stop": 99.5, "trail_frac": 0.01}, True, "protect:stop_loss"),  # the stop binds
+    ({"trail_frac": 0.01}, True, "protect:trailing_stop"),
+    ({"stop": 95.0}, True, "protect:stop_loss"),
+    ({"trail_frac": 0.01}, False, "protect:stop_loss"),  # not held: its levels are not the position's
+    ({}, True, "protect:stop_loss"),  # no level known
+])
+def test_a_stops_rule_is_the_binding_level_of_the_book(tmp_path, levels, held, rule):
+    from engine.live.protect_orders import stop_rule
+    from engine.live.pstate import apply_fill
+    from engine.live.store import StateStore
+    from engine.sim.protect import Levels
+    from tests.helpers.live import broker_context
+    ctx = broker_context(StateStore(tmp_path / "s.sqlite"), ["A/USDC"])
+    if held:
+        apply_fill(ctx.book.pf, 0, "buy", 1.0, 100.0, 0.0, 1, "entry", 1e-8)
+    if levels:
+        ctx.book.levels = Levels.empty(1)
+        ctx.book.levels.high[0] = 100.0
+        for k, v in levels.items():
+            getattr(ctx.book.levels, k)[0] = v
+    assert stop_rule(ctx, "A/USDC") == rule
+    assert stop_rule(ctx, "B/USDC") == "protect:stop_loss"  # not a symbol of the session

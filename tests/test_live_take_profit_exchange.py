@@ -25,23 +25,15 @@ from pathlib import Path
 import pytest
 
 from engine.exchange.ids import from_native
-from tests.helpers.live import TAKE_DIE_AT, EmulatorProcess, held_at_venue, start_loop, state_rows, with_protect
-from tests.test_live_protect_exchange import PACE
+from tests.helpers.live import TAKE_DIE_AT, EmulatorProcess, held_at_venue, state_rows, with_protect
+from tests.helpers.live import protected_session as _session
+from tests.helpers.live import run_live as _run
 
 # tight levels on the emulator's 1m bars: the trail rises and the take-profit fills within a short session
 BOTH = "protect:\n  take_profit: 0.002\n  trailing_stop: 0.003\n"
 TAKE_ONLY = "protect:\n  take_profit: 0.002\n"
 PROTECT = {"binance": BOTH, "coinbase": BOTH, "kraken": TAKE_ONLY}
 STYLE = {"binance": "prefixed", "coinbase": "prefixed", "kraken": "uuid"}
-
-
-def _run(tmp: Path, emu: EmulatorProcess, cycles: int, die_at: str | None = None) -> int:
-    from tests.helpers.runs import compose_config
-    cfg_file = tmp / "live.json"
-    cfg = compose_config(emu.overrides("live", tmp / "state", cycles=cycles) + PACE.get(emu.exchange, []))
-    cfg_file.write_text(json.dumps(cfg))
-    p = start_loop(cfg_file, "live", tmp / "live.log", emu.exchange, die_at=die_at)
-    return p.wait(timeout=300)
 
 
 def _db(tmp: Path) -> Path:
@@ -69,19 +61,6 @@ def _lists(orders: list[dict]) -> dict[str, list[dict]]:
         if o["list_id"]:
             out[o["list_id"]].append(o)
     return dict(out)
-
-
-def _session(tmp: Path, exchange: str, protect: str, cycles: int = 60) -> dict:
-    """A live session of ``cycles`` under ``protect`` against the venue's emulator: the venue's
-    state (orders, balances) as the session left it."""
-    with_protect(tmp, protect)
-    emu = EmulatorProcess(tmp, exchange=exchange)
-    try:
-        assert _run(tmp, emu, cycles=cycles) == 0, (tmp / "live.log").read_text()[-3000:]
-        emu.freeze()
-        return emu.dump(tmp / "dump.json")
-    finally:
-        emu.close()
 
 
 def _fill_rules(tmp: Path, cid: str) -> list[str]:

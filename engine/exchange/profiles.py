@@ -42,6 +42,10 @@ def check_supported(ccxt_id: str | None, where: str = "exchange.ccxt_id") -> Non
 #            and the loop keeps the take-profit);
 # absent: the loop enforces every take-profit.
 TAKE_PROFIT = {"binance": "oco", "coinbase": "bracket", "kraken": "alone"}
+# Once its stop triggers, a Coinbase bracket becomes a stop-limit sell this far under its trigger
+# (the engine never sends that limit, so it cannot know it otherwise: a gapped stop is told by it,
+# engine/live/protect_orders.py; the emulator's BRACKET_LIMIT, engine/exchange/emulator/book.py, the same)
+BRACKET_STOP_LIMIT = 0.05
 
 
 def check_protection_orders(ccxt_id: str | None, orders, where: str = "exchange.protection_orders") -> None:

@@ -24,6 +24,14 @@ closes by other means (an exit rule's sell cancels it first). A level the bid ha
 passed (under the stop, at or over the take-profit) is sold at market instead (the exchange
 refuses an order that would trigger or take at once).
 
+A gapped stop: when the price gaps down through a resting stop and its limit (a stop-limit, an OCO's
+stop leg, a triggered bracket's stop-limit ``BRACKET_STOP_LIMIT`` under its trigger), the venue
+triggers it but it cannot fill and rests while the price falls on. At each step, a bid under that
+limit (``gapped``) cancels it (the whole list), and once its row is confirmed cancelled (not filled
+meanwhile) the rest of the position is sold at market under the stop's rule, with a warning alert
+``stop_gapped``. After a restart this is the first step's work too (reconcile updates the rows, an
+adopted stop is named by the book's binding level).
+
 By the loop (what the venue lacks; time_stop always): at each cycle, the bars completed since the
 last check are compared with the levels (a low at or under the stop, a high over the take-profit,
 a position held ``time_stop`` bars at the next bar's open) and a market sell is recorded and sent,
@@ -34,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.exchange.ids import make_client_order_id
-from engine.exchange.profiles import stop_order_type, take_profit_mode
+from engine.exchange.profiles import BRACKET_STOP_LIMIT, stop_order_type, take_profit_mode
 from engine.live.brokers import protector_for
 from engine.live.port import BrokerContext, OrderTicket
 from engine.live.store import now_ms
@@ -85,6 +93,36 @@ def describe(protect, config) -> tuple[str, str]:
 def open_stops(ctx: BrokerContext) -> list[dict]:
     """Every open protective order row (stops and take-profits, a list's legs each)."""
     return [o for o in ctx.store.open_orders() if o["type"] in PROTECTIVE]
+
+
+def sells_at(o: dict) -> float | None:
+    """The limit a protective row's stop sells at once the venue has triggered it: a stop-limit's own
+    (``stop_limit_offset_bps`` under its stop, as recorded); a bracket's stop-limit, which Coinbase
+    places ``BRACKET_STOP_LIMIT`` under its trigger; None for a take-profit (it sells on a rise)."""
+    if o["type"] == STOP and o.get("limit_price") is not None:
+        return float(o["limit_price"])
+    if o["type"] == BRACKET and o.get("stop_price") is not None:
+        return float(o["stop_price"]) * (1 - BRACKET_STOP_LIMIT)
+    return None
+
+
+def gapped(o: dict, bid: float) -> bool:
+    """Whether the price has gapped through stop row ``o`` and its limit: the bid strictly under the
+    limit it sells at. A resting sell limit fills only against a bid at or over it, so under it the
+    stop (triggered: the bid is under its stop too) rests unfilled however far the price falls; at
+    the limit it still fills, so that is no gap. No bid (NaN): not known, so no."""
+    limit = sells_at(o)
+    return limit is not None and bool(np.isfinite(bid)) and bid < limit
+
+
+def stop_rule(ctx: BrokerContext, sym: str) -> str:
+    """The rule a stop of ``sym`` sells under: the trailing stop's where it is the binding level in the
+    book's levels (held, levels known), else the stop loss's."""
+    lv, j = ctx.book.levels, ctx.index.get(sym)
+    if lv is None or j is None or j >= lv.stop.shape[0] or ctx.book.pf.qty[j] <= 0:
+        return "protect:stop_loss"
+    level, trailing = lv.stop_level(np.array([j]))
+    return "protect:trailing_stop" if np.isfinite(level[0]) and trailing[0] else "protect:stop_loss"
 
 
 def groups(rows: list[dict]) -> list[list[dict]]:
@@ -174,6 +212,13 @@ class ExchangeProtections:
             ctx.save(db)
         if sells:
             self.broker.sync_fills(ctx)
+        sold = np.flatnonzero((pf.qty <= 0) & ~np.isnan(lv.high))
+        if sold.size:
+            # sold within this step (a loop check, a chased gap): its levels go now, so that a re-entry in
+            # this very cycle (the submit's step) gets its own from its entry, not the closed position's
+            lv.clear(sold)
+            with ctx.store.txn() as db:
+                ctx.save(db)
 
     def _loop_checks(self, ctx, protector, idx, lo, hi, t) -> dict[int, str]:
         """The protections the loop enforces that the bars since the last check triggered."""
@@ -199,8 +244,8 @@ class ExchangeProtections:
         levels: placed when missing, replaced when it moved or the size changed."""
         sym = ctx.symbols[j]
         lv = ctx.book.levels
-        level, trailing = lv.stop_level(np.array([j]))
-        level, rule = float(level[0]), "protect:trailing_stop" if trailing[0] else "protect:stop_loss"
+        level = float(lv.stop_level(np.array([j]))[0][0])
+        rule = stop_rule(ctx, sym)
         want_stop = self.kind is not None and bool(np.isfinite(level))
         take_level = float(lv.take[j])
         want_take = bool(np.isfinite(take_level) and self._take_rests(np.array([want_stop]))[0])
@@ -216,12 +261,18 @@ class ExchangeProtections:
         stop = _down(level, inc) if want_stop else None
         take = _up(take_level, inc) if want_take else None
         qty = float(ctx.book.pf.qty[j])
+        q = ctx.quotes()
+        bid = float(q.bid[j]) if q is not None and np.isfinite(q.bid[j]) else np.nan
         if cur:
             if any(o["status"] == "new" for o in cur):
                 return  # recorded, not sent yet: reconcile sends it
+            through = next((o for o in cur if o["status"] == "open" and gapped(o, bid)), None)
+            if through is not None:
+                self._chase(ctx, j, t, cur, through, bid)
+                return
             if cur[0].get("list_id") and len(cur) < 2:
                 # one leg of the list triggered or filled and the other is done: the list is finishing at
-                # the venue (a triggered stop-limit the bid gapped under rests, as a plain stop does)
+                # the venue (a triggered stop leg the bid is not under fills at its limit)
                 return
             have_stop = next((o for o in cur if o["type"] in (STOP, BRACKET)), None)
             have_take = next((o for o in cur if o["type"] in (TAKE, BRACKET)), None)
@@ -232,13 +283,8 @@ class ExchangeProtections:
             if same:
                 return
             self.cancel(ctx, cur)
-            marks = ",".join("?" * len(cur))
-            if any(r["status"] != "canceled" for r in ctx.store.rows(
-                    f"SELECT status FROM orders WHERE client_order_id IN ({marks})",
-                    tuple(o["client_order_id"] for o in cur))):
+            if not _canceled(ctx, cur):
                 return  # it filled (or the cancel failed): the next cycle knows
-        q = ctx.quotes()
-        bid = float(q.bid[j]) if q is not None and np.isfinite(q.bid[j]) else np.nan
         if want_stop and bid <= stop:  # the bid is through it already: the exchange would refuse the stop
             self._sell(ctx, j, rule, t, [])
             self.broker.sync_fills(ctx)
@@ -266,6 +312,24 @@ class ExchangeProtections:
             self.place_list(ctx, list_id, stop_leg, take_leg)
         else:
             self.place(ctx, stop_leg or take_leg)
+
+    def _chase(self, ctx: BrokerContext, j: int, t: int, cur: list[dict], stop: dict, bid: float) -> None:
+        """The price gapped through ``stop`` and its limit (``gapped``): it cannot fill, so it is cancelled
+        (with its group: the whole list) and, once its row says cancelled, what is still held is sold at
+        market under the stop's rule (a bracket's row carries the stop's rule; its take-profit is above)."""
+        sym = ctx.symbols[j]
+        self.cancel(ctx, cur)
+        if not _canceled(ctx, cur):
+            return  # it filled meanwhile (or the cancel failed): the next cycle knows
+        self.broker.sync_fills(ctx)  # a part filled before the gap: sell what is left
+        if ctx.book.pf.qty[j] <= 0:
+            return
+        rule = stop["rule"] if stop["rule"] in ("protect:stop_loss", "protect:trailing_stop") else stop_rule(ctx, sym)
+        ctx.alert("warning", "stop_gapped", f"{rule} of {sym}: stop {stop['client_order_id']} (stop {stop['stop_price']}, "
+                  f"limit {sells_at(stop):.10g}) was gapped through its limit (bid {bid:.10g}): it cannot fill, so it "
+                  "was cancelled and is chased at market", t)
+        self._sell(ctx, j, rule, t, [])
+        self.broker.sync_fills(ctx)
 
     def _record(self, db, o: OrderTicket, list_id: str | None = None) -> None:
         db.execute("INSERT INTO orders(client_order_id, t, symbol, side, qty, type, limit_price, stop_price, rule, "
@@ -371,13 +435,20 @@ class ExchangeProtections:
                            "rule, status, exchange_order_id, created_wall_ms, updated_wall_ms, list_id) "
                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            (st.client_order_id, self.broker.last_t or 0, st.symbol, st.side, st.qty, st.type,
-                            st.limit_price, st.stop_price, _RULE_OF.get(st.type, "protect:stop_loss"), "open",
+                            st.limit_price, st.stop_price, _RULE_OF.get(st.type) or stop_rule(ctx, st.symbol), "open",
                             st.exchange_order_id, now_ms(), now_ms(), list_id))
-            what = "stop" if st.type == STOP else "take-profit"
+            what = {STOP: "stop", BRACKET: "bracket"}.get(st.type, "take-profit")
             ctx.alert("warning", "stop_adopted", f"{what} {st.client_order_id} of {st.symbol} rests on the exchange "
                       f"but was not in the state file{f' (order list {list_id})' if list_id else ''}; adopted", None)
             n += 1
         return n
+
+
+def _canceled(ctx: BrokerContext, rows: list[dict]) -> bool:
+    """Whether every row of a group is cancelled in the state file now (after a cancel: not filled)."""
+    marks = ",".join("?" * len(rows))
+    return all(r["status"] == "canceled" for r in ctx.store.rows(
+        f"SELECT status FROM orders WHERE client_order_id IN ({marks})", tuple(o["client_order_id"] for o in rows)))
 
 
 def fill_rule(o: dict, price: float) -> str:

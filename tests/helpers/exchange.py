@@ -79,9 +79,8 @@ def venue_emulator_and_adapter(exchange: str, products: int = 6):
         with emulator_and_adapter() as pair:
             yield pair
         return
-    cfg = sim_config(SIM_PROFILES[exchange], products=products, emulator={"speed": None, "enforce_rate_limits": False})
-    with ExchangeAdapter(cfg) as adapter:
-        yield adapter.emulator, adapter
+    with shipped_emulator_and_adapter(exchange, products) as pair:
+        yield pair
 
 
 class WireLog:
@@ -173,3 +172,13 @@ class MockExchange:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def shipped_emulator_and_adapter(exchange: str, products: int = 3):
+    """``exchange``'s shipped ``_sim`` profile (Coinbase's ``local_sim`` too: its protection orders, its
+    stop-limit offset) over its own emulator in step mode (seed 7, every base held, rate pools off),
+    through the venue's real ccxt class: (emulator, adapter)."""
+    cfg = sim_config(SIM_PROFILES[exchange], products=products, emulator={"speed": None, "enforce_rate_limits": False})
+    with ExchangeAdapter(cfg) as adapter:
+        yield adapter.emulator, adapter

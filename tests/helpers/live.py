@@ -3,7 +3,7 @@ front end) in its own process, and the live loop as a subprocess (so SIGKILL of 
 kills the exchange).
 
     python -m tests.helpers.live serve SPEED PRODUCTS CASH [EXCHANGE]   (prints its address line, then serves
-                                                                       dump PATH / freeze / quit from stdin)
+                                                   dump PATH / freeze / fault KIND k=v.. / quit from stdin)
     python -m tests.helpers.live loop CFG_JSON MODE [EXCHANGE [DIE_AT]]
 """
 from __future__ import annotations
@@ -105,6 +105,31 @@ def broker_context(store, symbols: list[str], cash: float = 10_000.0, costs=None
     return ctx
 
 
+def held_with_levels(store, adapter, symbol: str, qty: float, entry: float, stop: float | None = None,
+                     take: float | None = None, trail: float | None = None):
+    """A live broker's protections over one held position of ``symbol`` (``qty`` bought at ``entry``)
+    with the book's levels as its entry fixed them (``stop``, ``take``: prices; ``trail``: a fraction
+    under the high, the entry's): (ctx, ExchangeBroker on ``adapter``, the quotes the ctx reads, whose
+    ``bid`` a test sets)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from engine.live.exchange_broker import ExchangeBroker
+    from engine.live.pstate import apply_fill
+    from engine.live.store import now_ms
+    from engine.sim.protect import Levels
+
+    store.put("meta", "session", {"created_wall_ms": now_ms(), "run_id": "held-run"})
+    quotes = SimpleNamespace(bid=np.array([np.nan]))
+    ctx = broker_context(store, [symbol], cash=100_000.0, quotes=quotes)
+    apply_fill(ctx.book.pf, 0, "buy", qty, entry, 0.0, 1, "entry", 1e-8)
+    lv = Levels.empty(1)
+    lv.high[0], lv.stop[0], lv.take[0], lv.trail_frac[0] = entry, *(np.nan if x is None else x for x in (stop, take, trail))
+    ctx.book.levels = lv
+    return ctx, ExchangeBroker(adapter), quotes
+
+
 # -- an emulator in another process --------------------------------------------------------------
 # the shipped profile that drives each exchange's emulator front end through its real ccxt class
 SIM_PROFILE = {"coinbase": "local_sim", "kraken": "kraken_sim", "binance": "binance_sim"}
@@ -152,6 +177,15 @@ class EmulatorProcess:
         if self.lines.next(30, "the reply to freeze") != "frozen":
             raise AssertionError("the emulator process answered freeze with another line")
 
+    def fault(self, kind: str, **params: float) -> None:
+        """Queue one emulator fault in the process (``faults.add(kind, **params)``, e.g. ``gap``), before
+        the loop runs (it answers ``queued``)."""
+        args = " ".join(f"{k}={v}" for k, v in params.items())
+        self.proc.stdin.write(f"fault {kind} {args}\n")
+        self.proc.stdin.flush()
+        if self.lines.next(30, "the reply to fault") != "queued":
+            raise AssertionError("the emulator process answered fault with another line")
+
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
@@ -181,6 +215,45 @@ class EmulatorProcess:
         from engine.exchange.keys import throwaway_credentials_for
         c = throwaway_credentials_for(exchange, seed=1)
         return {**os.environ, "RB_TEST_KEY": c.api_key, "RB_TEST_SECRET": c.secret}
+
+
+# The emulator process does not enforce the venue's pools, but the loop keeps to its own budget:
+# at Kraken's starter-tier figures (1 public call a second, private calls draining 0.33 a second)
+# a cycle on 3 symbols takes ~10 s, and these sessions follow a 120x clock. Raised for these tests
+# only (the pacing itself: tests/test_exchange_burst.py, test_exchange_rate_faults.py).
+PACE = {"kraken": ["exchange.rate_limits.pools.public.limit_per_s=50", "exchange.rate_limits.pools.calls.limit_per_s=50",
+                   "exchange.rate_limits.pools.orders.limit_per_s=50"]}
+
+
+def run_live(tmp: Path, emu: "EmulatorProcess", cycles: int, die_at: str | None = None) -> int:
+    """A live session of ``cycles`` on ``emu`` (its venue's pacing raised: ``PACE``), the loop in a
+    subprocess logging to ``tmp/live.log``; its exit code (-9: killed at ``die_at``)."""
+    cfg_file = tmp / "live.json"
+    cfg = compose_config(emu.overrides("live", tmp / "state", cycles=cycles) + PACE.get(emu.exchange, []))
+    cfg_file.write_text(json.dumps(cfg))
+    p = start_loop(cfg_file, "live", tmp / "live.log", emu.exchange, die_at=die_at)
+    return p.wait(timeout=300)
+
+
+def protected_session(tmp: Path, exchange: str, protect: str, cycles: int = 60, faults: tuple = (),
+                      die_at: str | None = None, restart_cycles: int = 2) -> dict:
+    """A live session of ``cycles`` under ``protect`` (a ``protect:`` block) against the venue's
+    emulator process, ``faults`` (``(kind, params)``) queued in it first; ``die_at``: the loop
+    SIGKILLs itself there (one of ``STOP_DIE_AT``, ``TAKE_DIE_AT``, ...) and a restart runs
+    ``restart_cycles``. The venue's state (orders, balances) as the session left it."""
+    with_protect(tmp, protect)
+    emu = EmulatorProcess(tmp, exchange=exchange)
+    try:
+        for kind, params in faults:
+            emu.fault(kind, **params)
+        log = tmp / "live.log"
+        assert run_live(tmp, emu, cycles=cycles, die_at=die_at) == (-9 if die_at else 0), log.read_text()[-3000:]
+        if die_at:
+            assert run_live(tmp, emu, cycles=restart_cycles) == 0, log.read_text()[-3000:]
+        emu.freeze()
+        return emu.dump(tmp / "dump.json")
+    finally:
+        emu.close()
 
 
 def held_at_venue(balances: dict, quote: str = "USDC") -> set[str]:
@@ -237,6 +310,10 @@ def _serve(speed: str, products: str, cash: str, exchange: str = "coinbase") -> 
         elif cmd == "freeze":  # stop the clock at the current step: the venue holds still to be looked at
             market._index, market.speed = market.index, None
             print("frozen", flush=True)
+        elif cmd == "fault":  # fault KIND k=v ...: one fault queued (a price fault: the book takes it)
+            kind, *kv = arg.split()
+            emu.faults.add(kind, **{k: float(v) for k, v in (x.split("=", 1) for x in kv)})
+            print("queued", flush=True)
         elif cmd == "quit":
             break
     emu.stop()
@@ -244,9 +321,10 @@ def _serve(speed: str, products: str, cash: str, exchange: str = "coinbase") -> 
 
 def _trigger(o) -> dict:
     """A dumped order's stop as the engine holds it, whichever front end placed it: ``stop_price``
-    (None: not a stop), ``limit_price``, ``stop_direction``; ``list_id`` (an order list's legs share it)."""
+    (None: not a stop), ``limit_price``, ``stop_direction``, ``triggered``; ``list_id`` (an order
+    list's legs share it); ``filled`` (base)."""
     return {"stop_price": o.stop_price, "limit_price": o.limit_price, "stop_direction": o.stop_direction,
-            "list_id": o.list_id}
+            "triggered": o.triggered, "list_id": o.list_id, "filled": o.filled}
 
 
 def _die_at(point: str) -> None:

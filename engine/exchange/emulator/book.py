@@ -14,7 +14,9 @@ the leg that triggers or fills first takes the hold and the others expire (statu
 ``EXPIRED``), as Binance expires the other leg; cancelling any leg cancels the list. A
 Coinbase bracket (``trigger_bracket_gtc`` {base_size, limit_price, stop_trigger_price}, a sell)
 is one order: a limit at ``limit_price`` (the take-profit) that, once the path falls to
-``stop_trigger_price``, becomes a stop-limit ``BRACKET_LIMIT`` under the trigger. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
+``stop_trigger_price``, becomes a stop-limit ``BRACKET_LIMIT`` under the trigger (the engine's
+``BRACKET_STOP_LIMIT``, engine/exchange/profiles.py). A ``gap`` price fault (faults.py) fires when
+a stop-loss sell comes to rest: its product's path gaps down from the next step on. Order and fill timestamps are wall-clock (orders happen now, as on Coinbase);
 only market data follows the simulated clock. ``client_order_id`` is idempotent: the
 same id returns the original order and creates nothing.
 """
@@ -102,8 +104,9 @@ class Account:
 
 
 class OrderBook:
-    def __init__(self, market: SimMarket, balances: dict[str, float], seed: int = 7):
+    def __init__(self, market: SimMarket, balances: dict[str, float], seed: int = 7, faults=None):
         self.market = market
+        self.faults = faults  # the emulator's FaultPlan: its price faults (``gap``) are taken here
         self.account = Account(dict(balances), {c: 0.0 for c in balances})
         self.orders: dict[str, SimOrder] = {}
         self.by_client: dict[str, str] = {}
@@ -224,6 +227,10 @@ class OrderBook:
             self.by_client[cid] = order.order_id
             if list_id is None:
                 self._match(order, taker=True)
+            if order.stop_direction == "STOP_DIRECTION_STOP_DOWN" and side == "SELL" and self.faults is not None:
+                gap = self.faults.take_price("gap")  # a stop loss rests: the price gaps through it next step
+                if gap is not None:
+                    self.market.gap(pid, float(gap.params.get("fraction", 0.1)))
             return order, True
 
     def discard(self, order_id: str) -> None:

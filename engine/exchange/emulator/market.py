@@ -4,7 +4,10 @@ The path is stored as (S, N) step bars (open/high/low/close/volume). ``index`` i
 current step: in step mode tests move it with ``advance()``; in clock mode it follows
 wall time accelerated by ``speed``. Nothing after ``index`` is ever served (no future
 candles). Quotes are the current close +- half the product's spread, unless a test
-pinned them with ``set_quote``.
+pinned them with ``set_quote``. ``gap(product_id, fraction)`` (a price fault: the ``gap`` fault
+of faults.py fires it) scales a product's path from the next step on, so that step opens and
+trades ``fraction`` under the price now: nothing trades in between (a gap through a stop and its
+limit).
 """
 from __future__ import annotations
 
@@ -116,10 +119,13 @@ class SimMarket:
     @property
     def index(self) -> int:
         with self._lock:
-            if self.speed:
-                elapsed_ms = (self.clock() - self._t0) * 1000.0 * self.speed
-                return min(self._index + int(elapsed_ms // self.step_ms), len(self.times_ms) - 1)
-            return self._index
+            return self._now()
+
+    def _now(self) -> int:  # (under the lock)
+        if self.speed:
+            elapsed_ms = (self.clock() - self._t0) * 1000.0 * self.speed
+            return min(self._index + int(elapsed_ms // self.step_ms), len(self.times_ms) - 1)
+        return self._index
 
     def advance(self, steps: int = 1) -> int:
         with self._lock:
@@ -128,6 +134,24 @@ class SimMarket:
 
     def now_ms(self) -> int:
         return int(self.times_ms[self.index]) + self.step_ms  # the current step has closed
+
+    # -- a price fault ----------------------------------------------------------------
+    def gap(self, product_id: str, fraction: float) -> int:
+        """Gap ``product_id``'s price down by ``fraction`` (0 < fraction < 1) from the next step on: that
+        step's bar and every one after are the path's own scaled by 1 - fraction, so it opens, trades
+        and closes that far under where the price is now and nothing trades in between. Deterministic
+        (the same path, scaled; the served steps are never rewritten); returns the step it starts at.
+        A quote pinned by ``set_quote`` stays pinned."""
+        if not 0.0 < float(fraction) < 1.0:
+            raise ValueError(f"gap({product_id}): fraction {fraction} must be in (0, 1)")
+        j = self.columns[product_id]
+        with self._lock:  # the index cannot reach the next step while the path is rewritten
+            start = self._now() + 1
+            for name in ("open", "high", "low", "close"):
+                a = getattr(self, name).copy()  # never the caller's arrays (a replayed MarketData's own)
+                a[start:, j] *= 1.0 - float(fraction)
+                setattr(self, name, a)
+        return start
 
     # -- quotes -----------------------------------------------------------------------
     def set_quote(self, product_id: str, bid: float, ask: float) -> None:

@@ -90,8 +90,8 @@ class EmulatorBase:
             for pid, p in self.market.products.items():  # ~10k of each base so sells work too
                 q = self.market.quote(pid)
                 balances[p.base] = round(10_000.0 / q[1], 8) if q else 0.0
-        self.book = OrderBook(self.market, balances, seed)
         self.faults = FaultPlan()
+        self.book = OrderBook(self.market, balances, seed, self.faults)
         self.limits = {k: getattr(v, "limit_per_s", v) for k, v in (limits or {"public": 10.0, "private": 30.0}).items()}
         self.pool_specs = dict(limits or {})
         self.enforce_rate_limits = enforce_rate_limits
