@@ -197,9 +197,11 @@ class ExchangeBroker:
         return Balances(q.total if q else 0.0, {c: b.total for c, b in bal.items() if c != quote_currency})
 
     def finish(self, ctx: BrokerContext) -> None:
-        """At session end: settle orders whose answer was lost and adopt the last fills."""
+        """At session end: settle orders whose answer was lost, learn every open order's fate (one
+        that filled since the last cycle is recorded filled, not left open) and adopt the last fills."""
         try:
             self._resolve_unknown(ctx)
+            self.refresh_open(ctx)
             self.sync_fills(ctx)
         except ExchangeCallError as e:  # the next start's reconcile settles them
             ctx.alert("warning", "settle_failed", f"end-of-session settle: {e}", self.last_t)
