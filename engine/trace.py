@@ -16,7 +16,8 @@ version 1, which has the same keys):
   events_t:<event> / events_len:<event> / events_idx:<event>
                                      the bars, counts and symbol indices of one event key
   halt:<halt>                        bars the halt held
-Event keys: candidate, buy, sell, cycle_true:<rule>, clip:<cap> (weight reduced),
+Event keys: candidate, buy, sell, cycle_true:<rule> (a per-cycle rule held; a guard's: for the
+symbols with an order, the ones it judges), clip:<cap> (weight reduced),
 cap_block:<cap> (reduced to nothing), cap_pass:<cap> (reached the cap, untouched), block:<guard>,
 lock:<protection> (an entry candidate a scoped protection of the risk file locked out).
 """

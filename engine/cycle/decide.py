@@ -252,7 +252,9 @@ def apply_guards(p: Prepared, env, at, order_qty: np.ndarray, is_entry: np.ndarr
         else:
             blocked[c.rule.id] = has & ~m
             ok &= m
-        verdicts[c.rule.id] = m
+        # a guard judges orders: its verdict is kept for the symbols with one (the trace's
+        # cycle_true:<guard>, rule_stats' passed), not for every symbol of the universe
+        verdicts[c.rule.id] = m & has
     return ok
 
 

@@ -44,7 +44,10 @@ def check_supported(ccxt_id: str | None, where: str = "exchange.ccxt_id") -> Non
 TAKE_PROFIT = {"binance": "oco", "coinbase": "bracket", "kraken": "alone"}
 # Once its stop triggers, a Coinbase bracket becomes a stop-limit sell this far under its trigger
 # (the engine never sends that limit, so it cannot know it otherwise: a gapped stop is told by it,
-# engine/live/protect_orders.py; the emulator's BRACKET_LIMIT, engine/exchange/emulator/book.py, the same)
+# engine/live/protect_orders.py; the emulator's BRACKET_LIMIT, engine/exchange/emulator/book.py, the same,
+# kept apart on purpose: the emulator is the venue's model, not the engine's). Coinbase's Create Order
+# reference on stop_trigger_price: "When triggered, a stop limit order is automatically placed with a
+# limit price 5% higher for BUYS and 5% lower for SELLS."
 BRACKET_STOP_LIMIT = 0.05
 
 
