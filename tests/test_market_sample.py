@@ -206,3 +206,27 @@ def test_from_mapping_accepts_a_hydra_dictconfig():
     spec = SampleSpec.from_mapping(cfg.data.sample)
     assert (spec.seed, spec.n_symbols, spec.start) == (3, 31, "2024-02-01")
     assert spec.start_ms == 1_706_745_600_000
+
+
+@pytest.mark.parametrize("rows", [7, 1000, 4096, 5000])
+def test_the_data_hash_is_the_same_fed_in_chunks_or_by_a_thread(rows):
+    from engine.market.data import DataHash
+
+    md = generate_sample_market(small_spec(seed=3, n_bars=4800))
+    for background in (False, True):
+        h = DataHash(md.timeframe, md.times, md.symbols, background=background)
+        for a in range(0, md.n_bars, rows):
+            h.add(md.select(start=a, stop=a + rows))
+        assert h.hexdigest() == md.data_hash(), background
+    spoiled = md.select(start=0, stop=md.n_bars)
+    spoiled.close[-1, 0] += 1.0
+    h = DataHash(md.timeframe, md.times, md.symbols, background=True)
+    h.add(spoiled)
+    assert h.hexdigest() != md.data_hash()
+
+
+def test_iso_utc_all_is_iso_utc_of_each():
+    from engine.market.data import iso_utc, iso_utc_all
+
+    times = np.array([0, 1_700_000_000_123, 1_735_689_599_999, -86_400_000, 253_402_300_799_000], dtype=np.int64)
+    assert iso_utc_all(times) == [iso_utc(int(t)) for t in times] and iso_utc_all(times[:0]) == []

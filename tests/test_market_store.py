@@ -213,6 +213,23 @@ def test_iter_months_concatenates_to_load(tmp_path, args):
         whole.times[-1].astype("datetime64[ms]").astype("datetime64[M]") + 1)]
 
 
+@pytest.mark.parametrize("rows", [1, 97, 24 * 29, 24 * 45, 24 * 200], ids=["1", "97", "29d", "45d", "longer-than-all"])
+@pytest.mark.parametrize("args", [{}, {"since_ms": T0_MS + 20 * DAY_MS + 5 * H_MS, "until_ms": T0_MS + 70 * DAY_MS + 3 * H_MS}],
+                         ids=["all", "window"])
+def test_iter_months_in_chunks_of_rows_concatenates_to_load(tmp_path, rows, args):
+    """Chunks of ``rows`` grid rows, across month borders (the gap across January's, ETH's
+    listing mid-February, the empty April) or holding several months: the same panel."""
+    st = months_store(tmp_path)
+    whole = st.load("1h", **args)
+    row0s, got = concat(st.iter_months("1h", rows=rows, **args))
+    assert got["symbols"] == whole.symbols and got["info"] == whole.info
+    assert np.array_equal(got["times"], whole.times)
+    for c in ("open", "high", "low", "close", "volume", "spread_bps"):
+        assert np.array_equal(got[c], getattr(whole, c), equal_nan=True), c
+    sizes = [p.n_bars for p in got["parts"]]
+    assert row0s == list(range(0, whole.n_bars, rows)) and set(sizes[:-1]) <= {rows} and 0 < sizes[-1] <= rows
+
+
 def test_iter_months_in_blocks_of_rows_is_load(tmp_path, monkeypatch):
     """A month's panel written in 256-row blocks, symbols two at a time (listings and a gap
     inside blocks and across their borders): the same arrays."""
@@ -243,7 +260,7 @@ def test_iter_months_keeps_the_whole_ranges_tick_and_gap_month(tmp_path):
     assert april.n_bars == 30 * 24 and np.isnan(april.close).all()
 
 
-def test_iter_months_reads_one_month_per_step(tmp_path, monkeypatch):
+def test_iter_months_reads_each_month_once_and_at_most_one_ahead(tmp_path, monkeypatch):
     st = months_store(tmp_path)
     opened = []
     real = st._read_columns
@@ -251,13 +268,27 @@ def test_iter_months_reads_one_month_per_step(tmp_path, monkeypatch):
     steps = st.iter_months("1h")
     assert sorted(opened) == sorted(set(opened))  # the first pass (grid, symbols, ticks) read every file once
     opened.clear()
-    per_step = []
-    for _, md in steps:
-        per_step.append(sorted(opened))
-        opened.clear()
-    assert per_step == [["BTC_USDC/2024-01"], ["BTC_USDC/2024-02", "ETH_USDC/2024-02"],
-                        ["BTC_USDC/2024-03", "ETH_USDC/2024-03"], [], ["SOL_USDC/2024-05"],
-                        ["SOL_USDC/2024-06"]]
+    files = [["BTC_USDC/2024-01"], ["BTC_USDC/2024-02", "ETH_USDC/2024-02"], ["BTC_USDC/2024-03", "ETH_USDC/2024-03"],
+             [], ["SOL_USDC/2024-05"], ["SOL_USDC/2024-06"]]
+    k = -1
+    for k, (_, md) in enumerate(steps):
+        # month k's files were read for it; month k + 1's may be being read (by the thread that
+        # reads one month ahead), no later one
+        read = set(opened)
+        assert set().union(*files[:k + 1]) <= read <= set().union(*files[:k + 2])
+    assert k == len(files) - 1
+    assert sorted(opened) == sorted(f for month in files for f in month)  # each file once
+
+
+def test_a_file_damaged_after_the_plan_fails_the_step_that_reads_it(tmp_path):
+    st = months_store(tmp_path)
+    steps = st.iter_months("1h")
+    damaged = tmp_path / "1h" / "ETH_USDC" / "2024-03.parquet"
+    damaged.write_bytes(b"not parquet")
+    got = [next(steps)[1].times[0], next(steps)[1].times[0]]  # January, February: read while March is read ahead
+    assert len(got) == 2
+    with pytest.raises(DataError, match=r"2024-03.parquet: not a readable store file"):
+        next(steps)
 
 
 def test_iter_months_refuses_like_load(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,24 +147,43 @@ class DataHash:
     (``PANEL_COLUMNS``) side by side. Row-major, so the digest is the same however the rows are
     chunked: a chunked run (one month at a time) and a run over the whole panel in memory name
     the same data. (Version 2: version 1 hashed column after column, which only a whole panel
-    can feed.)"""
+    can feed.)
+
+    ``background``: each ``add`` is hashed by a thread, in order, while the caller goes on
+    (hashlib and numpy's copies release the GIL: on a second core the hash costs a chunked run
+    almost nothing); ``hexdigest`` waits for them. The chunks must not change meanwhile."""
 
     BLOCK = 4096  # rows stacked at a time: the hash never copies a whole panel
 
-    def __init__(self, timeframe: str, times: np.ndarray, symbols: tuple[str, ...]):
+    def __init__(self, timeframe: str, times: np.ndarray, symbols: tuple[str, ...], background: bool = False):
         self._h = hashlib.sha256()
         self._h.update(b"rulebook-data-2\n")
         self._h.update(timeframe.encode())
         self._h.update(np.ascontiguousarray(times, dtype=np.int64).tobytes())
         self._h.update("\n".join(symbols).encode())
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="rulebook-data-hash") if background else None
+        self._pending: list[Future] = []
 
     def add(self, m: "MarketData") -> None:
+        if self._pool is None:
+            return self._add(m)
+        for f in [f for f in self._pending if f.done()]:
+            f.result()  # a chunk the thread failed to hash: its error, here
+            self._pending.remove(f)
+        self._pending.append(self._pool.submit(self._add, m))
+
+    def _add(self, m: "MarketData") -> None:
         for a in range(0, m.n_bars, self.BLOCK):
             rows = slice(a, a + self.BLOCK)
             block = np.stack([np.asarray(getattr(m, c)[rows], dtype=np.float64) for c in PANEL_COLUMNS], axis=-1)
             self._h.update(np.ascontiguousarray(block))  # its buffer: the same bytes, no copy
 
     def hexdigest(self) -> str:
+        if self._pool is not None:
+            self._pool.shutdown()  # after the chunks given: in order, each once
+            for f in self._pending:
+                f.result()
+            self._pending = []
         return self._h.hexdigest()
 
 
@@ -176,3 +196,9 @@ def iso_utc(ms: int) -> str:
     """Epoch ms -> ``YYYY-MM-DDTHH:MM:SSZ``. Cached: numpy's formatting costs ~10 us a call, and
     a grid's points format the same bars' times for their fills again and again."""
     return _iso_utc(int(ms))
+
+
+def iso_utc_all(times: np.ndarray) -> list[str]:
+    """``[iso_utc(t) for t in times]`` in one numpy call (a year of minute bars: 0.1 s, not 5 s)."""
+    text = np.datetime_as_string(np.asarray(times, dtype=np.int64).astype("datetime64[ms]"), unit="s")
+    return [t + "Z" for t in text.tolist()]

@@ -14,6 +14,7 @@ reads each file once, in its step; otherwise twice, once by the first pass.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -57,13 +58,14 @@ class _Plan:
 
 
 class MonthChunks:
-    """The iterator ``iter_months`` returns: ``(row0, MarketData)`` per month, and what the first
+    """The iterator ``iter_months`` returns: ``(row0, MarketData)`` per month (or per ``rows``
+    rows), and what the first
     pass learnt of the whole panel before any month is read (a chunked run's window, identity and
     trace need them): its bar times, symbols and symbol info."""
 
-    def __init__(self, store: "MarketStore", plan: _Plan):
+    def __init__(self, store: "MarketStore", plan: _Plan, rows: int | None = None):
         self._plan = plan
-        self._steps = _steps(store, plan)
+        self._steps = _steps(store, plan, rows)
         step = TIMEFRAME_MS[plan.timeframe]
         self.timeframe = plan.timeframe
         self.times = plan.t0 + np.arange(plan.n_bars, dtype=np.int64) * step
@@ -78,9 +80,9 @@ class MonthChunks:
 
 
 def iter_months(store: "MarketStore", timeframe: str, symbols: list[str] | None, since_ms: int | None,
-                until_ms: int | None) -> MonthChunks:
+                until_ms: int | None, rows: int | None = None) -> MonthChunks:
     plan = _plan(store, timeframe, symbols, since_ms, until_ms)  # errors now, not at the first step
-    return MonthChunks(store, plan)
+    return MonthChunks(store, plan, rows)
 
 
 def _scan(store: "MarketStore", symbol: str, timeframe: str, since_ms: int | None, until_ms: int | None) -> _Series | None:
@@ -163,56 +165,117 @@ def _plan(store: "MarketStore", timeframe: str, symbols: list[str] | None, since
     return _Plan(timeframe, since_ms, until_ms, t0, n_bars, series, info)
 
 
-def _steps(store: "MarketStore", plan: _Plan) -> Iterator[tuple[int, MarketData]]:
-    step = TIMEFRAME_MS[plan.timeframe]
-    t0, n = plan.t0, plan.n_bars
+def _months(plan: _Plan) -> list[tuple[str, int, int]]:
+    """(month, first grid row, end row) of each calendar month holding grid rows, in order."""
+    step, t0, n = TIMEFRAME_MS[plan.timeframe], plan.t0, plan.n_bars
     month0 = np.datetime64(t0, "ms").astype("datetime64[M]")
     month1 = np.datetime64(t0 + (n - 1) * step, "ms").astype("datetime64[M]")
-    held = [set(s.months) for s in plan.series]
+    months = []
     for m in np.arange(month0, month1 + 1):
         m0 = int(m.astype("datetime64[ms]").astype(np.int64))
         m1 = int((m + 1).astype("datetime64[ms]").astype(np.int64))
         k0, k1 = max(0, -(-(m0 - t0) // step)), min(n, -(-(m1 - t0) // step))  # grid rows inside the month
-        if k1 <= k0:
-            continue
-        # built in a call: this frame holds nothing of the month while the next one is read
-        yield k0, _month(store, plan, str(m), k0, k1, held)
+        if k1 > k0:
+            months.append((str(m), k0, k1))
+    return months
 
 
-def _month(store: MarketStore, plan: _Plan, month: str, k0: int, k1: int, held: list[set[str]]) -> MarketData:
-    """Grid rows ``k0 .. k1`` (one calendar month) of every symbol, NaN where it has no bar."""
+def _steps(store: "MarketStore", plan: _Plan, rows: int | None) -> Iterator[tuple[int, MarketData]]:
+    """The grid's chunks: its calendar months (``rows`` None), else ``rows`` rows each (the last
+    one fewer), built from the month files.
+
+    The files are read a month at a time by a thread, ahead of the chunks that need them:
+    pyarrow's decoding releases the GIL, so on a second core the read costs the run almost
+    nothing while the chunks before are prepared and run. At most two months are held or being
+    read: the one the chunk being built reads and the next (two in hand across a border, the
+    next read once the first is let go), or the months of a chunk longer than that."""
+    months = _months(plan)
+    chunks = [(k0, k1) for _, k0, k1 in months] if rows is None else \
+        [(a, min(a + rows, plan.n_bars)) for a in range(0, plan.n_bars, rows)]
+    source = f"store:{store.root}"
+    held = [set(s.months) for s in plan.series]
+    with ThreadPoolExecutor(1, thread_name_prefix="rulebook-month-read") as pool:
+        reading: dict[int, Future] = {}
+        have: list[tuple[int, int, list]] = []  # (first row, end row, bars) of the months in hand
+        nxt = 0  # the first month not in hand
+
+        def read(i: int) -> None:
+            reading[i] = pool.submit(_read_files, store, plan, months[i][0], held)
+
+        def ahead() -> None:
+            if nxt + len(reading) < len(months) and len(have) + len(reading) < 2:
+                read(nxt + len(reading))
+
+        for c0, c1 in chunks:
+            while nxt < len(months) and months[nxt][1] < c1:  # the chunk reads that month
+                if nxt not in reading:  # the first, or a chunk longer than the months ahead
+                    read(nxt)
+                bars = reading.pop(nxt).result()  # a file's DataError is raised here
+                have.append((months[nxt][1], months[nxt][2], _spans(plan, bars)))
+                del bars
+                nxt += 1
+            ahead()
+            # built in a call: this frame holds nothing of the chunk while the next one is read
+            yield c0, _panel(plan, source, c0, c1, [bars for k0, k1, bars in have if k0 < c1 and k1 > c0])
+            have = [h for h in have if h[1] > c1]  # a month wholly built is let go
+            ahead()
+
+
+def _read_files(store: MarketStore, plan: _Plan, month: str, held: list[set[str]]) -> list:
+    """``(column, times, values)`` of every symbol with bars in ``month``, in symbol order."""
+    got = []
+    for j, s in enumerate(plan.series):
+        if month in held[j]:
+            times, values = store.read_month_columns(s.symbol, plan.timeframe, month, plan.since_ms, plan.until_ms)
+            if times.size:
+                got.append((j, times, values))
+    return got
+
+
+def _spans(plan: _Plan, files: list) -> list:
+    """A month's bars by symbol as ``(column, first grid row, end row, values)`` where they are
+    gap-free (most: their times are let go), else ``(column, grid rows, None, values)``."""
+    step, t0 = TIMEFRAME_MS[plan.timeframe], plan.t0
+    out = []
+    for j, times, values in files:
+        r = (times - t0) // step
+        if r[-1] - r[0] + 1 == r.size:
+            out.append((j, int(r[0]), int(r[-1]) + 1, values))
+        else:
+            out.append((j, r, None, values))
+    return out
+
+
+def _panel(plan: _Plan, source: str, c0: int, c1: int, months: list[list]) -> MarketData:
+    """Grid rows ``c0 .. c1`` of every symbol, NaN where it has no bar, from the bars of the
+    months they lie in (:func:`_spans`)."""
     step, t0 = TIMEFRAME_MS[plan.timeframe], plan.t0
     symbols = tuple(s.symbol for s in plan.series)
-    n = k1 - k0
+    n = c1 - c0
     cols = [np.full((n, len(symbols)), np.nan) for _ in _COLUMNS]
     block = max(256, _BLOCK_CELLS // max(len(symbols), 1))
-    for g in range(0, len(symbols), _GROUP):  # a group's files held at a time, not the month's
-        spans = []  # (column, first row, end row, values) of the group's symbols with no gap this month
-        for j in range(g, min(g + _GROUP, len(symbols))):
-            if month not in held[j]:
-                continue
-            times, values = store.read_month_columns(symbols[j], plan.timeframe, month, plan.since_ms, plan.until_ms)
-            if not times.size:
-                continue
-            r = (times - t0) // step - k0
-            if r[-1] - r[0] + 1 == r.size:
-                spans.append((j, int(r[0]), int(r[-1]) + 1, values))
-            else:
-                for col, v in zip(cols, values):
-                    col[r, j] = v
-        # the gap-free ones (most) land as slices, block of rows by block of rows: a block's cache
-        # lines are filled by neighbouring symbols before they leave the cache (about twice as fast
-        # as whole columns one symbol at a time, every write then a miss)
-        for c, col in enumerate(cols):
-            for a in range(0, n, block):
-                b = min(a + block, n)
-                for j, r0, r1, values in spans:
-                    lo, hi = max(a, r0), min(b, r1)
-                    if lo < hi:
-                        col[lo:hi, j] = values[c][lo - r0:hi - r0]
-    return MarketData(timeframe=plan.timeframe, times=t0 + np.arange(k0, k1, dtype=np.int64) * step,
+    for spans in months:
+        for g in range(0, len(spans), _GROUP):
+            group = []  # the group's gap-free spans, in chunk rows
+            for j, r0, r1, values in spans[g:g + _GROUP]:
+                if r1 is None:  # gapped: its rows inside the chunk, one by one
+                    inside = (r0 >= c0) & (r0 < c1)
+                    for col, v in zip(cols, values):
+                        col[r0[inside] - c0, j] = v[inside]
+                elif r0 < c1 and r1 > c0:
+                    group.append((j, r0 - c0, r1 - c0, values))
+            # the gap-free ones land as slices, block of rows by block of rows: a block's cache
+            # lines are filled by neighbouring symbols before they leave the cache (about twice as
+            # fast as whole columns one symbol at a time, every write then a miss)
+            for c, col in enumerate(cols):
+                for a in range(0, n, block):
+                    b = min(a + block, n)
+                    for j, r0, r1, values in group:
+                        lo, hi = max(a, r0), min(b, r1)
+                        if lo < hi:
+                            col[lo:hi, j] = values[c][lo - r0:hi - r0]
+    return MarketData(timeframe=plan.timeframe, times=t0 + np.arange(c0, c1, dtype=np.int64) * step,
                       # the store keeps no quotes: one NaN seen through a zero-stride view (no memory),
                       # replaced whole by the run's default spread (engine/modes/setup.py with_default_spread)
-                      symbols=symbols, spread_bps=np.broadcast_to(np.float64(np.nan), (k1 - k0, len(symbols))),
-                      info=plan.info,
-                      source=f"store:{store.root}", **dict(zip(_COLUMNS, cols)))
+                      symbols=symbols, spread_bps=np.broadcast_to(np.float64(np.nan), (n, len(symbols))),
+                      info=plan.info, source=source, **dict(zip(_COLUMNS, cols)))

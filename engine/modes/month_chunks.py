@@ -47,9 +47,23 @@ def _symbols(cfg: Mapping[str, Any]) -> list[str] | None:
     return list(symbols) if symbols else None
 
 
+# Symbol-bars a chunk holds: a chunk's (rows, symbols) panels are 16 MiB each (a week of 1-minute
+# bars for 200 products). Every chunk but the last has the same shape, so the arrays one chunk
+# frees are the ones the next allocates, in place (engine/cycle/memory.py): calendar months (28
+# to 31 days) left holes the next month's arrays did not fit.
+CHUNK_CELLS = 1 << 21
+
+
+def chunk_rows(n_symbols: int) -> int:
+    """The rows of each chunk of a run over ``n_symbols`` symbols."""
+    return max(1, CHUNK_CELLS // max(n_symbols, 1))
+
+
 def _store(cfg: Mapping[str, Any]):
-    """The store's month plan (its first pass reads every month file of the run)."""
-    return _market_store(cfg).iter_months(cfg["data"].get("timeframe", "1h"), _symbols(cfg))
+    """The store's chunk plan (its first pass reads every month file of the run)."""
+    store, symbols = _market_store(cfg), _symbols(cfg)
+    timeframe = cfg["data"].get("timeframe", "1h")
+    return store.iter_months(timeframe, symbols, rows=chunk_rows(len(store.wanted(timeframe, symbols))))
 
 
 def use_chunks(cfg: Mapping[str, Any]) -> bool:
@@ -76,12 +90,12 @@ def month_source(cfg: Mapping[str, Any]) -> MonthSource:
     data = cfg["data"]
     if data.get("source") != "store":
         market = market_for(cfg)
-        return MonthSource(market, _cut_by_month(market))
+        return MonthSource(market, _cut(market, chunk_rows(market.n_symbols)))
     months = _store(cfg)
     source = f"store:{data_path(data)}"
     info = product_info(cfg, months.info, source)
     frame = frame_of(months.timeframe, months.times, months.symbols, info, source)
-    digest = DataHash(frame.timeframe, frame.times, frame.symbols)
+    digest = DataHash(frame.timeframe, frame.times, frame.symbols, background=True)
 
     def read() -> Iterator[tuple[int, MarketData]]:
         for row0, m in months:
@@ -94,11 +108,9 @@ def month_source(cfg: Mapping[str, Any]) -> MonthSource:
     return MonthSource(frame, read(), digest)
 
 
-def _cut_by_month(market: MarketData) -> Iterator[tuple[int, MarketData]]:
-    """A market held whole, as consecutive calendar months."""
-    month = market.times.astype("datetime64[ms]").astype("datetime64[M]")
-    edges = [0, *(np.flatnonzero(month[1:] != month[:-1]) + 1).tolist(), market.n_bars]
-    for a, b in zip(edges[:-1], edges[1:]):
-        chunk = market.select(start=a, stop=b)
+def _cut(market: MarketData, rows: int) -> Iterator[tuple[int, MarketData]]:
+    """A market held whole, as consecutive chunks of ``rows`` rows."""
+    for a in range(0, market.n_bars, rows):
+        chunk = market.select(start=a, stop=min(a + rows, market.n_bars))
         chunk.info = market.info
         yield a, chunk

@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from engine.backtest.diagnostics import as_dicts
 from engine.config.secrets import scrub
-from engine.market.data import iso_utc
+from engine.market.data import iso_utc, iso_utc_all
 from engine.report.charts import PALETTE, Series, line_chart
 from engine.report.jsonio import atomic_write_text, clean, dumps
 from engine.report.metrics import HEADLINE, METRIC_DEFINITIONS
@@ -36,7 +36,7 @@ def walkforward_document(wf, run_info: Mapping[str, Any]) -> dict:
     """The JSON document of a walk-forward (``wf``: a WalkForwardResult)."""
     times = wf.trials[0].prepared.market.times
     spec, plan = wf.spec, wf.plan
-    iso = [iso_utc(int(t)) for t in wf.times]
+    iso = iso_utc_all(wf.times)
     folds = []
     for f in wf.folds:
         folds.append({

@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.sim.fills import fill_to_dict
 from engine.sim.result import RunResult
-from engine.market.data import iso_utc, timeframe_ms
+from engine.market.data import iso_utc, iso_utc_all, timeframe_ms
 from engine.report.metrics import benchmark_metrics, compute_metrics
 from engine.sim.summary import RunSummary, window_last_close
 
@@ -125,7 +125,7 @@ def build_results(res: RunResult, run_info: dict) -> dict:
     # exposure 1 from the benchmark's first invested bar (docs/metrics.md), 0 before it
     bench_eq = summary.benchmark_equity
     bench = benchmark_metrics(times, bench_eq, summary.benchmark_exposure, m.timeframe, res.settings.initial_cash)
-    iso = [iso_utc(int(x)) for x in times]
+    iso = iso_utc_all(times)
     book = {}
     if p.rules.book is not None:  # several strategies: each fill names its strategy (sets fills[i]["strategy"])
         from engine.sim.strategies import strategy_results
