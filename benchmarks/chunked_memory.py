@@ -1,4 +1,4 @@
-"""The chunked backtest's memory curve and speed: peak RSS against months of data, month by month
+"""The chunked backtest's memory curve and speed: peak RSS against months of data, chunk by chunk
 from the market store (issue 19: 200 products x a year of 1-minute bars, >= 4M symbol-bars/s,
 peak RSS under 3 GiB, a year's peak within 1.3x of three months').
 
@@ -7,12 +7,12 @@ peak RSS under 3 GiB, a year's peak within 1.3x of three months').
 
 Builds a store of sample bars (one sample market per month, each symbol's prices scaled to go on
 from its last close; kept in --store for the next call), then, for each month count, runs
-sma_cross month by month (``backtest.chunked=true``: engine/modes/month_chunks.py) in a fresh
+sma_cross chunk by chunk (``backtest.chunked=true``: engine/modes/month_chunks.py) in a fresh
 process over a store holding that many months, and prints the run's seconds (prepare, loop,
 results and trace, interpreter start excluded), symbol-bars per second and the process's peak
 RSS. ``--in-memory`` adds the whole-market path for those month counts. Each chunked run also
 prints its memory curve: the worker's RSS (``VmRSS``) and peak so far (``VmHWM``) read from
-/proc/self/status at each month border (as the run asks for the next month, before it is read,
+/proc/self/status at each chunk border (as the run asks for the next chunk, before it is built,
 so after the one before was prepared and run; and once the last is done), then after the results and the
 trace are written; a run whose memory does not grow with its length has a flat curve.
 Nothing is asserted.
@@ -93,8 +93,8 @@ def _status_mib() -> tuple[float, float]:
 
 
 def _sampled(months, curve: list):
-    """The month generator, with the RSS sampled at each border: as the run asks for month i
-    (before it is read; month i - 1 was prepared and run by then), and once the last is done."""
+    """The chunk generator, with the RSS sampled at each border: as the run asks for chunk i
+    (before it is built; chunk i - 1 was prepared and run by then), and once the last is done."""
     months = iter(months)
     i = 0
     while True:
@@ -104,7 +104,7 @@ def _sampled(months, curve: list):
         except StopIteration:
             break
         yield row0, m
-        del m  # not held while the next month is read
+        del m  # not held while the next chunk is built
         i += 1
     curve[-1][0] = f"after {i}"
 
@@ -180,7 +180,7 @@ def main() -> None:
                 print(f"{n:>6} {path:<14} {sb:>12,} {r['seconds']:>8.1f} {sb / r['seconds'] / 1e6:>7.2f} "
                       f"{r['peak_rss_mib']:>13,.0f} {r['fills']:>6}", flush=True)
                 if path == "chunked":
-                    print("       RSS / peak MiB at month borders: " + ", ".join(
+                    print("       RSS / peak MiB at chunk borders: " + ", ".join(
                         f"{label} {rss:,.0f}/{hwm:,.0f}" for label, rss, hwm in r["curve"]), flush=True)
     finally:
         if not a.store:

@@ -1,6 +1,6 @@
-"""``backtest.chunked`` (engine/modes/month_chunks.py): a backtest over the market store read one
-calendar month at a time writes the in-memory run's results.json and trace.npz; ``auto`` chooses
-the month path exactly when the whole run would not fit in its memory budget."""
+"""``backtest.chunked`` (engine/modes/month_chunks.py): a backtest over the market store read
+chunk by chunk writes the in-memory run's results.json and trace.npz; ``auto`` chooses the
+chunked path exactly when the whole run would not fit in its memory budget."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,15 @@ from tests.helpers.market import small_spec, write_store
 IDENTITY = ("config", "overrides", "config_hash")
 
 
+@pytest.fixture(autouse=True)
+def nine_day_chunks(monkeypatch):
+    """Chunks of 9 days of the store's 30 symbols' hourly bars (a run's default would hold the
+    whole test market in one): borders inside months and across them."""
+    from engine.modes import month_chunks
+
+    monkeypatch.setattr(month_chunks, "CHUNK_CELLS", 30 * 24 * 9)
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
@@ -23,7 +32,7 @@ def store(tmp_path_factory):
 
 
 def _run(store, tmp_path, name: str, *extra: str):
-    """(results.json without the run's identity, trace.npz's bytes, whether it ran month by month)."""
+    """(results.json without the run's identity, trace.npz's bytes, whether it ran chunk by chunk)."""
     import logging
 
     seen: list[str] = []
@@ -42,7 +51,7 @@ def _run(store, tmp_path, name: str, *extra: str):
     doc = json.loads((res.out_dir / "results.json").read_text())
     for k in IDENTITY:
         doc["run"].pop(k)
-    return doc, (res.out_dir / "trace.npz").read_bytes(), any("month by month" in m for m in seen)
+    return doc, (res.out_dir / "trace.npz").read_bytes(), any("chunk by chunk (216 bars each)" in m for m in seen)
 
 
 def test_the_month_path_writes_the_in_memory_results(store, tmp_path):
@@ -67,7 +76,7 @@ def test_auto_reads_month_by_month_only_what_would_not_fit(store, tmp_path):
 def test_validate_places_the_window_in_the_store_it_would_read_month_by_month(store):
     from engine.api import Validate
     tight = ["data=store", f"data.path={store}", "data.max_memory_gib=0.1"]
-    assert Validate(overrides=tight, as_mode="backtest").run().ok  # auto: month by month, so it fits
+    assert Validate(overrides=tight, as_mode="backtest").run().ok  # auto: chunk by chunk, so it fits
     refused = Validate(overrides=[*tight, "backtest.chunked=false"], as_mode="backtest").run()
     assert not refused.ok and "[data.unreadable]" in refused.problems[0]
     assert "backtest.chunked: auto or true" in refused.problems[0]  # the setting that fixes it

@@ -10,10 +10,11 @@ heap's free memory is returned to the system. Not glibc (macOS, musl): nothing h
 Only speed changes: no value computed inside depends on where its memory came from.
 
 A run read in chunks (engine/backtest/chunked.py) calls :func:`return_freed_memory` at each
-chunk border, inside the block or not: what one chunk freed is reused within it, not kept
-resident for the rest of the run. Kept, the next chunk's arrays of another length (months of
-28 to 31 days) do not fit the holes the last one's left between the few blocks that stay (the
-trace's packed rows, the streams' carried rows), so the heap grew month after month.
+chunk border, inside the block or not: what one chunk freed is not kept resident for the rest
+of the run. Its chunks all have one shape (engine/modes/month_chunks.py ``chunk_rows``), so the
+arrays one chunk frees are the ones the next allocates: chunks of calendar months (28 to 31
+days) did not fit the holes the last one's left between the few blocks that stay (the trace's
+packed rows, the streams' carried rows), and the heap grew month after month.
 """
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class MemoryNeed:
                 f"{self.need_bytes / GIB:,.1f} GiB, expected at most {self.budget_bytes / GIB:,.1f} GiB "
                 f"({self.budget_from}): shorten the window or the files' date ranges, choose fewer "
                 f"symbols (data.symbols), a coarser data.timeframe, set {SETTING}, or read the market "
-                f"store month by month (data=store, backtest.chunked: auto or true)")
+                f"store chunk by chunk (data=store, backtest.chunked: auto or true)")
 
 
 def need(n_bars: int, n_symbols: int, timeframe: str, max_memory_gib: float | None) -> MemoryNeed:

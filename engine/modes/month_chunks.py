@@ -1,16 +1,16 @@
 """Where a chunked backtest's months come from, and when a backtest is chunked.
 
 ``backtest.chunked`` (conf/backtest/default.yaml): ``false`` runs over the whole market in
-memory; ``true`` one calendar month at a time (engine/backtest/chunked.py); ``auto`` (the
+memory; ``true`` a chunk of rows at a time (``chunk_rows``, engine/backtest/chunked.py); ``auto`` (the
 default) is chunked exactly when the market is the local store (``data=store``) and the
 in-memory run would not fit its memory budget (``data.max_memory_gib``, else what the machine
 has free: engine/market/memory.py), the runs that would otherwise be refused. Either way the
 results are the same, byte for byte.
 
 The store is read month by month (``MarketStore.iter_months``: a first pass learns the grid, the
-symbols and their info, then each step reads one month of files); the market is never held
-whole. Any other source is read whole, as always, and cut into months: only the features and
-rule masks are then chunked.
+symbols and their info, then a thread reads a month of files at a time, ahead of the chunks it
+builds); the market is never held whole. Any other source is read whole, as always, and cut into
+the same chunks: only the features and rule masks are then chunked.
 """
 from __future__ import annotations
 
@@ -67,9 +67,9 @@ def _store(cfg: Mapping[str, Any]):
 
 
 def use_chunks(cfg: Mapping[str, Any]) -> bool:
-    """Whether this backtest runs month by month (see the module doc). ``auto`` sizes the
+    """Whether this backtest runs chunk by chunk (see the module doc). ``auto`` sizes the
     in-memory run from the store's month files' names (an upper bound, no file read): a run at
-    the edge of the budget may go month by month, with the same results."""
+    the edge of the budget may go chunk by chunk, with the same results."""
     from engine.market.memory import need
 
     value = (cfg.get("backtest") or {}).get("chunked", "auto")  # auto, true or false: the schema checks it
@@ -84,7 +84,7 @@ def use_chunks(cfg: Mapping[str, Any]) -> bool:
 
 
 def month_source(cfg: Mapping[str, Any]) -> MonthSource:
-    """The run's market month by month."""
+    """The run's market chunk by chunk."""
     from engine.backtest.chunked import frame_of
 
     data = cfg["data"]
