@@ -10,7 +10,9 @@ from its last close; kept in --store for the next call), then, for each month co
 sma_cross chunk by chunk (``backtest.chunked=true``: engine/modes/month_chunks.py) in a fresh
 process over a store holding that many months, and prints the run's seconds (prepare, loop,
 results and trace, interpreter start excluded), symbol-bars per second and the process's peak
-RSS. ``--in-memory`` adds the whole-market path for those month counts. Each chunked run also
+RSS, and the preparer's share: its seconds, and the CPU seconds in user and system mode of the
+thread that runs it (system time here is mostly page faults of fresh memory). ``--in-memory``
+adds the whole-market path for those month counts. Each chunked run also
 prints its memory curve: the worker's RSS (``VmRSS``) and peak so far (``VmHWM``) read from
 /proc/self/status at each chunk border (as the run asks for the next chunk, before it is built,
 so after the one before was prepared and run; and once the last is done), then after the results and the
@@ -109,10 +111,30 @@ def _sampled(months, curve: list):
     curve[-1][0] = f"after {i}"
 
 
+def _thread_times() -> tuple[float, float, float]:
+    """(wall, user, system) seconds: the clock and this thread's CPU (Linux's RUSAGE_THREAD)."""
+    r = resource.getrusage(resource.RUSAGE_THREAD)
+    return time.perf_counter(), r.ru_utime, r.ru_stime
+
+
+def _timed(fn, totals: list):
+    """``fn``, adding each call's (wall, user, system) seconds to ``totals``: the system time is
+    mostly the page faults of fresh memory."""
+    def call(*args):
+        a = _thread_times()
+        out = fn(*args)
+        for i, (x, y) in enumerate(zip(a, _thread_times())):
+            totals[i] += y - x
+        return out
+
+    return call
+
+
 def worker(store: Path, timeframe: str, chunked: bool) -> None:
     from engine.backtest.chunked import run_market_chunks
     from engine.backtest.engine import run_backtest
     from engine.cli import compose_config
+    from engine.cycle.chunks import ChunkedPreparer
     from engine.cycle.memory import reuse_freed_memory
     from engine.cycle.prepare import prepare
     from engine.modes.month_chunks import month_source
@@ -124,6 +146,8 @@ def worker(store: Path, timeframe: str, chunked: bool) -> None:
         ["data=store", f"data.path={store}", f"data.timeframe={timeframe}", "data.max_memory_gib=1000"]), resolve=True)
     rules = load_rules(cfg)
     curve: list = []
+    prep = [0.0, 0.0, 0.0]  # the preparer's (wall, user, system) seconds: every chunk's, or the whole run's
+    ChunkedPreparer.step = _timed(ChunkedPreparer.step, prep)
     t0 = time.perf_counter()
     with reuse_freed_memory():
         if chunked:
@@ -134,14 +158,15 @@ def worker(store: Path, timeframe: str, chunked: bool) -> None:
         else:
             frame = market_for(cfg)
             settings = backtest_settings(cfg, frame)
-            res = run_backtest(prepare(frame, rules), settings)
+            res = run_backtest(_timed(prepare, prep)(frame, rules), settings)
         build_results(res, {})
         with tempfile.TemporaryDirectory() as tmp:
             res.trace.save(Path(tmp) / "trace.npz")
         curve.append(["saved", *_status_mib()])
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "bars": frame.n_bars, "symbols": frame.n_symbols, "fills": len(res.fills),
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "curve": curve}))
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "curve": curve,
+                      "prepare": prep}))
 
 
 def main() -> None:
@@ -160,7 +185,8 @@ def main() -> None:
     base = Path(a.store) if a.store else Path(tempfile.mkdtemp(prefix="rulebook-chunked-"))
     env = {**os.environ, "RULEBOOK_PROGRESS": "never", "PYTHONPATH": str(ROOT)}
     print(f"sma_cross, {a.symbols} symbols of {a.timeframe} bars from the market store, 2 cores")
-    print(f"{'months':>6} {'path':<14} {'symbol-bars':>12} {'seconds':>8} {'M sb/s':>7} {'peak RSS MiB':>13} {'fills':>6}")
+    print(f"{'months':>6} {'path':<14} {'symbol-bars':>12} {'seconds':>8} {'M sb/s':>7} {'peak RSS MiB':>13} {'fills':>6}"
+          f"  prepare s (user, sys)")
     try:
         prev = None
         for n in months:
@@ -178,7 +204,8 @@ def main() -> None:
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 sb = r["bars"] * r["symbols"]
                 print(f"{n:>6} {path:<14} {sb:>12,} {r['seconds']:>8.1f} {sb / r['seconds'] / 1e6:>7.2f} "
-                      f"{r['peak_rss_mib']:>13,.0f} {r['fills']:>6}", flush=True)
+                      f"{r['peak_rss_mib']:>13,.0f} {r['fills']:>6}  {r['prepare'][0]:>9.1f} ({r['prepare'][1]:.1f}, "
+                      f"{r['prepare'][2]:.1f})", flush=True)
                 if path == "chunked":
                     print("       RSS / peak MiB at chunk borders: " + ", ".join(
                         f"{label} {rss:,.0f}/{hwm:,.0f}" for label, rss, hwm in r["curve"]), flush=True)

@@ -16,7 +16,6 @@ import numpy as np
 
 from engine.backtest.engine import BacktestResult, BacktestSettings, run_chunks_of
 from engine.cycle.chunks import ChunkedPreparer
-from engine.cycle.memory import return_freed_memory
 from engine.cycle.prepare import Prepared, RuleGroup
 from engine.market.data import PANEL_COLUMNS, MarketData
 from engine.rules.expr import FeatureStore
@@ -67,10 +66,9 @@ def run_market_chunks(market_chunks: Iterable[tuple[int, MarketData]], rules: Ru
             prep = prep or ChunkedPreparer(rules, m)
             state["prep"] = prep
             yield prep.step(row0, m)
-            # the loop let go of the chunk's Prepared: nothing of it is held, nor its memory kept
-            # resident (engine/cycle/memory.py), while the next chunk is read
+            # the loop let go of the chunk's Prepared: nothing of it is held while the next chunk
+            # is read, and its arrays' memory is the next chunk's (one shape: engine/cycle/memory.py)
             del m
-            return_freed_memory()
 
     def facts() -> Prepared:
         prep = state["prep"]

@@ -9,12 +9,14 @@ heap and freed ones stay there for the next array; on exit the defaults come bac
 heap's free memory is returned to the system. Not glibc (macOS, musl): nothing happens.
 Only speed changes: no value computed inside depends on where its memory came from.
 
-A run read in chunks (engine/backtest/chunked.py) calls :func:`return_freed_memory` at each
-chunk border, inside the block or not: what one chunk freed is not kept resident for the rest
-of the run. Its chunks all have one shape (engine/modes/month_chunks.py ``chunk_rows``), so the
-arrays one chunk frees are the ones the next allocates: chunks of calendar months (28 to 31
+A run read in chunks (engine/backtest/chunked.py) runs inside one such block: its chunks all
+have one shape (engine/modes/month_chunks.py ``chunk_rows``), so the arrays one chunk frees
+are the ones the next allocates, in pages already mapped. Chunks of calendar months (28 to 31
 days) did not fit the holes the last one's left between the few blocks that stay (the trace's
-packed rows, the streams' carried rows), and the heap grew month after month.
+packed rows, the streams' carried rows): the heap grew month after month, and handing it back
+at each border (``malloc_trim``) cost every chunk its pages' faults again (3 months of 1-minute
+bars for 200 products: 1.1 to 2.1 s of system time in the preparer with a trim at each border,
+0.4 to 0.6 s without; ``python benchmarks/chunked_memory.py``, its "prepare" column).
 """
 from __future__ import annotations
 
@@ -66,12 +68,4 @@ def reuse_freed_memory() -> Iterator[None]:
         _depth -= 1
         lib.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         lib.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM)
-        lib.malloc_trim(0)
-
-
-def return_freed_memory() -> None:
-    """Hand the heap's free memory back to the system now (glibc: ``malloc_trim``; elsewhere
-    nothing), also inside :func:`reuse_freed_memory`."""
-    lib = _glibc()
-    if lib is not None:
         lib.malloc_trim(0)

@@ -145,9 +145,8 @@ class DataHash:
     """A market's data hash, fed the panel in consecutive row chunks: the timeframe, every bar
     time and the symbols, then the rows in time order, each row's symbols with their six values
     (``PANEL_COLUMNS``) side by side. Row-major, so the digest is the same however the rows are
-    chunked: a chunked run (one month at a time) and a run over the whole panel in memory name
-    the same data. (Version 2: version 1 hashed column after column, which only a whole panel
-    can feed.)
+    chunked: a chunked run and a run over the whole panel in memory name the same data.
+    (Version 2: version 1 hashed column after column, which only a whole panel can feed.)
 
     ``background``: each ``add`` is hashed by a thread, in order, while the caller goes on
     (hashlib and numpy's copies release the GIL: on a second core the hash costs a chunked run

@@ -6,11 +6,12 @@ symbols (the wanted ones with a bar in range, sorted), the same NaN layout and t
 info. The grid and the info depend on the whole range, so a first pass reads each month file
 once, symbol by symbol, and keeps each symbol's first and last bar, the months it holds and its
 gaps; its tick (``loaders.symbol_info``) is inferred from its prices of the whole range, held
-while that one symbol is read (4 numbers a bar: 17 MB for a year of 1-minute bars). Then each
-step reads one month of every symbol: memory holds one month and a few numbers per symbol-month,
-whatever the range. The first pass's answer for a symbol is kept beside its files and used again
+while that one symbol is read (4 numbers a bar: 17 MB for a year of 1-minute bars). Then the
+steps build their chunks (a month, or a number of rows) from the month files, read a month of
+every symbol at a time ahead of them (``_steps``): memory holds two months' bars, a chunk and a
+few numbers per symbol-month, whatever the range. The first pass's answer for a symbol is kept beside its files and used again
 while they are unchanged (engine/market/scan_cache.py): a run over files an earlier run planned
-reads each file once, in its step; otherwise twice, once by the first pass.
+reads each file once, for its steps; otherwise twice, once by the first pass.
 """
 from __future__ import annotations
 
@@ -59,9 +60,8 @@ class _Plan:
 
 class MonthChunks:
     """The iterator ``iter_months`` returns: ``(row0, MarketData)`` per month (or per ``rows``
-    rows), and what the first
-    pass learnt of the whole panel before any month is read (a chunked run's window, identity and
-    trace need them): its bar times, symbols and symbol info."""
+    rows), and what the first pass learnt of the whole panel before any month is read (a chunked
+    run's window, identity and trace need them): its bar times, symbols and symbol info."""
 
     def __init__(self, store: "MarketStore", plan: _Plan, rows: int | None = None):
         self._plan = plan

@@ -233,12 +233,12 @@ class MarketStore:
 
     def iter_months(self, timeframe: str, symbols: list[str] | None = None, since_ms: int | None = None,
                     until_ms: int | None = None, rows: int | None = None) -> Iterator[tuple[int, MarketData]]:
-        """``load`` one calendar month at a time: ``(row0, MarketData)`` per month of the grid, in
-        order, ``row0`` the chunk's first row in the whole grid; their concatenation is ``load``
-        of the same arguments (grid, symbols, NaN layout, symbol info). The files are read a
-        month at a time, one month ahead of the steps. Errors (unknown symbols, no bars) are raised here, not at the first
-        step. ``rows``: chunks of that many grid rows (the last one fewer) instead of calendar
-        months, still read a month of files at a time. See engine/market/months.py."""
+        """``load`` one calendar month at a time: ``(row0, MarketData)`` per month of the grid (or,
+        with ``rows``, per that many grid rows, the last chunk fewer), in order, ``row0`` the
+        chunk's first row in the whole grid; their concatenation is ``load`` of the same
+        arguments (grid, symbols, NaN layout, symbol info). The files are read a month at a
+        time, ahead of the steps. Errors (unknown symbols, no bars) are raised here, not at the
+        first step. See engine/market/months.py."""
         from engine.market.months import iter_months
 
         return iter_months(self, timeframe, symbols, since_ms, until_ms, rows)

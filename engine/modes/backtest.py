@@ -39,17 +39,17 @@ def _backtest(cfg: Mapping[str, Any]):
 
 
 def _chunked_backtest(cfg: Mapping[str, Any]):
-    """The backtest one calendar month at a time (engine/modes/month_chunks.py): the same
-    results as in memory, with memory that follows a month of the market."""
+    """The backtest chunk by chunk (engine/modes/month_chunks.py): the same results as in
+    memory, with memory that follows a chunk of the market, not the run."""
     from engine.backtest.chunked import run_market_chunks
-    from engine.modes.month_chunks import chunk_rows, month_source
+    from engine.modes.month_chunks import month_source
 
     source = month_source(cfg)
     frame = source.frame
     rules = load_rules(cfg)
     settings = backtest_settings(cfg, frame)
     log.info("backtest %s, chunk by chunk (%d bars each): %d symbols x %d bars (%s .. %s)", rules.strategy.name,
-             chunk_rows(frame.n_symbols), frame.n_symbols, settings.stop - settings.start,
+             source.rows, frame.n_symbols, settings.stop - settings.start,
              iso_utc(int(frame.times[settings.start])), iso_utc(int(frame.times[settings.stop - 1])))
     with run_progress(f"backtest {rules.strategy.name}") as progress:
         res = run_market_chunks(source.months, rules, settings, frame, progress=progress,

@@ -26,10 +26,11 @@ from engine.modes.setup import data_path, market_for, product_info, with_default
 @dataclass
 class MonthSource:
     """A market as its frame (times, symbols, info: engine/backtest/chunked.py ``frame_of``) and
-    its months; ``data_hash()`` is the whole market's once every month was read."""
+    its chunks of ``rows`` rows; ``data_hash()`` is the whole market's once every chunk was read."""
 
     frame: MarketData
     months: Iterator[tuple[int, MarketData]]
+    rows: int
     _hash: DataHash | None = None
 
     def data_hash(self) -> str:
@@ -59,13 +60,6 @@ def chunk_rows(n_symbols: int) -> int:
     return max(1, CHUNK_CELLS // max(n_symbols, 1))
 
 
-def _store(cfg: Mapping[str, Any]):
-    """The store's chunk plan (its first pass reads every month file of the run)."""
-    store, symbols = _market_store(cfg), _symbols(cfg)
-    timeframe = cfg["data"].get("timeframe", "1h")
-    return store.iter_months(timeframe, symbols, rows=chunk_rows(len(store.wanted(timeframe, symbols))))
-
-
 def use_chunks(cfg: Mapping[str, Any]) -> bool:
     """Whether this backtest runs chunk by chunk (see the module doc). ``auto`` sizes the
     in-memory run from the store's month files' names (an upper bound, no file read): a run at
@@ -90,8 +84,13 @@ def month_source(cfg: Mapping[str, Any]) -> MonthSource:
     data = cfg["data"]
     if data.get("source") != "store":
         market = market_for(cfg)
-        return MonthSource(market, _cut(market, chunk_rows(market.n_symbols)))
-    months = _store(cfg)
+        rows = chunk_rows(market.n_symbols)
+        return MonthSource(market, _cut(market, rows), rows)
+    store, timeframe, symbols = _market_store(cfg), data.get("timeframe", "1h"), _symbols(cfg)
+    # sized by the symbols asked for (the plan keeps those with a bar in range: as many or fewer);
+    # the plan's first pass reads every month file of the run
+    rows = chunk_rows(len(store.wanted(timeframe, symbols)))
+    months = store.iter_months(timeframe, symbols, rows=rows)
     source = f"store:{data_path(data)}"
     info = product_info(cfg, months.info, source)
     frame = frame_of(months.timeframe, months.times, months.symbols, info, source)
@@ -103,9 +102,9 @@ def month_source(cfg: Mapping[str, Any]) -> MonthSource:
             m.info = info
             digest.add(m)
             yield row0, m
-            del m  # not held while the next month is read
+            del m  # not held while the next chunk is read
 
-    return MonthSource(frame, read(), digest)
+    return MonthSource(frame, read(), rows, digest)
 
 
 def _cut(market: MarketData, rows: int) -> Iterator[tuple[int, MarketData]]:
